@@ -8,14 +8,14 @@
  * stand-in that throws, and removing the copy fails (EBUSY) through stand-ins for node:fs/promises'
  * rm and node:fs's rmSync when a test asks.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
 import type { EnclaveCommandOptions } from "../../enclave/cli.ts";
 import type { Enclave as EnclaveInstance } from "../../enclave/service.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 /** The model copies the enclave made; whether removing them fails (EBUSY), as a test asks. */
 const fs = vi.hoisted(() => ({ copies: [] as string[], failRemoval: false }));
@@ -58,18 +58,16 @@ vi.mock("../../enclave/server.ts", async (importOriginal) => {
   };
 });
 
-let dir: string;
+const dir = await testDirectory("cloister-enclave-serve-failure-");
 let files: DeploymentFiles;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-enclave-serve-failure-"));
   files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
 });
 
 afterAll(async () => {
   fs.failRemoval = false;
   for (const copy of fs.copies) await rm(copy, { recursive: true, force: true });
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** `cloister enclave` for the deployment, on a free loopback port. */

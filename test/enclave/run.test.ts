@@ -7,11 +7,11 @@
  * line is written, every run; twice, for a second signal, once the copy is recorded.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { readdir, rm } from "node:fs/promises";
+import { basename } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 /** What the stand-ins do: stop the boot once a model copy's directory is made; fail removing it. */
 const fs = vi.hoisted(() => ({
@@ -76,18 +76,16 @@ vi.mock("node:fs", async (importOriginal) => {
   return { ...actual, rmSync, default: { ...actual, rmSync } };
 });
 
-let dir: string;
+const dir = await testDirectory("cloister-enclave-run-");
 let files: DeploymentFiles;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "cloister-enclave-run-"));
   files = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
 });
 
 afterAll(async () => {
   fs.failRemoval = null;
   for (const copy of fs.copies) await rm(copy, { recursive: true, force: true });
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** What `cloister enclave` had done when it called process.exit: the code, its stderr so far, and whether its copy was still there. */
