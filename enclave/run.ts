@@ -120,13 +120,9 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   if (booted === null || stopped.signal.aborted) {
     // Stopped during boot, or just after its last step: then closing the enclave removes its copy;
     // a removal that fails is named below, as after boot, not thrown past the server's close.
-    const closing = booted === null ? null : await settledFailure(booted.enclave.close());
-    await booted?.server.close();
-    endBootStop();
-    const left = modelCopiesLeft();
+    const { left, unsaid } = await closeUnserved(booted, endBootStop);
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
-    const unsaid = closeFailureBesidesCopies(closing, left);
     if (unsaid !== null) throw unsaid;
     return;
   }
@@ -139,12 +135,8 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     // boot — the enclave (its engine, its model copy), the server, the boot's signal handlers — so
     // the process exits, with this error; a copy left is named, as after a failed boot.
     unserved = { error };
-    const closing = await settledFailure(enclave.close());
-    await server.close();
-    endBootStop();
-    const left = modelCopiesLeft();
+    const { left, unsaid } = await closeUnserved(booted, endBootStop);
     if (left.length > 0) process.stderr.write(`cloister enclave: could not serve; ${copiesLeftText(left)}\n`);
-    const unsaid = closeFailureBesidesCopies(closing, left);
     if (unsaid !== null) process.stderr.write(`cloister enclave: closing it failed too: ${errorText(unsaid)}\n`);
     throw error;
   }
@@ -263,6 +255,22 @@ interface Booted {
 }
 
 /** The boot: options checked, listening (503 ENCLAVE_BOOTING meanwhile), the Enclave booted; stops when `signal` aborts. */
+/**
+ * Closes what a boot that will not serve opened (`booted`: none when stopped during it): the enclave
+ * (its engine, its model copy; a failure kept, not thrown past the server's close), the server, and
+ * the boot's signal handlers (`endBootStop`). The model copies left, and a close failure they do not say.
+ */
+async function closeUnserved(
+  booted: Booted | null,
+  endBootStop: () => void,
+): Promise<{ readonly left: ReturnType<typeof modelCopiesLeft>; readonly unsaid: unknown }> {
+  const closing = booted === null ? null : await settledFailure(booted.enclave.close());
+  await booted?.server.close();
+  endBootStop();
+  const left = modelCopiesLeft();
+  return { left, unsaid: closeFailureBesidesCopies(closing, left) };
+}
+
 async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal): Promise<Booted> {
   if (options.kbsUrl !== undefined) {
     let url: URL | null = null;
