@@ -3,18 +3,15 @@
  * through, links followed as the kernel follows them. Real directories and modes (tests run as root).
  */
 import { execFileSync } from "node:child_process";
-import { chmod, chown, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, chown, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { findUnsafeDirectory, findUnsafeFile } from "../../attestation/path-safety.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
-let root: string;
-beforeEach(async () => {
-  root = await realpath(await mkdtemp(join(tmpdir(), "cloister-path-safety-")));
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+let root = "";
+testDirectoryEach("cloister-path-safety-", (dir) => {
+  root = dir;
 });
 
 describe("findUnsafeDirectory", () => {

@@ -4,28 +4,22 @@
  * accepts), --operator-key (whose manifests are trusted: the anchor `policy init` writes into a
  * policy) and the host's --api-keys (which keys it accepts). Tests run as root.
  */
-import { chmod, chown, mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readPolicyOption } from "../../attestation/verify-evidence-cli.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { loadApiKeys } from "../../host/run.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
-let root: string;
-beforeEach(async () => {
-  root = await realpath(await mkdtemp(join(tmpdir(), "cloister-trust-options-")));
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+let root = "";
+testDirectoryEach("cloister-trust-options-", (dir) => {
+  root = dir;
 });
 
-const refusal = (promise: Promise<unknown>): Promise<Error> =>
-  promise.then(
-    () => new Error("expected a refusal"),
-    (error: unknown) => error as Error,
-  );
+const refusal = (promise: Promise<unknown>): Promise<Error> => rejectionOf(promise, Error);
 
 const readers: [string, (file: string) => Promise<unknown>, string][] = [
   ["verify-evidence --policy", (file) => readPolicyOption(file, "sev-snp"), "what evidence this check accepts"],

@@ -7,28 +7,22 @@
  * Tests run as root: other owners are uids 4242-4244.
  */
 import { spawn } from "node:child_process";
-import { chmod, chown, mkdir, mkdtemp, open, realpath, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, chown, mkdir, open, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
 import { readApiKey, readPolicyFile } from "../../client/cli/run-client.ts";
 import { localToken } from "../../client/cli/run-proxy.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 import { devPolicy } from "./helpers.ts";
 
-let root: string;
-beforeEach(async () => {
-  root = await realpath(await mkdtemp(join(tmpdir(), "cloister-trust-files-")));
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+let root = "";
+testDirectoryEach("cloister-trust-files-", (dir) => {
+  root = dir;
 });
 
-const refusal = (promise: Promise<unknown>): Promise<Error> =>
-  promise.then(
-    () => new Error("expected a refusal"),
-    (error: unknown) => error as Error,
-  );
+const refusal = (promise: Promise<unknown>): Promise<Error> => rejectionOf(promise, Error);
 
 /** A valid policy file of `mode` in root/`dir` (made 0755). */
 async function policyIn(dir: string, mode: number): Promise<string> {

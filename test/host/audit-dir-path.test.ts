@@ -2,19 +2,16 @@
  * prepareAuditDir (host/audit-collector.ts): the directory it checks is the one it makes and the
  * collector writes in, and an empty --audit-dir is refused by what it is, not as a missing parent.
  */
-import { chmod, mkdir, mkdtemp, realpath, rm, stat, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, mkdir, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuditDirError, prepareAuditDir } from "../../host/audit-collector.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
-let root: string;
-beforeEach(async () => {
-  root = await realpath(await mkdtemp(join(tmpdir(), "cloister-auditdir-path-")));
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+let root = "";
+testDirectoryEach("cloister-auditdir-path-", (dir) => {
+  root = dir;
 });
 
 describe("prepareAuditDir and `..`", () => {
