@@ -185,7 +185,13 @@ export async function readInputFile(
  */
 export async function readInputText(path: string | undefined, option: InputFileOption, tee: string): Promise<string> {
   const file = requiredPath(path, option, tee);
-  const text = await readText(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option));
+  return withoutByteOrderMark(
+    await readText(file, option, INPUT_FILE_BOUNDS[option], optionFileUnreadable(file, option)),
+  );
+}
+
+/** `text` without one leading byte order mark (readInputText says why). */
+function withoutByteOrderMark(text: string): string {
   return text.startsWith("\uFEFF") ? text.slice(1) : text;
 }
 
@@ -200,8 +206,9 @@ export async function readInputText(path: string | undefined, option: InputFileO
 export async function readPolicyOption(path: string | undefined, tee: string): Promise<AttestationPolicy | null> {
   if (path === undefined) return null;
   // The trust anchor of this check: refused when someone else could change it (readTrustFile).
-  const read = await readTrustFile(path, "--policy", INPUT_FILE_BOUNDS["--policy"], "what evidence this check accepts");
-  const text = read.startsWith("\uFEFF") ? read.slice(1) : read;
+  const text = withoutByteOrderMark(
+    await readTrustFile(path, "--policy", INPUT_FILE_BOUNDS["--policy"], "what evidence this check accepts"),
+  );
   // A ClientError of kind configuration: bad input (client/cli/program.ts isBadInput), as every
   // other refusal of the file is, its code kept.
   const invalid = (reason: string, cause: unknown) =>
