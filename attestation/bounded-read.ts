@@ -217,11 +217,14 @@ export async function readFileToBound(
   limit: InputBound,
   cannotRead: (error: unknown) => Error,
   refuse: (refusal: FileRefusal) => Error,
+  /** Run on the file opened before it is read (a check of what is read): what it throws, cannotRead is given. */
+  check?: (handle: FileHandle) => Promise<void>,
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
     const handle = await openFileOrPipe(file);
     try {
+      await check?.(handle);
       bytes = await readHandleToBound(handle, limit.bytes);
     } finally {
       await handle.close();

@@ -7,18 +7,14 @@
  * --manifest: readOptionFile; the trust files among them with readTrustFile). node: and attestation/
  * only, nothing that opens a sealed message.
  */
+import type { FileHandle } from "node:fs/promises";
 import {
   type FileRefusal,
   fileBytesText,
   fileErrorCause,
   fileMessage,
   type InputBound,
-  NotFileOrPipeError,
-  notFileOrPipeMessage,
-  openFileOrPipe,
   readFileToBound,
-  readHandleToBound,
-  tooLargeMessage,
 } from "../../attestation/bounded-read.ts";
 import { readAfterPathCheck, unsafeFileReason, unsafeOpenFile } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
@@ -38,8 +34,9 @@ export function readBoundedFile(
   cannotRead: CannotRead = optionFileUnreadable(file, what),
   refuse: (refusal: FileRefusal) => Error = ({ reason, cause }) =>
     new UsageError(fileMessage(file, what, reason), { cause }),
+  check?: (handle: FileHandle) => Promise<void>,
 ): Promise<Buffer> {
-  return readFileToBound(file, limit, cannotRead, refuse);
+  return readFileToBound(file, limit, cannotRead, refuse, check);
 }
 
 /**
@@ -106,24 +103,14 @@ export function readTrustFile(
   const cannotRead = optionFileUnreadable(file, option, missingHint);
   const refuse = (message: string, cause?: unknown) => new UsageError(message, { cause });
   return readAfterPathCheck(file, option, held, refuse, async (opened) => {
-    let bytes: Buffer;
-    try {
-      const handle = await openFileOrPipe(file);
-      try {
-        const unsafe = await unsafeOpenFile(handle, file);
-        if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
-        // A file that passes its own rule, but reached by another way than the one checked.
-        opened(await handle.stat());
-        bytes = await readHandleToBound(handle, limit.bytes);
-      } finally {
-        await handle.close();
-      }
-    } catch (error) {
-      if (error instanceof UsageError) throw error;
-      if (error instanceof NotFileOrPipeError) throw refuse(notFileOrPipeMessage(file, option, error), error);
-      throw cannotRead(error);
-    }
-    if (bytes.length > limit.bytes) throw refuse(tooLargeMessage(file, option, limit));
+    // The check's own refusal passes through cannotRead as it is.
+    const unreadable = (error: unknown) => (error instanceof UsageError ? error : cannotRead(error));
+    const bytes = await readBoundedFile(file, option, limit, unreadable, undefined, async (handle) => {
+      const unsafe = await unsafeOpenFile(handle, file);
+      if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
+      // A file that passes its own rule, but reached by another way than the one checked.
+      opened(await handle.stat());
+    });
     return fileText(bytes, file, option);
   });
 }
