@@ -125,8 +125,6 @@ async function findUnsafe(dir: string, kind: "directory" | "file" | "directories
 interface Walked {
   readonly unsafe: UnsafeDirectory | null;
   readonly reached: Checked;
-  /** The file reached has other names and its name's directory is another user's (SharedName). */
-  readonly shared: SharedName | null;
 }
 
 /**
@@ -155,8 +153,7 @@ type Checked = { dev: number; ino: number; nlink?: number; holder?: string } | "
 
 /** findUnsafe, and which file the walk reached: what its reader's open must reach too. */
 async function walk(dir: string, kind: "directory" | "file" | "directories"): Promise<Walked> {
-  if (process.getuid === undefined || process.getgid === undefined)
-    return { unsafe: null, reached: "unchecked", shared: null };
+  if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
   const user = { uid: process.getuid(), gid: process.getgid() };
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
@@ -165,7 +162,6 @@ async function walk(dir: string, kind: "directory" | "file" | "directories"): Pr
     isAbsolute(dir) ? dir : `${process.cwd()}${sep}${dir}`,
     user,
   );
-  const shared = await sharedName(reached, user);
   const checked = new Set<string>();
   // The real path, then each directory a name was looked up in (the last first), and all above
   // each. Bounded by the lookups (each walk stops at `/` or at a directory already checked, whose
@@ -187,19 +183,21 @@ async function walk(dir: string, kind: "directory" | "file" | "directories"): Pr
         const found = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
         const unsafe =
           path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
-        return { unsafe, reached, shared };
+        return { unsafe, reached };
       }
     }
   }
-  return { unsafe: link, reached, shared };
+  return { unsafe: link, reached };
 }
 
 /** SharedName for what a walk `reached`, or null. */
-async function sharedName(reached: Checked, user: { uid: number; gid: number }): Promise<SharedName | null> {
+async function sharedName(reached: Checked): Promise<SharedName | null> {
   if (typeof reached !== "object" || reached.holder === undefined || (reached.nlink ?? 1) <= 1) return null;
+  // A reached file (not "unchecked") means a walk with POSIX owners.
+  const user = process.getuid?.() ?? 0;
   const dir = await stat(reached.holder);
-  if (dir.uid === 0 || dir.uid === user.uid) return null;
-  return { path: reached.holder, uid: dir.uid, mode: dir.mode & 0o7777, user: user.uid };
+  if (dir.uid === 0 || dir.uid === user) return null;
+  return { path: reached.holder, uid: dir.uid, mode: dir.mode & 0o7777, user };
 }
 
 /**
@@ -246,15 +244,20 @@ export async function readAfterPathCheck<T>(
   refuse: (message: string, cause?: unknown) => Error,
   read: (opened: (info: { dev: number; ino: number; nlink: number }) => void) => Promise<T>,
 ): Promise<T> {
-  const walked = await walk(path, "directories").then(
-    ({ unsafe, reached, shared }) => ({ unsafe, reached, shared, error: null }),
-    (error: unknown) => ({
-      unsafe: null,
-      reached: "unchecked" as const,
-      shared: null,
-      error: error ?? new Error("the path check failed"),
-    }),
-  );
+  // The file reached has other names and its name's directory is another user's (SharedName): a
+  // file's reader's question only, asked here rather than of every walk (a directory's nlink is 2
+  // or more on most file systems, so findUnsafeDirectory's walks looked at the holder for nothing).
+  const walked = await walk(path, "directories")
+    .then(async ({ unsafe, reached }) => ({ unsafe, reached, shared: await sharedName(reached) }))
+    .then(
+      ({ unsafe, reached, shared }) => ({ unsafe, reached, shared, error: null }),
+      (error: unknown) => ({
+        unsafe: null,
+        reached: "unchecked" as const,
+        shared: null,
+        error: error ?? new Error("the path check failed"),
+      }),
+    );
   if (walked.unsafe !== null) throw refuse(fileMessage(path, field, unsafeFileReason(walked.unsafe, path, held)));
   // The file opened must be the one the walk reached: the owner of a directory on the path (one
   // another user may own) could put another file, or a link of theirs, there in between.
