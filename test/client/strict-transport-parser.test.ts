@@ -5,12 +5,8 @@
  * Content-Length and Transfer-Encoding (framed one way by the client, another by a proxy between).
  * Run in a node started with that option, the only way to have it.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+import { ROOT, underInsecureParser } from "../helpers/insecure-parser.ts";
 
 // A raw host answering with both framings, and one request through the transport: its outcome.
 const SCRIPT = `
@@ -37,12 +33,7 @@ process.exit(0);
 
 describe("the SDK's node transport's parser", () => {
   it("refuses a host answer with two framings, under --insecure-http-parser too", async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ["--insecure-http-parser", "--no-warnings", "--import", "tsx", "--input-type=module", "-e", SCRIPT],
-      { cwd: ROOT, timeout: 60_000 },
-    );
-    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as { outcome: string };
+    const result = await underInsecureParser<{ outcome: string }>(SCRIPT);
     expect(result.outcome).toMatch(/^refused HPE_/); // node names it HPE_INVALID_TRANSFER_ENCODING
   }, 90_000);
 });

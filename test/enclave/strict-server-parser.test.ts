@@ -7,12 +7,8 @@
  * control characters, which a proxy in front may read otherwise (request smuggling). Run in a node
  * started with that option, the only way to have it.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+import { ROOT, underInsecureParser } from "../helpers/insecure-parser.ts";
 
 // A server from listen() and listenBeforeServing() each, and to each two raw requests on fresh
 // connections: the status line each gets back (or "" when the connection closed with none).
@@ -62,12 +58,7 @@ process.exit(0);
 
 describe("the project's servers' request parser", () => {
   it("refuses a smuggling-shaped request with 400, under --insecure-http-parser too", async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ["--insecure-http-parser", "--no-warnings", "--import", "tsx", "--input-type=module", "-e", SCRIPT],
-      { cwd: ROOT, timeout: 60_000 },
-    );
-    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Record<string, string>;
+    const result = await underInsecureParser<Record<string, string>>(SCRIPT);
     const v6 = result["listenLoopback [::1] both"] === "none" ? "none" : "HTTP/1.1 400 Bad Request";
     expect(result).toEqual({
       "listen both": "HTTP/1.1 400 Bad Request",

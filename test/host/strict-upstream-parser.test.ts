@@ -5,12 +5,8 @@
  * headers are passed on to the client as they came (host/app.ts pipeAnswer). Run in a node started
  * with that option, the only way to have it.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+import { ROOT, underInsecureParser } from "../helpers/insecure-parser.ts";
 
 // A raw enclave answering a sealed request with a control character (0x01) in its content type,
 // a host in front of it, and one sealed request: what the client gets, and whether the host let go
@@ -55,16 +51,7 @@ process.exit(0);
 
 describe("the host's upstream parser", () => {
   it("refuses an enclave answer with a control character in a header as unreachable, under --insecure-http-parser too", async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ["--insecure-http-parser", "--no-warnings", "--import", "tsx", "--input-type=module", "-e", SCRIPT],
-      { cwd: ROOT, timeout: 60_000 },
-    );
-    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as {
-      status: number;
-      text: string;
-      enclaveClosed: boolean;
-    };
+    const result = await underInsecureParser<{ status: number; text: string; enclaveClosed: boolean }>(SCRIPT);
     expect(result.status).toBe(502);
     expect(JSON.parse(result.text)).toMatchObject({ error: { code: "ENCLAVE_UNREACHABLE" } });
     expect(result.enclaveClosed).toBe(true);
