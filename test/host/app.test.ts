@@ -131,6 +131,27 @@ const refusingEnclave = (code: string) =>
     res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ error: { code, message: "" } }));
   });
 
+/**
+ * A host in front of a pool of `urls`, and `sessions` new sessions through it (GET /v1/attestation),
+ * each answered 200 with `document`: the pool's members then, as "state reason" lines.
+ */
+async function sessionsThroughPool(
+  urls: string[],
+  limits: typeof DEFAULT_HOST_LIMITS,
+  sessions: number,
+  document: string,
+): Promise<string[]> {
+  const pool = createEnclavePool(urls, { limits });
+  const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
+  const host = await listen(app.fetch, "127.0.0.1", 0);
+  cleanup.push(() => host.close());
+  for (let i = 0; i < sessions; i++) {
+    const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
+    expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
+  }
+  return pool.status().map((m) => `${m.state} ${m.reason}`);
+}
+
 /** A URL nothing listens on: a port that was just free. */
 async function closedEnclaveUrl(): Promise<string> {
   const closed = await startEnclave(() => {});
@@ -833,17 +854,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // The silent member costs the whole headers timeout once; the others must answer within it, so
     // it is not short: a 300 ms one was missed by the good member when the process stalled 400 ms.
     const limits = { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 2000 };
-    const pool = createEnclavePool([slow.url, huge.url, await closedEnclaveUrl(), good.url], { limits });
-    const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
-    const host = await listen(app.fetch, "127.0.0.1", 0);
-    cleanup.push(() => host.close());
     // Every member unread: each new session starts with the next one in turn; whichever comes
     // first, the session gets the member that answers, and the others are marked.
-    for (let i = 0; i < 4; i++) {
-      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
-      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document(3) });
-    }
-    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+    const urls = [slow.url, huge.url, await closedEnclaveUrl(), good.url];
+    expect(await sessionsThroughPool(urls, limits, 4, document(3))).toEqual([
       "unreachable document: ENCLAVE_TIMEOUT",
       "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
       "unreachable document: ENCLAVE_UNREACHABLE",
@@ -863,16 +877,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const good = await startEnclave((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" }).end(document);
     });
-    const limits = DEFAULT_HOST_LIMITS;
-    const pool = createEnclavePool([`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, good.url], { limits });
-    const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
-    const host = await listen(app.fetch, "127.0.0.1", 0);
-    cleanup.push(() => host.close());
-    for (let i = 0; i < 2; i++) {
-      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
-      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
-    }
-    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+    const urls = [`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, good.url];
+    expect(await sessionsThroughPool(urls, DEFAULT_HOST_LIMITS, 2, document)).toEqual([
       "unreachable document: ENCLAVE_UNREACHABLE",
       "unknown null",
     ]);
@@ -886,17 +892,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const good = await startEnclave((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" }).end(document);
     });
-    const pool = createEnclavePool([booting.url, draining.url, auditFailed.url, good.url], {
-      limits: DEFAULT_HOST_LIMITS,
-    });
-    const app = createHostApp({ pool, apiKeys: store(), limits: DEFAULT_HOST_LIMITS, accessLog: () => {} });
-    const host = await listen(app.fetch, "127.0.0.1", 0);
-    cleanup.push(() => host.close());
-    for (let i = 0; i < 4; i++) {
-      const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
-      expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
-    }
-    expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
+    const urls = [booting.url, draining.url, auditFailed.url, good.url];
+    expect(await sessionsThroughPool(urls, DEFAULT_HOST_LIMITS, 4, document)).toEqual([
       "unreachable booting",
       "unreachable draining",
       "unreachable audit-failed",
