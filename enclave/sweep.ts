@@ -32,6 +32,9 @@ export abstract class Sweep<K, V = K> {
   /** Checks `item` at `at` (performance.now() when the sweep began); may untrack it. */
   protected abstract visit(item: V, at: number): void;
 
+  /** Called as a sweep begins at `at`, before its visits (and only then: a sweep runs with items only). */
+  protected began(_at: number): void {}
+
   /** Adds `item` under `key` (replacing what was under it) and sets the timer if it is not set. */
   protected track(key: K, item: V): void {
     this.#items.set(key, item);
@@ -63,6 +66,7 @@ export abstract class Sweep<K, V = K> {
     // that adds an item sets the next (neither is lost, nor set twice).
     this.#timer = null;
     const at = performance.now();
+    this.began(at);
     for (const item of this.#items.values()) {
       try {
         this.visit(item, at);

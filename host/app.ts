@@ -1167,14 +1167,14 @@ export const IDLE_SWEEPS_PER_TIMEOUT = 8;
  * says why its timer is unreferenced), checking each every eighth of `ms`; an answer from which
  * nothing has come for `ms` is cut then, with sweeps on time at most a quarter of `ms` late: a sweep
  * sees progress up to a period after it came, and the cut comes up to a period after `ms` from that
- * sweep. A sweep more than half a period late forgives (visit), never two in a row: an idle answer
+ * sweep. A sweep more than half a period late forgives (began), never two in a row: an idle answer
  * is cut at most `ms` and two of the longest gaps between sweeps after the last that saw progress
  * (test/host/app.test.ts, under a lasting overload); how early a cut may be: AnswerPipe.cutIfIdle.
  */
 class IdleAnswers extends Sweep<AnswerPipe> {
   /** When the sweep under way (or the last) began; null before the first. */
   #sweepAt: number | null = null;
-  /** Whether the sweep under way cuts nothing: late after one that was not forgiven (visit). */
+  /** Whether the sweep under way cuts nothing: late after one that was not forgiven (began). */
   #forgiving = false;
 
   constructor(readonly ms: number) {
@@ -1189,16 +1189,17 @@ class IdleAnswers extends Sweep<AnswerPipe> {
     this.untrack(pipe);
   }
 
+  protected override began(at: number): void {
+    // A sweep runs before node reads its sockets: one more than half a period late follows a
+    // stall of the host, and the enclave's bytes may be waiting unread, so it cuts nothing (it
+    // still notes progress); the next, after node has read them, judges. Under a lasting
+    // overload every sweep is late: one in two judges, so an idle answer is still cut.
+    const late = this.#sweepAt !== null && at - this.#sweepAt > this.periodMs * 1.5;
+    this.#forgiving = late && !this.#forgiving;
+    this.#sweepAt = at;
+  }
+
   protected visit(pipe: AnswerPipe, at: number): void {
-    if (at !== this.#sweepAt) {
-      // A sweep runs before node reads its sockets: one more than half a period late follows a
-      // stall of the host, and the enclave's bytes may be waiting unread, so it cuts nothing (it
-      // still notes progress); the next, after node has read them, judges. Under a lasting
-      // overload every sweep is late: one in two judges, so an idle answer is still cut.
-      const late = this.#sweepAt !== null && at - this.#sweepAt > this.periodMs * 1.5;
-      this.#forgiving = late && !this.#forgiving;
-      this.#sweepAt = at;
-    }
     if (pipe.cutIfIdle(at, this.ms, !this.#forgiving)) this.delete(pipe);
   }
 }
