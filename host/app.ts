@@ -823,24 +823,29 @@ type UpstreamRoute = (typeof UPSTREAM_ROUTES)[number];
 type MemberRoutes = Readonly<Record<UpstreamRoute, UpstreamTarget>>;
 
 /**
- * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): not an http: URL
- * (the enclave's internal server), or one with a user name or password. The enclave's server takes none:
- * sent as Basic authorization to every member, they reached only its logs (`cloister host` refuses
- * them too, host/run.ts). Neither is shown (describeUrlText).
+ * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): enclaveUrlFault's.
  */
 function checkEnclaveUrl(url: string): void {
+  const fault = enclaveUrlFault(url);
+  if (fault !== null) throw new RangeError(`enclaveUrl: ${fault}`);
+}
+
+/**
+ * What is wrong with an enclave URL, as an error's words after its field's name, or null: not an
+ * http: URL (the enclave's internal server), or one with a user name or password. The enclave's
+ * server takes none: sent as Basic authorization to every member, they reached only its logs. Neither
+ * is shown (describeUrlText). The host's checkEnclaveUrl, and `cloister host`'s --enclave-url (host/run.ts).
+ */
+export function enclaveUrlFault(url: string): string | null {
   // Not new URL's own TypeError for one that does not parse: it keeps the URL (`input`), a password too.
   const parsed = URL.canParse(url) ? new URL(url) : null;
   if (parsed === null || parsed.protocol !== "http:") {
-    throw new RangeError(
-      `enclaveUrl: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
-    );
+    return `expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`;
   }
   if (parsed.username !== "" || parsed.password !== "") {
-    throw new RangeError(
-      `enclaveUrl: expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`,
-    );
+    return `expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`;
   }
+  return null;
 }
 
 /** An enclave URL as node:http reads it (urlToHttpOptions's fields that a request uses). */

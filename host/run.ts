@@ -4,7 +4,6 @@ import type { z } from "zod";
 import { fileMessage, type InputBound } from "../attestation/bounded-read.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
-import { describeUrlText } from "../attestation/url-text.ts";
 import { readTrustFile } from "../client/cli/bounded-file.ts";
 import { listenUsageError, optionsUsageError, UsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
@@ -12,6 +11,7 @@ import { parseCorsOrigin } from "../client/cors-origin.ts";
 import { closeOnSignal, handOverSignals, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
+import { enclaveUrlFault } from "./app.ts";
 import { AuditDirError } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
@@ -86,23 +86,8 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
     );
   }
   for (const url of options.enclaveUrl) {
-    let parsed: URL | null = null;
-    try {
-      parsed = new URL(url);
-    } catch {
-      // reported below
-    }
-    if (parsed?.protocol !== "http:") {
-      throw optionsUsageError(
-        `--enclave-url: expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`,
-      );
-    }
-    // The enclave's server takes no credentials; one in the URL would only reach logs and errors.
-    if (parsed.username !== "" || parsed.password !== "") {
-      throw optionsUsageError(
-        `--enclave-url: expected no user name or password, found ${describeUrlText(url)} (the enclave's server is reachable by the host only and takes none)`,
-      );
-    }
+    const fault = enclaveUrlFault(url);
+    if (fault !== null) throw optionsUsageError(`--enclave-url: ${fault}`);
   }
   // Compared as URLs (case, default port, trailing slash); two names for one address are not detected
   // (their collectors share the boot's log file, so each audit record is still stored once).
