@@ -30,7 +30,6 @@ import { TrieRouter } from "hono/router/trie-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
-import { describeUrlText } from "../attestation/url-text.ts";
 import {
   guardConnections,
   MAX_REQUESTS_PER_CONNECTION,
@@ -161,10 +160,8 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // Each member's routes as node:http takes them, made here once: its URL is the host's for its life
   // (parsing one per request took about 20 µs of the host's path before forwarding).
   const memberTargets = new Map<PoolMember, MemberRoutes>();
-  for (const member of pool.members) {
-    checkEnclaveUrl(member.url);
-    memberTargets.set(member, memberRoutes(member.url));
-  }
+  // Their URLs were checked as the pool was made (EnclavePool's constructor, checkEnclaveUrl).
+  for (const member of pool.members) memberTargets.set(member, memberRoutes(member.url));
   const routeTo = (member: PoolMember, route: UpstreamRoute) => (memberTargets.get(member) as MemberRoutes)[route];
 
   /**
@@ -822,32 +819,6 @@ const UPSTREAM_ROUTES = ["/sealed", "/attestation", "/attestation/challenge", "/
 type UpstreamRoute = (typeof UPSTREAM_ROUTES)[number];
 type MemberRoutes = Readonly<Record<UpstreamRoute, UpstreamTarget>>;
 
-/**
- * Refuses an enclave URL the host cannot take (a RangeError naming `enclaveUrl`): enclaveUrlFault's.
- */
-function checkEnclaveUrl(url: string): void {
-  const fault = enclaveUrlFault(url);
-  if (fault !== null) throw new RangeError(`enclaveUrl: ${fault}`);
-}
-
-/**
- * What is wrong with an enclave URL, as an error's words after its field's name, or null: not an
- * http: URL (the enclave's internal server), or one with a user name or password. The enclave's
- * server takes none: sent as Basic authorization to every member, they reached only its logs. Neither
- * is shown (describeUrlText). The host's checkEnclaveUrl, and `cloister host`'s --enclave-url (host/run.ts).
- */
-export function enclaveUrlFault(url: string): string | null {
-  // Not new URL's own TypeError for one that does not parse: it keeps the URL (`input`), a password too.
-  const parsed = URL.canParse(url) ? new URL(url) : null;
-  if (parsed === null || parsed.protocol !== "http:") {
-    return `expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`;
-  }
-  if (parsed.username !== "" || parsed.password !== "") {
-    return `expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`;
-  }
-  return null;
-}
-
 /** An enclave URL as node:http reads it (urlToHttpOptions's fields that a request uses). */
 type UpstreamTarget = Readonly<Pick<RequestOptions, "protocol" | "hostname" | "port" | "path">> & {
   /**
@@ -897,7 +868,6 @@ export function createEnclavePool(
   urls: readonly string[],
   options: { limits: HostOptions["limits"]; refreshMs?: number; onChange?: (member: PoolMember) => void },
 ): EnclavePool {
-  for (const url of urls) checkEnclaveUrl(url);
   const upstreamOptions = { agent: new Agent({ keepAlive: true }), limits: options.limits };
   return new EnclavePool(urls, {
     fetchText: (url) => fetchBounded(upstreamOptions, url),

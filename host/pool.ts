@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
+import { checkEnclaveUrl } from "./enclave-url.ts";
 
 export type MemberState = "unknown" | "ready" | "unreachable";
 
@@ -63,6 +64,7 @@ export class EnclavePool {
     private readonly options: PoolOptions,
   ) {
     if (urls.length === 0) throw new RangeError("enclave pool: expected at least one enclave URL");
+    for (const url of urls) checkEnclaveUrl(url);
     this.members = urls.map((url, index) => ({
       index,
       url: url.replace(/\/+$/, ""),

@@ -11,9 +11,9 @@ import { parseCorsOrigin } from "../client/cors-origin.ts";
 import { closeOnSignal, handOverSignals, type RunningServer, stopDuringBoot } from "../enclave/http.ts";
 import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
-import { enclaveUrlFault } from "./app.ts";
 import { AuditDirError } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
+import { enclaveUrlFault } from "./enclave-url.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 

@@ -343,12 +343,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     }
   });
 
+  /**
+   * Each way a host is given an enclave URL: createHostApp's own, createEnclavePool, and a pool the
+   * caller builds (EnclavePool's constructor, which checks every URL: the other two build one).
+   */
+  const urlTakers = (url: string) => [
+    () => createHostApp(hostOptionsFor(url)),
+    () => createEnclavePool([url], { limits: DEFAULT_HOST_LIMITS }),
+    () =>
+      createHostApp({
+        ...hostOptionsFor("http://127.0.0.1:1"),
+        pool: new EnclavePool([url], { fetchText: async () => ({ status: 503, text: "" }) }),
+      }),
+  ];
+
   it("refuses an enclave URL with a user name or password (the enclave's server takes none), without showing them", () => {
     // A library caller's URL with credentials had them sent as Basic authorization to every member,
     // where `cloister host` refuses such a URL (host/run.ts).
-    const limits = DEFAULT_HOST_LIMITS;
     for (const url of ["http://user:s3cret@127.0.0.1:1", "http://s3cret@127.0.0.1:1", "http://:s3cret@127.0.0.1:1"]) {
-      for (const make of [() => createHostApp(hostOptionsFor(url)), () => createEnclavePool([url], { limits })]) {
+      for (const make of urlTakers(url)) {
         let message = "";
         try {
           make();
@@ -363,9 +376,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("refuses an enclave URL that does not parse as a RangeError naming enclaveUrl, with nothing of it kept on the error", () => {
     // new URL's TypeError keeps its input (`input`), a password with it, for whoever logs the error.
-    const limits = DEFAULT_HOST_LIMITS;
     const url = "http://user:s3cret@[127.0.0.1:1";
-    for (const make of [() => createHostApp(hostOptionsFor(url)), () => createEnclavePool([url], { limits })]) {
+    for (const make of urlTakers(url)) {
       let error: unknown;
       try {
         make();

@@ -240,6 +240,16 @@ describe("enclave pool", () => {
   it("needs at least one member", () => {
     expect(() => new EnclavePool([], { fetchText: async () => ({ status: 200, text: "" }) })).toThrow(/at least one/);
   });
+
+  it("refuses, as it is made, a member URL the host cannot take (every host's pool is made here)", () => {
+    // Checked once here, not again by createHostApp and createEnclavePool; nothing is asked of it.
+    const fetchText = vi.fn(async () => ({ status: 200, text: "" }));
+    expect(() => new EnclavePool(["http://127.0.0.1:1", "https://127.0.0.1:2"], { fetchText })).toThrow(
+      'enclaveUrl: expected an http: URL (the enclave\'s internal server), found "https://127.0.0.1:2"',
+    );
+    expect(() => new EnclavePool(["http://user:s3cret@127.0.0.1:1"], { fetchText })).toThrow(RangeError);
+    expect(fetchText).not.toHaveBeenCalled();
+  });
 });
 
 describe("host /healthz over a pool", () => {

@@ -1,0 +1,30 @@
+/**
+ * What an enclave URL given to the host may be: checked once, where URLs become a pool's members
+ * (host/pool.ts, EnclavePool's constructor, which every host builds: createHostApp, createEnclavePool,
+ * a library caller's own), and by `cloister host` for its --enclave-url before anything starts
+ * (host/run.ts). What is wrong is said without the URL's text (describeUrlText).
+ */
+import { describeUrlText } from "../attestation/url-text.ts";
+
+/**
+ * What is wrong with an enclave URL, as an error's words after its field's name, or null: not an
+ * http: URL (the enclave's internal server), or one with a user name or password. The enclave's
+ * server takes none: sent as Basic authorization to every member, they reached only its logs.
+ */
+export function enclaveUrlFault(url: string): string | null {
+  // Not new URL's own TypeError for one that does not parse: it keeps the URL (`input`), a password too.
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  if (parsed === null || parsed.protocol !== "http:") {
+    return `expected an http: URL (the enclave's internal server), found ${describeUrlText(url)}`;
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    return `expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`;
+  }
+  return null;
+}
+
+/** Refuses an enclave URL the host cannot take: a RangeError naming `enclaveUrl` (enclaveUrlFault). */
+export function checkEnclaveUrl(url: string): void {
+  const fault = enclaveUrlFault(url);
+  if (fault !== null) throw new RangeError(`enclaveUrl: ${fault}`);
+}
