@@ -418,7 +418,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         body,
         headers: { "content-type": "application/json" },
       });
-      return passThroughBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs);
+      return passedOn(
+        await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs),
+      );
     });
   }
 
@@ -850,12 +852,10 @@ function passedHeaders(from: IncomingMessage): Record<string, string> {
   return headers;
 }
 
-/** Reads a bounded enclave answer (document, nonce answer) and returns it with the passed headers. */
-async function passThroughBounded(upstream: IncomingMessage, limit: number, timeoutMs: number): Promise<Response> {
-  return passedOn(await readBounded(upstream, limit, timeoutMs));
-}
-
-/** A whole enclave answer (readBounded) as the client's (its status checked by upstreamRequest). */
+/**
+ * A whole enclave answer (readBounded: document, nonce answer, refusal) as the client's, with the passed
+ * headers (its status checked by upstreamRequest).
+ */
 function passedOn(answer: Awaited<ReturnType<typeof readBounded>>): Response {
   return new Response(answer.body, { status: answer.status, headers: answer.headers });
 }
