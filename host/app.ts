@@ -1147,21 +1147,29 @@ export const IDLE_SWEEPS_PER_TIMEOUT = 8;
  * (test/host/app.test.ts, under a lasting overload); how early a cut may be: AnswerPipe.cutIfIdle.
  */
 class IdleAnswers extends Sweep<AnswerPipe> {
-  /** When the sweep under way (or the last) began; null before the first. */
+  /**
+   * When the sweep under way (or the last) began; null before the first since the timer was set
+   * (with the first answer, or again after the last had ended): that one is on time.
+   */
   #sweepAt: number | null = null;
   /** Whether the sweep under way cuts nothing: late after one that was not forgiven (began). */
   #forgiving = false;
+  /** The answers tracked: the timer is cleared with the last (Sweep). */
+  #count = 0;
 
   constructor(readonly ms: number) {
     super(ms / IDLE_SWEEPS_PER_TIMEOUT);
   }
 
   add(pipe: AnswerPipe): void {
+    if (this.tracked(pipe) === undefined) this.#count++;
     this.track(pipe, pipe);
   }
 
   delete(pipe: AnswerPipe): void {
-    this.untrack(pipe);
+    // With the last answer the timer stops: the first sweep once it is set again is judged as the
+    // very first, not late against the last one before (which may be long ago).
+    if (this.untrack(pipe) && --this.#count === 0) this.#sweepAt = null;
   }
 
   protected override began(at: number): void {

@@ -1456,6 +1456,55 @@ describe("host app (real loopback server, scripted enclave)", () => {
     restore();
   });
 
+  it("judges the first sweep after the idle timer is set again as on time, not late against the last sweep before it stopped", async () => {
+    // The timer stops with the last answer in flight; the first sweep after it is set again was
+    // judged against the last sweep before it stopped: late, so it forgave (nothing to forgive, its
+    // answers all new), and the next sweep, late after a stall of the host, judged and cut an answer
+    // whose enclave's bytes may have waited unread, where it forgives with the timer on all along.
+    const periodMs = 443; // held: a delay no other timer here has
+    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
+    const sweeps = holdTimeouts(periodMs);
+    let clock = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const answers: ServerResponse[] = [];
+    const { host } = await setup({
+      limits: { upstreamIdleTimeoutMs: idleMs },
+      enclave: (_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.write(Buffer.from([1])); // and nothing more until the test says
+        answers.push(res);
+      },
+    });
+    const sweepAt = (at: number): boolean => {
+      clock = at;
+      return sweeps.held.at(-1)?.fire() ?? false;
+    };
+    const tracked = () => sweeps.held.at(-1)?.fired === false && !sweeps.held.at(-1)?.cleared;
+    // A first answer, swept once, then ended: the timer stops with it.
+    const first = await postSealed(host.url);
+    await new Promise((resolve) => first.once("data", resolve));
+    expect(sweepAt(0)).toBe(true);
+    const ended = new Promise((resolve) => first.on("end", resolve));
+    first.resume();
+    answers[0]?.end();
+    await ended;
+    expect(tracked()).toBe(false);
+    // Long after, a second answer sets the timer again; its first sweep comes on time.
+    clock = 100 * periodMs;
+    const second = await postSealed(host.url);
+    second.on("error", () => {}); // "aborted", once cut
+    await new Promise((resolve) => second.once("data", resolve));
+    expect(tracked()).toBe(true);
+    expect(sweepAt(101 * periodMs)).toBe(true); // notes the byte: quiet since here
+    // The host stalls past the idle time: the late sweep forgives, the next judges.
+    expect(sweepAt(101 * periodMs + idleMs + 3 * periodMs)).toBe(true);
+    expect(tracked()).toBe(true);
+    expect(sweepAt(101 * periodMs + idleMs + 6 * periodMs)).toBe(true);
+    expect(tracked()).toBe(false);
+    await new Promise((resolve) => second.once("close", resolve));
+    sweeps.restore();
+  });
+
   it("cuts an idle answer under a lasting overload (every sweep late, by varying amounts) within its idle time and two gaps", async () => {
     // A late sweep (more than 1.5 periods after the one before) cuts nothing, but never two in a
     // row: so an answer idle since the sweep that last saw progress (at 0 here) is cut at the first
