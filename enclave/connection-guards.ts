@@ -220,7 +220,10 @@ class StallWatch extends Sweep<ServerResponse, GuardedRequest> {
     // client reading steadily was cut for it. Its measure starts again from here, unless the checks
     // before it were late too (LATE_CHECKS_FORGIVEN): under a lasting overload every check is late,
     // and a client that had stopped reading was never cut. From then on it is judged on what it took
-    // since the last check, late as it was (the process had turns between them).
+    // since the last check, late as it was (the process had turns between them). Judged per request,
+    // not once per sweep (as IdleAnswers does): a request's first check is measured from when it
+    // came, so one that came just before a late sweep is not counted late; the sweep's lateness
+    // would close a client that takes nothing one check sooner under a lasting overload.
     request.late = at - request.checked > this.periodMs * 1.5 ? request.late + 1 : 0;
     if (request.late > 0 && request.late <= LATE_CHECKS_FORGIVEN) request.taken = "";
     request.checked = at;

@@ -86,6 +86,7 @@ export abstract class Sweep<K, V = K> {
    * path), and a visit that throws every time would otherwise say it once per item every period,
    * without bound; a later error of another kind is not said. Nothing of the error is trusted to
    * read: a name that is not a plain string (or whose getter throws) is said as "Error".
+   * Once for life is meant: the first says this class's visits need fixing; a flood is worse.
    */
   #visitThrew(error: unknown): void {
     if (this.#warned) return;
