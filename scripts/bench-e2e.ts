@@ -463,7 +463,9 @@ async function readFrames(
         pending = joined.subarray(offset);
       });
       res.on("end", resolve);
-      res.on("error", reject);
+      res.on("error", (error) =>
+        reject(new Error(`floor stream: the bare proxy's answer was cut (${error.message})`, { cause: error })),
+      );
     });
     req.end(body);
   });
@@ -713,6 +715,9 @@ async function floorProxy(enclaveUrl: string): Promise<void> {
         res.writeHead(answer.statusCode ?? 502, { "content-type": "text/plain" });
         answer.on("data", (chunk: Buffer) => res.write(chunk));
         answer.on("end", () => res.end());
+        // Cut midway (node says so only to a listener): the bench's stream is cut too, and fails
+        // (floorStream), where without this it waited for an end that never came.
+        answer.on("error", () => res.destroy());
       });
       up.end(body);
     });
@@ -743,7 +748,9 @@ async function floorStream(agent: import("node:http").Agent, url: string, maxTok
         const { tokens } = JSON.parse(text.slice(cut + 1)) as { tokens: number };
         resolve({ ttftMs, first: start + ttftMs, tokens, text: text.slice(0, cut), end: performance.now() });
       });
-      res.on("error", reject);
+      res.on("error", (error) =>
+        reject(new Error(`floor stream: the bare proxy's answer was cut (${error.message})`, { cause: error })),
+      );
     });
     req.end(body);
   });

@@ -6,7 +6,8 @@
  * with both Content-Length and Transfer-Encoding, which the strict parser refuses with 400 before
  * any handler runs; the lenient one passed it to the handler (the fake enclave answered 200 to it,
  * the others closed the connection with no answer). The floor proxy, in the host's place, also reads the
- * enclave's answers strictly, as the host's upstreamRequest does.
+ * enclave's answers strictly, as the host's upstreamRequest does; and an enclave's answer cut
+ * midway cuts its own (below).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -111,6 +112,49 @@ describe("bench-e2e.ts's servers' request parser", () => {
     try {
       const post = "POST /generate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
       expect(await statusLine(await ready(child), post)).toBe("HTTP/1.1 502 Bad Gateway");
+    } finally {
+      await stop(child);
+      await new Promise((resolve) => enclave.close(resolve));
+    }
+  }, 120_000);
+});
+
+describe("bench-e2e.ts's floor proxy", () => {
+  it("cuts its answer when the enclave's is cut midway, so the bench fails on it, not waits for ever", async () => {
+    // The enclave's answer stream had no 'error' listener: node then says nothing of the cut (an
+    // IncomingMessage emits 'error' only to a listener), so the proxy's answer was never ended and
+    // the bench's floor stream waited for it with no bound.
+    const enclave: Server = createServer((socket) => {
+      socket.on("error", () => {});
+      // The first chunk, then the connection ends with no last chunk.
+      socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"));
+    });
+    await new Promise<void>((resolve) => enclave.listen(0, "127.0.0.1", resolve));
+    const enclaveUrl = `http://127.0.0.1:${(enclave.address() as { port: number }).port}`;
+    const child = spawn(process.execPath, ["--no-warnings", "--import", "tsx", SCRIPT, "--floor-proxy", enclaveUrl], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    try {
+      const { hostname, port } = new URL(await ready(child));
+      const post = "POST /generate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+      const answer = await new Promise<{ text: string; closedByProxy: boolean }>((resolve) => {
+        const socket = connect(Number(port), hostname);
+        let text = "";
+        let closedByProxy = true;
+        socket.setEncoding("latin1");
+        socket.on("data", (chunk: string) => (text += chunk));
+        socket.on("error", () => {});
+        socket.on("close", () => resolve({ text, closedByProxy }));
+        socket.write(post);
+        setTimeout(() => {
+          closedByProxy = false;
+          socket.destroy();
+        }, ANSWER_MS).unref();
+      });
+      expect(answer.text).toMatch(/^HTTP\/1\.1 200 OK\r\n.*hello/s);
+      expect(answer.closedByProxy).toBe(true);
+      expect(answer.text).not.toMatch(/\r\n0\r\n\r\n$/); // cut: no last chunk
+      expect(child.exitCode).toBeNull(); // and the proxy still serves
     } finally {
       await stop(child);
       await new Promise((resolve) => enclave.close(resolve));
