@@ -463,9 +463,7 @@ async function readFrames(
         pending = joined.subarray(offset);
       });
       res.on("end", resolve);
-      res.on("error", (error) =>
-        reject(new Error(`floor stream: the bare proxy's answer was cut (${error.message})`, { cause: error })),
-      );
+      res.on("error", reject);
     });
     req.end(body);
   });
