@@ -15,7 +15,7 @@ export function registerManifestCommands(program: Command): void {
     .addHelpText(
       "after",
       examples(
-        "cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+        "mkdir -p keys && cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
         "cloister manifest check manifest.json",
         "cloister manifest sign --key keys/operator.private.jwk manifest.json manifest.jws",
       ),
@@ -29,8 +29,8 @@ export function registerManifestCommands(program: Command): void {
     .addHelpText(
       "after",
       examples(
-        "cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
-        "cloister manifest keygen --alg ES256 --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+        "mkdir -p keys && cloister manifest keygen --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
+        "mkdir -p keys && cloister manifest keygen --alg ES256 --out-private keys/operator.private.jwk --out-public keys/operator.public.jwk",
       ),
     )
     .description("generate an operator manifest-signing key pair (JWK files; the private file is mode 0600)")

@@ -22,7 +22,7 @@ export function registerKbsCommands(program: Command): void {
     .addHelpText(
       "after",
       examples(
-        "cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk",
+        "mkdir -p keys && cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk",
         "cloister kbs check --config kbs.json",
         "cloister kbs serve --config kbs.json --listen 0.0.0.0 --port 8790",
       ),
@@ -58,7 +58,10 @@ export function registerKbsCommands(program: Command): void {
 
   kbs
     .command("keygen")
-    .addHelpText("after", examples("cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk"))
+    .addHelpText(
+      "after",
+      examples("mkdir -p keys && cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk"),
+    )
     .description("make a new random model key (a JWK with kty oct, mode 0600); refuses to overwrite a file")
     .requiredOption("--key-id <id>", "the key's id, as the manifest's model.keyId will name it (A-Z a-z 0-9 . _ : -)")
     .requiredOption("--out <file>", "where to write the key")

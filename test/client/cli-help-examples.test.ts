@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { examplesOf } from "../helpers/help-examples.ts";
 
 const run = inProcessCli();
 
@@ -24,18 +25,6 @@ function wordsOf(command: Command): string[] {
 /** Shell words of one example line (single and double quotes; no escapes or expansions needed). */
 function shellWords(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? "");
-}
-
-/** The example lines of a help text: the indented lines under "Examples:" up to the next blank line. */
-function examplesOf(help: string): string[] {
-  const start = help.indexOf("\nExamples:\n");
-  if (start < 0) return [];
-  const lines: string[] = [];
-  for (const line of help.slice(start + "\nExamples:\n".length).split("\n")) {
-    if (!line.startsWith("  ")) break;
-    lines.push(line.trim());
-  }
-  return lines;
 }
 
 /** The command an example runs (following its sub-command words from the program) and its words after that. */
