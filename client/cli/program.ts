@@ -62,7 +62,39 @@ export function buildProgram(): Command {
     command.configureHelp({ optionDescription: requiredMarked });
   }
   checkRequiredOptionsAfterUnknownOnes(program);
+  // The program's own --help lists what a newcomer runs first (README's Commands table order), not
+  // the order the parties' cli.ts files are registered in; `help` last.
+  program.configureHelp({ optionDescription: requiredMarked, visibleCommands: commandsInReadmeOrder });
   return program;
+}
+
+/** README.md's Commands table order of the top-level commands; any other after them, as registered. */
+const COMMAND_ORDER = [
+  "demo",
+  "up",
+  "attest",
+  "chat",
+  "proxy",
+  "web",
+  "policy",
+  "receipt",
+  "bundle",
+  "enclave",
+  "kbs",
+  "model",
+  "host",
+  "verify-evidence",
+  "manifest",
+  "audit",
+];
+
+/** Help's visibleCommands, sorted by COMMAND_ORDER (a stable sort: unlisted ones, `help` among them, keep their order). */
+function commandsInReadmeOrder(this: Help, command: Command): Command[] {
+  const rank = (c: Command) => {
+    const at = COMMAND_ORDER.indexOf(c.name());
+    return at < 0 ? COMMAND_ORDER.length : at;
+  };
+  return Help.prototype.visibleCommands.call(this, command).sort((a, b) => rank(a) - rank(b));
 }
 
 /** Help's optionDescription, ` (required)` after it for a required option. */
