@@ -94,31 +94,8 @@ function linkFault(
  * A part of the path that does not exist yet is passed over (nothing to swap there yet: whoever
  * makes it owns it); an error other than a missing part is thrown.
  */
-export function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
-  return findUnsafe(dir, "directory");
-}
-
-/**
- * The file `file` leads to, or the first directory a lookup of it goes through (as
- * findUnsafeDirectory walks them), that someone else could change, or null: for a file read as a
- * trust anchor (the client's `--policy`) or a secret (an API key, the proxy's token). The file
- * itself is held to the rule of a directory itself, the sticky bit aside (it means nothing on a
- * file): owned by root or this user (its owner can rewrite it: OpenSSH's StrictModes asks as much
- * of `authorized_keys`, and the key broker of its policies, attestation/kbs/key-file.ts), no o+w,
- * no g+w unless its group is root's or this user's primary group. `skipFile`: the directories only
- * (a secret's reader checks the file itself on the open file, and more strictly). Every directory
- * of the lookup, the one holding the file included, is held to the rule of the directories above
- * (no o+w without the sticky bit), as lenient on purpose. A file that does not exist (or a pipe,
- * `<(…)`: a link to no path), or is a device or a directory, is passed over: its reader refuses it
- * as what it is; its directories are checked. A named pipe is held as a file (a writer feeds it).
- */
-export function findUnsafeFile(file: string, options: { skipFile?: boolean } = {}): Promise<UnsafeDirectory | null> {
-  return findUnsafe(file, options.skipFile === true ? "directories" : "file");
-}
-
-/** findUnsafeDirectory and findUnsafeFile: `kind` is what the path leads to and how it is held. */
-async function findUnsafe(dir: string, kind: "directory" | "file" | "directories"): Promise<UnsafeDirectory | null> {
-  return (await walk(dir, kind)).unsafe;
+export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory | null> {
+  return (await walk(dir, "directory")).unsafe;
 }
 
 /** What the walk of a path found: what someone else could change, and what file it reached (Checked). */
@@ -135,7 +112,7 @@ interface Walked {
  * file's own rule. A file of one name there is theirs to replace only (its own rule, and the open's
  * device and inode, see to that). Narrow on purpose: a directory of root's a group may write to
  * (/nix/store, root:nixbld 1775, whose files auto-optimise-store hard-links) is not held to it, nor
- * is /tmp; a directory anyone may write to is refused anyway (findUnsafeFile).
+ * is /tmp; a directory anyone may write to is refused anyway (readAfterPathCheck).
  */
 interface SharedName {
   readonly path: string;
@@ -151,8 +128,13 @@ interface SharedName {
  */
 type Checked = { dev: number; ino: number; nlink?: number; holder?: string } | "missing" | "pipe" | "unchecked";
 
-/** findUnsafe, and which file the walk reached: what its reader's open must reach too. */
-async function walk(dir: string, kind: "directory" | "file" | "directories"): Promise<Walked> {
+/**
+ * What someone else could change on the path `dir` (findUnsafeDirectory's answer), and which file the
+ * walk reached: what its reader's open must reach too. `kind`: `directory`, the path leads to a
+ * directory held to the rule of a directory itself; `directories`, to a file its reader checks itself
+ * on the open file (unsafeOpenFile): only the directories its lookup goes through are checked.
+ */
+async function walk(dir: string, kind: "directory" | "directories"): Promise<Walked> {
   if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
   const user = { uid: process.getuid(), gid: process.getgid() };
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
@@ -171,18 +153,13 @@ async function walk(dir: string, kind: "directory" | "file" | "directories"): Pr
       checked.add(path);
       if (path === target && kind === "directories") continue;
       const info = await stat(path);
-      // A device or a directory where a file is asked for is its reader's to refuse (not a file
-      // or a pipe), as what it is rather than by its mode (/dev/null is 0666).
-      if (path === target && kind === "file" && !info.isFile() && !info.isFIFO()) continue;
-      let fault = path === target && kind !== "directory" ? fileFault(info, user) : directoryFault(info, user);
+      let fault = directoryFault(info, user);
       // Above it, only "anyone can write to it" (see above).
       if (path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
-        const found = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
-        const unsafe =
-          path === target && kind === "file" ? { ...found, alsoOwner: foreignOwner(info, user, writers) } : found;
+        const unsafe = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
         return { unsafe, reached };
       }
     }
@@ -201,18 +178,27 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
 }
 
 /**
- * findUnsafeFile's rule for the file itself, held for a file already open (`handle`, `file` the name
- * it was opened by), or null: what a reader checks on what it reads, as a name checked before the
- * open could lead to another file by then (a directory on its path may be another user's: see
- * above). A named pipe is held as a file; an anonymous one (`<(…)`, `cat policy.json | sudo cloister
- * … /dev/stdin`: its owner is the shell that made it) is passed over, as findUnsafeFile passes it
- * over: what it carries is what its invoker chose to write to it, and it has no name to swap. It is
- * told apart on the open file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is
- * held as a named one. Anything else is its reader's to refuse.
+ * What someone else could change about a file read as a trust anchor (the client's `--policy`) or a
+ * secret (an API key, the proxy's token), already open (`handle`, `file` the name it was opened by,
+ * `info` its fstat: the reader's own, so the open file is looked at once), or null. It is held to
+ * the rule of a directory itself, the sticky bit aside (it means nothing on a file): owned by root
+ * or this user (its owner can rewrite it: OpenSSH's StrictModes asks as much of `authorized_keys`,
+ * and the key broker of its policies, attestation/kbs/key-file.ts), no o+w, no g+w unless its group
+ * is root's or this user's primary group. Checked on what is read, as a name checked before the open
+ * could lead to another file by then (a directory on its path may be another user's: see above). A
+ * named pipe is held as a file (a writer feeds it); an anonymous one (`<(…)`, `cat policy.json | sudo
+ * cloister … /dev/stdin`: its owner is the shell that made it) is passed over: what it carries is
+ * what its invoker chose to write to it, and it has no name to swap. It is told apart on the open
+ * file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is held as a named one.
+ * Anything else (a device: /dev/null is 0666) is its reader's to refuse as what it is, not here by
+ * its mode.
  */
-export async function unsafeOpenFile(handle: FileHandle, file: string): Promise<UnsafeDirectory | null> {
+export async function unsafeOpenFile(
+  handle: FileHandle,
+  file: string,
+  info: { mode: number; uid: number; gid: number; isFile(): boolean; isFIFO(): boolean },
+): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
-  const info = await handle.stat();
   if (!info.isFile() && !info.isFIFO()) return null;
   if (info.isFIFO() && (await readlink(`/proc/self/fd/${handle.fd}`).catch(() => "")).startsWith("pipe:")) return null;
   const user = { uid: process.getuid(), gid: process.getgid() };
@@ -230,9 +216,11 @@ function foreignOwner(info: { uid: number }, user: { uid: number }, writers: str
 }
 
 /**
- * `read()` of a file whose path is checked first (findUnsafeFile, the directories only: its reader
- * checks the file itself on what it opens): `refuse`d, naming `field` and the file, when anyone may
- * write to a directory its lookup goes through, `held` saying what they would then change. One walk
+ * `read()` of a file whose path is checked first (the directories its lookup goes through: its
+ * reader checks the file itself on what it opens, unsafeOpenFile): `refuse`d, naming `field` and the
+ * file, when anyone may write to a directory its lookup goes through (without the sticky bit), or a
+ * link on it could be replaced by another user (linkFault), `held` saying what they would then
+ * change. One walk
  * of the path, before the read; a file that does not exist is left to the read to say so. A walk
  * that fails (ELOOP, EACCES) leaves the read to word the same errno as it words it; should the read
  * succeed, the file is refused all the same (its path could not be checked).
@@ -429,9 +417,10 @@ export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held:
 }
 
 /**
- * The reason (fileMessage's, without the path asked about, `file`) for `found` (findUnsafeFile): what
- * was expected, what was found (mode in octal, the directory's path, the owner's uid), what someone
- * else could then change (`held`: "which enclaves this client trusts") and the fix as a shell command.
+ * The reason (fileMessage's, without the path asked about, `file`) for `found` (readAfterPathCheck's
+ * walk, unsafeOpenFile): what was expected, what was found (mode in octal, the directory's path, the
+ * owner's uid), what someone else could then change (`held`: "which enclaves this client trusts")
+ * and the fix as a shell command.
  */
 export function unsafeFileReason(found: UnsafeDirectory, file: string, held: string): string {
   if (found.link !== undefined) return unsafeLinkReason(found, held);
@@ -440,7 +429,7 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
   const path = shellWord(found.itself ? file : found.path);
   const who = found.writers === null ? `uid ${found.uid}` : found.writers === "g" ? `group ${found.gid}` : "anyone";
   if (!found.itself) {
-    // Only "anyone may write to it" is refused of a directory (findUnsafeFile).
+    // Only "anyone may write to it" is refused of a directory (readAfterPathCheck).
     return `expected no directory on its path that others can write to, found one (the directory ${found.path} mode ${mode}): ${who} could put their own file in its place, and with it ${held}; chmod o-w ${path} (or set its sticky bit)`;
   }
   if (found.writers !== null && found.alsoOwner === true) {

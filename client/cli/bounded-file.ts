@@ -106,10 +106,11 @@ export function readTrustFile(
     // The check's own refusal passes through cannotRead as it is.
     const unreadable = (error: unknown) => (error instanceof UsageError ? error : cannotRead(error));
     const bytes = await readBoundedFile(file, option, limit, unreadable, undefined, async (handle) => {
-      const unsafe = await unsafeOpenFile(handle, file);
+      const info = await handle.stat();
+      const unsafe = await unsafeOpenFile(handle, file, info);
       if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
       // A file that passes its own rule, but reached by another way than the one checked.
-      opened(await handle.stat());
+      opened(info);
     });
     return fileText(bytes, file, option);
   });

@@ -1,12 +1,16 @@
 /**
  * findUnsafeDirectory (attestation/path-safety.ts) walks every directory a lookup of the path goes
- * through, links followed as the kernel follows them. Real directories and modes (tests run as root).
+ * through, links followed as the kernel follows them; a trust file is held to its rule on the open
+ * file. Real directories and modes (tests run as root).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { chmod, chown, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { findUnsafeDirectory, findUnsafeFile } from "../../attestation/path-safety.ts";
+import { findUnsafeDirectory, readAfterPathCheck } from "../../attestation/path-safety.ts";
+import { readTrustFile } from "../../client/cli/bounded-file.ts";
+import { UsageError } from "../../client/cli/output.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 let root = "";
@@ -67,7 +71,15 @@ describe("findUnsafeDirectory", () => {
   });
 });
 
-describe("findUnsafeFile", () => {
+/**
+ * A trust file's rules as its production readers apply them: readTrustFile (client/cli/bounded-file.ts)
+ * walks the directories (readAfterPathCheck) and checks the open file itself (unsafeOpenFile).
+ */
+describe("readTrustFile: the file itself (on the open file) and the directories of its lookup", () => {
+  const HELD = "which enclaves this client trusts";
+  const read = (file: string) => readTrustFile(file, "--policy", { bytes: 1024, expected: "a test file" }, HELD);
+  const refusal = async (file: string): Promise<string> => (await rejectionOf(read(file), UsageError)).message;
+
   /** A file of `mode` in a new directory of root's (0755) under `root`. */
   async function fileOf(mode: number): Promise<string> {
     const dir = join(root, "d");
@@ -78,65 +90,92 @@ describe("findUnsafeFile", () => {
     return file;
   }
 
-  it("passes a file of this user's that only its owner can write, in directories others cannot write to", async () => {
-    expect(await findUnsafeFile(await fileOf(0o644))).toBeNull();
+  it("reads a file of this user's that only its owner can write, in directories others cannot write to", async () => {
+    expect(await read(await fileOf(0o644))).toBe("{}");
   });
 
-  it("finds a file anyone can write to, the sticky bit notwithstanding", async () => {
+  it("refuses a file anyone can write to, the sticky bit notwithstanding", async () => {
     const file = await fileOf(0o1666);
-    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: "o", mode: 0o1666 });
+    expect(await refusal(file)).toBe(
+      `--policy ${file}: expected a file others cannot write to, found mode 01666: anyone could rewrite it, and with it ${HELD}; chmod o-w ${file}`,
+    );
   });
 
-  it("finds a file another group can write to, not one root's group can", async () => {
+  it("refuses a file another group can write to, not one root's group can", async () => {
     const file = await fileOf(0o664);
-    expect(await findUnsafeFile(file)).toBeNull(); // root's group
+    expect(await read(file)).toBe("{}"); // root's group
     await chown(file, 0, 4243);
-    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: "g", gid: 4243 });
+    expect(await refusal(file)).toContain("found mode 0664: group 4243 could rewrite it");
   });
 
-  it("finds a file another user owns", async () => {
+  it("refuses a file another user owns", async () => {
     const file = await fileOf(0o644);
     await chown(file, 4244, 0);
-    expect(await findUnsafeFile(file)).toMatchObject({ path: file, itself: true, writers: null, uid: 4244 });
+    expect(await refusal(file)).toContain(
+      "expected a file owned by root or this user (uid 0), found one owned by uid 4244 (mode 0644)",
+    );
   });
 
-  it("finds a directory on its path anyone can write to without the sticky bit, and the target of a link", async () => {
+  it("refuses a directory on its path anyone can write to without the sticky bit, and checks the target of a link", async () => {
     const file = await fileOf(0o644);
     const dir = join(root, "d");
     await chmod(dir, 0o777);
-    expect(await findUnsafeFile(file)).toMatchObject({ path: dir, itself: false, writers: "o" });
+    expect(await refusal(file)).toContain(`found one (the directory ${dir} mode 0777)`);
     await chmod(dir, 0o1777);
-    expect(await findUnsafeFile(file)).toBeNull();
+    expect(await read(file)).toBe("{}");
     // A link to it: the file it leads to is what is checked.
     await chmod(dir, 0o755);
     await symlink(file, join(root, "link.json"));
+    expect(await read(join(root, "link.json"))).toBe("{}");
     await chmod(file, 0o646);
-    expect(await findUnsafeFile(join(root, "link.json"))).toMatchObject({ path: file, itself: true, writers: "o" });
+    expect(await refusal(join(root, "link.json"))).toContain("found mode 0646: anyone could rewrite it");
   });
 
   it("checks only the directories of a file that does not exist (the read says it is missing)", async () => {
     const dir = join(root, "d");
     await mkdir(dir, { mode: 0o777 });
     await chmod(dir, 0o777);
-    expect(await findUnsafeFile(join(dir, "missing.json"))).toMatchObject({ path: dir, itself: false });
+    expect(await refusal(join(dir, "missing.json"))).toContain(`found one (the directory ${dir} mode 0777)`);
     await chmod(dir, 0o755);
-    expect(await findUnsafeFile(join(dir, "missing.json"))).toBeNull();
+    expect(await refusal(join(dir, "missing.json"))).toContain("cannot read (ENOENT");
   });
 
   it("holds a named pipe as a file (a writer feeds it), and leaves a device to its reader", async () => {
     const fifo = join(root, "policy.fifo");
     execFileSync("mkfifo", ["-m", "666", fifo]);
-    expect(await findUnsafeFile(fifo)).toMatchObject({ path: fifo, itself: true, writers: "o" });
+    // A writer that opens it (waiting for this reader), writes and closes: the read then ends.
+    const writer = () => {
+      const child = spawn("sh", ["-c", 'printf "{}" > "$0"', fifo], { stdio: "ignore" });
+      return new Promise((resolve) => child.once("close", resolve));
+    };
+    const first = writer();
+    expect(await refusal(fifo)).toContain("found mode 0666: anyone could rewrite it");
+    await first;
     await chmod(fifo, 0o600);
-    expect(await findUnsafeFile(fifo)).toBeNull();
-    // /dev/null is 0666: refused by the reader as a character device, not here by its mode.
-    expect(await findUnsafeFile("/dev/null")).toBeNull();
+    const second = writer();
+    expect(await read(fifo)).toBe("{}");
+    await second;
+    // /dev/null is 0666: refused by the reader as a character device, not by its mode.
+    const devNull = await refusal("/dev/null");
+    expect(devNull).toContain("character device");
+    expect(devNull).not.toContain("mode");
   });
+});
 
-  it("skips the file itself when asked (a secret, whose own owner and mode its reader checks)", async () => {
-    const file = await fileOf(0o666);
-    expect(await findUnsafeFile(file, { skipFile: true })).toBeNull();
-    await chmod(join(root, "d"), 0o777);
-    expect(await findUnsafeFile(file, { skipFile: true })).toMatchObject({ itself: false });
+describe("readAfterPathCheck's walk", () => {
+  it("checks only the directories, not the file (a secret, whose own owner and mode its reader checks)", async () => {
+    const dir = join(root, "d");
+    await mkdir(dir, { mode: 0o755 });
+    const file = join(dir, "secret");
+    await writeFile(file, "x");
+    await chmod(file, 0o666);
+    const refuse = (message: string) => new Error(message);
+    const reads: unknown[] = [];
+    const check = () => readAfterPathCheck(file, "--key", "the secret", refuse, async () => reads.push(file));
+    await check();
+    expect(reads).toEqual([file]);
+    await chmod(dir, 0o777);
+    await expect(check()).rejects.toThrow(`found one (the directory ${dir} mode 0777)`);
+    expect(reads).toEqual([file]); // refused before the read
   });
 });

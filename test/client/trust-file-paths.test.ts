@@ -1,9 +1,10 @@
 /**
  * A --policy file (the client's trust anchor) and the secrets the CLI reads (an API key file, the
  * proxy's token) are refused when someone else could change them (attestation/path-safety.ts
- * findUnsafeFile): the policy when another user owns it, when others (or a group not root's nor this
- * user's) may write to it, or when anyone may write to a directory its lookup goes through without
- * the sticky bit; a secret for such a directory (its own owner and mode are checked by its reader).
+ * readAfterPathCheck and unsafeOpenFile): the policy when another user owns it, when others (or a
+ * group not root's nor this user's) may write to it, or when anyone may write to a directory its
+ * lookup goes through without the sticky bit; a secret for such a directory (its own owner and mode
+ * are checked by its reader).
  * Tests run as root: other owners are uids 4242-4244.
  */
 import { spawn } from "node:child_process";
