@@ -38,21 +38,27 @@ const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
  */
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
   const target = resolve(dir);
+  // Looked for once: what is missing is made below (makeInPlace); an error (a path through a file,
+  // EACCES) is worded once the path is checked, as a missing directory's would be.
+  const top = await topmostMissing(target).catch((error: unknown) => ({ error }));
   // Whoever else could write to it or a directory above it (or owns it) could swap what cloister
-  // keeps there, a policy (the client's trust root) among them: refused before anything is made
-  // (when it exists, nothing is made: the check below is the only one; a path through a file is
-  // refused by makeInPlace, naming that part).
-  if ((await topmostMissing(target).catch(() => target)) !== null) await refuseUnsafe(target, option);
+  // keeps there, a policy (the client's trust root) among them: refused before anything is made.
+  if (top !== null) await refuseUnsafe(target, option);
+  let made: boolean;
   try {
-    await makeInPlace(target, option);
+    if (typeof top === "object" && top !== null) throw top.error;
+    made = top !== null && (await makeInPlace(target, top, option));
   } catch (error) {
     throw await directoryRefusal(target, option, error);
   }
-  // What it found rather than made must be a directory (or a link to one) too.
+  // What this call made (renamed into place under its own name, with the directories below it) is a
+  // directory of this user's (0700) in the path just checked: nothing more to check. What it found
+  // rather than made must be a directory (or a link to one) too, and as safe as the path was: when
+  // it exists, this is the only check; a directory that appeared meanwhile (kept as another start's
+  // would be) may be another user's, made between the check above and the rename.
+  if (made) return;
   const refusal = await notDirectoryRefusal(target, option);
   if (refusal !== null) throw refusal;
-  // And what it ended up with as safe as the path was: a directory that appeared meanwhile (kept as
-  // another start's would be) may be another user's, made between the check above and the rename.
   await refuseUnsafe(target, option);
 }
 
@@ -95,10 +101,12 @@ async function directoryRefusal(target: string, option: string, error: unknown):
   );
 }
 
-/** makePrivateDirectory's work; the file system's errors are worded by the caller. */
-async function makeInPlace(target: string, option: string): Promise<void> {
-  const top = await topmostMissing(target);
-  if (top === null) return;
+/**
+ * makePrivateDirectory's work, `top` the topmost directory of `target` missing (topmostMissing):
+ * whether this call made it (false: another start, or anything else, made it meanwhile: kept); the
+ * file system's errors are worded by the caller.
+ */
+async function makeInPlace(target: string, top: string, option: string): Promise<boolean> {
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     await mkdir(temporary, { mode: 0o700 });
@@ -119,11 +127,13 @@ async function makeInPlace(target: string, option: string): Promise<void> {
     }
     try {
       await rename(temporary, top);
+      return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       // Another start made it first (with its .gitignore): that one is kept, and the rest made in it.
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
       await mkdir(target, { recursive: true, mode: 0o700 });
+      return false;
     }
   } finally {
     // Only the temporary name this call made (gone once renamed into place).
