@@ -9,7 +9,8 @@
  * owned by root or by this process's user and, unless it has the sticky bit (as /tmp has: then only
  * a name's owner may rename or remove it), others cannot write to it (no o+w), nor can a group other
  * than root's or this process's own (g+w is taken when its group is root's, or this user's primary
- * group: the user-private group that umask 002 leaves writable on many Linux systems). Every
+ * group when that group is this user's alone: the user-private group that umask 002 leaves writable
+ * on many Linux systems, as Debian's OpenSSH allows; see primaryGroupIsPrivate). Every
  * directory above it, up to `/`, must be one anyone cannot write to (no o+w without the sticky bit);
  * their owners and groups are not held to more: root working in a checkout another user made under
  * umask 002 (a container over a bind mount, a `sudo` run) keeps `cloister up`'s files and audit logs
@@ -19,9 +20,9 @@
  * directory), counts, and the real path's. Where there are no POSIX owners
  * (Windows) nothing is checked.
  */
-import { type FileHandle, lstat, readlink, realpath, stat } from "node:fs/promises";
+import { type FileHandle, lstat, open, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
-import { fileErrorCause, fileMessage, shellWord } from "./bounded-read.ts";
+import { fileErrorCause, fileMessage, readHandleToBound, shellWord } from "./bounded-read.ts";
 
 /** A directory on a path that someone else could change (findUnsafeDirectory). */
 export interface UnsafeDirectory {
@@ -48,14 +49,91 @@ export interface UnsafeDirectory {
   readonly link?: { readonly dirUid: number };
 }
 
+/**
+ * This process's user as the rules see it: its uid, and its primary group's gid when that group is
+ * its alone (primaryGroupIsPrivate), else null (a shared group's write counts as another's).
+ */
+interface User {
+  readonly uid: number;
+  readonly privateGid: number | null;
+}
+
+/** This process's User (process.getuid and getgid present: a POSIX system). */
+async function currentUser(getuid: () => number, getgid: () => number): Promise<User> {
+  const [uid, gid] = [getuid(), getgid()];
+  // Root's group is taken anyway (directoryFault): nothing to read.
+  if (gid === 0) return { uid, privateGid: 0 };
+  return { uid, privateGid: (await primaryGroupIsPrivate(uid, gid)) ? gid : null };
+}
+
+/** The account databases primaryGroupIsPrivate reads (tests name scratch files). */
+export const ACCOUNT_FILES: { readonly passwd: string; readonly group: string } = {
+  passwd: "/etc/passwd",
+  group: "/etc/group",
+};
+
+/** The most of an account database read (a larger one is not understood: a group taken as shared). */
+const ACCOUNT_FILE_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Whether group `gid` is user `uid`'s alone, so that its write bit gives no one else a way in (as
+ * Debian's OpenSSH user-group-modes asks before it allows a group-writable `authorized_keys`):
+ * `files.group` has an entry of that gid and none lists a member other than a name of `uid`'s, and
+ * no `files.passwd` entry of another uid has it as primary group. Fails closed, false whenever
+ * unsure: a file that cannot be read or is larger than 16 MiB, a line not understood (NIS `+`/`-`
+ * entries among them), no passwd entry of `uid`, no group entry of `gid` (a group only a directory
+ * service knows: its members cannot be seen here). A shared primary group (gid 100 `users` under
+ * USERGROUPS=no) is so refused: its other members could rewrite a policy it may write to.
+ */
+export async function primaryGroupIsPrivate(
+  uid: number,
+  gid: number,
+  files: { readonly passwd: string; readonly group: string } = ACCOUNT_FILES,
+): Promise<boolean> {
+  const [passwd, group] = await Promise.all([accountEntries(files.passwd, 7), accountEntries(files.group, 4)]);
+  if (passwd === null || group === null) return false;
+  const names = new Set(passwd.filter((entry) => Number(entry[2]) === uid).map((entry) => entry[0]));
+  if (names.size === 0) return false;
+  if (passwd.some((entry) => Number(entry[3]) === gid && Number(entry[2]) !== uid)) return false;
+  const entries = group.filter((entry) => Number(entry[2]) === gid);
+  const members = entries.flatMap((entry) => (entry[3] ?? "").split(",").filter((name) => name !== ""));
+  return entries.length > 0 && members.every((name) => names.has(name));
+}
+
+/**
+ * The colon-separated entries of account database `path` (`fields` per line, the third and, for
+ * passwd, the fourth decimal ids), comments and empty lines passed over; null when it cannot be
+ * read, is larger than ACCOUNT_FILE_MAX_BYTES or holds a line otherwise.
+ */
+async function accountEntries(path: string, fields: number): Promise<string[][] | null> {
+  let bytes: Buffer;
+  try {
+    const handle = await open(path, "r");
+    try {
+      bytes = await readHandleToBound(handle, ACCOUNT_FILE_MAX_BYTES);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
+  if (bytes.length > ACCOUNT_FILE_MAX_BYTES) return null;
+  const lines = bytes.toString("utf8").split("\n");
+  const entries = lines.filter((line) => line.trim() !== "" && !line.startsWith("#")).map((line) => line.split(":"));
+  const id = /^\d+$/;
+  const understood = (entry: string[]) =>
+    entry.length === fields && id.test(entry[2] ?? "") && (fields !== 7 || id.test(entry[3] ?? ""));
+  return entries.every(understood) ? entries : null;
+}
+
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
 function directoryFault(
   info: { mode: number; uid: number; gid: number },
-  user: { uid: number; gid: number },
+  user: User,
 ): "o" | "g" | "go" | "owner" | null {
   if ((info.mode & 0o1000) === 0) {
     const others = (info.mode & 0o002) !== 0;
-    const group = (info.mode & 0o020) !== 0 && info.gid !== 0 && info.gid !== user.gid;
+    const group = (info.mode & 0o020) !== 0 && info.gid !== 0 && info.gid !== user.privateGid;
     if (others || group) return others && group ? "go" : others ? "o" : "g";
   }
   return info.uid !== 0 && info.uid !== user.uid ? "owner" : null;
@@ -65,7 +143,7 @@ function directoryFault(
  * What is wrong with a file of `info` (its owner, who else may write to it) for a process of `user`,
  * by the rule of a directory itself, the sticky bit aside (it means nothing on a file).
  */
-function fileFault(info: { mode: number; uid: number; gid: number }, user: { uid: number; gid: number }) {
+function fileFault(info: { mode: number; uid: number; gid: number }, user: User) {
   return directoryFault({ uid: info.uid, gid: info.gid, mode: info.mode & ~0o1000 }, user);
 }
 
@@ -75,16 +153,12 @@ function fileFault(info: { mode: number; uid: number; gid: number }, user: { uid
  * sticky world-writable directories only, and trusts a link its directory's owner owns), a link is
  * trusted when its owner is, or when its owner can no longer change it. So a link is followed when
  * it is root's or this user's, or when its directory is one only root or this user may write to
- * (owned by one of them, no o+w, no g+w for a group other than root's or this user's primary one:
+ * (owned by one of them, no o+w, no g+w for a group other than root's or this user's private one:
  * the sticky bit aside, which leaves a link's owner free to replace it). Otherwise (alice's link in alice's
  * directory, read by root) its owner could point it at any file this user may read: an ssh key of
  * root's sent as the API key, another policy trusted.
  */
-function linkFault(
-  linkUid: number,
-  dir: { mode: number; uid: number; gid: number },
-  user: { uid: number; gid: number },
-): boolean {
+function linkFault(linkUid: number, dir: { mode: number; uid: number; gid: number }, user: User): boolean {
   if (linkUid === 0 || linkUid === user.uid) return false;
   return directoryFault({ uid: dir.uid, gid: dir.gid, mode: dir.mode & ~0o1000 }, user) !== null;
 }
@@ -136,7 +210,7 @@ type Checked = { dev: number; ino: number; nlink?: number; holder?: string } | "
  */
 async function walk(dir: string, kind: "directory" | "directories"): Promise<Walked> {
   if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
-  const user = { uid: process.getuid(), gid: process.getgid() };
+  const user = await currentUser(process.getuid, process.getgid);
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
   // caller's open or mkdir of `dir` reaches (the working directory's path is its real one).
@@ -184,7 +258,7 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
  * the rule of a directory itself, the sticky bit aside (it means nothing on a file): owned by root
  * or this user (its owner can rewrite it: OpenSSH's StrictModes asks as much of `authorized_keys`,
  * and the key broker of its policies, attestation/kbs/key-file.ts), no o+w, no g+w unless its group
- * is root's or this user's primary group. Checked on what is read, as a name checked before the open
+ * is root's or this user's primary group and that group is theirs alone. Checked on what is read, as a name checked before the open
  * could lead to another file by then (a directory on its path may be another user's: see above). A
  * named pipe is held as a file (a writer feeds it); an anonymous one (`<(…)`, `cat policy.json | sudo
  * cloister … /dev/stdin`: its owner is the shell that made it) is passed over: what it carries is
@@ -201,7 +275,7 @@ export async function unsafeOpenFile(
   if (process.getuid === undefined || process.getgid === undefined) return null;
   if (!info.isFile() && !info.isFIFO()) return null;
   if (info.isFIFO() && (await readlink(`/proc/self/fd/${handle.fd}`).catch(() => "")).startsWith("pipe:")) return null;
-  const user = { uid: process.getuid(), gid: process.getgid() };
+  const user = await currentUser(process.getuid, process.getgid);
   const fault = fileFault(info, user);
   if (fault === null) return null;
   const writers = fault === "owner" ? null : fault;
@@ -308,7 +382,7 @@ const MAX_LINKS = 40;
  */
 async function lookUp(
   path: string,
-  user: { uid: number; gid: number },
+  user: User,
 ): Promise<{ target: string | null; lookedIn: string[]; link: UnsafeDirectory | null; reached: Checked }> {
   const names = path.split(sep).filter((name) => name !== "" && name !== ".");
   const lookedIn: string[] = [];

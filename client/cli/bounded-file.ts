@@ -89,7 +89,7 @@ export function readOptionFile(file: string, option: string, limit: InputBound, 
  * host's --api-keys): refused, each a UsageError naming the option and the file, when someone else
  * could change it (attestation/path-safety.ts): anyone may write to a directory its lookup goes
  * through (checked before the open), or the file read is another user's, or others (or a group not
- * root's nor this user's primary one) may write to it. The file's rule is checked on the open file,
+ * root's nor this user's private one) may write to it. The file's rule is checked on the open file,
  * what is read, not on its name before the open (which could lead to another file by then). `held`:
  * what someone who could change it would then change ("which enclaves this client trusts").
  */

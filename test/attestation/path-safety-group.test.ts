@@ -1,0 +1,77 @@
+/**
+ * Group write (attestation/path-safety.ts): a directory or trust file its owner's primary group may
+ * write to is taken only when that group is the user's alone (primaryGroupIsPrivate, read from
+ * scratch account files here), failing closed when unsure. Tests run as root: uids/gids 4242-4244
+ * are free, so a process of uid 4242 finds no group entry of gid 4242 in /etc/group.
+ */
+import { execFile } from "node:child_process";
+import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { primaryGroupIsPrivate } from "../../attestation/path-safety.ts";
+import { ROOT } from "../helpers/insecure-parser.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
+
+let root = "";
+testDirectoryEach("cloister-path-group-", (dir) => {
+  root = dir;
+});
+
+/** Scratch account files of these lines; their paths. */
+async function accounts(passwd: string[], group: string[]): Promise<{ passwd: string; group: string }> {
+  const files = { passwd: join(root, "passwd"), group: join(root, "group") };
+  await writeFile(files.passwd, `${passwd.join("\n")}\n`);
+  await writeFile(files.group, `${group.join("\n")}\n`);
+  return files;
+}
+
+const ALICE = "alice:x:4242:4242::/home/alice:/bin/sh";
+
+describe("primaryGroupIsPrivate", () => {
+  it("takes a user-private group: no member listed but the user, no one else's primary group", async () => {
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["alice:x:4242:"]))).toBe(true);
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["alice:x:4242:alice"]))).toBe(true);
+  });
+
+  it("refuses a group that lists another member (gid 100 users, USERGROUPS=no)", async () => {
+    const files = await accounts([ALICE.replace(":4242::", ":100::")], ["users:x:100:alice,bob"]);
+    expect(await primaryGroupIsPrivate(4242, 100, files)).toBe(false);
+  });
+
+  it("refuses a group that is another user's primary group too", async () => {
+    const bob = "bob:x:4243:4242::/home/bob:/bin/sh";
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, bob], ["alice:x:4242:"]))).toBe(false);
+  });
+
+  it("fails closed when unsure: no group entry, no passwd entry, a line not understood, no file", async () => {
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["other:x:4243:"]))).toBe(false);
+    expect(
+      await primaryGroupIsPrivate(4242, 4242, await accounts(["bob:x:4243:4243::/:/bin/sh"], ["alice:x:4242:"])),
+    ).toBe(false);
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, "+@netgroup"], ["alice:x:4242:"]))).toBe(
+      false,
+    );
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["alice:x:4242:", "+"]))).toBe(false);
+    const missing = { passwd: join(root, "none"), group: join(root, "group") };
+    expect(await primaryGroupIsPrivate(4242, 4242, missing)).toBe(false);
+  });
+});
+
+describe("a directory its owner's primary group may write to", () => {
+  it("is refused to a user whose primary group is not known to be theirs alone (no /etc/group entry)", async () => {
+    // uid 4242 (primary gid 4242, in no /etc/group) checks its own directory of mode 0770, group 4242.
+    const dir = join(root, "own");
+    await chmod(root, 0o755);
+    await mkdir(dir, { mode: 0o770 });
+    await chmod(dir, 0o770);
+    await chown(dir, 4242, 4242);
+    const script = `import { findUnsafeDirectory } from "./attestation/path-safety.ts"; console.log(JSON.stringify(await findUnsafeDirectory(${JSON.stringify(dir)})));`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--no-warnings", "--import", "tsx", "--input-type=module", "-e", script],
+      { cwd: ROOT, timeout: 60_000, uid: 4242, gid: 4242 },
+    );
+    expect(JSON.parse(stdout.trim())).toMatchObject({ path: dir, itself: true, writers: "g", gid: 4242, user: 4242 });
+  });
+});
