@@ -143,7 +143,9 @@ async function readKeyFile(path: string): Promise<string | null> {
   try {
     return await readPrivateKeyFile(path, ".key", {
       bound: KEY_FILE_BOUND,
-      // Its directory, --audit-dir, is checked (findUnsafeDirectory) when the store opens.
+      // Its directory, --audit-dir, is checked (findUnsafeDirectory) when the store opens, and its
+      // name is a boot id's first 16 hex digits (parseBatch: HEX64), so nothing else is read here.
+      // readPrivateKeyFile's only `held: null`: no path a user names reaches it.
       held: null,
       // No .key yet (the usual case: the first collection from an enclave) is no failure: its own
       // error is thrown as it is, and taken for null below, with no AuditStoreError worded for it.
@@ -275,6 +277,14 @@ export async function prepareAuditDir(dir: string): Promise<void> {
   // The sticky bit (as /tmp has) keeps others from removing or renaming the host's files. Anyone
   // who can write to a directory above it could rename the whole directory away, logs and all, and
   // put their own there (attestation/path-safety.ts).
+  // No check that the directory used is the one walked (as readAfterPathCheck's device and inode
+  // are), on purpose: after this walk, only the owner of a directory above it (or a group that may
+  // write to one) could rename it or a link on its path and put another there; the walk does not
+  // hold them (path-safety.ts: root in a checkout another user made), and the collector names its
+  // files join(dir, name) for the host's whole life, each new boot's log and .key, so they could do
+  // it as well at any later time. Node has no openat to work in a directory held open; a compare
+  // here would close one moment of a window that stays open. A trust file's read is one open, so
+  // its compare closes its whole window.
   const unsafe = await findUnsafeDirectory(dir).catch((error: unknown) => {
     throw new AuditDirError(`cannot check its path (${fileErrorCause(error, "check")})`, dir, { cause: error });
   });

@@ -62,7 +62,15 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   await refuseUnsafe(target, option);
 }
 
-/** The UsageError for a path `target` someone else could change (findUnsafeDirectory), if it is one. */
+/**
+ * The UsageError for a path `target` someone else could change (findUnsafeDirectory), if it is one.
+ * What is used after it is not compared with what it walked (as readAfterPathCheck compares device
+ * and inode), on purpose: once walked, only the owner of a directory above it (or a group that may
+ * write to one), whom the walk does not hold (path-safety.ts), could rename it or a link on its path
+ * and put another there, and the files kept in it are opened by name on every start after this one
+ * (`cloister up`, the proxy's token), so they could do it as well later. Node has no openat to work
+ * in a directory held open; a compare here would close one moment of a window that stays open.
+ */
 async function refuseUnsafe(target: string, option: string): Promise<void> {
   const unsafe = await findUnsafeDirectory(target).catch((error: unknown) => {
     throw new UsageError(fileMessage(target, option, `cannot check its path (${fileErrorCause(error, "check")})`), {
