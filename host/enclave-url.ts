@@ -7,11 +7,19 @@
 import { describeUrlText } from "../attestation/url-text.ts";
 
 /**
- * What is wrong with an enclave URL, as an error's words after its field's name, or null: not an
- * http: URL (the enclave's internal server), or one with a user name or password. The enclave's
- * server takes none: sent as Basic authorization to every member, they reached only its logs.
+ * What is wrong with an enclave URL, as an error's words after its field's name, or null: a space or
+ * control character in its text, not an http: URL (the enclave's internal server), or one with a
+ * user name or password. The enclave's server takes none: sent as Basic authorization to every
+ * member, they reached only its logs.
  */
 export function enclaveUrlFault(url: string): string | null {
+  // Checked as the text is used: the pool keeps it as written and the host appends its routes, where
+  // the URL parser drops a space or control character at either end (a tab or newline anywhere).
+  // "http://127.0.0.1:1 " passed, and "http://127.0.0.1:1 /sealed" did not parse (an "Invalid URL"
+  // naming nothing); "http://127.0.0.1:1/\u0001" was taken, its requests sent to /%01/sealed.
+  if (/[ \p{Cc}]/u.test(url)) {
+    return `expected no space or control character (the URL parser drops them, the host's requests would not), found ${describeUrlText(url)}`;
+  }
   // Not new URL's own TypeError for one that does not parse: it keeps the URL (`input`), a password too.
   const parsed = URL.canParse(url) ? new URL(url) : null;
   if (parsed === null || parsed.protocol !== "http:") {

@@ -123,13 +123,18 @@ describe("bad input exits 2, a failure exits 1", () => {
     expect(equal.stderr).toMatch(/^cloister: USAGE: --api-keys \S*none\.json: cannot read \(ENOENT/);
   });
 
-  it("host: an --enclave-url that is not http: or is listed twice, or a --cors-origin that is not an origin, exits 2 before anything starts", async () => {
+  it("host: an --enclave-url that is not http:, has a space, or is listed twice, or a --cors-origin that is not an origin, exits 2 before anything starts", async () => {
     const options = ["--api-keys", join(dir, "none.json"), "--audit-dir", join(dir, "audit"), "--port", "0"];
     const url = "http://127.0.0.1:9";
     for (const [args, message] of [
       [
         ["--enclave-url", "https://127.0.0.1:9"],
         '--enclave-url: expected an http: URL (the enclave\'s internal server), found "https://127.0.0.1:9"',
+      ],
+      [
+        // Its routes are appended to the text as written: "http://127.0.0.1:9 /sealed" does not parse.
+        ["--enclave-url", `${url} `],
+        `--enclave-url: expected no space or control character (the URL parser drops them, the host's requests would not), found "${url} "`,
       ],
       [["--enclave-url", url, "--enclave-url", `${url}/`], "--enclave-url: the same enclave is listed twice"],
       [
