@@ -49,7 +49,7 @@ import { EnclavePool, KEY_ID_HEX, type PoolMember } from "./pool.ts";
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
   readonly enclaveUrl?: string;
-  /** A pool of enclaves instead (host/pool.ts): requests are routed by enclave key id. */
+  /** A pool of enclaves instead (host/pool.ts), not with `enclaveUrl`: requests are routed by enclave key id. */
   readonly pool?: EnclavePool;
   readonly apiKeys: ApiKeyStore;
   readonly limits: {
@@ -152,6 +152,10 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // connection of its own.
   const agent = new Agent({ keepAlive: true, maxSockets: options.limits.maxInFlight + UPSTREAM_EXTRA_SOCKETS });
   const upstreamOptions = { agent, limits: options.limits };
+  // Given with a pool, an enclaveUrl was dropped, unchecked: a caller may believe it the host's enclave.
+  if (options.pool !== undefined && options.enclaveUrl !== undefined) {
+    throw new RangeError("enclaveUrl: expected none with a pool (its members are the host's enclaves), found one");
+  }
   const pool =
     options.pool ??
     new EnclavePool(options.enclaveUrl === undefined ? [] : [options.enclaveUrl], {

@@ -352,10 +352,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     () => createEnclavePool([url], { limits: DEFAULT_HOST_LIMITS }),
     () =>
       createHostApp({
-        ...hostOptionsFor("http://127.0.0.1:1"),
+        apiKeys: store(),
+        limits: DEFAULT_HOST_LIMITS,
+        accessLog: () => {},
         pool: new EnclavePool([url], { fetchText: async () => ({ status: 503, text: "" }) }),
       }),
   ];
+
+  it("refuses an enclave URL given with a pool (it was dropped unchecked, the pool's members served), not showing it", () => {
+    // A caller that gave both may believe its enclaveUrl is the host's enclave, checked as the
+    // pool's members are: it was neither. Refused whatever the URL, which is not shown.
+    const pool = new EnclavePool(["http://127.0.0.1:1"], { fetchText: async () => ({ status: 503, text: "" }) });
+    for (const url of ["http://127.0.0.1:1", "https://user:s3cret@127.0.0.1:2"]) {
+      const error = thrownBy(() => createHostApp({ ...hostOptionsFor(url), pool }));
+      expect(error, url).toBeInstanceOf(RangeError);
+      expect((error as Error).message).toBe(
+        "enclaveUrl: expected none with a pool (its members are the host's enclaves), found one",
+      );
+    }
+  });
 
   /** What `make` threw (undefined: nothing). */
   const thrownBy = (make: () => unknown): unknown => {
