@@ -123,7 +123,11 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     const { left, unsaid } = await closeUnserved(booted, endBootStop);
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
-    if (unsaid !== null) throw unsaid;
+    // The first failure of the close is the command's error; one more (the server's close) is said.
+    for (const failure of unsaid.slice(1)) {
+      process.stderr.write(`cloister enclave: closing it failed too: ${errorText(failure)}\n`);
+    }
+    if (unsaid.length > 0) throw unsaid[0];
     return;
   }
   const { server, enclave, tee } = booted;
@@ -137,7 +141,10 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     unserved = { error };
     const { left, unsaid } = await closeUnserved(booted, endBootStop);
     if (left.length > 0) process.stderr.write(`cloister enclave: could not serve; ${copiesLeftText(left)}\n`);
-    if (unsaid !== null) process.stderr.write(`cloister enclave: closing it failed too: ${errorText(unsaid)}\n`);
+    // The serving error is the command's (the one the operator needs); the close's failures follow it.
+    for (const failure of unsaid) {
+      process.stderr.write(`cloister enclave: closing it failed too: ${errorText(failure)}\n`);
+    }
     throw error;
   }
   // Signals are handled by closeOnSignal from here (its listeners added before the boot's are
@@ -263,12 +270,15 @@ interface Booted {
 async function closeUnserved(
   booted: Booted | null,
   endBootStop: () => void,
-): Promise<{ readonly left: ReturnType<typeof modelCopiesLeft>; readonly unsaid: unknown }> {
+): Promise<{ readonly left: ReturnType<typeof modelCopiesLeft>; readonly unsaid: readonly unknown[] }> {
   const closing = booted === null ? null : await settledFailure(booted.enclave.close());
-  await booted?.server.close();
+  // The server's close failing ends nothing early: the boot's handlers are removed all the same (the
+  // process can exit), and its failure is returned after the enclave's, not thrown in place of it.
+  const serverClosing = booted === null ? null : await settledFailure(booted.server.close());
   endBootStop();
   const left = modelCopiesLeft();
-  return { left, unsaid: closeFailureBesidesCopies(closing, left) };
+  const unsaid = [closeFailureBesidesCopies(closing, left), serverClosing?.error ?? null];
+  return { left, unsaid: unsaid.filter((failure) => failure !== null) };
 }
 
 async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal): Promise<Booted> {

@@ -98,6 +98,22 @@ function accepts(url: string): Promise<boolean> {
   });
 }
 
+/** What the command writes on stderr, kept (stdout muted) until vi.restoreAllMocks. */
+function capturedStderr(): string[] {
+  const stderr: string[] = [];
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+    stderr.push(String(chunk));
+    return true;
+  });
+  vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+  return stderr;
+}
+
+/** The process's SIGINT and SIGTERM listeners: the boot's are removed once the command ends. */
+function signalListeners(): { readonly SIGINT: number; readonly SIGTERM: number } {
+  return { SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM") };
+}
+
 describe("cloister enclave: serving the booted enclave fails", () => {
   it("fails with that error, the enclave closed, the server closed and the boot's signal handlers removed", async () => {
     const { Enclave } = await import("../../enclave/service.ts");
@@ -112,8 +128,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
     });
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     vi.spyOn(process.stdout, "write").mockImplementation(() => true);
-    const signals = () => ({ SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM") });
-    const before = signals();
+    const before = signalListeners();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
     try {
       const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
@@ -122,7 +137,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
       expect({
         enclaveClosed: closed.mock.calls.length,
         listening: await accepts(listening[0] as string),
-        signals: signals(),
+        signals: signalListeners(),
       }).toEqual({ enclaveClosed: 1, listening: false, signals: before });
     } finally {
       vi.restoreAllMocks();
@@ -143,12 +158,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
       exits.push(code);
       return undefined as never;
     });
-    const stderr: string[] = [];
-    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
-      stderr.push(String(chunk));
-      return true;
-    });
-    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const stderr = capturedStderr();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
     try {
       await runEnclaveCommand(options()).catch(() => {});
@@ -163,13 +173,36 @@ describe("cloister enclave: serving the booted enclave fails", () => {
     }
   });
 
-  it("a model copy it could not remove is named, and the command still fails with the serving error", async () => {
-    const stderr: string[] = [];
-    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
-      stderr.push(String(chunk));
-      return true;
+  it("the server's close failing too: the serving error is still the command's, the close's said, the handlers removed", async () => {
+    const http = await import("../../enclave/http.ts");
+    const listen = http.listenBeforeServing;
+    vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
+      const server = await listen(...args);
+      return {
+        ...server,
+        close: async () => {
+          await server.close();
+          throw new Error("the server's close failed (a stand-in)");
+        },
+      };
     });
-    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const stderr = capturedStderr();
+    const before = signalListeners();
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    try {
+      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
+      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      expect(stderr.join("")).toContain(
+        "cloister enclave: closing it failed too: the server's close failed (a stand-in)\n",
+      );
+      expect(signalListeners()).toEqual(before);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("a model copy it could not remove is named, and the command still fails with the serving error", async () => {
+    const stderr = capturedStderr();
     // Fresh modules: model-staging's record of the copies left must hold this run's copy only.
     vi.resetModules();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
