@@ -409,6 +409,7 @@ export class InferenceEngine {
    * worker (#render).
    */
   async renderPrompt(request: GenerateRequest): Promise<PromptRendering> {
+    checkPromptOrMessages(request);
     if ("messages" in request) checkMessages(request);
     return new PromptRendering(await this.#render(request), request);
   }
@@ -701,13 +702,7 @@ function checkOptions(options: EngineOptions): Settings {
 type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
 
 function checkParameters(request: GenerateRequest, contextSize: number): CheckedParameters {
-  const has = (key: string): boolean => Object.hasOwn(request, key);
-  if (has("prompt") === has("messages")) {
-    throw new EngineError("ENGINE_REQUEST", "request: expected exactly one of prompt or messages");
-  }
-  if ("prompt" in request && typeof request.prompt !== "string") {
-    throw new EngineError("ENGINE_REQUEST", `prompt: expected a string, found ${typeof request.prompt}`);
-  }
+  checkPromptOrMessages(request);
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
   const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);
   const topP = numberIn("topP", request.topP ?? 1, Number.MIN_VALUE, 1);
@@ -728,6 +723,20 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
     throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
   }
   return { maxTokens, temperature, topP, seed };
+}
+
+/**
+ * Exactly one of prompt or messages, and a prompt that is a string: the service's schema's check, for
+ * the engine's in-process callers too (renderPrompt, generate), who would otherwise get a TypeError.
+ */
+function checkPromptOrMessages(request: GenerateRequest): void {
+  const has = (key: string): boolean => Object.hasOwn(request, key);
+  if (has("prompt") === has("messages")) {
+    throw new EngineError("ENGINE_REQUEST", "request: expected exactly one of prompt or messages");
+  }
+  if ("prompt" in request && typeof request.prompt !== "string") {
+    throw new EngineError("ENGINE_REQUEST", `prompt: expected a string, found ${typeof request.prompt}`);
+  }
 }
 
 /** A chat request's messages: a non-empty array of messages of the three roles, each with text. */
@@ -767,9 +776,12 @@ function checkMessages(request: ChatRequest): void {
   }
 }
 
-/** A refused role as a message shows it: a string's first 20 characters quoted, else its type (String() may throw). */
+/**
+ * A refused role as a message shows it: its type, and a string's length, never its text (a message's
+ * text passed by mistake as its role would be shown; String() may throw besides).
+ */
 function roleFound(role: unknown): string {
-  return typeof role === "string" ? `"${role.slice(0, 20)}"` : typeof role;
+  return typeof role === "string" ? `a string of ${role.length} characters` : typeof role;
 }
 
 function intIn(

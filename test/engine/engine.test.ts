@@ -563,6 +563,22 @@ describe("generation", () => {
     expect(engine.stats.busy).toBe(0);
   });
 
+  it("renderPrompt refuses a prompt that is no string, and a string role shows its length, never its text", async () => {
+    const errors = await Promise.all([
+      engine.renderPrompt({ prompt: 42 as never }).catch((e: unknown) => e),
+      engine.renderPrompt({} as never).catch((e: unknown) => e),
+      engine
+        .renderPrompt({ messages: [{ role: "secret text as a role" as never, content: "a" }] })
+        .catch((e: unknown) => e),
+    ]);
+    expect(errors.map(code)).toEqual(["ENGINE_REQUEST", "ENGINE_REQUEST", "ENGINE_REQUEST"]);
+    expect((errors[0] as Error).message).toBe("prompt: expected a string, found number");
+    expect((errors[1] as Error).message).toBe("request: expected exactly one of prompt or messages");
+    expect((errors[2] as Error).message).toBe(
+      "messages[0].role: expected system, user or assistant, found a string of 21 characters",
+    );
+  });
+
   it("refuses more messages than the service's schema takes (maxMessages) as ENGINE_REQUEST", async () => {
     // The shapes' keys (engine/template-shapes.ts) and Cloister's template's cost rest on that bound;
     // the engine's in-process callers pass no schema, so the engine applies it itself.
