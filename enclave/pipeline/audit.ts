@@ -718,7 +718,13 @@ function shown(value: unknown): string {
   return describeValue(value);
 }
 
-/** What a value meant to be hex is, for a message: its length and whether it is lower-case hex; never its content. */
+/**
+ * What a public record field meant to be hex is, for a message: a string by its length and whether it
+ * is lower-case hex (never its characters); none as none; any other value as describeValue shows it,
+ * which is a number's or a boolean's value and an object's key names. For public record fields only
+ * (hashes, signatures): an opening, the client's secret, must never go through it (audit-cli-impl.ts
+ * openingShape says it by its type and length alone).
+ */
 export function hexShape(value: unknown): string {
   if (value === undefined) return "none";
   if (typeof value !== "string") return describeValue(value);
