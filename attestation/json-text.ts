@@ -63,7 +63,7 @@ export function parseJsonText(text: string, options: { namesNotShownBelow?: Name
   }
   const duplicate = findDuplicateMember(text);
   if (duplicate !== null) {
-    throw new DuplicateMemberError(duplicate.path, duplicate.index, options.namesNotShownBelow ?? []);
+    throw new DuplicateMemberError(duplicate.path, duplicate.index, options.namesNotShownBelow);
   }
   return value;
 }

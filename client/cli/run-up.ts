@@ -102,19 +102,18 @@ export function upBanner(
 ): string {
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
   // A path under the user's --dir on one line: what a terminal acts on, a line feed too, escaped.
-  const shown = (path: string) => visibleOnOneLine(path);
   return [
-    `Cloister is up (SIMULATED ${options.tee}: trusted only because ${shown(policy)} says so).`,
+    `Cloister is up (SIMULATED ${options.tee}: trusted only because ${visibleOnOneLine(policy)} says so).`,
     `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz with the API key shows them)` : ""}`,
-    `  policy       ${shown(policy)}`,
-    `  API key file ${shown(relative(process.cwd(), deployment.files.apiKeyPath))}`,
+    `  policy       ${visibleOnOneLine(policy)}`,
+    `  API key file ${visibleOnOneLine(relative(process.cwd(), deployment.files.apiKeyPath))}`,
     ...(deployment.kbsUrl === null || deployment.files.kbs === null
       ? ["  model        plain GGUF file (--no-sealed-model)"]
       : [
           kbsLine({
             kbsUrl: deployment.kbsUrl,
             keyId: deployment.files.kbs.keyId,
-            configPath: shown(relative(process.cwd(), deployment.files.kbs.configPath)),
+            configPath: visibleOnOneLine(relative(process.cwd(), deployment.files.kbs.configPath)),
             enclaves: deployment.enclaveUrls.length,
           }),
         ]),
