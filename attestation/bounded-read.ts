@@ -83,10 +83,18 @@ const ESCAPED_ON_A_LINE_ALL = new RegExp(ESCAPED_ON_A_LINE.source, "gu");
  * (so a digit after it is never read as part of it).
  */
 function dollarQuoteEscape(char: string): string {
-  const named: Record<string, string> = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
-  const bytes = [...new TextEncoder().encode(char)];
-  return named[char] ?? bytes.map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+  const named = DOLLAR_QUOTE_NAMED.get(char);
+  if (named !== undefined) return named;
+  return [...UTF8.encode(char)].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
 }
+
+/** dollarQuoteEscape's escapes by name. */
+const DOLLAR_QUOTE_NAMED: ReadonlyMap<string, string> = new Map([
+  ["\n", "\\n"],
+  ["\t", "\\t"],
+  ["\r", "\\r"],
+]);
+const UTF8 = new TextEncoder();
 
 /**
  * `text` as a shell reads it back: as it is when it is plain, else single-quoted, or written as
@@ -109,23 +117,27 @@ export function shellWord(text: string): string {
 }
 
 /**
- * A path fileMessage cannot write as given: one holding ": " (where the path ends and the reason
- * starts would be a guess), a character the error line escapes (`\u000a` would read as the path's
- * own characters), or starting with a quote, `'` or `$'` (it would read as a quoted word).
+ * A path fileMessage cannot write as given: one holding ": " or ending in ":" (where the path ends and
+ * the reason starts would be a guess: `--x foo:: reason`), a character the error line escapes
+ * (`\u000a` would read as the path's own characters), starting with a quote, `'` or `$'` (it would
+ * read as a quoted word), `-` alone or first before a space (it would read as standard input, `-` or
+ * `- (standard input)`), or empty (`--policy : reason` names no file).
  */
-const NOT_AS_GIVEN = new RegExp(`: |^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
+const NOT_AS_GIVEN = new RegExp(`: |:$|^$|^-(?: |$)|^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
 
 /**
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
- * path that would not read back as itself (NOT_AS_GIVEN: ": ", a character the line escapes, a
- * leading quote) is written as one shell word (quotedWord; a leading `-` kept, not made `./-`: a
+ * path that would not read back as itself (NOT_AS_GIVEN: ": ", a trailing ":", a character the line
+ * escapes, a leading quote, standard input's name, nothing) is written in quotes, as one shell word
+ * (quotedWord, quoted even when its characters are plain; a leading `-` kept, not made `./-`: a
  * reader takes `./-a: b` for another path than `-a: b`); any other is written as given, so an
- * ordinary path reads as typed, and so does a name that is no path (`- (standard input)`, from a
- * reader of stdin).
+ * ordinary path reads as typed. Standard input is no file: its refusals do not come through here.
  */
 export function fileMessage(file: string, what: string, reason: string): string {
-  return `${what} ${NOT_AS_GIVEN.test(file) ? quotedWord(file) : file}: ${reason}`;
+  if (!NOT_AS_GIVEN.test(file)) return `${what} ${file}: ${reason}`;
+  const word = quotedWord(file);
+  return `${what} ${word === file ? `'${file}'` : word}: ${reason}`;
 }
 
 /** The refusal of a path that is neither a regular file nor a pipe: names `what`, the file and what it is. */
@@ -192,7 +204,7 @@ export function tooLargeMessage(file: string, what: string, limit: InputBound): 
 }
 
 /** Why a file larger than its bound is refused: the bound, and what the file is expected to hold. */
-function tooLargeReason(limit: InputBound): string {
+export function tooLargeReason(limit: InputBound): string {
   return `expected at most ${limit.bytes} bytes (${limit.expected}), found more`;
 }
 

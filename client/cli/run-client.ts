@@ -4,7 +4,7 @@ import {
   fileMessage,
   type InputBound,
   notUtf8Reason,
-  tooLargeMessage,
+  tooLargeReason,
 } from "../../attestation/bounded-read.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
@@ -362,15 +362,16 @@ export interface PromptInput extends AsyncIterable<Uint8Array | string> {
 
 /**
  * All of standard input, to the prompt's bound (PROMPT_BOUND) as a --prompt-file is: more is refused
- * as it arrives, never held whole. `what` and `name` name it in the refusal.
+ * as it arrives, never held whole. `source` names it in the refusal, as written (standard input is no
+ * file: fileMessage would quote a file named `- (standard input)`).
  */
-async function readAll(input: AsyncIterable<Uint8Array | string>, what: string, name: string): Promise<Uint8Array> {
+async function readAll(input: AsyncIterable<Uint8Array | string>, source: PromptSource): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of input) {
     const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : Buffer.from(chunk);
     length += bytes.length;
-    if (length > PROMPT_BOUND.bytes) throw new UsageError(tooLargeMessage(name, what, PROMPT_BOUND));
+    if (length > PROMPT_BOUND.bytes) throw new UsageError(source(tooLargeReason(PROMPT_BOUND)));
     chunks.push(bytes);
   }
   return Buffer.concat(chunks);
@@ -452,8 +453,8 @@ export async function readPrompt(
     return refuseLongPrompt(prompt, promptSource("chat: the PROMPT argument"));
   }
   if (promptFile === "-") {
-    const bytes = await readAll(stdin, "--prompt-file", "- (standard input)");
-    return promptText(bytes, promptSource("--prompt-file - (standard input)"), "standard input");
+    const source = promptSource("--prompt-file - (standard input)");
+    return promptText(await readAll(stdin, source), source, "standard input");
   }
   if (promptFile !== undefined) {
     const bytes = await readBoundedFile(
@@ -467,7 +468,7 @@ export async function readPrompt(
   }
   if (stdin.isTTY === true) return undefined;
   return promptText(
-    await readAll(stdin, "chat:", "standard input"),
+    await readAll(stdin, promptSource("chat: standard input")),
     promptSource("chat: standard input is not a terminal, so it is read as the prompt"),
     "standard input",
     "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",

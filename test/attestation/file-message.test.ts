@@ -50,6 +50,12 @@ const PATHS = [
   "./-a: b.json",
   "-line\nfeed.json",
   "-plain.json",
+  // Each would read as another name: "--policy foo:: …", standard input's name, "--policy : …".
+  "foo:",
+  "foo::",
+  "- (standard input)",
+  "-",
+  "",
 ];
 
 describe("fileMessage: a path read back from cloister's error line", () => {
@@ -62,10 +68,17 @@ describe("fileMessage: a path read back from cloister's error line", () => {
     expect(new Set(lines).size).toBe(PATHS.length);
   });
 
-  it("an ordinary path, one with a space, and standard input's name are written as given", () => {
-    for (const path of ["/tmp/ordinary/policy.json", "/tmp/with space/policy.json", "- (standard input)"]) {
+  it("an ordinary path and one with a space are written as given", () => {
+    for (const path of ["/tmp/ordinary/policy.json", "/tmp/with space/policy.json", "/tmp/a:b", "-plain.json"]) {
       expect(fileMessage(path, "--policy", REASON)).toBe(`--policy ${path}: ${REASON}`);
     }
+  });
+
+  it("a path ending in ':', named as standard input is, or empty is quoted, so it reads as itself", () => {
+    expect(fileMessage("foo:", "--policy", REASON)).toBe(`--policy 'foo:': ${REASON}`);
+    expect(fileMessage("- (standard input)", "--policy", REASON)).toBe(`--policy '- (standard input)': ${REASON}`);
+    expect(fileMessage("-", "--policy", REASON)).toBe(`--policy '-': ${REASON}`);
+    expect(fileMessage("", "--policy", REASON)).toBe(`--policy '': ${REASON}`);
   });
 });
 
