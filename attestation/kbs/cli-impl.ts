@@ -180,7 +180,7 @@ export async function runModelSeal(
   try {
     keyText = await readPrivateKeyFile(options.key, "--key");
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError((error as Error).message, { cause: error });
   }
   let key: ReturnType<typeof modelKeyFromJwk>;
   try {
@@ -190,6 +190,7 @@ export async function runModelSeal(
   } catch (error) {
     throw new UsageError(
       error instanceof SyntaxError ? fileMessage(options.key, "--key", error.message) : (error as Error).message,
+      { cause: error },
     );
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;
