@@ -21,7 +21,11 @@ import { readFileSync, writeSync } from "node:fs";
 // command not run: dropped, the command would run unsupervised; read as a pid, it would be a
 // supervisor that "has gone" (exit 0, the command not run), and one of 17 digits or more a Number
 // other than the one written. A value not of up's form (the old `1`, exported by accident in a
-// shell) is no supervision: dropped.
+// shell) is no supervision: dropped. Help is still shown with such a value (a user debugging their
+// environment needs it), the value named as a warning: asked for (`--help` or `-h` before any `--`,
+// or `help` first), only the command path's words (those before the first option) are kept and help
+// asked of them, so no command runs, unsupervised, whatever the other words were (`--prompt-file
+// --help`, where --help is an option's value).
 const SUPERVISED_FORM = "supervisor-pid:";
 const supervised = process.env.CLOISTER_SUPERVISED ?? "";
 const written = supervised.startsWith(SUPERVISED_FORM) ? supervised.slice(SUPERVISED_FORM.length) : undefined;
@@ -34,15 +38,28 @@ if (written !== undefined && supervisor === undefined) {
     : written.length <= 24 && [...written].every((char) => char.charCodeAt(0) < 0x7f)
       ? JSON.stringify(supervised)
       : `${SUPERVISED_FORM} and ${[...written].length} characters that are no pid`;
-  try {
-    writeSync(
-      2,
-      `cloister: USAGE: CLOISTER_SUPERVISED: expected supervisor-pid:<a pid from 1 to 4194303>, found ${found}\n`,
-    );
-  } catch {
-    // its stderr is closed: the exit code still says it
+  const problem = `CLOISTER_SUPERVISED: expected supervisor-pid:<a pid from 1 to 4194303>, found ${found}`;
+  const args = process.argv.slice(2);
+  const beforeEnd = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  if (args[0] === "help" || beforeEnd.includes("--help") || beforeEnd.includes("-h")) {
+    const firstOption = args.findIndex((word) => word.startsWith("-"));
+    const path = firstOption === -1 ? args : args.slice(0, firstOption);
+    process.argv.splice(2, args.length, ...(path[0] === "help" ? path : [...path, "--help"]));
+    try {
+      writeSync(2, `cloister: warning: ${problem}; help only is shown, any other command is refused\n`);
+    } catch {
+      // its stderr is closed: the help is still shown
+    }
+    delete process.env.CLOISTER_SUPERVISED;
+    delete process.env.CLOISTER_SUPERVISOR_PID;
+  } else {
+    try {
+      writeSync(2, `cloister: USAGE: ${problem}\n`);
+    } catch {
+      // its stderr is closed: the exit code still says it
+    }
+    process.exit(2);
   }
-  process.exit(2);
 } else if (supervisor !== undefined && Number(supervisor) === process.ppid) {
   process.env.CLOISTER_SUPERVISED = "1";
   process.env.CLOISTER_SUPERVISOR_PID = String(process.ppid);

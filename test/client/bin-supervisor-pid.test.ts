@@ -3,13 +3,14 @@
  * childEnvironment). A pid no Linux process can have (pid_max is at most 4194304, so pids are below it)
  * is refused as bad input (exit 2), not taken for a supervisor that has gone (exit 0, the command silently
  * not run); the largest pid there can be is read as a pid. Any other value of up's form (0, 0123, +1, a space)
- * is refused alike; a value not of up's form (`1`) is dropped, the command run.
+ * is refused alike; a value not of up's form (`1`) is dropped, the command run. Help is still shown
+ * (a user debugging their environment needs it), the value named as a warning, and nothing else run.
  */
 import { describe, expect, it } from "vitest";
 import { runCloister } from "../helpers/cli.ts";
 
-const run = (value: string) =>
-  runCloister(["--version"], { env: { ...process.env, CLOISTER_SUPERVISED: value }, timeoutMs: 30_000 });
+const run = (value: string, args: readonly string[] = ["--version"]) =>
+  runCloister(args, { env: { ...process.env, CLOISTER_SUPERVISED: value }, timeoutMs: 30_000 });
 
 const EXPECTED = "expected supervisor-pid:<a pid from 1 to 4194303>";
 
@@ -77,4 +78,34 @@ describe("bin/cloister.js: a CLOISTER_SUPERVISED pid out of Linux's range", () =
     },
     60_000,
   );
+});
+
+describe("bin/cloister.js: help with a malformed CLOISTER_SUPERVISED", () => {
+  const found = '"supervisor-pid:0"';
+  const warning = `cloister: warning: CLOISTER_SUPERVISED: ${EXPECTED}, found ${found}; help only is shown, any other command is refused\n`;
+
+  it.each([
+    [["--help"], "Usage: cloister [options] [command]"],
+    [["enclave", "--help"], "Usage: cloister enclave [options]"],
+    [["-h"], "Usage: cloister [options] [command]"],
+    [["help", "enclave"], "Usage: cloister enclave [options]"],
+    // An option's value that reads as --help: help, and the command not run (unsupervised).
+    [["chat", "hello", "--prompt-file", "--help"], "Usage: cloister chat [options]"],
+  ])(
+    "%j: the help, exit 0, the value named as a warning",
+    async (args, usage) => {
+      const { code, stdout, stderr } = await run("supervisor-pid:0", args);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: warning });
+      expect(stdout.startsWith(usage), stdout).toBe(true);
+    },
+    60_000,
+  );
+
+  it("--help after --, an argument, not help: refused as any command is", async () => {
+    expect(await run("supervisor-pid:0", ["chat", "--", "--help"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: CLOISTER_SUPERVISED: ${EXPECTED}, found ${found}\n`,
+    });
+  }, 60_000);
 });
