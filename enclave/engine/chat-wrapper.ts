@@ -83,6 +83,7 @@ import {
   type ChatWrapper,
   chatWrappers,
   type GgufFileInfo,
+  type JinjaTemplateChatWrapper,
   type LlamaModel,
   readGgufFileInfo,
   resolveChatWrapper,
@@ -109,6 +110,39 @@ export type ChooseChatWrapperOptions = {
    */
   limitMs?: number;
 };
+
+/** startResolution's options: a shape worker's also the engine's wrapper's (describeJinjaWrapper's `options`). */
+type ResolutionOptions = ChooseChatWrapperOptions & { wrapperOptions?: Record<string, unknown> };
+
+/**
+ * A Jinja wrapper as far as it decides how a conversation renders, as JSON: every option node-llama-cpp
+ * 3.22's JinjaTemplateChatWrapper keeps (its template, reasoning, the role names, the conversion of
+ * system messages to user ones, the joining of adjacent messages of one role, the trimming of
+ * responses' leading white space, keepOnlyLastThought, additionalRenderParameters), in the form its
+ * constructor takes them back (`options`), and the settings it derived from them, the template and the
+ * tokenizer (function-call syntax, thought segments, system-message support: `settings`), which hold
+ * what its other options (segments, functionCallMessageTemplate) made. The shape worker's wrapper is
+ * built from the engine's `options` and its description compared with the engine's (TemplateShapes.for,
+ * startShapeRenderer): the two render alike by construction, and any difference is found, not assumed.
+ * Its source also runs on the worker (RESOLVE_WORKER): one function describes both.
+ */
+export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string {
+  return JSON.stringify({
+    options: {
+      template: wrapper.template,
+      reasoning: wrapper.reasoning,
+      modelRoleName: wrapper.modelRoleName,
+      userRoleName: wrapper.userRoleName,
+      systemRoleName: wrapper.systemRoleName,
+      convertUnsupportedSystemMessagesToUserMessages: wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false,
+      joinAdjacentMessagesOfTheSameType: wrapper.joinAdjacentMessagesOfTheSameType,
+      trimLeadingWhitespaceInResponses: wrapper.trimLeadingWhitespaceInResponses,
+      keepOnlyLastThought: wrapper.keepOnlyLastThought,
+      additionalRenderParameters: wrapper.additionalRenderParameters ?? null,
+    },
+    settings: wrapper.settings,
+  });
+}
 
 /**
  * A choice begun from the model file's metadata, before llama.cpp loads it: `choose` finishes it
@@ -141,7 +175,7 @@ export const RESOLUTION_LIMIT_MS = 60_000;
  * message; `error`, what the worker caught): nothing is rendered on this thread instead.
  */
 type WorkerAnswer =
-  | { kind: "jinjaTemplate" }
+  | { kind: "jinjaTemplate"; description?: string }
   | { kind: "unrenderable"; error: WorkerError }
   | { kind: "specialized"; type: string; configuration: number }
   | { kind: "fallback"; type: string | null }
@@ -206,7 +240,8 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
  */
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { url, port, answered, input, callMax, optionConfigurations, pinned, shapes } = workerData;
+const { url, port, answered, input, callMax, optionConfigurations, pinned, shapes, wrapperOptions } = workerData;
+${describeJinjaWrapper.toString()}
 let jinjaFailed = false;
 let otherError = false;
 console.error = (first) => {
@@ -325,13 +360,17 @@ function renderPinned(resolveChatWrapper) {
   const { wrapper, error } = pinnedWrapper(resolveChatWrapper, model.bosString);
   if (unsure() !== null) return unsure();
   if (error !== null) return { kind: "unrenderable", error: described(error) };
-  if (shapes) renderShapes(wrapper);
-  return { kind: "jinjaTemplate" };
+  if (!shapes) return { kind: "jinjaTemplate" };
+  renderShapes(wrapper);
+  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
 }
 // The model's Jinja wrapper as the enclave's thread builds a pinned "jinjaTemplate" (and auto's
 // choice of it): node-llama-cpp's, without its fallback.
+// A shape worker started for an engine's wrapper builds it from that wrapper's options
+// (\`wrapperOptions\`, describeJinjaWrapper's), not from node-llama-cpp's defaults.
 function pinnedWrapper(resolveChatWrapper, bosString) {
   const options = { type: "jinjaTemplate", fallbackToOtherWrappersOnJinjaError: false, warningLogs: false };
+  if (wrapperOptions != null) options.customWrapperSettings = { jinjaTemplate: wrapperOptions };
   try {
     return { wrapper: resolveChatWrapper({ ...input, ...options, bosString, tokenizer, llama }), error: null };
   } catch (error) {
@@ -347,7 +386,7 @@ function keptForShapes(resolveChatWrapper, bosString) {
   const why = "the Jinja wrapper it chose failed when built without its fallback";
   if (error !== null) return { kind: "none", why, error: described(error) };
   renderShapes(wrapper);
-  return { kind: "jinjaTemplate" };
+  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
 }
 // Renders each conversation shape this thread sends, as the conversation this thread made of it
 // (shapeHistory: placeholder text, as the engine renders a request), and answers whether it rendered.
@@ -493,8 +532,11 @@ class HandedOnce<T> {
 /** `resolution`'s worker as a shape renderer when it answered "jinjaTemplate" (kept for shapes then), else null. */
 function shapeRendererOf(resolution: Resolution, answer: WorkerAnswer): ShapeRenderer | null {
   const { render, answered, end } = resolution;
-  return answer.kind === "jinjaTemplate" && render !== undefined && answered !== undefined
-    ? { render, answered, end }
+  return answer.kind === "jinjaTemplate" &&
+    answer.description !== undefined &&
+    render !== undefined &&
+    answered !== undefined
+    ? { description: answer.description, render, answered, end }
     : null;
 }
 
@@ -689,7 +731,7 @@ type Resolution = {
  */
 function startResolution(
   input: Record<string, unknown>,
-  options: ChooseChatWrapperOptions,
+  options: ResolutionOptions,
   choice: "auto" | "jinjaTemplate",
   shapes = false,
 ): Resolution {
@@ -713,6 +755,7 @@ function startResolution(
         optionConfigurations: OPTION_CONFIGURATIONS,
         pinned: choice === "jinjaTemplate",
         shapes,
+        wrapperOptions: options.wrapperOptions ?? null,
       },
       transferList: [port2],
     });
@@ -980,6 +1023,8 @@ export function shapeHistory(shape: string): ChatHistoryItem[] {
 
 /** A worker holding the model's Jinja wrapper that renders conversation shapes (startShapeRenderer). */
 export type ShapeRenderer = {
+  /** Its wrapper's describeJinjaWrapper, as the worker built it: compared with the engine's (TemplateShapes.for). */
+  readonly description: string;
   /**
    * One shape at a time: the next only once this one's promise has settled (a render begun while
    * another is under way rejects, a bug; every other outcome resolves). `joined`: whether the
@@ -1007,12 +1052,39 @@ export type ShapeRenderer = {
  * the wrapper is built there (its sample conversations rendered again, within RESOLUTION_LIMIT_MS);
  * rejects as the boot's rendering of a pinned template would (CHAT_WRAPPER_TIMEOUT,
  * CHAT_WRAPPER_UNAVAILABLE, CHAT_WRAPPER_FAILED), the worker ended. Aborting `signal` (the engine
- * closes) ends a start under way at once, rejecting with its reason.
+ * closes) ends a start under way at once, rejecting with its reason. `engine`: the engine's wrapper's
+ * describeJinjaWrapper, whose options the worker's wrapper is built from (else node-llama-cpp's
+ * defaults, as the boot's); a worker whose wrapper is then described otherwise is ended, and the
+ * start rejects (CHAT_WRAPPER_FAILED, naming the field that differs).
  */
-export async function startShapeRenderer(model: LlamaModel, signal: AbortSignal): Promise<ShapeRenderer> {
-  const worker = startResolution(resolutionInput(model.fileInfo, model.filename), { signal }, "jinjaTemplate", true);
+export async function startShapeRenderer(
+  model: LlamaModel,
+  signal: AbortSignal,
+  engine?: string,
+): Promise<ShapeRenderer> {
+  const wrapperOptions = engine === undefined ? {} : { wrapperOptions: JSON.parse(engine).options };
+  const input = resolutionInput(model.fileInfo, model.filename);
+  const worker = startResolution(input, { signal, ...wrapperOptions }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
   const renderer = shapeRendererOf(worker, answer);
-  if (renderer !== null) return renderer;
+  if (renderer !== null && (engine === undefined || renderer.description === engine)) return renderer;
+  if (renderer !== null) {
+    renderer.end();
+    throw new EngineError(
+      "CHAT_WRAPPER_FAILED",
+      `shape worker's Jinja wrapper: expected the engine's, found another ${wrapperDifference(engine as string, renderer.description)}`,
+    );
+  }
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
+}
+
+/**
+ * Where two describeJinjaWrapper descriptions differ, for a message: the first option that differs
+ * (by name), else "settings" (what the wrapper derived). Never a value: an option may hold the template.
+ */
+export function wrapperDifference(expected: string, found: string): string {
+  const [a, b] = [JSON.parse(expected), JSON.parse(found)] as { options: Record<string, unknown> }[];
+  const names = [...new Set([...Object.keys(a?.options ?? {}), ...Object.keys(b?.options ?? {})])];
+  const option = names.find((name) => JSON.stringify(a?.options[name]) !== JSON.stringify(b?.options[name]));
+  return option === undefined ? "settings" : `option ${option}`;
 }

@@ -16,9 +16,17 @@
  * chosen by a caller, and the time (the template's strftime_now): a template that branches on either
  * (not on a message's role or count) could take another path here than it took on the worker.
  *
+ * That holds for the worker's wrapper only if it is the engine's: not two wrappers built with
+ * node-llama-cpp's defaults that happen to agree, since every option of the wrapper (its role names,
+ * reasoning, the conversion of system messages, the joining of adjacent messages…) changes what the
+ * template sees. So the engine's wrapper is described (chat-wrapper.ts describeJinjaWrapper: its
+ * options and the settings it derived), a worker started for it builds its wrapper from those options
+ * and is refused unless described alike, and the boot's kept worker is used only when described alike
+ * (else ended, and one started for the engine's wrapper).
+ *
  * What it checks: before a shape is first rendered here, the worker (the boot's, kept: a pinned
  * "jinjaTemplate"'s, or auto's when it chose the Jinja wrapper; or startShapeRenderer's, one at a
- * time, with the same wrapper and heap limit as the boot's) renders it with placeholder text, within
+ * time, with the engine's wrapper and the boot's heap limit) renders it with placeholder text, within
  * `limitMs` (SHAPE_LIMIT_MS): a shape that rendered is kept (vetted), at most SHAPES_KEPT of them, the
  * least recently used dropped; one that did not (it timed out: the worker is ended, and the next
  * shape gets a new one; or the template failed on it, or the worker's heap ran out while it
@@ -33,7 +41,7 @@
  */
 import { type ChatWrapper, JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { CHAT_TEMPLATE } from "../../models/llama-layout.ts";
-import { type ShapeRenderer, type ShapeRendering, startShapeRenderer } from "./chat-wrapper.ts";
+import { describeJinjaWrapper, type ShapeRenderer, type ShapeRendering, startShapeRenderer } from "./chat-wrapper.ts";
 import { EngineError } from "./errors.ts";
 
 /**
@@ -92,6 +100,11 @@ export class TemplateShapes {
    * with each: its wrapper is built apart, and would otherwise join by its own setting).
    */
   readonly #joined: boolean;
+  /**
+   * The engine's wrapper, described (chat-wrapper.ts describeJinjaWrapper): the shape worker's is built
+   * from its options, and used only when described alike, so its verdicts are the engine's rendering's.
+   */
+  readonly #wrapper: string;
   readonly #kept = new Map<string, Verdict>();
   /**
    * The shapes queued for the worker, in their order of arrival (a Map keeps it), the one rendering
@@ -122,20 +135,29 @@ export class TemplateShapes {
       kept?.end();
       return null;
     }
-    const shapes = new TemplateShapes(model, limitMs, wrapper.joinAdjacentMessagesOfTheSameType);
+    const shapes = new TemplateShapes(model, limitMs, wrapper);
     // `kept`: the boot's worker for a pinned "jinjaTemplate" or auto's choice of the Jinja wrapper
-    // (ChatWrapperPlan.keptRenderer), already holding this wrapper. Else its worker starts now
-    // (importing node-llama-cpp and building the wrapper take about 0.5 s), not at the first request;
-    // one that fails to start is started again for the next shape.
-    shapes.#renderer = kept === null ? startShapeRenderer(model, shapes.#closing.signal) : Promise.resolve(kept);
+    // (ChatWrapperPlan.keptRenderer), used when its wrapper is described as this one is (both built
+    // with node-llama-cpp's defaults: the boot's are), else ended. Else its worker starts now, its
+    // wrapper built from this one's options (importing node-llama-cpp and building the wrapper take
+    // about 0.5 s), not at the first request; one that fails to start is started again for the next shape.
+    const same = kept !== null && kept.description === shapes.#wrapper;
+    if (!same) kept?.end();
+    shapes.#renderer = same ? Promise.resolve(kept) : shapes.#startRenderer();
     shapes.#renderer.catch(() => {});
     return shapes;
   }
 
-  private constructor(model: LlamaModel, limitMs: number, joined: boolean) {
+  private constructor(model: LlamaModel, limitMs: number, wrapper: JinjaTemplateChatWrapper) {
     this.#model = model;
     this.#limitMs = limitMs;
-    this.#joined = joined;
+    this.#joined = wrapper.joinAdjacentMessagesOfTheSameType;
+    this.#wrapper = describeJinjaWrapper(wrapper);
+  }
+
+  /** A shape worker whose wrapper is the engine's (startShapeRenderer checks its description). */
+  #startRenderer(): Promise<ShapeRenderer> {
+    return startShapeRenderer(this.#model, this.#closing.signal, this.#wrapper);
   }
 
   /**
@@ -285,7 +307,7 @@ export class TemplateShapes {
         if (this.#closed) return { refused: true, error: closed() };
         let renderer: ShapeRenderer;
         try {
-          this.#renderer ??= startShapeRenderer(this.#model, this.#closing.signal);
+          this.#renderer ??= this.#startRenderer();
           renderer = await this.#renderer;
         } catch (cause) {
           // Its start was ended by close(): the engine's refusal, not the shape's.

@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MessagePort, Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { EngineError, type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
-import { writeTemplateModel } from "./template-model.ts";
+import { EngineError, type InferenceEngine } from "../../enclave/engine.ts";
+import { openTemplateEngine } from "./template-model.ts";
 
 /** Messages withheld from a port's listener, left for receiveMessageOnPort. */
 const withheld = vi.hoisted(() => new Map<unknown, unknown[]>());
@@ -40,7 +40,6 @@ const workers: Worker[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-shape-worker-exit-test-"));
   const path = join(dir, "plain-template.gguf");
-  const { sha256 } = await writeTemplateModel(path, TEMPLATE);
   // Every worker kept for shapes (unreferenced once kept), and every port's message listener wrapped.
   const unref = Worker.prototype.unref;
   vi.spyOn(Worker.prototype, "unref").mockImplementation(function (this: Worker) {
@@ -64,14 +63,7 @@ beforeAll(async () => {
       listener(message, ...rest);
     });
   });
-  engine = await openInferenceEngine({
-    modelPath: path,
-    expectedSha256: sha256,
-    threads: 1,
-    sequences: 1,
-    contextSize: 256,
-    chatWrapper: "jinjaTemplate",
-  });
+  engine = await openTemplateEngine(path, TEMPLATE);
 });
 
 afterAll(async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll } from "vitest";
+import { type InferenceEngine, openInferenceEngine } from "../../enclave/engine.ts";
 import { writeGguf } from "../../models/gguf-write.ts";
 import { llamaMetadata, llamaTensors } from "../../models/llama-layout.ts";
 import { buildTinyBigram, tinyShape } from "../../models/tiny.ts";
@@ -67,4 +68,21 @@ export function useTemplateModel(template: string): () => LlamaModel {
     if (loaded === undefined) throw new Error("expected the template model loaded (beforeAll)");
     return loaded.model;
   };
+}
+
+/**
+ * An engine of a model under `template` written to `path`, its wrapper the pinned "jinjaTemplate"
+ * (an operator's template: its conversation shapes rendered on the boot's worker first), one
+ * sequence of 256 tokens.
+ */
+export async function openTemplateEngine(path: string, template: string): Promise<InferenceEngine> {
+  const { sha256 } = await writeTemplateModel(path, template);
+  return openInferenceEngine({
+    modelPath: path,
+    expectedSha256: sha256,
+    threads: 1,
+    sequences: 1,
+    contextSize: 256,
+    chatWrapper: "jinjaTemplate",
+  });
 }

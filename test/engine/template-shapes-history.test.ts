@@ -18,7 +18,7 @@ import {
   specializedChatWrapperTypeNames,
 } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { shapeHistory } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, shapeHistory } from "../../enclave/engine/chat-wrapper.ts";
 import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 import { CHAT_TEMPLATE } from "../../models/llama-layout.ts";
 
@@ -66,6 +66,7 @@ describe.each([
   it("gets the same messages from the worker's conversation of the shape as from the engine's of the request", () => {
     const wrapper = new JinjaTemplateChatWrapper({ template: TEMPLATE, joinAdjacentMessagesOfTheSameType: joined });
     const shapes = TemplateShapes.for(wrapper, {} as LlamaModel, 1_000, {
+      description: describeJinjaWrapper(wrapper),
       render: async () => ({ rendered: true }),
       answered: () => true,
       end: () => {},

@@ -8,7 +8,7 @@
  */
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { ShapeRenderer, ShapeRendering } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, type ShapeRenderer, type ShapeRendering } from "../../enclave/engine/chat-wrapper.ts";
 import { EngineError } from "../../enclave/engine/errors.ts";
 import { SHAPES_WAITING, TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
@@ -19,11 +19,12 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** A worker whose renders never answer (a template that loops on every shape), counted. */
-function stuckRenderer(): ShapeRenderer & { sent: string[] } {
+/** A worker (of the engine's wrapper: `description`) whose renders never answer (a template that loops on every shape), counted. */
+function stuckRenderer(description: string): ShapeRenderer & { sent: string[] } {
   const sent: string[] = [];
   let under: ((outcome: ShapeRendering) => void) | null = null;
   return {
+    description,
     sent,
     render: (shape) => {
       sent.push(shape);
@@ -42,7 +43,7 @@ function stuckRenderer(): ShapeRenderer & { sent: string[] } {
 
 function newShapes(): { shapes: TemplateShapes; renderer: ReturnType<typeof stuckRenderer> } {
   const wrapper = new JinjaTemplateChatWrapper({ template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" });
-  const renderer = stuckRenderer();
+  const renderer = stuckRenderer(describeJinjaWrapper(wrapper));
   const shapes = TemplateShapes.for(wrapper, {} as LlamaModel, LIMIT_MS, renderer);
   if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
   return { shapes, renderer };

@@ -10,7 +10,7 @@
  */
 import { JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { ShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, type ShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
 import { EngineError } from "../../enclave/engine/errors.ts";
 import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 
@@ -39,9 +39,10 @@ afterEach(() => {
  * A worker whose render of `failing` rejects (once per shape in `failing`), leaving it as the real
  * one is when its rule is broken (a render under way: its later renders reject); what it was sent.
  */
-function renderer(failing: Set<string>): FakeRenderer {
+function renderer(failing: Set<string>, description = ""): FakeRenderer {
   let stuck = false;
   const worker: FakeRenderer = {
+    description,
     sent: [],
     ended: 0,
     render: async (shape) => {
@@ -69,7 +70,7 @@ describe("a shape whose rendering rejects", () => {
   it("answers its waiters ENGINE_BUSY (with or without a signal), ends its worker, renders the shapes behind it on a new one, and retries it later", async () => {
     vi.useFakeTimers();
     const wrapper = new JinjaTemplateChatWrapper({ template: "{% for m in messages %}{{ m['content'] }}{% endfor %}" });
-    const worker = renderer(new Set(["ua"]));
+    const worker = renderer(new Set(["ua"]), describeJinjaWrapper(wrapper));
     const shapes = TemplateShapes.for(wrapper, {} as LlamaModel, 60_000, worker);
     if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
     const unsignalled = shapes.check("ua")?.catch((e: unknown) => e);
