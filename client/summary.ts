@@ -1,5 +1,6 @@
 /** Wording shared by the CLI and the browser page when they show what was verified. */
 import type { VerifiedEnclave } from "../attestation/document.ts";
+import { visibleOnOneLine } from "./cli/terminal-text.ts";
 
 /**
  * On Azure the hardware report is the paravisor's (HCL): its measurement is Microsoft's firmware,
@@ -21,4 +22,72 @@ export function modelNote(enclave: VerifiedEnclave): string {
   return model?.sealedAtRest === true && typeof model.keyId === "string"
     ? `  (sealed at rest under key "${model.keyId}": the key broker releases it only to an attested enclave)`
     : "";
+}
+
+/** What policyFacts reads of the attested manifest (manifests/schema.ts's requestPolicy and audit). */
+interface AttestedRules {
+  readonly requestPolicy: {
+    readonly defaultAction: string;
+    readonly rules: readonly {
+      readonly id: string;
+      readonly kind: string;
+      readonly action: string;
+      readonly limit?: number;
+    }[];
+    readonly pii: { readonly mode: string; readonly entities: readonly string[]; readonly reason: string | null };
+  };
+  readonly audit: {
+    readonly enabled: boolean;
+    readonly reason: string | null;
+    readonly recordPromptHash: boolean;
+    readonly recordResponseHash: boolean;
+  };
+}
+
+/** Most rules policyFacts names one by one; `attest --json` gives them all. */
+const RULES_SHOWN = 10;
+
+/**
+ * The attested manifest's request policy and audit settings (`requestPolicy`, `audit`), or null
+ * when the verified manifest holds none (a ManifestCheck other than the client policy's, which
+ * returns the schema-checked manifest). Only ever read from the VerifiedEnclave: what was attested.
+ */
+export function attestedRules(enclave: VerifiedEnclave): AttestedRules | null {
+  const m = enclave.manifest.manifest as Partial<AttestedRules> | null | undefined;
+  return m?.requestPolicy === undefined || m.audit === undefined
+    ? null
+    : { requestPolicy: m.requestPolicy, audit: m.audit };
+}
+
+/**
+ * What will be done to a prompt, as the attested manifest says (label, value): the rules in order
+ * with the default action, the PII filter, the audit. The manifest is operator-written text: every
+ * value is made visible on one line (terminal-text.ts visibleOnOneLine), so no control character
+ * reaches a terminal, whatever the manifest's schema lets through. [] when attestedRules is null.
+ */
+export function policyFacts(enclave: VerifiedEnclave): [string, string][] {
+  const attested = attestedRules(enclave);
+  if (attested === null) return [];
+  const { requestPolicy: policy, audit } = attested;
+  const shown = policy.rules.slice(0, RULES_SHOWN).map((rule) => {
+    const limit = rule.kind === "maxPromptTokens" ? ` over ${String(rule.limit)}` : "";
+    return `${rule.action} ${rule.id} (${rule.kind}${limit})`;
+  });
+  const more = policy.rules.length - shown.length;
+  const rules =
+    shown.length === 0
+      ? "no rules"
+      : `the first rule that matches decides: ${shown.join(", ")}${more > 0 ? `, and ${more} more in the manifest` : ""}`;
+  const pii =
+    policy.pii.mode === "off" ? `off: ${policy.pii.reason}` : `${policy.pii.mode}: ${policy.pii.entities.join(", ")}`;
+  const recorded = (what: string, yes: boolean) => `${what} hash ${yes ? "recorded" : "not recorded"}`;
+  const auditText = audit.enabled
+    ? `on (${recorded("prompt", audit.recordPromptHash)}, ${recorded("answer", audit.recordResponseHash)})`
+    : `off: ${audit.reason}`;
+  const facts: [string, string][] = [
+    ["rules", `${policy.defaultAction} by default; ${rules}`],
+    ["PII", pii],
+    ["audit", auditText],
+  ];
+  return facts.map(([name, value]) => [name, visibleOnOneLine(value)]);
 }

@@ -23,7 +23,7 @@ import {
   parseHostUrl,
   type Session,
 } from "../sdk.ts";
-import { measurementNote, modelNote } from "../summary.ts";
+import { attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
@@ -205,6 +205,7 @@ export async function open(
 }
 
 export function enclaveSummary(enclave: VerifiedEnclave) {
+  const attested = attestedRules(enclave);
   return {
     tee: enclave.tee,
     simulated: enclave.simulated,
@@ -218,6 +219,9 @@ export function enclaveSummary(enclave: VerifiedEnclave) {
     sealingKey: Buffer.from(enclave.sealingPublicKey).toString("hex"),
     signingKey: Buffer.from(enclave.signingPublicKey).toString("hex"),
     details: enclave.details,
+    // The attested rules applied to every prompt and the audit settings, whole (policyFacts: in short).
+    requestPolicy: attested?.requestPolicy ?? null,
+    audit: attested?.audit ?? null,
   };
 }
 
@@ -230,6 +234,7 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
     `  model        ${s.model.file} sha256 ${s.model.sha256}${modelNote(enclave)}`,
     `  manifest     sha256 ${s.manifestDigest}, signed by ${s.manifestSigner}`,
     ...tcbLine(enclave),
+    ...policyFacts(enclave).map(([name, value]) => `  ${name.padEnd(12)} ${value}`),
     `  keys         X25519 ${s.sealingKey.slice(0, 16)}…, Ed25519 ${s.signingKey.slice(0, 16)}… (bound in REPORT_DATA)`,
     "  checked      evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest",
   ].join("\n");

@@ -9,7 +9,7 @@
 import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
-import { measurementNote, modelNote } from "../summary.ts";
+import { measurementNote, modelNote, policyFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
 export interface EnclaveViewElements {
@@ -25,6 +25,8 @@ function enclaveRows(enclave: VerifiedEnclave): [string, string][] {
     ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
     ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}${modelNote(enclave)}`],
     ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
+    // What the attested manifest will do to a prompt (the rules, PII, audit), as `cloister attest` says it.
+    ...policyFacts(enclave),
     ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
     ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],
   ];

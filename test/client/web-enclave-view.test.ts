@@ -54,10 +54,32 @@ it("shows the SIMULATED notice for a simulated enclave and hides it again after 
   showEnclave(hardware, elements);
   expect(simulatedNotice.hidden).toBe(true);
   expect(rows[0]?.map((c) => c.textContent)).toEqual(["TEE", "sev-snp"]);
-  expect(rows).toHaveLength(7);
+  expect(rows).toHaveLength(10);
 
   showEnclave(simulated, elements);
   expect(simulatedNotice.hidden).toBe(false);
+});
+
+it("shows the verified manifest's rules, PII handling and audit setting, as the CLI's attest does", async () => {
+  // Signed into the manifest the enclave attests; the client sees them only through verification.
+  const { session } = await connectTo({
+    overrides: {
+      requestPolicy: {
+        defaultAction: "block",
+        rules: [{ id: "short-prompts", kind: "maxPromptTokens", action: "allow", limit: 300 }],
+        pii: { mode: "block", entities: ["iban"], reason: null },
+      },
+      audit: { enabled: true, reason: null, recordPromptHash: false, recordResponseHash: true },
+    },
+  });
+  const { elements, rows } = fakeElements();
+  showEnclave(session.enclave, elements);
+  const shown = Object.fromEntries(rows.map((row) => row.map((c) => c.textContent)));
+  expect(shown).toMatchObject({
+    rules: "block by default; the first rule that matches decides: allow short-prompts (maxPromptTokens over 300)",
+    PII: "block: iban",
+    audit: "on (prompt hash not recorded, answer hash recorded)",
+  });
 });
 
 it("notes --max-tokens over the manifest's inference.maxTokens, following the enclave verified last", async () => {

@@ -7,6 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NO_DOCUMENT_WARNING } from "../../client/cli/run-receipt.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { type CliRun, runCloister } from "../helpers/cli.ts";
 import {
   bootDeployment,
@@ -58,11 +59,21 @@ describe("cloister attest / chat against a real deployment", () => {
     expect(out.documentDigest).toMatch(/^[0-9a-f]{64}$/);
     expect(out.sealingKey).toMatch(/^[0-9a-f]{64}$/);
     expect(json.stdout).not.toContain(deployment.files.apiKey);
+    // The rules the enclave applies to a prompt, as its attested manifest says them.
+    expect(out.requestPolicy).toEqual(DEV_MANIFEST.requestPolicy);
+    expect(out.audit).toEqual(DEV_MANIFEST.audit);
 
     expect({ code: human.code, stderr: human.stderr }).toEqual({ code: 0, stderr: "" });
     expect(human.stdout).toContain("enclave verified");
     expect(human.stdout).toContain("SIMULATED");
     expect(human.stdout).toContain(out.measurement);
+    expect(human.stdout).toContain(
+      "  rules        allow by default; the first rule that matches decides: block max-prompt-tokens (maxPromptTokens over 1536), block no-private-keys (pattern)\n",
+    );
+    expect(human.stdout).toContain(
+      "  PII          redact: email, phone, credit_card, iban, us_ssn, ip_address, secret_key\n",
+    );
+    expect(human.stdout).toContain("  audit        on (prompt hash recorded, answer hash recorded)\n");
     // What the policy itself lets through is said, not only what was verified.
     expect(out.policyWarnings).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
     expect(human.stdout).toContain("WARNING: policy: trusts the INSECURE simulator");
