@@ -240,9 +240,15 @@ const HOST_ERROR_CODE = /^[A-Z0-9_]{1,64}$/;
  * its code is kept only if it looks like one (else HOST_ERROR; HTTP_<status> when it sent none) and
  * its message is cut to HOST_MESSAGE_MAX_CHARS, stripped of control and format characters (line
  * breaks, terminal escapes, bidirectional overrides) and quoted after "host said: ", so neither the
- * page nor the CLI shows host text as if it were the client's own. Exported for its tests.
+ * page nor the CLI shows host text as if it were the client's own. `who` names the speaker: the
+ * host, or, where the URL may not be the host's at all (a 404 on the attestation route), the
+ * server at that URL. Exported for its tests.
  */
-export function errorBody(status: number, text: string): { code: string; message: string } {
+export function errorBody(
+  status: number,
+  text: string,
+  who: "host" | "the server at that URL" = "host",
+): { code: string; message: string } {
   let error: { code?: unknown; message?: unknown } | undefined;
   try {
     error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } } | null)?.error;
@@ -262,7 +268,8 @@ export function errorBody(status: number, text: string): { code: string; message
     .trim();
   const chars = Array.from(cleaned);
   const cut = chars.length > HOST_MESSAGE_MAX_CHARS ? `${chars.slice(0, HOST_MESSAGE_MAX_CHARS).join("")}…` : cleaned;
-  return { code, message: cut === "" ? "the host gave no message" : `host said: ${JSON.stringify(cut)}` };
+  const none = who === "host" ? "the host gave no message" : `${who} gave no message`;
+  return { code, message: cut === "" ? none : `${who} said: ${JSON.stringify(cut)}` };
 }
 
 /**
@@ -433,7 +440,14 @@ class HttpClient {
         { status: response.status },
       );
     }
-    const { code, message } = errorBody(response.status, await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""));
+    // A 404 on the attestation route, the first request: whatever answered may not be the host (the
+    // enclave's port answers just so), so its words are not said to be the host's (BASE_URL_HINT).
+    const wrongBase = response.status === 404 && path.startsWith("/v1/attestation");
+    const { code, message } = errorBody(
+      response.status,
+      await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""),
+      wrongBase ? "the server at that URL" : "host",
+    );
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
     const host = { origin: "host", status: response.status } as const;
@@ -468,7 +482,7 @@ class HttpClient {
     const retryAfterSeconds = /^\d{1,6}$/.test(retryAfter) ? Number(retryAfter) : undefined;
     const suffix = retryAfterSeconds === undefined ? "" : ` (retry after ${retryAfterSeconds}s)`;
     // The full URL: a wrong base URL (the enclave's port, a path) is seen in it.
-    const hint = response.status === 404 && path.startsWith("/v1/attestation") ? BASE_URL_HINT : "";
+    const hint = wrongBase ? BASE_URL_HINT : "";
     throw new ClientError(
       "transport",
       code,
