@@ -27,12 +27,14 @@ export function registerModelRunCommand(model: Command): void {
       examples(
         'cloister model run --model tiny.gguf --prompt "Once upon a time" --max-tokens 32',
         'cloister model run --model tiny.gguf --chat --prompt "What is a cloister?" --seed 7 --json',
+        "cloister model run --model tiny.gguf --chat --prompt-file question.txt",
       ),
     )
     .description("run one completion on a GGUF model (digest checked before loading), streamed to stdout")
     .requiredOption("--model <file>", "GGUF model file")
     .option("--sha256 <hex>", "pinned SHA-256 of the model file; refused when it differs")
-    .requiredOption("--prompt <text>", "prompt text")
+    .option("--prompt <text>", "prompt text (visible to other users in the process list: use --prompt-file)")
+    .option("--prompt-file <file>", "read the prompt from FILE (UTF-8), or from standard input with -")
     .option("--chat", "render the prompt as one user message through the model's chat template")
     .option("--max-tokens <n>", "maximum tokens to generate (default: 256)", intOption("--max-tokens", 1, 1_000_000))
     .option("--seed <n>", "sampling seed", intOption("--seed", 0, 2 ** 32 - 1))
@@ -45,10 +47,22 @@ export function registerModelRunCommand(model: Command): void {
         throw optionsUsageError(`--sha256 expects 64 hex digits, found "${sha256}"`);
       }
       if (options.topP === 0) throw optionsUsageError("--top-p expects a number in (0, 1], found 0");
+      const promptFile = options.promptFile as string | undefined;
+      if (options.prompt !== undefined && promptFile !== undefined) {
+        throw optionsUsageError("model run: expected the prompt once, found both --prompt and --prompt-file");
+      }
+      if (options.prompt === undefined && promptFile === undefined) {
+        throw optionsUsageError("model run: expected a prompt (--prompt TEXT or --prompt-file FILE), found neither");
+      }
+      // Read as chat reads its --prompt-file (bounded, UTF-8 checked), before the model is copied and loaded.
+      const prompt =
+        promptFile === undefined
+          ? (options.prompt as string)
+          : await (await import("../client/cli/run-client.ts")).readPromptFile(promptFile);
       const { runModelCommand } = await import("./run-command.ts");
       await runModelCommand({
         model: options.model as string,
-        prompt: options.prompt as string,
+        prompt,
         ...(sha256 === undefined ? {} : { sha256 }),
         ...(options.chat === true ? { chat: true } : {}),
         ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens as number }),

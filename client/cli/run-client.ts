@@ -457,20 +457,7 @@ export async function readPrompt(
     }
     return refuseLongPrompt(prompt, promptSource("chat: the PROMPT argument"));
   }
-  if (promptFile === "-") {
-    const source = promptSource("--prompt-file - (standard input)");
-    return promptText(await readAll(stdin, source), source, "standard input");
-  }
-  if (promptFile !== undefined) {
-    const bytes = await readBoundedFile(
-      promptFile,
-      "--prompt-file",
-      PROMPT_BOUND,
-      optionFileUnreadable(promptFile, "--prompt-file"),
-    );
-    // Named as bounded-file.ts names the file in its refusals (fileMessage: a path holding ': ' quoted).
-    return promptText(bytes, (reason) => fileMessage(promptFile, "--prompt-file", reason), "the file");
-  }
+  if (promptFile !== undefined) return readPromptFile(promptFile, stdin);
   if (stdin.isTTY === true) return undefined;
   return promptText(
     await readAll(stdin, promptSource("chat: standard input")),
@@ -478,6 +465,25 @@ export async function readPrompt(
     "standard input",
     "; give a PROMPT argument or --prompt-file, or run on a terminal for an interactive session",
   );
+}
+
+/**
+ * The prompt `--prompt-file FILE` names (`-`: all of standard input), bounded (PROMPT_BOUND) and
+ * checked (promptText): chat's, and `cloister model run`'s (enclave/run-cli.ts), read the same way.
+ */
+export async function readPromptFile(promptFile: string, stdin: PromptInput = process.stdin): Promise<string> {
+  if (promptFile === "-") {
+    const source = promptSource("--prompt-file - (standard input)");
+    return promptText(await readAll(stdin, source), source, "standard input");
+  }
+  const bytes = await readBoundedFile(
+    promptFile,
+    "--prompt-file",
+    PROMPT_BOUND,
+    optionFileUnreadable(promptFile, "--prompt-file"),
+  );
+  // Named as bounded-file.ts names the file in its refusals (fileMessage: a path holding ': ' quoted).
+  return promptText(bytes, (reason) => fileMessage(promptFile, "--prompt-file", reason), "the file");
 }
 
 export async function runChat(
