@@ -33,7 +33,7 @@ export function registerAuditCommands(program: Command): void {
       "after",
       examples(
         "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --out checkpoint.json",
-        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json',
+        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: cloister attest --url … --policy … --json > attest.json',
       ),
     )
     .description(
@@ -45,7 +45,7 @@ export function registerAuditCommands(program: Command): void {
     .addHelpText(
       "after",
       examples(
-        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: attest --json; BOOT: the first 16 digits of its documentDigest',
+        'cloister audit verify --log .cloister/audit/BOOT.jsonl --key "$(jq -r .signingKey attest.json)" --checkpoint checkpoint.json   # attest.json: cloister attest --url … --policy … --json > attest.json; BOOT: the first 16 digits of its documentDigest',
       ),
     )
     .description(
