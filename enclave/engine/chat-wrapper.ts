@@ -115,33 +115,30 @@ export type ChooseChatWrapperOptions = {
 type ResolutionOptions = ChooseChatWrapperOptions & { wrapperOptions?: Record<string, unknown> };
 
 /**
- * A Jinja wrapper as far as it decides how a conversation renders, as JSON: every option node-llama-cpp
- * 3.22's JinjaTemplateChatWrapper keeps (its template, reasoning, the role names, the conversion of
- * system messages to user ones, the joining of adjacent messages of one role, the trimming of
- * responses' leading white space, keepOnlyLastThought, additionalRenderParameters), in the form its
- * constructor takes them back (`options`), and the settings it derived from them, the template and the
- * tokenizer (function-call syntax, thought segments, system-message support: `settings`), which hold
- * what its other options (segments, functionCallMessageTemplate) made. The shape worker's wrapper is
- * built from the engine's `options` and its description compared with the engine's (TemplateShapes.for,
- * startShapeRenderer): the two render alike by construction, and any difference is found, not assumed.
- * Its source also runs on the worker (RESOLVE_WORKER): one function describes both.
+ * A Jinja wrapper as far as it decides how a conversation renders, as JSON: every public field the
+ * wrapper holds (node-llama-cpp 3.22's JinjaTemplateChatWrapper: its template, reasoning, the role
+ * names, the conversion of system messages to user ones, the joining of adjacent messages of one role,
+ * the trimming of responses' leading white space, keepOnlyLastThought, additionalRenderParameters), in
+ * the form its constructor takes them back (`options`), and the settings it derived from them, the
+ * template and the tokenizer (function-call syntax, thought segments, system-message support:
+ * `settings`), which hold what its other options (segments, functionCallMessageTemplate) made. Every
+ * public field, not a list of 3.22's: one a later node-llama-cpp adds is described (and handed to the
+ * worker) too, so an engine that sets it is told apart, never described as one that does not (fail
+ * closed). Left out: what the wrapper derives itself (its `_` fields) and its name. The shape worker's
+ * wrapper is built from the engine's `options` and its description compared with the engine's
+ * (TemplateShapes.for, startShapeRenderer): the two render alike by construction, and any difference
+ * is found, not assumed. Its source also runs on the worker (RESOLVE_WORKER): one function describes both.
  */
 export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string {
-  return JSON.stringify({
-    options: {
-      template: wrapper.template,
-      reasoning: wrapper.reasoning,
-      modelRoleName: wrapper.modelRoleName,
-      userRoleName: wrapper.userRoleName,
-      systemRoleName: wrapper.systemRoleName,
-      convertUnsupportedSystemMessagesToUserMessages: wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false,
-      joinAdjacentMessagesOfTheSameType: wrapper.joinAdjacentMessagesOfTheSameType,
-      trimLeadingWhitespaceInResponses: wrapper.trimLeadingWhitespaceInResponses,
-      keepOnlyLastThought: wrapper.keepOnlyLastThought,
-      additionalRenderParameters: wrapper.additionalRenderParameters ?? null,
-    },
-    settings: wrapper.settings,
-  });
+  const options: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(wrapper)) {
+    if (!name.startsWith("_") && name !== "wrapperName" && name !== "settings") options[name] = value;
+  }
+  // As the constructor takes them back: no conversion is `false`, no parameters null (JSON keeps it).
+  options.convertUnsupportedSystemMessagesToUserMessages =
+    wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false;
+  options.additionalRenderParameters = wrapper.additionalRenderParameters ?? null;
+  return JSON.stringify({ options, settings: wrapper.settings });
 }
 
 /**
