@@ -81,8 +81,9 @@ const ACCOUNT_FILE_MAX_BYTES = 16 * 1024 * 1024;
  * `files.group` has an entry of that gid and none lists a member other than a name of `uid`'s, and
  * no `files.passwd` entry of another uid has it as primary group. Fails closed, false whenever
  * unsure: a file that cannot be read or is larger than 16 MiB, a line not understood (NIS `+`/`-`
- * entries among them), no passwd entry of `uid`, no group entry of `gid` (a group only a directory
- * service knows: its members cannot be seen here). A shared primary group (gid 100 `users` under
+ * entries among them, well formed or not), no passwd entry of `uid`, a name of `uid`'s another uid
+ * holds too, no group entry of `gid` (a group only a directory service knows: its members cannot be
+ * seen here). Names are compared byte for byte. A shared primary group (gid 100 `users` under
  * USERGROUPS=no) is so refused: its other members could rewrite a policy it may write to.
  */
 export async function primaryGroupIsPrivate(
@@ -94,7 +95,10 @@ export async function primaryGroupIsPrivate(
   if (passwd === null || group === null) return false;
   const names = new Set(passwd.filter((entry) => Number(entry[2]) === uid).map((entry) => entry[0]));
   if (names.size === 0) return false;
-  if (passwd.some((entry) => Number(entry[3]) === gid && Number(entry[2]) !== uid)) return false;
+  const others = passwd.filter((entry) => Number(entry[2]) !== uid);
+  // Another uid's primary group; or a name of the user's another uid holds too (initgroups by that
+  // name, as login gives that uid its groups, would give them a group listing it).
+  if (others.some((entry) => Number(entry[3]) === gid || names.has(entry[0] ?? ""))) return false;
   const entries = group.filter((entry) => Number(entry[2]) === gid);
   const members = entries.flatMap((entry) => (entry[3] ?? "").split(",").filter((name) => name !== ""));
   return entries.length > 0 && members.every((name) => names.has(name));
@@ -118,12 +122,20 @@ async function accountEntries(path: string, fields: number): Promise<string[][] 
     return null;
   }
   if (bytes.length > ACCOUNT_FILE_MAX_BYTES) return null;
-  const lines = bytes.toString("utf8").split("\n");
-  const entries = lines.filter((line) => line.trim() !== "" && !line.startsWith("#")).map((line) => line.split(":"));
+  // Byte for byte (latin1: one character a byte): names that are not UTF-8 stay apart, where a loose
+  // decoding makes each bad sequence U+FFFD and another user's name equal to this user's.
+  const lines = bytes.toString("latin1").split("\n");
+  const entries = lines.filter((line) => line.trim() !== "" && !line.startsWith("#"));
   const id = /^\d+$/;
+  // A line of NIS compat (`+name`, `-name`, `+@netgroup`), its fields well formed or not, is not
+  // understood: under nsswitch "compat" the entry (members and all) is NIS's, not the line's.
   const understood = (entry: string[]) =>
-    entry.length === fields && id.test(entry[2] ?? "") && (fields !== 7 || id.test(entry[3] ?? ""));
-  return entries.every(understood) ? entries : null;
+    !/^[+-]/.test(entry[0] ?? "") &&
+    entry.length === fields &&
+    id.test(entry[2] ?? "") &&
+    (fields !== 7 || id.test(entry[3] ?? ""));
+  const split = entries.map((line) => line.split(":"));
+  return split.every(understood) ? split : null;
 }
 
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */

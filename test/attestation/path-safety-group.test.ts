@@ -58,6 +58,32 @@ describe("primaryGroupIsPrivate", () => {
   });
 });
 
+describe("primaryGroupIsPrivate: lines whose meaning depends on the system (failing closed)", () => {
+  it("refuses NIS compat lines (+name, -name) with every field well formed: their members are NIS's", async () => {
+    // Under nsswitch "compat", +alice takes group alice (members and all) from NIS; -bob removes bob.
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["+alice:x:4242:"]))).toBe(false);
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["-alice:x:4242:"]))).toBe(false);
+    const plus = "+bob:x:4243:4243::/home/bob:/bin/sh";
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, plus], ["alice:x:4242:"]))).toBe(false);
+  });
+
+  it("tells apart names that are not UTF-8 (byte for byte): another user's name is not the user's", async () => {
+    // Both names decoded loosely are U+FFFD: the member, uid 4243's, would pass for alice's own.
+    const files = { passwd: join(root, "passwd"), group: join(root, "group") };
+    const passwd = ["\xff:x:4242:4242::/:/bin/sh", "\xfe:x:4243:4243::/:/bin/sh", ""].join("\n");
+    await writeFile(files.passwd, Buffer.from(passwd, "latin1"));
+    await writeFile(files.group, Buffer.from("g:x:4242:\xfe\n", "latin1"));
+    expect(await primaryGroupIsPrivate(4242, 4242, files)).toBe(false);
+    await writeFile(files.group, Buffer.from("g:x:4242:\xff\n", "latin1"));
+    expect(await primaryGroupIsPrivate(4242, 4242, files)).toBe(true);
+  });
+
+  it("refuses a member whose name another uid holds too (initgroups by that name gives them the group)", async () => {
+    const twin = "alice:x:4243:4243::/home/twin:/bin/sh";
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, twin], ["alice:x:4242:alice"]))).toBe(false);
+  });
+});
+
 describe("a directory its owner's primary group may write to", () => {
   it("is refused to a user whose primary group is not known to be theirs alone (no /etc/group entry)", async () => {
     // uid 4242 (primary gid 4242, in no /etc/group) checks its own directory of mode 0770, group 4242.
