@@ -58,6 +58,9 @@ interface User {
   readonly privateGid: number | null;
 }
 
+/** This process's user as readAfterPathCheck's walk found it, for its reader's unsafeOpenFile (read once). */
+export type PathUser = User;
+
 /** This process's User (process.getuid and getgid present: a POSIX system). */
 async function currentUser(getuid: () => number, getgid: () => number): Promise<User> {
   const [uid, gid] = [getuid(), getgid()];
@@ -188,6 +191,8 @@ export async function findUnsafeDirectory(dir: string): Promise<UnsafeDirectory 
 interface Walked {
   readonly unsafe: UnsafeDirectory | null;
   readonly reached: Checked;
+  /** This process's user as the walk held it (null where nothing is checked). */
+  readonly user: User | null;
 }
 
 /**
@@ -221,7 +226,9 @@ type Checked = { dev: number; ino: number; nlink?: number; holder?: string } | "
  * on the open file (unsafeOpenFile): only the directories its lookup goes through are checked.
  */
 async function walk(dir: string, kind: "directory" | "directories"): Promise<Walked> {
-  if (process.getuid === undefined || process.getgid === undefined) return { unsafe: null, reached: "unchecked" };
+  if (process.getuid === undefined || process.getgid === undefined) {
+    return { unsafe: null, reached: "unchecked", user: null };
+  }
   const user = await currentUser(process.getuid, process.getgid);
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
@@ -246,11 +253,11 @@ async function walk(dir: string, kind: "directory" | "directories"): Promise<Wal
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
         const unsafe = { path, itself: path === target, mode: info.mode & 0o7777, writers, uid, gid, user: user.uid };
-        return { unsafe, reached };
+        return { unsafe, reached, user };
       }
     }
   }
-  return { unsafe: link, reached };
+  return { unsafe: link, reached, user };
 }
 
 /** SharedName for what a walk `reached`, or null. */
@@ -277,17 +284,19 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
  * what its invoker chose to write to it, and it has no name to swap. It is told apart on the open
  * file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is held as a named one.
  * Anything else (a device: /dev/null is 0666) is its reader's to refuse as what it is, not here by
- * its mode.
+ * its mode. `walked`: this process's user as readAfterPathCheck's walk found it (its account files
+ * then read once); read here without it.
  */
 export async function unsafeOpenFile(
   handle: FileHandle,
   file: string,
   info: { mode: number; uid: number; gid: number; isFile(): boolean; isFIFO(): boolean },
+  walked?: PathUser,
 ): Promise<UnsafeDirectory | null> {
   if (process.getuid === undefined || process.getgid === undefined) return null;
   if (!info.isFile() && !info.isFIFO()) return null;
   if (info.isFIFO() && (await readlink(`/proc/self/fd/${handle.fd}`).catch(() => "")).startsWith("pipe:")) return null;
-  const user = await currentUser(process.getuid, process.getgid);
+  const user = walked ?? (await currentUser(process.getuid, process.getgid));
   const fault = fileFault(info, user);
   if (fault === null) return null;
   const writers = fault === "owner" ? null : fault;
@@ -309,25 +318,27 @@ function foreignOwner(info: { uid: number }, user: { uid: number }, writers: str
  * change. One walk
  * of the path, before the read; a file that does not exist is left to the read to say so. A walk
  * that fails (ELOOP, EACCES) leaves the read to word the same errno as it words it; should the read
- * succeed, the file is refused all the same (its path could not be checked).
+ * succeed, the file is refused all the same (its path could not be checked). `read` is given this
+ * process's user as the walk held it (none when the walk failed), for its unsafeOpenFile.
  */
 export async function readAfterPathCheck<T>(
   path: string,
   field: string,
   held: string,
   refuse: (message: string, cause?: unknown) => Error,
-  read: (opened: (info: { dev: number; ino: number; nlink: number }) => void) => Promise<T>,
+  read: (opened: (info: { dev: number; ino: number; nlink: number }) => void, user?: PathUser) => Promise<T>,
 ): Promise<T> {
   // The file reached has other names and its name's directory is another user's (SharedName): a
   // file's reader's question only, asked here rather than of every walk (a directory's nlink is 2
   // or more on most file systems, so findUnsafeDirectory's walks looked at the holder for nothing).
   const walked = await walk(path, "directories")
-    .then(async ({ unsafe, reached }) => ({ unsafe, reached, shared: await sharedName(reached) }))
+    .then(async ({ unsafe, reached, user }) => ({ unsafe, reached, user, shared: await sharedName(reached) }))
     .then(
-      ({ unsafe, reached, shared }) => ({ unsafe, reached, shared, error: null }),
+      ({ unsafe, reached, user, shared }) => ({ unsafe, reached, user, shared, error: null }),
       (error: unknown) => ({
         unsafe: null,
         reached: "unchecked" as const,
+        user: null,
         shared: null,
         error: error ?? new Error("the path check failed"),
       }),
@@ -348,7 +359,7 @@ export async function readAfterPathCheck<T>(
       "changed while its path was checked (the file opened is not the one the check reached): it, or a link or directory on its path, was replaced in between (by an editor saving it anew, or by another user who owns a directory on its path); run again, and should it recur, move the file to a directory only this user may write to";
     throw refuse(fileMessage(path, field, reason));
   };
-  const value = await read(opened);
+  const value = await read(opened, walked.user ?? undefined);
   if (walked.error !== null) {
     const reason = `cannot check its path (${fileErrorCause(walked.error, "check")})`;
     throw refuse(fileMessage(path, field, reason), walked.error);

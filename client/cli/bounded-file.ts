@@ -102,12 +102,13 @@ export function readTrustFile(
 ): Promise<string> {
   const cannotRead = optionFileUnreadable(file, option, missingHint);
   const refuse = (message: string, cause?: unknown) => new UsageError(message, { cause });
-  return readAfterPathCheck(file, option, held, refuse, async (opened) => {
+  return readAfterPathCheck(file, option, held, refuse, async (opened, user) => {
     // The check's own refusal passes through cannotRead as it is.
     const unreadable = (error: unknown) => (error instanceof UsageError ? error : cannotRead(error));
     const bytes = await readBoundedFile(file, option, limit, unreadable, undefined, async (handle) => {
       const info = await handle.stat();
-      const unsafe = await unsafeOpenFile(handle, file, info);
+      // The walk's user: the account files (primaryGroupIsPrivate) read once, not once more here.
+      const unsafe = await unsafeOpenFile(handle, file, info, user);
       if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
       // A file that passes its own rule, but reached by another way than the one checked.
       opened(info);
