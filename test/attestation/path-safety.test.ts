@@ -4,10 +4,10 @@
  * file. Real directories and modes (tests run as root).
  */
 import { execFileSync, spawn } from "node:child_process";
-import { chmod, chown, mkdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, open, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { findUnsafeDirectory, readAfterPathCheck } from "../../attestation/path-safety.ts";
+import { findUnsafeDirectory, readAfterPathCheck, unsafeOpenFile } from "../../attestation/path-safety.ts";
 import { readTrustFile } from "../../client/cli/bounded-file.ts";
 import { UsageError } from "../../client/cli/output.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
@@ -177,5 +177,26 @@ describe("readAfterPathCheck's walk", () => {
     await chmod(dir, 0o777);
     await expect(check()).rejects.toThrow(`found one (the directory ${dir} mode 0777)`);
     expect(reads).toEqual([file]); // refused before the read
+  });
+});
+
+describe("unsafeOpenFile", () => {
+  it("leaves a device to its reader (/dev/null is 0666), where a regular file of that mode is refused", async () => {
+    const file = join(root, "open.json");
+    await writeFile(file, "{}");
+    await chmod(file, 0o666);
+    for (const [path, expected] of [
+      ["/dev/null", null],
+      [file, { path: file, itself: true, writers: "o", mode: 0o666 }],
+    ] as const) {
+      const handle = await open(path, "r");
+      try {
+        const found = await unsafeOpenFile(handle, path, await handle.stat());
+        if (expected === null) expect(found).toBeNull();
+        else expect(found).toMatchObject(expected);
+      } finally {
+        await handle.close();
+      }
+    }
   });
 });
