@@ -160,11 +160,17 @@ function refuseUnlessFileOrPipe(info: Stats): void {
  * yet is waited on, as `cat` waits: the user named it.
  */
 export async function openFileOrPipe(file: string): Promise<FileHandle> {
+  return (await openFileOrPipeLooked(file)).handle;
+}
+
+/** openFileOrPipe's handle, and the fstat it looked at (for a check of what is read: not asked again). */
+async function openFileOrPipeLooked(file: string): Promise<{ handle: FileHandle; info: Stats }> {
   refuseUnlessFileOrPipe(await stat(file));
   const handle = await open(file, "r");
   try {
-    refuseUnlessFileOrPipe(await handle.stat());
-    return handle;
+    const info = await handle.stat();
+    refuseUnlessFileOrPipe(info);
+    return { handle, info };
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;
@@ -229,14 +235,17 @@ export async function readFileToBound(
   limit: InputBound,
   cannotRead: (error: unknown) => Error,
   refuse: (refusal: FileRefusal) => Error,
-  /** Run on the file opened before it is read (a check of what is read): what it throws, cannotRead is given. */
-  check?: (handle: FileHandle) => Promise<void>,
+  /**
+   * Run on the file opened before it is read (a check of what is read), given its fstat as the open
+   * looked at it: what it throws, cannotRead is given.
+   */
+  check?: (handle: FileHandle, info: Stats) => Promise<void>,
 ): Promise<Buffer> {
   let bytes: Buffer;
   try {
-    const handle = await openFileOrPipe(file);
+    const { handle, info } = await openFileOrPipeLooked(file);
     try {
-      await check?.(handle);
+      await check?.(handle, info);
       bytes = await readHandleToBound(handle, limit.bytes);
     } finally {
       await handle.close();

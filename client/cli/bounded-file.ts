@@ -7,6 +7,7 @@
  * --manifest: readOptionFile; the trust files among them with readTrustFile). node: and attestation/
  * only, nothing that opens a sealed message.
  */
+import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import {
   type FileRefusal,
@@ -34,7 +35,7 @@ export function readBoundedFile(
   cannotRead: CannotRead = optionFileUnreadable(file, what),
   refuse: (refusal: FileRefusal) => Error = ({ reason, cause }) =>
     new UsageError(fileMessage(file, what, reason), { cause }),
-  check?: (handle: FileHandle) => Promise<void>,
+  check?: (handle: FileHandle, info: Stats) => Promise<void>,
 ): Promise<Buffer> {
   return readFileToBound(file, limit, cannotRead, refuse, check);
 }
@@ -105,8 +106,8 @@ export function readTrustFile(
   return readAfterPathCheck(file, option, held, refuse, async (opened, user) => {
     // The check's own refusal passes through cannotRead as it is.
     const unreadable = (error: unknown) => (error instanceof UsageError ? error : cannotRead(error));
-    const bytes = await readBoundedFile(file, option, limit, unreadable, undefined, async (handle) => {
-      const info = await handle.stat();
+    // The open's own fstat (openFileOrPipe's): the file read is looked at once.
+    const bytes = await readBoundedFile(file, option, limit, unreadable, undefined, async (handle, info) => {
       // The walk's user: the account files (primaryGroupIsPrivate) read once, not once more here.
       const unsafe = await unsafeOpenFile(handle, file, info, user);
       if (unsafe !== null) throw refuse(fileMessage(file, option, unsafeFileReason(unsafe, file, held)));
