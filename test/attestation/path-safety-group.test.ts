@@ -100,4 +100,42 @@ describe("a directory its owner's primary group may write to", () => {
     );
     expect(JSON.parse(stdout.trim())).toMatchObject({ path: dir, itself: true, writers: "g", gid: 4242, user: 4242 });
   });
+
+  it("is taken, with a policy of mode 0664, from a desktop user whose group is theirs alone (useradd, umask 002)", async () => {
+    // uid 4242 (its group alice:x:4242: in scratch account files, as useradd's USERGROUPS makes it)
+    // checks its own checkout of mode 0775, reads its policy of mode 0664 and makes cloister up's
+    // --dir in it; with bob a member of its group, the policy is refused.
+    const app = join(root, "app");
+    await chmod(root, 0o755);
+    await mkdir(app, { mode: 0o775 });
+    await chmod(app, 0o775);
+    await writeFile(join(app, "policy.json"), "{}", { mode: 0o664 });
+    await chmod(join(app, "policy.json"), 0o664);
+    await chown(app, 4242, 4242);
+    await chown(join(app, "policy.json"), 4242, 4242);
+    const run = async (group: string): Promise<string> => {
+      const files = await accounts(["root:x:0:0::/root:/bin/sh", ALICE], ["root:x:0:", "sudo:x:27:alice", group]);
+      const script = [
+        `import { ACCOUNT_FILES, findUnsafeDirectory } from "./attestation/path-safety.ts";`,
+        `import { readTrustFile } from "./client/cli/bounded-file.ts";`,
+        `import { makePrivateDirectory } from "./client/cli/private-directory.ts";`,
+        `Object.assign(ACCOUNT_FILES, ${JSON.stringify(files)});`,
+        "process.umask(0o002);",
+        `const found = await findUnsafeDirectory(${JSON.stringify(app)});`,
+        `const policy = await readTrustFile(${JSON.stringify(join(app, "policy.json"))}, "--policy", { bytes: 64, expected: "a policy" }, "trust").catch((error) => error.message);`,
+        `const made = await makePrivateDirectory(${JSON.stringify(join(app, ".cloister", "up"))}, "--dir").then(() => "made", (error) => error.message);`,
+        "console.log(JSON.stringify({ found, policy, made }));",
+      ].join("\n");
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["--no-warnings", "--import", "tsx", "--input-type=module", "-e", script],
+        { cwd: ROOT, timeout: 60_000, uid: 4242, gid: 4242 },
+      );
+      return stdout.trim();
+    };
+    expect(JSON.parse(await run("alice:x:4242:"))).toEqual({ found: null, policy: "{}", made: "made" });
+    const shared = JSON.parse(await run("alice:x:4242:bob"));
+    expect(shared.policy).toContain("found mode 0664: group 4242 could rewrite it");
+    expect(shared.found).toMatchObject({ path: app, itself: true, writers: "g", gid: 4242 });
+  });
 });
