@@ -86,8 +86,9 @@ const ACCOUNT_FILE_MAX_BYTES = 16 * 1024 * 1024;
  * unsure: a file that cannot be read or is larger than 16 MiB, a line not understood (NIS `+`/`-`
  * entries among them, well formed or not), no passwd entry of `uid`, a name of `uid`'s another uid
  * holds too, no group entry of `gid` (a group only a directory service knows: its members cannot be
- * seen here). Names are compared byte for byte. A shared primary group (gid 100 `users` under
- * USERGROUPS=no) is so refused: its other members could rewrite a policy it may write to.
+ * seen here), a commented-out entry that would deny it (musl reads it as one). Names are compared
+ * byte for byte. A shared primary group (gid 100 `users` under USERGROUPS=no) is so refused: its
+ * other members could rewrite a policy it may write to.
  */
 export async function primaryGroupIsPrivate(
   uid: number,
@@ -96,23 +97,31 @@ export async function primaryGroupIsPrivate(
 ): Promise<boolean> {
   const [passwd, group] = await Promise.all([accountEntries(files.passwd, 7), accountEntries(files.group, 4)]);
   if (passwd === null || group === null) return false;
-  const names = new Set(passwd.filter((entry) => Number(entry[2]) === uid).map((entry) => entry[0]));
+  const names = new Set(passwd.entries.filter((entry) => Number(entry[2]) === uid).map((entry) => entry[0]));
   if (names.size === 0) return false;
-  const others = passwd.filter((entry) => Number(entry[2]) !== uid);
+  // Commented-out entries count against it, never for it (see accountEntries).
+  const others = [...passwd.entries, ...passwd.commented].filter((entry) => Number(entry[2]) !== uid);
   // Another uid's primary group; or a name of the user's another uid holds too (initgroups by that
   // name, as login gives that uid its groups, would give them a group listing it).
   if (others.some((entry) => Number(entry[3]) === gid || names.has(entry[0] ?? ""))) return false;
-  const entries = group.filter((entry) => Number(entry[2]) === gid);
-  const members = entries.flatMap((entry) => (entry[3] ?? "").split(",").filter((name) => name !== ""));
-  return entries.length > 0 && members.every((name) => names.has(name));
+  const ofGid = (entries: string[][]) => entries.filter((entry) => Number(entry[2]) === gid);
+  const listed = [...ofGid(group.entries), ...ofGid(group.commented)];
+  const members = listed.flatMap((entry) => (entry[3] ?? "").split(",").filter((name) => name !== ""));
+  return ofGid(group.entries).length > 0 && members.every((name) => names.has(name));
 }
 
 /**
  * The colon-separated entries of account database `path` (`fields` per line, the third and, for
- * passwd, the fourth decimal ids), comments and empty lines passed over; null when it cannot be
- * read, is larger than ACCOUNT_FILE_MAX_BYTES or holds a line otherwise.
+ * passwd, the fourth decimal ids), empty lines passed over; null when it cannot be read, is larger
+ * than ACCOUNT_FILE_MAX_BYTES or holds a line otherwise. A line starting with `#` is a comment to
+ * glibc but an entry to musl (node:alpine images: `#bob` a user like any other): one that reads as
+ * an entry is `commented`, held against a group by primaryGroupIsPrivate and never for it; any
+ * other is passed over.
  */
-async function accountEntries(path: string, fields: number): Promise<string[][] | null> {
+async function accountEntries(
+  path: string,
+  fields: number,
+): Promise<{ entries: string[][]; commented: string[][] } | null> {
   let bytes: Buffer;
   try {
     const handle = await open(path, "r");
@@ -129,6 +138,7 @@ async function accountEntries(path: string, fields: number): Promise<string[][] 
   // decoding makes each bad sequence U+FFFD and another user's name equal to this user's.
   const lines = bytes.toString("latin1").split("\n");
   const entries = lines.filter((line) => line.trim() !== "" && !line.startsWith("#"));
+  const comments = lines.filter((line) => line.startsWith("#")).map((line) => line.split(":"));
   const id = /^\d+$/;
   // A line of NIS compat (`+name`, `-name`, `+@netgroup`), its fields well formed or not, is not
   // understood: under nsswitch "compat" the entry (members and all) is NIS's, not the line's.
@@ -138,7 +148,7 @@ async function accountEntries(path: string, fields: number): Promise<string[][] 
     id.test(entry[2] ?? "") &&
     (fields !== 7 || id.test(entry[3] ?? ""));
   const split = entries.map((line) => line.split(":"));
-  return split.every(understood) ? split : null;
+  return split.every(understood) ? { entries: split, commented: comments.filter(understood) } : null;
 }
 
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */

@@ -78,6 +78,19 @@ describe("primaryGroupIsPrivate: lines whose meaning depends on the system (fail
     expect(await primaryGroupIsPrivate(4242, 4242, files)).toBe(true);
   });
 
+  it("holds a commented-out entry against the group (musl, as in node:alpine, reads '#bob' as a user)", async () => {
+    const comment = "# account database: edit with vipw";
+    const bob = "#bob:x:4243:4242::/home/bob:/bin/sh";
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([comment, ALICE], ["alice:x:4242:", "#"]))).toBe(
+      true,
+    );
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, bob], ["alice:x:4242:"]))).toBe(false);
+    const group = ["alice:x:4242:", "#alice:x:4242:bob"];
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], group))).toBe(false);
+    // Not for it: a commented-out entry of the group is no entry where comments are skipped (glibc).
+    expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE], ["#alice:x:4242:"]))).toBe(false);
+  });
+
   it("refuses a member whose name another uid holds too (initgroups by that name gives them the group)", async () => {
     const twin = "alice:x:4243:4243::/home/twin:/bin/sh";
     expect(await primaryGroupIsPrivate(4242, 4242, await accounts([ALICE, twin], ["alice:x:4242:alice"]))).toBe(false);
