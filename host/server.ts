@@ -57,8 +57,8 @@ export async function startHost(options: {
   limits?: Partial<HostOptions["limits"]>;
   /**
    * Where the enclave's audit records are stored (one file per enclave boot); null: not collected.
-   * Made (mode 0700) and checked first: one that is a file or not writable rejects with an
-   * AuditDirError before anything starts.
+   * Made (mode 0700) and checked once the enclave URLs are (a refused URL: a RangeError, nothing
+   * made): one that is a file or not writable rejects with an AuditDirError before anything starts.
    */
   auditDir: string | null;
   onError?: (message: string) => void;
@@ -74,6 +74,20 @@ export async function startHost(options: {
   keepAliveTimeoutMs?: number;
 }): Promise<RunningServer> {
   const limits = { ...DEFAULT_HOST_LIMITS, ...options.limits };
+  // Made first: its constructor checks the URLs (checkEnclaveUrl; at least one), so a refused start
+  // makes nothing (no audit directory, no collector from a URL it refuses). It starts nothing.
+  const pool = createEnclavePool(options.enclaveUrls, {
+    limits,
+    ...(options.poolRefreshMs === undefined ? {} : { refreshMs: options.poolRefreshMs }),
+    // Changes of a pool member (restart, gone, back) are worth a line in the host's log.
+    onChange: (member) => {
+      if (options.enclaveUrls.length > 1) {
+        options.onError?.(
+          `pool: enclave ${member.index} is ${member.state}${member.keyId === null ? "" : ` (key id ${member.keyId})`}${member.reason === null ? "" : `: ${member.reason}`}`,
+        );
+      }
+    },
+  });
   // A host that cannot store audit records must not serve.
   if (options.auditDir !== null) await prepareAuditDir(options.auditDir);
   // Every member's audit records are collected and stored (one file per enclave boot, in one dir).
@@ -89,18 +103,6 @@ export async function startHost(options: {
               ...(options.onError === undefined ? {} : { onError: options.onError }),
             }),
         );
-  const pool = createEnclavePool(options.enclaveUrls, {
-    limits,
-    ...(options.poolRefreshMs === undefined ? {} : { refreshMs: options.poolRefreshMs }),
-    // Changes of a pool member (restart, gone, back) are worth a line in the host's log.
-    onChange: (member) => {
-      if (options.enclaveUrls.length > 1) {
-        options.onError?.(
-          `pool: enclave ${member.index} is ${member.state}${member.keyId === null ? "" : ` (key id ${member.keyId})`}${member.reason === null ? "" : `: ${member.reason}`}`,
-        );
-      }
-    },
-  });
   const app = createHostApp({
     pool,
     apiKeys: options.apiKeys,

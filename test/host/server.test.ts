@@ -4,6 +4,10 @@
  * get the JSON error body with a code, and a line in the access log, with sizes only; a request
  * that asks for `100 Continue` gets it only once the host reads its body.
  */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
@@ -179,5 +183,41 @@ describe("startHost: Expect: 100-continue", () => {
       expect(status(all)).toBe("HTTP/1.1 400 Bad Request");
       expect(code(all)).toMatch(/^ENVELOPE_/);
     });
+  });
+});
+
+describe("startHost: a refused start makes nothing", () => {
+  // Each refused before the audit directory is made (prepareAuditDir) or a collector is built.
+  it.each([
+    ["a URL with a password", ["http://op:hunter2@127.0.0.1:9"], /enclaveUrl: expected no user name or password/],
+    ["a URL that is not http:", ["ftp://127.0.0.1:9"], /enclaveUrl: expected an http: URL/],
+    ["a good URL, then a refused one", ["http://127.0.0.1:9", "http://127.0.0.1:9 "], /enclaveUrl: expected no space/],
+    ["no URL at all", [], /expected at least one enclave URL/],
+  ])("%s: rejects, and the audit directory is not made", async (_name, enclaveUrls, expected) => {
+    const root = await mkdtemp(join(tmpdir(), "cloister-refused-start-"));
+    try {
+      const auditDir = join(root, "audit");
+      const started = startHost({
+        enclaveUrls,
+        apiKeys: new ApiKeyStore({ version: 1, keys: [] }),
+        hostname: "127.0.0.1",
+        port: 0,
+        accessLog: () => {},
+        auditDir,
+      });
+      const error = await started.then(
+        async (host) => {
+          await host.close();
+          return null;
+        },
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(RangeError);
+      expect((error as Error).message).toMatch(expected);
+      expect((error as Error).message).not.toContain("hunter2");
+      expect(existsSync(auditDir)).toBe(false);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
