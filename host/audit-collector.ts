@@ -57,6 +57,7 @@ import {
   recordLineHash,
 } from "./audit-record-check.ts";
 import { AuditStore, AuditStoreError, type CheckedLine, checkLogLine, peekLog } from "./audit-store.ts";
+import { checkEnclaveUrl } from "./enclave-url.ts";
 
 /**
  * Puts a file holding `text` at `path`, mode 0600 as the log beside it (audit-store.ts) whatever
@@ -400,8 +401,9 @@ function parseBatch(value: unknown): AuditBatch | string {
 }
 
 /**
- * Why fetch failed, never in fetch's own message when it quotes the URL (which may carry a user
- * and password).
+ * Why fetch failed, never in fetch's own message when it may quote a URL (which may carry a user
+ * and password): one with `://` or an `@` (node quotes `http:/u:p@…` as written, with no `://`;
+ * a library caller's fetch may word its own). Only the error's name is then shown.
  */
 function fetchFailure(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
@@ -410,8 +412,8 @@ function fetchFailure(error: unknown): string {
     ? `no answer in ${COLLECT_TIMEOUT_MS} ms`
     : typeof cause === "string"
       ? cause
-      : message.includes("://")
-        ? `${(error as Error).name}, its message not shown (it quotes the URL)`
+      : message.includes("://") || message.includes("@")
+        ? `${(error as Error | null)?.name ?? "Error"}, its message not shown (it may quote a URL)`
         : message;
 }
 
@@ -639,7 +641,11 @@ export class AuditCollector {
       /** The largest `/audit` answer read (default AUDIT_BATCH_MAX_BYTES). */
       maxBatchBytes?: number;
     },
-  ) {}
+  ) {
+    // The host's own check (startHost's pool makes it first), here too for a library caller's
+    // collector: a user and password would be sent to the enclave, whose server takes none.
+    checkEnclaveUrl(options.enclaveUrl);
+  }
 
   start(): void {
     this.timer = setInterval(() => this.collect(), this.options.intervalMs);
