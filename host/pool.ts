@@ -52,7 +52,10 @@ export const KEY_ID_HEX = /^[0-9a-f]{32}$/;
 const MIN_ON_DEMAND_REFRESH_MS = 1000;
 
 export class EnclavePool {
-  readonly members: readonly PoolMember[];
+  /** The members, used here; never handed out (a frozen array is slower to filter and sort in V8). */
+  readonly #members: readonly PoolMember[];
+  /** What `members` hands out: a frozen copy behind a getter, so plain JavaScript swaps no member. */
+  readonly #shown: readonly PoolMember[];
   #next = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #refreshing: Promise<void> | null = null;
@@ -65,24 +68,36 @@ export class EnclavePool {
   ) {
     if (urls.length === 0) throw new RangeError("enclave pool: expected at least one enclave URL");
     for (const url of urls) checkEnclaveUrl(url);
-    this.members = urls.map((url, index) => ({
-      index,
-      url: url.replace(/\/+$/, ""),
-      keyId: null,
-      state: "unknown" as MemberState,
-      reason: null,
-      inFlight: 0,
-    }));
+    const members = urls.map(
+      (url, index) =>
+        // The checked URL (and the index) made unwritable and unconfigurable, not only `readonly` for
+        // TypeScript: plain JavaScript assigning `member.url` would have the refresh (and a host made
+        // from this pool) read documents from a URL never checked. Read once per member per refresh.
+        Object.defineProperties(
+          { keyId: null, state: "unknown" as MemberState, reason: null, inFlight: 0 },
+          {
+            index: { value: index, enumerable: true, writable: false, configurable: false },
+            url: { value: url.replace(/\/+$/, ""), enumerable: true, writable: false, configurable: false },
+          },
+        ) as PoolMember,
+    );
+    this.#members = members;
+    this.#shown = Object.freeze([...members]);
+  }
+
+  /** The members, in the host's `--enclave-url` order. */
+  get members(): readonly PoolMember[] {
+    return this.#shown;
   }
 
   /** True when there is more than one member (single-enclave hosts forward everything to it). */
   get isPool(): boolean {
-    return this.members.length > 1;
+    return this.#members.length > 1;
   }
 
   /** The member whose current boot has this key id. */
   byKeyId(keyId: string): PoolMember | undefined {
-    return this.members.find((m) => m.keyId === keyId);
+    return this.#members.find((m) => m.keyId === keyId);
   }
 
   /**
@@ -93,7 +108,7 @@ export class EnclavePool {
     const rank = (m: PoolMember) => (m.state === "ready" ? 0 : 1);
     // Rotated among the members that can be offered (not among all: a member that is down must not
     // send its share of new sessions to the one after it).
-    const offered = this.members.filter((m) => m.state !== "unreachable");
+    const offered = this.#members.filter((m) => m.state !== "unreachable");
     if (offered.length === 0) return [];
     const start = this.#next++ % offered.length;
     const rotated = [...offered.slice(start), ...offered.slice(0, start)];
@@ -118,7 +133,7 @@ export class EnclavePool {
 
   /** Re-reads every member's document once; concurrent calls share one run. */
   refresh(): Promise<void> {
-    this.#refreshing ??= Promise.all(this.members.map((m) => this.#check(m))).then(() => {
+    this.#refreshing ??= Promise.all(this.#members.map((m) => this.#check(m))).then(() => {
       this.#refreshing = null;
     });
     return this.#refreshing;
@@ -160,7 +175,7 @@ export class EnclavePool {
   async findKeyId(keyId: string): Promise<PoolMember | undefined> {
     const found = this.byKeyId(keyId);
     if (found !== undefined && found.state !== "unreachable") return found;
-    if (this.members.every((m) => m.state === "ready")) return found;
+    if (this.#members.every((m) => m.state === "ready")) return found;
     // At most one such refresh per MIN_ON_DEMAND_REFRESH_MS (or the one under way): unknown key ids
     // cost a caller nothing, and must not make the host re-read the whole pool on every request.
     if (this.#refreshing === null) {
@@ -173,6 +188,12 @@ export class EnclavePool {
 
   /** What /healthz shows: positions, key ids and states, never the members' internal URLs. */
   status(): { index: number; keyId: string | null; state: MemberState; reason: string | null; inFlight: number }[] {
-    return this.members.map(({ index, keyId, state, reason, inFlight }) => ({ index, keyId, state, reason, inFlight }));
+    return this.#members.map(({ index, keyId, state, reason, inFlight }) => ({
+      index,
+      keyId,
+      state,
+      reason,
+      inFlight,
+    }));
   }
 }

@@ -250,6 +250,42 @@ describe("enclave pool", () => {
     expect(() => new EnclavePool(["http://user:s3cret@127.0.0.1:1"], { fetchText })).toThrow(RangeError);
     expect(fetchText).not.toHaveBeenCalled();
   });
+
+  it("keeps each member's checked URL: plain JavaScript cannot change, redefine or delete it, nor swap or add a member", async () => {
+    // `readonly` is TypeScript's only: the refresh would read documents from a URL never checked.
+    const asked: string[] = [];
+    const pool = new EnclavePool(["http://127.0.0.1:1/"], {
+      fetchText: async (url) => {
+        asked.push(url);
+        return { status: 503, text: "{}" };
+      },
+    });
+    const member = pool.members[0] as { url: string };
+    const attempts: Record<string, () => unknown> = {
+      assigned: () => {
+        member.url = "http://op:hunter2@127.0.0.1:2";
+      },
+      redefined: () => Object.defineProperty(member, "url", { value: "http://op:hunter2@127.0.0.1:2" }),
+      deleted: () => delete (member as { url?: string }).url,
+      "member swapped": () => {
+        (pool.members as PoolMember[])[0] = {
+          ...(pool.members[0] as PoolMember),
+          url: "http://op:hunter2@127.0.0.1:2",
+        };
+      },
+      "member added": () => (pool.members as PoolMember[]).push({ ...(pool.members[0] as PoolMember), index: 1 }),
+      "list swapped": () => {
+        (pool as { members: readonly PoolMember[] }).members = [];
+      },
+    };
+    for (const [name, attempt] of Object.entries(attempts)) {
+      expect(attempt, name).toThrow(TypeError);
+      expect(member.url, name).toBe("http://127.0.0.1:1");
+    }
+    expect(pool.members).toHaveLength(1);
+    await pool.refresh();
+    expect(asked).toEqual(["http://127.0.0.1:1/attestation"]);
+  });
 });
 
 describe("host /healthz over a pool", () => {
