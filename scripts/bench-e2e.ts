@@ -45,6 +45,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { formatLoad, formatMachine, intArg, runNamingCopiesLeft, type Stats, stats, table } from "./bench-common.ts";
+import { floorStream, type StreamResult } from "./bench-floor-stream.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "bin", "cloister.js");
@@ -173,8 +174,6 @@ async function prepareBenchDeployment(model: ModelCase, maxTokens: number) {
 
 // --- generation rounds -----------------------------------------------------------------------------
 
-/** ttftMs from this stream's own start; first and end: performance.now() at its first text and its end. */
-type StreamResult = { ttftMs: number; first: number; tokens: number; text: string; end: number };
 /**
  * tps: all tokens ÷ (first request sent → last end), so it also pays each request's added TTFT;
  * decodeTps: the streaming rate as bench:engine defines tok/s — tokens after each stream's first,
@@ -281,7 +280,7 @@ async function benchModel(model: ModelCase, options: { rounds: number; maxTokens
       }
       for (const concurrency of [1, 4]) {
         // Warm-up at this concurrency, untimed, both sides alike (JIT, connections, KV prefixes).
-        const floor = () => floorStream(floorAgent, floorUrl, options.maxTokens);
+        const floor = () => floorStream(floorAgent, floorUrl, options.maxTokens, TENANT);
         for (let w = 0; w < WARMUP_ROUNDS; w++) {
           await round(concurrency, () => rawStream(engine, options.maxTokens));
           await round(concurrency, () => sealedStream(session, options.maxTokens));
@@ -724,34 +723,6 @@ async function floorProxy(enclaveUrl: string): Promise<void> {
   const port = (server.address() as { port: number }).port;
   process.stdout.write(`${JSON.stringify({ event: "ready", url: `http://127.0.0.1:${port}` })}\n`);
   process.once("SIGTERM", () => process.exit(0));
-}
-
-/** One floor request through the bare proxy: TTFT = request sent → first text byte. */
-async function floorStream(agent: import("node:http").Agent, url: string, maxTokens: number): Promise<StreamResult> {
-  const { request } = await import("node:http");
-  const start = performance.now();
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ maxTokens, tenant: TENANT });
-    const req = request(url, { method: "POST", agent, headers: { "content-length": Buffer.byteLength(body) } });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      let ttftMs = Number.NaN;
-      let text = "";
-      res.on("data", (chunk: Buffer) => {
-        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - start;
-        text += chunk.toString("utf8");
-      });
-      res.on("end", () => {
-        const cut = text.lastIndexOf("\n");
-        const { tokens } = JSON.parse(text.slice(cut + 1)) as { tokens: number };
-        resolve({ ttftMs, first: start + ttftMs, tokens, text: text.slice(0, cut), end: performance.now() });
-      });
-      res.on("error", (error) =>
-        reject(new Error(`floor stream: the bare proxy's answer was cut (${error.message})`, { cause: error })),
-      );
-    });
-    req.end(body);
-  });
 }
 
 // --- main ------------------------------------------------------------------------------------------
