@@ -51,8 +51,9 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   } catch (error) {
     throw await directoryRefusal(target, option, error);
   }
-  // What this call made (renamed into place under its own name, with the directories below it) is a
-  // directory of this user's (0700) in the path just checked: nothing more to check. What it found
+  // What this call made (renamed into place under its own name, with the directories below it, and
+  // found there after the rename: isTheDirectoryMade) is a directory of this user's (0700) in the path
+  // just checked: nothing more to check. What it found
   // rather than made must be a directory (or a link to one) too, and as safe as the path was: when
   // it exists, this is the only check; a directory that appeared meanwhile (kept as another start's
   // would be) may be another user's, made between the check above and the rename.
@@ -111,13 +112,17 @@ async function directoryRefusal(target: string, option: string, error: unknown):
 
 /**
  * makePrivateDirectory's work, `top` the topmost directory of `target` missing (topmostMissing):
- * whether this call made it (false: another start, or anything else, made it meanwhile: kept); the
- * file system's errors are worded by the caller.
+ * whether this call made it (false: another start, or anything else, made it meanwhile: kept; or
+ * the tree renamed into place is not the one made, swapped in between by whoever may write to its
+ * directory: checked as one found); the file system's errors are worded by the caller.
  */
 async function makeInPlace(target: string, top: string, option: string): Promise<boolean> {
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     await mkdir(temporary, { mode: 0o700 });
+    // Looked at at once: whoever owns or may write to its directory could swap the tree before the
+    // rename below; what is renamed into place is taken as made here only if it is this one.
+    const madeHere = await lstat(temporary);
     // From the topmost down to `dir`, each as it will be named once in place.
     const below = target === top ? [] : relative(top, target).split(sep);
     const made = [top, ...below.map((_, i) => join(top, ...below.slice(0, i + 1)))];
@@ -135,7 +140,6 @@ async function makeInPlace(target: string, top: string, option: string): Promise
     }
     try {
       await rename(temporary, top);
-      return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       // Another start made it first (with its .gitignore): that one is kept, and the rest made in it.
@@ -143,10 +147,26 @@ async function makeInPlace(target: string, top: string, option: string): Promise
       await mkdir(target, { recursive: true, mode: 0o700 });
       return false;
     }
+    // Another tree (swapped in before the rename) is checked as one found: the rest made in it.
+    if (await isTheDirectoryMade(top, madeHere)) return true;
+    await mkdir(target, { recursive: true, mode: 0o700 });
+    return false;
   } finally {
     // Only the temporary name this call made (gone once renamed into place).
     await rm(temporary, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * Whether `path` is the directory `made` (its lstat right after mkdir): a directory, not a link, of
+ * this user's (where there are POSIX owners), of the same device and inode.
+ */
+async function isTheDirectoryMade(path: string, made: { dev: number; ino: number; uid: number }): Promise<boolean> {
+  const found = await lstat(path).catch(() => null);
+  if (found === null || !found.isDirectory()) return false;
+  const user = process.getuid?.() ?? null;
+  if (user !== null && (found.uid !== user || made.uid !== user)) return false;
+  return found.dev === made.dev && found.ino === made.ino;
 }
 
 /** The topmost directory of `target` (itself included) that does not exist, or null when it exists. */
