@@ -5,9 +5,9 @@
  * .gitignore.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { describeFileKind, fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
 
@@ -101,7 +101,9 @@ export async function makeDirectory(dir: string, option: string): Promise<void> 
 async function directoryRefusal(target: string, option: string, error: unknown): Promise<UsageError> {
   if (error instanceof UsageError) return error;
   const code = (error as NodeJS.ErrnoException).code;
-  const refusal = code === "EEXIST" || code === "ENOTDIR" ? await notDirectoryRefusal(target, option, error) : null;
+  // ENOENT: a part of the path may be a symbolic link to a missing directory (notDirectoryRefusal).
+  const wordable = code === "EEXIST" || code === "ENOTDIR" || code === "ENOENT";
+  const refusal = wordable ? await notDirectoryRefusal(target, option, error) : null;
   return (
     refusal ??
     new UsageError(fileMessage(target, option, `cannot create the directory (${fileErrorCause(error, "write")})`), {
@@ -183,27 +185,51 @@ async function topmostMissing(target: string): Promise<string | null> {
   }
 }
 
-/** The refusal of the first part of `target`'s path, from the root down, that exists and is not a directory. */
+/**
+ * The refusal of the first part of `target`'s path, from the root down, that exists and is not a
+ * directory, or is a symbolic link to nothing: lstat takes it as there (topmostMissing), so nothing
+ * would be made in its place, and what is made below it fails as a path through a file (ENOTDIR) or a
+ * missing directory (ENOENT), or nothing is made at all (`--dir` the link itself).
+ */
 async function notDirectoryRefusal(target: string, option: string, cause?: unknown): Promise<UsageError | null> {
   const parts: string[] = [];
   for (let path = target; ; path = dirname(path)) {
     parts.unshift(path);
     if (dirname(path) === path) break;
   }
+  const refusal = (path: string, found: string, fix: string) =>
+    new UsageError(
+      fileMessage(
+        target,
+        option,
+        `cannot create the directory: expected ${path} to be a directory, found ${found}; ${fix}`,
+      ),
+      { cause },
+    );
   for (const path of parts) {
     const info = await stat(path).catch(() => null);
-    if (info === null) return null;
+    if (info === null) {
+      const leads = await danglingLinkTarget(path);
+      if (leads === null) return null;
+      const fix = `make the directory it leads to (mkdir -p ${shellWord(leads)}), or remove the link, or choose another path`;
+      return refusal(path, `a symbolic link to a missing ${leads}`, fix);
+    }
     if (!info.isDirectory()) {
-      const found = info.isFile() ? "a regular file" : describeFileKind(info);
-      return new UsageError(
-        fileMessage(
-          target,
-          option,
-          `cannot create the directory: expected ${path} to be a directory, found ${found}; remove it or choose another path`,
-        ),
-        { cause },
+      return refusal(
+        path,
+        info.isFile() ? "a regular file" : describeFileKind(info),
+        "remove it or choose another path",
       );
     }
   }
   return null;
+}
+
+/** Where `path` leads when it is a symbolic link to nothing (stat: ENOENT), or null. */
+async function danglingLinkTarget(path: string): Promise<string | null> {
+  const info = await lstat(path).catch(() => null);
+  if (info === null || !info.isSymbolicLink()) return null;
+  if ((await stat(path).catch((error: unknown) => (error as NodeJS.ErrnoException).code)) !== "ENOENT") return null;
+  const text = await readlink(path).catch(() => null);
+  return text === null ? null : resolve(dirname(path), text);
 }

@@ -3,7 +3,7 @@
  * .cloister/: its token) are refused when someone else could swap them (attestation/path-safety.ts):
  * a swapped policy is a swapped trust root. Real directories, modes and owners (tests run as root).
  */
-import { chmod, chown, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -78,5 +78,27 @@ describe("makePrivateDirectory: a path someone else could change", () => {
     await chmod(grouped, 0o775);
     await makePrivateDirectory(join(grouped, ".cloister"), "--dir");
     expect(await readdir(grouped)).toEqual([".cloister"]);
+  });
+});
+
+describe("makePrivateDirectory: a symbolic link to a missing directory", () => {
+  it("is refused, naming the link and where it leads, for cloister up's --dir and the proxy's token", async () => {
+    const missing = join(root, "gone", "deployments");
+    const link = join(root, "deployments");
+    await symlink(missing, link);
+    const expected = (path: string, option: string) =>
+      `${option} ${path}: cannot create the directory: expected ${link} to be a directory, found a symbolic link to a missing ${missing}; make the directory it leads to (mkdir -p ${missing}), or remove the link, or choose another path`;
+    expect((await refusal(makePrivateDirectory(link, "--dir")))?.message).toBe(expected(link, "--dir"));
+    // A link on the way (the topmost directory to make is below it) the same way.
+    const below = join(link, "app");
+    expect((await refusal(makePrivateDirectory(below, "--dir")))?.message).toBe(expected(below, "--dir"));
+    // The proxy's token directory: refused before a token is written.
+    const token = join(link, "proxy-token");
+    expect((await refusal(localToken(token)))?.message).toBe(expected(link, "--token-file"));
+    expect(await readdir(root)).toEqual(["deployments"]);
+    // Once the directory it leads to is made, it is used (the user's, left as it is).
+    await mkdir(missing, { recursive: true, mode: 0o700 });
+    await makePrivateDirectory(link, "--dir");
+    expect(await readdir(missing)).toEqual([]);
   });
 });
