@@ -211,8 +211,12 @@ async function notDirectoryRefusal(target: string, option: string, cause?: unkno
     if (info === null) {
       const leads = await danglingLinkTarget(path);
       if (leads === null) return null;
-      const fix = `make the directory it leads to (mkdir -p ${shellWord(leads)}), or remove the link, or choose another path`;
-      return refusal(path, `a symbolic link to a missing ${leads}`, fix);
+      const make = `make the directory it leads to (mkdir -p ${shellWord(leads)})`;
+      return refusal(
+        path,
+        `a symbolic link to a missing ${leads}`,
+        `${make}, or remove the link, or choose another path`,
+      );
     }
     if (!info.isDirectory()) {
       return refusal(
