@@ -50,23 +50,34 @@ export interface UnsafeDirectory {
 }
 
 /**
- * This process's user as the rules see it: its uid, and its primary group's gid when that group is
- * its alone (primaryGroupIsPrivate), else null (a shared group's write counts as another's).
+ * This process's user as the rules see it: its uid, its primary group's gid, and that gid when the
+ * group is its alone (primaryGroupIsPrivate), else null (a shared group's write counts as another's):
+ * asked only of a group-writable directory or file of that group, and the account files then read
+ * once (per walk: a walk's User is made anew, as the files may change between walks).
  */
 interface User {
   readonly uid: number;
-  readonly privateGid: number | null;
+  readonly gid: number;
+  privateGid(): Promise<number | null>;
 }
 
-/** This process's user as readAfterPathCheck's walk found it, for its reader's unsafeOpenFile (read once). */
+/**
+ * This process's user as readAfterPathCheck's walk found it, for its reader's unsafeOpenFile (its
+ * account files read at most once).
+ */
 export type PathUser = User;
 
 /** This process's User (process.getuid and getgid present: a POSIX system). */
-async function currentUser(getuid: () => number, getgid: () => number): Promise<User> {
+function currentUser(getuid: () => number, getgid: () => number): User {
   const [uid, gid] = [getuid(), getgid()];
   // Root's group is taken anyway (directoryFault): nothing to read.
-  if (gid === 0) return { uid, privateGid: 0 };
-  return { uid, privateGid: (await primaryGroupIsPrivate(uid, gid)) ? gid : null };
+  if (gid === 0) return { uid, gid, privateGid: async () => 0 };
+  let known: Promise<number | null> | undefined;
+  const privateGid = () => {
+    known ??= primaryGroupIsPrivate(uid, gid).then((alone) => (alone ? gid : null));
+    return known;
+  };
+  return { uid, gid, privateGid };
 }
 
 /** The account databases primaryGroupIsPrivate reads (tests name scratch files). */
@@ -152,13 +163,16 @@ async function accountEntries(
 }
 
 /** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
-function directoryFault(
+async function directoryFault(
   info: { mode: number; uid: number; gid: number },
   user: User,
-): "o" | "g" | "go" | "owner" | null {
+): Promise<"o" | "g" | "go" | "owner" | null> {
   if ((info.mode & 0o1000) === 0) {
     const others = (info.mode & 0o002) !== 0;
-    const group = (info.mode & 0o020) !== 0 && info.gid !== 0 && info.gid !== user.privateGid;
+    // The account files are read only for a group-writable one of the user's primary group: any
+    // other group (root's aside) is another's whether or not the user's is its alone.
+    const group =
+      (info.mode & 0o020) !== 0 && info.gid !== 0 && (info.gid !== user.gid || (await user.privateGid()) !== info.gid);
     if (others || group) return others && group ? "go" : others ? "o" : "g";
   }
   return info.uid !== 0 && info.uid !== user.uid ? "owner" : null;
@@ -183,9 +197,13 @@ function fileFault(info: { mode: number; uid: number; gid: number }, user: User)
  * directory, read by root) its owner could point it at any file this user may read: an ssh key of
  * root's sent as the API key, another policy trusted.
  */
-function linkFault(linkUid: number, dir: { mode: number; uid: number; gid: number }, user: User): boolean {
+async function linkFault(
+  linkUid: number,
+  dir: { mode: number; uid: number; gid: number },
+  user: User,
+): Promise<boolean> {
   if (linkUid === 0 || linkUid === user.uid) return false;
-  return directoryFault({ uid: dir.uid, gid: dir.gid, mode: dir.mode & ~0o1000 }, user) !== null;
+  return (await directoryFault({ uid: dir.uid, gid: dir.gid, mode: dir.mode & ~0o1000 }, user)) !== null;
 }
 
 /**
@@ -239,7 +257,7 @@ async function walk(dir: string, kind: "directory" | "directories"): Promise<Wal
   if (process.getuid === undefined || process.getgid === undefined) {
     return { unsafe: null, reached: "unchecked", user: null };
   }
-  const user = await currentUser(process.getuid, process.getgid);
+  const user = currentUser(process.getuid, process.getgid);
   // Made absolute without resolving `..` lexically (path.resolve would): the kernel takes a `..`
   // after a link from the link's target, and lookUp does as it does, so what is checked is what the
   // caller's open or mkdir of `dir` reaches (the working directory's path is its real one).
@@ -256,9 +274,9 @@ async function walk(dir: string, kind: "directory" | "directories"): Promise<Wal
       checked.add(path);
       if (path === target && kind === "directories") continue;
       const info = await stat(path);
-      let fault = directoryFault(info, user);
-      // Above it, only "anyone can write to it" (see above).
-      if (path !== target) fault = fault === "o" || fault === "go" ? "o" : null;
+      // Above it, only "anyone can write to it" (see above): no group asked about.
+      const fault =
+        path === target ? await directoryFault(info, user) : (info.mode & 0o1002) === 0o002 ? ("o" as const) : null;
       if (fault !== null) {
         const writers = fault === "owner" ? null : fault;
         const { uid, gid } = info;
@@ -295,7 +313,7 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
  * file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is held as a named one.
  * Anything else (a device: /dev/null is 0666) is its reader's to refuse as what it is, not here by
  * its mode. `walked`: this process's user as readAfterPathCheck's walk found it (its account files
- * then read once); read here without it.
+ * then read at most once); read here without it.
  */
 export async function unsafeOpenFile(
   handle: FileHandle,
@@ -306,8 +324,8 @@ export async function unsafeOpenFile(
   if (process.getuid === undefined || process.getgid === undefined) return null;
   if (!info.isFile() && !info.isFIFO()) return null;
   if (info.isFIFO() && (await readlink(`/proc/self/fd/${handle.fd}`).catch(() => "")).startsWith("pipe:")) return null;
-  const user = walked ?? (await currentUser(process.getuid, process.getgid));
-  const fault = fileFault(info, user);
+  const user = walked ?? currentUser(process.getuid, process.getgid);
+  const fault = await fileFault(info, user);
   if (fault === null) return null;
   const writers = fault === "owner" ? null : fault;
   const { uid, gid } = info;
@@ -452,7 +470,7 @@ async function lookUp(
       }
       if (link === null && info.uid !== 0 && info.uid !== user.uid) {
         const dir = await stat(current);
-        if (linkFault(info.uid, dir, user)) {
+        if (await linkFault(info.uid, dir, user)) {
           const mode = dir.mode & 0o7777;
           const fault = { path: next, itself: false, mode, writers: null, uid: info.uid, gid: dir.gid };
           link = { ...fault, user: user.uid, link: { dirUid: dir.uid } };
