@@ -58,18 +58,13 @@ async function directory(path: string, mode: number): Promise<void> {
 }
 
 describe("a walk reads the account files", () => {
-  it("not at all over directories no group may write to (0755)", async () => {
+  it.each([
+    ["not at all over directories no group may write to (0755)", 0o755],
+    ["not for a group-writable directory above it (only 'anyone may write to it' counts there)", 0o775],
+  ])("%s", async (_, above) => {
     const dir = join(root, "app", "deployments");
-    await directory(join(root, "app"), 0o755);
+    await directory(join(root, "app"), above);
     await directory(dir, 0o755);
-    expect(await findUnsafeDirectory(dir)).toBeNull();
-    expect(reads()).toEqual({ passwd: 0, group: 0 });
-  });
-
-  it("not for a group-writable directory above it (only 'anyone may write to it' counts there)", async () => {
-    const dir = join(root, "checkout", ".cloister");
-    await directory(join(root, "checkout"), 0o775);
-    await directory(dir, 0o700);
     expect(await findUnsafeDirectory(dir)).toBeNull();
     expect(reads()).toEqual({ passwd: 0, group: 0 });
   });
