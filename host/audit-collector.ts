@@ -43,6 +43,7 @@ import { access, mkdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
+import { describeFetchFailure } from "../attestation/fetch-failure-text.ts";
 import { readPrivateKeyFile } from "../attestation/kbs/key-file.ts";
 import { dotDotAfterLink, findUnsafeDirectory, unsafeDirectoryReason } from "../attestation/path-safety.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
@@ -402,19 +403,12 @@ function parseBatch(value: unknown): AuditBatch | string {
 
 /**
  * Why fetch failed, never in fetch's own message when it may quote a URL (which may carry a user
- * and password): one with `://` or an `@` (node quotes `http:/u:p@…` as written, with no `://`;
- * a library caller's fetch may word its own). Only the error's name is then shown.
+ * and password): describeFetchFailure.
  */
 function fetchFailure(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-  const message = (error as Error | null)?.message ?? "";
   return (error as Error | null)?.name === "TimeoutError"
     ? `no answer in ${COLLECT_TIMEOUT_MS} ms`
-    : typeof cause === "string"
-      ? cause
-      : message.includes("://") || message.includes("@")
-        ? `${(error as Error | null)?.name ?? "Error"}, its message not shown (it may quote a URL)`
-        : message;
+    : describeFetchFailure(error);
 }
 
 /** `record.seq` of a parsed line as it is, read without verifying anything (undefined: none). */

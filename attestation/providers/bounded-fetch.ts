@@ -5,6 +5,7 @@
  * memory, and one that redirects must not steer the request (its headers and body) elsewhere.
  */
 import { ResponseTooLargeError, readBoundedBytes } from "../../sealed/index.ts";
+import { describeFetchFailure } from "../fetch-failure-text.ts";
 import { describeUrlText } from "../url-text.ts";
 
 /** Why the request gave no usable answer, in words for the caller's message (`cause`: the error under it). */
@@ -61,18 +62,9 @@ export async function openBounded(
     const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
     response = await fetchFn(url, { ...init, redirect: "manual", signal });
   } catch (error) {
-    const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-    const message = (error as Error | null)?.message;
     // fetch's own message may quote the URL (an unparsable one, one with credentials): then only
     // the error's name is shown.
-    const why =
-      typeof cause?.code === "string"
-        ? cause.code
-        : typeof cause?.message === "string"
-          ? cause.message
-          : typeof message === "string" && !message.includes("://")
-            ? message
-            : `${(error as Error | null)?.name ?? "Error"}, its message not shown (it quotes the URL)`;
+    const why = describeFetchFailure(error);
     const problem = timedOut(error)
       ? `no answer in ${timeoutMs} ms`
       : CLOSED_BEFORE_ANSWER.has(why)

@@ -1840,6 +1840,15 @@ describe("audit collector and --enclave-url: a user and password in the URL reac
     }
   });
 
+  it("shows none of node's own message for a credentialed http:/u:p@… URL (a library caller's fetch sent on there)", async () => {
+    const { c, errors } = await collector((() => fetch("http:/op:hunter2@127.0.0.1:1/audit")) as typeof fetch);
+    await c.collect();
+    await c.stop();
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.join("\n")).not.toContain("hunter2");
+    expect(errors[0]).toMatch(/\(TypeError, its message not shown \(it may quote a URL\)\)/);
+  });
+
   it("cloister host refuses one (exit 2) without repeating it", async () => {
     const run = await runCloister(
       ["host", "--enclave-url", "http://op:hunter2@127.0.0.1:9", "--api-keys", "keys.json", "--audit-dir", "audit"],

@@ -48,4 +48,14 @@ describe("fetchBounded", () => {
     });
     expect(new TextDecoder().decode(await fetchBounded(fetch, `${origin}/`, {}, 2_000, 1024))).toBe("ok");
   });
+
+  it("shows no fetch message that may quote the URL's credentials (node's own, for http:/u:p@…)", async () => {
+    // Node's fetch quotes the URL as written, with no "://": "Request cannot be constructed from a
+    // URL that includes credentials: http:/op:hunter2@127.0.0.1:1/vcek".
+    for (const url of ["http:/op:hunter2@127.0.0.1:1/vcek", "http://op:hunter2@127.0.0.1:1/vcek"]) {
+      const error = await rejectionOf(fetchBounded(fetch, url, {}, 2_000, 1024), FetchProblem);
+      expect((error.cause as Error).message, url).toContain("hunter2");
+      expect(error.message, url).toBe("unreachable (TypeError, its message not shown (it may quote a URL))");
+    }
+  });
 });
