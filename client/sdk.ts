@@ -392,6 +392,12 @@ class HttpClient {
     private readonly apiKeySource?: string,
   ) {}
 
+  /**
+   * Whether a request of this client was answered with a 2xx: until then, whatever answers at `base`
+   * may not be the host (a wrong --url), so a refusal of the key is not said to be the host's.
+   */
+  #answered = false;
+
   /** HOST_TIMEOUT's message, made only when a request fails (not on every request's way out). */
   #late(): string {
     return `the host at ${this.base} did not answer in time`;
@@ -427,7 +433,10 @@ class HttpClient {
         error,
       );
     }
-    if (response.status >= 200 && response.status < 300) return response;
+    if (response.status >= 200 && response.status < 300) {
+      this.#answered = true;
+      return response;
+    }
     if (response.status === 0 || (response.status >= 300 && response.status < 400)) {
       // Redirects are not followed (fetchTransport asks fetch for "manual"; node:http never follows;
       // a browser shows a redirect as status 0): following one would send the API key, and the
@@ -443,22 +452,29 @@ class HttpClient {
     // A 404 on the attestation route, the first request: whatever answered may not be the host (the
     // enclave's port answers just so), so its words are not said to be the host's (BASE_URL_HINT).
     const wrongBase = response.status === 404 && path.startsWith("/v1/attestation");
+    // A refusal of the key before anything at this URL answered (the first request): likewise.
+    const keyRefused = response.status === 401 || response.status === 403;
+    const unknownSpeaker = wrongBase || (keyRefused && !this.#answered);
     const { code, message } = errorBody(
       response.status,
       await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""),
-      wrongBase ? "the server at that URL" : "host",
+      unknownSpeaker ? "the server at that URL" : "host",
     );
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
     const host = { origin: "host", status: response.status } as const;
-    if (response.status === 401 || response.status === 403) {
+    if (keyRefused) {
       // Which key was refused, by where it came from (never the key): here, the one place every
       // request's refusal is made, so a refusal on a request or a re-verification names it too.
       const source =
         this.apiKeySource === undefined
           ? ""
-          : `; the key sent came from ${this.apiKeySource}: give the key this host issued`;
-      throw new ClientError("configuration", code, `host refused the API key: ${message}${source}`, host);
+          : `; the key sent came from ${this.apiKeySource}: give the key ${unknownSpeaker ? "the" : "this"} host issued`;
+      // The full URL when the speaker is not known, as for a 404: a wrong base URL is seen in it.
+      const refused = unknownSpeaker
+        ? `${this.base}${path}: HTTP ${response.status}: the API key was refused`
+        : "host refused the API key";
+      throw new ClientError("configuration", code, `${refused}: ${message}${source}`, host);
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
       throw new ClientError(

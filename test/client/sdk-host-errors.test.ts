@@ -81,7 +81,10 @@ describe("connect() reports a hostile host's error as the host's", () => {
 
     const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
     expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401 });
-    expect(key.message).toBe('host refused the API key: host said: "bad key for tenant"');
+    // The first request: what answered may not be the host, so its words are not said to be the host's.
+    expect(key.message).toBe(
+      'http://host.test/v1/attestation: HTTP 401: the API key was refused: the server at that URL said: "bad key for tenant"',
+    );
 
     // Every refusal carries its status and the full URL, as the general path does.
     const unreachable = await refusedWith(502, body({ code: "ENCLAVE_UNREACHABLE", message: "connect refused" }));
@@ -114,7 +117,9 @@ describe("connect() reports a hostile host's error as the host's", () => {
     // 403 as 401: the key was refused (configuration: the caller's to fix, not a retry).
     const forbidden = await refusedWith(403, body({ code: "FORBIDDEN", message: "m" }));
     expect(forbidden).toMatchObject({ kind: "configuration", code: "FORBIDDEN", status: 403 });
-    expect(forbidden.message).toBe('host refused the API key: host said: "m"');
+    expect(forbidden.message).toBe(
+      'http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "m"',
+    );
   });
 });
 
@@ -426,6 +431,23 @@ describe("apiKeySource: where the key came from, named by every refusal of it, n
         );
       }
     }
+  });
+
+  it("a refusal of the first request names it too, without saying the host refused (nothing has shown it is one)", async () => {
+    const { url } = await serveDeployment({ refuse: (path) => path === "/v1/attestation" });
+    const error = await rejectionOf(
+      connect({
+        url,
+        policy: await devPolicy(),
+        apiKey: "ck_source_test_0123456789",
+        apiKeySource: "--api-key-file my-key",
+      }),
+      ClientError,
+    );
+    expect(error).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401, origin: "host" });
+    expect(error.message).toBe(
+      `${url}/v1/attestation: HTTP 401: the API key was refused: the server at that URL said: "missing or unknown API key (Authorization: Bearer <key>)"; the key sent came from --api-key-file my-key: give the key the host issued`,
+    );
   });
 
   it("a malformed key is named by it instead of apiKey", async () => {
