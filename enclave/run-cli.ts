@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { intOption, numberOption, optionsUsageError } from "../client/cli/output.ts";
+import { intOption, numberOption, optionsUsageError, UsageError } from "../client/cli/output.ts";
 
 export function registerModelRunCommand(model: Command): void {
   model
@@ -54,10 +54,18 @@ export function registerModelRunCommand(model: Command): void {
       if (options.prompt === undefined && promptFile === undefined) {
         throw optionsUsageError("model run: expected a prompt (--prompt TEXT or --prompt-file FILE), found neither");
       }
+      // Refused as chat refuses an empty PROMPT argument (never quoted); --prompt-file's is refused as it is read.
+      const inline = options.prompt as string | undefined;
+      if (inline !== undefined && inline.trim() === "") {
+        const found = inline === "" ? "an empty argument" : `only white space (${inline.length} characters)`;
+        throw new UsageError(
+          `model run: expected a prompt in --prompt, found ${found}; give the prompt as --prompt TEXT, or use --prompt-file FILE`,
+        );
+      }
       // Read as chat reads its --prompt-file (bounded, UTF-8 checked), before the model is copied and loaded.
       const prompt =
         promptFile === undefined
-          ? (options.prompt as string)
+          ? (inline as string)
           : await (await import("../client/cli/run-client.ts")).readPromptFile(promptFile);
       const { runModelCommand } = await import("./run-command.ts");
       await runModelCommand({

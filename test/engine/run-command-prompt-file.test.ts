@@ -38,6 +38,19 @@ describe("cloister model run --prompt-file", () => {
     expect(JSON.parse(fromFile.stdout).promptTokens).toBe(JSON.parse(inline.stdout).promptTokens);
   });
 
+  it("refuses an empty or white-space-only --prompt as chat refuses its PROMPT (exit 2, nothing run)", async () => {
+    const [empty, blank] = await Promise.all([
+      runCloister([...base, "--prompt", ""]),
+      runCloister([...base, "--prompt", " \t\n"]),
+    ]);
+    expect({ code: empty.code, stdout: empty.stdout }).toEqual({ code: 2, stdout: "" });
+    expect(empty.stderr).toContain(
+      "model run: expected a prompt in --prompt, found an empty argument; give the prompt as --prompt TEXT, or use --prompt-file FILE",
+    );
+    expect({ code: blank.code, stdout: blank.stdout }).toEqual({ code: 2, stdout: "" });
+    expect(blank.stderr).toContain("model run: expected a prompt in --prompt, found only white space (3 characters);");
+  });
+
   it("refuses both, neither, and a file that is not UTF-8 (exit 2, naming the option, never the content)", async () => {
     const file = join(dir, "latin1.txt");
     await writeFile(file, Uint8Array.from([0x73, 0x65, 0x63, 0x72, 0x65, 0x74, 0xe9]));
