@@ -1,8 +1,9 @@
 /**
- * What an enclave URL given to the host may be: checked once, where URLs become a pool's members
- * (host/pool.ts, EnclavePool's constructor, which every host builds: createHostApp, createEnclavePool,
- * a library caller's own), and by `cloister host` for its --enclave-url before anything starts
- * (host/run.ts). What is wrong is said without the URL's text (describeUrlText).
+ * What an enclave URL given to the host may be: checked by every constructor that is given one
+ * (checkEnclaveUrl: EnclavePool's, which every host builds, and AuditCollector's), so a library
+ * caller's own pool or collector is checked too, and by `cloister host` for its --enclave-url before
+ * anything starts (host/run.ts, enclaveUrlFault). What is wrong is said without the URL's text
+ * (describeUrlText).
  */
 import { describeUrlText } from "../attestation/url-text.ts";
 
