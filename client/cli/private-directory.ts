@@ -5,7 +5,7 @@
  * .gitignore.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readlink, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
@@ -133,8 +133,7 @@ async function makeInPlace(target: string, top: string, option: string): Promise
       if (path !== top) await mkdir(inTemporary, { mode: 0o700 });
       const ignore = join(inTemporary, ".gitignore");
       try {
-        await writeFile(ignore, "*\n", { mode: 0o644, flag: "wx" });
-        await chmod(ignore, 0o644); // whatever the umask: anyone may read it
+        await writeIgnore(ignore);
       } catch (error) {
         const reason = `cannot create its .gitignore (${fileErrorCause(error, "write")})`;
         throw new UsageError(fileMessage(path, option, reason), { cause: error });
@@ -156,6 +155,22 @@ async function makeInPlace(target: string, top: string, option: string): Promise
   } finally {
     // Only the temporary name this call made (gone once renamed into place).
     await rm(temporary, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * Writes a new `.gitignore` of `*` at `path`, mode 0644 whatever the umask (anyone may read it).
+ * Its mode is set on the file opened (fchmod), never by name again: whoever owns or may write to the
+ * temporary tree's directory could swap the tree for a link of theirs meanwhile, and a chmod by name
+ * would follow it to any file (their `.gitignore` a link to /etc/shadow, made readable by root's run).
+ */
+async function writeIgnore(path: string): Promise<void> {
+  const handle = await open(path, "wx", 0o644);
+  try {
+    await handle.chmod(0o644);
+    await handle.writeFile("*\n");
+  } finally {
+    await handle.close();
   }
 }
 

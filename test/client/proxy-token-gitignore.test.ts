@@ -18,6 +18,19 @@ const failing: {
   temporary?: (path: string) => Promise<void>;
 } = { gitignore: false };
 
+/** Fails the creation of a .gitignore (by writeFile or open) while `failing.gitignore`. */
+async function gitignoreFailure(path: unknown): Promise<void> {
+  if (failing.gitignore && String(path).endsWith(".gitignore")) {
+    // The next .gitignore's failure waits for `held` (a concurrent start meanwhile); later ones are written.
+    const held = failing.held;
+    if (held !== undefined) {
+      failing.gitignore = false;
+      await held;
+    }
+    throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+  }
+}
+
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
   return {
@@ -26,17 +39,13 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       if (failing.token === true && /proxy-token\.[0-9a-f]+\.tmp$/.test(String(path))) {
         throw Object.assign(new Error("permission denied"), { code: "EACCES" });
       }
-      if (failing.gitignore && String(path).endsWith(".gitignore")) {
-        // The next .gitignore's failure waits for `held` (a concurrent start meanwhile); later ones are written.
-        const held = failing.held;
-        if (held !== undefined) {
-          failing.gitignore = false;
-          await held;
-        }
-        throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-      }
+      await gitignoreFailure(path);
       return (real.writeFile as (...args: unknown[]) => Promise<void>)(path, ...rest);
     }) as typeof real.writeFile,
+    open: (async (path: Parameters<typeof real.open>[0], ...rest: unknown[]) => {
+      await gitignoreFailure(path);
+      return (real.open as (...args: unknown[]) => ReturnType<typeof real.open>)(path, ...rest);
+    }) as typeof real.open,
     mkdir: (async (path: Parameters<typeof real.mkdir>[0], ...rest: unknown[]) => {
       const hook = failing.temporary;
       if (hook !== undefined && String(path).endsWith(".tmp")) {

@@ -1,0 +1,83 @@
+/**
+ * makePrivateDirectory (client/cli/private-directory.ts) writes each `.gitignore` of the tree it
+ * makes under a temporary name in a directory another user may own (root's `cloister up` in a
+ * checkout of uid 4244's): that user may rename the temporary tree away and put a link of theirs
+ * under its name at any moment. What it does to a `.gitignore` once made (its mode, whatever the
+ * umask) must be done to the file it made, never by name again: a name through that link leads to
+ * any file of root's (a link `.gitignore` -> /etc/shadow). The swap is made deterministic inside the
+ * call that creates the `.gitignore`, just after the real one. Tests run as root.
+ */
+import * as fs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+/** The directory of uid 4244's whose link the temporary tree is swapped for, or null (no swap). */
+const swap = { to: null as string | null };
+
+/** After a `.gitignore` is created in a temporary tree: that tree put aside, a link to `swap.to` in its place. */
+async function swapAfterCreate(real: typeof import("node:fs/promises"), file: string): Promise<void> {
+  const temporary = dirname(file);
+  if (swap.to === null || basename(file) !== ".gitignore" || !/^\..+\.[0-9a-f]{12}\.tmp$/.test(basename(temporary))) {
+    return;
+  }
+  const to = swap.to;
+  swap.to = null;
+  await real.rename(temporary, join(dirname(temporary), "put-aside"));
+  await real.symlink(to, temporary);
+  await real.lchown(temporary, 4244, 4244);
+}
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const writeFile: typeof real.writeFile = async (file, ...rest) => {
+    await real.writeFile(file, ...rest);
+    if (typeof file === "string") await swapAfterCreate(real, file);
+  };
+  const open: typeof real.open = async (file, ...rest) => {
+    const handle = await real.open(file, ...rest);
+    if (typeof file === "string") await swapAfterCreate(real, file);
+    return handle;
+  };
+  return { ...real, writeFile, open, default: { ...real, writeFile, open } };
+});
+
+const { makePrivateDirectory } = await import("../../client/cli/private-directory.ts");
+
+let root: string;
+beforeEach(async () => {
+  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-private-gitignore-")));
+});
+afterEach(async () => {
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+describe("makePrivateDirectory: its temporary tree swapped for a link once a .gitignore is made", () => {
+  it("changes no mode through the link (a .gitignore there leading to a file of root's)", async () => {
+    // Root's file another user would have anyone read, and the directory of theirs it is reached by.
+    const secret = join(root, "shadow");
+    await fs.writeFile(secret, "root:x:\n", { mode: 0o600 });
+    await fs.chmod(secret, 0o600);
+    const theirs = join(root, "theirs");
+    await fs.mkdir(theirs, { mode: 0o755 });
+    await fs.symlink(secret, join(theirs, ".gitignore"));
+    await fs.lchown(join(theirs, ".gitignore"), 4244, 4244);
+    await fs.chown(theirs, 4244, 4244);
+    // Their checkout (0755): only anyone's write is refused above the directory asked about.
+    const checkout = join(root, "checkout");
+    await fs.mkdir(checkout, { mode: 0o755 });
+    await fs.chown(checkout, 4244, 4244);
+    const target = join(checkout, "deployments");
+    swap.to = theirs;
+    const error = await makePrivateDirectory(target, "--dir").then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(swap.to).toBeNull(); // it was swapped
+    expect((await fs.stat(secret)).mode & 0o7777).toBe(0o600);
+    // What ends up at the path is theirs (a link of theirs to their directory): refused.
+    expect(error?.constructor.name).toBe("UsageError");
+    expect(error?.message).toContain(`--dir ${target}: expected a directory owned by root or this user`);
+    expect(error?.message).toContain("found one owned by uid 4244");
+  });
+});
