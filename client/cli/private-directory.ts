@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, open, readlink, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
@@ -244,11 +244,49 @@ async function notDirectoryRefusal(target: string, option: string, cause?: unkno
   return null;
 }
 
-/** Where `path` leads when it is a symbolic link to nothing (stat: ENOENT), or null. */
+/**
+ * Where `path` leads when it is a symbolic link to nothing (stat: ENOENT), or null: the missing
+ * directory a `mkdir -p` of it makes, found as the kernel looks it up (missingPart).
+ */
 async function danglingLinkTarget(path: string): Promise<string | null> {
   const info = await lstat(path).catch(() => null);
   if (info === null || !info.isSymbolicLink()) return null;
   if ((await stat(path).catch((error: unknown) => (error as NodeJS.ErrnoException).code)) !== "ENOENT") return null;
-  const text = await readlink(path).catch(() => null);
-  return text === null ? null : resolve(dirname(path), text);
+  return missingPart(path).catch(() => null);
+}
+
+/** As many links as Linux follows in one lookup before ELOOP. */
+const MAX_LINKS = 40;
+
+/**
+ * The first name of absolute `path` that does not exist, as the kernel looks it up (each link
+ * followed to its end, a relative text from the link's real directory, a `..` leaving the real
+ * directory reached), with the names after it; null when it all exists or meets a file.
+ */
+async function missingPart(path: string): Promise<string | null> {
+  const names = path.split(sep).filter((name) => name !== "" && name !== ".");
+  let current: string = sep;
+  for (let links = 0, name = names.shift(); name !== undefined && links <= MAX_LINKS; name = names.shift()) {
+    if (name === "..") {
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, name);
+    const info = await lstat(next).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    });
+    // The rest as named (a `..` in it is mkdir -p's to take after the names before it are made).
+    if (info === null) return [next, ...names].join(sep);
+    if (info.isSymbolicLink()) {
+      links += 1;
+      const text = await readlink(next);
+      if (isAbsolute(text)) current = sep;
+      names.unshift(...text.split(sep).filter((part) => part !== "" && part !== "."));
+      continue;
+    }
+    if (!info.isDirectory()) return null;
+    current = next;
+  }
+  return null;
 }

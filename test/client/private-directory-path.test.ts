@@ -102,3 +102,35 @@ describe("makePrivateDirectory: a symbolic link to a missing directory", () => {
     expect(await readdir(missing)).toEqual([]);
   });
 });
+
+describe("makePrivateDirectory: a symbolic link to a missing directory, reached another way", () => {
+  /** The refusal of `--dir path` whose part `link` leads (at last) to the missing `missing`. */
+  const expected = (path: string, link: string, missing: string) =>
+    `--dir ${path}: cannot create the directory: expected ${link} to be a directory, found a symbolic link to a missing ${missing}; make the directory it leads to (mkdir -p ${missing}), or remove the link, or choose another path`;
+
+  it("names the directory a chain of links ends at, not the next link", async () => {
+    const missing = join(root, "gone");
+    await symlink("gone", join(root, "second")); // relative: to root/gone
+    await symlink(join(root, "second"), join(root, "first"));
+    const target = join(root, "first");
+    expect((await refusal(makePrivateDirectory(target, "--dir")))?.message).toBe(expected(target, target, missing));
+    // The fix it names works.
+    await mkdir(missing, { recursive: true });
+    await makePrivateDirectory(target, "--dir");
+    expect(await readdir(missing)).toEqual([]);
+  });
+
+  it("names a relative link's target from the link's real directory, not the path's", async () => {
+    // root/via -> root/a/b; root/a/b/link -> ../gone: the kernel's root/a/gone, not root/gone.
+    await mkdir(join(root, "a", "b"), { recursive: true });
+    await symlink(join(root, "a", "b"), join(root, "via"));
+    await symlink("../gone", join(root, "a", "b", "link"));
+    const link = join(root, "via", "link");
+    const missing = join(root, "a", "gone");
+    const target = join(link, "deployments");
+    expect((await refusal(makePrivateDirectory(target, "--dir")))?.message).toBe(expected(target, link, missing));
+    await mkdir(missing);
+    await makePrivateDirectory(target, "--dir");
+    expect(await readdir(join(missing, "deployments"))).toEqual([".gitignore"]);
+  });
+});
