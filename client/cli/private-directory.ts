@@ -5,7 +5,7 @@
  * .gitignore.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readlink, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, open, readlink, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
@@ -120,14 +120,15 @@ async function directoryRefusal(target: string, option: string, error: unknown):
  */
 async function makeInPlace(target: string, top: string, option: string): Promise<boolean> {
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
+  // From the topmost down to `dir`, each as it will be named once in place.
+  const below = target === top ? [] : relative(top, target).split(sep);
+  const made = [top, ...below.map((_, i) => join(top, ...below.slice(0, i + 1)))];
+  let renamed = false;
   try {
     await mkdir(temporary, { mode: 0o700 });
     // Looked at at once: whoever owns or may write to its directory could swap the tree before the
     // rename below; what is renamed into place is taken as made here only if it is this one.
     const madeHere = await lstat(temporary);
-    // From the topmost down to `dir`, each as it will be named once in place.
-    const below = target === top ? [] : relative(top, target).split(sep);
-    const made = [top, ...below.map((_, i) => join(top, ...below.slice(0, i + 1)))];
     for (const path of made) {
       const inTemporary = join(temporary, relative(top, path));
       if (path !== top) await mkdir(inTemporary, { mode: 0o700 });
@@ -141,6 +142,7 @@ async function makeInPlace(target: string, top: string, option: string): Promise
     }
     try {
       await rename(temporary, top);
+      renamed = true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       // Another start made it first (with its .gitignore): that one is kept, and the rest made in it.
@@ -153,8 +155,18 @@ async function makeInPlace(target: string, top: string, option: string): Promise
     await mkdir(target, { recursive: true, mode: 0o700 });
     return false;
   } finally {
-    // Only the temporary name this call made (gone once renamed into place).
-    await rm(temporary, { recursive: true, force: true }).catch(() => {});
+    // Only what this call made under the temporary name, and only while it is not renamed into place:
+    // the name is in a directory another user may own, who may put a tree of theirs under it (free
+    // again once renamed), or swap it for a link mid-way through a recursive rm (whose removals by
+    // name would then follow it). Each .gitignore and each directory made, deepest first: rmdir
+    // removes an empty directory only.
+    if (!renamed) {
+      for (const path of made.reverse()) {
+        const inTemporary = join(temporary, relative(top, path));
+        await unlink(join(inTemporary, ".gitignore")).catch(() => {});
+        await rmdir(inTemporary).catch(() => {});
+      }
+    }
   }
 }
 

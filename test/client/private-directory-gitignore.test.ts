@@ -28,6 +28,9 @@ async function swapAfterCreate(real: typeof import("node:fs/promises"), file: st
   await real.lchown(temporary, 4244, 4244);
 }
 
+/** The name of a file another user puts in a directory of theirs at the temporary name once it is free, or null. */
+const reuse = { file: null as string | null };
+
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
   const writeFile: typeof real.writeFile = async (file, ...rest) => {
@@ -39,7 +42,18 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     if (typeof file === "string") await swapAfterCreate(real, file);
     return handle;
   };
-  return { ...real, writeFile, open, default: { ...real, writeFile, open } };
+  // After the temporary tree is renamed into place: a directory of uid 4244's, holding a file, made
+  // under its free name (it is in their directory).
+  const rename: typeof real.rename = async (from, to) => {
+    await real.rename(from, to);
+    if (reuse.file !== null && /^\..+\.[0-9a-f]{12}\.tmp$/.test(basename(String(from)))) {
+      await real.mkdir(String(from));
+      await real.writeFile(join(String(from), reuse.file), "theirs\n");
+      await real.chown(String(from), 4244, 4244);
+      reuse.file = null;
+    }
+  };
+  return { ...real, writeFile, open, rename, default: { ...real, writeFile, open, rename } };
 });
 
 const { makePrivateDirectory } = await import("../../client/cli/private-directory.ts");
@@ -79,5 +93,20 @@ describe("makePrivateDirectory: its temporary tree swapped for a link once a .gi
     expect(error?.constructor.name).toBe("UsageError");
     expect(error?.message).toContain(`--dir ${target}: expected a directory owned by root or this user`);
     expect(error?.message).toContain("found one owned by uid 4244");
+  });
+});
+
+describe("makePrivateDirectory: its temporary name taken again once the tree is in place", () => {
+  it("removes nothing under it (what is there is no longer what it made)", async () => {
+    const checkout = join(root, "checkout");
+    await fs.mkdir(checkout, { mode: 0o755 });
+    await fs.chown(checkout, 4244, 4244);
+    const target = join(checkout, "deployments");
+    reuse.file = "notes";
+    await makePrivateDirectory(target, "--dir");
+    expect(reuse.file).toBeNull(); // it was put there
+    expect(await fs.readdir(target)).toEqual([".gitignore"]);
+    const [theirs] = (await fs.readdir(checkout)).filter((name) => name.endsWith(".tmp"));
+    expect(await fs.readdir(join(checkout, theirs ?? "none"))).toEqual(["notes"]);
   });
 });
