@@ -126,10 +126,22 @@ type ResolutionOptions = ChooseChatWrapperOptions & { wrapperOptions?: Record<st
  * worker) too, so an engine that sets it is told apart, never described as one that does not (fail
  * closed). Left out: what the wrapper derives itself (its `_` fields) and its name. The shape worker's
  * wrapper is built from the engine's `options` and its description compared with the engine's
- * (TemplateShapes.for, startShapeRenderer): the two render alike by construction, and any difference
- * is found, not assumed. Its source also runs on the worker (RESOLVE_WORKER): one function describes both.
+ * (TemplateShapes.for, startShapeRenderer: wrapperDifference): the two render alike by construction,
+ * and any difference is found, not assumed. Its source also runs on the worker (RESOLVE_WORKER): one
+ * function describes both.
+ *
+ * The settings are the template's output, and a template may write the time (strftime_now: Llama
+ * 3.x's write the date) into what they hold (its function-call syntax): two wrappers built from the
+ * same options a minute or a day apart differ there, and a worker started after the boot would never
+ * be taken as the engine's. So the worker builds its wrapper a second time with its clock set to
+ * another time (`atOtherTime`: every field strftime_now writes differs), and the places where the two
+ * builds' settings differ are listed (`clock`, as paths of keys): wrapperDifference does not compare
+ * them, and compares everything else.
  */
-export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string {
+export function describeJinjaWrapper(
+  wrapper: JinjaTemplateChatWrapper,
+  atOtherTime?: JinjaTemplateChatWrapper,
+): string {
   const options: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(wrapper)) {
     if (!name.startsWith("_") && name !== "wrapperName" && name !== "settings") options[name] = value;
@@ -138,7 +150,22 @@ export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string 
   options.convertUnsupportedSystemMessagesToUserMessages =
     wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false;
   options.additionalRenderParameters = wrapper.additionalRenderParameters ?? null;
-  return JSON.stringify({ options, settings: wrapper.settings });
+  const settings: unknown = JSON.parse(JSON.stringify(wrapper.settings));
+  if (atOtherTime === undefined) return JSON.stringify({ options, settings });
+  const clock: string[][] = [];
+  const differ = (a: unknown, b: unknown, path: string[]): void => {
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
+      clock.push(path);
+    } else if (Array.isArray(a) !== Array.isArray(b)) {
+      clock.push(path);
+    } else {
+      const [x, y] = [a as Record<string, unknown>, b as Record<string, unknown>];
+      for (const key of new Set([...Object.keys(x), ...Object.keys(y)])) differ(x[key], y[key], [...path, key]);
+    }
+  };
+  differ(settings, JSON.parse(JSON.stringify(atOtherTime.settings)), []);
+  return JSON.stringify({ options, settings, clock });
 }
 
 /**
@@ -359,7 +386,7 @@ function renderPinned(resolveChatWrapper) {
   if (error !== null) return { kind: "unrenderable", error: described(error) };
   if (!shapes) return { kind: "jinjaTemplate" };
   renderShapes(wrapper);
-  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
+  return { kind: "jinjaTemplate", description: describedOverTime(wrapper, resolveChatWrapper, model.bosString) };
 }
 // The model's Jinja wrapper as the enclave's thread builds a pinned "jinjaTemplate" (and auto's
 // choice of it): node-llama-cpp's, without its fallback.
@@ -383,7 +410,36 @@ function keptForShapes(resolveChatWrapper, bosString) {
   const why = "the Jinja wrapper it chose failed when built without its fallback";
   if (error !== null) return { kind: "none", why, error: described(error) };
   renderShapes(wrapper);
-  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
+  return { kind: "jinjaTemplate", description: describedOverTime(wrapper, resolveChatWrapper, bosString) };
+}
+// The wrapper's description, with the settings that hold the time it was built at listed
+// (describeJinjaWrapper's \`clock\`): found by building it again with the clock set to another time,
+// each field strftime_now writes (year, month and its names, day, hour, minute) other than now's.
+// The clock is put back at once (the build is synchronous). A second build that fails lists nothing:
+// every setting is then compared.
+function describedOverTime(wrapper, resolveChatWrapper, bosString) {
+  const RealDate = Date;
+  const now = new RealDate();
+  const day = now.getDate() > 14 ? now.getDate() - 14 : now.getDate() + 14;
+  const other = new RealDate(
+    now.getFullYear() + 1, (now.getMonth() + 6) % 12, day, (now.getHours() + 12) % 24, (now.getMinutes() + 30) % 60,
+  ).getTime();
+  globalThis.Date = class extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(other);
+      else super(...args);
+    }
+    static now() {
+      return other;
+    }
+  };
+  let again;
+  try {
+    again = pinnedWrapper(resolveChatWrapper, bosString).wrapper;
+  } finally {
+    globalThis.Date = RealDate;
+  }
+  return again == null ? describeJinjaWrapper(wrapper) : describeJinjaWrapper(wrapper, again);
 }
 // Renders each conversation shape this thread sends, as the conversation this thread made of it
 // (shapeHistory: placeholder text, as the engine renders a request), and answers whether it rendered.
@@ -1064,24 +1120,53 @@ export async function startShapeRenderer(
   const worker = startResolution(input, { signal, ...wrapperOptions }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
   const renderer = shapeRendererOf(worker, answer);
-  if (renderer !== null && (engine === undefined || renderer.description === engine)) return renderer;
+  const difference = renderer === null || engine === undefined ? null : wrapperDifference(engine, renderer.description);
+  if (renderer !== null && difference === null) return renderer;
   if (renderer !== null) {
     renderer.end();
-    throw new EngineError(
-      "CHAT_WRAPPER_FAILED",
-      `shape worker's Jinja wrapper: expected the engine's, found another ${wrapperDifference(engine as string, renderer.description)}`,
-    );
+    throw new WrapperMismatchError(difference as string);
   }
   throw answer.kind === "unrenderable" ? unrenderable(workerError(answer.error)) : noAnswer("jinjaTemplate", answer);
 }
 
 /**
- * Where two describeJinjaWrapper descriptions differ, for a message: the first option that differs
- * (by name), else "settings" (what the wrapper derived). Never a value: an option may hold the template.
+ * Where two describeJinjaWrapper descriptions differ, for a message, or null when they are alike: the
+ * first option that differs (`option NAME`), else the first setting (`setting PATH`, its keys), the
+ * settings either lists as holding the time it was built at (`clock`) left out. Never a value: an
+ * option may hold the template, a setting its output.
  */
-export function wrapperDifference(expected: string, found: string): string {
-  const [a, b] = [JSON.parse(expected), JSON.parse(found)] as { options: Record<string, unknown> }[];
+export function wrapperDifference(expected: string, found: string): string | null {
+  type Described = { options?: Record<string, unknown>; settings?: unknown; clock?: string[][] };
+  const [a, b] = [JSON.parse(expected), JSON.parse(found)] as Described[];
   const names = [...new Set([...Object.keys(a?.options ?? {}), ...Object.keys(b?.options ?? {})])];
-  const option = names.find((name) => JSON.stringify(a?.options[name]) !== JSON.stringify(b?.options[name]));
-  return option === undefined ? "settings" : `option ${option}`;
+  const option = names.find((name) => JSON.stringify(a?.options?.[name]) !== JSON.stringify(b?.options?.[name]));
+  if (option !== undefined) return `option ${option}`;
+  const clock = new Set([...(a?.clock ?? []), ...(b?.clock ?? [])].map((path) => JSON.stringify(path)));
+  const differ = (x: unknown, y: unknown, path: string[]): string | null => {
+    if (clock.has(JSON.stringify(path)) || JSON.stringify(x) === JSON.stringify(y)) return null;
+    const objects = typeof x === "object" && typeof y === "object" && x !== null && y !== null;
+    if (!objects || Array.isArray(x) !== Array.isArray(y))
+      return path.length === 0 ? "settings" : `setting ${path.join(".")}`;
+    const [p, q] = [x as Record<string, unknown>, y as Record<string, unknown>];
+    for (const key of new Set([...Object.keys(p), ...Object.keys(q)])) {
+      const difference = differ(p[key], q[key], [...path, key]);
+      if (difference !== null) return difference;
+    }
+    return null;
+  };
+  return differ(a?.settings, b?.settings, []);
+}
+
+/**
+ * A shape worker whose Jinja wrapper is not the engine's (`difference`: wrapperDifference's words, no
+ * value): no worker built from the engine's options will be (the same code, options and inputs), so
+ * the engine's template shapes take it as permanent (TemplateShapes), not as a busy worker to retry.
+ */
+export class WrapperMismatchError extends EngineError {
+  readonly difference: string;
+
+  constructor(difference: string) {
+    super("CHAT_WRAPPER_FAILED", `shape worker's Jinja wrapper: expected the engine's, found another ${difference}`);
+    this.difference = difference;
+  }
 }

@@ -41,7 +41,13 @@
  */
 import { type ChatWrapper, JinjaTemplateChatWrapper, type LlamaModel } from "node-llama-cpp";
 import { CHAT_TEMPLATE } from "../../models/llama-layout.ts";
-import { describeJinjaWrapper, type ShapeRenderer, type ShapeRendering, startShapeRenderer } from "./chat-wrapper.ts";
+import {
+  describeJinjaWrapper,
+  type ShapeRenderer,
+  type ShapeRendering,
+  startShapeRenderer,
+  wrapperDifference,
+} from "./chat-wrapper.ts";
 import { EngineError } from "./errors.ts";
 
 /**
@@ -141,7 +147,7 @@ export class TemplateShapes {
     // with node-llama-cpp's defaults: the boot's are), else ended. Else its worker starts now, its
     // wrapper built from this one's options (importing node-llama-cpp and building the wrapper take
     // about 0.5 s), not at the first request; one that fails to start is started again for the next shape.
-    const same = kept !== null && kept.description === shapes.#wrapper;
+    const same = kept !== null && wrapperDifference(shapes.#wrapper, kept.description) === null;
     if (!same) kept?.end();
     shapes.#renderer = same ? Promise.resolve(kept) : shapes.#startRenderer();
     shapes.#renderer.catch(() => {});

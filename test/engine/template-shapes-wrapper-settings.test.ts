@@ -88,7 +88,7 @@ describe("startShapeRenderer for an engine's wrapper", () => {
     const description = describeJinjaWrapper(engine);
     const renderer = await startShapeRenderer(model(), new AbortController().signal, description);
     try {
-      expect(renderer.description).toBe(description);
+      expect(wrapperDifference(description, renderer.description)).toBeNull();
     } finally {
       renderer.end();
     }
@@ -98,6 +98,6 @@ describe("startShapeRenderer for an engine's wrapper", () => {
     const a = describeJinjaWrapper(new JinjaTemplateChatWrapper({ template: TEMPLATE }));
     const b = describeJinjaWrapper(new JinjaTemplateChatWrapper({ template: TEMPLATE, systemRoleName: "sys" }));
     expect(wrapperDifference(a, b)).toBe("option systemRoleName");
-    expect(wrapperDifference(a, a)).toBe("settings");
+    expect(wrapperDifference(a, a)).toBeNull();
   });
 });
