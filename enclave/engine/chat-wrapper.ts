@@ -265,7 +265,7 @@ const OPTION_CONFIGURATIONS = "_getOptionConfigurationsToTestIfCanSupersedeJinja
 const RESOLVE_WORKER = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const { url, port, answered, input, callMax, optionConfigurations, pinned, shapes, wrapperOptions } = workerData;
-${describeJinjaWrapper.toString()}
+${inlined("describeJinjaWrapper", describeJinjaWrapper)}
 let jinjaFailed = false;
 let otherError = false;
 console.error = (first) => {
@@ -1169,4 +1169,13 @@ export class WrapperMismatchError extends EngineError {
     super("CHAT_WRAPPER_FAILED", `shape worker's Jinja wrapper: expected the engine's, found another ${difference}`);
     this.difference = difference;
   }
+}
+
+/**
+ * `fn`'s source as a declaration of `name` in a worker's source: bound to `name` whatever `fn` is
+ * called here (a bundler that renames identifiers renames the function, not the worker's calls of
+ * it, which are text). `fn` must use nothing outside itself.
+ */
+export function inlined(name: string, fn: (...args: never[]) => unknown): string {
+  return `const ${name} = (${fn.toString()});`;
 }

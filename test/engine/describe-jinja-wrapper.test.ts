@@ -6,7 +6,7 @@
  */
 import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { describeJinjaWrapper, wrapperDifference } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, inlined, wrapperDifference } from "../../enclave/engine/chat-wrapper.ts";
 
 const TEMPLATE =
   "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}" +
@@ -30,5 +30,17 @@ describe("describeJinjaWrapper", () => {
       convertUnsupportedSystemMessagesToUserMessages: { format: expect.any(String) },
       additionalRenderParameters: null,
     });
+  });
+
+  it("runs on the worker under its own name when a bundler has renamed it (inlined: its source bound to the name the worker calls)", () => {
+    // As a bundler that renames identifiers leaves it: the same source, declared under another name.
+    const source = describeJinjaWrapper.toString();
+    expect(source).toMatch(/^function describeJinjaWrapper\(/);
+    const renamed = new Function(`return (${source.replace(/^function describeJinjaWrapper\(/, "function a(")});`)();
+    expect(renamed.name).toBe("a");
+    // The worker's source calls it by the name given (text: a bundler does not rename it).
+    const onWorker = new Function(`${inlined("describeJinjaWrapper", renamed)}\nreturn describeJinjaWrapper;`)();
+    const wrapper = new JinjaTemplateChatWrapper({ template: TEMPLATE });
+    expect(onWorker(wrapper)).toBe(describeJinjaWrapper(wrapper));
   });
 });
