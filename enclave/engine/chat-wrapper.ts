@@ -150,8 +150,8 @@ export function describeJinjaWrapper(
   options.convertUnsupportedSystemMessagesToUserMessages =
     wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false;
   options.additionalRenderParameters = wrapper.additionalRenderParameters ?? null;
+  if (atOtherTime === undefined) return JSON.stringify({ options, settings: wrapper.settings });
   const settings: unknown = JSON.parse(JSON.stringify(wrapper.settings));
-  if (atOtherTime === undefined) return JSON.stringify({ options, settings });
   const clock: string[][] = [];
   const differ = (a: unknown, b: unknown, path: string[]): void => {
     if (JSON.stringify(a) === JSON.stringify(b)) return;
