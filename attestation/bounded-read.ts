@@ -121,15 +121,16 @@ export function shellWord(text: string): string {
  * the reason starts would be a guess: `--x foo:: reason`), a character the error line escapes
  * (`\u000a` would read as the path's own characters), starting with a quote, `'` or `$'` (it would
  * read as a quoted word), `-` alone or first before a space (it would read as standard input, `-` or
- * `- (standard input)`), or empty (`--policy : reason` names no file).
+ * `- (standard input)`), a space first or last (pasted into a shell, `foo ` would name `foo`, `-- ` an
+ * option's end), or empty (`--policy : reason` names no file).
  */
-const NOT_AS_GIVEN = new RegExp(`: |:$|^$|^-(?: |$)|^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
+const NOT_AS_GIVEN = new RegExp(`: |:$|^$|^-(?: |$)|^ | $|^\\$?'|${ESCAPED_ON_A_LINE.source}`, "u");
 
 /**
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
  * path that would not read back as itself (NOT_AS_GIVEN: ": ", a trailing ":", a character the line
- * escapes, a leading quote, standard input's name, nothing) is written in quotes, as one shell word
+ * escapes, a leading quote, standard input's name, a space first or last, nothing) is written in quotes, as one shell word
  * (quotedWord, quoted even when its characters are plain; a leading `-` kept, not made `./-`: a
  * reader takes `./-a: b` for another path than `-a: b`); any other is written as given, so an
  * ordinary path reads as typed. Standard input is no file: its refusals do not come through here.

@@ -56,6 +56,11 @@ const PATHS = [
   "- (standard input)",
   "-",
   "",
+  // A space first or last: pasted into a shell unquoted, it names the path without it.
+  "foo ",
+  " foo",
+  "-- ",
+  " ",
 ];
 
 describe("fileMessage: a path read back from cloister's error line", () => {
@@ -79,6 +84,17 @@ describe("fileMessage: a path read back from cloister's error line", () => {
     expect(fileMessage("- (standard input)", "--policy", REASON)).toBe(`--policy '- (standard input)': ${REASON}`);
     expect(fileMessage("-", "--policy", REASON)).toBe(`--policy '-': ${REASON}`);
     expect(fileMessage("", "--policy", REASON)).toBe(`--policy '': ${REASON}`);
+  });
+});
+
+describe("fileMessage: a path with a space first or last", () => {
+  it("is quoted: pasted into bash, the word shown names the path itself (not foo for 'foo ')", () => {
+    for (const path of ["foo ", " foo", "-- ", " ", "/tmp/a b "]) {
+      const message = fileMessage(path, "--policy", REASON);
+      const word = message.slice("--policy ".length, message.length - REASON.length - 2);
+      expect(word, JSON.stringify(path)).toMatch(/^'/);
+      expect(shellReads(word), JSON.stringify(path)).toBe(path);
+    }
   });
 });
 
