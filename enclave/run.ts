@@ -123,9 +123,10 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     const { left, unsaid } = await closeUnserved(booted, endBootStop);
     process.stderr.write(`cloister enclave: stopped before serving; ${copiesLeftText(left)}\n`);
     if (left.length > 0) process.exitCode = 1;
-    // The first failure of the close is the command's error; one more (the server's close) is said.
+    // The first failure of the close is the command's error (main writes it last, below this line);
+    // one more (the server's close) is said here.
     for (const failure of unsaid.slice(1)) {
-      process.stderr.write(`cloister enclave: closing it failed too: ${errorText(failure)}\n`);
+      process.stderr.write(`cloister enclave: besides the error below, closing failed: ${errorText(failure)}\n`);
     }
     if (unsaid.length > 0) throw unsaid[0];
     return;
@@ -141,9 +142,12 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
     unserved = { error };
     const { left, unsaid } = await closeUnserved(booted, endBootStop);
     if (left.length > 0) process.stderr.write(`cloister enclave: could not serve; ${copiesLeftText(left)}\n`);
-    // The serving error is the command's (the one the operator needs); the close's failures follow it.
+    // The serving error is the command's (the one the operator needs), which main writes last: the
+    // close's failures come before it, worded so.
     for (const failure of unsaid) {
-      process.stderr.write(`cloister enclave: closing it failed too: ${errorText(failure)}\n`);
+      process.stderr.write(
+        `cloister enclave: while stopping after the error below, closing failed: ${errorText(failure)}\n`,
+      );
     }
     throw error;
   }
@@ -277,7 +281,13 @@ async function closeUnserved(
   const serverClosing = booted === null ? null : await settledFailure(booted.server.close());
   endBootStop();
   const left = modelCopiesLeft();
-  const unsaid = [closeFailureBesidesCopies(closing, left), serverClosing?.error ?? null];
+  // A server's close that rejects without a reason (undefined, null) failed all the same: said.
+  const server =
+    serverClosing === null
+      ? null
+      : (serverClosing.error ??
+        new Error(`the server's close failed without a reason (it rejected with ${String(serverClosing.error)})`));
+  const unsaid = [closeFailureBesidesCopies(closing, left), server];
   return { left, unsaid: unsaid.filter((failure) => failure !== null) };
 }
 

@@ -192,10 +192,37 @@ describe("cloister enclave: serving the booted enclave fails", () => {
     try {
       const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
       expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      // Said before the serving error (main writes the command's error last): worded as such.
       expect(stderr.join("")).toContain(
-        "cloister enclave: closing it failed too: the server's close failed (a stand-in)\n",
+        "cloister enclave: while stopping after the error below, closing failed: the server's close failed (a stand-in)\n",
       );
       expect(signalListeners()).toEqual(before);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("the server's close rejecting with undefined: said, not dropped", async () => {
+    const http = await import("../../enclave/http.ts");
+    const listen = http.listenBeforeServing;
+    vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
+      const server = await listen(...args);
+      return {
+        ...server,
+        close: async () => {
+          await server.close();
+          return Promise.reject(undefined);
+        },
+      };
+    });
+    const stderr = capturedStderr();
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    try {
+      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
+      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      expect(stderr.join("")).toContain(
+        "cloister enclave: while stopping after the error below, closing failed: the server's close failed without a reason (it rejected with undefined)\n",
+      );
     } finally {
       vi.restoreAllMocks();
     }
@@ -215,7 +242,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
         `cloister enclave: could not serve; could not remove the model copy ${copy} (EBUSY): remove it by hand\n`,
       );
       // The removal's failure is the line above, not a second error of the close.
-      expect(stderr.join("")).not.toContain("closing it failed too");
+      expect(stderr.join("")).not.toContain("closing failed");
     } finally {
       fs.failRemoval = false;
       vi.restoreAllMocks();
