@@ -22,7 +22,10 @@
  * template sees. So the engine's wrapper is described (chat-wrapper.ts describeJinjaWrapper: its
  * options and the settings it derived), a worker started for it builds its wrapper from those options
  * and is refused unless described alike, and the boot's kept worker is used only when described alike
- * (else ended, and one started for the engine's wrapper).
+ * (else ended, said on stderr, and one started for the engine's wrapper). A worker started for the
+ * engine's wrapper that holds another will not be followed by one that does not (the same code, options
+ * and inputs): said once on stderr (the setting named, never its value), and every new shape is refused
+ * from then on, CHAT_WRAPPER_FAILED, without starting a worker (the shapes vetted before still render).
  *
  * What it checks: before a shape is first rendered here, the worker (the boot's, kept: a pinned
  * "jinjaTemplate"'s, or auto's when it chose the Jinja wrapper; or startShapeRenderer's, one at a
@@ -46,6 +49,7 @@ import {
   type ShapeRenderer,
   type ShapeRendering,
   startShapeRenderer,
+  WrapperMismatchError,
   wrapperDifference,
 } from "./chat-wrapper.ts";
 import { EngineError } from "./errors.ts";
@@ -122,6 +126,13 @@ export class TemplateShapes {
   /** Whether #pump is rendering the queue's shapes (it stops when none is left). */
   #pumping = false;
   #renderer: Promise<ShapeRenderer> | null = null;
+  /**
+   * Set when a worker started for the engine's wrapper was found to hold another (WrapperMismatchError):
+   * every worker is built by the same code from the same options, so none will hold the engine's. Every
+   * new shape is then refused with it, for good (the enclave restarts to try again), and none starts a
+   * worker; the shapes vetted before are still served.
+   */
+  #mismatch: EngineError | null = null;
   /** Aborted by close(): a worker still starting is ended at once. */
   readonly #closing = new AbortController();
   #closed = false;
@@ -147,10 +158,19 @@ export class TemplateShapes {
     // with node-llama-cpp's defaults: the boot's are), else ended. Else its worker starts now, its
     // wrapper built from this one's options (importing node-llama-cpp and building the wrapper take
     // about 0.5 s), not at the first request; one that fails to start is started again for the next shape.
-    const same = kept !== null && wrapperDifference(shapes.#wrapper, kept.description) === null;
-    if (!same) kept?.end();
-    shapes.#renderer = same ? Promise.resolve(kept) : shapes.#startRenderer();
-    shapes.#renderer.catch(() => {});
+    const difference = kept === null ? null : wrapperDifference(shapes.#wrapper, kept.description);
+    if (kept !== null && difference !== null) {
+      // Said (not an error: the boot's is built with node-llama-cpp's defaults, the engine's may not
+      // be), since the boot's worker is ended and the one started for the engine's wrapper costs another
+      // 0.5 s. The difference is named, never its value.
+      say(
+        `the boot's template worker holds another Jinja wrapper than the engine's (${difference}): ended, another started for the engine's`,
+      );
+      kept.end();
+    }
+    shapes.#renderer = kept !== null && difference === null ? Promise.resolve(kept) : shapes.#startRenderer();
+    // One that does not hold the engine's wrapper is said now, at the boot, not at the first request.
+    shapes.#renderer.catch((cause: unknown) => shapes.#mismatched(cause));
     return shapes;
   }
 
@@ -159,6 +179,25 @@ export class TemplateShapes {
     this.#limitMs = limitMs;
     this.#joined = wrapper.joinAdjacentMessagesOfTheSameType;
     this.#wrapper = describeJinjaWrapper(wrapper);
+  }
+
+  /**
+   * Keeps `cause` when it is a worker's wrapper not the engine's (and not a close's end of its start),
+   * said once on stderr: the refusal of every new shape from now on, or null when it is not.
+   */
+  #mismatched(cause: unknown): EngineError | null {
+    if (!(cause instanceof WrapperMismatchError) || this.#closed) return null;
+    if (this.#mismatch === null) {
+      say(
+        `the template worker holds another Jinja wrapper than the engine's (${cause.difference}): every new conversation shape is refused (CHAT_WRAPPER_FAILED) until the enclave restarts`,
+      );
+      this.#mismatch = new EngineError(
+        "CHAT_WRAPPER_FAILED",
+        `chat template: expected a worker thread whose Jinja wrapper is the engine's to check a new conversation shape on, found one that holds another (${cause.difference}); new shapes are refused until the enclave restarts`,
+        { cause },
+      );
+    }
+    return this.#mismatch;
   }
 
   /** A shape worker whose wrapper is the engine's (startShapeRenderer checks its description). */
@@ -220,6 +259,7 @@ export class TemplateShapes {
 
   async #wait(shape: string, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted) throw aborted(signal);
+    if (this.#mismatch !== null) throw this.#mismatch;
     const entry = this.#queued(shape);
     entry.waiters++;
     let onAbort = (): void => {};
@@ -311,6 +351,7 @@ export class TemplateShapes {
     try {
       for (let attempt = 0; ; attempt++) {
         if (this.#closed) return { refused: true, error: closed() };
+        if (this.#mismatch !== null) return { refused: true, error: this.#mismatch };
         let renderer: ShapeRenderer;
         try {
           this.#renderer ??= this.#startRenderer();
@@ -318,6 +359,9 @@ export class TemplateShapes {
         } catch (cause) {
           // Its start was ended by close(): the engine's refusal, not the shape's.
           if (this.#closed) return { refused: true, error: closed() };
+          // Its wrapper is not the engine's: nor will the next worker's be (kept, not the shape's).
+          const mismatch = this.#mismatched(cause);
+          if (mismatch !== null) return { refused: true, error: mismatch };
           // Not kept, and not the shape's refusal: it was not tried, and the next request of it
           // starts a new worker (ENGINE_BUSY: retry, as a client does with a busy engine).
           this.#renderer = null;
@@ -399,6 +443,11 @@ export class TemplateShapes {
     this.#kept.set(shape, verdict);
     if (this.#kept.size > SHAPES_KEPT) this.#kept.delete(this.#kept.keys().next().value as string);
   }
+}
+
+/** One line on the enclave's stderr about its template worker (names and reasons only, never a value). */
+function say(line: string): void {
+  process.stderr.write(`cloister enclave: chat template: ${line}\n`);
 }
 
 function aborted(signal: AbortSignal): EngineError {

@@ -1,0 +1,76 @@
+/**
+ * A shape worker whose Jinja wrapper is not the engine's (here the engine's wrapper was built with a
+ * function-call syntax of its own, which no worker built from its options has) will never be: every
+ * worker is built by the same code from the same options. So the mismatch is kept, said once on
+ * stderr (naming the setting, never its value), and every new conversation shape is refused with
+ * CHAT_WRAPPER_FAILED (not ENGINE_BUSY, "retry"), without a new worker (about 0.5 s and up to 256 MB
+ * each) started per shape. Counted by the workers built (each unreferenced once its wrapper is built).
+ */
+import { Worker } from "node:worker_threads";
+import { JinjaTemplateChatWrapper } from "node-llama-cpp";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
+import { useTemplateModel } from "./template-model.ts";
+
+const TEMPLATE =
+  "{% for message in messages %}" +
+  "{% if message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}" +
+  "{{ 'assistant: ' + (message['content'] or '') }}" +
+  "{% for call in message['tool_calls'] %}" +
+  "{{ '<call>' + call['function']['name'] + '(' + (call['function']['arguments'] | tojson) + ')</call>' }}" +
+  "{% endfor %}{{ '\\n' }}" +
+  "{% elif message['role'] == 'tool' %}{{ 'result: ' + message['content'] + '\\n' }}" +
+  "{% else %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}";
+
+const SYNTAX = {
+  call: "[[secret-call: {{functionName}}({{functionParams}})]]",
+  result: " [[r: {{functionCallResult}}]]",
+} as const;
+
+const model = useTemplateModel(TEMPLATE);
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Settles `check` (a new shape's), to its error. */
+async function refusal(check: Promise<void> | null): Promise<unknown> {
+  return Promise.resolve(check).then(
+    () => null,
+    (error: unknown) => error,
+  );
+}
+
+describe("a shape worker whose Jinja wrapper is not the engine's", () => {
+  it("is said once, and every new shape is refused for good (CHAT_WRAPPER_FAILED), no worker started per shape", async () => {
+    const built = vi.spyOn(Worker.prototype, "unref");
+    const said: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      said.push(String(chunk));
+      return true;
+    });
+    const wrapper = new JinjaTemplateChatWrapper({ template: TEMPLATE, functionCallMessageTemplate: SYNTAX });
+    const shapes = TemplateShapes.for(wrapper, model(), 30_000, null);
+    if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
+    try {
+      const errors = [];
+      for (const roles of [["user"], ["system", "user"], ["user"], ["user", "assistant", "user"]] as const) {
+        errors.push(await refusal(shapes.check(shapes.shapeOf([...roles]))));
+      }
+      for (const error of errors) {
+        expect(error).toMatchObject({
+          code: "CHAT_WRAPPER_FAILED",
+          message: expect.stringMatching(/setting functions\.call/),
+        });
+      }
+      expect(built.mock.calls.length).toBe(1);
+      const lines = said.filter((line) => line.includes("Jinja wrapper"));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/setting functions\.call\.prefix/);
+      expect(lines.join("")).not.toMatch(/secret-call/);
+    } finally {
+      shapes.close();
+    }
+  });
+});
