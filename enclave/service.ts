@@ -30,7 +30,7 @@ import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { SealedModelError } from "../models/sealed.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
-import { MAX_ERROR_DETAIL_LENGTH } from "../sealed/frames.ts";
+import { MAX_ERROR_DETAIL_LENGTH, type Redactions } from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
   enclaveSealingKeyFromSecretKey,
@@ -766,6 +766,9 @@ export class Enclave {
     }
     // The rule that admitted the request (null: defaultAction did), for its audit record.
     const ruleId = admitted.ruleId;
+    // What the model did not see as written, for the final frame (sealed to the client only): kinds
+    // and counts, never the text. Null when redaction changed nothing.
+    const redactions: Redactions = redacted && findings.size > 0 ? Object.fromEntries(findings) : null;
 
     // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
     // 503 (the host passes Retry-After on) rather than a frame; the client reseals on retry.
@@ -807,7 +810,7 @@ export class Enclave {
       events,
       sealer,
       finish,
-      { requestHash, auditOpening, promptOpening },
+      { requestHash, auditOpening, promptOpening, redactions },
       reader,
       () => {
         started = true;
@@ -853,12 +856,14 @@ export class Enclave {
     finish: (response: string | null, usage: AuditEntry["usage"], error: string | null) => boolean,
     /**
      * SHA-256 (hex) of the request's plaintext JSON, for the receipt; the audit opening (hex) or null
-     * for the final frame, and for an error frame (null when the record keeps no prompt commitment).
+     * for the final frame, and for an error frame (null when the record keeps no prompt commitment);
+     * the PII redacted from the prompt, for the final frame.
      */
     ids: {
       readonly requestHash: string;
       readonly auditOpening: () => string | null;
       readonly promptOpening: () => string | null;
+      readonly redactions: Redactions;
     },
     /** Set by abandon: a consumer waiting for the engine is woken (`wake`) and ends. */
     reader: Reader,
@@ -1037,6 +1042,7 @@ export class Enclave {
             finishReason,
             receipt,
             auditOpening: ids.auditOpening(),
+            redacted: ids.redactions,
           });
           // The audit record is written right after the final frame is handed out, not before, so
           // its hashing and signing is not on the answer's path. It is still written exactly once,

@@ -16,8 +16,8 @@
  * authenticated: a host that changes it changes the nonce and the MAC fails (FRAME_TAMPERED).
  * Frame plaintext: type ‖ payload ‖ 0x80 ‖ zero bytes, padded to a multiple of 32 bytes (and to
  * its Padmé length when larger; padding.ts) so the host sees the size of a frame's text only in
- * 32-byte steps. Types: 0x01 data (UTF-8 text), 0x02 final (JSON summary), 0x03 error (JSON
- * code). Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and
+ * 32-byte steps. Types: 0x01 data (UTF-8 text), 0x02 final (JSON summary, with what PII the
+ * enclave redacted), 0x03 error (JSON code). Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and
  * error frames carry small JSON objects.
  *
  * This module checks framing and authenticity of single frames. Ordering, completeness and
@@ -25,7 +25,7 @@
  */
 import { readU32BE, readU64BE, writeU32BE, writeU64BE } from "./bytes.ts";
 import { BOX_NONCE_LENGTH, MAC_LENGTH, SHARED_KEY_LENGTH, secretboxOpen, secretboxSealInto } from "./crypto.ts";
-import type { RequestKind } from "./envelope.ts";
+import { MAX_REQUEST_CIPHERTEXT_LENGTH, type RequestKind } from "./envelope.ts";
 import { FrameMalformedError, SealedInvalidArgumentError, SealerClosedError } from "./errors.ts";
 import { FRAME_PAD_BLOCK, FRAME_PAD_MARKER, paddedLength } from "./padding.ts";
 import { MAX_RECEIPT_LENGTH } from "./receipt.ts";
@@ -59,9 +59,11 @@ export const MAX_ERROR_DETAIL_LENGTH = 200;
  * error (or which rule's reason, or how many PII kinds) ended an answer, nor a stop at the end of
  * text versus at the token limit, by the last frame's size. The largest terminal plaintext is an
  * error frame: type (1) + JSON (`{"code":"` + 64 + `","detail":"` + 200 UTF-16 units × at most 6
- * bytes escaped + `","auditOpening":"` + 64 + `"}` = 1369) + marker (1) = 1371 bytes. A final frame is at most about 1100: its counts and time (< 150), and
- * the receipt line (≤ MAX_RECEIPT_LENGTH = 900 ASCII characters, whose ≤ 40 quotes are escaped), and
- * the audit opening (64 hex, ~85 with its name).
+ * bytes escaped + `","auditOpening":"` + 64 + `"}` = 1369) + marker (1) = 1371 bytes. A final frame
+ * is at most about 1300: its counts and time (< 150), the receipt line (≤ MAX_RECEIPT_LENGTH = 900
+ * ASCII characters, whose ≤ 40 quotes are escaped), the audit opening (64 hex, ~85 with its name)
+ * and the redactions (`,"redacted":{` 13 + 7 kinds × at most `"credit_card":` 14 + 8 digits + a
+ * comma 1 + `}` 1 = 175).
  */
 export const TERMINAL_FRAME_PLAINTEXT_LENGTH = 1536;
 
@@ -69,6 +71,41 @@ export const TERMINAL_FRAME_PLAINTEXT_LENGTH = 1536;
 export const AUDIT_OPENING = /^[0-9a-f]{64}$/;
 
 export type FinishReason = "stop" | "length";
+
+/**
+ * The PII kinds a final frame may say were redacted: the manifest's entity names
+ * (manifests/schema.ts PII_ENTITIES, which sealed/ may not import; a test holds the two equal).
+ */
+export const REDACTION_KINDS = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret_key"] as const;
+export type RedactionKind = (typeof REDACTION_KINDS)[number];
+/** At most one redaction per byte of a request: bounds a count (8 digits) and so the final frame. */
+export const MAX_REDACTION_COUNT = MAX_REQUEST_CIPHERTEXT_LENGTH;
+/**
+ * Which PII kinds the enclave replaced in the prompt before the model saw it, and how many of each
+ * (each ≥ 1), or null when it replaced nothing. Kinds and counts only: never the text or where it was.
+ */
+export type Redactions = Readonly<Partial<Record<RedactionKind, number>>> | null;
+
+/**
+ * Why `redacted` is not a redaction list (null or a non-empty object of known kinds to counts
+ * 1..MAX_REDACTION_COUNT), or null when it is one. The sealer and the client's parser both ask it.
+ */
+export function redactionsProblem(redacted: unknown): string | null {
+  if (redacted === null) return null;
+  if (typeof redacted !== "object" || Array.isArray(redacted)) return "null or an object of PII kinds to counts";
+  const entries = Object.entries(redacted);
+  if (entries.length === 0) return "null or at least one PII kind (null when nothing was redacted)";
+  if (entries.length > REDACTION_KINDS.length) return `at most ${REDACTION_KINDS.length} PII kinds`;
+  for (const [kind, count] of entries) {
+    if (!(REDACTION_KINDS as readonly string[]).includes(kind)) {
+      return `PII kinds among ${REDACTION_KINDS.join(", ")}, found an unknown kind`;
+    }
+    if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 1 || count > MAX_REDACTION_COUNT) {
+      return `a count of ${kind} of 1..${MAX_REDACTION_COUNT}, found ${typeof count === "number" ? count : typeof count}`;
+    }
+  }
+  return null;
+}
 
 export interface ResponseUsage {
   readonly promptTokens: number;
@@ -86,6 +123,8 @@ export interface ResponseSummary extends ResponseUsage {
    * when the manifest's audit keeps none. Sealed to the client only, outside the receipt.
    */
   readonly auditOpening: string | null;
+  /** The PII the enclave redacted from the prompt before the model saw it (sealed to the client only). */
+  readonly redacted: Redactions;
 }
 
 const utf8 = new TextEncoder();
@@ -167,6 +206,8 @@ export class ResponseSealer {
       throw new SealedInvalidArgumentError(`final frame receipt: expected at most ${MAX_RECEIPT_LENGTH} characters`);
     }
     checkAuditOpening("final", summary.auditOpening);
+    const redactions = redactionsProblem(summary.redacted);
+    if (redactions !== null) throw new SealedInvalidArgumentError(`final frame redacted: expected ${redactions}`);
     if (summary.finishReason !== "stop" && summary.finishReason !== "length") {
       throw new SealedInvalidArgumentError(
         `final frame finishReason: expected "stop" or "length", found ${String(summary.finishReason)}`,
@@ -180,6 +221,7 @@ export class ResponseSealer {
       frameCount: this.#seq + 1,
       receipt: summary.receipt,
       auditOpening: summary.auditOpening,
+      redacted: summary.redacted,
     });
     return this.#sealTerminal(FRAME_TYPE_FINAL, json);
   }

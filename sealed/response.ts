@@ -41,7 +41,9 @@ import {
   framePlaintextLength,
   MAX_ERROR_DETAIL_LENGTH,
   type RawFrame,
+  type Redactions,
   type ResponseUsage,
+  redactionsProblem,
   SAFE_ERROR_CODE,
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
 } from "./frames.ts";
@@ -63,6 +65,8 @@ export type ResponseEvent =
       readonly receipt: string;
       /** The audit record's opening key (64 hex), or null when the audit keeps no commitments. */
       readonly auditOpening: string | null;
+      /** PII kinds the enclave redacted from the prompt, with counts; null when none was. */
+      readonly redacted: Redactions;
     }
   | {
       readonly type: "error";
@@ -190,6 +194,9 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (o.auditOpening !== null && (typeof o.auditOpening !== "string" || !AUDIT_OPENING.test(o.auditOpening))) {
       throw fieldError(seq, "final", "auditOpening", "null or 64 lower-case hex digits");
     }
+    // Required (null when nothing was redacted): a final frame without it is not read as "none".
+    const redactions = redactionsProblem(o.redacted === undefined ? "absent" : o.redacted);
+    if (redactions !== null) throw fieldError(seq, "final", "redacted", redactions);
     if (o.frameCount !== seq + 1) {
       throw new FrameMalformedError(`final frame frameCount: expected ${seq + 1}, found ${String(o.frameCount)}`);
     }
@@ -201,6 +208,7 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
       frameCount: seq + 1,
       receipt: o.receipt,
       auditOpening: o.auditOpening,
+      redacted: o.redacted as Redactions,
     };
   }
   if (type === FRAME_TYPE_ERROR) {

@@ -413,6 +413,7 @@ describe("a client written from docs/protocol.md, against the real enclave", () 
         finishReason: "stop",
         receipt,
         auditOpening: "d".repeat(64),
+        redacted: null,
       }),
     );
     const events = docOpenFrames(stream, sealed.responseKey);
@@ -426,6 +427,7 @@ describe("a client written from docs/protocol.md, against the real enclave", () 
       frameCount: texts.length + 1,
       receipt,
       auditOpening: "d".repeat(64),
+      redacted: null,
     });
     // The receipt, by the page: fields in order, its request hash the one this client computed.
     const fields = JSON.parse(receipt) as Record<string, unknown>;
@@ -488,6 +490,7 @@ describe("an enclave written from docs/protocol.md, against the real client", ()
       frameCount: texts.length + 1,
       receipt: "line",
       auditOpening: null,
+      redacted: null,
     };
     const frames = [
       ...texts.map((text, seq) => docSealFrame(key, seq, TYPE.data, utf8.encode(text))),

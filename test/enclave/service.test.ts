@@ -434,6 +434,34 @@ describe("enclave request pipeline", () => {
     expect(promptTokens(original)).not.toBe(promptTokens(direct));
   });
 
+  it("tells the sender, in the sealed final frame only, which PII kinds it redacted and how many", async () => {
+    const sealedAsk = async (body: unknown) => {
+      const { envelope, context } = await sealRequest({
+        enclavePublicKey: enclave.publicKeys.sealing,
+        kind: "chat",
+        body,
+      });
+      const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+      const frames: Uint8Array[] = [];
+      for await (const frame of answer.frames) frames.push(frame.slice());
+      const events: ResponseEvent[] = [];
+      for await (const event of openResponseFrames(context, frames)) events.push(event);
+      return { wire: Buffer.concat(frames), final: events.at(-1) };
+    };
+    const redacted = await sealedAsk({
+      messages: [
+        { role: "user", content: "Mail bob@example.org please" },
+        { role: "user", content: "and alice@example.com too, or call +1 415 555 0100" },
+      ],
+      maxTokens: 4,
+    });
+    expect(redacted.final).toMatchObject({ type: "final", redacted: { email: 2, phone: 1 } });
+    // The host's bytes (every frame as the enclave hands it out) hold no kind in the clear.
+    for (const clear of ["redacted", "email", "phone"]) expect(redacted.wire.includes(Buffer.from(clear))).toBe(false);
+    const plain = await sealedAsk({ messages: [{ role: "user", content: "Write about the sea" }], maxTokens: 4 });
+    expect(plain.final).toMatchObject({ type: "final", redacted: null });
+  });
+
   it("refuses a request body that does not match its kind", async () => {
     const events = await ask(enclave, { prompt: "hello" }, "chat");
     expect(events).toEqual([expect.objectContaining({ type: "error", code: "REQUEST_INVALID" })]);

@@ -1,10 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { PII_ENTITIES } from "../../manifests/schema.ts";
 import {
   FRAME_LENGTH_PREFIX,
   FRAME_SEQ_LENGTH,
   MAX_FRAME_LENGTH,
+  MAX_REDACTION_COUNT,
   MIN_FRAME_LENGTH,
+  REDACTION_KINDS,
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
   writeResponseNonce,
 } from "../../sealed/frames.ts";
@@ -35,6 +38,7 @@ const SUMMARY = {
   finishReason: "stop",
   receipt: "receipt-line",
   auditOpening: "ab".repeat(32),
+  redacted: null,
 } as const;
 
 async function channel(seed = 5): Promise<{ context: ClientRequestContext; sealer: ResponseSealer }> {
@@ -97,6 +101,7 @@ describe("response frames", () => {
       frameCount: CHUNKS.length + 1,
       receipt: "receipt-line",
       auditOpening: "ab".repeat(32),
+      redacted: null,
     });
     expect(events.map((e) => e.seq)).toEqual([...Array(CHUNKS.length + 1).keys()]);
   });
@@ -181,6 +186,7 @@ describe("response frames", () => {
         finishReason: "stop",
         receipt: "r",
         auditOpening: null,
+        redacted: null,
       }).length,
     );
     // The largest final frame: the longest receipt (a real one has about 40 quotes, which JSON
@@ -193,6 +199,8 @@ describe("response frames", () => {
         finishReason: "length",
         receipt: '"'.repeat(40) + "a".repeat(MAX_RECEIPT_LENGTH - 40),
         auditOpening: "f".repeat(64),
+        // Every kind, each with the largest count.
+        redacted: Object.fromEntries(REDACTION_KINDS.map((kind) => [kind, MAX_REDACTION_COUNT])),
       }).length,
     );
     expect([...sizes]).toEqual([FRAME_LENGTH_PREFIX + FRAME_SEQ_LENGTH + 16 + TERMINAL_FRAME_PLAINTEXT_LENGTH]);
@@ -255,7 +263,7 @@ describe("length padding (Padmé)", () => {
     const final = (frameCount: string) =>
       terminalPlaintext(
         2,
-        `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","receipt":"r","auditOpening":null${frameCount}}`,
+        `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","receipt":"r","auditOpening":null,"redacted":null${frameCount}}`,
       );
     expect(decodeFramePlaintext(4, final(',"frameCount":5'))).toMatchObject({ type: "final", seq: 4, frameCount: 5 });
     for (const [frameCount, found] of [
@@ -267,6 +275,66 @@ describe("length padding (Padmé)", () => {
       expect(() => decodeFramePlaintext(4, final(frameCount))).toThrow(
         `final frame frameCount: expected 5, found ${found}`,
       );
+    }
+  });
+
+  it("carries the PII kinds the enclave redacted, with counts, inside the sealed final frame", async () => {
+    const { context, sealer } = await channel();
+    const frames = [sealer.data("an answer"), sealer.final({ ...SUMMARY, redacted: { email: 1, phone: 2 } })];
+    const { events, error } = await collect(context, frames);
+    expect(error).toBeUndefined();
+    expect(events.at(-1)).toMatchObject({ type: "final", seq: 1, redacted: { email: 1, phone: 2 } });
+    // The host forwards these bytes: neither the field nor a kind is in them in the clear.
+    const wire = Buffer.concat(frames);
+    for (const clear of ["redacted", "email", "phone"]) expect(wire.includes(Buffer.from(clear))).toBe(false);
+    // Nothing redacted: null, and the frame is as large as one that names every kind.
+    const { context: other, sealer: plain } = await channel(6);
+    const none = plain.final({ ...SUMMARY, redacted: null });
+    expect((await collect(other, [none])).events).toEqual([expect.objectContaining({ type: "final", redacted: null })]);
+    expect(none.length).toBe(frames[1]!.length);
+  });
+
+  it("names the manifest's PII entities as redaction kinds, no more", () => {
+    expect([...REDACTION_KINDS].sort()).toEqual([...PII_ENTITIES].sort());
+  });
+
+  it("refuses a final frame's redacted that is not null or known kinds with counts 1..MAX_REDACTION_COUNT", async () => {
+    const final = (redacted: string) =>
+      terminalPlaintext(
+        2,
+        `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","receipt":"r","auditOpening":null${redacted},"frameCount":5}`,
+      );
+    expect(decodeFramePlaintext(4, final(',"redacted":{"iban":3,"us_ssn":1}'))).toMatchObject({
+      redacted: { iban: 3, us_ssn: 1 },
+    });
+    const nine = Object.fromEntries([...REDACTION_KINDS, "name", "address"].map((kind) => [kind, 1]));
+    for (const [redacted, expected] of [
+      ["", "null or an object of PII kinds to counts"], // absent is not "none"
+      [',"redacted":[["email",1]]', "null or an object of PII kinds to counts"],
+      [',"redacted":"email"', "null or an object of PII kinds to counts"],
+      [',"redacted":{}', "null or at least one PII kind"],
+      [',"redacted":{"name":1}', "PII kinds among email, phone, credit_card, iban, us_ssn, ip_address, secret_key"],
+      [
+        ',"redacted":{"__proto__":1}',
+        "PII kinds among email, phone, credit_card, iban, us_ssn, ip_address, secret_key, found an unknown kind",
+      ],
+      [',"redacted":{"email":-1}', "a count of email of 1..16777216, found -1"],
+      [',"redacted":{"email":0}', "a count of email of 1..16777216, found 0"],
+      [',"redacted":{"email":1.5}', "a count of email of 1..16777216, found 1.5"],
+      [',"redacted":{"email":"1"}', "a count of email of 1..16777216, found string"],
+      [`,"redacted":{"phone":${MAX_REDACTION_COUNT + 1}}`, "a count of phone of 1..16777216, found 16777217"],
+      [`,"redacted":${JSON.stringify(nine)}`, "at most 7 PII kinds"],
+    ] as const) {
+      expect(() => decodeFramePlaintext(4, final(redacted)), redacted).toThrow(
+        `final frame 4 redacted: expected ${expected}`,
+      );
+      if (redacted !== "") {
+        const value = JSON.parse(redacted.slice(',"redacted":'.length));
+        const { sealer } = await channel();
+        expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, redacted: value }))).code, redacted).toBe(
+          "INVALID_ARGUMENT",
+        );
+      }
     }
   });
 

@@ -25,6 +25,7 @@ const SUMMARY = {
   finishReason: "stop",
   receipt: "receipt-line",
   auditOpening: null,
+  redacted: null,
 } as const;
 
 const utf8 = new TextEncoder();

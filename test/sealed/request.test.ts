@@ -292,6 +292,7 @@ describe("prepared request keys (made ahead of time, single use)", () => {
         finishReason: "stop",
         receipt: "r",
         auditOpening: null,
+        redacted: null,
       }),
     ])) {
       events.push(event);

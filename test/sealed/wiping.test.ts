@@ -194,6 +194,7 @@ describe("wiping a request's secrets", () => {
       finishReason: "stop",
       receipt: "",
       auditOpening: null,
+      redacted: null,
     });
     expect(allZero(responseKey)).toBe(true);
   });
