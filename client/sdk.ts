@@ -24,6 +24,7 @@ import {
   openResponseFrames,
   type PreparedRequestKey,
   prepareRequestKey,
+  type Redactions,
   type RequestKind,
   type ResponseUsage,
   SealedError,
@@ -42,7 +43,7 @@ import {
   type TransportResponse,
 } from "./transport.ts";
 
-export { textHash, verifyReceipt } from "../sealed/index.ts";
+export { type Redactions, textHash, verifyReceipt } from "../sealed/index.ts";
 
 export interface ConnectOptions {
   /** The host's base URL, e.g. http://127.0.0.1:8080 (no user name or password: the API key is the credential). */
@@ -144,6 +145,12 @@ export type ChatEvent =
        * prompt or answer commitments); see AuditReference. A refused request's ClientError has it too.
        */
       readonly audit: AuditReference | null;
+      /**
+       * The PII kinds the enclave replaced in the prompt before the model saw it (manifest PII mode
+       * "redact"), with how many of each, e.g. `{ email: 1 }`; null when it replaced nothing. The
+       * answer is to the redacted prompt. Sealed to this client only; kinds and counts, never the text.
+       */
+      readonly redacted: Redactions;
     };
 
 /** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
@@ -173,6 +180,8 @@ export interface Completion {
    * opening lets whoever has the log test guesses of the prompt.
    */
   readonly audit: AuditReference | null;
+  /** PII the enclave redacted from the prompt before the model saw it; see ChatEvent `done`. */
+  readonly redacted: Redactions;
 }
 
 /**
@@ -1324,8 +1333,8 @@ export class Session {
     for await (const event of this.completeStream(prompt, options)) {
       if (event.type === "text") text += event.text;
       else {
-        const { usage, finishReason, receipt, audit } = event;
-        return { text, usage, finishReason, receipt, audit };
+        const { usage, finishReason, receipt, audit, redacted } = event;
+        return { text, usage, finishReason, receipt, audit, redacted };
       }
     }
     throw new ClientError("integrity", "STREAM_TRUNCATED", "response ended without a final frame");
@@ -1458,6 +1467,7 @@ export class Session {
             finishReason: event.finishReason,
             receipt: event.receipt,
             audit: auditReference(context.requestId, event.auditOpening),
+            redacted: event.redacted,
           };
           return;
         } else {

@@ -15,6 +15,7 @@ import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
 import { manifestMaxTokens, maxTokensNote } from "../max-tokens-note.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
+import { redactionNote } from "../redaction-note.ts";
 import {
   type ChatMessage,
   type ConnectOptions,
@@ -310,6 +311,8 @@ async function streamAnswer(
   messages: ChatMessage[],
   options: { maxTokens?: number; seed?: number; json?: boolean },
   answers: NodeJS.WritableStream & TextOutput = process.stdout,
+  /** Where the note on a redacted prompt goes, after the answer (standard error; the session's output). */
+  notes: NodeJS.WritableStream = process.stderr,
 ): Promise<string> {
   let text = "";
   const shown = untrustedTextWriter(answers);
@@ -334,10 +337,15 @@ async function streamAnswer(
           // Finds and opens this request's record in the audit log the host stores (cloister audit find).
           audit: auditJson(event.audit),
           signingKey: signingKey(),
+          // The PII kinds the enclave redacted from the prompt before the model saw it, with counts, or null.
+          redacted: event.redacted,
         });
       } else {
         shown.end();
         answers.write("\n");
+        // The answer is to the prompt as redacted, not as written: say so (kinds and counts only).
+        const note = redactionNote(event.redacted);
+        if (note !== null) notes.write(`cloister: note: ${note}\n`);
       }
     }
   } catch (error) {
@@ -591,7 +599,7 @@ export async function chatInteractively(
       for (;;) {
         answers.write("enclave> ");
         try {
-          history.push({ role: "assistant", content: await streamAnswer(session, history, options, answers) });
+          history.push({ role: "assistant", content: await streamAnswer(session, history, options, answers, output) });
           break;
         } catch (error) {
           if (!(error instanceof ClientError)) throw error;
