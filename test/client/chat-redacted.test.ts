@@ -8,40 +8,40 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { runChat } from "../../client/cli/run-client.ts";
 import { redactionNote } from "../../client/redaction-note.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
 
-const dir = await testDirectory("cloister-chat-redacted-");
-let policy: string;
-beforeAll(async () => {
-  policy = join(dir, "policy.json");
-  await writeFile(policy, JSON.stringify(await devPolicy()));
-});
-afterEach(async () => {
-  await closeServers();
-  vi.restoreAllMocks();
-  vi.unstubAllEnvs();
-  process.exitCode = undefined;
-});
-
 const ONE_EMAIL =
   'cloister: note: the enclave redacted 1 email address from your prompt before the model saw it (manifest PII mode "redact")\n';
 
-/** runChat of `prompt`, or (undefined) an interactive session of `lines`. */
+const dir = await testDirectory("cloister-chat-redacted-");
+const policy = join(dir, "policy.json");
+await writeFile(policy, JSON.stringify(await devPolicy()));
+
+/**
+ * runChat of `prompt`, or (undefined) an interactive session of `lines`, against a dev deployment
+ * of its own, which it closes (with the environment and mocks it set) before it returns.
+ */
 async function chat(prompt: string | undefined, options: { json?: boolean; lines?: string } = {}) {
-  const { url } = await serveDeployment();
-  vi.stubEnv("CLOISTER_API_KEY", "key");
-  const written = capture();
-  const lines = new PassThrough();
-  lines.end(options.lines ?? "");
-  const terminal = Object.assign(prompt === undefined ? lines : Readable.from([]), { isTTY: true });
-  await runChat(prompt, { url, policy, ...(options.json === true ? { json: true } : {}) }, terminal);
-  vi.restoreAllMocks();
-  return { stdout: written.stdout.join(""), stderr: written.stderr.join("") };
+  try {
+    const { url } = await serveDeployment();
+    vi.stubEnv("CLOISTER_API_KEY", "key");
+    const written = capture();
+    const lines = new PassThrough();
+    lines.end(options.lines ?? "");
+    const terminal = Object.assign(prompt === undefined ? lines : Readable.from([]), { isTTY: true });
+    await runChat(prompt, { url, policy, ...(options.json === true ? { json: true } : {}) }, terminal);
+    return { stdout: written.stdout.join(""), stderr: written.stderr.join("") };
+  } finally {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+    process.exitCode = undefined;
+    await closeServers();
+  }
 }
 
 describe("cloister chat, when the enclave redacted PII from the prompt", () => {
