@@ -2,13 +2,16 @@
  * What the page shows about the verified enclave (client/web/page.ts): one table row per checked
  * fact, and the SIMULATED notice, which follows the enclave verified last, shown for a simulated
  * one and hidden again once a re-verification finds real hardware (the TEE row says the same), and
- * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr).
+ * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr),
+ * and, under an answer, the note that the enclave redacted PII from its prompt (likewise).
  * Values go in through textContent only. Takes its elements, so it is tested without a browser.
  */
 
 import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
+import type { Redactions } from "../../sealed/frames.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
+import { redactionNote } from "../redaction-note.ts";
 import { measurementNote, modelNote, policyFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
@@ -58,6 +61,17 @@ export function showMaxTokensNote(
   note: Pick<HTMLElement, "hidden" | "textContent">,
 ): void {
   const text = enclave === null ? null : maxTokensNote(asked, enclave);
+  note.textContent = text ?? "";
+  note.hidden = text === null;
+}
+
+/**
+ * The note that the enclave redacted PII from the prompt of the answer shown (its `done.redacted`),
+ * as `cloister chat` says it: shown for that answer, hidden when nothing was redacted or no answer
+ * is shown (null).
+ */
+export function showRedactionNote(redacted: Redactions, note: Pick<HTMLElement, "hidden" | "textContent">): void {
+  const text = redactionNote(redacted);
   note.textContent = text ?? "";
   note.hidden = text === null;
 }

@@ -13,7 +13,7 @@
  * key is kept in memory only.
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
-import { showEnclave as renderEnclave, showMaxTokensNote } from "./enclave-view.ts";
+import { showEnclave as renderEnclave, showMaxTokensNote, showRedactionNote } from "./enclave-view.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -179,6 +179,7 @@ async function main(): Promise<void> {
   const send = element<HTMLButtonElement>("send");
   const answer = element("answer");
   const usage = element("usage");
+  const redactionNote = element("redaction-note");
   const history: ChatMessage[] = [];
   form.hidden = false;
   form.addEventListener("submit", (event) => {
@@ -193,6 +194,7 @@ async function main(): Promise<void> {
     error.hidden = true;
     answer.textContent = "";
     usage.textContent = "";
+    showRedactionNote(null, redactionNote);
     setState("asking");
     const messages: ChatMessage[] = [...history, { role: "user", content: question }];
     let text = "";
@@ -203,6 +205,8 @@ async function main(): Promise<void> {
           answer.textContent = text;
         } else {
           usage.textContent = `${event.usage.completionTokens} tokens, finish: ${event.finishReason}; every frame opened and checked in this page; receipt signed by the attested key`;
+          // The answer is to the prompt as the enclave redacted it: said under it, as chat says it.
+          showRedactionNote(event.redacted, redactionNote);
         }
       }
       history.push({ role: "user", content: question }, { role: "assistant", content: text });

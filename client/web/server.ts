@@ -24,7 +24,7 @@ const STYLE = `body{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2
 h1{font-size:1.3rem}table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}
 th{text-align:left;padding:.15rem .8rem .15rem 0;vertical-align:top;white-space:nowrap}
 td{font-family:ui-monospace,monospace;word-break:break-all}
-#status{font-weight:600}#error{color:#a40000;white-space:pre-wrap}#simulated,#policy-warnings,#max-tokens-note{color:#8a5a00}
+#status{font-weight:600}#error{color:#a40000;white-space:pre-wrap}#simulated,#policy-warnings,#max-tokens-note,#redaction-note{color:#8a5a00}
 textarea{width:100%;min-height:4rem;font:inherit}#answer{white-space:pre-wrap;background:#f5f5f5;padding:.6rem;min-height:2rem}
 #usage{color:#555;font-size:.85rem}`;
 
@@ -58,6 +58,7 @@ const PAGE = `<!doctype html>
 </form>
 <pre id="answer" aria-live="polite"></pre>
 <p id="usage"></p>
+<p id="redaction-note" role="note" hidden></p>
 </body>
 </html>
 `;

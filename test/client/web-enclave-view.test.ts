@@ -4,7 +4,12 @@
  */
 import { afterEach, expect, it } from "vitest";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
-import { type EnclaveViewElements, showEnclave, showMaxTokensNote } from "../../client/web/enclave-view.ts";
+import {
+  type EnclaveViewElements,
+  showEnclave,
+  showMaxTokensNote,
+  showRedactionNote,
+} from "../../client/web/enclave-view.ts";
 import { createWebApp } from "../../client/web/server.ts";
 import { closeServers, connectTo } from "./helpers.ts";
 
@@ -111,4 +116,23 @@ it("the page has the note's element, hidden until the page fills it", async () =
   const app = createWebApp({ hostUrl: "https://host.example", policy: {}, maxTokens: 64, script: "" });
   const html = await (await app.request("http://127.0.0.1/", { headers: { host: "127.0.0.1" } })).text();
   expect(html).toMatch(/<p id="max-tokens-note" role="note" hidden><\/p>/);
+});
+
+it("shows under an answer that the enclave redacted PII from its prompt, as chat says it, and hides it again", () => {
+  const note = { hidden: true, textContent: "" };
+  showRedactionNote({ email: 1, ip_address: 2 }, note);
+  expect(note).toEqual({
+    hidden: false,
+    textContent:
+      'the enclave redacted 1 email address and 2 IP addresses from your prompt before the model saw it (manifest PII mode "redact")',
+  });
+  // The next answer's prompt had none (or a question is under way): hidden again.
+  showRedactionNote(null, note);
+  expect(note).toEqual({ hidden: true, textContent: "" });
+});
+
+it("the page has the redaction note's element under the answer, hidden until an answer fills it", async () => {
+  const app = createWebApp({ hostUrl: "https://host.example", policy: {}, maxTokens: 64, script: "" });
+  const html = await (await app.request("http://127.0.0.1/", { headers: { host: "127.0.0.1" } })).text();
+  expect(html).toMatch(/<p id="usage"><\/p>\n<p id="redaction-note" role="note" hidden><\/p>/);
 });

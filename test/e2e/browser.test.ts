@@ -177,6 +177,8 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await waitForState(page, ["answered", "answer-failed"])).toBe("answered");
     expect(await page.textContent("#answer")).toBe(GREEDY_CHAT_ANSWER);
     expect(await page.textContent("#usage")).toMatch(/^\d+ tokens, finish: stop/);
+    // Nothing in the question for the manifest's PII filter: no note under the answer.
+    expect(await page.isHidden("#redaction-note")).toBe(true);
     expect(sealedRequests()).toBe(before + 1);
     // What the host carried and logged holds neither the question nor the answer, nor any word of
     // the question (4 characters or more), nor the text of any one frame (3 bytes or more: a
@@ -200,6 +202,29 @@ describe("cloister web: verify and seal in the browser", () => {
     ];
     const haystacks = [hostLines.join("\n"), ...bodies.flatMap((b) => [b.toString("latin1"), b.toString("utf8")])];
     for (const haystack of haystacks) expect(needles.filter((needle) => haystack.includes(needle))).toEqual([]);
+
+    // A question holding an e-mail address: the enclave redacted it before the model saw it (the dev
+    // manifest's PII mode "redact"), and the page says so under the answer, from the sealed final
+    // frame; the host carried neither the address nor what was redacted in the clear.
+    carried.length = 0;
+    // A state of the test's own, so the wait below cannot see the first answer's "answered".
+    await page.evaluate(() => {
+      document.body.dataset.state = "second-question";
+    });
+    await page.fill("#prompt", "Please write to bob@example.org about quokkas");
+    await page.click("#send");
+    expect(await waitForState(page, ["answered", "answer-failed"])).toBe("answered");
+    expect(await page.isVisible("#redaction-note")).toBe(true);
+    expect(await page.textContent("#redaction-note")).toBe(
+      'the enclave redacted 1 email address from your prompt before the model saw it (manifest PII mode "redact")',
+    );
+    const second = await Promise.all(carried);
+    expect(second).toHaveLength(2);
+    for (const body of second) {
+      for (const needle of ["bob@example.org", "redacted", "email"]) {
+        expect(body.toString("latin1").includes(needle), needle).toBe(false);
+      }
+    }
     expect(pageErrors).toEqual([]);
     await page.close();
   });
