@@ -22,8 +22,9 @@
  * failures carry `x-should-retry: false` so SDKs do not retry them; a host's 429 or 503 carries its
  * `retry-after` on.
  *
- * Each answer carries an extra `cloister` field: the enclave's signed receipt and the audit
- * record's `requestIdHash`, never the audit *opening* (the SDK's `audit.opening`). The opening is
+ * Each answer carries an extra `cloister` field: the enclave's signed receipt, the audit
+ * record's `requestIdHash` and `redacted` (the PII kinds the enclave replaced in the prompt before
+ * the model saw it, with counts, or null: the app's answer is to that prompt), never the audit *opening* (the SDK's `audit.opening`). The opening is
  * the requester's secret: with it and the host's stored audit log anyone can test guesses of the
  * prompt, and apps commonly log raw responses. `requestIdHash` is a hash of 16 random bytes (it
  * only names the record); the receipt holds hashes of this request (salted by its random id) and of
@@ -585,13 +586,15 @@ function chatMessages(value: unknown): ChatMessage[] {
 
 /**
  * The extra `cloister` field of an answer: the enclave's signed receipt (already checked by the
- * SDK) and the audit record's requestIdHash, so the app can keep both. Never the audit opening: see
+ * SDK), the audit record's requestIdHash, so the app can keep both, and what PII the enclave
+ * redacted from the prompt (kinds and counts, or null). Never the audit opening: see
  * the module comment.
  */
 function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
   return {
     receipt: event.receipt,
     audit: event.audit === null ? null : { requestIdHash: event.audit.requestIdHash },
+    redacted: event.redacted,
   };
 }
 

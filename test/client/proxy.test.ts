@@ -159,6 +159,22 @@ describe("proxy: the cloister field of an answer", () => {
     }
     expect(done).toHaveLength(answers.length);
   });
+
+  it("carries what PII the enclave redacted from the prompt (kinds and counts), or null (JSON and SSE)", async () => {
+    const { model, post } = await proxyFor();
+    const withEmail = [{ role: "user", content: "mail bob@example.org" }];
+    for (const [body, redacted] of [
+      [ask(model), null],
+      [ask(model, { messages: withEmail }), { email: 1 }],
+      [ask(model, { messages: withEmail, stream: true }), { email: 1 }],
+      [{ model, prompt: "call +1 415 555 0100 or +1 415 555 0101", stream: true }, { phone: 2 }],
+    ] as const) {
+      const path = "prompt" in body ? "/v1/completions" : "/v1/chat/completions";
+      const bytes = await (await post(path, body)).text();
+      const last = "stream" in body ? bytes.split("\n\n").find((e) => e.includes('"cloister"'))! : bytes;
+      expect(JSON.parse(last.replace(/^data: /, "")).cloister.redacted, JSON.stringify(body)).toEqual(redacted);
+    }
+  });
 });
 
 describe("proxy: OpenAI's routes and errors", () => {
@@ -1189,9 +1205,14 @@ describe("proxy: answers, streamed chunk by chunk or whole", () => {
     expect(((await json.json()) as { cloister: unknown }).cloister).toEqual({
       receipt: expect.any(String),
       audit: null,
+      redacted: null,
     });
     const sse = await sseData(await post("/v1/completions", { model, prompt: "hi", stream: true }));
-    expect((done(sse) as { cloister: unknown }).cloister).toEqual({ receipt: expect.any(String), audit: null });
+    expect((done(sse) as { cloister: unknown }).cloister).toEqual({
+      receipt: expect.any(String),
+      audit: null,
+      redacted: null,
+    });
   });
 });
 
