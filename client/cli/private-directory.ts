@@ -57,10 +57,13 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   // rather than made must be a directory (or a link to one) too, and as safe as the path was: when
   // it exists, this is the only check; a directory that appeared meanwhile (kept as another start's
   // would be) may be another user's, made between the check above and the rename.
+  // The rest of the path below a directory found at `top` (another start's, or swapped in: a link of
+  // whoever owns its parent, to anywhere) is made only once that is checked: mkdir follows links.
   if (made) return;
   const refusal = await notDirectoryRefusal(target, option);
   if (refusal !== null) throw refusal;
   await refuseUnsafe(target, option);
+  if (top !== null) await makeDirectory(target, option);
 }
 
 /**
@@ -116,7 +119,8 @@ async function directoryRefusal(target: string, option: string, error: unknown):
  * makePrivateDirectory's work, `top` the topmost directory of `target` missing (topmostMissing):
  * whether this call made it (false: another start, or anything else, made it meanwhile: kept; or
  * the tree renamed into place is not the one made, swapped in between by whoever may write to its
- * directory: checked as one found); the file system's errors are worded by the caller.
+ * directory: checked as one found, and the rest of `target` made only then, by the caller); the file
+ * system's errors are worded by the caller.
  */
 async function makeInPlace(target: string, top: string, option: string): Promise<boolean> {
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
@@ -145,15 +149,13 @@ async function makeInPlace(target: string, top: string, option: string): Promise
       renamed = true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      // Another start made it first (with its .gitignore): that one is kept, and the rest made in it.
+      // Another start made it first (with its .gitignore): that one is kept, checked as one found,
+      // and the rest made in it once checked (makePrivateDirectory).
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
-      await mkdir(target, { recursive: true, mode: 0o700 });
       return false;
     }
-    // Another tree (swapped in before the rename) is checked as one found: the rest made in it.
-    if (await isTheDirectoryMade(top, madeHere)) return true;
-    await mkdir(target, { recursive: true, mode: 0o700 });
-    return false;
+    // Another tree (swapped in before the rename) is checked as one found, likewise.
+    return await isTheDirectoryMade(top, madeHere);
   } finally {
     // Only what this call made under the temporary name, and only while it is not renamed into place:
     // the name is in a directory another user may own, who may put a tree of theirs under it (free

@@ -21,6 +21,9 @@ const appear = { at: null as string | null };
  */
 const swap = { uid: null as number | null, below: [] as string[] };
 
+/** The directory a link (uid 4244's) swapped in for the temporary tree at the next rename leads to, or null. */
+const link = { to: null as string | null };
+
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
   const rename = async (from: string, to: string) => {
@@ -40,6 +43,13 @@ vi.mock("node:fs/promises", async (importOriginal) => {
         await real.writeFile(join(dir, ".gitignore"), "*\n");
         await real.chown(dir, uid, uid);
       }
+    }
+    if (link.to !== null && /^\..+\.[0-9a-f]{12}\.tmp$/.test(basename(from))) {
+      const leads = link.to;
+      link.to = null;
+      await real.rename(from, join(dirname(from), "put-aside"));
+      await real.symlink(leads, from);
+      await real.lchown(from, 4244, 4244);
     }
     return real.rename(from, to);
   };
@@ -100,6 +110,22 @@ describe("makePrivateDirectory: its temporary tree swapped before the rename", (
     const error = await refusal(target);
     expect(swap.uid).toBeNull();
     expectOwnedBy4244(error, target);
+  });
+
+  it("makes nothing where a link swapped in for it leads before that is checked (and refused)", async () => {
+    // A directory anyone may write to (no sticky bit) the link leads to, refused above the path, and
+    // the rest of the path (deployments) not there yet.
+    const open = join(root, "open");
+    await fs.mkdir(open);
+    await fs.chmod(open, 0o777);
+    const target = join(root, "app", "deployments");
+    link.to = open;
+    const error = await refusal(target);
+    expect(link.to).toBeNull(); // it was swapped
+    expect(await fs.readdir(open)).toEqual([]);
+    expect(error?.constructor.name).toBe("UsageError");
+    expect(error?.message).toContain(`--dir ${target}: `);
+    expect(error?.message).toContain(open);
   });
 
   it("keeps a tree of this user's swapped in (whoever made it could write to the directory anyway)", async () => {
