@@ -5,7 +5,18 @@
  * .gitignore.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readlink, rename, rmdir, stat, unlink } from "node:fs/promises";
+import {
+  constants,
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  readlink,
+  rename,
+  rmdir,
+  stat,
+  unlink,
+} from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
@@ -124,21 +135,26 @@ async function directoryRefusal(target: string, option: string, error: unknown):
  */
 async function makeInPlace(target: string, top: string, option: string): Promise<boolean> {
   const temporary = join(dirname(top), `.${basename(top)}.${randomBytes(6).toString("hex")}.tmp`);
-  // From the topmost down to `dir`, each as it will be named once in place.
+  // From the topmost down to `dir`, each as it will be named once in place, and as named in the tree.
   const below = target === top ? [] : relative(top, target).split(sep);
-  const made = [top, ...below.map((_, i) => join(top, ...below.slice(0, i + 1)))];
+  const inTree = ["", ...below.map((_, i) => join(...below.slice(0, i + 1)))];
+  // What this call made in the tree (names in it, a directory's before what is made in it).
+  const made: { name: string; directory: boolean }[] = [];
+  let held: HeldDirectory | null = null;
   let renamed = false;
   try {
     await mkdir(temporary, { mode: 0o700 });
-    // Looked at at once: whoever owns or may write to its directory could swap the tree before the
-    // rename below; what is renamed into place is taken as made here only if it is this one.
-    const madeHere = await lstat(temporary);
-    for (const path of made) {
-      const inTemporary = join(temporary, relative(top, path));
-      if (path !== top) await mkdir(inTemporary, { mode: 0o700 });
-      const ignore = join(inTemporary, ".gitignore");
+    held = await holdDirectory(temporary);
+    for (const name of inTree) {
+      const path = join(top, name);
+      if (name !== "") {
+        await mkdir(join(held.path, name), { mode: 0o700 });
+        made.push({ name, directory: true });
+      }
+      const ignore = join(name, ".gitignore");
       try {
-        await writeIgnore(ignore);
+        await writeIgnore(join(held.path, ignore));
+        made.push({ name: ignore, directory: false });
       } catch (error) {
         const reason = `cannot create its .gitignore (${fileErrorCause(error, "write")})`;
         throw new UsageError(fileMessage(path, option, reason), { cause: error });
@@ -155,20 +171,51 @@ async function makeInPlace(target: string, top: string, option: string): Promise
       return false;
     }
     // Another tree (swapped in before the rename) is checked as one found, likewise.
-    return await isTheDirectoryMade(top, madeHere);
+    return await isTheDirectoryMade(top, held.made);
   } finally {
-    // Only what this call made under the temporary name, and only while it is not renamed into place:
-    // the name is in a directory another user may own, who may put a tree of theirs under it (free
-    // again once renamed), or swap it for a link mid-way through a recursive rm (whose removals by
-    // name would then follow it). Each .gitignore and each directory made, deepest first: rmdir
-    // removes an empty directory only.
-    if (!renamed) {
-      for (const path of made.reverse()) {
-        const inTemporary = join(temporary, relative(top, path));
-        await unlink(join(inTemporary, ".gitignore")).catch(() => {});
-        await rmdir(inTemporary).catch(() => {});
+    // Only what this call made in the tree, and only while it is not renamed into place: the name is
+    // in a directory another user may own, who may put a tree of theirs under it (free again once
+    // renamed), or swap it for a link (removals by name would follow it: their .gitignore removed).
+    // Deepest first, in the directory held (holdDirectory); rmdir removes an empty directory only.
+    if (!renamed && held !== null) {
+      for (const { name, directory } of made.reverse()) {
+        await (directory ? rmdir : unlink)(join(held.path, name)).catch(() => {});
       }
+      // The tree's own name, by name (no other way): whatever is there is in a directory whose owner
+      // put it there, and only an empty directory is removed.
+      await rmdir(temporary).catch(() => {});
     }
+    await held?.handle?.close();
+  }
+}
+
+/**
+ * The temporary tree's directory as made (`made`: its status, taken on the directory opened), and
+ * the path to make its contents by (`path`). On Linux, the directory is held open (O_NOFOLLOW: not a
+ * link swapped in for it) and its contents are made through /proc/self/fd/N, which leads to that
+ * directory whatever is renamed or linked at its name meanwhile: whoever owns the directory it is in
+ * (root's `cloister up` in another user's checkout) can then make nothing of root's appear, nor
+ * anything be removed, anywhere else. Elsewhere (no such path: macOS's /dev/fd/N is no directory,
+ * Node has no mkdirat), or without /proc, by its name, which that owner could swap for a link.
+ */
+interface HeldDirectory {
+  readonly handle: FileHandle | null;
+  readonly path: string;
+  readonly made: { dev: number; ino: number; uid: number };
+}
+
+async function holdDirectory(temporary: string): Promise<HeldDirectory> {
+  if (process.platform !== "linux") return { handle: null, path: temporary, made: await lstat(temporary) };
+  const handle = await open(temporary, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const made = await handle.stat();
+    const path = `/proc/self/fd/${handle.fd}`;
+    const reached = await stat(path).catch(() => null);
+    const pinned = reached !== null && reached.dev === made.dev && reached.ino === made.ino;
+    return { handle, path: pinned ? path : temporary, made };
+  } catch (error) {
+    await handle.close();
+    throw error;
   }
 }
 
@@ -189,7 +236,7 @@ async function writeIgnore(path: string): Promise<void> {
 }
 
 /**
- * Whether `path` is the directory `made` (its lstat right after mkdir): a directory, not a link, of
+ * Whether `path` is the directory `made` (its status right after mkdir): a directory, not a link, of
  * this user's (where there are POSIX owners), of the same device and inode.
  */
 async function isTheDirectoryMade(path: string, made: { dev: number; ino: number; uid: number }): Promise<boolean> {

@@ -4,26 +4,32 @@
  * checkout of uid 4244's): that user may rename the temporary tree away and put a link of theirs
  * under its name at any moment. What it does to a `.gitignore` once made (its mode, whatever the
  * umask) must be done to the file it made, never by name again: a name through that link leads to
- * any file of root's (a link `.gitignore` -> /etc/shadow). The swap is made deterministic inside the
- * call that creates the `.gitignore`, just after the real one. Tests run as root.
+ * any file of root's (a link `.gitignore` -> /etc/shadow). Nor may anything made or removed in the
+ * tree afterwards (the directories below its top, their `.gitignore`, the cleanup of a failure) go
+ * where such a link leads. The swap is made deterministic inside the call that creates the
+ * `.gitignore`, just after the real one. Tests run as root.
  */
 import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-/** The directory of uid 4244's whose link the temporary tree is swapped for, or null (no swap). */
-const swap = { to: null as string | null };
+/**
+ * The directory of uid 4244's whose link the temporary tree is swapped for, or null (no swap), and
+ * the directory the tree is made in (found there by its name: the `.gitignore` may be created through
+ * a path that does not name it).
+ */
+const swap = { to: null as string | null, in: "" };
 
 /** After a `.gitignore` is created in a temporary tree: that tree put aside, a link to `swap.to` in its place. */
 async function swapAfterCreate(real: typeof import("node:fs/promises"), file: string): Promise<void> {
-  const temporary = dirname(file);
-  if (swap.to === null || basename(file) !== ".gitignore" || !/^\..+\.[0-9a-f]{12}\.tmp$/.test(basename(temporary))) {
-    return;
-  }
+  if (swap.to === null || basename(file) !== ".gitignore") return;
+  const name = (await real.readdir(swap.in)).find((entry) => /^\..+\.[0-9a-f]{12}\.tmp$/.test(entry));
+  if (name === undefined) return;
+  const temporary = join(swap.in, name);
   const to = swap.to;
   swap.to = null;
-  await real.rename(temporary, join(dirname(temporary), "put-aside"));
+  await real.rename(temporary, join(swap.in, "put-aside"));
   await real.symlink(to, temporary);
   await real.lchown(temporary, 4244, 4244);
 }
@@ -83,6 +89,7 @@ describe("makePrivateDirectory: its temporary tree swapped for a link once a .gi
     await fs.chown(checkout, 4244, 4244);
     const target = join(checkout, "deployments");
     swap.to = theirs;
+    swap.in = checkout;
     const error = await makePrivateDirectory(target, "--dir").then(
       () => null,
       (e: unknown) => e as Error,
@@ -93,6 +100,46 @@ describe("makePrivateDirectory: its temporary tree swapped for a link once a .gi
     expect(error?.constructor.name).toBe("UsageError");
     expect(error?.message).toContain(`--dir ${target}: expected a directory owned by root or this user`);
     expect(error?.message).toContain("found one owned by uid 4244");
+  });
+});
+
+describe("makePrivateDirectory: its temporary tree swapped for a link once the topmost .gitignore is made", () => {
+  /** Their checkout (0755), their directory (0755) the link leads to, and the refusal of `app/deployments`. */
+  async function swapped(): Promise<{ theirs: string; error: Error | null }> {
+    const checkout = join(root, "checkout");
+    const theirs = join(root, "theirs");
+    for (const dir of [checkout, theirs]) {
+      await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+      await fs.chown(dir, 4244, 4244);
+    }
+    swap.to = theirs;
+    swap.in = checkout;
+    const target = join(checkout, "app", "deployments");
+    const error = await makePrivateDirectory(target, "--dir").then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(swap.to).toBeNull(); // it was swapped
+    // What ends up at the path is theirs (a link of theirs to their directory): refused.
+    expect(error?.constructor.name).toBe("UsageError");
+    return { theirs, error };
+  }
+
+  it("makes nothing where it leads (the directories and .gitignore files below the topmost)", async () => {
+    const { theirs } = await swapped();
+    expect(await fs.readdir(theirs)).toEqual([]);
+  });
+
+  it("removes nothing where it leads (their .gitignore files, where it fails to make its own)", async () => {
+    const theirs = join(root, "theirs");
+    await fs.mkdir(join(theirs, "deployments"), { recursive: true });
+    for (const file of [join(theirs, ".gitignore"), join(theirs, "deployments", ".gitignore")]) {
+      await fs.writeFile(file, "theirs\n");
+      await fs.chown(file, 4244, 4244);
+    }
+    await swapped();
+    expect(await fs.readFile(join(theirs, ".gitignore"), "utf8")).toBe("theirs\n");
+    expect(await fs.readFile(join(theirs, "deployments", ".gitignore"), "utf8")).toBe("theirs\n");
   });
 });
 

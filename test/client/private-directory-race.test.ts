@@ -87,6 +87,8 @@ describe("makePrivateDirectory: a directory that appears meanwhile", () => {
     const error = await refusal(target);
     expect(appear.at).toBeNull(); // it did appear
     expectOwnedBy4244(error, target);
+    // Its temporary tree, not renamed into place, is removed.
+    expect((await fs.readdir(root)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
     // One this user makes meanwhile (another start's) is kept and used.
     const again = join(root, "again");
     await makePrivateDirectory(again, "--dir");
