@@ -188,7 +188,9 @@ export interface Completion {
  * Enclave refusals of the request itself, under its attested configuration: the same request is
  * refused again, so they are not transport errors to retry (ENGINE_REQUEST: a field the engine
  * refuses; PROMPT_TOO_LONG: a prompt over the model's context; CHAT_TEMPLATE_REFUSED: a
- * conversation shape the model's chat template did not render).
+ * conversation shape the model's chat template did not render; CHAT_WRAPPER_FAILED: a new
+ * conversation shape, refused until the enclave restarts, since its template's worker holds another
+ * Jinja wrapper than its engine's).
  */
 const POLICY_ERROR_CODES = new Set([
   "POLICY_BLOCKED",
@@ -197,6 +199,7 @@ const POLICY_ERROR_CODES = new Set([
   "ENGINE_REQUEST",
   "PROMPT_TOO_LONG",
   "CHAT_TEMPLATE_REFUSED",
+  "CHAT_WRAPPER_FAILED",
 ]);
 /**
  * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was

@@ -257,10 +257,12 @@ describe("proxy: OpenAI's routes and errors", () => {
 
   it("the enclave's refusals of the request itself are policy errors and 400s, not retried: a retry is refused again", async () => {
     // [engine code, OpenAI code]: ENGINE_REQUEST (a field the engine refuses), CHAT_TEMPLATE_REFUSED
-    // (a conversation shape the model's template did not render), PROMPT_TOO_LONG (over the context).
+    // (a conversation shape the model's template did not render), CHAT_WRAPPER_FAILED (a new shape,
+    // refused until the enclave restarts), PROMPT_TOO_LONG (over the context).
     const cases = [
       ["ENGINE_REQUEST", "engine_request"],
       ["CHAT_TEMPLATE_REFUSED", "chat_template_refused"],
+      ["CHAT_WRAPPER_FAILED", "chat_wrapper_failed"],
       ["PROMPT_TOO_LONG", "context_length_exceeded"],
     ] as const;
     for (const [engineCode, openAiCode] of cases) {
