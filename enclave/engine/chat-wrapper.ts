@@ -119,29 +119,25 @@ type ResolutionOptions = ChooseChatWrapperOptions & { wrapperOptions?: Record<st
  * wrapper holds (node-llama-cpp 3.22's JinjaTemplateChatWrapper: its template, reasoning, the role
  * names, the conversion of system messages to user ones, the joining of adjacent messages of one role,
  * the trimming of responses' leading white space, keepOnlyLastThought, additionalRenderParameters), in
- * the form its constructor takes them back (`options`), and the settings it derived from them, the
- * template and the tokenizer (function-call syntax, thought segments, system-message support:
- * `settings`), which hold what its other options (segments, functionCallMessageTemplate) made. Every
- * public field, not a list of 3.22's: one a later node-llama-cpp adds is described (and handed to the
- * worker) too, so an engine that sets it is told apart, never described as one that does not (fail
- * closed). Left out: what the wrapper derives itself (its `_` fields) and its name. The shape worker's
- * wrapper is built from the engine's `options` and its description compared with the engine's
- * (TemplateShapes.for, startShapeRenderer: wrapperDifference): the two render alike by construction,
- * and any difference is found, not assumed. Its source also runs on the worker (RESOLVE_WORKER): one
+ * the form its constructor takes them back (`options`). Every public field, not a list of 3.22's: one
+ * a later node-llama-cpp adds is described (and handed to the worker) too, so an engine that sets it
+ * is told apart, never described as one that does not (fail closed). Left out: what the wrapper
+ * derives itself (its `_` fields, its name, its `settings`). The shape worker's wrapper is built from
+ * the engine's `options` and its description compared with the engine's (TemplateShapes.for,
+ * startShapeRenderer: wrapperDifference). Its source also runs on the worker (RESOLVE_WORKER): one
  * function describes both.
  *
- * The settings are the template's output, and a template may write the time (strftime_now: Llama
- * 3.x's write the date) into what they hold (its function-call syntax): two wrappers built from the
- * same options a minute or a day apart differ there, and a worker started after the boot would never
- * be taken as the engine's. So the worker builds its wrapper a second time with its clock set to
- * another time (`atOtherTime`: every field strftime_now writes differs), and the places where the two
- * builds' settings differ are listed (`clock`, as paths of keys): wrapperDifference does not compare
- * them, and compares everything else.
+ * Why the options suffice: the constructor derives everything else (its `settings`: function-call
+ * syntax, thought segments, system-message support; its `_` fields) from its options, the template's
+ * output and the tokenizer. The engine's wrapper is built with no option but the template and the
+ * model's tokenizer (jinjaWrapper: resolveChatWrapper's `{tokenizer, template}`), the worker's with
+ * the engine's public fields and the same model's tokenizer (answered by this thread): the same
+ * inputs. The settings are not compared: the template's output may hold the time it was built at
+ * (strftime_now, as Llama 3.x's write the date, lands in settings.functions.call.prefix), so two
+ * wrappers built alike a minute apart differ there. What the constructor takes without keeping it
+ * (`segments`, `functionCallMessageTemplate`) is not told apart: the enclave builds no wrapper with them.
  */
-export function describeJinjaWrapper(
-  wrapper: JinjaTemplateChatWrapper,
-  atOtherTime?: JinjaTemplateChatWrapper,
-): string {
+export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string {
   const options: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(wrapper)) {
     if (!name.startsWith("_") && name !== "wrapperName" && name !== "settings") options[name] = value;
@@ -150,22 +146,7 @@ export function describeJinjaWrapper(
   options.convertUnsupportedSystemMessagesToUserMessages =
     wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false;
   options.additionalRenderParameters = wrapper.additionalRenderParameters ?? null;
-  if (atOtherTime === undefined) return JSON.stringify({ options, settings: wrapper.settings });
-  const settings: unknown = JSON.parse(JSON.stringify(wrapper.settings));
-  const clock: string[][] = [];
-  const differ = (a: unknown, b: unknown, path: string[]): void => {
-    if (JSON.stringify(a) === JSON.stringify(b)) return;
-    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) {
-      clock.push(path);
-    } else if (Array.isArray(a) !== Array.isArray(b)) {
-      clock.push(path);
-    } else {
-      const [x, y] = [a as Record<string, unknown>, b as Record<string, unknown>];
-      for (const key of new Set([...Object.keys(x), ...Object.keys(y)])) differ(x[key], y[key], [...path, key]);
-    }
-  };
-  differ(settings, JSON.parse(JSON.stringify(atOtherTime.settings)), []);
-  return JSON.stringify({ options, settings, clock });
+  return JSON.stringify({ options });
 }
 
 /**
@@ -386,7 +367,7 @@ function renderPinned(resolveChatWrapper) {
   if (error !== null) return { kind: "unrenderable", error: described(error) };
   if (!shapes) return { kind: "jinjaTemplate" };
   renderShapes(wrapper);
-  return { kind: "jinjaTemplate", description: describedOverTime(wrapper, resolveChatWrapper, model.bosString) };
+  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
 }
 // The model's Jinja wrapper as the enclave's thread builds a pinned "jinjaTemplate" (and auto's
 // choice of it): node-llama-cpp's, without its fallback.
@@ -410,36 +391,7 @@ function keptForShapes(resolveChatWrapper, bosString) {
   const why = "the Jinja wrapper it chose failed when built without its fallback";
   if (error !== null) return { kind: "none", why, error: described(error) };
   renderShapes(wrapper);
-  return { kind: "jinjaTemplate", description: describedOverTime(wrapper, resolveChatWrapper, bosString) };
-}
-// The wrapper's description, with the settings that hold the time it was built at listed
-// (describeJinjaWrapper's \`clock\`): found by building it again with the clock set to another time,
-// each field strftime_now writes (year, month and its names, day, hour, minute) other than now's.
-// The clock is put back at once (the build is synchronous). A second build that fails lists nothing:
-// every setting is then compared.
-function describedOverTime(wrapper, resolveChatWrapper, bosString) {
-  const RealDate = Date;
-  const now = new RealDate();
-  const day = now.getDate() > 14 ? now.getDate() - 14 : now.getDate() + 14;
-  const other = new RealDate(
-    now.getFullYear() + 1, (now.getMonth() + 6) % 12, day, (now.getHours() + 12) % 24, (now.getMinutes() + 30) % 60,
-  ).getTime();
-  globalThis.Date = class extends RealDate {
-    constructor(...args) {
-      if (args.length === 0) super(other);
-      else super(...args);
-    }
-    static now() {
-      return other;
-    }
-  };
-  let again;
-  try {
-    again = pinnedWrapper(resolveChatWrapper, bosString).wrapper;
-  } finally {
-    globalThis.Date = RealDate;
-  }
-  return again == null ? describeJinjaWrapper(wrapper) : describeJinjaWrapper(wrapper, again);
+  return { kind: "jinjaTemplate", description: describeJinjaWrapper(wrapper) };
 }
 // Renders each conversation shape this thread sends, as the conversation this thread made of it
 // (shapeHistory: placeholder text, as the engine renders a request), and answers whether it rendered.
@@ -1131,30 +1083,14 @@ export async function startShapeRenderer(
 
 /**
  * Where two describeJinjaWrapper descriptions differ, for a message, or null when they are alike: the
- * first option that differs (`option NAME`), else the first setting (`setting PATH`, its keys), the
- * settings either lists as holding the time it was built at (`clock`) left out. Never a value: an
- * option may hold the template, a setting its output.
+ * first option that differs (`option NAME`). Never its value: an option may hold the template.
  */
 export function wrapperDifference(expected: string, found: string): string | null {
-  type Described = { options?: Record<string, unknown>; settings?: unknown; clock?: string[][] };
+  type Described = { options?: Record<string, unknown> };
   const [a, b] = [JSON.parse(expected), JSON.parse(found)] as Described[];
   const names = [...new Set([...Object.keys(a?.options ?? {}), ...Object.keys(b?.options ?? {})])];
   const option = names.find((name) => JSON.stringify(a?.options?.[name]) !== JSON.stringify(b?.options?.[name]));
-  if (option !== undefined) return `option ${option}`;
-  const clock = new Set([...(a?.clock ?? []), ...(b?.clock ?? [])].map((path) => JSON.stringify(path)));
-  const differ = (x: unknown, y: unknown, path: string[]): string | null => {
-    if (clock.has(JSON.stringify(path)) || JSON.stringify(x) === JSON.stringify(y)) return null;
-    const objects = typeof x === "object" && typeof y === "object" && x !== null && y !== null;
-    if (!objects || Array.isArray(x) !== Array.isArray(y))
-      return path.length === 0 ? "settings" : `setting ${path.join(".")}`;
-    const [p, q] = [x as Record<string, unknown>, y as Record<string, unknown>];
-    for (const key of new Set([...Object.keys(p), ...Object.keys(q)])) {
-      const difference = differ(p[key], q[key], [...path, key]);
-      if (difference !== null) return difference;
-    }
-    return null;
-  };
-  return differ(a?.settings, b?.settings, []);
+  return option === undefined ? null : `option ${option}`;
 }
 
 /**

@@ -20,11 +20,11 @@
  * node-llama-cpp's defaults that happen to agree, since every option of the wrapper (its role names,
  * reasoning, the conversion of system messages, the joining of adjacent messages…) changes what the
  * template sees. So the engine's wrapper is described (chat-wrapper.ts describeJinjaWrapper: its
- * options and the settings it derived), a worker started for it builds its wrapper from those options
- * and is refused unless described alike, and the boot's kept worker is used only when described alike
+ * public options, from which it derives the rest), a worker started for it builds its wrapper from
+ * those options and is refused unless described alike, and the boot's kept worker is used only when described alike
  * (else ended, said on stderr, and one started for the engine's wrapper). A worker started for the
  * engine's wrapper that holds another will not be followed by one that does not (the same code, options
- * and inputs): said once on stderr (the setting named, never its value), and every new shape is refused
+ * and inputs): said once on stderr (the option named, never its value), and every new shape is refused
  * from then on, CHAT_WRAPPER_FAILED, without starting a worker (the shapes vetted before still render).
  *
  * What it checks: before a shape is first rendered here, the worker (the boot's, kept: a pinned
