@@ -4,7 +4,9 @@
  * answer is to the redacted prompt, which can explain an answer that seems wrong. Kinds and counts
  * only, as the enclave sent them. Platform-neutral (the page imports it).
  */
+import type { VerifiedEnclave } from "../attestation/document.ts";
 import { REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
+import { attestedRules } from "./summary.ts";
 
 const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
   email: ["email address", "email addresses"],
@@ -16,8 +18,18 @@ const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
   secret_key: ["secret key", "secret keys"],
 };
 
-/** The note for `redacted` (`the enclave redacted 1 email address … from your prompt …`), or null when nothing was. */
-export function redactionNote(redacted: Redactions): string | null {
+/**
+ * The note for `redacted` (`the enclave redacted 1 email address … from your prompt …`), or null when
+ * nothing was. Undefined is an enclave that did not say (built before the final frame's `redacted`):
+ * never read as nothing redacted, it is said when the attested manifest's PII mode (`piiMode`, null
+ * when the verified manifest does not show one) is "redact", else it could not have redacted: null.
+ */
+export function redactionNote(redacted: Redactions | undefined, piiMode: string | null): string | null {
+  if (redacted === undefined) {
+    return piiMode === "redact"
+      ? 'the enclave does not say whether it redacted PII from your prompt before the model saw it (manifest PII mode "redact"; an enclave built before it said so)'
+      : null;
+  }
   if (redacted === null) return null;
   const parts = REDACTION_KINDS.flatMap((kind) => {
     const count = redacted[kind];
@@ -27,4 +39,15 @@ export function redactionNote(redacted: Redactions): string | null {
   if (parts.length === 0) return null;
   const listed = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
   return `the enclave redacted ${listed} from your prompt before the model saw it (manifest PII mode "redact")`;
+}
+
+/**
+ * The attested manifest's PII handling (`requestPolicy.pii`: mode and entities), or null when the
+ * verified manifest does not show one (a ManifestCheck other than the client policy's). Only ever
+ * read from the VerifiedEnclave: what was attested.
+ */
+export function attestedPii(
+  enclave: VerifiedEnclave,
+): { readonly mode: string; readonly entities: readonly string[] } | null {
+  return attestedRules(enclave)?.requestPolicy.pii ?? null;
 }

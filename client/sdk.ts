@@ -147,10 +147,12 @@ export type ChatEvent =
       readonly audit: AuditReference | null;
       /**
        * The PII kinds the enclave replaced in the prompt before the model saw it (manifest PII mode
-       * "redact"), with how many of each, e.g. `{ email: 1 }`; null when it replaced nothing. The
-       * answer is to the redacted prompt. Sealed to this client only; kinds and counts, never the text.
+       * "redact"), with how many of each, e.g. `{ email: 1 }`; null when it replaced nothing;
+       * undefined when the enclave did not say (a build from before the final frame's `redacted`):
+       * never read that as nothing. The answer is to the redacted prompt. Sealed to this client only;
+       * kinds and counts, never the text.
        */
-      readonly redacted: Redactions;
+      readonly redacted: Redactions | undefined;
     };
 
 /** A signed head of the enclave's audit log, fresh (it carries this session's nonce) and verified. */
@@ -180,8 +182,8 @@ export interface Completion {
    * opening lets whoever has the log test guesses of the prompt.
    */
   readonly audit: AuditReference | null;
-  /** PII the enclave redacted from the prompt before the model saw it; see ChatEvent `done`. */
-  readonly redacted: Redactions;
+  /** PII the enclave redacted from the prompt before the model saw it (undefined: not said); see ChatEvent `done`. */
+  readonly redacted: Redactions | undefined;
 }
 
 /**

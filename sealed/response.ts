@@ -65,8 +65,11 @@ export type ResponseEvent =
       readonly receipt: string;
       /** The audit record's opening key (64 hex), or null when the audit keeps no commitments. */
       readonly auditOpening: string | null;
-      /** PII kinds the enclave redacted from the prompt, with counts; null when none was. */
-      readonly redacted: Redactions;
+      /**
+       * PII kinds the enclave redacted from the prompt, with counts; null when none was; undefined
+       * when the enclave did not say (a build from before the member: neither "none" nor "some").
+       */
+      readonly redacted: Redactions | undefined;
     }
   | {
       readonly type: "error";
@@ -75,7 +78,7 @@ export type ResponseEvent =
       readonly detail: string | null;
       /**
        * The audit record's opening key (64 hex) when the record of this refused or failed request
-       * commits to its prompt; null otherwise (and from enclaves that do not send it).
+       * commits to its prompt; null otherwise. Required: an error frame without it is FRAME_MALFORMED.
        */
       readonly auditOpening: string | null;
     };
@@ -194,8 +197,10 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
     if (o.auditOpening !== null && (typeof o.auditOpening !== "string" || !AUDIT_OPENING.test(o.auditOpening))) {
       throw fieldError(seq, "final", "auditOpening", "null or 64 lower-case hex digits");
     }
-    // Required (null when nothing was redacted): a final frame without it is not read as "none".
-    const redactions = redactionsProblem(o.redacted === undefined ? "absent" : o.redacted);
+    // Absent (an enclave built before the member) is "not said", kept apart from null ("none"):
+    // never read as nothing redacted, nor refused (docs/protocol.md "Versioning"). Present, it must
+    // be null or known kinds with counts.
+    const redactions = o.redacted === undefined ? null : redactionsProblem(o.redacted);
     if (redactions !== null) throw fieldError(seq, "final", "redacted", redactions);
     if (o.frameCount !== seq + 1) {
       throw new FrameMalformedError(`final frame frameCount: expected ${seq + 1}, found ${String(o.frameCount)}`);
@@ -208,7 +213,7 @@ export function decodeFramePlaintext(seq: number, plaintext: Uint8Array): Respon
       frameCount: seq + 1,
       receipt: o.receipt,
       auditOpening: o.auditOpening,
-      redacted: o.redacted as Redactions,
+      redacted: o.redacted as Redactions | undefined,
     };
   }
   if (type === FRAME_TYPE_ERROR) {

@@ -15,7 +15,7 @@ import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
 import { manifestMaxTokens, maxTokensNote } from "../max-tokens-note.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
-import { redactionNote } from "../redaction-note.ts";
+import { attestedPii, redactionNote } from "../redaction-note.ts";
 import {
   type ChatMessage,
   type ConnectOptions,
@@ -337,14 +337,15 @@ async function streamAnswer(
           // Finds and opens this request's record in the audit log the host stores (cloister audit find).
           audit: auditJson(event.audit),
           signingKey: signingKey(),
-          // The PII kinds the enclave redacted from the prompt before the model saw it, with counts, or null.
+          // The PII kinds the enclave redacted from the prompt before the model saw it, with counts, or
+          // null; absent when the enclave did not say (a build from before it did).
           redacted: event.redacted,
         });
       } else {
         shown.end();
         answers.write("\n");
         // The answer is to the prompt as redacted, not as written: say so (kinds and counts only).
-        const note = redactionNote(event.redacted);
+        const note = redactionNote(event.redacted, attestedPii(session.enclave)?.mode ?? null);
         if (note !== null) notes.write(`cloister: note: ${note}\n`);
       }
     }

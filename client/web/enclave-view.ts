@@ -11,7 +11,7 @@ import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import type { Redactions } from "../../sealed/frames.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
-import { redactionNote } from "../redaction-note.ts";
+import { attestedPii, redactionNote } from "../redaction-note.ts";
 import { measurementNote, modelNote, policyFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
@@ -68,10 +68,15 @@ export function showMaxTokensNote(
 /**
  * The note that the enclave redacted PII from the prompt of the answer shown (its `done.redacted`),
  * as `cloister chat` says it: shown for that answer, hidden when nothing was redacted or no answer
- * is shown (null).
+ * is shown (null). An enclave that did not say (undefined) is said not to say when the manifest it
+ * attested (`enclave`, the session's) redacts PII.
  */
-export function showRedactionNote(redacted: Redactions, note: Pick<HTMLElement, "hidden" | "textContent">): void {
-  const text = redactionNote(redacted);
+export function showRedactionNote(
+  redacted: Redactions | undefined,
+  enclave: VerifiedEnclave | null,
+  note: Pick<HTMLElement, "hidden" | "textContent">,
+): void {
+  const text = redactionNote(redacted, enclave === null ? null : (attestedPii(enclave)?.mode ?? null));
   note.textContent = text ?? "";
   note.hidden = text === null;
 }

@@ -194,7 +194,7 @@ async function main(): Promise<void> {
     error.hidden = true;
     answer.textContent = "";
     usage.textContent = "";
-    showRedactionNote(null, redactionNote);
+    showRedactionNote(null, null, redactionNote);
     setState("asking");
     const messages: ChatMessage[] = [...history, { role: "user", content: question }];
     let text = "";
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
         } else {
           usage.textContent = `${event.usage.completionTokens} tokens, finish: ${event.finishReason}; every frame opened and checked in this page; receipt signed by the attested key`;
           // The answer is to the prompt as the enclave redacted it: said under it, as chat says it.
-          showRedactionNote(event.redacted, redactionNote);
+          showRedactionNote(event.redacted, session.enclave, redactionNote);
         }
       }
       history.push({ role: "user", content: question }, { role: "assistant", content: text });

@@ -26,8 +26,9 @@ await writeFile(policy, JSON.stringify(await devPolicy()));
  * runChat of `prompt`, or (undefined) an interactive session of `lines`, against a dev deployment
  * of its own, which it closes (with the environment and mocks it set) before it returns.
  */
-async function chat(prompt: string | undefined, options: { json?: boolean; lines?: string } = {}) {
+async function chat(prompt: string | undefined, options: { json?: boolean; lines?: string; older?: boolean } = {}) {
   try {
+    if (options.older === true) asAnOlderEnclave();
     const { url } = await serveDeployment();
     vi.stubEnv("CLOISTER_API_KEY", "key");
     const written = capture();
@@ -43,6 +44,41 @@ async function chat(prompt: string | undefined, options: { json?: boolean; lines
     await closeServers();
   }
 }
+
+/**
+ * The enclave seals its final frame as a build from before `redacted` did: the same JSON without
+ * that member (JSON.stringify drops it; the sealer's other JSON, and the client's, as ever).
+ */
+function asAnOlderEnclave(): void {
+  const stringify = JSON.stringify;
+  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
+    const args = rest as [undefined, undefined];
+    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
+      const { redacted: _, ...older } = value as Record<string, unknown>;
+      return stringify(older, ...args);
+    }
+    return stringify(value, ...args);
+  });
+}
+
+const NOT_SAID =
+  'cloister: note: the enclave does not say whether it redacted PII from your prompt before the model saw it (manifest PII mode "redact"; an enclave built before it said so)\n';
+
+describe("cloister chat, against an enclave built before the final frame said what it redacted", () => {
+  it("shows the answer, and says the enclave does not say (never that nothing was redacted)", async () => {
+    const { stdout, stderr } = await chat("write to bob@example.org about it", { older: true });
+    expect(stdout).toBe("ok\n");
+    expect(stderr).toBe(NOT_SAID);
+  });
+
+  it("--json has no redacted member (not said), where a newer enclave's has null or kinds", async () => {
+    const { stdout, stderr } = await chat("write about the sea", { json: true, older: true });
+    const answer = JSON.parse(stdout);
+    expect(answer).toMatchObject({ text: "ok", receipt: expect.any(String) });
+    expect("redacted" in answer).toBe(false);
+    expect(stderr).toBe("");
+  });
+});
 
 describe("cloister chat, when the enclave redacted PII from the prompt", () => {
   it("says on stderr, after the answer, which kinds and how many; the answer as ever", async () => {
@@ -75,9 +111,14 @@ describe("cloister chat, when the enclave redacted PII from the prompt", () => {
 });
 
 describe("redactionNote", () => {
+  it("says an enclave that did not say (undefined) does not say, only when the attested mode redacts", () => {
+    expect(redactionNote(undefined, "redact")).toBe(NOT_SAID.slice("cloister: note: ".length, -1));
+    for (const mode of ["block", "off", null]) expect(redactionNote(undefined, mode), String(mode)).toBeNull();
+  });
+
   it("names each kind with its count, in the manifest's entity order, plural from 2", () => {
-    expect(redactionNote(null)).toBeNull();
-    expect(redactionNote({ phone: 2, secret_key: 1, email: 3 })).toBe(
+    expect(redactionNote(null, "redact")).toBeNull();
+    expect(redactionNote({ phone: 2, secret_key: 1, email: 3 }, "redact")).toBe(
       'the enclave redacted 3 email addresses, 2 phone numbers and 1 secret key from your prompt before the model saw it (manifest PII mode "redact")',
     );
   });

@@ -118,16 +118,37 @@ it("the page has the note's element, hidden until the page fills it", async () =
   expect(html).toMatch(/<p id="max-tokens-note" role="note" hidden><\/p>/);
 });
 
-it("shows under an answer that the enclave redacted PII from its prompt, as chat says it, and hides it again", () => {
+it("shows under an answer that the enclave redacted PII from its prompt, as chat says it, and hides it again", async () => {
+  const { session } = await connectTo();
   const note = { hidden: true, textContent: "" };
-  showRedactionNote({ email: 1, ip_address: 2 }, note);
+  showRedactionNote({ email: 1, ip_address: 2 }, session.enclave, note);
   expect(note).toEqual({
     hidden: false,
     textContent:
       'the enclave redacted 1 email address and 2 IP addresses from your prompt before the model saw it (manifest PII mode "redact")',
   });
   // The next answer's prompt had none (or a question is under way): hidden again.
-  showRedactionNote(null, note);
+  showRedactionNote(null, session.enclave, note);
+  expect(note).toEqual({ hidden: true, textContent: "" });
+  // An enclave that did not say (built before it did), under a manifest that redacts: said not to
+  // say, never hidden as if nothing was redacted; under one that does not redact, nothing to say.
+  showRedactionNote(undefined, session.enclave, note);
+  expect(note).toEqual({
+    hidden: false,
+    textContent:
+      'the enclave does not say whether it redacted PII from your prompt before the model saw it (manifest PII mode "redact"; an enclave built before it said so)',
+  });
+  const blocking = {
+    ...session.enclave,
+    manifest: {
+      ...session.enclave.manifest,
+      manifest: {
+        ...(session.enclave.manifest.manifest as object),
+        requestPolicy: { defaultAction: "allow", rules: [], pii: { mode: "block", entities: ["email"], reason: null } },
+      },
+    },
+  } as VerifiedEnclave;
+  showRedactionNote(undefined, blocking, note);
   expect(note).toEqual({ hidden: true, textContent: "" });
 });
 

@@ -294,6 +294,28 @@ describe("length padding (Padmé)", () => {
     expect(none.length).toBe(frames[1]!.length);
   });
 
+  it("reads the final frame of an enclave built before redacted (no such member) as not said: undefined, not null", async () => {
+    // Exactly the JSON the sealer wrote before the member came (key order and all).
+    const old = terminalPlaintext(
+      2,
+      `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","frameCount":5,"receipt":"r","auditOpening":null}`,
+    );
+    const event = decodeFramePlaintext(4, old);
+    expect(event).toMatchObject({ type: "final", seq: 4, frameCount: 5, receipt: "r", auditOpening: null });
+    expect(event.type === "final" && "redacted" in event).toBe(true);
+    expect(event.type === "final" ? event.redacted : "not final").toBeUndefined();
+    // Present but null is "nothing redacted", still told apart from absent.
+    const none = terminalPlaintext(
+      2,
+      `{"promptTokens":1,"completionTokens":2,"ttftMs":3,"finishReason":"stop","frameCount":5,"receipt":"r","auditOpening":null,"redacted":null}`,
+    );
+    expect(decodeFramePlaintext(4, none)).toMatchObject({ type: "final", redacted: null });
+    // This build's enclave always says: its sealer refuses a summary without it.
+    const { sealer } = await channel();
+    const unsaid = { ...SUMMARY, redacted: undefined } as unknown as Parameters<ResponseSealer["final"]>[0];
+    expect((await sealedErrorOf(() => sealer.final(unsaid))).code).toBe("INVALID_ARGUMENT");
+  });
+
   it("names the manifest's PII entities as redaction kinds, no more", () => {
     expect([...REDACTION_KINDS].sort()).toEqual([...PII_ENTITIES].sort());
   });
@@ -309,7 +331,6 @@ describe("length padding (Padmé)", () => {
     });
     const nine = Object.fromEntries([...REDACTION_KINDS, "name", "address"].map((kind) => [kind, 1]));
     for (const [redacted, expected] of [
-      ["", "null or an object of PII kinds to counts"], // absent is not "none"
       [',"redacted":[["email",1]]', "null or an object of PII kinds to counts"],
       [',"redacted":"email"', "null or an object of PII kinds to counts"],
       [',"redacted":{}', "null or at least one PII kind"],
@@ -328,13 +349,11 @@ describe("length padding (Padmé)", () => {
       expect(() => decodeFramePlaintext(4, final(redacted)), redacted).toThrow(
         `final frame 4 redacted: expected ${expected}`,
       );
-      if (redacted !== "") {
-        const value = JSON.parse(redacted.slice(',"redacted":'.length));
-        const { sealer } = await channel();
-        expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, redacted: value }))).code, redacted).toBe(
-          "INVALID_ARGUMENT",
-        );
-      }
+      const value = JSON.parse(redacted.slice(',"redacted":'.length));
+      const { sealer } = await channel();
+      expect((await sealedErrorOf(() => sealer.final({ ...SUMMARY, redacted: value }))).code, redacted).toBe(
+        "INVALID_ARGUMENT",
+      );
     }
   });
 
