@@ -35,6 +35,7 @@ import {
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parsedClientPolicy, verifyWithClientPolicy } from "./policy.ts";
+import { attestedPii } from "./redaction-note.ts";
 import {
   defaultTransport,
   fetchTransport,
@@ -150,7 +151,8 @@ export type ChatEvent =
        * "redact"), with how many of each, e.g. `{ email: 1 }`; null when it replaced nothing;
        * undefined when the enclave did not say (a build from before the final frame's `redacted`):
        * never read that as nothing. The answer is to the redacted prompt. Sealed to this client only;
-       * kinds and counts, never the text.
+       * kinds and counts, never the text; each kind one the attested manifest redacts (else
+       * REDACTIONS_NOT_ATTESTED).
        */
       readonly redacted: Redactions | undefined;
     };
@@ -323,6 +325,36 @@ export async function checkReceipt(
         `response receipt ${field}: does not match this request, its answer or the attested enclave`,
       );
     }
+  }
+}
+
+/**
+ * The final frame's `redacted` against the verified manifest: the enclave may say it redacted only
+ * kinds its attested manifest redacts (PII mode "redact", kinds among its `entities`). Another kind,
+ * or any under another mode (or a manifest that shows none), is an enclave not doing what it
+ * attested: REDACTIONS_NOT_ATTESTED (integrity), and its answer is not shown as whole. The frame is
+ * sealed and authenticated, so only the enclave can cause it, never the host. The message names
+ * kinds from the fixed list (sealed/frames.ts REDACTION_KINDS, as the parser checked) and the mode
+ * only as "redact" or not: nothing of the prompt.
+ */
+export function checkRedactions(redacted: Redactions | undefined, enclave: VerifiedEnclave): void {
+  if (redacted === undefined || redacted === null) return;
+  const pii = attestedPii(enclave);
+  const kinds = Object.keys(redacted);
+  if (pii?.mode !== "redact") {
+    throw new ClientError(
+      "integrity",
+      "REDACTIONS_NOT_ATTESTED",
+      `response redacted: expected null, as the attested manifest's PII mode is not "redact", found ${kinds.join(", ")}`,
+    );
+  }
+  const unattested = kinds.filter((kind) => !pii.entities.includes(kind));
+  if (unattested.length > 0) {
+    throw new ClientError(
+      "integrity",
+      "REDACTIONS_NOT_ATTESTED",
+      `response redacted: expected PII kinds among the attested manifest's entities, found ${unattested.join(", ")}`,
+    );
   }
 }
 
@@ -1466,6 +1498,7 @@ export class Session {
           replenish();
         } else if (event.type === "final") {
           await checkReceipt(event, sealedTo, context.requestHash, answer);
+          checkRedactions(event.redacted, sealedTo);
           yield {
             type: "done",
             usage: event.usage,

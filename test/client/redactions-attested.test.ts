@@ -1,0 +1,83 @@
+/**
+ * The SDK holds the final frame's `redacted` to the verified manifest: an enclave that says it
+ * redacted a PII kind its attested manifest does not redact (another kind, or any when the mode is
+ * not "redact") is not running what it attested, and its answer is refused
+ * (REDACTIONS_NOT_ATTESTED, integrity). The enclave here is made to say so by rewriting, inside it,
+ * the final frame's JSON before it is sealed: the host cannot change a sealed frame.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ManifestOverrides } from "../../manifests/dev.ts";
+import { closeServers, connectTo } from "./helpers.ts";
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await closeServers();
+});
+
+/** The enclave's final frame says `redacted` (whatever its pipeline found). */
+function enclaveSays(redacted: unknown): void {
+  const stringify = JSON.stringify;
+  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
+    const args = rest as [undefined, undefined];
+    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
+      return stringify({ ...(value as object), redacted }, ...args);
+    }
+    return stringify(value, ...args);
+  });
+}
+
+async function answerOf(overrides: ManifestOverrides, redacted: unknown) {
+  // One enclave, and one rewriting of its frame, at a time.
+  vi.restoreAllMocks();
+  await closeServers();
+  const { session } = await connectTo({ overrides });
+  enclaveSays(redacted);
+  return session.complete("write about the sea").then(
+    (completion) => ({ redacted: completion.redacted }),
+    (error: { kind: string; code: string; message: string }) => ({
+      error: { kind: error.kind, code: error.code, message: error.message },
+    }),
+  );
+}
+
+const PHONES_ONLY: ManifestOverrides = {
+  requestPolicy: { pii: { mode: "redact", entities: ["phone"], reason: null } },
+};
+
+describe("the final frame's redacted, held to the attested manifest", () => {
+  it("takes kinds the manifest redacts, null, and (an older enclave) not said", async () => {
+    expect(await answerOf(PHONES_ONLY, { phone: 2 })).toEqual({ redacted: { phone: 2 } });
+    expect(await answerOf(PHONES_ONLY, null)).toEqual({ redacted: null });
+    expect(
+      await answerOf({ requestPolicy: { pii: { mode: "block", entities: ["email"], reason: null } } }, undefined),
+    ).toEqual({
+      redacted: undefined,
+    });
+  });
+
+  it("refuses a kind the manifest does not name, naming the kind", async () => {
+    expect(await answerOf(PHONES_ONLY, { phone: 1, email: 1 })).toEqual({
+      error: {
+        kind: "integrity",
+        code: "REDACTIONS_NOT_ATTESTED",
+        message: "response redacted: expected PII kinds among the attested manifest's entities, found email",
+      },
+    });
+  });
+
+  it("refuses any kind when the manifest's PII mode is not redact", async () => {
+    for (const pii of [
+      { mode: "block", entities: ["email"], reason: null },
+      { mode: "off", entities: [], reason: "test: no PII filter" },
+    ] satisfies NonNullable<ManifestOverrides["requestPolicy"]>["pii"][]) {
+      expect(await answerOf({ requestPolicy: { pii } }, { email: 1 }), pii.mode).toEqual({
+        error: {
+          kind: "integrity",
+          code: "REDACTIONS_NOT_ATTESTED",
+          message:
+            'response redacted: expected null, as the attested manifest\'s PII mode is not "redact", found email',
+        },
+      });
+    }
+  });
+});
