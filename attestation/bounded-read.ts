@@ -206,7 +206,7 @@ export async function readHandleToBound(handle: FileHandle, bytes: number): Prom
 }
 
 /** The refusal of a file larger than its bound: names `what`, the file and the bound. */
-export function tooLargeMessage(file: string, what: string, limit: InputBound): string {
+function tooLargeMessage(file: string, what: string, limit: InputBound): string {
   return fileMessage(file, what, tooLargeReason(limit));
 }
 
