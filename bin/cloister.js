@@ -23,7 +23,7 @@ import { readFileSync, writeSync } from "node:fs";
 // other than the one written. A value not of up's form (the old `1`, exported by accident in a
 // shell) is no supervision: dropped. Help is still shown with such a value (a user debugging their
 // environment needs it), the value named as a warning: asked for (`--help` or `-h` before any `--`,
-// or `help` first), only the command path's words (those before the first option) are kept and help
+// or `help` among the command path's words: `help audit`, `audit help verify`), only the command path's words (those before the first option) are kept and help
 // asked of them, so no command runs, unsupervised, whatever the other words were (`--prompt-file
 // --help`, where --help is an option's value).
 const SUPERVISED_FORM = "supervisor-pid:";
@@ -41,9 +41,9 @@ if (written !== undefined && supervisor === undefined) {
   const problem = `CLOISTER_SUPERVISED: expected supervisor-pid:<a pid from 1 to 4194303>, found ${found}`;
   const args = process.argv.slice(2);
   const beforeEnd = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
-  if (args[0] === "help" || beforeEnd.includes("--help") || beforeEnd.includes("-h")) {
-    const firstOption = args.findIndex((word) => word.startsWith("-"));
-    const path = firstOption === -1 ? args : args.slice(0, firstOption);
+  const firstOption = args.findIndex((word) => word.startsWith("-"));
+  const path = firstOption === -1 ? args : args.slice(0, firstOption);
+  if (path.includes("help") || beforeEnd.includes("--help") || beforeEnd.includes("-h")) {
     process.argv.splice(2, args.length, ...(path[0] === "help" ? path : [...path, "--help"]));
     try {
       writeSync(2, `cloister: warning: ${problem}; help only is shown, any other command is refused\n`);

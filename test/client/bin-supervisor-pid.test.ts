@@ -89,6 +89,10 @@ describe("bin/cloister.js: help with a malformed CLOISTER_SUPERVISED", () => {
     [["enclave", "--help"], "Usage: cloister enclave [options]"],
     [["-h"], "Usage: cloister [options] [command]"],
     [["help", "enclave"], "Usage: cloister enclave [options]"],
+    // help under a group, as the CLI reads it anywhere else (program.ts helpAsOption).
+    [["audit", "help", "verify"], "Usage: cloister audit verify [options]"],
+    // A PROMPT that reads "help": chat's help, the command not run (unsupervised).
+    [["chat", "help"], "Usage: cloister chat [options]"],
     // An option's value that reads as --help: help, and the command not run (unsupervised).
     [["chat", "hello", "--prompt-file", "--help"], "Usage: cloister chat [options]"],
   ])(
