@@ -114,6 +114,22 @@ function signalListeners(): { readonly SIGINT: number; readonly SIGTERM: number 
   return { SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM") };
 }
 
+/** The booted server's close, made to reject with `reason` once it has closed. */
+async function serverCloseRejecting(reason: unknown): Promise<void> {
+  const http = await import("../../enclave/http.ts");
+  const listen = http.listenBeforeServing;
+  vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
+    const server = await listen(...args);
+    return {
+      ...server,
+      close: async () => {
+        await server.close();
+        return Promise.reject(reason);
+      },
+    };
+  });
+}
+
 describe("cloister enclave: serving the booted enclave fails", () => {
   it("fails with that error, the enclave closed, the server closed and the boot's signal handlers removed", async () => {
     const { Enclave } = await import("../../enclave/service.ts");
@@ -174,18 +190,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
   });
 
   it("the server's close failing too: the serving error is still the command's, the close's said, the handlers removed", async () => {
-    const http = await import("../../enclave/http.ts");
-    const listen = http.listenBeforeServing;
-    vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
-      const server = await listen(...args);
-      return {
-        ...server,
-        close: async () => {
-          await server.close();
-          throw new Error("the server's close failed (a stand-in)");
-        },
-      };
-    });
+    await serverCloseRejecting(new Error("the server's close failed (a stand-in)"));
     const stderr = capturedStderr();
     const before = signalListeners();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
@@ -203,18 +208,7 @@ describe("cloister enclave: serving the booted enclave fails", () => {
   });
 
   it("the server's close rejecting with undefined: said, not dropped", async () => {
-    const http = await import("../../enclave/http.ts");
-    const listen = http.listenBeforeServing;
-    vi.spyOn(http, "listenBeforeServing").mockImplementation(async (...args) => {
-      const server = await listen(...args);
-      return {
-        ...server,
-        close: async () => {
-          await server.close();
-          return Promise.reject(undefined);
-        },
-      };
-    });
+    await serverCloseRejecting(undefined);
     const stderr = capturedStderr();
     const { runEnclaveCommand } = await import("../../enclave/run.ts");
     try {
