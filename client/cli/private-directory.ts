@@ -145,6 +145,15 @@ async function makeInPlace(target: string, top: string, option: string): Promise
   try {
     await mkdir(temporary, { mode: 0o700 });
     held = await holdDirectory(temporary);
+    // Opened by name: whoever owns the directory it is in may have put a directory of theirs there
+    // since the mkdir, in which they could swap what is made below for a link to anywhere. Only this
+    // user (or root) can make one this user owns.
+    const user = process.getuid?.() ?? null;
+    if (user !== null && held.made.uid !== user) {
+      const found = `found one owned by uid ${held.made.uid}`;
+      const reason = `cannot create the directory: expected its temporary directory ${temporary} to be the one made`;
+      throw new UsageError(fileMessage(top, option, `${reason}, ${found}`));
+    }
     for (const name of inTree) {
       const path = join(top, name);
       if (name !== "") {
