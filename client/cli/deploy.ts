@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, open, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
@@ -39,7 +39,7 @@ import { hashApiKey } from "./api-key-hash.ts";
 import { readText } from "./bounded-file.ts";
 import { childLogLine } from "./child-lines.ts";
 import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
-import { makeDirectory, makePrivateDirectory } from "./private-directory.ts";
+import { holdPrivateDirectory, makeDirectory } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -157,25 +157,43 @@ export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
   return (await readSecretFile(path, "cloister up: API key file", { bound: API_KEY_FILE_BOUND })).trim();
 }
 
-/** Makes (or reuses) everything a simulated deployment needs under `dir`. */
-export async function prepareDeployment(options: {
+/** What prepareDeployment is asked for. */
+interface DeploymentOptions {
   dir: string;
   tee: SimulatedTee;
   threads: number;
   progress: (line: string) => void;
   /** Seal the model at rest and have a key broker release its key to the attested enclave. */
   sealedModel?: boolean;
-}): Promise<DeploymentFiles> {
-  const dir = resolve(options.dir);
+}
+
+/** Makes (or reuses) everything a simulated deployment needs under `dir`. */
+export async function prepareDeployment(options: DeploymentOptions): Promise<DeploymentFiles> {
   // A directory made here holds only what up writes (keys among them): kept out of git, and out of
   // linters that read .gitignore, wherever --dir puts it (as a virtualenv does). A directory that
-  // exists is the user's, left as it is.
-  await makePrivateDirectory(dir, "--dir");
-  await makeDirectory(join(dir, "models"), "--dir");
+  // exists is the user's, left as it is. Held open: its name may be in another user's directory,
+  // who could swap it for a link once checked; every write goes to the one checked (held.path).
+  const held = await holdPrivateDirectory(options.dir, "--dir");
+  try {
+    return await prepareIn(held.path, options);
+  } finally {
+    await held.close();
+  }
+}
+
+/**
+ * prepareDeployment's work in `options.dir`, made and held: read by name (each reader checks its
+ * path), made, written and removed through `at` (the directory held), named by name to the caller.
+ */
+async function prepareIn(at: string, options: DeploymentOptions): Promise<DeploymentFiles> {
+  const dir = resolve(options.dir);
+  /** The path to write `path` (in `dir`) by: through the directory held. */
+  const held = (path: string) => join(at, relative(dir, path));
+  await makeDirectory(join(dir, "models"), "--dir", held(join(dir, "models")));
 
   const modelPath = join(dir, "models", "tiny.gguf");
   const makeTinyModel = async (path: string) => {
-    const made = await writeTinyModel(path);
+    const made = await writeTinyModel(held(path));
     if (made.sha256 !== TINY_MODEL_SHA256) {
       throw new Error(`tiny model: expected sha256 ${TINY_MODEL_SHA256}, produced ${made.sha256}`);
     }
@@ -196,13 +214,13 @@ export async function prepareDeployment(options: {
     privateJwk = (await readKeyFile(privatePath, "operator key")) as JWK;
     publicJwk = (await readKeyFile(operatorPublicKeyPath)) as JWK;
     // As a fresh run leaves it (an earlier version wrote it under the umask: 0664 under umask 002).
-    await chmod(operatorPublicKeyPath, 0o644);
+    await chmod(held(operatorPublicKeyPath), 0o644);
   } else {
     const pair = await generateManifestSigningKey("EdDSA");
     privateJwk = pair.privateJwk;
     publicJwk = pair.publicJwk;
-    await writePrivate(privatePath, JSON.stringify(privateJwk));
-    await writePublic(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
+    await writePrivate(held(privatePath), JSON.stringify(privateJwk));
+    await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
   }
 
   let modelFilePath = modelPath;
@@ -212,14 +230,14 @@ export async function prepareDeployment(options: {
     // The operator's side of a sealed model: a model key (kept by the key broker only), the model
     // encrypted under it, and the manifest naming the sealed file and the key id.
     const kbsDir = join(dir, "kbs");
-    await makeDirectory(kbsDir, "--dir");
+    await makeDirectory(kbsDir, "--dir", held(kbsDir));
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(keyPath)) {
       modelKey = modelKeyFromJwk(await readKeyFile(keyPath, "model key"), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
-      await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
+      await writePrivate(held(keyPath), `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
     }
     modelFilePath = join(dir, "models", "tiny.gguf.sealed");
     // As in a real deployment, only the sealed file stays on disk: the plaintext exists while it is
@@ -231,17 +249,17 @@ export async function prepareDeployment(options: {
       // Sealing draws a fresh nonce, so a resealed file has a new digest, and with it the manifest
       // and the client policy: the sealed file of an earlier run is kept when it still opens under
       // this key to the tiny model, so policies copied elsewhere (a running proxy) keep working.
-      const kept = await reusableSealedModel(modelFilePath, plaintext, modelKey, options.progress);
+      const kept = await reusableSealedModel(modelFilePath, held(plaintext), modelKey, options.progress);
       if (kept !== null) sealed = kept;
       else {
         options.progress("making the tiny model (deterministic, offline) and sealing it");
         await makeTinyModel(plaintext);
-        sealed = await sealModelFile(plaintext, modelFilePath, modelKey);
+        sealed = await sealModelFile(held(plaintext), held(modelFilePath), modelKey);
       }
     } finally {
-      await rm(plaintext, { force: true });
+      await rm(held(plaintext), { force: true });
     }
-    await rm(modelPath, { force: true });
+    await rm(held(modelPath), { force: true });
     modelKey.key.fill(0);
     sealedModelFields = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, sealedAtRest: true, keyId: sealed.keyId };
     kbs = { configPath: join(kbsDir, "config.json"), keyId: sealed.keyId };
@@ -249,18 +267,18 @@ export async function prepareDeployment(options: {
 
   const manifest = devManifest({ inference: { threads: options.threads }, model: sealedModelFields });
   const manifestPath = join(dir, "manifest.jws");
-  await writePublic(manifestPath, await signManifest(manifest, privateJwk));
+  await writePublic(held(manifestPath), await signManifest(manifest, privateJwk));
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
   if (await exists(apiKeyPath)) apiKey = await readApiKeyOfEarlierRun(apiKeyPath);
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
-    await writePrivate(apiKeyPath, `${apiKey}\n`);
+    await writePrivate(held(apiKeyPath), `${apiKey}\n`);
   }
   const apiKeysPath = join(dir, "api-keys.json");
   await writePublic(
-    apiKeysPath,
+    held(apiKeysPath),
     `${JSON.stringify(
       {
         version: 1,
@@ -287,13 +305,13 @@ export async function prepareDeployment(options: {
     serviceName: manifest.service.name,
   });
   const policyPath = join(dir, "policy.json");
-  await writePublic(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
+  await writePublic(held(policyPath), `${JSON.stringify(policy, null, 2)}\n`);
   if (kbs !== null) {
     // The broker's release policy has the client policy's format; here it accepts exactly what the
     // clients accept (this simulated enclave, this operator, this sealed model).
-    await writePublic(join(dir, "kbs", "release-policy.json"), `${JSON.stringify(policy, null, 2)}\n`);
+    await writePublic(held(join(dir, "kbs", "release-policy.json")), `${JSON.stringify(policy, null, 2)}\n`);
     await writePublic(
-      kbs.configPath,
+      held(kbs.configPath),
       `${JSON.stringify({ version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] }, null, 2)}\n`,
     );
   }

@@ -77,6 +77,58 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   if (top !== null) await makeDirectory(target, option);
 }
 
+/** A private directory held open (holdPrivateDirectory): the path to make and write its files by. */
+export interface HeldPrivateDirectory {
+  /** /proc/self/fd/N on Linux (the directory checked, whatever is at its name later), else its path. */
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * makePrivateDirectory, then the directory held open, on Linux, for its caller to write in through
+ * /proc/self/fd/N: its name may be in a directory another user owns (root's `cloister up --dir` in
+ * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
+ * and root's writes by name would then go where it leads. The directory opened must be this user's
+ * or root's, not one anyone may write to (read on the directory opened, fstat), and the directory the
+ * walk then finds at its name (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
+ */
+export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
+  await makePrivateDirectory(dir, option);
+  const target = resolve(dir);
+  const byName = { path: target, close: async () => {} };
+  if (process.platform !== "linux") return byName;
+  const handle = await open(target, constants.O_RDONLY | constants.O_DIRECTORY).catch(async (error: unknown) => {
+    throw await directoryRefusal(target, option, error);
+  });
+  try {
+    const held = await handle.stat();
+    const user = process.getuid?.() ?? 0;
+    const owner = held.uid === 0 || held.uid === user;
+    if (!owner || (held.mode & 0o1002) === 0o002) {
+      const found = `found one owned by uid ${held.uid}, mode ${(held.mode & 0o7777).toString(8)}`;
+      const expected = "expected the directory opened to be the one checked (this user's, only they may write to it)";
+      throw new UsageError(fileMessage(target, option, `${expected}, ${found}`));
+    }
+    await refuseUnsafe(target, option);
+    const named = await stat(target).catch(() => null);
+    if (named === null || named.dev !== held.dev || named.ino !== held.ino) {
+      throw new UsageError(
+        fileMessage(target, option, "expected the directory opened to be the one checked, found another"),
+      );
+    }
+    const path = `/proc/self/fd/${handle.fd}`;
+    const reached = await stat(path).catch(() => null);
+    if (reached === null || reached.dev !== held.dev || reached.ino !== held.ino) {
+      await handle.close();
+      return byName;
+    }
+    return { path, close: () => handle.close() };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
 /**
  * The UsageError for a path `target` someone else could change (findUnsafeDirectory), if it is one.
  * What is used after it is not compared with what it walked (as readAfterPathCheck compares device
@@ -100,12 +152,13 @@ async function refuseUnsafe(target: string, option: string): Promise<void> {
 /**
  * Makes `dir` (and missing parents, mode 0700) inside a directory makePrivateDirectory made or
  * found, refusing as it does: a part of the path that is not a directory names that part, any
- * other failure names `dir` (fileErrorCause), the file system's error as cause.
+ * other failure names `dir` (fileErrorCause), the file system's error as cause. Made by `by` when
+ * given (the same directory through one held open: holdPrivateDirectory), named `dir` all the same.
  */
-export async function makeDirectory(dir: string, option: string): Promise<void> {
+export async function makeDirectory(dir: string, option: string, by?: string): Promise<void> {
   const target = resolve(dir);
   try {
-    await mkdir(target, { recursive: true, mode: 0o700 });
+    await mkdir(by ?? target, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw await directoryRefusal(target, option, error);
   }

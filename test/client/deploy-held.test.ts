@@ -1,0 +1,61 @@
+/**
+ * prepareDeployment (client/cli/deploy.ts, `cloister up --dir`) writes keys, the model, the manifest
+ * and the policy in a directory whose own name may be in a directory another user owns (root's
+ * `cloister up` in a checkout of uid 4244's, allowed above the directory asked about): once that
+ * directory is checked, that user may rename it away and put a link of theirs to a directory of
+ * theirs under its name, and every write by name then goes where it leads (a file there a link to
+ * any file of root's, truncated and rewritten). They must go to the directory checked, whatever is
+ * at its name. The swap is made deterministic inside the call that makes its `models` directory.
+ * Tests run as root.
+ */
+import * as fs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+/** The directory to put aside and the directory of uid 4244's a link to which takes its name, or null. */
+const swap = { dir: "", to: null as string | null };
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const mkdir = (async (file: string, options?: unknown) => {
+    const to = swap.to;
+    if (to !== null && basename(file) === "models") {
+      swap.to = null;
+      await real.rename(swap.dir, `${swap.dir}-aside`);
+      await real.symlink(to, swap.dir);
+      await real.lchown(swap.dir, 4244, 4244);
+    }
+    return real.mkdir(file, options as Parameters<typeof real.mkdir>[1]);
+  }) as typeof real.mkdir;
+  return { ...real, mkdir, default: { ...real, mkdir } };
+});
+
+const { prepareDeployment } = await import("../../client/cli/deploy.ts");
+
+let root: string;
+beforeEach(async () => {
+  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-deploy-held-")));
+});
+afterEach(async () => {
+  swap.to = null;
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+describe("prepareDeployment: its directory swapped for a link of another user's once checked", () => {
+  it("writes nothing where the link leads, all in the directory checked", async () => {
+    const checkout = join(root, "checkout");
+    const theirs = join(root, "theirs");
+    for (const dir of [checkout, theirs]) {
+      await fs.mkdir(dir, { mode: 0o755 });
+      await fs.chown(dir, 4244, 4244);
+    }
+    swap.dir = join(checkout, "deployments");
+    swap.to = theirs;
+    await prepareDeployment({ dir: swap.dir, tee: "sim-snp", threads: 1, progress: () => {} }).catch(() => null);
+    expect(swap.to).toBeNull(); // it was swapped
+    expect(await fs.readdir(theirs)).toEqual([]);
+    const kept = await fs.readdir(`${swap.dir}-aside`);
+    expect(kept).toEqual(expect.arrayContaining(["models", "manifest.jws", "policy.json", "api-key"]));
+  });
+});
