@@ -225,6 +225,12 @@ function fromClientError(error: ClientError): ProxyError {
           false,
         );
       }
+      // A new conversation shape refused until the enclave restarts (its template's worker holds
+      // another Jinja wrapper than its engine's): the enclave's fault, not the app's request, and
+      // a retry is refused again: a 500, not retried.
+      if (error.code === "CHAT_WRAPPER_FAILED" && error.origin === "enclave") {
+        return new ProxyError(500, "api_error", code, error.message, null, false);
+      }
       return new ProxyError(400, "invalid_request_error", code, error.message, null, false);
     case "transport": {
       // The app went away (the proxy aborts the request when it does): no answer can reach it, and

@@ -255,17 +255,18 @@ describe("proxy: OpenAI's routes and errors", () => {
     expect((await get("/v1/nothing")).status).toBe(404);
   });
 
-  it("the enclave's refusals of the request itself are policy errors and 400s, not retried: a retry is refused again", async () => {
-    // [engine code, OpenAI code]: ENGINE_REQUEST (a field the engine refuses), CHAT_TEMPLATE_REFUSED
-    // (a conversation shape the model's template did not render), CHAT_WRAPPER_FAILED (a new shape,
-    // refused until the enclave restarts), PROMPT_TOO_LONG (over the context).
+  it("the enclave's refusals of the request itself are policy errors, not retried: a retry is refused again", async () => {
+    // [engine code, OpenAI code, status, type]: ENGINE_REQUEST (a field the engine refuses),
+    // CHAT_TEMPLATE_REFUSED (a conversation shape the model's template did not render) and
+    // PROMPT_TOO_LONG (over the context) are the request's fault: 400s. CHAT_WRAPPER_FAILED (a new
+    // shape, refused until the enclave restarts) is the enclave's fault, not the app's request: a 500.
     const cases = [
-      ["ENGINE_REQUEST", "engine_request"],
-      ["CHAT_TEMPLATE_REFUSED", "chat_template_refused"],
-      ["CHAT_WRAPPER_FAILED", "chat_wrapper_failed"],
-      ["PROMPT_TOO_LONG", "context_length_exceeded"],
+      ["ENGINE_REQUEST", "engine_request", 400, "invalid_request_error"],
+      ["CHAT_TEMPLATE_REFUSED", "chat_template_refused", 400, "invalid_request_error"],
+      ["CHAT_WRAPPER_FAILED", "chat_wrapper_failed", 500, "api_error"],
+      ["PROMPT_TOO_LONG", "context_length_exceeded", 400, "invalid_request_error"],
     ] as const;
-    for (const [engineCode, openAiCode] of cases) {
+    for (const [engineCode, openAiCode, status, type] of cases) {
       const refusal = () => new EngineRefusal(engineCode, "refused");
       const { session } = await connectTo({ script: [refusal()] });
       const error = await (async () => {
@@ -281,7 +282,7 @@ describe("proxy: OpenAI's routes and errors", () => {
         expect(
           { status: response.status, retry: response.headers.get("x-should-retry"), ...body.error },
           `${engineCode} stream ${stream}`,
-        ).toMatchObject({ status: 400, retry: "false", type: "invalid_request_error", code: openAiCode });
+        ).toMatchObject({ status, retry: "false", type, code: openAiCode });
       }
     }
   });
