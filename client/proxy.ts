@@ -25,10 +25,10 @@
  * Each answer carries an extra `cloister` field: the enclave's signed receipt, the audit
  * record's `requestIdHash` and `redacted` (the PII kinds the enclave replaced in the prompt before
  * the model saw it, with counts, or null: the app's answer is to that prompt; absent when the enclave
- * did not say, a build from before it did), never the audit *opening* (the SDK's `audit.opening`). The opening is
- * the requester's secret: with it and the host's stored audit log anyone can test guesses of the
- * prompt, and apps commonly log raw responses. `requestIdHash` is a hash of 16 random bytes (it
- * only names the record); the receipt holds hashes of this request (salted by its random id) and of
+ * did not say, a build from before it did), never the audit *opening* (the SDK's `audit.opening`).
+ * The opening is the requester's secret: with it and the host's stored audit log anyone can test
+ * guesses of the prompt, and apps commonly log raw responses. `requestIdHash` is a hash of 16 random
+ * bytes (it only names the record); the receipt holds hashes of this request (salted by its random id) and of
  * the answer that travels beside it.
  *
  * The proxy logs method, path, status and duration only: never a prompt, an answer or a token.
@@ -594,8 +594,8 @@ function chatMessages(value: unknown): ChatMessage[] {
 /**
  * The extra `cloister` field of an answer: the enclave's signed receipt (already checked by the
  * SDK), the audit record's requestIdHash, so the app can keep both, and what PII the enclave
- * redacted from the prompt (kinds and counts, or null; left out when the enclave did not say). Never the audit opening: see
- * the module comment.
+ * redacted from the prompt (kinds and counts, or null; left out when the enclave did not say).
+ * Never the audit opening: see the module comment.
  */
 function cloisterField(event: Extract<ChatEvent, { type: "done" }>) {
   return {

@@ -17,8 +17,8 @@
  * Frame plaintext: type ‖ payload ‖ 0x80 ‖ zero bytes, padded to a multiple of 32 bytes (and to
  * its Padmé length when larger; padding.ts) so the host sees the size of a frame's text only in
  * 32-byte steps. Types: 0x01 data (UTF-8 text), 0x02 final (JSON summary, with what PII the
- * enclave redacted), 0x03 error (JSON code). Data frames — the hot path — carry raw UTF-8, no JSON; the once-per-stream final and
- * error frames carry small JSON objects.
+ * enclave redacted), 0x03 error (JSON code). Data frames — the hot path — carry raw UTF-8, no
+ * JSON; the once-per-stream final and error frames carry small JSON objects.
  *
  * This module checks framing and authenticity of single frames. Ordering, completeness and
  * replays across frames are judged in response.ts.
