@@ -4,7 +4,16 @@
  */
 import type { Command } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { intOption, numberOption, optionsUsageError, UsageError } from "../client/cli/output.ts";
+import { intOption, numberOption, optionsUsageError } from "../client/cli/output.ts";
+import type { InlinePromptNames } from "../client/cli/run-client.ts";
+
+/** How `model run` names its prompt in the refusals it shares with chat (readPromptOptions). */
+const MODEL_RUN_PROMPT: InlinePromptNames = {
+  command: "model run",
+  both: "--prompt",
+  where: "--prompt",
+  remedy: "give the prompt as --prompt TEXT, or use --prompt-file FILE",
+};
 
 export function registerModelRunCommand(model: Command): void {
   model
@@ -47,26 +56,17 @@ export function registerModelRunCommand(model: Command): void {
         throw optionsUsageError(`--sha256 expects 64 hex digits, found "${sha256}"`);
       }
       if (options.topP === 0) throw optionsUsageError("--top-p expects a number in (0, 1], found 0");
-      const promptFile = options.promptFile as string | undefined;
-      if (options.prompt !== undefined && promptFile !== undefined) {
-        throw optionsUsageError("model run: expected the prompt once, found both --prompt and --prompt-file");
-      }
-      if (options.prompt === undefined && promptFile === undefined) {
+      // Checked and read as chat's (not both; an inline one not empty and within the limit; a file
+      // bounded and UTF-8 checked), before the model is copied and loaded.
+      const { readPromptOptions } = await import("../client/cli/run-client.ts");
+      const prompt = await readPromptOptions(
+        MODEL_RUN_PROMPT,
+        options.prompt as string | undefined,
+        options.promptFile as string | undefined,
+      );
+      if (prompt === undefined) {
         throw optionsUsageError("model run: expected a prompt (--prompt TEXT or --prompt-file FILE), found neither");
       }
-      // Refused as chat refuses an empty PROMPT argument (never quoted); --prompt-file's is refused as it is read.
-      const inline = options.prompt as string | undefined;
-      if (inline !== undefined && inline.trim() === "") {
-        const found = inline === "" ? "an empty argument" : `only white space (${inline.length} characters)`;
-        throw new UsageError(
-          `model run: expected a prompt in --prompt, found ${found}; give the prompt as --prompt TEXT, or use --prompt-file FILE`,
-        );
-      }
-      // Read as chat reads its --prompt-file (bounded, UTF-8 checked), before the model is copied and loaded.
-      const prompt =
-        promptFile === undefined
-          ? (inline as string)
-          : await (await import("../client/cli/run-client.ts")).readPromptFile(promptFile);
       const { runModelCommand } = await import("./run-command.ts");
       await runModelCommand({
         model: options.model as string,

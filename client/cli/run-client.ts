@@ -453,21 +453,8 @@ export async function readPrompt(
   promptFile: string | undefined,
   stdin: PromptInput = process.stdin,
 ): Promise<string | undefined> {
-  if (prompt !== undefined && promptFile !== undefined) {
-    throw optionsUsageError("chat: expected the prompt once, found both a PROMPT argument and --prompt-file");
-  }
-  if (prompt !== undefined) {
-    // Not promptText: an argument is already text; only its emptiness is checked. Never quoted.
-    if (prompt.trim() === "") {
-      const found = prompt === "" ? "an empty argument" : `only white space (${prompt.length} characters)`;
-      throw new UsageError(
-        `chat: expected a prompt in the PROMPT argument, found ${found}; give the question as PROMPT, or use --prompt-file or standard input`,
-      );
-    }
-    return refuseLongPrompt(prompt, promptSource("chat: the PROMPT argument"));
-  }
-  if (promptFile !== undefined) return readPromptFile(promptFile, stdin);
-  if (stdin.isTTY === true) return undefined;
+  const given = await readPromptOptions(CHAT_PROMPT, prompt, promptFile, stdin);
+  if (given !== undefined || stdin.isTTY === true) return given;
   return promptText(
     await readAll(stdin, promptSource("chat: standard input")),
     promptSource("chat: standard input is not a terminal, so it is read as the prompt"),
@@ -476,11 +463,56 @@ export async function readPrompt(
   );
 }
 
+/** How a command names its prompt on the command line in readPromptOptions' refusals. */
+export interface InlinePromptNames {
+  /** The command, first in each message: `chat`, `model run`. */
+  readonly command: string;
+  /** The inline prompt after "found both": `a PROMPT argument`, `--prompt`. */
+  readonly both: string;
+  /** The inline prompt after "expected a prompt in", and before a too-long one's reason. */
+  readonly where: string;
+  /** What to do instead of an empty or white-space one. */
+  readonly remedy: string;
+}
+
+const CHAT_PROMPT: InlinePromptNames = {
+  command: "chat",
+  both: "a PROMPT argument",
+  where: "the PROMPT argument",
+  remedy: "give the question as PROMPT, or use --prompt-file or standard input",
+};
+
+/**
+ * A prompt given on the command line (`names`: chat's PROMPT argument, `cloister model run`'s
+ * --prompt) or by `--prompt-file`, checked alike for every command: not both; an inline one refused
+ * when empty or only white space (never quoted: an argument is already text, so only its emptiness
+ * is checked) or longer than the enclave takes (refuseLongPrompt), as a file's is (readPromptFile).
+ * `undefined`: neither was given (each command says what it does then).
+ */
+export async function readPromptOptions(
+  names: InlinePromptNames,
+  prompt: string | undefined,
+  promptFile: string | undefined,
+  stdin: PromptInput = process.stdin,
+): Promise<string | undefined> {
+  if (prompt !== undefined && promptFile !== undefined) {
+    throw optionsUsageError(`${names.command}: expected the prompt once, found both ${names.both} and --prompt-file`);
+  }
+  if (prompt !== undefined) {
+    if (prompt.trim() === "") {
+      const found = prompt === "" ? "an empty argument" : `only white space (${prompt.length} characters)`;
+      throw new UsageError(`${names.command}: expected a prompt in ${names.where}, found ${found}; ${names.remedy}`);
+    }
+    return refuseLongPrompt(prompt, promptSource(`${names.command}: ${names.where}`));
+  }
+  return promptFile === undefined ? undefined : readPromptFile(promptFile, stdin);
+}
+
 /**
  * The prompt `--prompt-file FILE` names (`-`: all of standard input), bounded (PROMPT_BOUND) and
  * checked (promptText): chat's, and `cloister model run`'s (enclave/run-cli.ts), read the same way.
  */
-export async function readPromptFile(promptFile: string, stdin: PromptInput = process.stdin): Promise<string> {
+async function readPromptFile(promptFile: string, stdin: PromptInput): Promise<string> {
   if (promptFile === "-") {
     const source = promptSource("--prompt-file - (standard input)");
     return promptText(await readAll(stdin, source), source, "standard input");
