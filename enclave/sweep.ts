@@ -41,6 +41,11 @@ export abstract class Sweep<K, V = K> {
     if (this.#timer === null) this.#arm();
   }
 
+  /** How many items are tracked: the timer is set while there is any. */
+  protected get size(): number {
+    return this.#items.size;
+  }
+
   /** The item under `key`, if it is tracked. */
   protected tracked(key: K): V | undefined {
     return this.#items.get(key);

@@ -1158,22 +1158,19 @@ class IdleAnswers extends Sweep<AnswerPipe> {
   #sweepAt: number | null = null;
   /** Whether the sweep under way cuts nothing: late after one that was not forgiven (began). */
   #forgiving = false;
-  /** The answers tracked: the timer is cleared with the last (Sweep). */
-  #count = 0;
 
   constructor(readonly ms: number) {
     super(ms / IDLE_SWEEPS_PER_TIMEOUT);
   }
 
   add(pipe: AnswerPipe): void {
-    if (this.tracked(pipe) === undefined) this.#count++;
     this.track(pipe, pipe);
   }
 
   delete(pipe: AnswerPipe): void {
     // With the last answer the timer stops: the first sweep once it is set again is judged as the
     // very first, not late against the last one before (which may be long ago).
-    if (this.untrack(pipe) && --this.#count === 0) this.#sweepAt = null;
+    if (this.untrack(pipe) && this.size === 0) this.#sweepAt = null;
   }
 
   protected override began(at: number): void {
