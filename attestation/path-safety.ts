@@ -80,11 +80,14 @@ function currentUser(getuid: () => number, getgid: () => number): User {
   return { uid, gid, privateGid };
 }
 
-/** The account databases primaryGroupIsPrivate reads (tests name scratch files). */
-export const ACCOUNT_FILES: { readonly passwd: string; readonly group: string } = {
+/**
+ * The account databases primaryGroupIsPrivate reads: the system's, fixed (tests pass it scratch
+ * files, or redirect these paths where they open files).
+ */
+const ACCOUNT_FILES: { readonly passwd: string; readonly group: string } = Object.freeze({
   passwd: "/etc/passwd",
   group: "/etc/group",
-};
+});
 
 /** The most of an account database read (a larger one is not understood: a group taken as shared). */
 const ACCOUNT_FILE_MAX_BYTES = 16 * 1024 * 1024;

@@ -10,44 +10,46 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-/** The paths opened, in order. */
+/** The paths opened, in order (the account files as the walk names them, /etc/passwd and /etc/group). */
 const opened: string[] = [];
+/** Where the walk's /etc/passwd and /etc/group are opened instead: scratch files. */
+const redirected = new Map<string, string>();
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
   const open = (path: string, ...rest: unknown[]) => {
     opened.push(String(path));
-    return (real.open as (...args: unknown[]) => ReturnType<typeof real.open>)(path, ...rest);
+    const target = redirected.get(String(path)) ?? path;
+    return (real.open as (...args: unknown[]) => ReturnType<typeof real.open>)(target, ...rest);
   };
   return { ...real, open, default: { ...real, open } };
 });
 
-const { ACCOUNT_FILES, findUnsafeDirectory } = await import("../../attestation/path-safety.ts");
+const { findUnsafeDirectory } = await import("../../attestation/path-safety.ts");
 
 let root: string;
 let accounts: { passwd: string; group: string };
-const original = { ...ACCOUNT_FILES };
 beforeEach(async () => {
   root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-account-reads-")));
   await fs.chmod(root, 0o755);
   accounts = { passwd: join(root, "passwd"), group: join(root, "group") };
   await fs.writeFile(accounts.passwd, "root:x:0:0::/root:/bin/sh\nalice:x:4242:4242::/home/alice:/bin/sh\n");
   await fs.writeFile(accounts.group, "root:x:0:\nalice:x:4242:\n");
-  Object.assign(ACCOUNT_FILES, accounts);
+  redirected.set("/etc/passwd", accounts.passwd).set("/etc/group", accounts.group);
   vi.spyOn(process, "getuid").mockReturnValue(4242);
   vi.spyOn(process, "getgid").mockReturnValue(4242);
   opened.length = 0;
 });
 afterEach(async () => {
   vi.restoreAllMocks();
-  Object.assign(ACCOUNT_FILES, original);
+  redirected.clear();
   await fs.rm(root, { recursive: true, force: true });
 });
 
 /** How many times each account file was opened. */
 const reads = () => ({
-  passwd: opened.filter((path) => path === accounts.passwd).length,
-  group: opened.filter((path) => path === accounts.group).length,
+  passwd: opened.filter((path) => path === "/etc/passwd").length,
+  group: opened.filter((path) => path === "/etc/group").length,
 });
 
 /** A directory `path` of uid and gid 4242, mode `mode`. */

@@ -129,10 +129,16 @@ describe("a directory its owner's primary group may write to", () => {
     const run = async (group: string): Promise<string> => {
       const files = await accounts(["root:x:0:0::/root:/bin/sh", ALICE], ["root:x:0:", "sudo:x:27:alice", group]);
       const script = [
-        `import { ACCOUNT_FILES, findUnsafeDirectory } from "./attestation/path-safety.ts";`,
+        `import fs from "node:fs/promises";`,
+        `import { syncBuiltinESMExports } from "node:module";`,
+        `import { findUnsafeDirectory } from "./attestation/path-safety.ts";`,
         `import { readTrustFile } from "./client/cli/bounded-file.ts";`,
         `import { makePrivateDirectory } from "./client/cli/private-directory.ts";`,
-        `Object.assign(ACCOUNT_FILES, ${JSON.stringify(files)});`,
+        // The system's account files opened as the scratch ones (path-safety.ts fixes their paths).
+        `const scratch = new Map(Object.entries({ "/etc/passwd": ${JSON.stringify(files.passwd)}, "/etc/group": ${JSON.stringify(files.group)} }));`,
+        "const open = fs.open;",
+        "fs.open = (path, ...rest) => open(scratch.get(String(path)) ?? path, ...rest);",
+        "syncBuiltinESMExports();",
         "process.umask(0o002);",
         `const found = await findUnsafeDirectory(${JSON.stringify(app)});`,
         `const policy = await readTrustFile(${JSON.stringify(join(app, "policy.json"))}, "--policy", { bytes: 64, expected: "a policy" }, "trust").catch((error) => error.message);`,
