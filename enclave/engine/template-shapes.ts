@@ -191,9 +191,11 @@ export class TemplateShapes {
       say(
         `the template worker holds another Jinja wrapper than the engine's (${cause.difference}): every new conversation shape is refused (CHAT_WRAPPER_FAILED) until the enclave restarts`,
       );
+      // The client sees it as an error frame's detail, cut past 200 characters (MAX_ERROR_DETAIL_LENGTH):
+      // 192 with the longest option name of node-llama-cpp 3's Jinja wrapper.
       this.#mismatch = new EngineError(
         "CHAT_WRAPPER_FAILED",
-        `chat template: expected a worker thread whose Jinja wrapper is the engine's to check a new conversation shape on, found one that holds another (${cause.difference}); new shapes are refused until the enclave restarts`,
+        `chat template: expected a shape worker with the engine's Jinja wrapper, found another (${cause.difference}); new shapes are refused until the enclave restarts`,
         { cause },
       );
     }

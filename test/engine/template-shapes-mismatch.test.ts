@@ -11,6 +11,7 @@ import { Worker } from "node:worker_threads";
 import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
+import { MAX_ERROR_DETAIL_LENGTH } from "../../sealed/frames.ts";
 import { useTemplateModel } from "./template-model.ts";
 
 const TEMPLATE =
@@ -59,6 +60,8 @@ describe("a shape worker whose Jinja wrapper is not the engine's", () => {
           code: "CHAT_WRAPPER_FAILED",
           message: expect.stringMatching(/option toolCallIdFormat/),
         });
+        // The error frame's detail: longer is cut with "…" before the client sees it.
+        expect((error as Error).message.length).toBeLessThanOrEqual(MAX_ERROR_DETAIL_LENGTH);
       }
       expect(built.mock.calls.length).toBe(1);
       const lines = said.filter((line) => line.includes("Jinja wrapper"));
