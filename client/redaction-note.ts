@@ -4,9 +4,11 @@
  * answer is to the redacted prompt, which can explain an answer that seems wrong. Kinds and counts
  * only, as the enclave sent them. Platform-neutral (the page imports it).
  */
-import type { VerifiedEnclave } from "../attestation/document.ts";
 import { REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
-import { attestedRules } from "./summary.ts";
+
+// attestedPii moved to summary.ts (the SDK reads it without this module's wording); re-exported for
+// the CLI and the page, which import it from here.
+export { attestedPii } from "./summary.ts";
 
 const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
   email: ["email address", "email addresses"],
@@ -39,15 +41,4 @@ export function redactionNote(redacted: Redactions | undefined, piiMode: string 
   if (parts.length === 0) return null;
   const listed = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
   return `the enclave redacted ${listed} from your prompt before the model saw it (manifest PII mode "redact")`;
-}
-
-/**
- * The attested manifest's PII handling (`requestPolicy.pii`: mode and entities), or null when the
- * verified manifest does not show one (a ManifestCheck other than the client policy's). Only ever
- * read from the VerifiedEnclave: what was attested.
- */
-export function attestedPii(
-  enclave: VerifiedEnclave,
-): { readonly mode: string; readonly entities: readonly string[] } | null {
-  return attestedRules(enclave)?.requestPolicy.pii ?? null;
 }

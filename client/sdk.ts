@@ -35,7 +35,7 @@ import {
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { AuditReference, ClientError } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parsedClientPolicy, verifyWithClientPolicy } from "./policy.ts";
-import { attestedPii } from "./redaction-note.ts";
+import { attestedPii } from "./summary.ts";
 import {
   defaultTransport,
   fetchTransport,

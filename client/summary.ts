@@ -1,5 +1,9 @@
-/** Wording shared by the CLI and the browser page when they show what was verified. */
+/**
+ * Wording shared by the CLI and the browser page when they show what was verified, and what of the
+ * attested manifest they and the SDK read (attestedRules, attestedPii).
+ */
 import type { VerifiedEnclave } from "../attestation/document.ts";
+import type { Manifest } from "../manifests/schema.ts";
 import { visibleOnOneLine } from "./cli/terminal-text.ts";
 
 /**
@@ -24,25 +28,8 @@ export function modelNote(enclave: VerifiedEnclave): string {
     : "";
 }
 
-/** What policyFacts reads of the attested manifest (manifests/schema.ts's requestPolicy and audit). */
-interface AttestedRules {
-  readonly requestPolicy: {
-    readonly defaultAction: string;
-    readonly rules: readonly {
-      readonly id: string;
-      readonly kind: string;
-      readonly action: string;
-      readonly limit?: number;
-    }[];
-    readonly pii: { readonly mode: string; readonly entities: readonly string[]; readonly reason: string | null };
-  };
-  readonly audit: {
-    readonly enabled: boolean;
-    readonly reason: string | null;
-    readonly recordPromptHash: boolean;
-    readonly recordResponseHash: boolean;
-  };
-}
+/** What policyFacts reads of the attested manifest, as manifests/schema.ts types it (type-only: erased). */
+type AttestedRules = Pick<Manifest, "requestPolicy" | "audit">;
 
 /** Most rules policyFacts names one by one; `attest --json` gives them all. */
 const RULES_SHOWN = 10;
@@ -57,6 +44,17 @@ export function attestedRules(enclave: VerifiedEnclave): AttestedRules | null {
   return m?.requestPolicy === undefined || m.audit === undefined
     ? null
     : { requestPolicy: m.requestPolicy, audit: m.audit };
+}
+
+/**
+ * The attested manifest's PII handling (`requestPolicy.pii`: mode and entities), or null when the
+ * verified manifest does not show one (a ManifestCheck other than the client policy's). Only ever
+ * read from the VerifiedEnclave: what was attested.
+ */
+export function attestedPii(
+  enclave: VerifiedEnclave,
+): { readonly mode: string; readonly entities: readonly string[] } | null {
+  return attestedRules(enclave)?.requestPolicy.pii ?? null;
 }
 
 /**
