@@ -335,17 +335,19 @@ export async function checkReceipt(
  * attested: REDACTIONS_NOT_ATTESTED (integrity), and its answer is not shown as whole. The frame is
  * sealed and authenticated, so only the enclave can cause it, never the host. The message names
  * kinds from the fixed list (sealed/frames.ts REDACTION_KINDS, as the parser checked) and the mode
- * only as "redact" or not: nothing of the prompt.
+ * only as "redact", not "redact" or not shown: nothing of the prompt.
  */
 export function checkRedactions(redacted: Redactions | undefined, enclave: VerifiedEnclave): void {
   if (redacted === undefined || redacted === null) return;
   const pii = attestedPii(enclave);
   const kinds = Object.keys(redacted);
   if (pii?.mode !== "redact") {
+    const why =
+      pii === null ? "the verified manifest shows no PII settings" : `the attested manifest's PII mode is not "redact"`;
     throw new ClientError(
       "integrity",
       "REDACTIONS_NOT_ATTESTED",
-      `response redacted: expected null, as the attested manifest's PII mode is not "redact", found ${kinds.join(", ")}`,
+      `response redacted: expected null, as ${why}, found ${kinds.join(", ")}`,
     );
   }
   const unattested = kinds.filter((kind) => !pii.entities.includes(kind));

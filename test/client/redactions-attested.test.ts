@@ -6,7 +6,9 @@
  * the final frame's JSON before it is sealed: the host cannot change a sealed frame.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { checkRedactions } from "../../client/sdk.ts";
 import type { ManifestOverrides } from "../../manifests/dev.ts";
+import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 import { closeServers, connectTo } from "./helpers.ts";
 
 afterEach(async () => {
@@ -78,6 +80,19 @@ describe("the final frame's redacted, held to the attested manifest", () => {
             'response redacted: expected null, as the attested manifest\'s PII mode is not "redact", found email',
         },
       });
+    }
+  });
+
+  it("refuses any kind when the verified manifest shows no PII settings, saying so", () => {
+    // A ManifestCheck other than the client policy's may return no schema-checked manifest.
+    for (const manifest of [null, { service: { name: "svc" } }]) {
+      expect(() => checkRedactions({ email: 1 }, madeUpEnclave("sev-snp", manifest))).toThrow(
+        expect.objectContaining({
+          kind: "integrity",
+          code: "REDACTIONS_NOT_ATTESTED",
+          message: "response redacted: expected null, as the verified manifest shows no PII settings, found email",
+        }),
+      );
     }
   });
 });
