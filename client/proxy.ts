@@ -18,9 +18,11 @@
  * model's context size is OpenAI's context_length_exceeded. A body that names a member twice in one
  * object, or a parameter of the wrong type, is refused naming it, before the session is verified
  * again (a bad request is a 400 during an outage too). Errors use
- * OpenAI's shape `{error: {message, type, param, code}}`; attestation, integrity and configuration
- * failures carry `x-should-retry: false` so SDKs do not retry them; a host's 429 or 503 carries its
- * `retry-after` on.
+ * OpenAI's shape `{error: {message, type, param, code}}`. Every error a retry would only repeat
+ * carries `x-should-retry: false` so SDKs do not retry it: the app's bad request, a policy refusal
+ * (the enclave's 500 chat_wrapper_failed too), attestation, integrity and configuration failures, a
+ * host's redirect or body limit, the proxy's own fault. Only the host's passing failures (429, 503,
+ * 504 and its other 502s) are left to retry, a 429 or 503 with the host's `retry-after` on.
  *
  * Each answer carries an extra `cloister` field: the enclave's signed receipt, the audit
  * record's `requestIdHash` and `redacted` (the PII kinds the enclave replaced in the prompt before
