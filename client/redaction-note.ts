@@ -6,10 +6,6 @@
  */
 import { REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
 
-// attestedPii moved to summary.ts (the SDK reads it without this module's wording); re-exported for
-// the CLI and the page, which import it from here.
-export { attestedPii } from "./summary.ts";
-
 const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
   email: ["email address", "email addresses"],
   phone: ["phone number", "phone numbers"],

@@ -15,7 +15,7 @@ import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
 import { manifestMaxTokens, maxTokensNote } from "../max-tokens-note.ts";
 import { type ClientPolicy, clientPolicyJson, parseClientPolicy, policyRisks } from "../policy.ts";
-import { attestedPii, redactionNote } from "../redaction-note.ts";
+import { redactionNote } from "../redaction-note.ts";
 import {
   type ChatMessage,
   type ConnectOptions,
@@ -24,7 +24,7 @@ import {
   parseHostUrl,
   type Session,
 } from "../sdk.ts";
-import { attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { attestedPii, attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {

@@ -11,8 +11,8 @@ import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import type { Redactions } from "../../sealed/frames.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
-import { attestedPii, redactionNote } from "../redaction-note.ts";
-import { measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { redactionNote } from "../redaction-note.ts";
+import { attestedPii, measurementNote, modelNote, policyFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
 export interface EnclaveViewElements {
