@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, open, rm, stat } from "node:fs/promises";
+import { open, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -152,6 +152,19 @@ export async function readKeyFile(path: string, secret?: string): Promise<unknow
   }
 }
 
+/**
+ * The public part of operator key `jwk` (read from `path`), as generateManifestSigningKey gives it:
+ * kty, crv, x (and y), then alg, use and kid when the private key has them.
+ */
+function operatorPublicJwk(jwk: JWK, path: string): JWK {
+  const { kty, crv, x, y, alg, use, kid } = jwk;
+  if (typeof x !== "string") {
+    throw new UsageError(`${path}: expected an operator key with its public part (member x), found none`);
+  }
+  const members = { kty, crv, x, y, alg, use, kid };
+  return Object.fromEntries(Object.entries(members).filter(([, value]) => value !== undefined)) as JWK;
+}
+
 /** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */
 export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
   return (await readSecretFile(path, "cloister up: API key file", { bound: API_KEY_FILE_BOUND })).trim();
@@ -212,9 +225,13 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   let privateJwk: JWK;
   if ((await exists(privatePath)) && (await exists(operatorPublicKeyPath))) {
     privateJwk = (await readKeyFile(privatePath, "operator key")) as JWK;
-    publicJwk = (await readKeyFile(operatorPublicKeyPath)) as JWK;
-    // As a fresh run leaves it (an earlier version wrote it under the umask: 0664 under umask 002).
-    await chmod(held(operatorPublicKeyPath), 0o644);
+    // The key the policy trusts is the private key's own public part, never the public file read by
+    // name: once the private key is read (its reader checks it), the name --dir may be another
+    // user's link to a directory of theirs, and an operator.public.jwk there would be the clients'
+    // trusted signer. Written again as a fresh run leaves it (mode 0644: an earlier version wrote it
+    // under the umask, 0664 under umask 002).
+    publicJwk = operatorPublicJwk(privateJwk, privatePath);
+    await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
   } else {
     const pair = await generateManifestSigningKey("EdDSA");
     privateJwk = pair.privateJwk;
