@@ -89,8 +89,9 @@ export interface HeldPrivateDirectory {
  * /proc/self/fd/N: its name may be in a directory another user owns (root's `cloister up --dir` in
  * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
  * and root's writes by name would then go where it leads. The directory opened must be this user's
- * or root's, not one anyone may write to (read on the directory opened, fstat), and the directory the
- * walk then finds at its name (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
+ * or root's, not one anyone may write to, nor a group other than root's or this user's primary one
+ * (read on the directory opened, fstat), and the directory the walk then finds at its name
+ * (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
   await makePrivateDirectory(dir, option);
@@ -104,8 +105,14 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     const held = await handle.stat();
     const user = process.getuid?.() ?? 0;
     const owner = held.uid === 0 || held.uid === user;
-    if (!owner || (held.mode & 0o1002) === 0o002) {
-      const found = `found one owned by uid ${held.uid}, mode ${(held.mode & 0o7777).toString(8)}`;
+    // As the walk's rule of the directory itself (findUnsafeDirectory), the sticky bit aside: no o+w,
+    // no g+w for a group other than root's or this user's primary one. Only this read is free of a
+    // swap (a link for the open, the directory checked for the walk, the link again for the compare).
+    const group = (held.mode & 0o020) !== 0 && held.gid !== 0 && held.gid !== (process.getgid?.() ?? 0);
+    const others = (held.mode & 0o1002) === 0o002;
+    if (!owner || others || (group && (held.mode & 0o1000) === 0)) {
+      const mode = (held.mode & 0o7777).toString(8);
+      const found = `found one owned by uid ${held.uid}, group ${held.gid}, mode ${mode}`;
       const expected = "expected the directory opened to be the one checked (this user's, only they may write to it)";
       throw new UsageError(fileMessage(target, option, `${expected}, ${found}`));
     }

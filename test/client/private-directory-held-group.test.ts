@@ -1,0 +1,88 @@
+/**
+ * holdPrivateDirectory (client/cli/private-directory.ts, `cloister up --dir`) opens the directory by
+ * name, a name that may be in a directory another user owns (root's `cloister up` in a checkout of
+ * uid 4244's), then walks its path by name and compares the directory at the name with the one
+ * opened. Only the owner and mode read on the directory opened (fstat) are free of a swap: that user
+ * may put a link under the name for the open, their directory back for the walk, the link again for
+ * the compare. So the directory opened must pass the walk's own rule: a directory of root's that a
+ * group of theirs may write to (/usr/local, root:staff 2775 on Debian) is refused, as the walk
+ * refuses it, or root's keys would be written where that group may plant a link to any file. The
+ * swaps are made deterministic inside the open and the compare's stat. Tests run as root.
+ */
+import * as fs from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+/** The directory asked about, and the directory a link to which takes its name in the open and the compare. */
+const swap = { dir: "", to: null as string | null, opened: false };
+
+/** Puts the link to `swap.to` under the name `swap.dir`, its directory aside (`back`: the other way). */
+async function exchange(real: typeof import("node:fs/promises"), back: boolean): Promise<void> {
+  if (back) {
+    await real.unlink(swap.dir);
+    await real.rename(`${swap.dir}-aside`, swap.dir);
+    return;
+  }
+  await real.rename(swap.dir, `${swap.dir}-aside`);
+  await real.symlink(swap.to as string, swap.dir);
+  await real.lchown(swap.dir, 4244, 4244);
+}
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const open = (async (file: string, ...rest: unknown[]) => {
+    if (swap.to === null || swap.opened || file !== swap.dir)
+      return (real.open as (...a: unknown[]) => unknown)(file, ...rest);
+    swap.opened = true;
+    await exchange(real, false);
+    try {
+      return await (real.open as (...a: unknown[]) => Promise<unknown>)(file, ...rest);
+    } finally {
+      await exchange(real, true);
+    }
+  }) as typeof real.open;
+  const stat = (async (file: string, ...rest: unknown[]) => {
+    // The compare (called from holdPrivateDirectory itself, not from its walk).
+    const caller = new Error().stack?.split("\n")[2] ?? "";
+    if (swap.to !== null && swap.opened && file === swap.dir && caller.includes("holdPrivateDirectory")) {
+      await exchange(real, false);
+      swap.to = null;
+    }
+    return (real.stat as (...a: unknown[]) => unknown)(file, ...rest);
+  }) as typeof real.stat;
+  return { ...real, open, stat, default: { ...real, open, stat } };
+});
+
+const { holdPrivateDirectory } = await import("../../client/cli/private-directory.ts");
+
+let root: string;
+beforeEach(async () => {
+  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-private-held-group-")));
+});
+afterEach(async () => {
+  swap.to = null;
+  swap.opened = false;
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+describe("holdPrivateDirectory: a directory of root's a group of theirs may write to, opened under its name", () => {
+  it("refuses it, naming its mode and group", async () => {
+    const checkout = join(root, "checkout");
+    await fs.mkdir(checkout, { mode: 0o755 });
+    await fs.chown(checkout, 4244, 4244);
+    const shared = join(root, "shared");
+    await fs.mkdir(shared);
+    await fs.chown(shared, 0, 4244);
+    await fs.chmod(shared, 0o2775);
+    swap.dir = join(checkout, "deployments");
+    await fs.mkdir(swap.dir, { mode: 0o700 });
+    swap.to = shared;
+    const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
+    if (!(held instanceof Error)) await held.close();
+    expect(swap.opened).toBe(true); // swapped for the open (and, were it not refused, the compare)
+    expect(held).toBeInstanceOf(Error);
+    expect((held as Error).message).toContain("mode 2775");
+    expect((held as Error).message).toContain("group 4244");
+  });
+});
