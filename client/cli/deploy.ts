@@ -189,9 +189,28 @@ export async function prepareDeployment(options: DeploymentOptions): Promise<Dep
   const held = await holdPrivateDirectory(options.dir, "--dir");
   try {
     return await prepareIn(held.path, options);
+  } catch (error) {
+    throw namedByName(error, held.path, resolve(options.dir));
   } finally {
     await held.close();
   }
+}
+
+/**
+ * `error`, a file written through the directory held (`at`, /proc/self/fd/N) named by `dir`, the
+ * path the user gave, in its message and its path (as a write by name named it): /proc/self/fd/N
+ * means nothing once the process is gone.
+ */
+function namedByName(error: unknown, at: string, dir: string): unknown {
+  if (at === dir || !(error instanceof Error)) return error;
+  // Not /proc/self/fd/12 for /proc/self/fd/1.
+  const held = new RegExp(`${at.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![0-9])`, "g");
+  const byName = (text: string) => text.replace(held, () => dir);
+  error.message = byName(error.message);
+  const failed = error as NodeJS.ErrnoException & { dest?: string };
+  if (typeof failed.path === "string") failed.path = byName(failed.path);
+  if (typeof failed.dest === "string") failed.dest = byName(failed.dest);
+  return error;
 }
 
 /**

@@ -1,0 +1,31 @@
+/**
+ * prepareDeployment (client/cli/deploy.ts, `cloister up --dir`) writes through the directory it
+ * holds open (/proc/self/fd/N on Linux), but a write that fails is named by the path the user gave,
+ * as before: /proc/self/fd/N means nothing once the process is gone.
+ */
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { prepareDeployment } from "../../client/cli/deploy.ts";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+describe("prepareDeployment: a write through the directory held that fails", () => {
+  it("names the file by the --dir path, never /proc/self/fd", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-names-"));
+    dirs.push(dir);
+    await chmod(dir, 0o700);
+    await mkdir(join(dir, "api-keys.json"));
+    const error = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} }).then(
+      () => null,
+      (failed: Error & { path?: string }) => failed,
+    );
+    expect(error?.message).toContain(join(dir, "api-keys.json"));
+    expect(error?.message).not.toContain("/proc/self/fd");
+    expect(error?.path).toBe(join(dir, "api-keys.json"));
+  });
+});
