@@ -3,7 +3,7 @@
  * holds open (/proc/self/fd/N on Linux), but a write that fails is named by the path the user gave,
  * as before: /proc/self/fd/N means nothing once the process is gone.
  */
-import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -27,5 +27,21 @@ describe("prepareDeployment: a write through the directory held that fails", () 
     expect(error?.message).toContain(join(dir, "api-keys.json"));
     expect(error?.message).not.toContain("/proc/self/fd");
     expect(error?.path).toBe(join(dir, "api-keys.json"));
+  });
+});
+
+describe("prepareDeployment: the directory held", () => {
+  it("is closed once it returns or fails (no descriptor left open)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-fds-"));
+    dirs.push(dir);
+    await chmod(dir, 0o700);
+    const open = async () => (await readdir("/proc/self/fd")).length;
+    const before = await open();
+    await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
+    expect(await open()).toBe(before);
+    await rm(join(dir, "api-keys.json"));
+    await mkdir(join(dir, "api-keys.json"));
+    await expect(prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} })).rejects.toThrow();
+    expect(await open()).toBe(before);
   });
 });
