@@ -89,8 +89,8 @@ export interface HeldPrivateDirectory {
  * /proc/self/fd/N: its name may be in a directory another user owns (root's `cloister up --dir` in
  * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
  * and root's writes by name would then go where it leads. The directory opened must be this user's
- * or root's, not one anyone may write to, nor a group other than root's or this user's primary one
- * (read on the directory opened, fstat), and the directory the walk then finds at its name
+ * or root's, not one anyone may write to, nor a group other than root's or this user's primary one,
+ * sticky or not (read on the directory opened, fstat), and the directory the walk then finds at its name
  * (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
@@ -105,12 +105,15 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     const held = await handle.stat();
     const user = process.getuid?.() ?? 0;
     const owner = held.uid === 0 || held.uid === user;
-    // As the walk's rule of the directory itself (findUnsafeDirectory), the sticky bit aside: no o+w,
-    // no g+w for a group other than root's or this user's primary one. Only this read is free of a
-    // swap (a link for the open, the directory checked for the walk, the link again for the compare).
+    // As the walk's rule of the directory itself (findUnsafeDirectory): no o+w, no g+w for a group
+    // other than root's or this user's primary one. Only this read is free of a swap (a link for the
+    // open, the directory checked for the walk, the link again for the compare). The sticky bit does
+    // not excuse either here: this is the directory written in, where whoever else may write could
+    // have put a link of theirs under each name first (/tmp: root's policy written through a link to
+    // any file; fs.protected_symlinks and protected_regular are settings, off on some systems).
     const group = (held.mode & 0o020) !== 0 && held.gid !== 0 && held.gid !== (process.getgid?.() ?? 0);
-    const others = (held.mode & 0o1002) === 0o002;
-    if (!owner || others || (group && (held.mode & 0o1000) === 0)) {
+    const others = (held.mode & 0o002) !== 0;
+    if (!owner || others || group) {
       const mode = (held.mode & 0o7777).toString(8);
       const found = `found one owned by uid ${held.uid}, group ${held.gid}, mode ${mode}`;
       const expected = "expected the directory opened to be the one checked (this user's, only they may write to it)";

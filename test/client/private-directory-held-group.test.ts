@@ -85,4 +85,35 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     expect((held as Error).message).toContain("mode 2775");
     expect((held as Error).message).toContain("group 4244");
   });
+
+  it("refuses a sticky directory others may write to (/tmp), as the one written in", async () => {
+    // The walk accepts a sticky world-writable directory (only a name's owner may rename it): above
+    // --dir, not as the directory root writes its files in, where another user may have put a link
+    // of theirs under each name first (fs.protected_symlinks and protected_regular are settings).
+    const checkout = join(root, "checkout");
+    await fs.mkdir(checkout, { mode: 0o755 });
+    await fs.chown(checkout, 4244, 4244);
+    const shared = join(root, "tmp");
+    await fs.mkdir(shared);
+    await fs.chmod(shared, 0o1777);
+    swap.dir = join(checkout, "deployments");
+    await fs.mkdir(swap.dir, { mode: 0o700 });
+    swap.to = shared;
+    const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
+    if (!(held instanceof Error)) await held.close();
+    expect(swap.opened).toBe(true);
+    expect(held).toBeInstanceOf(Error);
+    expect((held as Error).message).toContain("mode 1777");
+  });
+
+  it("refuses a sticky directory a group of theirs may write to", async () => {
+    const shared = join(root, "shared");
+    await fs.mkdir(shared);
+    await fs.chown(shared, 0, 4244);
+    await fs.chmod(shared, 0o1770);
+    const held = await holdPrivateDirectory(shared, "--dir").catch((error: Error) => error);
+    if (!(held instanceof Error)) await held.close();
+    expect(held).toBeInstanceOf(Error);
+    expect((held as Error).message).toContain("mode 1770");
+  });
 });
