@@ -19,7 +19,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
-import { findUnsafeDirectory, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
+import { findUnsafeDirectory, primaryGroupIsPrivate, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
 
 /** What a private directory holds, as a refusal of one someone else could change names it. */
@@ -89,8 +89,8 @@ export interface HeldPrivateDirectory {
  * /proc/self/fd/N: its name may be in a directory another user owns (root's `cloister up --dir` in
  * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
  * and root's writes by name would then go where it leads. The directory opened must be this user's
- * or root's, not one anyone may write to, nor a group other than root's or this user's primary one,
- * sticky or not (read on the directory opened, fstat), and the directory the walk then finds at its name
+ * or root's, not one anyone may write to, nor a group other than root's or this user's primary one
+ * when that is theirs alone, sticky or not (read on the directory opened, fstat), and the directory the walk then finds at its name
  * (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
@@ -111,7 +111,11 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     // not excuse either here: this is the directory written in, where whoever else may write could
     // have put a link of theirs under each name first (/tmp: root's policy written through a link to
     // any file; fs.protected_symlinks and protected_regular are settings, off on some systems).
-    const group = (held.mode & 0o020) !== 0 && held.gid !== 0 && held.gid !== (process.getgid?.() ?? 0);
+    // This user's primary group counts only when it is theirs alone (primaryGroupIsPrivate, the
+    // account files the walk reads): a shared one (gid 100 `users`) lets its other members in.
+    const gid = process.getgid?.() ?? 0;
+    const group =
+      (held.mode & 0o020) !== 0 && held.gid !== 0 && (held.gid !== gid || !(await primaryGroupIsPrivate(user, gid)));
     const others = (held.mode & 0o002) !== 0;
     if (!owner || others || group) {
       const mode = (held.mode & 0o7777).toString(8);

@@ -116,4 +116,32 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 1770");
   });
+
+  it("refuses one its user's primary group may write to when that group is not theirs alone", async () => {
+    // A user (uid 4244) whose primary group is shared (gid 100 `users`, USERGROUPS=no; the account
+    // files know no group of theirs alone): the walk takes that group's write as another's; the
+    // directory opened is held to the same.
+    vi.spyOn(process, "getuid").mockReturnValue(4244);
+    vi.spyOn(process, "getgid").mockReturnValue(100);
+    try {
+      const checkout = join(root, "checkout");
+      await fs.mkdir(checkout, { mode: 0o755 });
+      await fs.chown(checkout, 4244, 100);
+      const shared = join(root, "shared");
+      await fs.mkdir(shared);
+      await fs.chown(shared, 4244, 100);
+      await fs.chmod(shared, 0o770);
+      swap.dir = join(checkout, "deployments");
+      await fs.mkdir(swap.dir, { mode: 0o700 });
+      await fs.chown(swap.dir, 4244, 100);
+      swap.to = shared;
+      const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
+      if (!(held instanceof Error)) await held.close();
+      expect(swap.opened).toBe(true);
+      expect(held).toBeInstanceOf(Error);
+      expect((held as Error).message).toContain("group 100, mode 770");
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
 });
