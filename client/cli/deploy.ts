@@ -242,7 +242,9 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   const operatorPublicKeyPath = join(dir, "operator.public.jwk");
   let publicJwk: JWK;
   let privateJwk: JWK;
-  if ((await exists(privatePath)) && (await exists(operatorPublicKeyPath))) {
+  // Reused when the private key exists: the public file is not needed (derived below), and a run
+  // that made a new key because it was gone would lose the operator's key and change every policy.
+  if (await exists(privatePath)) {
     privateJwk = (await readKeyFile(privatePath, "operator key")) as JWK;
     // The key the policy trusts is the private key's own public part, never the public file read by
     // name: once the private key is read (its reader checks it), the name --dir may be another

@@ -80,6 +80,19 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     expect(JSON.parse(second.policy).manifest.allowedModelDigests).toEqual([first.sealedSha256]);
   });
 
+  it("keeps the operator key when only its public file is gone (the policy trusts the key's own public part)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(dir);
+    const first = await prepare(dir);
+    const operatorKey = await readFile(join(dir, "operator.private.jwk"), "utf8");
+    const operatorPublic = await readFile(join(dir, "operator.public.jwk"), "utf8");
+    await rm(join(dir, "operator.public.jwk"));
+    const second = await prepare(dir);
+    expect(await readFile(join(dir, "operator.private.jwk"), "utf8")).toBe(operatorKey);
+    expect(await readFile(join(dir, "operator.public.jwk"), "utf8")).toBe(operatorPublic);
+    expect(second.policy).toBe(first.policy);
+  });
+
   it("stops on an I/O error instead of sealing anew (which would change every client policy)", async () => {
     // The sealed path is a directory: reading it fails (EISDIR) as any I/O error would.
     const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
