@@ -130,6 +130,22 @@ async function serverCloseRejecting(reason: unknown): Promise<void> {
   });
 }
 
+/**
+ * Runs the command with the server's close rejecting with `reason` (serverCloseRejecting): the
+ * command's error (the serving error, expected) and what it wrote on stderr. Mocks restored after.
+ */
+async function servingFailedThenClose(reason: unknown): Promise<{ readonly error: unknown; readonly stderr: string }> {
+  await serverCloseRejecting(reason);
+  const stderr = capturedStderr();
+  const { runEnclaveCommand } = await import("../../enclave/run.ts");
+  try {
+    const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
+    return { error, stderr: stderr.join("") };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
 describe("cloister enclave: serving the booted enclave fails", () => {
   it("fails with that error, the enclave closed, the server closed and the boot's signal handlers removed", async () => {
     const { Enclave } = await import("../../enclave/service.ts");
@@ -190,36 +206,22 @@ describe("cloister enclave: serving the booted enclave fails", () => {
   });
 
   it("the server's close failing too: the serving error is still the command's, the close's said, the handlers removed", async () => {
-    await serverCloseRejecting(new Error("the server's close failed (a stand-in)"));
-    const stderr = capturedStderr();
     const before = signalListeners();
-    const { runEnclaveCommand } = await import("../../enclave/run.ts");
-    try {
-      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
-      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
-      // Said before the serving error (main writes the command's error last): worded as such.
-      expect(stderr.join("")).toContain(
-        "cloister enclave: while stopping after the error below, closing failed: the server's close failed (a stand-in)\n",
-      );
-      expect(signalListeners()).toEqual(before);
-    } finally {
-      vi.restoreAllMocks();
-    }
+    const { error, stderr } = await servingFailedThenClose(new Error("the server's close failed (a stand-in)"));
+    expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+    // Said before the serving error (main writes the command's error last): worded as such.
+    expect(stderr).toContain(
+      "cloister enclave: while stopping after the error below, closing failed: the server's close failed (a stand-in)\n",
+    );
+    expect(signalListeners()).toEqual(before);
   });
 
   it("the server's close rejecting with undefined: said, not dropped", async () => {
-    await serverCloseRejecting(undefined);
-    const stderr = capturedStderr();
-    const { runEnclaveCommand } = await import("../../enclave/run.ts");
-    try {
-      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
-      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
-      expect(stderr.join("")).toContain(
-        "cloister enclave: while stopping after the error below, closing failed: the server's close failed without a reason (it rejected with undefined)\n",
-      );
-    } finally {
-      vi.restoreAllMocks();
-    }
+    const { error, stderr } = await servingFailedThenClose(undefined);
+    expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+    expect(stderr).toContain(
+      "cloister enclave: while stopping after the error below, closing failed: the server's close failed without a reason (it rejected with undefined)\n",
+    );
   });
 
   it("a model copy it could not remove is named, and the command still fails with the serving error", async () => {
