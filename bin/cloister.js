@@ -23,9 +23,10 @@ import { readFileSync, writeSync } from "node:fs";
 // other than the one written. A value not of up's form (the old `1`, exported by accident in a
 // shell) is no supervision: dropped. Help is still shown with such a value (a user debugging their
 // environment needs it), the value named as a warning: asked for (`--help` or `-h` before any `--`,
-// or `help` among the command path's words: `help audit`, `audit help verify`), only the command path's words (those before the first option) are kept and help
-// asked of them, so no command runs, unsupervised, whatever the other words were (`--prompt-file
-// --help`, where --help is an option's value).
+// or `help` among the command path's words: `help audit`, `audit help verify`), only the command
+// path's words (those before the first option) are kept and help asked of them, so no command
+// runs, unsupervised, whatever the other words were (`--prompt-file --help`, where --help is an
+// option's value).
 const SUPERVISED_FORM = "supervisor-pid:";
 const supervised = process.env.CLOISTER_SUPERVISED ?? "";
 const written = supervised.startsWith(SUPERVISED_FORM) ? supervised.slice(SUPERVISED_FORM.length) : undefined;

@@ -265,7 +265,6 @@ interface Booted {
   readonly tee: TeeMode;
 }
 
-/** The boot: options checked, listening (503 ENCLAVE_BOOTING meanwhile), the Enclave booted; stops when `signal` aborts. */
 /**
  * Closes what a boot that will not serve opened (`booted`: none when stopped during it): the enclave
  * (its engine, its model copy; a failure kept, not thrown past the server's close), the server, and
@@ -291,6 +290,7 @@ async function closeUnserved(
   return { left, unsaid: unsaid.filter((failure) => failure !== null) };
 }
 
+/** The boot: options checked, listening (503 ENCLAVE_BOOTING meanwhile), the Enclave booted; stops when `signal` aborts. */
 async function bootEnclave(options: EnclaveCommandOptions, signal: AbortSignal): Promise<Booted> {
   if (options.kbsUrl !== undefined) {
     let url: URL | null = null;
