@@ -265,11 +265,17 @@ function failureBesidesCopies(error: unknown, left: readonly ModelCopyLeft[]): u
   return null;
 }
 
-/** How `settling` settled: null when it fulfilled, `{ error }` when it rejected: a close awaited whatever it does. */
-export function settledFailure(settling: Promise<unknown>): Promise<{ readonly error: unknown } | null> {
+/**
+ * How `settling` (`what`, e.g. "the server's close") settled: null when it fulfilled, `{ error }` when it
+ * rejected: a close awaited whatever it does. A rejection without a reason (undefined, null) failed all
+ * the same: an Error saying so, never a null a caller would take for "nothing to say".
+ */
+export function settledFailure(settling: Promise<unknown>, what: string): Promise<{ readonly error: unknown } | null> {
   return settling.then(
     () => null,
-    (error: unknown) => ({ error }),
+    (error: unknown) => ({
+      error: error ?? new Error(`${what} failed without a reason (it rejected with ${String(error)})`),
+    }),
   );
 }
 
@@ -315,7 +321,7 @@ export async function closeThenRemoveCopy(
   what: string,
   step: string,
 ): Promise<void> {
-  const closeFailure = await settledFailure(close());
+  const closeFailure = await settledFailure(close(), step);
   try {
     await staged?.remove();
   } catch (removalError) {

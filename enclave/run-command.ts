@@ -77,7 +77,7 @@ export async function runModelCommand(options: RunCommandOptions): Promise<void>
   } catch (error) {
     failure = { error };
   }
-  const closing = engine === undefined ? null : await settledFailure(engine.close());
+  const closing = engine === undefined ? null : await settledFailure(engine.close(), "the engine's close");
   process.off("SIGINT", onSigint);
   process.off("SIGTERM", onSigterm);
   unregister();

@@ -171,7 +171,7 @@ export async function runEnclaveCommand(options: EnclaveCommandOptions): Promise
   // removal failed (closing the enclave rejects: EBUSY, EIO), its last line names the copy left, as a
   // stop during boot does, and it exits 1, so a supervisor sees that decrypted weights were left
   // behind. Any other failure of the shutdown is the command's error (exit 1).
-  const failure = await settledFailure(closed);
+  const failure = await settledFailure(closed, "the enclave's close");
   const left = modelCopiesLeft();
   if (left.length > 0) {
     process.stderr.write(`cloister enclave: stopped; ${copiesLeftText(left)}\n`);
@@ -274,19 +274,13 @@ async function closeUnserved(
   booted: Booted | null,
   endBootStop: () => void,
 ): Promise<{ readonly left: ReturnType<typeof modelCopiesLeft>; readonly unsaid: readonly unknown[] }> {
-  const closing = booted === null ? null : await settledFailure(booted.enclave.close());
+  const closing = booted === null ? null : await settledFailure(booted.enclave.close(), "the enclave's close");
   // The server's close failing ends nothing early: the boot's handlers are removed all the same (the
   // process can exit), and its failure is returned after the enclave's, not thrown in place of it.
-  const serverClosing = booted === null ? null : await settledFailure(booted.server.close());
+  const serverClosing = booted === null ? null : await settledFailure(booted.server.close(), "the server's close");
   endBootStop();
   const left = modelCopiesLeft();
-  // A server's close that rejects without a reason (undefined, null) failed all the same: said.
-  const server =
-    serverClosing === null
-      ? null
-      : (serverClosing.error ??
-        new Error(`the server's close failed without a reason (it rejected with ${String(serverClosing.error)})`));
-  const unsaid = [closeFailureBesidesCopies(closing, left), server];
+  const unsaid = [closeFailureBesidesCopies(closing, left), serverClosing?.error ?? null];
   return { left, unsaid: unsaid.filter((failure) => failure !== null) };
 }
 

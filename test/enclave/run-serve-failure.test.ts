@@ -224,6 +224,26 @@ describe("cloister enclave: serving the booted enclave fails", () => {
     );
   });
 
+  it("the enclave's close rejecting with null: said, not dropped (as the server's)", async () => {
+    const { Enclave } = await import("../../enclave/service.ts");
+    const close = Enclave.prototype.close;
+    vi.spyOn(Enclave.prototype, "close").mockImplementation(async function (this: EnclaveInstance) {
+      await close.call(this);
+      throw null;
+    });
+    const stderr = capturedStderr();
+    const { runEnclaveCommand } = await import("../../enclave/run.ts");
+    try {
+      const error = await runEnclaveCommand(options()).catch((e: unknown) => e);
+      expect((error as Error | null)?.message).toBe("the app factory failed (a stand-in)");
+      expect(stderr.join("")).toContain(
+        "cloister enclave: while stopping after the error below, closing failed: the enclave's close failed without a reason (it rejected with null)\n",
+      );
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it("a model copy it could not remove is named, and the command still fails with the serving error", async () => {
     const stderr = capturedStderr();
     // Fresh modules: model-staging's record of the copies left must hold this run's copy only.
