@@ -14,6 +14,7 @@
  */
 import { z } from "zod";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../models/key-id.ts";
+import { REDACTION_KINDS } from "../sealed/frames.ts";
 import { type ManifestIssue, ManifestSchemaError } from "./errors.ts";
 import { expectedOneOf, explainIssue, preview } from "./issues.ts";
 
@@ -23,7 +24,8 @@ const SNP_PLATFORMS: readonly TeePlatform[] = ["snp", "azure-snp", "sim-snp"];
 const TDX_PLATFORMS: readonly TeePlatform[] = ["tdx", "azure-tdx", "sim-tdx"];
 const SIM_PLATFORMS: readonly TeePlatform[] = ["sim-snp", "sim-tdx"];
 
-export const PII_ENTITIES = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret_key"] as const;
+/** The PII kinds a manifest may name: the sealed final frame's (sealed/ may not import manifests/). */
+export const PII_ENTITIES = REDACTION_KINDS;
 export type PiiEntity = (typeof PII_ENTITIES)[number];
 
 const hex = (bytes: number) =>

@@ -73,8 +73,8 @@ export const AUDIT_OPENING = /^[0-9a-f]{64}$/;
 export type FinishReason = "stop" | "length";
 
 /**
- * The PII kinds a final frame may say were redacted: the manifest's entity names
- * (manifests/schema.ts PII_ENTITIES, which sealed/ may not import; a test holds the two equal).
+ * The PII kinds a final frame may say were redacted: the manifest's entity names too
+ * (manifests/schema.ts PII_ENTITIES is this list: sealed/ may not import manifests/).
  */
 export const REDACTION_KINDS = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret_key"] as const;
 export type RedactionKind = (typeof REDACTION_KINDS)[number];
