@@ -190,6 +190,16 @@ function fileFault(info: { mode: number; uid: number; gid: number }, user: User)
 }
 
 /**
+ * What is wrong with a directory opened to be written in (`info` its fstat) for this process, by the
+ * rule of a directory itself, the sticky bit aside (whoever else may write there could have put a link
+ * under each name first): its owner, who else may write to it, or nothing (or null off POSIX).
+ */
+export async function writtenInFault(info: { mode: number; uid: number; gid: number }) {
+  if (process.getuid === undefined || process.getgid === undefined) return null;
+  return fileFault(info, currentUser(process.getuid, process.getgid));
+}
+
+/**
  * Whether a symbolic link of owner `linkUid`, in a directory of `dir`, could be replaced by someone
  * other than root or `user`: as Linux's fs.protected_symlinks reasons (stricter: the kernel guards
  * sticky world-writable directories only, and trusts a link its directory's owner owns), a link is

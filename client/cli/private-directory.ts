@@ -19,7 +19,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
-import { findUnsafeDirectory, primaryGroupIsPrivate, unsafeDirectoryReason } from "../../attestation/path-safety.ts";
+import { findUnsafeDirectory, unsafeDirectoryReason, writtenInFault } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
 
 /** What a private directory holds, as a refusal of one someone else could change names it. */
@@ -90,8 +90,9 @@ export interface HeldPrivateDirectory {
  * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
  * and root's writes by name would then go where it leads. The directory opened must be this user's
  * or root's, not one anyone may write to, nor a group other than root's or this user's primary one
- * when that is theirs alone, sticky or not (read on the directory opened, fstat), and the directory the walk then finds at its name
- * (refuseUnsafe, stat). Elsewhere, or without /proc, its path.
+ * when that is theirs alone, sticky or not (read on the directory opened, fstat: writtenInFault), and
+ * the directory the walk then finds at its name (refuseUnsafe, stat). Elsewhere, or without /proc,
+ * its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
   await makePrivateDirectory(dir, option);
@@ -103,21 +104,15 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
   });
   try {
     const held = await handle.stat();
-    const user = process.getuid?.() ?? 0;
-    const owner = held.uid === 0 || held.uid === user;
-    // As the walk's rule of the directory itself (findUnsafeDirectory): no o+w, no g+w for a group
-    // other than root's or this user's primary one. Only this read is free of a swap (a link for the
-    // open, the directory checked for the walk, the link again for the compare). The sticky bit does
-    // not excuse either here: this is the directory written in, where whoever else may write could
-    // have put a link of theirs under each name first (/tmp: root's policy written through a link to
-    // any file; fs.protected_symlinks and protected_regular are settings, off on some systems).
-    // This user's primary group counts only when it is theirs alone (primaryGroupIsPrivate, the
-    // account files the walk reads): a shared one (gid 100 `users`) lets its other members in.
-    const gid = process.getgid?.() ?? 0;
-    const group =
-      (held.mode & 0o020) !== 0 && held.gid !== 0 && (held.gid !== gid || !(await primaryGroupIsPrivate(user, gid)));
-    const others = (held.mode & 0o002) !== 0;
-    if (!owner || others || group) {
+    // The walk's rule of the directory itself (writtenInFault, as findUnsafeDirectory's): this user's
+    // or root's, no o+w, no g+w for a group other than root's or this user's primary one when that is
+    // theirs alone (a shared one, gid 100 `users`, lets its other members in). Only this read is free
+    // of a swap (a link for the open, the directory checked for the walk, the link again for the
+    // compare). The sticky bit does not excuse either here: this is the directory written in, where
+    // whoever else may write could have put a link of theirs under each name first (/tmp: root's
+    // policy written through a link to any file; fs.protected_symlinks and protected_regular are
+    // settings, off on some systems).
+    if ((await writtenInFault(held)) !== null) {
       const mode = (held.mode & 0o7777).toString(8);
       const found = `found one owned by uid ${held.uid}, group ${held.gid}, mode ${mode}`;
       const expected = "expected the directory opened to be the one checked (this user's, only they may write to it)";
@@ -149,8 +144,9 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
  * and inode), on purpose: once walked, only the owner of a directory above it (or a group that may
  * write to one), whom the walk does not hold (path-safety.ts), could rename it or a link on its path
  * and put another there, and the files kept in it are opened by name on every start after this one
- * (`cloister up`, the proxy's token), so they could do it as well later. Node has no openat to work
- * in a directory held open; a compare here would close one moment of a window that stays open.
+ * (`cloister up`, the proxy's token), so they could do it as well later: a compare here would close
+ * one moment of a window that stays open. (cloister up writes through the one it holds open and
+ * compares: holdPrivateDirectory.)
  */
 async function refuseUnsafe(target: string, option: string): Promise<void> {
   const unsafe = await findUnsafeDirectory(target).catch((error: unknown) => {
