@@ -9,47 +9,41 @@
  * Tests run as root.
  */
 import * as fs from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { theirDirectories } from "../helpers/foreign-link.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 /** The directory to put aside and the directory of uid 4244's a link to which takes its name, or null. */
 const swap = { dir: "", to: null as string | null };
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith, swapForTheirLink } = await import("../helpers/foreign-link.ts");
   const mkdir = (async (file: string, options?: unknown) => {
     const to = swap.to;
     if (to !== null && basename(file) === "models") {
       swap.to = null;
-      await real.rename(swap.dir, `${swap.dir}-aside`);
-      await real.symlink(to, swap.dir);
-      await real.lchown(swap.dir, 4244, 4244);
+      await swapForTheirLink(real, swap.dir, to);
     }
     return real.mkdir(file, options as Parameters<typeof real.mkdir>[1]);
   }) as typeof real.mkdir;
-  return { ...real, mkdir, default: { ...real, mkdir } };
+  return fsWith(real, { mkdir });
 });
 
 const { prepareDeployment } = await import("../../client/cli/deploy.ts");
 
 let root: string;
-beforeEach(async () => {
-  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-deploy-held-")));
+testDirectoryEach("cloister-deploy-held-", (dir) => {
+  root = dir;
 });
-afterEach(async () => {
+afterEach(() => {
   swap.to = null;
-  await fs.rm(root, { recursive: true, force: true });
 });
 
 describe("prepareDeployment: its directory swapped for a link of another user's once checked", () => {
   it("writes nothing where the link leads, all in the directory checked", async () => {
-    const checkout = join(root, "checkout");
-    const theirs = join(root, "theirs");
-    for (const dir of [checkout, theirs]) {
-      await fs.mkdir(dir, { mode: 0o755 });
-      await fs.chown(dir, 4244, 4244);
-    }
+    const [checkout, theirs] = await theirDirectories(fs, root, "checkout", "theirs");
     swap.dir = join(checkout, "deployments");
     swap.to = theirs;
     await prepareDeployment({ dir: swap.dir, tee: "sim-snp", threads: 1, progress: () => {} }).catch(() => null);

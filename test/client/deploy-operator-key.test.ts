@@ -9,48 +9,42 @@
  * Tests run as root.
  */
 import * as fs from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { theirDirectories } from "../helpers/foreign-link.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 /** The directory to put aside and the directory of uid 4244's a link to which takes its name, or null. */
 const swap = { dir: "", to: null as string | null };
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith, swapForTheirLink } = await import("../helpers/foreign-link.ts");
   const open = (async (file: string, ...rest: unknown[]) => {
     const to = swap.to;
     if (to !== null && basename(String(file)) === "operator.public.jwk") {
       swap.to = null;
-      await real.rename(swap.dir, `${swap.dir}-aside`);
-      await real.symlink(to, swap.dir);
-      await real.lchown(swap.dir, 4244, 4244);
+      await swapForTheirLink(real, swap.dir, to);
     }
     return (real.open as (...args: unknown[]) => unknown)(file, ...rest);
   }) as typeof real.open;
-  return { ...real, open, default: { ...real, open } };
+  return fsWith(real, { open });
 });
 
 const { prepareDeployment } = await import("../../client/cli/deploy.ts");
 const { generateManifestSigningKey } = await import("../../manifests/sign.ts");
 
 let root: string;
-beforeEach(async () => {
-  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-deploy-operator-key-")));
+testDirectoryEach("cloister-deploy-operator-key-", (dir) => {
+  root = dir;
 });
-afterEach(async () => {
+afterEach(() => {
   swap.to = null;
-  await fs.rm(root, { recursive: true, force: true });
 });
 
 describe("prepareDeployment: an earlier run's directory swapped once its operator key is read", () => {
   it("trusts the operator's key in the policy, not an operator.public.jwk of theirs", async () => {
-    const checkout = join(root, "checkout");
-    const theirs = join(root, "theirs");
-    for (const dir of [checkout, theirs]) {
-      await fs.mkdir(dir, { mode: 0o755 });
-      await fs.chown(dir, 4244, 4244);
-    }
+    const [checkout, theirs] = await theirDirectories(fs, root, "checkout", "theirs");
     const dir = join(checkout, "deployments");
     await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
     const operator = JSON.parse(await fs.readFile(join(dir, "operator.private.jwk"), "utf8"));

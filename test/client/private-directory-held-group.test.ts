@@ -10,76 +10,75 @@
  * swaps are made deterministic inside the open and the compare's stat. Tests run as root.
  */
 import * as fs from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { theirDirectories } from "../helpers/foreign-link.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 /** The directory asked about, and the directory a link to which takes its name in the open and the compare. */
 const swap = { dir: "", to: null as string | null, opened: false };
 
-/** Puts the link to `swap.to` under the name `swap.dir`, its directory aside (`back`: the other way). */
-async function exchange(real: typeof import("node:fs/promises"), back: boolean): Promise<void> {
-  if (back) {
-    await real.unlink(swap.dir);
-    await real.rename(`${swap.dir}-aside`, swap.dir);
-    return;
-  }
-  await real.rename(swap.dir, `${swap.dir}-aside`);
-  await real.symlink(swap.to as string, swap.dir);
-  await real.lchown(swap.dir, 4244, 4244);
-}
-
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith, putBack, swapForTheirLink } = await import("../helpers/foreign-link.ts");
   const open = (async (file: string, ...rest: unknown[]) => {
     if (swap.to === null || swap.opened || file !== swap.dir)
       return (real.open as (...a: unknown[]) => unknown)(file, ...rest);
     swap.opened = true;
-    await exchange(real, false);
+    await swapForTheirLink(real, swap.dir, swap.to);
     try {
       return await (real.open as (...a: unknown[]) => Promise<unknown>)(file, ...rest);
     } finally {
-      await exchange(real, true);
+      await putBack(real, swap.dir);
     }
   }) as typeof real.open;
   const stat = (async (file: string, ...rest: unknown[]) => {
     // The compare (called from holdPrivateDirectory itself, not from its walk).
     const caller = new Error().stack?.split("\n")[2] ?? "";
     if (swap.to !== null && swap.opened && file === swap.dir && caller.includes("holdPrivateDirectory")) {
-      await exchange(real, false);
+      await swapForTheirLink(real, swap.dir, swap.to);
       swap.to = null;
     }
     return (real.stat as (...a: unknown[]) => unknown)(file, ...rest);
   }) as typeof real.stat;
-  return { ...real, open, stat, default: { ...real, open, stat } };
+  return fsWith(real, { open, stat });
 });
 
 const { holdPrivateDirectory } = await import("../../client/cli/private-directory.ts");
 
+/** holdPrivateDirectory's refusal of `dir` (or the directory held, closed). */
+async function holdOrRefusal(dir: string): Promise<unknown> {
+  const held = await holdPrivateDirectory(dir, "--dir").catch((error: Error) => error);
+  if (!(held instanceof Error)) await held.close();
+  return held;
+}
+
+/** holdOrRefusal of `checkout`/deployments (made, 0700), a link to `to` under its name for the open and the compare. */
+async function heldSwappedFor(checkout: string, to: string): Promise<unknown> {
+  swap.dir = join(checkout, "deployments");
+  await fs.mkdir(swap.dir, { mode: 0o700 });
+  await fs.chown(swap.dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0); // this user's (a mocked one's too)
+  swap.to = to;
+  return holdOrRefusal(swap.dir);
+}
+
 let root: string;
-beforeEach(async () => {
-  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-private-held-group-")));
+testDirectoryEach("cloister-private-held-group-", (dir) => {
+  root = dir;
 });
-afterEach(async () => {
+afterEach(() => {
   swap.to = null;
   swap.opened = false;
-  await fs.rm(root, { recursive: true, force: true });
 });
 
 describe("holdPrivateDirectory: a directory of root's a group of theirs may write to, opened under its name", () => {
   it("refuses it, naming its mode and group", async () => {
-    const checkout = join(root, "checkout");
-    await fs.mkdir(checkout, { mode: 0o755 });
-    await fs.chown(checkout, 4244, 4244);
+    const [checkout] = await theirDirectories(fs, root, "checkout");
     const shared = join(root, "shared");
     await fs.mkdir(shared);
     await fs.chown(shared, 0, 4244);
     await fs.chmod(shared, 0o2775);
-    swap.dir = join(checkout, "deployments");
-    await fs.mkdir(swap.dir, { mode: 0o700 });
-    swap.to = shared;
-    const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
-    if (!(held instanceof Error)) await held.close();
+    const held = await heldSwappedFor(checkout, shared);
     expect(swap.opened).toBe(true); // swapped for the open (and, were it not refused, the compare)
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 2775");
@@ -90,17 +89,11 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     // The walk accepts a sticky world-writable directory (only a name's owner may rename it): above
     // --dir, not as the directory root writes its files in, where another user may have put a link
     // of theirs under each name first (fs.protected_symlinks and protected_regular are settings).
-    const checkout = join(root, "checkout");
-    await fs.mkdir(checkout, { mode: 0o755 });
-    await fs.chown(checkout, 4244, 4244);
+    const [checkout] = await theirDirectories(fs, root, "checkout");
     const shared = join(root, "tmp");
     await fs.mkdir(shared);
     await fs.chmod(shared, 0o1777);
-    swap.dir = join(checkout, "deployments");
-    await fs.mkdir(swap.dir, { mode: 0o700 });
-    swap.to = shared;
-    const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
-    if (!(held instanceof Error)) await held.close();
+    const held = await heldSwappedFor(checkout, shared);
     expect(swap.opened).toBe(true);
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 1777");
@@ -111,8 +104,7 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     await fs.mkdir(shared);
     await fs.chown(shared, 0, 4244);
     await fs.chmod(shared, 0o1770);
-    const held = await holdPrivateDirectory(shared, "--dir").catch((error: Error) => error);
-    if (!(held instanceof Error)) await held.close();
+    const held = await holdOrRefusal(shared);
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 1770");
   });
@@ -131,12 +123,7 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
       await fs.mkdir(shared);
       await fs.chown(shared, 4244, 100);
       await fs.chmod(shared, 0o770);
-      swap.dir = join(checkout, "deployments");
-      await fs.mkdir(swap.dir, { mode: 0o700 });
-      await fs.chown(swap.dir, 4244, 100);
-      swap.to = shared;
-      const held = await holdPrivateDirectory(swap.dir, "--dir").catch((error: Error) => error);
-      if (!(held instanceof Error)) await held.close();
+      const held = await heldSwappedFor(checkout, shared);
       expect(swap.opened).toBe(true);
       expect(held).toBeInstanceOf(Error);
       expect((held as Error).message).toContain("group 100, mode 770");

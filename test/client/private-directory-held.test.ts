@@ -9,15 +9,17 @@
  * deterministic inside the calls that make the tree and its first directory below. Tests run as root.
  */
 import * as fs from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { theirDirectories } from "../helpers/foreign-link.ts";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 /** The directory of uid 4244's a directory root makes in their directory is swapped for a link to, or null. */
 const swap = { to: null as string | null, tree: false };
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith, swapForTheirLink, THEIR_UID } = await import("../helpers/foreign-link.ts");
   const mkdir = (async (file: string, options?: unknown) => {
     const made = await real.mkdir(file, options as Parameters<typeof real.mkdir>[1]);
     if (swap.to === null) return made;
@@ -26,39 +28,31 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       swap.tree = true;
       await real.rename(file, `${file}-aside`);
       await real.mkdir(file, { mode: 0o755 });
-      await real.chown(file, 4244, 4244);
+      await real.chown(file, THEIR_UID, THEIR_UID);
     } else if (swap.tree && basename(file) === "deployments") {
       // In their directory (opened as root's tree): what root made there, swapped for a link.
-      await real.rename(file, `${file}-aside`);
-      await real.symlink(swap.to, file);
-      await real.lchown(file, 4244, 4244);
+      await swapForTheirLink(real, file, swap.to);
       swap.to = null;
     }
     return made;
   }) as typeof real.mkdir;
-  return { ...real, mkdir, default: { ...real, mkdir } };
+  return fsWith(real, { mkdir });
 });
 
 const { makePrivateDirectory } = await import("../../client/cli/private-directory.ts");
 
 let root: string;
-beforeEach(async () => {
-  root = await fs.realpath(await fs.mkdtemp(join(tmpdir(), "cloister-private-held-")));
+testDirectoryEach("cloister-private-held-", (dir) => {
+  root = dir;
 });
-afterEach(async () => {
+afterEach(() => {
   swap.to = null;
   swap.tree = false;
-  await fs.rm(root, { recursive: true, force: true });
 });
 
 describe("makePrivateDirectory: its temporary tree swapped for a directory of theirs before it is opened", () => {
   it("makes nothing where a link they put in it leads, and refuses", async () => {
-    const checkout = join(root, "checkout");
-    const theirs = join(root, "theirs");
-    for (const dir of [checkout, theirs]) {
-      await fs.mkdir(dir, { mode: 0o755 });
-      await fs.chown(dir, 4244, 4244);
-    }
+    const [checkout, theirs] = await theirDirectories(fs, root, "checkout", "theirs");
     swap.to = theirs;
     const target = join(checkout, "app", "deployments");
     const error = await makePrivateDirectory(target, "--dir").then(
