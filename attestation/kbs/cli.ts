@@ -43,7 +43,7 @@ export function registerKbsCommands(program: Command): void {
     .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
     .requiredOption(
       "--config <file>",
-      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}",
+      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}; each policy a client policy (as cloister policy init writes); all read once, at start: restart the broker after changing them",
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)

@@ -45,6 +45,12 @@ describe("--help names the value, default and alternatives of an option", () => 
     }
   });
 
+  it("kbs serve --config says its files are read at start only (an edited release policy needs a restart)", async () => {
+    expect(await help("kbs", "serve")).toMatch(
+      /--config <file> broker configuration: .*?each policy a client policy .*?read once, at start: restart the broker/,
+    );
+  });
+
   it("model seal --force names the operand it replaces", async () => {
     expect(await help("model", "seal")).toContain("--force replace <out> if it exists");
   });
