@@ -405,10 +405,12 @@ export class InferenceEngine {
 
   /**
    * Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). Rejects
-   * with CHAT_TEMPLATE_REFUSED for a conversation an operator's Jinja template did not render on its
+   * with ENGINE_CLOSED once close() has begun, with CHAT_TEMPLATE_REFUSED for a conversation an operator's Jinja template did not render on its
    * worker (#render).
    */
   async renderPrompt(request: GenerateRequest): Promise<PromptRendering> {
+    // As generate(): refused before anything close() freed (the model, the shape worker) is reached.
+    if (this.#closed) throw new EngineError("ENGINE_CLOSED", "engine is closed");
     checkPromptOrMessages(request);
     if ("messages" in request) checkMessages(request);
     return new PromptRendering(await this.#render(request), request);

@@ -261,6 +261,8 @@ export class TemplateShapes {
 
   async #wait(shape: string, signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted) throw aborted(signal);
+    // Closed first: the mismatch is the refusal of an open engine's new shapes, not a closed one's.
+    if (this.#closed) throw closed();
     if (this.#mismatch !== null) throw this.#mismatch;
     const entry = this.#queued(shape);
     entry.waiters++;

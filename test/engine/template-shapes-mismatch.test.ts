@@ -73,4 +73,17 @@ describe("a shape worker whose Jinja wrapper is not the engine's", () => {
       shapes.close();
     }
   });
+
+  it("once closed, refuses a new shape with ENGINE_CLOSED, not the mismatch's CHAT_WRAPPER_FAILED", async () => {
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const wrapper = Object.assign(new JinjaTemplateChatWrapper({ template: TEMPLATE }), { toolCallIdFormat: "secret" });
+    const shapes = TemplateShapes.for(wrapper, model(), 30_000, null);
+    if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
+    try {
+      expect(await refusal(shapes.check(shapes.shapeOf(["user"])))).toMatchObject({ code: "CHAT_WRAPPER_FAILED" });
+    } finally {
+      shapes.close();
+    }
+    expect(await refusal(shapes.check(shapes.shapeOf(["system", "user"])))).toMatchObject({ code: "ENGINE_CLOSED" });
+  });
 });
