@@ -1058,21 +1058,20 @@ export type ShapeRenderer = {
  * rejects as the boot's rendering of a pinned template would (CHAT_WRAPPER_TIMEOUT,
  * CHAT_WRAPPER_UNAVAILABLE, CHAT_WRAPPER_FAILED), the worker ended. Aborting `signal` (the engine
  * closes) ends a start under way at once, rejecting with its reason. `engine`: the engine's wrapper's
- * describeJinjaWrapper, whose options the worker's wrapper is built from (else node-llama-cpp's
- * defaults, as the boot's); a worker whose wrapper is then described otherwise is ended, and the
- * start rejects (CHAT_WRAPPER_FAILED, naming the field that differs).
+ * describeJinjaWrapper, whose options the worker's wrapper is built from (required: no worker starts
+ * without the wrapper it is compared with); a worker whose wrapper is then described otherwise is
+ * ended, and the start rejects (CHAT_WRAPPER_FAILED, naming the field that differs).
  */
 export async function startShapeRenderer(
   model: LlamaModel,
   signal: AbortSignal,
-  engine?: string,
+  engine: string,
 ): Promise<ShapeRenderer> {
-  const wrapperOptions = engine === undefined ? {} : { wrapperOptions: JSON.parse(engine).options };
   const input = resolutionInput(model.fileInfo, model.filename);
-  const worker = startResolution(input, { signal, ...wrapperOptions }, "jinjaTemplate", true);
+  const worker = startResolution(input, { signal, wrapperOptions: JSON.parse(engine).options }, "jinjaTemplate", true);
   const answer = await worker.answer(model);
   const renderer = shapeRendererOf(worker, answer);
-  const difference = renderer === null || engine === undefined ? null : wrapperDifference(engine, renderer.description);
+  const difference = renderer === null ? null : wrapperDifference(engine, renderer.description);
   if (renderer !== null && difference === null) return renderer;
   if (renderer !== null) {
     renderer.end();

@@ -6,8 +6,10 @@
  * once the worker has ended, a render resolves "not sent". The order is made on purpose: both
  * renders are begun in one synchronous run, before the worker can answer the first.
  */
+
+import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { startShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, startShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
 import { useTemplateModel } from "./template-model.ts";
 
 const TEMPLATE =
@@ -16,9 +18,12 @@ const TEMPLATE =
 
 const model = useTemplateModel(TEMPLATE);
 
+/** The boot's wrapper (a pinned "jinjaTemplate" or auto's choice: node-llama-cpp's defaults), described. */
+const BOOT_WRAPPER = describeJinjaWrapper(new JinjaTemplateChatWrapper({ template: TEMPLATE }));
+
 describe("the shape worker asked for a second shape while one renders", () => {
   it("rejects the second (a bug), answers the first, and answers a render after its end as not sent", async () => {
-    const renderer = await startShapeRenderer(model(), new AbortController().signal);
+    const renderer = await startShapeRenderer(model(), new AbortController().signal, BOOT_WRAPPER);
     try {
       const first = renderer.render("ua", true);
       const second = renderer.render("sua", true);

@@ -9,7 +9,7 @@
  */
 import { type ChatHistoryItem, JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { startShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
+import { describeJinjaWrapper, startShapeRenderer } from "../../enclave/engine/chat-wrapper.ts";
 import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 import { useTemplateModel } from "./template-model.ts";
 
@@ -28,6 +28,9 @@ const PREFILL: ChatHistoryItem[] = [
 
 const model = useTemplateModel(TEMPLATE);
 
+/** The boot's wrapper (a pinned "jinjaTemplate" or auto's choice: node-llama-cpp's defaults), described. */
+const BOOT_WRAPPER = describeJinjaWrapper(new JinjaTemplateChatWrapper({ template: TEMPLATE }));
+
 describe.each([
   { joined: true, renders: true },
   { joined: false, renders: false },
@@ -43,7 +46,7 @@ describe.each([
       }
     })();
     expect(engineRenders).toBe(renders);
-    const renderer = await startShapeRenderer(model(), new AbortController().signal);
+    const renderer = await startShapeRenderer(model(), new AbortController().signal, BOOT_WRAPPER);
     const shapes = TemplateShapes.for(wrapper, model(), 30_000, renderer);
     if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
     try {

@@ -31,6 +31,9 @@ const CONVERSATION: ChatHistoryItem[] = [
 
 const model = useTemplateModel(TEMPLATE);
 
+/** The boot's wrapper (a pinned "jinjaTemplate" or auto's choice: node-llama-cpp's defaults), described. */
+const BOOT_WRAPPER = describeJinjaWrapper(new JinjaTemplateChatWrapper({ template: TEMPLATE }));
+
 /** Whether `wrapper` renders CONVERSATION, as the engine would on its thread. */
 function engineRenders(wrapper: JinjaTemplateChatWrapper): boolean {
   try {
@@ -43,7 +46,7 @@ function engineRenders(wrapper: JinjaTemplateChatWrapper): boolean {
 
 /** Whether the shapes check for `wrapper` (its worker kept from the boot or started for it) vets CONVERSATION's shape. */
 async function vetted(wrapper: JinjaTemplateChatWrapper, keptFromBoot: boolean): Promise<boolean> {
-  const kept = keptFromBoot ? await startShapeRenderer(model(), new AbortController().signal) : null;
+  const kept = keptFromBoot ? await startShapeRenderer(model(), new AbortController().signal, BOOT_WRAPPER) : null;
   const shapes = TemplateShapes.for(wrapper, model(), 30_000, kept);
   if (shapes === null) throw new Error("expected a shapes check for an operator's Jinja template");
   try {
