@@ -429,11 +429,16 @@ export class InferenceEngine {
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const start = performance.now();
     if (this.#closed) throw new EngineError("ENGINE_CLOSED", "engine is closed");
+    // Its prompt or messages checked once: by renderPrompt when it made `rendering`, else here, before
+    // #render. Not again with a rendering: renderPrompt refused this very request (the identity is
+    // checked below) unless it passed, and generate reads neither its prompt nor its messages then
+    // (the tokens and the template's stop rules are the rendering's); a caller's later edit of them
+    // would change nothing generated.
+    if (rendering === undefined) checkPromptOrMessages(request);
     const params = checkParameters(request, this.info.contextSize);
     if (rendering !== undefined && rendering.request !== request) {
       throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
     }
-    // Its messages checked once: by renderPrompt when it made `rendering`, else here, before #render.
     if (rendering === undefined && "messages" in request) checkMessages(request);
     // Rendered at once, but for a new shape of an operator's Jinja template (#render). Not a plain
     // `await`: a prompt rendered at once reaches the sequence queue in the same turn as this first
@@ -703,8 +708,8 @@ function checkOptions(options: EngineOptions): Settings {
 
 type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
 
+/** The request's sampling and limits (its prompt or messages are checked apart: checkPromptOrMessages, checkMessages). */
 function checkParameters(request: GenerateRequest, contextSize: number): CheckedParameters {
-  checkPromptOrMessages(request);
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
   const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);
   const topP = numberIn("topP", request.topP ?? 1, Number.MIN_VALUE, 1);

@@ -563,6 +563,20 @@ describe("generation", () => {
     expect(engine.stats.busy).toBe(0);
   });
 
+  it("generate without a rendering refuses a prompt that is no string, and neither or both of prompt and messages", async () => {
+    const messages = [{ role: "user" as const, content: "a" }];
+    const errors = await Promise.all([
+      engine.complete({ prompt: 42 as never }).catch((e: unknown) => e),
+      engine.complete({} as never).catch((e: unknown) => e),
+      engine.complete({ prompt: "a", messages } as never).catch((e: unknown) => e),
+    ]);
+    expect(errors.map(code)).toEqual(["ENGINE_REQUEST", "ENGINE_REQUEST", "ENGINE_REQUEST"]);
+    expect((errors[0] as Error).message).toBe("prompt: expected a string, found number");
+    expect((errors[1] as Error).message).toBe("request: expected exactly one of prompt or messages");
+    expect((errors[2] as Error).message).toBe("request: expected exactly one of prompt or messages");
+    expect(engine.stats.busy).toBe(0);
+  });
+
   it("renderPrompt refuses a prompt that is no string, and a string role shows its length, never its text", async () => {
     const errors = await Promise.all([
       engine.renderPrompt({ prompt: 42 as never }).catch((e: unknown) => e),
