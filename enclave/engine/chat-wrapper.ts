@@ -146,6 +146,42 @@ export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string 
   options.convertUnsupportedSystemMessagesToUserMessages =
     wrapper.convertUnsupportedSystemMessagesToUserMessages ?? false;
   options.additionalRenderParameters = wrapper.additionalRenderParameters ?? null;
+  // JSON is the description, so a value it would describe as another (a Date as its text, a function,
+  // a symbol or a symbol key left out, undefined or a hole in an array as null, a number not finite as
+  // null, a Map or a class's object as its own fields) is refused, named by its path (never its value):
+  // two wrappers that differ in it would be described alike. A bigint (JSON throws) and a cycle too.
+  const faithful = (value: unknown, path: string, inArray: boolean, within: readonly object[]): void => {
+    let found: string;
+    if (value === null || typeof value === "string" || typeof value === "boolean") return;
+    if (typeof value === "number") {
+      if (Number.isFinite(value)) return;
+      found = "a number not finite";
+    } else if (value === undefined) {
+      if (!inArray) return;
+      found = "undefined";
+    } else if (typeof value === "object") {
+      const prototype = Object.getPrototypeOf(value);
+      const array = Array.isArray(value) && prototype === Array.prototype;
+      if (!array && prototype !== Object.prototype && prototype !== null) {
+        found = `a ${prototype?.constructor?.name || "object of a class"}`;
+      } else if (within.includes(value)) {
+        found = "a cycle";
+      } else if (Object.getOwnPropertySymbols(value).length > 0) {
+        found = "a symbol key";
+      } else {
+        const inner = [...within, value];
+        if (array) for (let i = 0; i < value.length; i++) faithful(value[i], `${path}[${i}]`, true, inner);
+        else for (const [name, item] of Object.entries(value)) faithful(item, `${path}.${name}`, false, inner);
+        return;
+      }
+    } else {
+      found = `a ${typeof value}`;
+    }
+    throw new TypeError(
+      `${path}: expected a value JSON describes as it is (null, a string, a boolean, a finite number, an array or a plain object of them), found ${found}`,
+    );
+  };
+  faithful(options, "options", false, []);
   return JSON.stringify({ options });
 }
 

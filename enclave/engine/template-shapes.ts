@@ -178,7 +178,14 @@ export class TemplateShapes {
     this.#model = model;
     this.#limitMs = limitMs;
     this.#joined = wrapper.joinAdjacentMessagesOfTheSameType;
-    this.#wrapper = describeJinjaWrapper(wrapper);
+    try {
+      this.#wrapper = describeJinjaWrapper(wrapper);
+    } catch (cause) {
+      // An option JSON cannot describe as it is (its path named, never its value): no worker could be
+      // compared with this wrapper, so none is trusted with its shapes (fail closed, at the boot).
+      const found = cause instanceof Error ? cause.message : typeof cause;
+      throw new EngineError("CHAT_WRAPPER_FAILED", `chat wrapper: ${found}`, { cause });
+    }
   }
 
   /**

@@ -7,6 +7,8 @@
 import { JinjaTemplateChatWrapper } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
 import { describeJinjaWrapper, inlined, wrapperDifference } from "../../enclave/engine/chat-wrapper.ts";
+import { EngineError } from "../../enclave/engine/errors.ts";
+import { TemplateShapes } from "../../enclave/engine/template-shapes.ts";
 
 const TEMPLATE =
   "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}" +
@@ -42,5 +44,75 @@ describe("describeJinjaWrapper", () => {
     const onWorker = new Function(`${inlined("describeJinjaWrapper", renamed)}\nreturn describeJinjaWrapper;`)();
     const wrapper = new JinjaTemplateChatWrapper({ template: TEMPLATE });
     expect(onWorker(wrapper)).toBe(describeJinjaWrapper(wrapper));
+  });
+
+  // A value JSON would describe as another (a Date as its text, a function left out, undefined in an
+  // array as null, a Map as {}) would let two wrappers that differ be described alike: refused, by path.
+  it.each([
+    { what: "a Date", value: { when: new Date(0) }, path: "options.additionalRenderParameters.when", found: "a Date" },
+    {
+      what: "a function",
+      value: { now: () => "x" },
+      path: "options.additionalRenderParameters.now",
+      found: "a function",
+    },
+    {
+      what: "undefined in an array",
+      value: { days: ["mon", undefined] },
+      path: "options.additionalRenderParameters.days[1]",
+      found: "undefined",
+    },
+    {
+      what: "a hole in an array",
+      value: { days: Object.assign(new Array<string>(2), { 1: "tue" }) },
+      path: "options.additionalRenderParameters.days[0]",
+      found: "undefined",
+    },
+    { what: "a bigint", value: { limit: 10n }, path: "options.additionalRenderParameters.limit", found: "a bigint" },
+    {
+      what: "a number JSON makes null",
+      value: { limit: Number.NaN },
+      path: "options.additionalRenderParameters.limit",
+      found: "a number not finite",
+    },
+    {
+      what: "a Map",
+      value: { names: new Map([["a", "b"]]) },
+      path: "options.additionalRenderParameters.names",
+      found: "a Map",
+    },
+  ])("refuses an option holding $what, naming its path, never its value", ({ value, path, found }) => {
+    // Set after it is built: node-llama-cpp's own trial of the template refuses some (a function, a bigint).
+    const wrapper = Object.assign(new JinjaTemplateChatWrapper({ template: TEMPLATE }), {
+      additionalRenderParameters: value,
+    });
+    expect(() => describeJinjaWrapper(wrapper)).toThrow(new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")}: expected `));
+    expect(() => describeJinjaWrapper(wrapper)).toThrow(new RegExp(`found ${found}$`));
+  });
+
+  it("describes an option of plain values (an undefined property left out, as the constructor takes it)", () => {
+    const value = { days: ["mon", 1, true, null, { nested: "x" }], unset: undefined };
+    const wrapper = new JinjaTemplateChatWrapper({ template: TEMPLATE, additionalRenderParameters: value });
+    expect(JSON.parse(describeJinjaWrapper(wrapper)).options.additionalRenderParameters).toEqual({
+      days: ["mon", 1, true, null, { nested: "x" }],
+    });
+  });
+
+  it("has the engine's shapes check refuse such a wrapper at the boot (CHAT_WRAPPER_FAILED)", () => {
+    const wrapper = new JinjaTemplateChatWrapper({
+      template: TEMPLATE,
+      additionalRenderParameters: { when: new Date(0) },
+    });
+    let error: unknown;
+    try {
+      TemplateShapes.for(wrapper, {} as never, 1_000, null);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error).toMatchObject({
+      code: "CHAT_WRAPPER_FAILED",
+      message: expect.stringMatching(/options\.additionalRenderParameters\.when: expected .* found a Date/),
+    });
   });
 });
