@@ -413,6 +413,8 @@ export class InferenceEngine {
     if (this.#closed) throw new EngineError("ENGINE_CLOSED", "engine is closed");
     checkPromptOrMessages(request);
     if ("messages" in request) checkMessages(request);
+    // The rendering's stop rules are made from it (#render).
+    checkStop(request);
     return new PromptRendering(await this.#render(request), request);
   }
 
@@ -717,6 +719,15 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
   // node-llama-cpp's default seed is the current second: two requests in the same second would
   // sample identically. Without an explicit seed, draw one from the CSPRNG.
   if (seed === undefined && temperature > 0) seed = randomInt(0, 2 ** 31);
+  checkStop(request);
+  if (request.tenant !== undefined && (typeof request.tenant !== "string" || request.tenant === "")) {
+    throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
+  }
+  return { maxTokens, temperature, topP, seed };
+}
+
+/** At most MAX_STOP_STRINGS non-empty strings: generate's, and renderPrompt's, whose stop rules hold them. */
+function checkStop(request: GenerateRequest): void {
   const stop = request.stop ?? [];
   if (!Array.isArray(stop) || stop.length > MAX_STOP_STRINGS) {
     throw new EngineError("ENGINE_REQUEST", `stop: expected at most ${MAX_STOP_STRINGS} strings`);
@@ -726,10 +737,6 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
       throw new EngineError("ENGINE_REQUEST", `stop[${i}]: expected a non-empty string`);
     }
   });
-  if (request.tenant !== undefined && (typeof request.tenant !== "string" || request.tenant === "")) {
-    throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
-  }
-  return { maxTokens, temperature, topP, seed };
 }
 
 /**
