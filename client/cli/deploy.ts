@@ -99,23 +99,27 @@ const writePublic = (path: string, text: string) => writeWithMode(path, text, 0o
 /**
  * The sealed tiny model an earlier run left at `path`, if it is one: sealed under `modelKey` and
  * decrypting (every chunk authenticated, into `scratch`, removed by the caller) to the tiny model.
- * Null when there is none or it is anything else, and it is to be sealed anew.
+ * Null when there is none or it is anything else, and it is to be sealed anew. Read at `at`, the
+ * same file through the directory held (prepareIn): hashed, then decrypted, in a directory only this
+ * user may write to, so the file digested is the one checked. (The enclave hashes the ciphertext as
+ * it decrypts it, against the manifest's digest: a file changed later is refused, never loaded.)
  */
 async function reusableSealedModel(
   path: string,
+  at: string,
   scratch: string,
   modelKey: ModelKey,
   progress: (line: string) => void,
 ): Promise<SealedModelExpectation | null> {
-  if (!(await exists(path))) return null;
+  if (!(await exists(at))) return null;
   try {
-    const header = await readSealedModelHeader(path);
+    const header = await readSealedModelHeader(at);
     if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
       progress(`${path} is not the tiny model sealed under the current model key: sealing it anew`);
       return null;
     }
-    const expected = { sha256: await sha256File(path), sizeBytes: (await stat(path)).size, keyId: header.keyId };
-    await unsealModelFile(path, scratch, modelKey, expected);
+    const expected = { sha256: await sha256File(at), sizeBytes: (await stat(at)).size, keyId: header.keyId };
+    await unsealModelFile(at, scratch, modelKey, expected);
     return expected;
   } catch (error) {
     // Only a sealed file that is not what it should be is replaced; an I/O error (EIO, EACCES,
@@ -136,15 +140,30 @@ const UP_JWK_FILE_BOUND: InputBound = {
 };
 
 /**
+ * What an earlier run's file is read with: `inHeld`, read through the directory held open
+ * (prepareIn's /proc/self/fd/N/…), checked already (holdPrivateDirectory): its path is not walked
+ * again (the walk of a /proc/self/fd path checks nothing of the directory held); the file itself is.
+ */
+interface EarlierRunRead {
+  readonly inHeld?: boolean;
+}
+
+/** readSecretFile's options for an earlier run's secret read to `bound` (`read`: EarlierRunRead). */
+const earlierSecret = (bound: InputBound, read: EarlierRunRead) => ({
+  bound,
+  ...(read.inHeld === true ? { held: null } : {}),
+});
+
+/**
  * A JWK file of an earlier run, parsed; `secret` names what a private key is (checked by
  * readSecretFile). Text that is not JSON is named by its path and position only: V8's SyntaxError
  * would quote it, and these hold private keys.
  */
-export async function readKeyFile(path: string, secret?: string): Promise<unknown> {
+export async function readKeyFile(path: string, secret?: string, read: EarlierRunRead = {}): Promise<unknown> {
   const text =
     secret === undefined
       ? await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND)
-      : await readSecretFile(path, secret, { bound: UP_JWK_FILE_BOUND });
+      : await readSecretFile(path, secret, earlierSecret(UP_JWK_FILE_BOUND, read));
   try {
     return parseJsonText(text);
   } catch (error) {
@@ -166,8 +185,8 @@ function operatorPublicJwk(jwk: JWK, path: string): JWK {
 }
 
 /** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */
-export async function readApiKeyOfEarlierRun(path: string): Promise<string> {
-  return (await readSecretFile(path, "cloister up: API key file", { bound: API_KEY_FILE_BOUND })).trim();
+export async function readApiKeyOfEarlierRun(path: string, read: EarlierRunRead = {}): Promise<string> {
+  return (await readSecretFile(path, "cloister up: API key file", earlierSecret(API_KEY_FILE_BOUND, read))).trim();
 }
 
 /** What prepareDeployment is asked for. */
@@ -214,8 +233,10 @@ function namedByName(error: unknown, at: string, dir: string): unknown {
 }
 
 /**
- * prepareDeployment's work in `options.dir`, made and held: read by name (each reader checks its
- * path), made, written and removed through `at` (the directory held), named by name to the caller.
+ * prepareDeployment's work in `options.dir`, made and held: looked for, read, made, written and
+ * removed through `at` (the directory held), named by name to the caller. Nothing is looked for by
+ * name: whoever owns the directory above may swap its name for a link to a directory of theirs, and
+ * an earlier run's key looked for there would be missing, made anew and written over the one held.
  */
 async function prepareIn(at: string, options: DeploymentOptions): Promise<DeploymentFiles> {
   const dir = resolve(options.dir);
@@ -232,7 +253,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   };
   if (
     options.sealedModel !== true &&
-    (!(await exists(modelPath)) || (await sha256File(modelPath)) !== TINY_MODEL_SHA256)
+    (!(await exists(held(modelPath))) || (await sha256File(held(modelPath))) !== TINY_MODEL_SHA256)
   ) {
     options.progress("making the tiny model (deterministic, offline)");
     await makeTinyModel(modelPath);
@@ -244,12 +265,11 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   let privateJwk: JWK;
   // Reused when the private key exists: the public file is not needed (derived below), and a run
   // that made a new key because it was gone would lose the operator's key and change every policy.
-  if (await exists(privatePath)) {
-    privateJwk = (await readKeyFile(privatePath, "operator key")) as JWK;
-    // The key the policy trusts is the private key's own public part, never the public file read by
-    // name: once the private key is read (its reader checks it), the name --dir may be another
-    // user's link to a directory of theirs, and an operator.public.jwk there would be the clients'
-    // trusted signer. Written again as a fresh run leaves it (mode 0644: an earlier version wrote it
+  if (await exists(held(privatePath))) {
+    privateJwk = (await readKeyFile(held(privatePath), "operator key", { inHeld: true })) as JWK;
+    // The key the policy trusts is the private key's own public part, never a public file: the name
+    // --dir may be another user's link to a directory of theirs by now, and an operator.public.jwk
+    // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644: an earlier version wrote it
     // under the umask, 0664 under umask 002).
     publicJwk = operatorPublicJwk(privateJwk, privatePath);
     await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
@@ -271,8 +291,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     await makeDirectory(kbsDir, "--dir", held(kbsDir));
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
-    if (await exists(keyPath)) {
-      modelKey = modelKeyFromJwk(await readKeyFile(keyPath, "model key"), keyPath);
+    if (await exists(held(keyPath))) {
+      modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", { inHeld: true }), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
       await writePrivate(held(keyPath), `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
@@ -287,7 +307,13 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
       // Sealing draws a fresh nonce, so a resealed file has a new digest, and with it the manifest
       // and the client policy: the sealed file of an earlier run is kept when it still opens under
       // this key to the tiny model, so policies copied elsewhere (a running proxy) keep working.
-      const kept = await reusableSealedModel(modelFilePath, held(plaintext), modelKey, options.progress);
+      const kept = await reusableSealedModel(
+        modelFilePath,
+        held(modelFilePath),
+        held(plaintext),
+        modelKey,
+        options.progress,
+      );
       if (kept !== null) sealed = kept;
       else {
         options.progress("making the tiny model (deterministic, offline) and sealing it");
@@ -309,7 +335,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
-  if (await exists(apiKeyPath)) apiKey = await readApiKeyOfEarlierRun(apiKeyPath);
+  if (await exists(held(apiKeyPath))) apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), { inHeld: true });
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
     await writePrivate(held(apiKeyPath), `${apiKey}\n`);
