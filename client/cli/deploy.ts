@@ -216,20 +216,36 @@ export async function prepareDeployment(options: DeploymentOptions): Promise<Dep
 }
 
 /**
- * `error`, a file written through the directory held (`at`, /proc/self/fd/N) named by `dir`, the
- * path the user gave, in its message and its path (as a write by name named it): /proc/self/fd/N
- * means nothing once the process is gone.
+ * `error`, a file read or written through the directory held (`at`, /proc/self/fd/N) named by `dir`,
+ * the path the user gave, in its message, stack and path (as a write by name named it), and so its
+ * causes: /proc/self/fd/N means nothing once the process is gone.
  */
 function namedByName(error: unknown, at: string, dir: string): unknown {
-  if (at === dir || !(error instanceof Error)) return error;
-  // Not /proc/self/fd/12 for /proc/self/fd/1.
-  const held = new RegExp(`${at.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![0-9])`, "g");
-  const byName = (text: string) => text.replace(held, () => dir);
-  error.message = byName(error.message);
-  const failed = error as NodeJS.ErrnoException & { dest?: string };
-  if (typeof failed.path === "string") failed.path = byName(failed.path);
-  if (typeof failed.dest === "string") failed.dest = byName(failed.dest);
+  if (at === dir) return error;
+  const byName = (text: string) => heldNamed(text, at, dir);
+  // A chain of causes, each once (bounded: a cause may lead back to an error of the chain).
+  const seen = new Set<Error>();
+  for (let failed = error; failed instanceof Error && !seen.has(failed) && seen.size < 16; failed = failed.cause) {
+    seen.add(failed);
+    failed.message = byName(failed.message);
+    if (typeof failed.stack === "string") failed.stack = byName(failed.stack);
+    const named = failed as NodeJS.ErrnoException & { dest?: string };
+    if (typeof named.path === "string") named.path = byName(named.path);
+    if (typeof named.dest === "string") named.dest = byName(named.dest);
+  }
   return error;
+}
+
+/** `text` with each `at` (a path, not the start of a longer one: /proc/self/fd/12 for /proc/self/fd/1) as `dir`. */
+function heldNamed(text: string, at: string, dir: string): string {
+  let named = "";
+  let from = 0;
+  for (let i = text.indexOf(at); i !== -1; i = text.indexOf(at, i + at.length)) {
+    if (/[0-9]/.test(text.charAt(i + at.length))) continue;
+    named += text.slice(from, i) + dir;
+    from = i + at.length;
+  }
+  return named + text.slice(from);
 }
 
 /**

@@ -27,6 +27,26 @@ describe("prepareDeployment: a write through the directory held that fails", () 
     expect(error?.message).toContain(join(dir, "api-keys.json"));
     expect(error?.message).not.toContain("/proc/self/fd");
     expect(error?.path).toBe(join(dir, "api-keys.json"));
+    expect(error?.stack).toContain(join(dir, "api-keys.json"));
+    expect(error?.stack).not.toContain("/proc/self/fd");
+  });
+
+  it("names an earlier run's file refused by the --dir path, in its cause and stack too", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-names-"));
+    dirs.push(dir);
+    await chmod(dir, 0o700);
+    await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
+    await chmod(join(dir, "operator.private.jwk"), 0o644);
+    const error = await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} }).then(
+      () => null,
+      (failed: Error) => failed,
+    );
+    const cause = error?.cause as Error | undefined;
+    expect(error?.message).toContain(`chmod 600 ${join(dir, "operator.private.jwk")}`);
+    expect(cause?.message).toContain(join(dir, "operator.private.jwk"));
+    for (const text of [error?.message, error?.stack, cause?.message, cause?.stack]) {
+      expect(text).not.toContain("/proc/self/fd");
+    }
   });
 });
 
