@@ -844,6 +844,9 @@ export async function startDeployment(options: {
         ...(options.poolRefreshMs === undefined ? [] : ["--pool-refresh-ms", String(options.poolRefreshMs)]),
         "--api-keys",
         files.apiKeysPath,
+        // By name, not through the directory prepareDeployment held (closed by now; a child has its
+        // own descriptors): the host checks the path itself (host/audit-collector.ts prepareAuditDir:
+        // findUnsafeDirectory) and names its files by it for its whole life, as its comment says.
         "--audit-dir",
         join(files.dir, "audit"),
         "--port",

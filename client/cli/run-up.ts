@@ -151,6 +151,8 @@ export function tryLines(options: {
   const key = unlessDefault("--api-key-file", options.apiKeyFile, LOCAL_API_KEY_FILE);
   // The proxy makes its token where --token-file says, by default in the current directory's
   // .cloister/: after `up --dir D`, in D, beside the API key file, with up's other files.
+  // Only a command line printed: the proxy that runs it makes and checks the token's directory
+  // itself (private-directory.ts makePrivateDirectory) and reads the token with its own checks.
   const token = unlessDefault(
     "--token-file",
     join(dirname(options.apiKeyFile), basename(LOCAL_PROXY_TOKEN_FILE)),
@@ -405,6 +407,10 @@ export async function runUp(options: UpOptions, bootStep: typeof boot = boot): P
 async function checkAudit(dir: string, session: Session, signal: AbortSignal): Promise<string> {
   const enclave = session.enclave;
   const checkpoint = await session.auditCheckpoint();
+  // By name (the host stores it by name, and the directory up held is closed): no path check here,
+  // and none needed, since what is read is verified, not trusted: each record signed by the attested
+  // key and chained, the last one and the count those of the checkpoint the enclave signed just now.
+  // A file swapped in by the owner of a directory above fails the check (or is the true records).
   const file = join(dir, "audit", `${enclave.documentDigest.slice(0, 16)}.jsonl`);
   return checkStoredAuditLog(file, enclave.signingPublicKey, checkpoint, 50, signal);
 }
