@@ -48,6 +48,16 @@ const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
  * remove it.
  */
 export async function makePrivateDirectory(dir: string, option: string): Promise<void> {
+  await makeOrFind(dir, option, true);
+}
+
+/**
+ * makePrivateDirectory's work; `walkFound` false leaves the walk of a directory that existed all
+ * along to the caller (holdPrivateDirectory walks it once opened: a walk before would check nothing
+ * more). One made, or made meanwhile by another start, is walked here all the same: before anything
+ * is made, and before the rest of the path is made in one found.
+ */
+async function makeOrFind(dir: string, option: string, walkFound: boolean): Promise<void> {
   const target = resolve(dir);
   // Looked for once: what is missing is made below (makeInPlace); an error (a path through a file,
   // EACCES) is worded once the path is checked, as a missing directory's would be.
@@ -73,7 +83,7 @@ export async function makePrivateDirectory(dir: string, option: string): Promise
   if (made) return;
   const refusal = await notDirectoryRefusal(target, option);
   if (refusal !== null) throw refusal;
-  await refuseUnsafe(target, option);
+  if (walkFound || top !== null) await refuseUnsafe(target, option);
   if (top !== null) await makeDirectory(target, option);
 }
 
@@ -85,17 +95,18 @@ export interface HeldPrivateDirectory {
 }
 
 /**
- * makePrivateDirectory, then the directory held open, on Linux, for its caller to write in through
+ * makePrivateDirectory (a directory that exists walked here only, once opened), then the directory
+ * held open, on Linux, for its caller to write in through
  * /proc/self/fd/N: its name may be in a directory another user owns (root's `cloister up --dir` in
  * their checkout), who may swap it for a link to a directory of theirs at any moment once checked,
  * and root's writes by name would then go where it leads. The directory opened must be this user's
  * or root's, not one anyone may write to, nor a group other than root's or this user's primary one
- * when that is theirs alone, sticky or not (read on the directory opened, fstat: writtenInFault), and
- * the directory the walk then finds at its name (refuseUnsafe, stat). Elsewhere, or without /proc,
- * its path.
+ * when that is theirs alone, sticky or not (read on the directory opened, fstat: writtenInFault, its
+ * fault named), and the directory the walk finds at its name (refuseUnsafe, first: one another user
+ * owns is refused in makePrivateDirectory's words; then stat). Elsewhere, or without /proc, its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
-  await makePrivateDirectory(dir, option);
+  await makeOrFind(dir, option, false);
   const target = resolve(dir);
   const byName = { path: target, close: async () => {} };
   if (process.platform !== "linux") return byName;
@@ -103,6 +114,7 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     throw await directoryRefusal(target, option, error);
   });
   try {
+    await refuseUnsafe(target, option);
     const held = await handle.stat();
     // The walk's rule of the directory itself (writtenInFault, as findUnsafeDirectory's): this user's
     // or root's, no o+w, no g+w for a group other than root's or this user's primary one when that is
@@ -112,13 +124,15 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     // whoever else may write could have put a link of theirs under each name first (/tmp: root's
     // policy written through a link to any file; fs.protected_symlinks and protected_regular are
     // settings, off on some systems).
-    if ((await writtenInFault(held)) !== null) {
+    const fault = await writtenInFault(held);
+    if (fault !== null) {
       const mode = (held.mode & 0o7777).toString(8);
-      const found = `found one owned by uid ${held.uid}, group ${held.gid}, mode ${mode}`;
-      const expected = "expected the directory opened to be the one checked (this user's, only they may write to it)";
-      throw new UsageError(fileMessage(target, option, `${expected}, ${found}`));
+      const owned = `owned by uid ${held.uid}, group ${held.gid}, mode ${mode}`;
+      const found = `found one ${faultWords(fault, held.gid)} (${owned})`;
+      const expected =
+        "expected the directory opened to be the one checked, this user's or root's, only they may write to";
+      throw new UsageError(fileMessage(target, option, `${expected}; ${found}`));
     }
-    await refuseUnsafe(target, option);
     const named = await stat(target).catch(() => null);
     if (named === null || named.dev !== held.dev || named.ino !== held.ino) {
       throw new UsageError(
@@ -136,6 +150,13 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     await handle.close();
     throw error;
   }
+}
+
+/** writtenInFault's `fault` of a directory of group `gid`, as "found one …" words it. */
+function faultWords(fault: "o" | "g" | "go" | "owner", gid: number): string {
+  if (fault === "owner") return "another user owns";
+  const group = `group ${gid}`;
+  return `${fault === "o" ? "anyone" : fault === "g" ? group : `anyone and ${group}`} may write to`;
 }
 
 /**

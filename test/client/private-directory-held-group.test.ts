@@ -83,6 +83,7 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 2775");
     expect((held as Error).message).toContain("group 4244");
+    expect((held as Error).message).toContain("found one group 4244 may write to");
   });
 
   it("refuses a sticky directory others may write to (/tmp), as the one written in", async () => {
@@ -97,6 +98,7 @@ describe("holdPrivateDirectory: a directory of root's a group of theirs may writ
     expect(swap.opened).toBe(true);
     expect(held).toBeInstanceOf(Error);
     expect((held as Error).message).toContain("mode 1777");
+    expect((held as Error).message).toContain("found one anyone may write to");
   });
 
   it("refuses a sticky directory a group of theirs may write to", async () => {
