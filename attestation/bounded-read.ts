@@ -41,7 +41,8 @@ export function fileErrorCause(error: unknown, operation: "read" | "write" | "ch
   if (code === "EACCES" || code === "EPERM") {
     // A lookup needs only the right to look into each directory of the path (search, x).
     if (operation === "check") {
-      return `${code}: this user may not look into a directory of the path, so whether the file exists is unknown; check the directories' owner and mode`;
+      const unknown = "so whether the file exists is unknown; check the directories' owner and mode";
+      return `${code}: this user may not look into a directory of the path, ${unknown}`;
     }
     return writing
       ? `${code}: this user may not write there; check the directory's owner and mode`
@@ -130,10 +131,11 @@ const NOT_AS_GIVEN = new RegExp(`: |:$|^$|^-(?: |$)|^ | $|^\\$?'|${ESCAPED_ON_A_
  * The one form of a refusal of a file named by `what` (an option, a field): `${what} ${file}: ${reason}`,
  * for every refusal of a file read here (not a file or pipe, too large, not UTF-8, unreadable). A
  * path that would not read back as itself (NOT_AS_GIVEN: ": ", a trailing ":", a character the line
- * escapes, a leading quote, standard input's name, a space first or last, nothing) is written in quotes, as one shell word
- * (quotedWord, quoted even when its characters are plain; a leading `-` kept, not made `./-`: a
- * reader takes `./-a: b` for another path than `-a: b`); any other is written as given, so an
- * ordinary path reads as typed. Standard input is no file: its refusals do not come through here.
+ * escapes, a leading quote, standard input's name, a space first or last, nothing) is written in
+ * quotes, as one shell word (quotedWord, quoted even when its characters are plain; a leading `-`
+ * kept, not made `./-`: a reader takes `./-a: b` for another path than `-a: b`); any other is
+ * written as given, so an ordinary path reads as typed. Standard input is no file: its refusals do
+ * not come through here.
  */
 export function fileMessage(file: string, what: string, reason: string): string {
   if (!NOT_AS_GIVEN.test(file)) return `${what} ${file}: ${reason}`;

@@ -165,7 +165,10 @@ async function accountEntries(
   return split.every(understood) ? { entries: split, commented: comments.filter(understood) } : null;
 }
 
-/** What is wrong with a directory of `info` for a process of `user`: who else may write to it, its owner, or nothing. */
+/**
+ * What is wrong with a directory of `info` for a process of `user`: who else may write to it, its
+ * owner, or nothing.
+ */
 async function directoryFault(
   info: { mode: number; uid: number; gid: number },
   user: User,
@@ -318,11 +321,12 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
  * the rule of a directory itself, the sticky bit aside (it means nothing on a file): owned by root
  * or this user (its owner can rewrite it: OpenSSH's StrictModes asks as much of `authorized_keys`,
  * and the key broker of its policies, attestation/kbs/key-file.ts), no o+w, no g+w unless its group
- * is root's or this user's primary group and that group is theirs alone. Checked on what is read, as a name checked before the open
- * could lead to another file by then (a directory on its path may be another user's: see above). A
- * named pipe is held as a file (a writer feeds it); an anonymous one (`<(…)`, `cat policy.json | sudo
- * cloister … /dev/stdin`: its owner is the shell that made it) is passed over: what it carries is
- * what its invoker chose to write to it, and it has no name to swap. It is told apart on the open
+ * is root's or this user's primary group and that group is theirs alone. Checked on what is read,
+ * as a name checked before the open could lead to another file by then (a directory on its path may
+ * be another user's: see above). A named pipe is held as a file (a writer feeds it); an anonymous
+ * one (`<(…)`, `cat policy.json | sudo cloister … /dev/stdin`: its owner is the shell that made
+ * it) is passed over: what it carries is what its invoker chose to write to it, and it has no name
+ * to swap. It is told apart on the open
  * file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is held as a named one.
  * Anything else (a device: /dev/null is 0666) is its reader's to refuse as what it is, not here by
  * its mode. `walked`: this process's user as readAfterPathCheck's walk found it (its account files
@@ -397,7 +401,10 @@ export async function readAfterPathCheck<T>(
     // The path is checked as a whole: what changed may be the file, a link or a directory, and
     // whoever changed it may be this user (an editor's save renames a new file into place).
     const reason =
-      "changed while its path was checked (the file opened is not the one the check reached): it, or a link or directory on its path, was replaced in between (by an editor saving it anew, or by another user who owns a directory on its path); run again, and should it recur, move the file to a directory only this user may write to";
+      "changed while its path was checked (the file opened is not the one the check reached): it, or a link or " +
+      "directory on its path, was replaced in between (by an editor saving it anew, or by another user who owns a " +
+      "directory on its path); run again, and should it recur, move the file to a directory only this user may " +
+      "write to";
     throw refuse(fileMessage(path, field, reason));
   };
   const value = await read(opened, walked.user ?? undefined);
@@ -546,12 +553,15 @@ export function unsafeDirectoryReason(found: UnsafeDirectory, dir: string, held:
     : `${who} could rename the directory away with ${held} and put their own in its place`;
   if (found.writers !== null) {
     const fix = `chmod ${found.writers}-w ${path} (or set its sticky bit)`;
+    const ancestor = `found one (the ancestor ${found.path} mode ${mode})`;
     return found.itself
       ? `expected a directory others cannot write to, found mode ${mode}: ${stake}; ${fix}`
-      : `expected no directory above it that others can write to, found one (the ancestor ${found.path} mode ${mode}): ${stake}; ${fix}`;
+      : `expected no directory above it that others can write to, ${ancestor}: ${stake}; ${fix}`;
   }
   // Only the directory itself is held to its owner (findUnsafeDirectory).
-  return `expected a directory owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${stake}; chown ${found.user} ${path}, or choose another directory`;
+  const expected = `expected a directory owned by root or this user (uid ${found.user})`;
+  const fix = `chown ${found.user} ${path}, or choose another directory`;
+  return `${expected}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; ${fix}`;
 }
 
 /**
@@ -568,17 +578,27 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
   const who = found.writers === null ? `uid ${found.uid}` : found.writers === "g" ? `group ${found.gid}` : "anyone";
   if (!found.itself) {
     // Only "anyone may write to it" is refused of a directory (readAfterPathCheck).
-    return `expected no directory on its path that others can write to, found one (the directory ${found.path} mode ${mode}): ${who} could put their own file in its place, and with it ${held}; chmod o-w ${path} (or set its sticky bit)`;
+    const foundOne = `found one (the directory ${found.path} mode ${mode})`;
+    const stake = `${who} could put their own file in its place, and with it ${held}`;
+    const fix = `chmod o-w ${path} (or set its sticky bit)`;
+    return `expected no directory on its path that others can write to, ${foundOne}: ${stake}; ${fix}`;
   }
   if (found.writers !== null && found.alsoOwner === true) {
     // Both faults and one fix: chown alone leaves the group's (and others') write bits.
     const writers = found.writers === "g" ? `group ${found.gid}` : "anyone";
-    return `expected a file owned by root or this user (uid ${found.user}) that others cannot write to, found one owned by uid ${found.uid} (mode ${mode}): uid ${found.uid} and ${writers} could rewrite it, and with it ${held}; chown ${found.user} ${path} && chmod ${found.writers}-w ${path}, or copy it to a file of this user's`;
+    const expected = `expected a file owned by root or this user (uid ${found.user}) that others cannot write to`;
+    const stake = `uid ${found.uid} and ${writers} could rewrite it, and with it ${held}`;
+    const fix = `chown ${found.user} ${path} && chmod ${found.writers}-w ${path}, or copy it to a file of this user's`;
+    return `${expected}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; ${fix}`;
   }
   if (found.writers !== null) {
-    return `expected a file others cannot write to, found mode ${mode}: ${who} could rewrite it, and with it ${held}; chmod ${found.writers}-w ${path}`;
+    const stake = `${who} could rewrite it, and with it ${held}`;
+    return `expected a file others cannot write to, found mode ${mode}: ${stake}; chmod ${found.writers}-w ${path}`;
   }
-  return `expected a file owned by root or this user (uid ${found.user}), found one owned by uid ${found.uid} (mode ${mode}): ${who} could rewrite it, and with it ${held}; chown ${found.user} ${path}, or copy it to a file of this user's`;
+  const expected = `expected a file owned by root or this user (uid ${found.user})`;
+  const fix = `chown ${found.user} ${path}, or copy it to a file of this user's`;
+  const stake = `${who} could rewrite it, and with it ${held}`;
+  return `${expected}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; ${fix}`;
 }
 
 /**
@@ -587,7 +607,13 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
  */
 function sharedNameReason(found: SharedName, names: number, file: string, held: string): string {
   const mode = `0${found.mode.toString(8)}`;
-  return `expected a file of one name, or named in a directory of root's or this user's (uid ${found.user}), found one of ${names} names (hard links) in the directory ${found.path} (uid ${found.uid}, mode ${mode}): uid ${found.uid} could have linked there a file of root's or this user's that they cannot read, and with it ${held}; see its other names (find / -samefile ${shellWord(file)}) and name the one you trust, or copy it to a file of this user's`;
+  const expected = `expected a file of one name, or named in a directory of root's or this user's (uid ${found.user})`;
+  const directory = `the directory ${found.path} (uid ${found.uid}, mode ${mode})`;
+  const foundOne = `found one of ${names} names (hard links) in ${directory}`;
+  const stake = `uid ${found.uid} could have linked there a file of root's or this user's that they cannot read`;
+  const others = `see its other names (find / -samefile ${shellWord(file)})`;
+  const fix = `${others} and name the one you trust, or copy it to a file of this user's`;
+  return `${expected}, ${foundOne}: ${stake}, and with it ${held}; ${fix}`;
 }
 
 /**
@@ -598,5 +624,10 @@ function sharedNameReason(found: SharedName, names: number, file: string, held: 
 function unsafeLinkReason(found: UnsafeDirectory, held: string): string {
   const mode = `0${found.mode.toString(8)}`;
   const link = shellWord(found.path);
-  return `expected links on its path owned by root or this user (uid ${found.user}), or in a directory only they may write to, found the link ${found.path} owned by uid ${found.uid} in a directory of uid ${found.link?.dirUid} (mode ${mode}): uid ${found.uid} could point it at another file, and with it ${held}; name the file it leads to (readlink -f ${link}) if you trust it, or copy it to a file of this user's`;
+  const owners = `owned by root or this user (uid ${found.user}), or in a directory only they may write to`;
+  const expected = `expected links on its path ${owners}`;
+  const directory = `a directory of uid ${found.link?.dirUid} (mode ${mode})`;
+  const foundOne = `found the link ${found.path} owned by uid ${found.uid} in ${directory}`;
+  const fix = `name the file it leads to (readlink -f ${link}) if you trust it, or copy it to a file of this user's`;
+  return `${expected}, ${foundOne}: uid ${found.uid} could point it at another file, and with it ${held}; ${fix}`;
 }

@@ -48,7 +48,10 @@ export function readCheckedFile(
   path: string,
   field: string,
   rule: Parameters<typeof readOpenCheckedFile>[2] & {
-    /** What someone who could swap the file would change ("the model keys this broker releases"); null: no path check. */
+    /**
+     * What someone who could swap the file would change ("the model keys this broker releases");
+     * null: no path check.
+     */
     readonly held: string | null;
   },
   uid: number | undefined,
@@ -72,7 +75,10 @@ async function readOpenCheckedFile(
   rule: {
     readonly forbidden: number;
     readonly noLinks: boolean;
-    /** What to do about a file of `mode`, a shell command on `path` (given as one shell word, shellWord: pasted, it runs nothing else). */
+    /**
+     * What to do about a file of `mode`, a shell command on `path` (given as one shell word,
+     * shellWord: pasted, it runs nothing else).
+     */
     readonly fix: (mode: string, path: string) => string;
     readonly bound: InputBound;
     /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
@@ -110,9 +116,8 @@ async function readOpenCheckedFile(
     const faults: string[] = [];
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
       const fix = `chown ${uid} ${shellWord(path)}`;
-      faults.push(
-        `owned by uid ${info.uid}; expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`,
-      );
+      const expected = `expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`;
+      faults.push(`owned by uid ${info.uid}; ${expected}`);
     }
     if ((info.mode & rule.forbidden) !== 0)
       faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path)));

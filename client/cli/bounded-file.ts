@@ -20,7 +20,10 @@ import {
 import { readAfterPathCheck, unsafeFileReason, unsafeOpenFile } from "../../attestation/path-safety.ts";
 import { UsageError } from "./output.ts";
 
-/** The error for a file that cannot be opened or read; by default a UsageError naming `what`, the file and why (the error its cause). */
+/**
+ * The error for a file that cannot be opened or read; by default a UsageError naming `what`, the
+ * file and why (the error its cause).
+ */
 type CannotRead = (error: unknown) => Error;
 
 /**

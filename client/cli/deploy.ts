@@ -285,8 +285,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     privateJwk = (await readKeyFile(held(privatePath), "operator key", { inHeld: true })) as JWK;
     // The key the policy trusts is the private key's own public part, never a public file: the name
     // --dir may be another user's link to a directory of theirs by now, and an operator.public.jwk
-    // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644: an earlier version wrote it
-    // under the umask, 0664 under umask 002).
+    // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644:
+    // an earlier version wrote it under the umask, 0664 under umask 002).
     publicJwk = operatorPublicJwk(privateJwk, privatePath);
     await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
   } else {
@@ -390,10 +390,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     // The broker's release policy has the client policy's format; here it accepts exactly what the
     // clients accept (this simulated enclave, this operator, this sealed model).
     await writePublic(held(join(dir, "kbs", "release-policy.json")), `${JSON.stringify(policy, null, 2)}\n`);
-    await writePublic(
-      held(kbs.configPath),
-      `${JSON.stringify({ version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] }, null, 2)}\n`,
-    );
+    const config = { version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] };
+    await writePublic(held(kbs.configPath), `${JSON.stringify(config, null, 2)}\n`);
   }
 
   return {
@@ -524,9 +522,8 @@ export async function refuseUnavailablePorts(
     throw portOptionError(first, first.refusal);
   }
   const each = taken.map((port) => `${port.option} ${port.value}${port.note === undefined ? "" : ` (${port.note})`}`);
-  throw optionsUsageError(
-    `${each.join(", ")}: cannot listen on 127.0.0.1 (EADDRINUSE): other processes hold these ports (another cloister up?); stop them or choose other ports`,
-  );
+  const why = "other processes hold these ports (another cloister up?); stop them or choose other ports";
+  throw optionsUsageError(`${each.join(", ")}: cannot listen on 127.0.0.1 (EADDRINUSE): ${why}`);
 }
 
 /**
@@ -564,9 +561,8 @@ export class ChildExitedError extends Error {
     readonly signal: NodeJS.Signals | null,
     errorLine: string | null,
   ) {
-    super(
-      `${child} exited before it was ready (${signal ?? `exit code ${exitCode}`})${errorLine === null ? "" : `: ${errorLine}`}`,
-    );
+    const last = errorLine === null ? "" : `: ${errorLine}`;
+    super(`${child} exited before it was ready (${signal ?? `exit code ${exitCode}`})${last}`);
   }
 }
 
