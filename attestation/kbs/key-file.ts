@@ -83,21 +83,25 @@ async function readOpenCheckedFile(
     readonly bound: InputBound;
     /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
     readonly cannotRead?: ((error: unknown) => Error) | undefined;
+    /** The path its refusals name (default `path`): PrivateKeyFileOptions's `name`. */
+    readonly name?: string | undefined;
   },
   uid: number | undefined,
   /** readAfterPathCheck's check that the file opened is the one its walk reached. */
   opened?: (info: { dev: number; ino: number; nlink: number }) => void,
 ): Promise<string> {
+  /** Named as `rule.name`, opened as `path`. */
+  const named = rule.name ?? path;
   /** The file could not be opened, examined or read: `cannotRead`, or privateFileUnreadable. */
   const unreadable = (error: unknown): Error => {
     const code = (error as NodeJS.ErrnoException).code;
     // Under O_NOFOLLOW, ELOOP is the link refused; with links followed, it is a loop of links.
     if (code === "ELOOP" && rule.noLinks) {
-      return new BrokerConfigError(fileMessage(path, field, "a symbolic link; expected the key file itself"), {
+      return new BrokerConfigError(fileMessage(named, field, "a symbolic link; expected the key file itself"), {
         cause: error,
       });
     }
-    return (rule.cannotRead ?? privateFileUnreadable(field, path))(error);
+    return (rule.cannotRead ?? privateFileUnreadable(field, named))(error);
   };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -111,22 +115,22 @@ async function readOpenCheckedFile(
     const info = await handle.stat().catch((error: unknown) => {
       throw unreadable(error);
     });
-    if (!info.isFile()) throw new BrokerConfigError(fileMessage(path, field, "not a regular file"));
+    if (!info.isFile()) throw new BrokerConfigError(fileMessage(named, field, "not a regular file"));
     // Every fault of the file in one refusal, each with its fix: its owner, then its mode.
     const faults: string[] = [];
     if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-      const fix = `chown ${uid} ${shellWord(path)}`;
+      const fix = `chown ${uid} ${shellWord(named)}`;
       const expected = `expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`;
       faults.push(`owned by uid ${info.uid}; ${expected}`);
     }
     if ((info.mode & rule.forbidden) !== 0)
-      faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(path)));
-    if (faults.length > 0) throw new BrokerConfigError(fileMessage(path, field, faults.join("; also ")));
+      faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(named)));
+    if (faults.length > 0) throw new BrokerConfigError(fileMessage(named, field, faults.join("; also ")));
     // A file that passes its own rule, but reached by another way than the one checked.
     opened?.(info);
     // Worded `field path: …` (fileMessage), as the refusals above and the CLI's option files are.
     const refuse = (message: string) => new BrokerConfigError(message);
-    return await readHandleText(handle, path, field, rule.bound, refuse).catch((error: unknown) => {
+    return await readHandleText(handle, named, field, rule.bound, refuse).catch((error: unknown) => {
       throw error instanceof BrokerConfigError ? error : unreadable(error);
     });
   } finally {
@@ -154,6 +158,11 @@ export interface PrivateKeyFileOptions {
    * broker's keys and what cloister up wrote itself must be the files themselves.
    */
   readonly followLinks?: boolean;
+  /**
+   * The path its refusals name, when it is read by another (`cloister up`'s earlier-run secrets, read
+   * through the directory it holds open, /proc/self/fd/N/…, named by the path the user gave).
+   */
+  readonly name?: string | undefined;
 }
 
 /**
@@ -171,6 +180,7 @@ export function readPrivateKeyFile(path: string, field: string, options: Private
       fix: (mode, path) => `mode expected 0600 (owner only), found ${mode}; run chmod 600 ${path}`,
       bound: options.bound ?? KEY_FILE_BOUND,
       cannotRead: options.cannotRead,
+      name: options.name,
       held: options.held === undefined ? "the secret it holds" : options.held,
     },
     "uid" in options ? options.uid : process.getuid?.(),

@@ -145,13 +145,14 @@ const UP_JWK_FILE_BOUND: InputBound = {
  * again (the walk of a /proc/self/fd path checks nothing of the directory held); the file itself is.
  */
 interface EarlierRunRead {
-  readonly inHeld?: boolean;
+  /** Read through the directory held: its refusals name `name`, the file's path by name. */
+  readonly inHeld?: { readonly name: string };
 }
 
 /** readSecretFile's options for an earlier run's secret read to `bound` (`read`: EarlierRunRead). */
 const earlierSecret = (bound: InputBound, read: EarlierRunRead) => ({
   bound,
-  ...(read.inHeld === true ? { held: null } : {}),
+  ...(read.inHeld === undefined ? {} : { held: null, name: read.inHeld.name }),
 });
 
 /**
@@ -167,7 +168,7 @@ export async function readKeyFile(path: string, secret?: string, read: EarlierRu
   try {
     return parseJsonText(text);
   } catch (error) {
-    throw new UsageError(`${path}: ${jsonTextRefusal(error, "a JWK")}`);
+    throw new UsageError(`${read.inHeld?.name ?? path}: ${jsonTextRefusal(error, "a JWK")}`);
   }
 }
 
@@ -282,7 +283,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   // Reused when the private key exists: the public file is not needed (derived below), and a run
   // that made a new key because it was gone would lose the operator's key and change every policy.
   if (await exists(held(privatePath))) {
-    privateJwk = (await readKeyFile(held(privatePath), "operator key", { inHeld: true })) as JWK;
+    privateJwk = (await readKeyFile(held(privatePath), "operator key", { inHeld: { name: privatePath } })) as JWK;
     // The key the policy trusts is the private key's own public part, never a public file: the name
     // --dir may be another user's link to a directory of theirs by now, and an operator.public.jwk
     // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644:
@@ -308,7 +309,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(held(keyPath))) {
-      modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", { inHeld: true }), keyPath);
+      modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", { inHeld: { name: keyPath } }), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
       await writePrivate(held(keyPath), `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
@@ -351,7 +352,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
-  if (await exists(held(apiKeyPath))) apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), { inHeld: true });
+  if (await exists(held(apiKeyPath)))
+    apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), { inHeld: { name: apiKeyPath } });
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
     await writePrivate(held(apiKeyPath), `${apiKey}\n`);

@@ -7,6 +7,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { shellWord } from "../../attestation/bounded-read.ts";
 import { prepareDeployment } from "../../client/cli/deploy.ts";
 
 const dirs: string[] = [];
@@ -32,7 +33,8 @@ describe("prepareDeployment: a write through the directory held that fails", () 
   });
 
   it("names an earlier run's file refused by the --dir path, in its cause and stack too", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-names-"));
+    // A space in it: the fix is a shell command on the path as named, one shell word.
+    const dir = await mkdtemp(join(tmpdir(), "cloister deploy-names-"));
     dirs.push(dir);
     await chmod(dir, 0o700);
     await prepareDeployment({ dir, tee: "sim-snp", threads: 1, progress: () => {} });
@@ -42,7 +44,7 @@ describe("prepareDeployment: a write through the directory held that fails", () 
       (failed: Error) => failed,
     );
     const cause = error?.cause as Error | undefined;
-    expect(error?.message).toContain(`chmod 600 ${join(dir, "operator.private.jwk")}`);
+    expect(error?.message).toContain(`chmod 600 ${shellWord(join(dir, "operator.private.jwk"))}`);
     expect(cause?.message).toContain(join(dir, "operator.private.jwk"));
     for (const text of [error?.message, error?.stack, cause?.message, cause?.stack]) {
       expect(text).not.toContain("/proc/self/fd");
