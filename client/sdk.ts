@@ -441,10 +441,17 @@ class HttpClient {
   ) {}
 
   /**
-   * Whether a request of this client was answered with a 2xx: until then, whatever answers at `base`
-   * may not be the host (a wrong --url), so a refusal of the key is not said to be the host's.
+   * Whether a Cloister host answered at `base`: an enclave verified through it (hostAnswered). A
+   * 2xx alone shows nothing (any web server answers one); until then whatever answers may not be
+   * the host (a wrong --url), so neither a refusal of the key nor a 404 on the attestation route
+   * is said to be the host's.
    */
   #answered = false;
+
+  /** A verification through this client succeeded: what answers at `base` is a Cloister host. */
+  hostAnswered(): void {
+    this.#answered = true;
+  }
 
   /** HOST_TIMEOUT's message, made only when a request fails (not on every request's way out). */
   #late(): string {
@@ -481,10 +488,7 @@ class HttpClient {
         error,
       );
     }
-    if (response.status >= 200 && response.status < 300) {
-      this.#answered = true;
-      return response;
-    }
+    if (response.status >= 200 && response.status < 300) return response;
     if (response.status === 0 || (response.status >= 300 && response.status < 400)) {
       // Redirects are not followed (fetchTransport asks fetch for "manual"; node:http never follows;
       // a browser shows a redirect as status 0): following one would send the API key, and the
@@ -497,10 +501,10 @@ class HttpClient {
         { status: response.status },
       );
     }
-    // A 404 on the attestation route, the first request: whatever answered may not be the host (the
-    // enclave's port answers just so), so its words are not said to be the host's (BASE_URL_HINT).
-    const wrongBase = response.status === 404 && path.startsWith("/v1/attestation");
-    // A refusal of the key before anything at this URL answered (the first request): likewise.
+    // A 404 on the attestation route before a host answered: whatever answered may not be the host
+    // (the enclave's port answers just so), so its words are not said to be the host's (BASE_URL_HINT).
+    const wrongBase = response.status === 404 && path.startsWith("/v1/attestation") && !this.#answered;
+    // A refusal of the key before a host answered: likewise.
     const keyRefused = response.status === 401 || response.status === 403;
     const unknownSpeaker = wrongBase || (keyRefused && !this.#answered);
     const { code, message } = errorBody(
@@ -1193,6 +1197,7 @@ export class Session {
     }
     // Aborted while the evidence was being verified: nothing of it is kept, no request key made for it.
     if (signal?.aborted) throw abortedVerification(signal);
+    this.http.hostAnswered();
     const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
