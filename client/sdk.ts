@@ -33,7 +33,7 @@ import {
   verifyReceipt,
 } from "../sealed/index.ts";
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
-import { AuditReference, ClientError } from "./errors.ts";
+import { AuditReference, ClientError, type ClientErrorKind } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parsedClientPolicy, verifyWithClientPolicy } from "./policy.ts";
 import { attestedPii } from "./summary.ts";
 import {
@@ -189,22 +189,48 @@ export interface Completion {
 }
 
 /**
- * Enclave refusals of the request itself, under its attested configuration: the same request is
- * refused again, so they are not transport errors to retry (ENGINE_REQUEST: a field the engine
- * refuses; PROMPT_TOO_LONG: a prompt over the model's context; CHAT_TEMPLATE_REFUSED: a
- * conversation shape the model's chat template did not render; CHAT_WRAPPER_FAILED: a new
- * conversation shape, refused until the enclave restarts, since its template's worker holds another
- * Jinja wrapper than its engine's).
+ * The kind of each code an enclave's sealed error frame carries (docs/errors.md, "Enclave": the
+ * `frame` rows and those that say they arrive in an error frame). A table, so that a new frame code
+ * is classified when it is added (test/client/frame-error-kinds.test.ts checks the docs against it).
+ *
+ * `policy`: the enclave refused the request itself under its attested configuration; the same
+ * request is refused again, so it is not retried (ENGINE_REQUEST: a field the engine refuses;
+ * PROMPT_TOO_LONG: a prompt over the model's context; CHAT_TEMPLATE_REFUSED: a conversation shape
+ * the model's chat template did not render; CHAT_WRAPPER_FAILED: a new conversation shape, refused
+ * until the enclave restarts, since its template's worker holds another Jinja wrapper than its engine's).
+ *
+ * `transport`: the enclave could not answer now, through no fault of the request: retry later (a
+ * pool host may send the retry to another member). ENGINE_BUSY, ENGINE_CLOSED (shutting down),
+ * AUDIT_FAILED (refuses everything until restarted). INFERENCE_FAILED (an engine failure without a
+ * code of its own), ENGINE_ENDED (the engine's stream stopped without a result: closed under it)
+ * and GENERATION_FAILED (the model runtime failed while generating) are the enclave's failures, not
+ * refusals of the prompt: the engine's refusals of a request have their own codes (ENGINE_REQUEST,
+ * PROMPT_TOO_LONG), so nothing says the same prompt fails again, and a runtime failure (memory, a
+ * sequence) may well not; a retry costs one more sealed request to the same attested enclave.
  */
-const POLICY_ERROR_CODES = new Set([
-  "POLICY_BLOCKED",
-  "PII_BLOCKED",
-  "REQUEST_INVALID",
-  "ENGINE_REQUEST",
-  "PROMPT_TOO_LONG",
-  "CHAT_TEMPLATE_REFUSED",
-  "CHAT_WRAPPER_FAILED",
-]);
+export const FRAME_ERROR_KINDS: Readonly<Record<string, ClientErrorKind>> = {
+  REQUEST_INVALID: "policy",
+  POLICY_BLOCKED: "policy",
+  PII_BLOCKED: "policy",
+  ENGINE_REQUEST: "policy",
+  PROMPT_TOO_LONG: "policy",
+  CHAT_TEMPLATE_REFUSED: "policy",
+  CHAT_WRAPPER_FAILED: "policy",
+  ENGINE_BUSY: "transport",
+  ENGINE_CLOSED: "transport",
+  ENGINE_ENDED: "transport",
+  INFERENCE_FAILED: "transport",
+  GENERATION_FAILED: "transport",
+  AUDIT_FAILED: "transport",
+};
+
+/**
+ * A frame code of a newer enclave than this SDK (authenticated, so the enclave's own word, but not
+ * in FRAME_ERROR_KINDS): the enclave failed the request for a reason this SDK does not know; said
+ * to be transient rather than the request's fault, as its unclassified failures above are.
+ */
+const UNKNOWN_FRAME_ERROR_KIND: ClientErrorKind = "transport";
+
 /**
  * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was
  * altered on the way (the host or network) or replayed. They are integrity failures, not
@@ -1516,7 +1542,9 @@ export class Session {
           };
           return;
         } else {
-          const kindOfError = POLICY_ERROR_CODES.has(event.code) ? "policy" : "transport";
+          const kindOfError = Object.hasOwn(FRAME_ERROR_KINDS, event.code)
+            ? (FRAME_ERROR_KINDS[event.code] as ClientErrorKind)
+            : UNKNOWN_FRAME_ERROR_KIND;
           throw new ClientError(
             kindOfError,
             event.code,
