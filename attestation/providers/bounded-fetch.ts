@@ -8,7 +8,7 @@ import { ResponseTooLargeError, readBoundedBytes } from "../../sealed/index.ts";
 import { describeFetchFailure } from "../fetch-failure-text.ts";
 import { describeUrlText } from "../url-text.ts";
 
-/** Why the request gave no usable answer, in words for the caller's message (`cause`: the error under it). */
+/** Why the request gave no usable answer, in words for the caller's message (`cause`: the error under it, shownCause). */
 export class FetchProblem extends Error {
   constructor(
     message: string,
@@ -37,6 +37,27 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const timedOut = (error: unknown) => (error as Error | null)?.name === "TimeoutError";
 /** Codes of a connection that was made, then closed or reset by the other end before its answer. */
 const CLOSED_BEFORE_ANSWER = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
+/** A name or code such as `TypeError` or `ECONNREFUSED`: nothing that may quote a URL. */
+const isIdentifier = (value: unknown): value is string =>
+  typeof value === "string" && /^[A-Za-z_]\w{0,63}$/.test(value);
+
+/**
+ * What of fetch's failure is kept as a FetchProblem's cause: its name, its code (its own or its
+ * cause's: `ECONNREFUSED`) and `why` (describeFetchFailure's words), not fetch's error itself,
+ * whose message and stack may quote the URL with its credentials (node's `http:/u:p@…`): a caller
+ * that logs the error object whole (util.inspect) would print them.
+ */
+function shownCause(error: unknown, why: string): Error {
+  const failed = error as { name?: unknown; code?: unknown; cause?: { code?: unknown } } | null;
+  const shown = new Error(why);
+  shown.name = isIdentifier(failed?.name) ? failed.name : "Error";
+  const code = failed?.code ?? failed?.cause?.code;
+  if (isIdentifier(code)) Object.assign(shown, { code });
+  // Its stack names only this function: the first line is made again with the name kept.
+  shown.stack = `${shown.name}: ${why}`;
+  return shown;
+}
 
 /**
  * Sends the request and returns the answer of any status but a redirect, whole within `timeoutMs`
@@ -70,7 +91,9 @@ export async function openBounded(
       : CLOSED_BEFORE_ANSWER.has(why)
         ? `the connection closed before an answer (${why})`
         : `unreachable (${why})`;
-    throw new FetchProblem(problem, null, { cause: error });
+    // The caller's stop is kept as it is: the caller knows its reason (stoppedBy compares it).
+    const stopped = init.signal?.aborted === true && error === init.signal.reason;
+    throw new FetchProblem(problem, null, { cause: stopped ? error : shownCause(error, why) });
   }
   const discard = async () => {
     await response.body?.cancel().catch(() => undefined);

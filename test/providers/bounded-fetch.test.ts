@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { FetchProblem, fetchBounded } from "../../attestation/providers/bounded-fetch.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
@@ -54,8 +55,25 @@ describe("fetchBounded", () => {
     // URL that includes credentials: http:/op:hunter2@127.0.0.1:1/vcek".
     for (const url of ["http:/op:hunter2@127.0.0.1:1/vcek", "http://op:hunter2@127.0.0.1:1/vcek"]) {
       const error = await rejectionOf(fetchBounded(fetch, url, {}, 2_000, 1024), FetchProblem);
-      expect((error.cause as Error).message, url).toContain("hunter2");
       expect(error.message, url).toBe("unreachable (TypeError, its message not shown (it may quote a URL))");
+      // Nor its cause: a caller that logs the error object whole prints the cause's message and stack.
+      expect(inspect(error, { depth: 10 }), url).not.toContain("hunter2");
+      expect(error.cause, url).toMatchObject({ name: "TypeError" });
+    }
+  });
+
+  it("keeps the code of a refused connection as its cause's code, and no URL", async () => {
+    const closed = await listen("127.0.0.1", () => undefined);
+    await new Promise((resolve) => servers.pop()?.close(resolve));
+    const url = closed.replace("http://", "http://op:hunter2@");
+    // fetch refuses credentials before connecting; without them, the connection is refused.
+    for (const [asked, code] of [
+      [url, undefined],
+      [`${closed}/vcek?token=hunter2`, "ECONNREFUSED"],
+    ] as const) {
+      const error = await rejectionOf(fetchBounded(fetch, asked, {}, 2_000, 1024), FetchProblem);
+      expect(inspect(error, { depth: 10 }), asked).not.toContain("hunter2");
+      expect((error.cause as { code?: unknown }).code, asked).toBe(code);
     }
   });
 });
