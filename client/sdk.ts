@@ -354,6 +354,10 @@ export async function checkReceipt(
   }
 }
 
+/** What REDACTIONS_NOT_ATTESTED says of the answer (checkRedactions): the text shown before it is not to be relied on. */
+const REDACTIONS_UNTRUSTED =
+  "; any text of this answer already shown came from an enclave whose PII redaction did not match its attested manifest: do not rely on it";
+
 /**
  * The final frame's `redacted` against the verified manifest: the enclave may say it redacted only
  * kinds its attested manifest redacts (PII mode "redact", kinds among its `entities`). Another kind,
@@ -362,25 +366,25 @@ export async function checkReceipt(
  * sealed and authenticated, so only the enclave can cause it, never the host. The message names
  * kinds from the fixed list (sealed/frames.ts REDACTION_KINDS, as the parser checked) and the mode
  * only as "redact", not "redact" or not shown: nothing of the prompt.
+ *
+ * The count comes in the final frame, after the text: a streaming caller (chat, the CLI, the
+ * proxy's stream) has shown the answer by then, so the message itself says what that text is
+ * (REDACTIONS_UNTRUSTED), whichever surface shows it; complete() shows no text.
  */
 export function checkRedactions(redacted: Redactions | undefined, enclave: VerifiedEnclave): void {
   if (redacted === undefined || redacted === null) return;
+  const untrusted = (message: string) =>
+    new ClientError("integrity", "REDACTIONS_NOT_ATTESTED", `${message}${REDACTIONS_UNTRUSTED}`);
   const pii = attestedPii(enclave);
   const kinds = Object.keys(redacted);
   if (pii?.mode !== "redact") {
     const why =
       pii === null ? "the verified manifest shows no PII settings" : `the attested manifest's PII mode is not "redact"`;
-    throw new ClientError(
-      "integrity",
-      "REDACTIONS_NOT_ATTESTED",
-      `response redacted: expected null, as ${why}, found ${kinds.join(", ")}`,
-    );
+    throw untrusted(`response redacted: expected null, as ${why}, found ${kinds.join(", ")}`);
   }
   const unattested = kinds.filter((kind) => !pii.entities.includes(kind));
   if (unattested.length > 0) {
-    throw new ClientError(
-      "integrity",
-      "REDACTIONS_NOT_ATTESTED",
+    throw untrusted(
       `response redacted: expected PII kinds among the attested manifest's entities, found ${unattested.join(", ")}`,
     );
   }

@@ -9,8 +9,11 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it, vi } from "vitest";
+import { errorText } from "../../client/cli/output.ts";
 import { runChat } from "../../client/cli/run-client.ts";
+import { ClientError } from "../../client/errors.ts";
 import { redactionNote } from "../../client/redaction-note.ts";
+import type { ManifestOverrides } from "../../manifests/dev.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
@@ -26,10 +29,20 @@ await writeFile(policy, JSON.stringify(await devPolicy()));
  * runChat of `prompt`, or (undefined) an interactive session of `lines`, against a dev deployment
  * of its own, which it closes (with the environment and mocks it set) before it returns.
  */
-async function chat(prompt: string | undefined, options: { json?: boolean; lines?: string; older?: boolean } = {}) {
+async function chat(
+  prompt: string | undefined,
+  options: {
+    json?: boolean;
+    lines?: string;
+    older?: boolean;
+    saysRedacted?: unknown;
+    overrides?: ManifestOverrides;
+  } = {},
+) {
   try {
     if (options.older === true) asAnOlderEnclave();
-    const { url } = await serveDeployment();
+    if ("saysRedacted" in options) enclaveSays(options.saysRedacted);
+    const { url } = await serveDeployment(options.overrides === undefined ? {} : { overrides: options.overrides });
     vi.stubEnv("CLOISTER_API_KEY", "key");
     const written = capture();
     const lines = new PassThrough();
@@ -56,6 +69,18 @@ function asAnOlderEnclave(): void {
     if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
       const { redacted: _, ...older } = value as Record<string, unknown>;
       return stringify(older, ...args);
+    }
+    return stringify(value, ...args);
+  });
+}
+
+/** The enclave's final frame says `redacted`, whatever its pipeline found (sealed inside it: not the host's doing). */
+function enclaveSays(redacted: unknown): void {
+  const stringify = JSON.stringify;
+  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
+    const args = rest as [undefined, undefined];
+    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
+      return stringify({ ...(value as object), redacted }, ...args);
     }
     return stringify(value, ...args);
   });
@@ -107,6 +132,23 @@ describe("cloister chat, when the enclave redacted PII from the prompt", () => {
     expect(turns).toHaveLength(4);
     expect(turns[1]).toBe("");
     expect(turns[2]).toBe(ONE_EMAIL);
+  });
+});
+
+describe("cloister chat, when the enclave says it redacted a kind its attested manifest does not", () => {
+  it("the answer already shown stays, and the error after it says plainly it is not to be relied on", async () => {
+    const overrides: ManifestOverrides = {
+      requestPolicy: { pii: { mode: "redact", entities: ["phone"], reason: null } },
+    };
+    const failed = await chat("write about the sea", { saysRedacted: { email: 1 }, overrides }).catch(
+      (error: unknown) => error,
+    );
+    // runChat throws it after the text (streamed before the final frame that carries the count);
+    // the command prints it as errorText words it.
+    expect(failed).toBeInstanceOf(ClientError);
+    expect(errorText(failed)).toBe(
+      "REDACTIONS_NOT_ATTESTED: response redacted: expected PII kinds among the attested manifest's entities, found email; any text of this answer already shown came from an enclave whose PII redaction did not match its attested manifest: do not rely on it",
+    );
   });
 });
 

@@ -97,10 +97,11 @@ export async function serveDeployment(
     script?: Script;
     refuse?: (path: string, n: number) => boolean;
     hold?: (path: string) => Promise<void> | undefined;
+    overrides?: ManifestOverrides;
   } = {},
 ): Promise<{ url: string; authorizations: string[]; paths: string[] }> {
   const script = options.script ?? OK;
-  const enclave = await bootWith(new ScriptedEngine(() => script), 0, {}, "sim-snp");
+  const enclave = await bootWith(new ScriptedEngine(() => script), 0, options.overrides ?? {}, "sim-snp");
   // Served on node:http: the enclave's routes read their bodies from node's request.
   const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
   servers.push(server);

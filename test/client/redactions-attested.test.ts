@@ -42,6 +42,10 @@ async function answerOf(overrides: ManifestOverrides, redacted: unknown) {
   );
 }
 
+/** What the error says of the answer a streaming caller has shown before the final frame. */
+const UNTRUSTED =
+  "; any text of this answer already shown came from an enclave whose PII redaction did not match its attested manifest: do not rely on it";
+
 const PHONES_ONLY: ManifestOverrides = {
   requestPolicy: { pii: { mode: "redact", entities: ["phone"], reason: null } },
 };
@@ -62,7 +66,7 @@ describe("the final frame's redacted, held to the attested manifest", () => {
       error: {
         kind: "integrity",
         code: "REDACTIONS_NOT_ATTESTED",
-        message: "response redacted: expected PII kinds among the attested manifest's entities, found email",
+        message: `response redacted: expected PII kinds among the attested manifest's entities, found email${UNTRUSTED}`,
       },
     });
   });
@@ -76,8 +80,7 @@ describe("the final frame's redacted, held to the attested manifest", () => {
         error: {
           kind: "integrity",
           code: "REDACTIONS_NOT_ATTESTED",
-          message:
-            'response redacted: expected null, as the attested manifest\'s PII mode is not "redact", found email',
+          message: `response redacted: expected null, as the attested manifest's PII mode is not "redact", found email${UNTRUSTED}`,
         },
       });
     }
@@ -90,7 +93,7 @@ describe("the final frame's redacted, held to the attested manifest", () => {
         expect.objectContaining({
           kind: "integrity",
           code: "REDACTIONS_NOT_ATTESTED",
-          message: "response redacted: expected null, as the verified manifest shows no PII settings, found email",
+          message: `response redacted: expected null, as the verified manifest shows no PII settings, found email${UNTRUSTED}`,
         }),
       );
     }
