@@ -16,7 +16,7 @@ import { redactionNote } from "../../client/redaction-note.ts";
 import type { ManifestOverrides } from "../../manifests/dev.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
-import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
+import { closeServers, devPolicy, enclaveSays, serveDeployment } from "./helpers.ts";
 
 const ONE_EMAIL =
   'cloister: note: the enclave redacted 1 email address from your prompt before the model saw it (manifest PII mode "redact")\n';
@@ -69,18 +69,6 @@ function asAnOlderEnclave(): void {
     if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
       const { redacted: _, ...older } = value as Record<string, unknown>;
       return stringify(older, ...args);
-    }
-    return stringify(value, ...args);
-  });
-}
-
-/** The enclave's final frame says `redacted`, whatever its pipeline found (sealed inside it: not the host's doing). */
-function enclaveSays(redacted: unknown): void {
-  const stringify = JSON.stringify;
-  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
-    const args = rest as [undefined, undefined];
-    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
-      return stringify({ ...(value as object), redacted }, ...args);
     }
     return stringify(value, ...args);
   });

@@ -3,6 +3,7 @@
  * attested to it for real: the host's /v1 paths are mapped straight to the enclave's routes.
  * Call `closeServers()` after each test.
  */
+import { vi } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { type ConnectOptions, connect } from "../../client/sdk.ts";
@@ -131,4 +132,20 @@ export async function serveDeployment(
     });
   });
   return { url, authorizations, paths };
+}
+
+/**
+ * The enclave's final frame says `redacted`, whatever its pipeline found: its JSON is rewritten
+ * inside the enclave before it is sealed (the host cannot change a sealed frame). Undone by
+ * vi.restoreAllMocks.
+ */
+export function enclaveSays(redacted: unknown): void {
+  const stringify = JSON.stringify;
+  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
+    const args = rest as [undefined, undefined];
+    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
+      return stringify({ ...(value as object), redacted }, ...args);
+    }
+    return stringify(value, ...args);
+  });
 }

@@ -9,24 +9,12 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { checkRedactions } from "../../client/sdk.ts";
 import type { ManifestOverrides } from "../../manifests/dev.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
-import { closeServers, connectTo } from "./helpers.ts";
+import { closeServers, connectTo, enclaveSays } from "./helpers.ts";
 
 afterEach(async () => {
   vi.restoreAllMocks();
   await closeServers();
 });
-
-/** The enclave's final frame says `redacted` (whatever its pipeline found). */
-function enclaveSays(redacted: unknown): void {
-  const stringify = JSON.stringify;
-  vi.spyOn(JSON, "stringify").mockImplementation((value: unknown, ...rest: unknown[]) => {
-    const args = rest as [undefined, undefined];
-    if (value !== null && typeof value === "object" && "frameCount" in value && "redacted" in value) {
-      return stringify({ ...(value as object), redacted }, ...args);
-    }
-    return stringify(value, ...args);
-  });
-}
 
 async function answerOf(overrides: ManifestOverrides, redacted: unknown) {
   // One enclave, and one rewriting of its frame, at a time.
