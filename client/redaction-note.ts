@@ -4,7 +4,9 @@
  * answer is to the redacted prompt, which can explain an answer that seems wrong. Kinds and counts
  * only, as the enclave sent them. Platform-neutral (the page imports it).
  */
+import type { VerifiedEnclave } from "../attestation/document.ts";
 import { REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
+import { attestedPii } from "./summary.ts";
 
 const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
   email: ["email address", "email addresses"],
@@ -19,12 +21,13 @@ const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
 /**
  * The note for `redacted` (`the enclave redacted 1 email address … from your prompt …`), or null when
  * nothing was. Undefined is an enclave that did not say (built before the final frame's `redacted`):
- * never read as nothing redacted, it is said when the attested manifest's PII mode (`piiMode`, null
- * when the verified manifest does not show one) is "redact", else it could not have redacted: null.
+ * never read as nothing redacted, it is said when the PII mode of the manifest `enclave` attested
+ * (null: none verified; or a verified manifest that shows none) is "redact", else it could not have
+ * redacted: null.
  */
-export function redactionNote(redacted: Redactions | undefined, piiMode: string | null): string | null {
+export function redactionNote(redacted: Redactions | undefined, enclave: VerifiedEnclave | null): string | null {
   if (redacted === undefined) {
-    return piiMode === "redact"
+    return enclave !== null && attestedPii(enclave)?.mode === "redact"
       ? 'the enclave does not say whether it redacted PII from your prompt before the model saw it (manifest PII mode "redact"; an enclave built before it said so)'
       : null;
   }

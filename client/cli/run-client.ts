@@ -24,7 +24,7 @@ import {
   parseHostUrl,
   type Session,
 } from "../sdk.ts";
-import { attestedPii, attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
@@ -345,7 +345,7 @@ async function streamAnswer(
         shown.end();
         answers.write("\n");
         // The answer is to the prompt as redacted, not as written: say so (kinds and counts only).
-        const note = redactionNote(event.redacted, attestedPii(session.enclave)?.mode ?? null);
+        const note = redactionNote(event.redacted, session.enclave);
         if (note !== null) notes.write(`cloister: note: ${note}\n`);
       }
     }

@@ -12,7 +12,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import type { Redactions } from "../../sealed/frames.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
 import { redactionNote } from "../redaction-note.ts";
-import { attestedPii, measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { measurementNote, modelNote, policyFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
 export interface EnclaveViewElements {
@@ -76,7 +76,7 @@ export function showRedactionNote(
   enclave: VerifiedEnclave | null,
   note: Pick<HTMLElement, "hidden" | "textContent">,
 ): void {
-  const text = redactionNote(redacted, enclave === null ? null : (attestedPii(enclave)?.mode ?? null));
+  const text = redactionNote(redacted, enclave);
   note.textContent = text ?? "";
   note.hidden = text === null;
 }

@@ -16,6 +16,7 @@ import { redactionNote } from "../../client/redaction-note.ts";
 import type { ManifestOverrides } from "../../manifests/dev.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
+import { madeUpEnclave } from "../helpers/verified-enclave.ts";
 import { closeServers, devPolicy, enclaveSays, serveDeployment } from "./helpers.ts";
 
 const ONE_EMAIL =
@@ -140,15 +141,24 @@ describe("cloister chat, when the enclave says it redacted a kind its attested m
   });
 });
 
+/** A verified enclave whose manifest's PII mode is `mode` (undefined: a manifest that shows no PII settings). */
+const attesting = (mode: string | undefined) =>
+  madeUpEnclave(
+    "sev-snp",
+    mode === undefined ? { service: { name: "svc" } } : { requestPolicy: { pii: { mode, entities: [] } }, audit: {} },
+  );
+
 describe("redactionNote", () => {
   it("says an enclave that did not say (undefined) does not say, only when the attested mode redacts", () => {
-    expect(redactionNote(undefined, "redact")).toBe(NOT_SAID.slice("cloister: note: ".length, -1));
-    for (const mode of ["block", "off", null]) expect(redactionNote(undefined, mode), String(mode)).toBeNull();
+    expect(redactionNote(undefined, attesting("redact"))).toBe(NOT_SAID.slice("cloister: note: ".length, -1));
+    for (const enclave of [attesting("block"), attesting("off"), attesting(undefined), null]) {
+      expect(redactionNote(undefined, enclave)).toBeNull();
+    }
   });
 
   it("names each kind with its count, in the manifest's entity order, plural from 2", () => {
-    expect(redactionNote(null, "redact")).toBeNull();
-    expect(redactionNote({ phone: 2, secret_key: 1, email: 3 }, "redact")).toBe(
+    expect(redactionNote(null, attesting("redact"))).toBeNull();
+    expect(redactionNote({ phone: 2, secret_key: 1, email: 3 }, attesting("redact"))).toBe(
       'the enclave redacted 3 email addresses, 2 phone numbers and 1 secret key from your prompt before the model saw it (manifest PII mode "redact")',
     );
   });
