@@ -5,7 +5,7 @@
  * only, as the enclave sent them. Platform-neutral (the page imports it).
  */
 import type { VerifiedEnclave } from "../attestation/document.ts";
-import { REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
+import { MAX_REDACTION_COUNT, REDACTION_KINDS, type RedactionKind, type Redactions } from "../sealed/frames.ts";
 import { attestedPii } from "./summary.ts";
 
 const NOUNS: Readonly<Record<RedactionKind, readonly [string, string]>> = {
@@ -35,7 +35,9 @@ export function redactionNote(redacted: Redactions | undefined, enclave: Verifie
   const parts = REDACTION_KINDS.flatMap((kind) => {
     const count = redacted[kind];
     if (count === undefined) return [];
-    return [`${count} ${NOUNS[kind][count === 1 ? 0 : 1]}`];
+    // The most a frame says, for a count that passed it (sealed/frames.ts redactionsOf).
+    const atLeast = count === MAX_REDACTION_COUNT ? "at least " : "";
+    return [`${atLeast}${count} ${NOUNS[kind][count === 1 ? 0 : 1]}`];
   });
   if (parts.length === 0) return null;
   const listed = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;

@@ -30,7 +30,7 @@ import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { SealedModelError } from "../models/sealed.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
-import { MAX_ERROR_DETAIL_LENGTH, type Redactions } from "../sealed/frames.ts";
+import { MAX_ERROR_DETAIL_LENGTH, type RedactionKind, type Redactions, redactionsOf } from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
   enclaveSealingKeyFromSecretKey,
@@ -698,7 +698,7 @@ export class Enclave {
     }
 
     // 2. PII: redact (or block on) what the manifest names, before the model sees anything.
-    const findings = new Map<string, number>();
+    const findings = new Map<RedactionKind, number>();
     const filter = (content: string): string | null => {
       const outcome = applyPiiPolicy(this.manifest.requestPolicy.pii, content);
       for (const f of outcome.findings) findings.set(f.entity, (findings.get(f.entity) ?? 0) + f.count);
@@ -768,7 +768,7 @@ export class Enclave {
     const ruleId = admitted.ruleId;
     // What the model did not see as written, for the final frame (sealed to the client only): kinds
     // and counts, never the text. Null when redaction changed nothing.
-    const redactions: Redactions = redacted && findings.size > 0 ? Object.fromEntries(findings) : null;
+    const redactions: Redactions = redacted ? redactionsOf(findings) : null;
 
     // 3. Inference. The first event is awaited here, so a full engine queue becomes a plain
     // 503 (the host passes Retry-After on) rather than a frame; the client reseals on retry.

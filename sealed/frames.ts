@@ -78,8 +78,22 @@ export type FinishReason = "stop" | "length";
  */
 export const REDACTION_KINDS = ["email", "phone", "credit_card", "iban", "us_ssn", "ip_address", "secret_key"] as const;
 export type RedactionKind = (typeof REDACTION_KINDS)[number];
-/** At most one redaction per byte of a request: bounds a count (8 digits) and so the final frame. */
+/**
+ * Most a count of one kind may be: bounds a count (8 digits) and so the final frame. One redaction
+ * per byte of a request; the enclave's redaction rounds and a conversation's messages are summed,
+ * which can in theory pass it: the count is then said as this, read as "at least" (redactionsOf).
+ */
 export const MAX_REDACTION_COUNT = MAX_REQUEST_CIPHERTEXT_LENGTH;
+
+/**
+ * The final frame's `redacted` for the redaction counts summed per kind (kinds in `counts`' order):
+ * null when there are none, and a count over MAX_REDACTION_COUNT said as MAX_REDACTION_COUNT
+ * ("at least"), so a sum past it cannot make the final frame fail.
+ */
+export function redactionsOf(counts: ReadonlyMap<RedactionKind, number>): Redactions {
+  if (counts.size === 0) return null;
+  return Object.fromEntries([...counts].map(([kind, count]) => [kind, Math.min(count, MAX_REDACTION_COUNT)]));
+}
 /**
  * Which PII kinds the enclave replaced in the prompt before the model saw it, and how many of each
  * (each ≥ 1), or null when it replaced nothing. Kinds and counts only: never the text or where it was.
@@ -95,7 +109,7 @@ export function redactionsProblem(redacted: unknown): string | null {
   if (typeof redacted !== "object" || Array.isArray(redacted)) return "null or an object of PII kinds to counts";
   const entries = Object.entries(redacted);
   if (entries.length === 0) return "null or at least one PII kind (null when nothing was redacted)";
-  if (entries.length > REDACTION_KINDS.length) return `at most ${REDACTION_KINDS.length} PII kinds`;
+  // Keys are distinct: more than REDACTION_KINDS.length of them include an unknown kind, refused below.
   for (const [kind, count] of entries) {
     if (!(REDACTION_KINDS as readonly string[]).includes(kind)) {
       return `PII kinds among ${REDACTION_KINDS.join(", ")}, found an unknown kind`;

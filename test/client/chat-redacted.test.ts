@@ -14,6 +14,7 @@ import { runChat } from "../../client/cli/run-client.ts";
 import { ClientError } from "../../client/errors.ts";
 import { redactionNote } from "../../client/redaction-note.ts";
 import type { ManifestOverrides } from "../../manifests/dev.ts";
+import { MAX_REDACTION_COUNT } from "../../sealed/frames.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { madeUpEnclave } from "../helpers/verified-enclave.ts";
@@ -154,6 +155,12 @@ describe("redactionNote", () => {
     for (const enclave of [attesting("block"), attesting("off"), attesting(undefined), null]) {
       expect(redactionNote(undefined, enclave)).toBeNull();
     }
+  });
+
+  it("says the most a frame can say (a sum that passed it) as at least that many", () => {
+    expect(redactionNote({ email: MAX_REDACTION_COUNT, phone: 2 }, attesting("redact"))).toBe(
+      `the enclave redacted at least ${MAX_REDACTION_COUNT} email addresses and 2 phone numbers from your prompt before the model saw it (manifest PII mode "redact")`,
+    );
   });
 
   it("names each kind with its count, in the manifest's entity order, plural from 2", () => {

@@ -7,6 +7,7 @@ import {
   MAX_REDACTION_COUNT,
   MIN_FRAME_LENGTH,
   REDACTION_KINDS,
+  redactionsOf,
   TERMINAL_FRAME_PLAINTEXT_LENGTH,
   writeResponseNonce,
 } from "../../sealed/frames.ts";
@@ -315,6 +316,21 @@ describe("length padding (Padmé)", () => {
     expect((await sealedErrorOf(() => sealer.final(unsaid))).code).toBe("INVALID_ARGUMENT");
   });
 
+  it("says a summed count past MAX_REDACTION_COUNT as MAX_REDACTION_COUNT (at least), so the final frame still seals", async () => {
+    const counts = new Map([
+      ["phone", 3],
+      ["email", MAX_REDACTION_COUNT + 5],
+    ] as const);
+    const redacted = redactionsOf(counts);
+    expect(redacted).toEqual({ phone: 3, email: MAX_REDACTION_COUNT });
+    expect(redactionsOf(new Map())).toBeNull();
+    const { sealer, context } = await channel();
+    const events = (await collect(context, [sealer.final({ ...SUMMARY, redacted })])).events;
+    expect(events).toEqual([
+      expect.objectContaining({ type: "final", redacted: { phone: 3, email: MAX_REDACTION_COUNT } }),
+    ]);
+  });
+
   it("refuses a final frame's redacted that is not null or known kinds with counts 1..MAX_REDACTION_COUNT", async () => {
     const final = (redacted: string) =>
       terminalPlaintext(
@@ -339,7 +355,10 @@ describe("length padding (Padmé)", () => {
       [',"redacted":{"email":1.5}', "a count of email of 1..16777216, found 1.5"],
       [',"redacted":{"email":"1"}', "a count of email of 1..16777216, found string"],
       [`,"redacted":{"phone":${MAX_REDACTION_COUNT + 1}}`, "a count of phone of 1..16777216, found 16777217"],
-      [`,"redacted":${JSON.stringify(nine)}`, "at most 7 PII kinds"],
+      [
+        `,"redacted":${JSON.stringify(nine)}`,
+        "PII kinds among email, phone, credit_card, iban, us_ssn, ip_address, secret_key, found an unknown kind",
+      ],
     ] as const) {
       expect(() => decodeFramePlaintext(4, final(redacted)), redacted).toThrow(
         `final frame 4 redacted: expected ${expected}`,
