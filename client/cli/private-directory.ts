@@ -106,10 +106,12 @@ export interface HeldPrivateDirectory {
  * owns is refused in makePrivateDirectory's words; then stat). Elsewhere, or without /proc, its path.
  */
 export async function holdPrivateDirectory(dir: string, option: string): Promise<HeldPrivateDirectory> {
-  await makeOrFind(dir, option, false);
+  // Elsewhere than Linux nothing is opened, and so walked after: the walk is makePrivateDirectory's.
+  const linux = process.platform === "linux";
+  await makeOrFind(dir, option, !linux);
   const target = resolve(dir);
   const byName = { path: target, close: async () => {} };
-  if (process.platform !== "linux") return byName;
+  if (!linux) return byName;
   const handle = await open(target, constants.O_RDONLY | constants.O_DIRECTORY).catch(async (error: unknown) => {
     throw await directoryRefusal(target, option, error);
   });

@@ -57,3 +57,28 @@ describe("holdPrivateDirectory: the walks of its path", () => {
     expect(held).toBe(made);
   });
 });
+
+describe("holdPrivateDirectory: elsewhere than Linux (no directory held, its path used)", () => {
+  it("walks a directory that exists all the same, and refuses one another user owns", async () => {
+    const platform = Object.getOwnPropertyDescriptor(process, "platform");
+    Object.defineProperty(process, "platform", { value: "darwin" });
+    try {
+      const dir = join(root, "deployments");
+      await fs.mkdir(dir, { mode: 0o700 });
+      const held = await holdPrivateDirectory(dir, "--dir");
+      await held.close();
+      expect(held.path).toBe(dir);
+      expect(walks).toEqual([dir]);
+      const theirs = join(root, "theirs");
+      await fs.mkdir(theirs, { mode: 0o700 });
+      await fs.chown(theirs, 4244, 4244);
+      const refused = await holdPrivateDirectory(theirs, "--dir").then(
+        () => "held",
+        (error: Error) => error.message,
+      );
+      expect(refused).toContain("found one owned by uid 4244");
+    } finally {
+      if (platform !== undefined) Object.defineProperty(process, "platform", platform);
+    }
+  });
+});
