@@ -186,7 +186,11 @@ async function refuseUnsafe(target: string, option: string): Promise<void> {
  * Makes `dir` (and missing parents, mode 0700) inside a directory makePrivateDirectory made or
  * found, refusing as it does: a part of the path that is not a directory names that part, any
  * other failure names `dir` (fileErrorCause), the file system's error as cause. Made by `by` when
- * given (the same directory through one held open: holdPrivateDirectory), named `dir` all the same.
+ * given (the same directory through one held open: holdPrivateDirectory), named `dir` all the same;
+ * then, made or found, it must be one only this user or root may write to (writtenInFault, as the
+ * directory held is, sticky or not): what is read in it through `by` is not walked (cloister up's
+ * earlier-run keys, held: null), and whoever else may write there could swap a key or put a link
+ * under the name of one written.
  */
 export async function makeDirectory(dir: string, option: string, by?: string): Promise<void> {
   const target = resolve(dir);
@@ -194,6 +198,18 @@ export async function makeDirectory(dir: string, option: string, by?: string): P
     await mkdir(by ?? target, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw await directoryRefusal(target, option, error);
+  }
+  if (by === undefined) return;
+  const found = await stat(by).catch(async (error: unknown) => {
+    throw await directoryRefusal(target, option, error);
+  });
+  const fault = await writtenInFault(found);
+  if (fault !== null) {
+    const owned = `owned by uid ${found.uid}, group ${found.gid}, mode ${(found.mode & 0o7777).toString(8)}`;
+    const expected = "expected a directory only this user or root may write to";
+    throw new UsageError(
+      fileMessage(target, option, `${expected}; found one ${faultWords(fault, found.gid)} (${owned})`),
+    );
   }
 }
 
