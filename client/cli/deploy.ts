@@ -259,6 +259,11 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   const dir = resolve(options.dir);
   /** The path to write `path` (in `dir`) by: through the directory held. */
   const held = (path: string) => join(at, relative(dir, path));
+  /**
+   * How an earlier run's `path` is read: through the directory held, unwalked; where none is held
+   * (`at` is the path: elsewhere than Linux, or without /proc), by name, its path walked.
+   */
+  const earlier = (path: string): EarlierRunRead => (at === dir ? {} : { inHeld: { name: path } });
   await makeDirectory(join(dir, "models"), "--dir", held(join(dir, "models")));
 
   const modelPath = join(dir, "models", "tiny.gguf");
@@ -283,7 +288,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   // Reused when the private key exists: the public file is not needed (derived below), and a run
   // that made a new key because it was gone would lose the operator's key and change every policy.
   if (await exists(held(privatePath))) {
-    privateJwk = (await readKeyFile(held(privatePath), "operator key", { inHeld: { name: privatePath } })) as JWK;
+    privateJwk = (await readKeyFile(held(privatePath), "operator key", earlier(privatePath))) as JWK;
     // The key the policy trusts is the private key's own public part, never a public file: the name
     // --dir may be another user's link to a directory of theirs by now, and an operator.public.jwk
     // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644:
@@ -309,7 +314,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
     if (await exists(held(keyPath))) {
-      modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", { inHeld: { name: keyPath } }), keyPath);
+      modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", earlier(keyPath)), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
       await writePrivate(held(keyPath), `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
@@ -352,8 +357,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
-  if (await exists(held(apiKeyPath)))
-    apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), { inHeld: { name: apiKeyPath } });
+  if (await exists(held(apiKeyPath))) apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), earlier(apiKeyPath));
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
     await writePrivate(held(apiKeyPath), `${apiKey}\n`);
