@@ -1145,8 +1145,12 @@ export class WrapperMismatchError extends EngineError {
 /**
  * `fn`'s source as a declaration of `name` in a worker's source: bound to `name` whatever `fn` is
  * called here (a bundler that renames identifiers renames the function, not the worker's calls of
- * it, which are text). `fn` must use nothing outside itself.
+ * it, which are text). `fn` must use nothing outside itself but `__name`: tsx (the enclave runs
+ * through it, bin/cloister.js) keeps function names, compiling a named inner function (the
+ * describeJinjaWrapper's `faithful`) to `__name(fn, "faithful")`, a helper of the module's that the
+ * worker lacks ("__name is not defined": no Jinja wrapper booted). Given here, as esbuild's is.
  */
 export function inlined(name: string, fn: (...args: never[]) => unknown): string {
-  return `const ${name} = (${fn.toString()});`;
+  const keepName = '(target, value) => Object.defineProperty(target, "name", { value, configurable: true })';
+  return `const ${name} = (() => { const __name = ${keepName}; return (${fn.toString()}); })();`;
 }
