@@ -49,18 +49,22 @@ function runTsx(script: string): Promise<{ code: number | null; signal: string |
 }
 
 describe("the template worker under tsx (as the enclave runs)", () => {
-  it("boots a pinned jinjaTemplate and renders a new shape on its worker", async () => {
-    const path = join(dir, "template.gguf");
-    const { sha256 } = await writeTemplateModel(path, TEMPLATE);
-    const script = join(dir, "boot.mjs");
-    const engineUrl = pathToFileURL(join(ROOT, "enclave/engine.ts")).href;
-    await writeFile(
-      script,
-      `
+  // "auto" too: its worker describes the Jinja wrapper it chose (an operator's Llama, Qwen or Mistral
+  // model; the project's own template needs no worker's description).
+  it.each(["jinjaTemplate", "auto"])(
+    "boots chatWrapper %s and renders a new shape on its worker",
+    async (choice) => {
+      const path = join(dir, `template-${choice}.gguf`);
+      const { sha256 } = await writeTemplateModel(path, TEMPLATE);
+      const script = join(dir, `boot-${choice}.mjs`);
+      const engineUrl = pathToFileURL(join(ROOT, "enclave/engine.ts")).href;
+      await writeFile(
+        script,
+        `
       const { openInferenceEngine } = await import(${JSON.stringify(engineUrl)});
       try {
         const engine = await openInferenceEngine({ modelPath: ${JSON.stringify(path)}, expectedSha256: "${sha256}",
-          threads: 1, sequences: 1, contextSize: 256, chatWrapper: "jinjaTemplate" });
+          threads: 1, sequences: 1, contextSize: 256, chatWrapper: "${choice}" });
         const messages = [{ role: "user", content: "hi" }, { role: "assistant", content: "a" }, { role: "user", content: "b" }];
         const rendering = await engine.renderPrompt({ messages });
         console.log(engine.info.chatTemplate, rendering.tokenCount > 0);
@@ -69,7 +73,9 @@ describe("the template worker under tsx (as the enclave runs)", () => {
         console.log(error.code, error.message, error.cause?.message);
       }
     `,
-    );
-    expect(await runTsx(script)).toEqual({ code: 0, signal: null, stdout: "JinjaTemplate true\n" });
-  }, 150_000);
+      );
+      expect(await runTsx(script)).toEqual({ code: 0, signal: null, stdout: "JinjaTemplate true\n" });
+    },
+    150_000,
+  );
 });
