@@ -13,7 +13,7 @@ import type { ChatEvent, Session } from "../../client/sdk.ts";
 import { listen } from "../../enclave/http.ts";
 import { REQUEST_LIMITS as L } from "../../sealed/request-limits.ts";
 import { usage } from "../enclave/helpers.ts";
-import { closeServers, connectTo, type Script, serve } from "./helpers.ts";
+import { closeServers, connectTo, enclaveSays, type Script, serve } from "./helpers.ts";
 
 afterEach(closeServers);
 
@@ -173,6 +173,49 @@ describe("proxy: the cloister field of an answer", () => {
       const bytes = await (await post(path, body)).text();
       const last = "stream" in body ? bytes.split("\n\n").find((e) => e.includes('"cloister"'))! : bytes;
       expect(JSON.parse(last.replace(/^data: /, "")).cloister.redacted, JSON.stringify(body)).toEqual(redacted);
+    }
+  });
+});
+
+describe("proxy: a redaction the attested manifest does not make, said after the text", () => {
+  it("streams an error event after the text (REDACTIONS_NOT_ATTESTED), never [DONE]", async () => {
+    // The manifest redacts phone numbers only; the enclave's final frame says it redacted an email.
+    const { session } = await connectTo({
+      overrides: { requestPolicy: { pii: { mode: "redact", entities: ["phone"], reason: null } } },
+    });
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    enclaveSays({ email: 1 });
+    try {
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: attestedModelId(session),
+          stream: true,
+          messages: [{ role: "user", content: "hi" }],
+        }),
+      });
+      expect(response.status).toBe(200);
+      // The transfer is cut after the error event: read what arrived, then the cut.
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      let cut = false;
+      for (let i = 0; i < 1000; i++) {
+        const chunk = await reader.read().catch(() => null);
+        if (chunk === null) cut = true;
+        if (chunk === null || chunk.done) break;
+        text += decoder.decode(chunk.value, { stream: true });
+      }
+      const events = text.split("\n\n").filter((e) => e !== "");
+      expect(events.some((e) => e.includes('"content":"ok"'))).toBe(true);
+      expect(text).not.toContain("[DONE]");
+      expect(cut).toBe(true);
+      const last = JSON.parse((events.at(-1) as string).replace(/^data: /, ""));
+      expect(last.error).toMatchObject({ type: "cloister_verification_error", code: "redactions_not_attested" });
+      expect(last.error.message).toContain("already shown came from an enclave whose PII redaction did not match");
+    } finally {
+      vi.restoreAllMocks();
     }
   });
 });
