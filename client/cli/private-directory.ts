@@ -187,7 +187,8 @@ async function refuseUnsafe(target: string, option: string): Promise<void> {
  * found, refusing as it does: a part of the path that is not a directory names that part, any
  * other failure names `dir` (fileErrorCause), the file system's error as cause. Made by `by` when
  * given (the same directory through one held open: holdPrivateDirectory), named `dir` all the same;
- * then, made or found, it must be one only this user or root may write to (writtenInFault, as the
+ * then, made or found, it must be a directory itself (a symbolic link, even this user's, leads out of
+ * the one held: refused) and one only this user or root may write to (writtenInFault, as the
  * directory held is, sticky or not): what is read in it through `by` is not walked (cloister up's
  * earlier-run keys, held: null), and whoever else may write there could swap a key or put a link
  * under the name of one written.
@@ -200,9 +201,21 @@ export async function makeDirectory(dir: string, option: string, by?: string): P
     throw await directoryRefusal(target, option, error);
   }
   if (by === undefined) return;
-  const found = await stat(by).catch(async (error: unknown) => {
+  // Not followed: a link here leads out of the directory held, and what is read in it through `by`
+  // (unwalked) would go wherever its target's path leads by then (a directory of root's in another
+  // user's checkout, renamed away and replaced by theirs once checked).
+  const found = await lstat(by).catch(async (error: unknown) => {
     throw await directoryRefusal(target, option, error);
   });
+  if (!found.isDirectory()) {
+    throw new UsageError(
+      fileMessage(
+        target,
+        option,
+        `expected a directory of its own, not a link to one; found ${describeFileKind(found)}`,
+      ),
+    );
+  }
   const fault = await writtenInFault(found);
   if (fault !== null) {
     const owned = `owned by uid ${found.uid}, group ${found.gid}, mode ${(found.mode & 0o7777).toString(8)}`;
