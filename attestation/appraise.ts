@@ -63,7 +63,7 @@ import {
 } from "./policy.ts";
 import type { SnpGuestPolicy, SnpPlatformInfo, SnpReport, SnpTcbVersion } from "./snp/parse.ts";
 import { firmwareVersionOrder, tcbComponents, VerifiedSnpReport } from "./snp/verify.ts";
-import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
+import { isMigratableTd, type TdxQuote, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
@@ -100,7 +100,7 @@ export interface AppraisalOptions {
   readonly expectedReportData: Uint8Array | null;
 }
 
-type Push = (field: string, code: string, expected: string, found: string) => void;
+export type Push = (field: string, code: string, expected: string, found: string) => void;
 
 const onOff = (b: boolean) => (b ? "set" : "clear");
 
@@ -108,7 +108,7 @@ function allowList(list: readonly string[]): string {
   return list.length === 1 ? (list[0] as string) : `one of [${list.join(", ")}]`;
 }
 
-function checkAllowList(
+export function checkAllowList(
   push: Push,
   rule: readonly string[] | { readonly skip: unknown },
   value: Uint8Array,
@@ -134,18 +134,7 @@ function checkPinned(
 
 function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy): void {
   const r = evidence.report;
-  if (r.policy.debugAllowed && !policy.debugAllowed) {
-    push("POLICY.DEBUG", "SNP_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
-  }
-  if (r.policy.migrateMA && !policy.migrationAgentAllowed) {
-    push("POLICY.MIGRATE_MA", "SNP_MIGRATION_AGENT_NOT_ALLOWED", "clear (migrationAgentAllowed: false)", onOff(true));
-  }
-  if (!policy.smtAllowed) {
-    if (r.policy.smtAllowed) push("POLICY.SMT", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
-    if (r.platformInfo.smtEnabled) {
-      push("PLATFORM_INFO.SMT_EN", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
-    }
-  }
+  checkSnpPolicyFlags(push, r, policy);
   if (!policy.allowedVmpls.includes(r.vmpl)) {
     push("VMPL", "SNP_VMPL_NOT_ALLOWED", `one of [${policy.allowedVmpls.join(", ")}]`, String(r.vmpl));
   }
@@ -158,9 +147,7 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
   // platforms do run provisional firmware (two of the fixtures: COMMITTED microcode below CURRENT),
   // which is accepted while its committed TCB meets the minimum.
   // A component already too low in REPORTED_TCB is one violation, not two.
-  const low = checkTcbMinimum(push, evidence.reportedTcb, policy.minimumTcb, "REPORTED_TCB", "SNP_TCB_TOO_LOW");
-  checkTcbMinimum(push, evidence.launchTcb, policy.minimumTcb, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
-  checkTcbMinimum(push, evidence.committedTcb, policy.minimumTcb, "COMMITTED_TCB", "SNP_COMMITTED_TCB_TOO_LOW", low);
+  checkSnpTcbMinimum(push, evidence, policy.minimumTcb);
   checkAllowList(push, policy.measurements, r.measurement, "MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED");
   checkPinned(push, policy.hostData, r.hostData, "HOST_DATA", "SNP_HOST_DATA_MISMATCH");
   checkAllowList(push, policy.idKeyDigests, r.idKeyDigest, "ID_KEY_DIGEST", "SNP_ID_KEY_DIGEST_NOT_ALLOWED");
@@ -188,6 +175,48 @@ function appraiseSnp(push: Push, evidence: VerifiedSnpReport, policy: SnpPolicy)
     push("SIGNING_KEY", "SNP_SIGNING_KEY_NOT_ALLOWED", `one of [${policy.signingKeys.join(", ")}]`, kind);
   }
   appraiseSnpPlatform(push, r, policy);
+}
+
+/**
+ * The guest POLICY's DEBUG, MIGRATE_MA and SMT bits (and PLATFORM_INFO.SMT_EN) against the flags a
+ * policy allows: the client policy's, and the manifest's tee.policyFlags (manifest-tee.ts).
+ */
+export function checkSnpPolicyFlags(
+  push: Push,
+  r: SnpReport,
+  flags: { readonly debugAllowed: boolean; readonly migrationAgentAllowed: boolean; readonly smtAllowed: boolean },
+): void {
+  if (r.policy.debugAllowed && !flags.debugAllowed) {
+    push("POLICY.DEBUG", "SNP_DEBUG_NOT_ALLOWED", "clear (debugAllowed: false)", onOff(true));
+  }
+  if (r.policy.migrateMA && !flags.migrationAgentAllowed) {
+    push("POLICY.MIGRATE_MA", "SNP_MIGRATION_AGENT_NOT_ALLOWED", "clear (migrationAgentAllowed: false)", onOff(true));
+  }
+  if (!flags.smtAllowed) {
+    if (r.policy.smtAllowed) push("POLICY.SMT", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
+    if (r.platformInfo.smtEnabled) {
+      push("PLATFORM_INFO.SMT_EN", "SNP_SMT_NOT_ALLOWED", "clear (smtAllowed: false)", onOff(true));
+    }
+  }
+}
+
+/**
+ * REPORTED_TCB, LAUNCH_TCB and COMMITTED_TCB, component by component, against one minimum (why all
+ * three: appraiseSnp). The client policy's minimumTcb and the manifest's tee.minimumTcb.snp
+ * (manifest-tee.ts) are compared by this one function.
+ */
+export function checkSnpTcbMinimum(
+  push: Push,
+  tcbs: {
+    readonly reportedTcb: SnpTcbVersion;
+    readonly launchTcb: SnpTcbVersion;
+    readonly committedTcb: SnpTcbVersion;
+  },
+  min: SnpPolicy["minimumTcb"],
+): void {
+  const low = checkTcbMinimum(push, tcbs.reportedTcb, min, "REPORTED_TCB", "SNP_TCB_TOO_LOW");
+  checkTcbMinimum(push, tcbs.launchTcb, min, "LAUNCH_TCB", "SNP_LAUNCH_TCB_TOO_LOW", low);
+  checkTcbMinimum(push, tcbs.committedTcb, min, "COMMITTED_TCB", "SNP_COMMITTED_TCB_TOO_LOW", low);
 }
 
 const GUEST_POLICY_BITS: Record<(typeof SNP_REQUIRABLE_GUEST_POLICY)[number], (p: SnpGuestPolicy) => boolean> = {
@@ -448,32 +477,51 @@ function appraiseTdx(push: Push, evidence: VerifiedTdxQuote, policy: TdxPolicy):
       );
     }
   }
-  // The signed values: the QE report's ISVSVN (signed by the PCK key) and the PCK certificate's
-  // PCESVN, never the quote header's QE_SVN / PCE_SVN, which only the attestation key signs.
-  const minimumQeSvn = ruleOf(policy.minimumQeSvn, "minimumQeSvn");
-  if (minimumQeSvn !== null && evidence.quote.qeReport.isvSvn < minimumQeSvn) {
+  checkTdxQeAndPceSvn(push, evidence.quote, {
+    qeSvn: ruleOf(policy.minimumQeSvn, "minimumQeSvn"),
+    pceSvn: ruleOf(policy.minimumPceSvn, "minimumPceSvn"),
+    names: { qeSvn: "minimumQeSvn", pceSvn: "minimumPceSvn" },
+  });
+  const rejected = ruleOf(policy.rejectedAdvisoryIds, "rejectedAdvisoryIds");
+  if (rejected !== null) checkAdvisories(push, evidence, rejected);
+  if (!isSkip(policy.minimumTeeTcbSvn)) checkTeeTcbSvn(push, body, policy.minimumTeeTcbSvn as string);
+}
+
+/**
+ * The TD's TCB SVNs that are signed: the QE report's ISVSVN (signed by the PCK key) and the PCK
+ * certificate's PCESVN, never the quote header's QE_SVN / PCE_SVN, which only the attestation key
+ * signs. A null minimum is not compared. `names` say which policy field each minimum is.
+ */
+export function checkTdxQeAndPceSvn(
+  push: Push,
+  quote: TdxQuote,
+  min: {
+    readonly qeSvn: number | null;
+    readonly pceSvn: number | null;
+    readonly names: { readonly qeSvn: string; readonly pceSvn: string };
+  },
+): void {
+  if (min.qeSvn !== null && quote.qeReport.isvSvn < min.qeSvn) {
     push(
       "QE_REPORT.ISVSVN",
       "TDX_QE_SVN_TOO_LOW",
-      `>= ${minimumQeSvn} (minimumQeSvn)`,
-      String(evidence.quote.qeReport.isvSvn),
+      `>= ${min.qeSvn} (${min.names.qeSvn})`,
+      String(quote.qeReport.isvSvn),
     );
   }
-  const pceSvn = evidence.quote.pckExtensions.pceSvn;
-  const minimumPceSvn = ruleOf(policy.minimumPceSvn, "minimumPceSvn");
-  if (minimumPceSvn !== null && pceSvn < minimumPceSvn) {
-    push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${minimumPceSvn} (minimumPceSvn)`, String(pceSvn));
+  const pceSvn = quote.pckExtensions.pceSvn;
+  if (min.pceSvn !== null && pceSvn < min.pceSvn) {
+    push("PCK.PCESVN", "TDX_PCE_SVN_TOO_LOW", `>= ${min.pceSvn} (${min.names.pceSvn})`, String(pceSvn));
   }
-  const rejected = ruleOf(policy.rejectedAdvisoryIds, "rejectedAdvisoryIds");
-  if (rejected !== null) checkAdvisories(push, evidence, rejected);
-  if (!isSkip(policy.minimumTeeTcbSvn)) {
-    const minimum = policy.minimumTeeTcbSvn as string;
-    const svn = body.teeTcbSvn;
-    for (let i = 0; i < 16; i++) {
-      const want = Number.parseInt(minimum.slice(2 * i, 2 * i + 2), 16);
-      const have = svn[i] as number;
-      if (have < want) push(`TEE_TCB_SVN[${i}]`, "TDX_TEE_TCB_SVN_TOO_LOW", `>= ${want}`, String(have));
-    }
+}
+
+/** TEE_TCB_SVN, byte by byte, against a minimum of 32 hex characters. */
+export function checkTeeTcbSvn(push: Push, body: TdxTdReportBody, minimum: string): void {
+  const svn = body.teeTcbSvn;
+  for (let i = 0; i < 16; i++) {
+    const want = Number.parseInt(minimum.slice(2 * i, 2 * i + 2), 16);
+    const have = svn[i] as number;
+    if (have < want) push(`TEE_TCB_SVN[${i}]`, "TDX_TEE_TCB_SVN_TOO_LOW", `>= ${want}`, String(have));
   }
 }
 

@@ -26,6 +26,7 @@ import { DOCUMENT_MAX_LENGTH } from "./document-key.ts";
 import { AttestationError, ConfigurationError, ParseError, type VerifiedEvidenceIdentity } from "./errors.ts";
 import { type DocumentEvidence, parseDocumentEvidence, type TrustAnchors, verifyDocumentEvidence } from "./evidence.ts";
 import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "./jws.ts";
+import { type ManifestTeeEvidence, manifestTeeEvidenceOfVerified } from "./manifest-tee.ts";
 import { type AttestationPolicy, parsedAttestationPolicy } from "./policy.ts";
 import { describeUntrusted } from "./untrusted-text.ts";
 
@@ -131,10 +132,14 @@ export interface ManifestCheck {
   digest(manifestJws: string): Promise<Uint8Array>;
   /**
    * Verifies the operator signature and the client's manifest policy (trusted signers, model
-   * digests, platform); throws an AttestationError in stage "manifest" when it is not acceptable.
+   * digests, platform), and the manifest's tee section against the verified evidence (`evidence`,
+   * manifest-tee.ts); throws an AttestationError in stage "manifest" when it is not acceptable.
    * Returns what the client should see about the deployment.
    */
-  verify(manifestJws: string, context: { tee: string; simulated: boolean }): Promise<VerifiedManifestSummary>;
+  verify(
+    manifestJws: string,
+    context: { tee: string; simulated: boolean; evidence: ManifestTeeEvidence },
+  ): Promise<VerifiedManifestSummary>;
 }
 
 export interface VerifiedManifestSummary {
@@ -491,7 +496,11 @@ async function verifyDocument(
   // The manifest check needs the verified evidence's platform, so it starts as soon as that is known.
   const manifestResult = settled(async () => {
     const evidence = unwrap(await evidenceResult);
-    return options.manifest.verify(doc.payload.manifest, { tee: doc.evidence.type, simulated: evidence.simulated });
+    return options.manifest.verify(doc.payload.manifest, {
+      tee: doc.evidence.type,
+      simulated: evidence.simulated,
+      evidence: manifestTeeEvidenceOfVerified(evidence.evidence),
+    });
   });
 
   // 1. Evidence: hardware signature and chain to a pinned root, at `at`.
@@ -525,7 +534,7 @@ async function verifyDocument(
   // 5. Nonce: a fresh answer to the client's own nonce, by the same key, about this document.
   checkNonceAnswer(unwrap(await answerResult), documentDigest, options);
 
-  // 6. Manifest: operator signature, model digest, platform.
+  // 6. Manifest: operator signature, model digest, platform, the tee section against the evidence.
   const manifest = unwrap(await manifestResult);
 
   // A frozen copy: nothing of it is shared with what the stages returned (a ManifestCheck's summary).

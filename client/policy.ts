@@ -26,6 +26,11 @@ import {
 } from "../attestation/evidence.ts";
 import { parseJsonText } from "../attestation/json-text.ts";
 import {
+  describeManifestTeeViolations,
+  type ManifestTeeViolation,
+  manifestTeeViolations,
+} from "../attestation/manifest-tee.ts";
+import {
   type AttestationPolicy,
   hexOf,
   isSkip,
@@ -390,6 +395,13 @@ function newManifestCheck(policy: ClientPolicy): ManifestCheck {
           "MANIFEST_PLATFORM_MISMATCH",
           `manifest tee.platforms: expected to include ${platform}, found [${m.tee.platforms.join(", ")}]`,
         );
+      }
+      // The tee section the operator signed, against the verified evidence: on top of the client
+      // policy's appraisal (stage 2), never instead. The manifest is public (every document carries
+      // it), so it narrows what the client accepts, it cannot widen it.
+      const teeViolations = manifestTeeViolations(context.evidence, m.tee);
+      if (teeViolations.length > 0) {
+        fail((teeViolations[0] as ManifestTeeViolation).code, describeManifestTeeViolations(teeViolations));
       }
       const digests = policy.manifest.allowedModelDigests;
       if (!isSkip(digests) && !(digests as readonly string[]).includes(m.model.sha256)) {

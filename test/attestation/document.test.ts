@@ -44,6 +44,7 @@ import {
   simulatedAzureSnpAnchors,
   simulatedAzureSnpEvidence,
 } from "../helpers/azure-sim.ts";
+import { simulatedSnpTeeEvidence } from "../helpers/manifest-tee-evidence.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -632,7 +633,10 @@ describe("attestation document", () => {
       f.operatorJwk,
     );
     const check = manifestCheckForPolicy(f.policy);
-    expect((await check.verify(snpOnly, { tee: "sev-snp", simulated: true })).service.name).toBe("cloister-dev");
+    const evidence = simulatedSnpTeeEvidence();
+    expect((await check.verify(snpOnly, { tee: "sev-snp", simulated: true, evidence })).service.name).toBe(
+      "cloister-dev",
+    );
     for (const [context, platform] of [
       [{ tee: "sev-snp", simulated: false }, "snp"],
       [{ tee: "tdx", simulated: true }, "sim-tdx"],
@@ -640,7 +644,7 @@ describe("attestation document", () => {
       [{ tee: "tdx", simulated: false }, "tdx"],
       [{ tee: "azure-tdx", simulated: false }, "azure-tdx"],
     ] as const) {
-      await expect(check.verify(snpOnly, context)).rejects.toMatchObject({
+      await expect(check.verify(snpOnly, { ...context, evidence })).rejects.toMatchObject({
         stage: "manifest",
         code: "MANIFEST_PLATFORM_MISMATCH",
         message: `manifest tee.platforms: expected to include ${platform}, found [sim-snp]`,
@@ -649,7 +653,7 @@ describe("attestation document", () => {
   });
 
   it("lets any model digest or service through only where the policy skips that list, and keeps its own copy of the lists", async () => {
-    const context = { tee: "sev-snp", simulated: true } as const;
+    const context = { tee: "sev-snp", simulated: true, evidence: simulatedSnpTeeEvidence() } as const;
     const skip = { skip: { reason: "test: any model, any service" } };
     const manifest = { ...f.policy.manifest, allowedModelDigests: ["0".repeat(64)], allowedServices: ["another"] };
     const anyModel = manifestCheckForPolicy({ ...f.policy, manifest: { ...manifest, allowedModelDigests: skip } });

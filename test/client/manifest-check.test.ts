@@ -9,9 +9,10 @@ import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { manifestCheckForPolicy } from "../../client/policy.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { simulatedSnpTeeEvidence } from "../helpers/manifest-tee-evidence.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 
-const CONTEXT = { tee: "snp", simulated: true };
+const CONTEXT = { tee: "snp", simulated: true, evidence: simulatedSnpTeeEvidence() };
 
 async function refusal(operatorKey: object, jws: string): Promise<AttestationError> {
   const policy = simulatorClientPolicy({

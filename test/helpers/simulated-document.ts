@@ -14,6 +14,7 @@ import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import type { ClientPolicy } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { manifestDigest } from "../../manifests/digest.ts";
+import type { Manifest } from "../../manifests/schema.ts";
 import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
 
 export interface SimulatedSnpEnclave {
@@ -33,10 +34,12 @@ export async function simulatedSnpEnclave(options: {
   keys: EnclaveKeys;
   now: Date;
   measurement: Uint8Array;
+  /** The manifest the operator signs (default: the dev manifest). */
+  manifest?: Manifest;
 }): Promise<SimulatedSnpEnclave> {
   const { keys, now, measurement } = options;
   const operator = await generateManifestSigningKey("EdDSA");
-  const manifest = devManifest();
+  const manifest = options.manifest ?? devManifest();
   const manifestJws = await signManifest(manifest, operator.privateJwk);
   const hierarchy = insecureSimulatedAmdHierarchy();
   const reportData = await computeReportData({

@@ -1,0 +1,169 @@
+/**
+ * attestation/manifest-tee.ts: the manifest's tee section (allowedMeasurements, minimumTcb,
+ * policyFlags) against simulated SNP reports and TDX quotes in the real formats, parsed. The dev
+ * manifest's section passes the simulator's default evidence; each constraint the evidence breaks is
+ * one violation naming the manifest field, the evidence field, the expected and the found value.
+ */
+import { describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { type ManifestTee, manifestTeeViolations } from "../../attestation/manifest-tee.ts";
+import { encodeTcbVersion } from "../../attestation/snp/parse.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
+import { SIM_MEASUREMENT, simulatedSnpTeeEvidence, simulatedTdxTeeEvidence } from "../helpers/manifest-tee-evidence.ts";
+
+const DEV_TEE: ManifestTee = DEV_MANIFEST.tee;
+const OTHER = "b".repeat(96);
+const tee = (change: Partial<ManifestTee>): ManifestTee => ({ ...DEV_TEE, ...change });
+const flags = (change: Partial<ManifestTee["policyFlags"]>) =>
+  tee({ policyFlags: { ...DEV_TEE.policyFlags, ...change } });
+
+describe("the manifest's tee section against SNP evidence", () => {
+  it("the simulator's default report passes the dev manifest (any measurement, TCB zeros, SMT allowed)", () => {
+    expect(manifestTeeViolations(simulatedSnpTeeEvidence(), DEV_TEE)).toEqual([]);
+  });
+
+  it("a measurement outside allowedMeasurements is refused, naming it; a listed one passes", () => {
+    const evidence = simulatedSnpTeeEvidence();
+    expect(manifestTeeViolations(evidence, tee({ allowedMeasurements: [OTHER] }))).toEqual([
+      {
+        manifestField: "tee.allowedMeasurements",
+        field: "MEASUREMENT",
+        code: "MANIFEST_MEASUREMENT_NOT_ALLOWED",
+        expected: OTHER,
+        found: toHex(SIM_MEASUREMENT),
+      },
+    ]);
+    expect(manifestTeeViolations(evidence, tee({ allowedMeasurements: [OTHER, toHex(SIM_MEASUREMENT)] }))).toEqual([]);
+  });
+
+  it("a TCB below minimumTcb.snp is refused per component, REPORTED_TCB once (not again as LAUNCH/COMMITTED)", () => {
+    const evidence = simulatedSnpTeeEvidence({
+      tcb: encodeTcbVersion({ bootloader: 3, tee: 0, snp: 8, microcode: 115 }, "Milan"),
+    });
+    const min = { bootloader: 3, tee: 0, snp: 9, microcode: 115, fmc: null };
+    expect(manifestTeeViolations(evidence, tee({ minimumTcb: { snp: min, tdx: DEV_TEE.minimumTcb.tdx } }))).toEqual([
+      {
+        manifestField: "tee.minimumTcb.snp",
+        field: "REPORTED_TCB.snp",
+        code: "MANIFEST_TCB_TOO_LOW",
+        expected: ">= 9",
+        found: "8",
+      },
+    ]);
+    const equal = { ...min, snp: 8 };
+    expect(manifestTeeViolations(evidence, tee({ minimumTcb: { snp: equal, tdx: DEV_TEE.minimumTcb.tdx } }))).toEqual(
+      [],
+    );
+  });
+
+  it("a guest launched under older firmware (LAUNCH_TCB) than the minimum is refused", () => {
+    const tcb = encodeTcbVersion({ bootloader: 3, tee: 0, snp: 9, microcode: 115 }, "Milan");
+    const launchTcb = encodeTcbVersion({ bootloader: 3, tee: 0, snp: 8, microcode: 115 }, "Milan");
+    const evidence = simulatedSnpTeeEvidence({ tcb, launchTcb });
+    const min = { bootloader: 0, tee: 0, snp: 9, microcode: 0, fmc: null };
+    expect(manifestTeeViolations(evidence, tee({ minimumTcb: { snp: min, tdx: null } }))).toMatchObject([
+      { manifestField: "tee.minimumTcb.snp", field: "LAUNCH_TCB.snp", code: "MANIFEST_TCB_TOO_LOW" },
+    ]);
+  });
+
+  it("policy flags: DEBUG is refused always, MIGRATE_MA unless migrationAgentAllowed, SMT (guest POLICY and the platform's SMT_EN) unless smtAllowed", () => {
+    const DEBUG = 1n << 19n;
+    const MIGRATE_MA = 1n << 18n;
+    const base = 0x30000n; // SMT allowed, reserved bit 17
+    expect(manifestTeeViolations(simulatedSnpTeeEvidence({ policy: base | DEBUG }), DEV_TEE)).toEqual([
+      {
+        manifestField: "tee.policyFlags",
+        field: "POLICY.DEBUG",
+        code: "MANIFEST_POLICY_FLAG",
+        expected: "clear (debugAllowed: false)",
+        found: "set",
+      },
+    ]);
+    const migrating = simulatedSnpTeeEvidence({ policy: base | MIGRATE_MA });
+    expect(manifestTeeViolations(migrating, DEV_TEE)).toMatchObject([
+      {
+        manifestField: "tee.policyFlags",
+        field: "POLICY.MIGRATE_MA",
+        expected: "clear (migrationAgentAllowed: false)",
+      },
+    ]);
+    expect(manifestTeeViolations(migrating, flags({ migrationAgentAllowed: true }))).toEqual([]);
+    expect(manifestTeeViolations(simulatedSnpTeeEvidence(), flags({ smtAllowed: false }))).toMatchObject([
+      { manifestField: "tee.policyFlags", field: "POLICY.SMT", code: "MANIFEST_POLICY_FLAG", found: "set" },
+      { manifestField: "tee.policyFlags", field: "PLATFORM_INFO.SMT_EN", code: "MANIFEST_POLICY_FLAG", found: "set" },
+    ]);
+  });
+
+  it("lists every violation at once", () => {
+    const evidence = simulatedSnpTeeEvidence({ policy: 0x30000n | (1n << 19n) });
+    const min = { bootloader: 255, tee: 0, snp: 0, microcode: 0, fmc: null };
+    const all = manifestTeeViolations(evidence, {
+      ...flags({ smtAllowed: false }),
+      allowedMeasurements: [OTHER],
+      minimumTcb: { snp: min, tdx: null },
+    });
+    expect(all.map((v) => v.field)).toEqual([
+      "MEASUREMENT",
+      "REPORTED_TCB.bootloader",
+      "POLICY.DEBUG",
+      "POLICY.SMT",
+      "PLATFORM_INFO.SMT_EN",
+    ]);
+  });
+
+  it("SNP evidence under a manifest without an SNP minimum is refused, not left unbounded", () => {
+    expect(
+      manifestTeeViolations(simulatedSnpTeeEvidence(), tee({ minimumTcb: { snp: null, tdx: DEV_TEE.minimumTcb.tdx } })),
+    ).toMatchObject([{ manifestField: "tee.minimumTcb.snp", code: "MANIFEST_TCB_TOO_LOW", found: "null" }]);
+  });
+});
+
+describe("the manifest's tee section against TDX evidence", () => {
+  it("the simulator's default quote passes the dev manifest", () => {
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), DEV_TEE)).toEqual([]);
+  });
+
+  it("an MRTD outside allowedMeasurements is refused", () => {
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), tee({ allowedMeasurements: [OTHER] }))).toEqual([
+      {
+        manifestField: "tee.allowedMeasurements",
+        field: "MRTD",
+        code: "MANIFEST_MEASUREMENT_NOT_ALLOWED",
+        expected: OTHER,
+        found: toHex(SIM_MEASUREMENT),
+      },
+    ]);
+  });
+
+  it("TEE_TCB_SVN below the minimum component-wise, and the signed QE and PCE SVNs below theirs, are refused", () => {
+    const evidence = simulatedTdxTeeEvidence({
+      teeTcbSvn: Uint8Array.of(3, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+    });
+    const min = { teeTcbSvn: `0300${"06"}${"00".repeat(13)}`, qeSvn: 65535, pceSvn: 65535 };
+    const found = manifestTeeViolations(evidence, tee({ minimumTcb: { snp: null, tdx: min } }));
+    expect(found.map((v) => [v.manifestField, v.field, v.code, v.expected])).toEqual([
+      ["tee.minimumTcb.tdx", "TEE_TCB_SVN[2]", "MANIFEST_TCB_TOO_LOW", ">= 6"],
+      ["tee.minimumTcb.tdx", "QE_REPORT.ISVSVN", "MANIFEST_TCB_TOO_LOW", ">= 65535 (tee.minimumTcb.tdx.qeSvn)"],
+      ["tee.minimumTcb.tdx", "PCK.PCESVN", "MANIFEST_TCB_TOO_LOW", ">= 65535 (tee.minimumTcb.tdx.pceSvn)"],
+    ]);
+  });
+
+  it("TDATTRIBUTES.DEBUG is refused; MIGRATABLE only where migrationAgentAllowed; smtAllowed constrains nothing", () => {
+    const attributes = (byte0: number, byte3: number) => Uint8Array.of(byte0, 0, 0, byte3, 0, 0, 0, 0);
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence({ tdAttributes: attributes(1, 0x10) }), DEV_TEE)).toEqual([
+      {
+        manifestField: "tee.policyFlags",
+        field: "TDATTRIBUTES.DEBUG",
+        code: "MANIFEST_POLICY_FLAG",
+        expected: "clear (debugAllowed: false)",
+        found: "set",
+      },
+    ]);
+    const migratable = simulatedTdxTeeEvidence({ tdAttributes: attributes(0, 0x30) });
+    expect(manifestTeeViolations(migratable, DEV_TEE)).toMatchObject([
+      { field: "TDATTRIBUTES.MIGRATABLE", code: "MANIFEST_POLICY_FLAG" },
+    ]);
+    expect(manifestTeeViolations(migratable, flags({ migrationAgentAllowed: true }))).toEqual([]);
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: false }))).toEqual([]);
+  });
+});
