@@ -22,6 +22,11 @@ import { toHex, utf8 } from "../attestation/bytes.ts";
 import type { AttestationCollateral } from "../attestation/collateral.ts";
 import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
+import {
+  describeManifestTeeViolations,
+  manifestTeeEvidenceOfDocument,
+  manifestTeeViolations,
+} from "../attestation/manifest-tee.ts";
 import type { SnpProduct } from "../attestation/snp/parse.ts";
 import { errorText } from "../client/cli/output.ts";
 import { manifestDigest } from "../manifests/digest.ts";
@@ -408,6 +413,18 @@ export class Enclave {
       manifestDigest: bootManifestDigest,
     });
     const evidence = await evidenceSource.collect(reportData);
+    // The manifest's tee section against this launch's own evidence (parsed: the enclave trusts its
+    // own TEE; clients verify it), as clients check it (attestation/manifest-tee.ts): a measurement,
+    // TCB or flag the signed manifest refuses is a misdeployment, said now, before the key broker is
+    // asked for a model key or the model is loaded, not by the first client's refusal.
+    const teeViolations = manifestTeeViolations(manifestTeeEvidenceOfDocument(evidence), manifest.tee);
+    if (teeViolations.length > 0) {
+      throw new EnclaveError(
+        "BOOT_TEE_NOT_ALLOWED",
+        500,
+        `boot: this launch's evidence does not meet the manifest: ${describeManifestTeeViolations(teeViolations)}`,
+      );
+    }
     const document = await createAttestationDocument({
       keys,
       evidence,
