@@ -71,14 +71,17 @@ let operatorPublic: Awaited<ReturnType<typeof generateManifestSigningKey>>["publ
 let sealedDeployment: Deployment;
 let plainDeployment: Deployment;
 let otherKeyDeployment: Deployment;
+/** Sealed as sealedDeployment, under a manifest whose policyFlags refuse SMT (which the simulated guest has). */
+let noSmtDeployment: Deployment;
 let policy: ClientPolicy;
 
 async function deploy(
   model: NonNullable<NonNullable<Parameters<typeof devManifest>[0]>["model"]>,
   operator: { privateJwk: unknown },
   reportOptions: Partial<SimulatedSnpReportOptions> = {},
+  tee: NonNullable<Parameters<typeof devManifest>[0]>["tee"] = {},
 ) {
-  const manifestJws = await signManifest(devManifest({ model }), operator.privateJwk as never);
+  const manifestJws = await signManifest(devManifest({ model, tee }), operator.privateJwk as never);
   const keys: EnclaveKeys = { signing: nacl.sign.keyPair(), sealing: nacl.box.keyPair() };
   const hierarchy = insecureSimulatedAmdHierarchy();
   const manifestSha256 = await manifestDigest(manifestJws);
@@ -150,6 +153,7 @@ beforeAll(async () => {
   sealedDeployment = await deploy(sealedModel, operator);
   plainDeployment = await deploy({}, operator);
   otherKeyDeployment = await deploy({ ...sealedModel, keyId: "another-key" }, operator);
+  noSmtDeployment = await deploy(sealedModel, operator, {}, { policyFlags: { smtAllowed: false } });
   policy = upReleasePolicy("sim-snp", operatorPublic);
 }, 120_000);
 
@@ -573,6 +577,16 @@ describe("key broker", () => {
         ms: expect.any(Number),
       },
     ]);
+  });
+
+  it("refuses an enclave whose evidence breaks its signed manifest's tee section, though the release policy accepts it", async () => {
+    const kbs = broker();
+    const error = await rejectionOf(kbs.release((await request(kbs, noSmtDeployment)).body), BrokerError);
+    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "manifest", status: 403 });
+    expect(error.detail).toBe(
+      "attestation failed at stage manifest: MANIFEST_POLICY_FLAG: manifest tee.policyFlags: POLICY.SMT expected clear (smtAllowed: false), found set; " +
+        "manifest tee.policyFlags: PLATFORM_INFO.SMT_EN expected clear (smtAllowed: false), found set",
+    );
   });
 
   it("refuses a model digest the release policy does not allow", async () => {
