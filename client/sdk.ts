@@ -234,7 +234,8 @@ const UNKNOWN_FRAME_ERROR_KIND: ClientErrorKind = "transport";
 /**
  * Enclave refusals of a sealed request that a correct client cannot cause: the envelope was
  * altered on the way (the host or network) or replayed. They are integrity failures, not
- * transport errors to retry.
+ * transport errors to retry; they come as plain HTTP errors (the enclave has no sealed channel for
+ * them), so the client knows them only as the host's report.
  */
 const REQUEST_INTEGRITY_CODES = new Set(["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]);
 
@@ -277,20 +278,19 @@ function unreachableCause(error: unknown): string {
 const HOST_MESSAGE_MAX_CHARS = 200;
 const HOST_ERROR_CODE = /^[A-Z0-9_]{1,64}$/;
 
+/** Whom a message names for an error response: the host, or a server not yet known to be one. */
+type Speaker = "host" | "the server at that URL";
+
 /**
  * The code and message of a host's error response, made safe to show: the host is untrusted, so
  * its code is kept only if it looks like one (else HOST_ERROR; HTTP_<status> when it sent none) and
  * its message is cut to HOST_MESSAGE_MAX_CHARS, stripped of control and format characters (line
  * breaks, terminal escapes, bidirectional overrides) and quoted after "host said: ", so neither the
  * page nor the CLI shows host text as if it were the client's own. `who` names the speaker: the
- * host, or, where the URL may not be the host's at all (a 404 on the attestation route), the
- * server at that URL. Exported for its tests.
+ * host, or, until a Cloister host answered at the URL (HostClient), the server at that URL.
+ * Exported for its tests.
  */
-export function errorBody(
-  status: number,
-  text: string,
-  who: "host" | "the server at that URL" = "host",
-): { code: string; message: string } {
+export function errorBody(status: number, text: string, who: Speaker = "host"): { code: string; message: string } {
   let error: { code?: unknown; message?: unknown } | undefined;
   try {
     error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } } | null)?.error;
@@ -483,6 +483,15 @@ class HttpClient {
     this.#answered = true;
   }
 
+  /**
+   * Who answered at `base`, as every message about an error response names it: the host once a
+   * Cloister host answered (#answered), else the server at that URL, whose words (a body's code
+   * and text, a redirect, a claim about the enclave) are not said to be a host's.
+   */
+  #speaker(): Speaker {
+    return this.#answered ? "host" : "the server at that URL";
+  }
+
   /** HOST_TIMEOUT's message, made only when a request fails (not on every request's way out). */
   #late(): string {
     return `the host at ${this.base} did not answer in time`;
@@ -519,6 +528,7 @@ class HttpClient {
       );
     }
     if (response.status >= 200 && response.status < 300) return response;
+    const speaker = this.#speaker();
     if (response.status === 0 || (response.status >= 300 && response.status < 400)) {
       // Redirects are not followed (fetchTransport asks fetch for "manual"; node:http never follows;
       // a browser shows a redirect as status 0): following one would send the API key, and the
@@ -527,20 +537,18 @@ class HttpClient {
       throw new ClientError(
         "transport",
         "HOST_REDIRECT",
-        `${path}: the host at ${this.base} answered with a redirect${response.status === 0 ? "" : ` (HTTP ${response.status})`}, which the SDK does not follow: give the address it redirects to`,
+        `${this.base}${path}: ${speaker} answered with a redirect${response.status === 0 ? "" : ` (HTTP ${response.status})`}, which the SDK does not follow: give the address it redirects to`,
         { status: response.status },
       );
     }
     // A 404 on the attestation route before a host answered: whatever answered may not be the host
-    // (the enclave's port answers just so), so its words are not said to be the host's (BASE_URL_HINT).
+    // (the enclave's port answers just so): BASE_URL_HINT.
     const wrongBase = response.status === 404 && path.startsWith("/v1/attestation") && !this.#answered;
-    // A refusal of the key before a host answered: likewise.
     const keyRefused = response.status === 401 || response.status === 403;
-    const unknownSpeaker = wrongBase || (keyRefused && !this.#answered);
     const { code, message } = errorBody(
       response.status,
       await response.text(ERROR_BODY_MAX_BYTES).catch(() => ""),
-      unknownSpeaker ? "the server at that URL" : "host",
+      speaker,
     );
     // Every code below is the untrusted host's claim (origin "host"), even one that names an
     // enclave refusal: only a sealed error frame carries the enclave's word.
@@ -551,26 +559,30 @@ class HttpClient {
       const source =
         this.apiKeySource === undefined
           ? ""
-          : `; the key sent came from ${this.apiKeySource}: give the key ${unknownSpeaker ? "the" : "this"} host issued`;
+          : `; the key sent came from ${this.apiKeySource}: give the key ${speaker === "host" ? "this" : "the"} host issued`;
       // The full URL when the speaker is not known, as for a 404: a wrong base URL is seen in it.
-      const refused = unknownSpeaker
-        ? `${this.base}${path}: HTTP ${response.status}: the API key was refused`
-        : "host refused the API key";
+      const refused =
+        speaker === "host"
+          ? "host refused the API key"
+          : `${this.base}${path}: HTTP ${response.status}: the API key was refused`;
       throw new ClientError("configuration", code, `${refused}: ${message}${source}`, host);
     }
     if (code === "ENCLAVE_UNREACHABLE" || code === "ENCLAVE_TIMEOUT") {
       throw new ClientError(
         "transport",
         code,
-        `${this.base}${path}: HTTP ${response.status}: the host cannot reach the enclave: ${message}`,
+        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that it cannot reach the enclave: ${message}`,
         host,
       );
     }
     if (REQUEST_INTEGRITY_CODES.has(code)) {
+      // The enclave refuses an envelope it cannot open (or a replay) before it has a sealed channel
+      // to answer in: a plain HTTP error, which the host forwards, or could make up. Said as the
+      // speaker's report, not as the enclave's word.
       throw new ClientError(
         "integrity",
         code,
-        `${this.base}${path}: the enclave refused the sealed request: ${code}: ${message}`,
+        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that the enclave refused the sealed request: ${code}: ${message}`,
         host,
       );
     }

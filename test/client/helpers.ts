@@ -86,6 +86,31 @@ export async function serve(fetchHandler: Parameters<typeof listen>[0]): Promise
 }
 
 /**
+ * A loopback server that passes every request on to `target` (a serveDeployment's url), except
+ * those `answer` answers itself (it gives undefined for the others).
+ */
+export async function serveInFront(
+  target: string,
+  answer: (request: Request) => Response | undefined,
+): Promise<string> {
+  return serve(async (request: Request) => {
+    const own = answer(request);
+    if (own !== undefined) return own;
+    const { pathname, search } = new URL(request.url);
+    const body = request.method === "POST" ? await request.arrayBuffer() : undefined;
+    const contentType = request.headers.get("content-type");
+    return fetch(`${target}${pathname}${search}`, {
+      method: request.method,
+      headers: {
+        authorization: request.headers.get("authorization") ?? "",
+        ...(contentType === null ? {} : { "content-type": contentType }),
+      },
+      ...(body === undefined ? {} : { body }),
+    });
+  });
+}
+
+/**
  * An enclave booted in this process (scripted engine, sim-snp, the dev manifest) behind a stand-in
  * host on loopback that maps /v1/… to the enclave's routes, as `cloister host` does, except that it
  * answers 401 UNAUTHENTICATED (as the host refuses a key) where `refuse(path, n)` says so (`n`: how

@@ -55,7 +55,7 @@ describe("cloister policy init", () => {
     );
     expect(run.code, run.stderr).toBe(1);
     expect(run.stderr).toContain(
-      `HOST_REDIRECT: /v1/attestation: the host at ${hostUrl} answered with a redirect (HTTP 307), which the SDK does not follow`,
+      `HOST_REDIRECT: ${hostUrl}/v1/attestation: the server at that URL answered with a redirect (HTTP 307), which the SDK does not follow`,
     );
     expect(run.stderr).not.toContain("ck_policy_init_secret_0123");
     expect(reached).toEqual([]);

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { connect } from "../../client/sdk.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
-import { closeServers, devPolicy, serve, serveDeployment } from "./helpers.ts";
+import { closeServers, devPolicy, serve, serveDeployment, serveInFront } from "./helpers.ts";
 
 const HINT = "; is url (--url) the host's base URL";
 
@@ -31,22 +31,11 @@ describe("the speaker of a refusal before and after a Cloister host answered", (
   it("a re-verification's 404 after a verified connect is the host's, with no hint about --url", async () => {
     const deployment = await serveDeployment();
     let attestations = 0;
-    const url = await serve(async (request: Request) => {
-      const { pathname, search } = new URL(request.url);
-      if (pathname === "/v1/attestation" && attestations++ > 0) {
-        return Response.json({ error: { code: "NOT_FOUND", message: "no enclave" } }, { status: 404 });
-      }
-      const body = request.method === "POST" ? await request.arrayBuffer() : undefined;
-      const contentType = request.headers.get("content-type");
-      return fetch(`${deployment.url}${pathname}${search}`, {
-        method: request.method,
-        headers: {
-          authorization: request.headers.get("authorization") ?? "",
-          ...(contentType === null ? {} : { "content-type": contentType }),
-        },
-        ...(body === undefined ? {} : { body }),
-      });
-    });
+    const url = await serveInFront(deployment.url, (request) =>
+      new URL(request.url).pathname === "/v1/attestation" && attestations++ > 0
+        ? Response.json({ error: { code: "NOT_FOUND", message: "no enclave" } }, { status: 404 })
+        : undefined,
+    );
     const session = await connect({ url, policy: await devPolicy(), apiKey: "ck_test", reattestAfterMs: 1 });
     await new Promise((resolve) => setTimeout(resolve, 5));
     const error = await rejectionOf(session.complete("hello"), ClientError);

@@ -50,7 +50,7 @@ describe("errorBody: a host's error, made safe to show", () => {
   });
 });
 
-describe("connect() reports a hostile host's error as the host's", () => {
+describe("connect() reports an error response before any enclave verified as the server at that URL's", () => {
   async function refusedWith(status: number, text: string, headers: Record<string, string> = {}) {
     const transport: Transport = async () => ({
       status,
@@ -62,21 +62,21 @@ describe("connect() reports a hostile host's error as the host's", () => {
     return rejectionOf(connect({ url: "http://host.test", policy, apiKey: "ck_test", transport }), ClientError);
   }
 
-  it("marks the message as the host's, bounded, and keeps its own wording around it", async () => {
+  it("marks the message as the speaker's, bounded, and keeps its own wording around it", async () => {
     const error = await refusedWith(503, body({ code: "ENCLAVE VERIFIED", message: `\u001b[2J${"A".repeat(5000)}` }), {
       "retry-after": "5\r\nX-Evil: 1",
     });
     expect(error.kind).toBe("transport");
     expect(error.code).toBe("HOST_ERROR");
     expect(error.message).toBe(
-      `http://host.test/v1/attestation: HTTP 503 HOST_ERROR: host said: "[2J${"A".repeat(197)}…"`,
+      `http://host.test/v1/attestation: HTTP 503 HOST_ERROR: the server at that URL said: "[2J${"A".repeat(197)}…"`,
     );
 
     const limited = await refusedWith(429, body({ code: "RATE_LIMITED", message: "slow down" }), {
       "retry-after": "7",
     });
     expect(limited.message).toBe(
-      'http://host.test/v1/attestation: HTTP 429 RATE_LIMITED: host said: "slow down" (retry after 7s)',
+      'http://host.test/v1/attestation: HTTP 429 RATE_LIMITED: the server at that URL said: "slow down" (retry after 7s)',
     );
 
     const key = await refusedWith(401, body({ code: "UNAUTHENTICATED", message: "bad key\nfor tenant" }));
@@ -90,12 +90,12 @@ describe("connect() reports a hostile host's error as the host's", () => {
     const unreachable = await refusedWith(502, body({ code: "ENCLAVE_UNREACHABLE", message: "connect refused" }));
     expect(unreachable).toMatchObject({ kind: "transport", code: "ENCLAVE_UNREACHABLE", status: 502 });
     expect(unreachable.message).toBe(
-      'http://host.test/v1/attestation: HTTP 502: the host cannot reach the enclave: host said: "connect refused"',
+      'http://host.test/v1/attestation: HTTP 502: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "connect refused"',
     );
     const replayed = await refusedWith(409, body({ code: "REQUEST_REPLAYED", message: "seen" }));
     expect(replayed).toMatchObject({ kind: "integrity", code: "REQUEST_REPLAYED", status: 409 });
     expect(replayed.message).toBe(
-      'http://host.test/v1/attestation: the enclave refused the sealed request: REQUEST_REPLAYED: host said: "seen"',
+      'http://host.test/v1/attestation: HTTP 409: the server at that URL reports that the enclave refused the sealed request: REQUEST_REPLAYED: the server at that URL said: "seen"',
     );
   });
 
@@ -107,7 +107,7 @@ describe("connect() reports a hostile host's error as the host's", () => {
       const error = await refusedWith(status, body({ code, message: "m" }));
       expect(error, code).toMatchObject({ kind: "transport", code, status, origin: "host" });
       expect(error.message).toBe(
-        `http://host.test/v1/attestation: HTTP ${status}: the host cannot reach the enclave: host said: "m"`,
+        `http://host.test/v1/attestation: HTTP ${status}: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "m"`,
       );
     }
     for (const code of ["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]) {
@@ -226,7 +226,7 @@ describe("connect() follows no redirect", () => {
           expect(error).toBeInstanceOf(ClientError);
           expect(error).toMatchObject({ kind: "transport", code: "HOST_REDIRECT", status });
           expect(error.message).toBe(
-            `/v1/attestation: the host at ${host.url} answered with a redirect (HTTP ${status}), which the SDK does not follow: give the address it redirects to`,
+            `${host.url}/v1/attestation: the server at that URL answered with a redirect (HTTP ${status}), which the SDK does not follow: give the address it redirects to`,
           );
         }
         expect(host.reached).toEqual([]);
@@ -251,7 +251,7 @@ describe("connect() follows no redirect", () => {
     }).catch((e) => e);
     expect(error).toMatchObject({ kind: "transport", code: "HOST_REDIRECT" });
     expect(error.message).toBe(
-      "/v1/attestation: the host at http://host.test answered with a redirect, which the SDK does not follow: give the address it redirects to",
+      "http://host.test/v1/attestation: the server at that URL answered with a redirect, which the SDK does not follow: give the address it redirects to",
     );
   });
 });
