@@ -201,7 +201,9 @@ export interface Completion {
  *
  * `transport`: the enclave could not answer now, through no fault of the request: retry later (a
  * pool host may send the retry to another member). ENGINE_BUSY, ENGINE_CLOSED (shutting down),
- * AUDIT_FAILED (refuses everything until restarted). INFERENCE_FAILED (an engine failure without a
+ * AUDIT_FAILED (that enclave refuses everything until restarted, but a pool host answers a request
+ * sealed to it WRONG_ENCLAVE_KEY, and the SDK re-attests to another member and resends; a single
+ * enclave refuses the retry before opening it). INFERENCE_FAILED (an engine failure without a
  * code of its own), ENGINE_ENDED (the engine's stream stopped without a result: closed under it)
  * and GENERATION_FAILED (the model runtime failed while generating) are the enclave's failures, not
  * refusals of the prompt: the engine's refusals of a request have their own codes (ENGINE_REQUEST,

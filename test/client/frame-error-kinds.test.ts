@@ -6,19 +6,24 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { FRAME_ERROR_KINDS } from "../../client/sdk.ts";
 
-/** Codes of the "Enclave" table rows whose `where` is `frame` or that say they arrive in an error frame. */
-function documentedFrameCodes(): string[] {
+/** The "Enclave" table rows whose `where` is `frame` or that say they arrive in an error frame: code and text. */
+function documentedFrameRows(): { code: string; text: string }[] {
   const docs = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
   const section = docs.split(/^## /m).find((part) => part.startsWith("Enclave ("));
   if (section === undefined) throw new Error("docs/errors.md: no Enclave section");
-  const codes: string[] = [];
+  const rows: { code: string; text: string }[] = [];
   for (const line of section.split("\n")) {
     const cells = line.split("|").map((cell) => cell.trim());
     if (cells.length < 4 || !cells[1]?.startsWith("`")) continue;
     if (cells[2] !== "frame" && !/error frame/.test(cells[3] ?? "")) continue;
-    codes.push(...[...(cells[1] ?? "").matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1] as string));
+    for (const m of (cells[1] ?? "").matchAll(/`([A-Z0-9_]+)`/g))
+      rows.push({ code: m[1] as string, text: cells[3] ?? "" });
   }
-  return codes;
+  return rows;
+}
+
+function documentedFrameCodes(): string[] {
+  return documentedFrameRows().map((row) => row.code);
 }
 
 describe("FRAME_ERROR_KINDS", () => {
@@ -33,8 +38,27 @@ describe("FRAME_ERROR_KINDS", () => {
     for (const code of ["POLICY_BLOCKED", "PII_BLOCKED", "PROMPT_TOO_LONG", "CHAT_TEMPLATE_REFUSED"]) {
       expect(FRAME_ERROR_KINDS[code]).toBe("policy");
     }
-    for (const code of ["ENGINE_BUSY", "ENGINE_CLOSED", "ENGINE_ENDED", "INFERENCE_FAILED", "GENERATION_FAILED"]) {
+    for (const code of [
+      "ENGINE_BUSY",
+      "ENGINE_CLOSED",
+      "ENGINE_ENDED",
+      "INFERENCE_FAILED",
+      "GENERATION_FAILED",
+      "AUDIT_FAILED",
+    ]) {
       expect(FRAME_ERROR_KINDS[code]).toBe("transport");
+    }
+  });
+
+  it("the docs and the kind agree on retrying: a transport code's row never says a retry does not help", () => {
+    // AUDIT_FAILED lasts until its enclave restarts, yet is transport: a pool host answers a sealed
+    // request to that member WRONG_ENCLAVE_KEY, and the SDK re-attests to another and resends. Its
+    // row must say so, not that retrying does not help (the proxy leaves a transport error to retry).
+    const transportRows = documentedFrameRows().filter((row) => FRAME_ERROR_KINDS[row.code] === "transport");
+    expect(transportRows.map((row) => row.code)).toContain("AUDIT_FAILED");
+    for (const row of transportRows) {
+      expect(row.text, row.code).not.toMatch(/retrying does not help|not retried/);
+      if (/until the enclave (is )?restart/.test(row.text)) expect(row.text, row.code).toContain("`WRONG_ENCLAVE_KEY`");
     }
   });
 });

@@ -639,6 +639,9 @@ describe("proxy: failures", () => {
       [504, "ENCLAVE_TIMEOUT", 504, "api_error", "enclave_timeout", true, "http://enclave.test/v1/sealed: HTTP 504"],
       [502, "ENCLAVE_UNREACHABLE", 502, "api_error", "enclave_unreachable", true, "http://enclave.test/v1/sealed"],
       [500, "INTERNAL", 502, "api_error", "internal", true, "http://enclave.test/v1/sealed: HTTP 500"],
+      // Its enclave refuses until restarted, but through a pool host a retry re-attests to another
+      // member (the host answers WRONG_ENCLAVE_KEY for it): left to retry (docs/errors.md).
+      [503, "AUDIT_FAILED", 502, "api_error", "audit_failed", true, "http://enclave.test/v1/sealed: HTTP 503"],
       // The host refused the API key: the proxy's configuration to fix, not a request's argument.
       [401, "UNAUTHENTICATED", 502, "cloister_verification_error", "unauthenticated", false, "configuration: "],
       // An enclave refusal of the envelope (the host's claim of one): never retried as a host error.
