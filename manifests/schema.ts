@@ -149,10 +149,15 @@ export const CHAT_WRAPPERS = [
 ] as const;
 export type ChatWrapperChoice = (typeof CHAT_WRAPPERS)[number];
 
+/** The manifest's `model.file`: a file name, no directories (`cloister model seal` checks its output's). */
+export const MODEL_FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+/** MODEL_FILE_PATTERN in words, for error messages. */
+export const MODEL_FILE_RULE = "a letter or digit, then up to 254 of A-Z a-z 0-9 . _ -";
+
 const model = z
   .strictObject({
     /** File name only (no directories). */
-    file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, "expected a file name without directories"),
+    file: z.string().regex(MODEL_FILE_PATTERN, "expected a file name without directories"),
     /** SHA-256 of the model file as stored (the sealed file when sealedAtRest). */
     sha256: hex(32),
     sizeBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),

@@ -68,12 +68,21 @@ export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha2
  * model) and hash the file.
  */
 export async function inspectModel(path: string): Promise<ModelSummary> {
+  const header = await summarizeModelHeader(path);
+  const sha256 = await sha256File(path);
+  return { path, sha256, ...header };
+}
+
+/**
+ * inspectModel without the file's hash: what the header declares (`cloister model seal` counts the
+ * parameters of the model it seals this way, and hashes the file itself).
+ */
+export async function summarizeModelHeader(path: string): Promise<Omit<ModelSummary, "path" | "sha256">> {
   const file = await readGgufFile(path).catch(async (error: unknown) => {
     // Not a GGUF file: name the one other model format we make, rather than its magic in hex.
     if (error instanceof GgufFormatError && error.code === "GGUF_BAD_MAGIC")
       await refuseSealedModel(path, "model file");
     throw error;
   });
-  const sha256 = await sha256File(path);
-  return { path, sha256, ...summarizeGguf(file) };
+  return summarizeGguf(file);
 }

@@ -1,6 +1,7 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
+import { basename } from "node:path";
 import {
   listenUsageError,
   missingDirectory,
@@ -11,6 +12,9 @@ import {
 } from "../../client/cli/output.ts";
 import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
+import { MODEL_FILE_PATTERN, MODEL_FILE_RULE } from "../../manifests/schema.ts";
+import { printableField } from "../../models/errors.ts";
+import { summarizeModelHeader } from "../../models/inspect.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { fileErrorCause, fileMessage } from "../bounded-read.ts";
@@ -151,6 +155,15 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     trustSimulator: k.policy.attestation.trustSimulator,
     allowedModelDigests: k.policy.manifest.allowedModelDigests,
     trustedSigners: k.policy.manifest.trustedSigners.length,
+    // The launch measurements the key is released to, as the policy holds them (an allow-list or a
+    // skip; null: that TEE's evidence is not accepted): what an upgrade checks its new image against.
+    measurements: {
+      snp: k.policy.attestation.snp?.measurements ?? null,
+      tdx:
+        k.policy.attestation.tdx === null
+          ? null
+          : { mrtd: k.policy.attestation.tdx.mrtd, rtmrs: k.policy.attestation.tdx.rtmrs },
+    },
     risks: releaseRisks(k.policy),
   }));
   if (options.json === true) {
@@ -158,12 +171,11 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     return;
   }
   for (const k of summary) {
-    const models = Array.isArray(k.allowedModelDigests)
-      ? k.allowedModelDigests.join(", ")
-      : `any (skipped: ${(k.allowedModelDigests as { skip: { reason: string } }).skip.reason})`;
+    const models = shownList(k.allowedModelDigests);
     process.stdout.write(
       `key "${k.keyId}": released to ${k.acceptedEvidence.join(", ")}${k.trustSimulator ? " (INSECURE: the simulator is trusted)" : ""}; models ${models}; ${k.trustedSigners} manifest signer(s)\n`,
     );
+    for (const line of measurementLines(k.measurements)) process.stdout.write(`  ${line}\n`);
     for (const risk of k.risks) process.stdout.write(`  WARNING: ${risk}\n`);
   }
   process.stdout.write(
@@ -171,11 +183,47 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
   );
 }
 
+type Pinned = string | { readonly skip: { readonly reason: string } };
+
+const shownPinned = (value: Pinned) => (typeof value === "string" ? value : `any (skipped: ${value.skip.reason})`);
+const shownList = (value: readonly string[] | Exclude<Pinned, string>) =>
+  Array.isArray(value) ? value.join(", ") : shownPinned(value as Exclude<Pinned, string>);
+
+/** `kbs check`'s lines for a key's launch measurements, per TEE whose evidence the key is released to. */
+function measurementLines(m: {
+  snp: readonly string[] | Exclude<Pinned, string> | null;
+  tdx: {
+    mrtd: readonly string[] | Exclude<Pinned, string>;
+    rtmrs: readonly Pinned[] | { readonly allowed: readonly (readonly Pinned[])[] };
+  } | null;
+}): string[] {
+  const lines: string[] = [];
+  if (m.snp !== null) lines.push(`SEV-SNP launch measurements: ${shownList(m.snp)}`);
+  if (m.tdx !== null) {
+    lines.push(`TDX MRTD: ${shownList(m.tdx.mrtd)}`);
+    const sets = "allowed" in m.tdx.rtmrs ? m.tdx.rtmrs.allowed : [m.tdx.rtmrs];
+    for (const set of sets) lines.push(`TDX RTMR0..3: [${set.map(shownPinned).join(", ")}]`);
+  }
+  return lines;
+}
+
 export async function runModelSeal(
   input: string,
   output: string,
   options: { key: string; json?: boolean; force?: boolean },
 ) {
+  // The manifest's model.file is the sealed file's base name (the enclave shows it, allowModels rules
+  // match it): a name the manifest refuses is refused here, before any work.
+  const file = basename(output);
+  if (!MODEL_FILE_PATTERN.test(file)) {
+    throw optionsUsageError(
+      fileMessage(
+        output,
+        "<out>",
+        `expected a base name the manifest's model.file accepts (${MODEL_FILE_RULE}), found "${printableField(file)}"`,
+      ),
+    );
+  }
   let keyText: string;
   try {
     keyText = await readPrivateKeyFile(options.key, "--key");
@@ -194,13 +242,24 @@ export async function runModelSeal(
     );
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;
+  let parameters: number;
   try {
+    // What `cloister model inspect` counts, from the input's header (not a GGUF file: refused here).
+    parameters = (await summarizeModelHeader(input)).parameters;
     // A sealed file's digest is pinned by the manifest: replacing one is asked for, never silent.
     info = await sealModelFile(input, output, key, { overwrite: options.force === true });
   } finally {
     key.key.fill(0);
   }
-  const manifestModel = { sha256: info.sha256, sizeBytes: info.sizeBytes, sealedAtRest: true, keyId: info.keyId };
+  // The whole of the manifest's model, in the schema's order, to paste (chatWrapper is optional).
+  const manifestModel = {
+    file,
+    sha256: info.sha256,
+    sizeBytes: info.sizeBytes,
+    parameters,
+    sealedAtRest: true,
+    keyId: info.keyId,
+  };
   if (options.json === true) {
     printJson({ ...info, manifestModel });
     return;

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { examples } from "../../client/cli/help-examples.ts";
 import { intOption } from "../../client/cli/output.ts";
 import { modelCommand } from "../../models/cli.ts";
+import { KEY_ID_RULE } from "../../models/key-id.ts";
 
 export const DEFAULT_KBS_PORT = 8790;
 
@@ -63,7 +64,7 @@ export function registerKbsCommands(program: Command): void {
       examples("mkdir -p keys && cloister kbs keygen --key-id llama-8b-v1 --out keys/llama-8b-v1.jwk"),
     )
     .description("make a new random model key (a JWK with kty oct, mode 0600); refuses to overwrite a file")
-    .requiredOption("--key-id <id>", "the key's id, as the manifest's model.keyId will name it (A-Z a-z 0-9 . _ : -)")
+    .requiredOption("--key-id <id>", `the key's id, as the manifest's model.keyId will name it (${KEY_ID_RULE})`)
     .requiredOption("--out <file>", "where to write the key")
     .action(async (options: { keyId: string; out: string }) => {
       const { runKbsKeygen } = await import("./cli-impl.ts");

@@ -16,6 +16,7 @@ import { UsageError } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { type ListeningServer, listenBeforeServing } from "../../enclave/http.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
+import { KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
@@ -25,22 +26,25 @@ const dir = await testDirectory("cloister-kbs-cli-");
 let keyPath: string;
 let configPath: string;
 
-beforeAll(async () => {
-  keyPath = join(dir, "tiny-v1.jwk");
+/** A simulator release policy for `tee` pinning `measurement`, written to `policyFile` with a config naming it. */
+async function writeConfig(tee: "sim-snp" | "sim-tdx", measurement: string, policyFile: string, config: string) {
   const operator = await generateManifestSigningKey("EdDSA");
   const policy = simulatorClientPolicy({
-    tee: "sim-snp",
-    measurement: "00".repeat(48),
+    tee,
+    measurement,
     operatorKey: operator.publicJwk,
     modelSha256: "ab".repeat(32),
     serviceName: "svc",
   });
-  await writeFile(join(dir, "policy.json"), JSON.stringify(policy));
+  await writeFile(join(dir, policyFile), JSON.stringify(policy));
+  await writeFile(config, JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: policyFile }] }));
+  return policy;
+}
+
+beforeAll(async () => {
+  keyPath = join(dir, "tiny-v1.jwk");
   configPath = join(dir, "kbs.json");
-  await writeFile(
-    configPath,
-    JSON.stringify({ version: 1, keys: [{ keyFile: "tiny-v1.jwk", policy: "policy.json" }] }),
-  );
+  await writeConfig("sim-snp", "00".repeat(48), "policy.json", configPath);
 }, 120_000);
 
 describe("cloister kbs and model seal", () => {
@@ -83,17 +87,36 @@ describe("cloister kbs and model seal", () => {
         .update(await readFile(path))
         .digest("hex");
     const sealedSha256 = await digestOf(out);
+    // All six fields of the manifest's model: the file as the enclave shows it and allowModels rules match
+    // it (the output's base name), and the parameters `model inspect` counts in the input.
+    const inspected = await runCloister(["model", "inspect", plain, "--json"]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const parameters = (JSON.parse(inspected.stdout) as { parameters: number }).parameters;
+    expect(parameters).toBeGreaterThan(0);
     expect(result.manifestModel).toEqual({
+      file: "tiny.gguf.sealed",
       sha256: sealedSha256,
       sizeBytes: (await stat(out)).size,
+      parameters,
       sealedAtRest: true,
       keyId: "tiny-v1",
     });
     expect(result.plaintextSha256).toBe(await digestOf(plain));
     const text = await runCloister(["model", "seal", "--key", keyPath, plain, join(dir, "again.sealed")]);
     expect(text.stdout).toMatch(
-      /set in the manifest's model: \{"sha256":"[0-9a-f]{64}","sizeBytes":\d+,"sealedAtRest":true,"keyId":"tiny-v1"\}/,
+      new RegExp(
+        `set in the manifest's model: \\{"file":"again\\.sealed","sha256":"[0-9a-f]{64}","sizeBytes":\\d+,"parameters":${parameters},"sealedAtRest":true,"keyId":"tiny-v1"\\}`,
+      ),
     );
+
+    // A base name the manifest's model.file refuses is refused before anything is written.
+    const spaced = join(dir, "my model.sealed");
+    const refused = await runCloister(["model", "seal", "--key", keyPath, plain, spaced]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `<out> ${spaced}: expected a base name the manifest's model.file accepts (a letter or digit, then up to 254 of A-Z a-z 0-9 . _ -), found "my model.sealed"`,
+    );
+    await expect(stat(spaced)).rejects.toMatchObject({ code: "ENOENT" });
 
     // The sealed file a manifest pins is not replaced by accident; --force replaces it.
     const again = await runCloister(["model", "seal", "--key", keyPath, plain, out]);
@@ -146,6 +169,8 @@ describe("cloister kbs and model seal", () => {
           trustSimulator: true,
           allowedModelDigests: ["ab".repeat(32)],
           trustedSigners: 1,
+          // The launch measurements the key is released to, as the release policy holds them.
+          measurements: { snp: ["00".repeat(48)], tdx: null },
           risks: ["trusts the INSECURE simulator: anyone can forge its evidence"],
         },
       ],
@@ -156,6 +181,20 @@ describe("cloister kbs and model seal", () => {
     const human = await runCloister(["kbs", "check", "--config", configPath]);
     expect(human.stdout).toContain('key "tiny-v1": released to sev-snp (INSECURE: the simulator is trusted)');
     expect(human.stdout).toContain("WARNING: trusts the INSECURE simulator");
+    expect(human.stdout).toContain(`  SEV-SNP launch measurements: ${"00".repeat(48)}\n`);
+    // A TDX release policy: its MRTD and RTMRs (an upgrade adds the new image's before rolling it out).
+    const tdxConfig = join(dir, "kbs-tdx.json");
+    const tdxPolicy = await writeConfig("sim-tdx", "11".repeat(48), "tdx-policy.json", tdxConfig);
+    const tdx = await runCloister(["kbs", "check", "--config", tdxConfig, "--json"]);
+    expect(tdx.code, tdx.stderr).toBe(0);
+    const tdxAttestation = tdxPolicy.attestation as { tdx: { mrtd: unknown; rtmrs: unknown } };
+    expect(JSON.parse(tdx.stdout).keys[0].measurements).toEqual({
+      snp: null,
+      tdx: { mrtd: tdxAttestation.tdx.mrtd, rtmrs: tdxAttestation.tdx.rtmrs },
+    });
+    const tdxHuman = await runCloister(["kbs", "check", "--config", tdxConfig]);
+    expect(tdxHuman.stdout).toContain(`  TDX MRTD: ${"11".repeat(48)}\n`);
+    expect(tdxHuman.stdout).toMatch(/ {2}TDX RTMR0..3: \[.*\]\n/);
     // A release policy that skips measurements gives the key to any guest presenting the (public) manifest.
     const policy = JSON.parse(await readFile(join(dir, "policy.json"), "utf8"));
     policy.attestation.snp.measurements = { skip: { reason: "test" } };
@@ -167,6 +206,9 @@ describe("cloister kbs and model seal", () => {
     );
     const risky = await runCloister(["kbs", "check", "--config", loose, "--json"]);
     expect(risky.code, risky.stderr).toBe(0);
+    expect(JSON.parse(risky.stdout).keys[0].measurements.snp).toEqual({ skip: { reason: "test" } });
+    const riskyHuman = await runCloister(["kbs", "check", "--config", loose]);
+    expect(riskyHuman.stdout).toContain("  SEV-SNP launch measurements: any (skipped: test)\n");
     expect(JSON.parse(risky.stdout).keys[0].risks).toContain(
       "snp.measurements skipped: any SEV-SNP guest that presents the manifest gets the key",
     );
@@ -410,6 +452,9 @@ describe("cloister kbs and model seal", () => {
       expect(run.code, args.join(" ")).toBe(0);
       expect(run.stdout).toContain("Usage: cloister");
     }
+    // --key-id's help states models/key-id.ts's rule, the one keygen enforces.
+    const keygenHelp = await runCloister(["kbs", "keygen", "--help"]);
+    expect(keygenHelp.stdout.replace(/\s+/g, " ")).toContain(KEY_ID_RULE);
     const withKbsUrl = (url: string) =>
       runCloister([
         "enclave",
