@@ -1,8 +1,9 @@
 /** `cloister up` and `cloister demo`. */
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileErrorCause, shellWord } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, shellWord } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
@@ -451,16 +452,22 @@ export async function checkStoredAuditLog(
  * How many whole lines (newlines) the stored log holds, counted to `enough` at most: its bytes are
  * counted a chunk at a time, never held whole nor decoded (verifyAuditLogFile reads them, strictly,
  * once they are all there). No file yet is 0 lines: the host opens it when it stores its first
- * record. Any other error (EACCES, EISDIR, EIO) is one, naming the file: taken for "not yet", it
- * would be reported as records the host failed to store.
+ * record. Any other error (EACCES, EISDIR, EIO, a FIFO or device in its place) is one, naming the
+ * file: taken for "not yet", it would be reported as records the host failed to store.
  */
 async function storedLines(file: string, enough: number): Promise<number> {
   let lines = 0;
+  let notFile: string | null = null;
   try {
-    const handle = await open(file, "r");
+    // O_NONBLOCK: a FIFO put in the log's place (by whoever owns a directory above --dir) is opened
+    // at once, not waited on for a writer that never comes, and refused below; for a file it changes
+    // nothing. A directory is left to the read, which names it (EISDIR).
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
+      const info = await handle.stat();
+      if (!info.isFile() && !info.isDirectory()) notFile = describeFileKind(info);
       const chunk = Buffer.alloc(64 * 1024);
-      while (lines < enough) {
+      while (notFile === null && lines < enough) {
         const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
         if (bytesRead === 0) break;
         const bytes = chunk.subarray(0, bytesRead);
@@ -473,6 +480,8 @@ async function storedLines(file: string, enough: number): Promise<number> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw new Error(`audit log ${file}: cannot read (${fileErrorCause(error)})`, { cause: error });
   }
+  // The host stores its log in a regular file only.
+  if (notFile !== null) throw new Error(`audit log ${file}: cannot read (expected a regular file, found ${notFile})`);
   return lines;
 }
 

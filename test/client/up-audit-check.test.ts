@@ -1,8 +1,11 @@
+import { execFile, execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { REPO_ROOT } from "../helpers/cli.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { makeWriter, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
@@ -46,6 +49,28 @@ describe("cloister up / demo: the stored audit log check", () => {
       "the enclave wrote 3 record(s), the host stored fewer within 0.1 s",
     );
   });
+
+  it("a FIFO in place of the log (swapped in by whoever owns a directory above --dir) is refused, not waited on", async () => {
+    const fifo = join(dir, "fifo.jsonl");
+    execFileSync("mkfifo", [fifo]);
+    // In a child with a time limit: a blocking open of a FIFO waits for a writer that never comes,
+    // and a test that hangs on that would say nothing. Killed (no answer), the check would have hung.
+    const script = `import { checkStoredAuditLog } from "./client/cli/run-up.ts";
+      await checkStoredAuditLog(${JSON.stringify(fifo)}, new Uint8Array(32), { count: 3, lastRecordHash: "00" }, 1).then(
+        () => console.log("resolved"),
+        (error) => console.log(JSON.stringify(error.message)),
+      );`;
+    const run = await promisify(execFile)(
+      process.execPath,
+      ["--no-warnings", "--import", "tsx", "--input-type=module", "-e", script],
+      { cwd: REPO_ROOT, timeout: 20_000 },
+    ).catch((error: { killed?: boolean; stdout?: string }) => ({
+      stdout: error.killed ? "killed" : `${error.stdout}`,
+    }));
+    expect(run.stdout.trim()).toBe(
+      JSON.stringify(`audit log ${fifo}: cannot read (expected a regular file, found a FIFO)`),
+    );
+  }, 60_000);
 
   it("a log cut short of the checkpoint: fewer stored than written, named", async () => {
     const cut = join(dir, "cut.jsonl");
