@@ -63,9 +63,12 @@ async function boot(
     progress: say,
     sealedModel: options.sealedModel,
   });
-  say(
-    `starting ${files.kbs === null ? "" : "a key broker, "}${options.enclaves === 1 ? "a simulated" : `${options.enclaves} simulated`} ${options.tee} enclave${options.enclaves === 1 ? "" : "s"} and the host on 127.0.0.1 …`,
-  );
+  const broker = files.kbs === null ? "" : "a key broker, ";
+  const enclaves =
+    options.enclaves === 1
+      ? `a simulated ${options.tee} enclave`
+      : `${options.enclaves} simulated ${options.tee} enclaves`;
+  say(`starting ${broker}${enclaves} and the host on 127.0.0.1 …`);
   return startDeployment({
     files,
     tee: options.tee,
@@ -87,7 +90,10 @@ async function boot(
  */
 export function kbsLine(options: { kbsUrl: string; keyId: string; configPath: string; enclaves: number }): string {
   const to = options.enclaves > 1 ? `each of the ${options.enclaves} attested enclaves` : "the attested enclave";
-  return `  key broker   ${options.kbsUrl}  (released model key "${options.keyId}" to ${to}; config ${options.configPath})`;
+  return (
+    `  key broker   ${options.kbsUrl}  ` +
+    `(released model key "${options.keyId}" to ${to}; config ${options.configPath})`
+  );
 }
 
 /**
@@ -102,10 +108,15 @@ export function upBanner(
   options: { readonly tee: string; readonly corsOrigin?: readonly string[] },
 ): string {
   const policy = relative(process.cwd(), deployment.files.policyPath) || deployment.files.policyPath;
+  const enclaves = deployment.enclaveUrls.length;
+  const pool =
+    enclaves > 1
+      ? `  (a pool of ${enclaves} enclaves, routed by key id; GET /healthz with the API key shows them)`
+      : "";
   // A path under the user's --dir on one line: what a terminal acts on, a line feed too, escaped.
   return [
     `Cloister is up (SIMULATED ${options.tee}: trusted only because ${visibleOnOneLine(policy)} says so).`,
-    `  host URL     ${deployment.hostUrl}${deployment.enclaveUrls.length > 1 ? `  (a pool of ${deployment.enclaveUrls.length} enclaves, routed by key id; GET /healthz with the API key shows them)` : ""}`,
+    `  host URL     ${deployment.hostUrl}${pool}`,
     `  policy       ${visibleOnOneLine(policy)}`,
     `  API key file ${visibleOnOneLine(relative(process.cwd(), deployment.files.apiKeyPath))}`,
     ...(deployment.kbsUrl === null || deployment.files.kbs === null
@@ -172,7 +183,8 @@ export function tryLines(options: {
     `      npx cloister audit checkpoint ${connection}${key} --out checkpoint.json`,
     `${proxy.padEnd(column)}(OpenAI-compatible, on 127.0.0.1:${DEFAULT_PROXY_PORT} unless --port)`,
     web === null
-      ? `      (cloister web: the host allows no origin it serves its page from; start up with --cors-origin ${DEFAULT_WEB_ORIGIN} for it)`
+      ? "      (cloister web: the host allows no origin it serves its page from; " +
+        `start up with --cors-origin ${DEFAULT_WEB_ORIGIN} for it)`
       : `${web.padEnd(column)}(a page that verifies and seals in the browser)`,
   ];
 }
@@ -438,13 +450,18 @@ export async function checkStoredAuditLog(
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
       });
       if (!result.ok) throw new Error(`${file}: ${result.error.message}`);
-      return `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; signatures, chain and completeness verified against a fresh checkpoint signed by the attested key (hashes and decisions only)`;
+      return (
+        `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; ` +
+        "signatures, chain and completeness verified against a fresh checkpoint signed by the attested key " +
+        "(hashes and decisions only)"
+      );
     }
     await delay(100, undefined, { signal }).catch(() => {}); // aborted: thrown at the next turn or below
   }
   signal?.throwIfAborted();
   throw new Error(
-    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
+    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), ` +
+      `the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
   );
 }
 
@@ -613,7 +630,9 @@ export async function showDemo(options: {
     const release = releaseLogged(logs);
     if (release !== null) {
       out.write(
-        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation (${release.tee}${release.simulated ? ", simulated" : ""}, measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
+        `  key broker   released model key "${release.keyId}" to this boot only after verifying its attestation ` +
+          `(${release.tee}${release.simulated ? ", simulated" : ""}, ` +
+          `measurement ${String(release.measurement).slice(0, 16)}…); the enclave reads only the sealed file\n`,
       );
     }
     out.write("\n> ");
@@ -623,7 +642,9 @@ export async function showDemo(options: {
       else {
         answer.end();
         out.write(
-          `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens, first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
+          `\n\n(sealed end to end: ${event.usage.promptTokens} prompt + ` +
+            `${event.usage.completionTokens} completion tokens, ` +
+            `first token after ${event.usage.ttftMs.toFixed(1)} ms inside the enclave; every frame authenticated)\n`,
         );
       }
     }
