@@ -405,8 +405,8 @@ export class InferenceEngine {
 
   /**
    * Renders and tokenizes `request`'s prompt once: count it, then pass it to generate(). Rejects
-   * with ENGINE_CLOSED once close() has begun, with CHAT_TEMPLATE_REFUSED for a conversation an operator's Jinja template did not render on its
-   * worker (#render).
+   * with ENGINE_CLOSED once close() has begun, with CHAT_TEMPLATE_REFUSED for a conversation an
+   * operator's Jinja template did not render on its worker (#render).
    */
   async renderPrompt(request: GenerateRequest): Promise<PromptRendering> {
     // As generate(): refused before anything close() freed (the model, the shape worker) is reached.
@@ -710,7 +710,10 @@ function checkOptions(options: EngineOptions): Settings {
 
 type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
 
-/** The request's sampling and limits (its prompt or messages are checked apart: checkPromptOrMessages, checkMessages). */
+/**
+ * The request's sampling and limits (its prompt or messages are checked apart: checkPromptOrMessages,
+ * checkMessages).
+ */
 function checkParameters(request: GenerateRequest, contextSize: number): CheckedParameters {
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
   const temperature = numberIn("temperature", request.temperature ?? 0, 0, 2);

@@ -177,9 +177,9 @@ export function describeJinjaWrapper(wrapper: JinjaTemplateChatWrapper): string 
     } else {
       found = `a ${typeof value}`;
     }
-    throw new TypeError(
-      `${path}: expected a value JSON describes as it is (null, a string, a boolean, a finite number, an array or a plain object of them), found ${found}`,
-    );
+    const kinds = "null, a string, a boolean, a finite number, an array or a plain object of them";
+    const expected = `a value JSON describes as it is (${kinds})`;
+    throw new TypeError(`${path}: expected ${expected}, found ${found}`);
   };
   faithful(options, "options", false, []);
   return JSON.stringify({ options });
