@@ -8,25 +8,17 @@
  * Tests run as root.
  */
 import * as fs from "node:fs/promises";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { theirDirectories } from "../helpers/foreign-link.ts";
+import { type Swap, theirDirectories } from "../helpers/foreign-link.ts";
 import { testDirectoryEach } from "../helpers/test-directory.ts";
 
-const swap = { dir: "", to: null as string | null };
+const swap = vi.hoisted((): Swap => ({ dir: "", to: null }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
-  const { fsWith, swapForTheirLink } = await import("../helpers/foreign-link.ts");
-  const mkdir = (async (file: string, options?: unknown) => {
-    const to = swap.to;
-    if (to !== null && basename(file) === "models") {
-      swap.to = null;
-      await swapForTheirLink(real, swap.dir, to);
-    }
-    return real.mkdir(file, options as Parameters<typeof real.mkdir>[1]);
-  }) as typeof real.mkdir;
-  return fsWith(real, { mkdir });
+  const { swapAtMkdir } = await import("../helpers/foreign-link.ts");
+  return swapAtMkdir(real, "models", swap);
 });
 
 const { prepareDeployment } = await import("../../client/cli/deploy.ts");

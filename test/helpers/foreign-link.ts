@@ -4,7 +4,7 @@
  * (`real` its original module: this file imports none, so a mock's factory may import it), and
  * their directories. Tests run as root.
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 type Fs = typeof import("node:fs/promises");
 
@@ -27,6 +27,26 @@ export async function putBack(real: Fs, dir: string): Promise<void> {
 /** node:fs/promises `real` with `calls` in place of its own, as a mock's factory returns it. */
 export function fsWith(real: Fs, calls: Partial<Fs>): Fs {
   return { ...real, ...calls, default: { ...real, ...calls } } as Fs;
+}
+
+/** When to swap (swapAtMkdir): `dir` is swapped for their link to `to` once; `to` null when done or not asked. */
+export type Swap = { dir: string; to: string | null };
+
+/**
+ * node:fs/promises `real` whose mkdir of a directory named `name`, while `swap.to` is set, first
+ * swaps `swap.dir` for their link to it (once: `swap.to` is then null), for a mock's factory: the swap
+ * made deterministic inside the call under test.
+ */
+export function swapAtMkdir(real: Fs, name: string, swap: Swap): Fs {
+  const mkdir = (async (file: string, options?: unknown) => {
+    const to = swap.to;
+    if (to !== null && basename(file) === name) {
+      swap.to = null;
+      await swapForTheirLink(real, swap.dir, to);
+    }
+    return real.mkdir(file, options as Parameters<Fs["mkdir"]>[1]);
+  }) as Fs["mkdir"];
+  return fsWith(real, { mkdir });
 }
 
 /** Makes each of `names` in `root`, mode 0755, theirs; their paths. */
