@@ -155,10 +155,14 @@ export function manifestTeeViolations(evidence: ManifestTeeEvidence, tee: Manife
   // TDX's flags: DEBUG is TDATTRIBUTES bit 0. A TD's migration is by a migration TD, allowed only
   // for a TD launched MIGRATABLE (TDATTRIBUTES bit 29): that is what migrationAgentAllowed maps to.
   // SMT has no TDX counterpart the quote reports (the TDX module does not attest the host's
-  // hyper-threading), so smtAllowed constrains nothing on TDX.
+  // hyper-threading): a signed `smtAllowed: false` cannot be checked on TDX, so it is refused (fail
+  // closed), not passed as if it held; a manifest for TDX says `smtAllowed: true` (docs/deploy.md).
   if (isDebugTd(body)) flagPush("TDATTRIBUTES.DEBUG", "", "clear (debugAllowed: false)", "set");
   if (!flags.migrationAgentAllowed && isMigratableTd(body)) {
     flagPush("TDATTRIBUTES.MIGRATABLE", "", "clear (migrationAgentAllowed: false)", "set");
+  }
+  if (!flags.smtAllowed) {
+    flagPush("SMT", "", "smtAllowed: true on TDX (a TD quote does not attest the host's SMT)", "smtAllowed: false");
   }
   return violations;
 }

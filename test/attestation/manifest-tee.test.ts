@@ -148,7 +148,7 @@ describe("the manifest's tee section against TDX evidence", () => {
     ]);
   });
 
-  it("TDATTRIBUTES.DEBUG is refused; MIGRATABLE only where migrationAgentAllowed; smtAllowed constrains nothing", () => {
+  it("TDATTRIBUTES.DEBUG is refused; MIGRATABLE only where migrationAgentAllowed", () => {
     const attributes = (byte0: number, byte3: number) => Uint8Array.of(byte0, 0, 0, byte3, 0, 0, 0, 0);
     expect(manifestTeeViolations(simulatedTdxTeeEvidence({ tdAttributes: attributes(1, 0x10) }), DEV_TEE)).toEqual([
       {
@@ -164,6 +164,18 @@ describe("the manifest's tee section against TDX evidence", () => {
       { field: "TDATTRIBUTES.MIGRATABLE", code: "MANIFEST_POLICY_FLAG" },
     ]);
     expect(manifestTeeViolations(migratable, flags({ migrationAgentAllowed: true }))).toEqual([]);
-    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: false }))).toEqual([]);
+  });
+
+  it("smtAllowed false is refused on TDX, which cannot attest it (fail closed, never a signed constraint passed unchecked)", () => {
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: false }))).toEqual([
+      {
+        manifestField: "tee.policyFlags",
+        field: "SMT",
+        code: "MANIFEST_POLICY_FLAG",
+        expected: "smtAllowed: true on TDX (a TD quote does not attest the host's SMT)",
+        found: "smtAllowed: false",
+      },
+    ]);
+    expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: true }))).toEqual([]);
   });
 });

@@ -61,4 +61,12 @@ describe("the enclave checks its own evidence against the manifest's tee section
         "manifest tee.policyFlags: PLATFORM_INFO.SMT_EN expected clear (smtAllowed: false), found set",
     ]);
   });
+
+  it("refuses smtAllowed false on TDX, which no TD quote can show (fail closed, not booted unchecked)", async () => {
+    const error = await refusal({ policyFlags: { smtAllowed: false } }, "sim-tdx");
+    expect([error.code, error.message]).toEqual([
+      "BOOT_TEE_NOT_ALLOWED",
+      "boot: this launch's evidence does not meet the manifest: manifest tee.policyFlags: SMT expected smtAllowed: true on TDX (a TD quote does not attest the host's SMT), found smtAllowed: false",
+    ]);
+  });
 });
