@@ -4,9 +4,20 @@
  * manifest's section passes the simulator's default evidence; each constraint the evidence breaks is
  * one violation naming the manifest field, the evidence field, the expected and the found value.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
+import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { toHex } from "../../attestation/bytes.ts";
-import { type ManifestTee, manifestTeeViolations } from "../../attestation/manifest-tee.ts";
+import {
+  type ManifestTee,
+  type ManifestTeeEvidence,
+  manifestTeeEvidenceOfDocument,
+  manifestTeeEvidenceOfVerified,
+  manifestTeeViolations,
+} from "../../attestation/manifest-tee.ts";
+import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
+import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { encodeTcbVersion } from "../../attestation/snp/parse.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { SIM_MEASUREMENT, simulatedSnpTeeEvidence, simulatedTdxTeeEvidence } from "../helpers/manifest-tee-evidence.ts";
@@ -178,4 +189,58 @@ describe("the manifest's tee section against TDX evidence", () => {
     ]);
     expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: true }))).toEqual([]);
   });
+});
+
+describe("the manifest's tee section against real Azure evidence (the paravisor's hardware report under the vTPM)", () => {
+  const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
+  const cases = [
+    ["azure/snp-vtpm/genoa-evidence.trustee.json", new Date("2026-01-01T00:00:00Z")],
+    ["azure/snp-vtpm/milan-evidence-v2.trustee.json", new Date("2026-01-01T00:00:00Z")],
+    ["azure/tdx-vtpm/tdx-evidence-v1.trustee.json", new Date("2024-01-01T00:00:00Z")],
+  ] as const;
+  const measurementOf = (facts: ManifestTeeEvidence) =>
+    toHex(facts.kind === "snp" ? facts.report.measurement : facts.quote.body.mrTd);
+
+  it.each(cases)(
+    "%s: the verified hardware report's measurement is compared, the boot's parse finds the same",
+    async (fixture, at) => {
+      const text = readFileSync(new URL(fixture, FIXTURES), "utf8");
+      const evidence = parseAzureEvidence(text);
+      const verified = await verifyAzureEvidence({
+        evidence,
+        at,
+        expectedNonce: null,
+        snpAnchors: AMD_ROOTS,
+        tdxAnchors: INTEL_ROOTS,
+      });
+      const facts = manifestTeeEvidenceOfVerified(verified);
+      const hardware = verified.snp === null ? toHex(verified.tdx?.quote.body.mrTd as Uint8Array) : null;
+      expect(measurementOf(facts)).toBe(hardware ?? toHex(verified.snp?.report.measurement as Uint8Array));
+      const parsed = manifestTeeEvidenceOfDocument({ type: evidence.kind, evidence: text });
+      expect([parsed.kind, measurementOf(parsed)]).toEqual([facts.kind, measurementOf(facts)]);
+      if (parsed.kind === "snp" && facts.kind === "snp") {
+        expect([parsed.reportedTcb, parsed.launchTcb, parsed.committedTcb]).toEqual([
+          facts.reportedTcb,
+          facts.launchTcb,
+          facts.committedTcb,
+        ]);
+      }
+      const platform = evidence.kind;
+      const minimumTcb =
+        facts.kind === "snp"
+          ? { snp: { bootloader: 0, tee: 0, snp: 0, microcode: 0, fmc: null }, tdx: null }
+          : { snp: null, tdx: { teeTcbSvn: "00".repeat(16), qeSvn: 0, pceSvn: 0 } };
+      const section = (allowedMeasurements: string[]) =>
+        tee({ platforms: [platform], allowedMeasurements, minimumTcb, policyFlags: DEV_TEE.policyFlags });
+      expect(manifestTeeViolations(facts, section([measurementOf(facts)]))).toEqual([]);
+      expect(manifestTeeViolations(facts, section([OTHER]))).toMatchObject([
+        {
+          manifestField: "tee.allowedMeasurements",
+          field: facts.kind === "snp" ? "MEASUREMENT" : "MRTD",
+          code: "MANIFEST_MEASUREMENT_NOT_ALLOWED",
+          found: measurementOf(facts),
+        },
+      ]);
+    },
+  );
 });
