@@ -89,3 +89,79 @@ export function policyFacts(enclave: VerifiedEnclave): [string, string][] {
   ];
   return facts.map(([name, value]) => [name, visibleOnOneLine(value)]);
 }
+
+/** What teeFacts reads of the attested manifest's tee section, and attest --json gives whole (type-only). */
+type AttestedTee = Pick<Manifest["tee"], "allowedMeasurements" | "minimumTcb" | "policyFlags">;
+
+/** Most allowed launch measurements teeFacts names (shortened) one by one; `attest --json` gives them all. */
+const MEASUREMENTS_SHOWN = 8;
+
+/**
+ * The attested manifest's tee constraints (`tee.allowedMeasurements`, `minimumTcb`, `policyFlags`),
+ * as signed, or null when the verified manifest holds no tee section (a ManifestCheck other than
+ * the client policy's, which compares them with the evidence: attestation/manifest-tee.ts).
+ */
+export function attestedTee(enclave: VerifiedEnclave): AttestedTee | null {
+  const tee = (enclave.manifest.manifest as { tee?: Partial<AttestedTee> } | null | undefined)?.tee;
+  const { allowedMeasurements, minimumTcb, policyFlags } = tee ?? {};
+  return allowedMeasurements === undefined || minimumTcb === undefined || policyFlags === undefined
+    ? null
+    : { allowedMeasurements, minimumTcb, policyFlags };
+}
+
+/**
+ * The attested manifest's tee constraints the evidence was held to (label, value), for `cloister
+ * attest` and the page: the allowed launch measurements (SNP MEASUREMENT, TDX MRTD; each shortened
+ * to 16 hex digits as other digests are, the enclave's own marked), or any and the operator's
+ * reason (simulator platforms only); the minimum TCB of the evidence's family; the policy flags (on
+ * TDX, SMT is not in the quote: smtAllowed constrains nothing there). Operator-written text (the
+ * reason) is made visible on one line, as policyFacts does. [] when attestedTee is null.
+ */
+export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
+  const tee = attestedTee(enclave);
+  if (tee === null) return [];
+  const tdx = enclave.tee === "tdx" || enclave.tee === "azure-tdx";
+  const field = tdx ? "MRTD" : "MEASUREMENT";
+  const allowed = tee.allowedMeasurements;
+  let measurements: string;
+  if (Array.isArray(allowed)) {
+    const shown = allowed
+      .slice(0, MEASUREMENTS_SHOWN)
+      .map((m) => `${m.slice(0, 16)}…${m === enclave.measurement ? " (this enclave's)" : ""}`);
+    const more = allowed.length - shown.length;
+    measurements = `${field} ${shown.join(", ")}${more > 0 ? `, and ${more} more in the manifest` : ""}`;
+  } else {
+    measurements = `any ${field} (reason: ${allowed.reason})`;
+  }
+  const minimum = tdx ? tdxMinimum(tee.minimumTcb.tdx) : snpMinimum(tee.minimumTcb.snp);
+  const flags = tee.policyFlags;
+  const allowedOrNot = (yes: boolean) => (yes ? "allowed" : "not allowed");
+  const smt = tdx
+    ? `SMT not reported by TDX (smtAllowed ${String(flags.smtAllowed)} constrains nothing)`
+    : `SMT ${allowedOrNot(flags.smtAllowed)}`;
+  const migration = tdx ? "migratable TD" : "migration agent";
+  const facts: [string, string][] = [
+    ["measurements", `manifest allows ${measurements}`],
+    ["minimum TCB", minimum],
+    [
+      "TEE flags",
+      `debug ${allowedOrNot(flags.debugAllowed)}, ${migration} ${allowedOrNot(flags.migrationAgentAllowed)}, ${smt}`,
+    ],
+  ];
+  return facts.map(([name, value]) => [name, visibleOnOneLine(value)]);
+}
+
+type MinimumTcb = AttestedTee["minimumTcb"];
+
+function snpMinimum(min: MinimumTcb["snp"]): string {
+  if (min === null) return "none for SNP evidence";
+  const fmc = min.fmc === null ? "" : `, FMC ${min.fmc}`;
+  const components = `bootloader ${min.bootloader}, TEE ${min.tee}, SNP ${min.snp}, microcode ${min.microcode}${fmc}`;
+  return `SNP ${components} (reported, launch and committed TCB)`;
+}
+
+function tdxMinimum(min: MinimumTcb["tdx"]): string {
+  return min === null
+    ? "none for TDX evidence"
+    : `TDX TEE_TCB_SVN ${min.teeTcbSvn}, PCE SVN ${min.pceSvn}, QE SVN ${min.qeSvn}`;
+}

@@ -24,7 +24,7 @@ import {
   parseHostUrl,
   type Session,
 } from "../sdk.ts";
-import { attestedRules, measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { attestedRules, attestedTee, measurementNote, modelNote, policyFacts, teeFacts } from "../summary.ts";
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
@@ -223,10 +223,16 @@ export function enclaveSummary(enclave: VerifiedEnclave) {
     // The attested rules applied to every prompt and the audit settings, whole (policyFacts: in short).
     requestPolicy: attested?.requestPolicy ?? null,
     audit: attested?.audit ?? null,
+    // The manifest's tee constraints the evidence was held to, as signed (teeFacts: in short).
+    manifestTee: attestedTee(enclave),
   };
 }
 
-export function describeEnclave(enclave: VerifiedEnclave): string {
+/**
+ * What was verified, one labelled line each. `manifestTee`: also the manifest's tee constraints
+ * (teeFacts), for `cloister attest` only: the demo, chat and proxy keep the shorter summary.
+ */
+export function describeEnclave(enclave: VerifiedEnclave, { manifestTee = false } = {}): string {
   const s = enclaveSummary(enclave);
   return [
     `  TEE          ${s.tee}${s.simulated ? "  (SIMULATED: insecure simulator root, trusted by this policy only)" : ""}`,
@@ -235,6 +241,7 @@ export function describeEnclave(enclave: VerifiedEnclave): string {
     `  model        ${s.model.file} sha256 ${s.model.sha256}${modelNote(enclave)}`,
     `  manifest     sha256 ${s.manifestDigest}, signed by ${s.manifestSigner}`,
     ...tcbLine(enclave),
+    ...(manifestTee ? teeFacts(enclave) : []).map(([name, value]) => `  ${name.padEnd(12)} ${value}`),
     ...policyFacts(enclave).map(([name, value]) => `  ${name.padEnd(12)} ${value}`),
     `  keys         X25519 ${s.sealingKey.slice(0, 16)}…, Ed25519 ${s.signingKey.slice(0, 16)}… (bound in REPORT_DATA)`,
     "  checked      evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest",
@@ -273,7 +280,7 @@ export async function runAttest(
     const policyWarnings = policyRisks(policy, "is sent your prompts");
     if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), policyWarnings });
     else {
-      process.stdout.write(`enclave verified\n${describeEnclave(session.enclave)}\n`);
+      process.stdout.write(`enclave verified\n${describeEnclave(session.enclave, { manifestTee: true })}\n`);
       for (const warning of policyWarnings) process.stdout.write(`WARNING: policy: ${warning}\n`);
     }
   } catch (error) {

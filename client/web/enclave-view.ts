@@ -12,7 +12,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import type { Redactions } from "../../sealed/frames.ts";
 import { maxTokensNote } from "../max-tokens-note.ts";
 import { redactionNote } from "../redaction-note.ts";
-import { measurementNote, modelNote, policyFacts } from "../summary.ts";
+import { measurementNote, modelNote, policyFacts, teeFacts } from "../summary.ts";
 
 /** The parts of the DOM the view writes to. */
 export interface EnclaveViewElements {
@@ -28,7 +28,9 @@ function enclaveRows(enclave: VerifiedEnclave): [string, string][] {
     ["service", `${enclave.manifest.service.name} ${enclave.manifest.service.version}`],
     ["model", `${enclave.manifest.model.file} sha256 ${enclave.manifest.model.sha256}${modelNote(enclave)}`],
     ["manifest", `sha256 ${enclave.manifestDigest}, signed by ${enclave.manifest.signerThumbprint}`],
-    // What the attested manifest will do to a prompt (the rules, PII, audit), as `cloister attest` says it.
+    // The manifest's tee constraints the evidence was held to, and what it will do to a prompt (the
+    // rules, PII, audit), as `cloister attest` says them.
+    ...teeFacts(enclave),
     ...policyFacts(enclave),
     ["sealing key", `X25519 ${toHex(enclave.sealingPublicKey)}`],
     ["checked", "evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest"],

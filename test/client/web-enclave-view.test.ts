@@ -11,7 +11,8 @@ import {
   showRedactionNote,
 } from "../../client/web/enclave-view.ts";
 import { createWebApp } from "../../client/web/server.ts";
-import { closeServers, connectTo } from "./helpers.ts";
+import { DEV_MANIFEST } from "../../manifests/dev.ts";
+import { closeServers, connectTo, devPolicy } from "./helpers.ts";
 
 afterEach(closeServers);
 
@@ -59,7 +60,7 @@ it("shows the SIMULATED notice for a simulated enclave and hides it again after 
   showEnclave(hardware, elements);
   expect(simulatedNotice.hidden).toBe(true);
   expect(rows[0]?.map((c) => c.textContent)).toEqual(["TEE", "sev-snp"]);
-  expect(rows).toHaveLength(10);
+  expect(rows).toHaveLength(13);
 
   showEnclave(simulated, elements);
   expect(simulatedNotice.hidden).toBe(false);
@@ -85,6 +86,35 @@ it("shows the verified manifest's rules, PII handling and audit setting, as the 
     PII: "block: iban",
     audit: "on (prompt hash not recorded, answer hash recorded)",
   });
+});
+
+it("shows the verified manifest's tee constraints for a sim-snp and a sim-tdx enclave, as the CLI's attest does", async () => {
+  const reason = DEV_MANIFEST.tee.allowedMeasurements;
+  expect(Array.isArray(reason)).toBe(false);
+  for (const [tee, field, minimum, flags] of [
+    [
+      "sim-snp",
+      "MEASUREMENT",
+      "SNP bootloader 0, TEE 0, SNP 0, microcode 0 (reported, launch and committed TCB)",
+      "debug not allowed, migration agent not allowed, SMT allowed",
+    ],
+    [
+      "sim-tdx",
+      "MRTD",
+      `TDX TEE_TCB_SVN ${"00".repeat(16)}, PCE SVN 0, QE SVN 0`,
+      "debug not allowed, migratable TD not allowed, SMT not reported by TDX (smtAllowed true constrains nothing)",
+    ],
+  ] as const) {
+    const { session } = await connectTo({ tee, connect: { policy: await devPolicy(tee) } });
+    const { elements, rows } = fakeElements();
+    showEnclave(session.enclave, elements);
+    const shown = Object.fromEntries(rows.map((row) => row.map((c) => c.textContent)));
+    expect(shown).toMatchObject({
+      measurements: `manifest allows any ${field} (reason: ${(reason as { reason: string }).reason})`,
+      "minimum TCB": minimum,
+      "TEE flags": flags,
+    });
+  }
 });
 
 it("notes --max-tokens over the manifest's inference.maxTokens, following the enclave verified last", async () => {

@@ -62,6 +62,9 @@ describe("cloister attest / chat against a real deployment", () => {
     // The rules the enclave applies to a prompt, as its attested manifest says them.
     expect(out.requestPolicy).toEqual(DEV_MANIFEST.requestPolicy);
     expect(out.audit).toEqual(DEV_MANIFEST.audit);
+    // The tee constraints the evidence was held to, as signed.
+    const { allowedMeasurements, minimumTcb, policyFlags } = DEV_MANIFEST.tee;
+    expect(out.manifestTee).toEqual({ allowedMeasurements, minimumTcb, policyFlags });
 
     expect({ code: human.code, stderr: human.stderr }).toEqual({ code: 0, stderr: "" });
     expect(human.stdout).toContain("enclave verified");
@@ -74,6 +77,10 @@ describe("cloister attest / chat against a real deployment", () => {
       "  PII          redact: email, phone, credit_card, iban, us_ssn, ip_address, secret_key\n",
     );
     expect(human.stdout).toContain("  audit        on (prompt hash recorded, answer hash recorded)\n");
+    expect(human.stdout).toContain(
+      "  measurements manifest allows any MEASUREMENT (reason: development on the simulator: its measurement changes with every code change)\n",
+    );
+    expect(human.stdout).toContain("  TEE flags    debug not allowed, migration agent not allowed, SMT allowed\n");
     // What the policy itself lets through is said, not only what was verified.
     expect(out.policyWarnings).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
     expect(human.stdout).toContain("WARNING: policy: trusts the INSECURE simulator");
