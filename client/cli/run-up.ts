@@ -3,7 +3,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { describeFileKind, fileErrorCause, shellWord } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
@@ -449,7 +449,7 @@ export async function checkStoredAuditLog(
       const result = await verifyAuditLogFile(file, signingPublicKey, {
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
       });
-      if (!result.ok) throw new Error(`${file}: ${result.error.message}`);
+      if (!result.ok) throw new Error(fileMessage(file, "audit log", result.error.message));
       return (
         `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; ` +
         "signatures, chain and completeness verified against a fresh checkpoint signed by the attested key " +
@@ -460,8 +460,11 @@ export async function checkStoredAuditLog(
   }
   signal?.throwIfAborted();
   throw new Error(
-    `audit log ${file}: the enclave wrote ${checkpoint.count} record(s), ` +
-      `the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
+    fileMessage(
+      file,
+      "audit log",
+      `the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
+    ),
   );
 }
 
@@ -495,10 +498,12 @@ async function storedLines(file: string, enough: number): Promise<number> {
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
-    throw new Error(`audit log ${file}: cannot read (${fileErrorCause(error)})`, { cause: error });
+    throw new Error(fileMessage(file, "audit log", `cannot read (${fileErrorCause(error)})`), { cause: error });
   }
   // The host stores its log in a regular file only.
-  if (notFile !== null) throw new Error(`audit log ${file}: cannot read (expected a regular file, found ${notFile})`);
+  if (notFile !== null) {
+    throw new Error(fileMessage(file, "audit log", `cannot read (expected a regular file, found ${notFile})`));
+  }
   return lines;
 }
 

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { fileMessage } from "../../attestation/bounded-read.ts";
 import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
@@ -71,6 +72,23 @@ describe("cloister up / demo: the stored audit log check", () => {
       JSON.stringify(`audit log ${fifo}: cannot read (expected a regular file, found a FIFO)`),
     );
   }, 60_000);
+
+  it("names a log path that would not read back as itself in quotes, escaped (a --dir with a line feed or an ESC)", async () => {
+    const odd = join(dir, "odd\n\u001b[2Jdir");
+    await mkdir(odd);
+    const fifo = join(odd, "fifo.jsonl");
+    execFileSync("mkfifo", [fifo]);
+    const refusal = await checkStoredAuditLog(fifo, keys.publicKey, checkpoint, 1).catch((error: Error) => error);
+    expect(refusal).toBeInstanceOf(Error);
+    const message = (refusal as Error).message;
+    expect(message).toBe(fileMessage(fifo, "audit log", "cannot read (expected a regular file, found a FIFO)"));
+    for (const raw of ["\n", "\u001b"]) expect(message).not.toContain(raw);
+    const fewer = await checkStoredAuditLog(join(odd, "none.jsonl"), keys.publicKey, checkpoint, 1).catch(
+      (error: Error) => error,
+    );
+    for (const raw of ["\n", "\u001b"]) expect((fewer as Error).message).not.toContain(raw);
+    expect((fewer as Error).message).toMatch(/^audit log \$'.*none\.jsonl': the enclave wrote 3 record\(s\)/s);
+  });
 
   it("a log cut short of the checkpoint: fewer stored than written, named", async () => {
     const cut = join(dir, "cut.jsonl");
