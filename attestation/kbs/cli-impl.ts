@@ -246,6 +246,13 @@ export async function runModelSeal(
   try {
     // What `cloister model inspect` counts, from the input's header (not a GGUF file: refused here).
     parameters = (await summarizeModelHeader(input)).parameters;
+    // The manifest's model.parameters is a positive safe integer: a GGUF file without tensors (0) is
+    // refused before anything is written, not printed as a model the manifest then refuses.
+    if (!Number.isSafeInteger(parameters) || parameters < 1) {
+      const found = String(parameters);
+      const expected = "a GGUF file whose tensors the manifest's model.parameters can count (1 to 2^53 - 1)";
+      throw optionsUsageError(fileMessage(input, "<in>", `expected ${expected}, found ${found}`));
+    }
     // A sealed file's digest is pinned by the manifest: replacing one is asked for, never silent.
     info = await sealModelFile(input, output, key, { overwrite: options.force === true });
   } finally {

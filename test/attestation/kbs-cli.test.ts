@@ -16,6 +16,7 @@ import { UsageError } from "../../client/cli/output.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { type ListeningServer, listenBeforeServing } from "../../enclave/http.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
+import { encodeGgufHeader } from "../../models/gguf-write.ts";
 import { KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
 import { writeTinyModel } from "../../models/tiny.ts";
@@ -117,6 +118,18 @@ describe("cloister kbs and model seal", () => {
       `<out> ${spaced}: expected a base name the manifest's model.file accepts (a letter or digit, then up to 254 of A-Z a-z 0-9 . _ -), found "my model.sealed"`,
     );
     await expect(stat(spaced)).rejects.toMatchObject({ code: "ENOENT" });
+
+    // A GGUF file without tensors counts 0 parameters, which the manifest's model.parameters refuses
+    // (a positive integer): refused before anything is written, not printed as a model to paste.
+    const empty = join(dir, "empty.gguf");
+    await writeFile(empty, encodeGgufHeader([], []).header);
+    const emptyOut = join(dir, "empty.gguf.sealed");
+    const none = await runCloister(["model", "seal", "--key", keyPath, empty, emptyOut]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(
+      `<in> ${empty}: expected a GGUF file whose tensors the manifest's model.parameters can count (1 to 2^53 - 1), found 0`,
+    );
+    await expect(stat(emptyOut)).rejects.toMatchObject({ code: "ENOENT" });
 
     // The sealed file a manifest pins is not replaced by accident; --force replaces it.
     const again = await runCloister(["model", "seal", "--key", keyPath, plain, out]);
