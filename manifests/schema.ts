@@ -102,6 +102,16 @@ const tee = z
         message: hasTdx ? "expected a TDX TCB (a TDX platform is listed)" : "expected null (no TDX platform is listed)",
       });
     }
+    // A TD quote does not report the host's SMT: `smtAllowed: false` could not be checked on TDX, so
+    // such a manifest is refused here, before it is signed (attestation/manifest-tee.ts still refuses
+    // it on TDX evidence, for a manifest signed before this rule).
+    if (hasTdx && !t.policyFlags.smtAllowed) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["policyFlags", "smtAllowed"],
+        message: "expected true (a TDX platform is listed: a TD quote does not attest the host's SMT)",
+      });
+    }
     if (!Array.isArray(t.allowedMeasurements) && !t.platforms.every((p) => SIM_PLATFORMS.includes(p))) {
       ctx.addIssue({
         code: "custom",

@@ -153,7 +153,16 @@ beforeAll(async () => {
   sealedDeployment = await deploy(sealedModel, operator);
   plainDeployment = await deploy({}, operator);
   otherKeyDeployment = await deploy({ ...sealedModel, keyId: "another-key" }, operator);
-  noSmtDeployment = await deploy(sealedModel, operator, {}, { policyFlags: { smtAllowed: false } });
+  noSmtDeployment = await deploy(
+    sealedModel,
+    operator,
+    {},
+    {
+      platforms: ["sim-snp"],
+      minimumTcb: { tdx: null },
+      policyFlags: { smtAllowed: false },
+    },
+  );
   policy = upReleasePolicy("sim-snp", operatorPublic);
 }, 120_000);
 

@@ -57,7 +57,12 @@ describe("the client checks the manifest's tee section against the verified evid
   });
 
   it("a policy flag the evidence breaks (SMT, which the client policy allows) is refused", async () => {
-    const error = await refusal({ policyFlags: { smtAllowed: false } });
+    // SNP only: a manifest listing a TDX platform cannot say smtAllowed false (manifests/schema.ts).
+    const error = await refusal({
+      platforms: ["sim-snp"],
+      minimumTcb: { tdx: null },
+      policyFlags: { smtAllowed: false },
+    });
     expect([error.stage, error.code, error.message]).toEqual([
       "manifest",
       "MANIFEST_POLICY_FLAG",

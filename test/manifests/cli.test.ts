@@ -229,6 +229,23 @@ describe("cloister manifest (CLI)", () => {
     ]);
   });
 
+  it("check and sign refuse smtAllowed false when a TDX platform is listed (a TD quote cannot show it), naming the field", async () => {
+    const policyFlags = { ...DEV_MANIFEST.tee.policyFlags, smtAllowed: false };
+    writeFileSync(p("tdx-no-smt.json"), JSON.stringify({ ...DEV_MANIFEST, tee: { ...DEV_MANIFEST.tee, policyFlags } }));
+    await cloister("manifest", "keygen", "--out-private", p("s.jwk"), "--out-public", p("s.pub.jwk"));
+    const [check, sign] = await Promise.all([
+      cloister("manifest", "check", p("tdx-no-smt.json")),
+      cloister("manifest", "sign", "--key", p("s.jwk"), p("tdx-no-smt.json"), p("tdx-no-smt.jws")),
+    ]);
+    expect(check.code).toBe(2);
+    expect(check.stderr.trimEnd().split("\n")).toEqual([
+      "cloister: MANIFEST_FIELD_INVALID: manifest field tee.policyFlags.smtAllowed: expected true (a TDX platform is listed: a TD quote does not attest the host's SMT), found false",
+    ]);
+    expect(sign.code).toBe(2);
+    expect(sign.stderr).toMatch(/^cloister: MANIFEST_FIELD_INVALID: manifest field tee\.policyFlags\.smtAllowed: /);
+    expect(statSync(p("tdx-no-smt.jws"), { throwIfNoEntry: false })).toBeUndefined();
+  });
+
   it("check shows a field's value with its invisible characters escaped, in each violation's line and the error line", async () => {
     // U+202E (right-to-left override) would make a terminal show what follows it reversed; a
     // manifest checked may be anyone's. JSON.stringify escapes U+0000 to U+001F only.
