@@ -33,10 +33,10 @@ import { parseAzureEvidence } from "./azure/evidence.ts";
 import { parseHclReport } from "./azure/hcl.ts";
 import type { VerifiedAzureEvidence } from "./azure/verify.ts";
 import type { DocumentEvidence } from "./evidence.ts";
-import { parseSnpReport, type SnpReport, type SnpTcbVersion } from "./snp/parse.ts";
+import { decodeTcbVersion, parseSnpReport, type SnpProduct, type SnpReport, type SnpTcbVersion } from "./snp/parse.ts";
 import { VerifiedSnpReport } from "./snp/verify.ts";
 import { isDebugTd, isMigratableTd, parseTdxQuote, type TdxQuote } from "./tdx/parse.ts";
-import type { VerifiedTdxQuote } from "./tdx/verify.ts";
+import { isVerifiedTdxQuote, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
 export type ManifestTee = Manifest["tee"];
 
@@ -72,11 +72,8 @@ const MANIFEST_TEE_CODES: Readonly<Record<"measurement" | "tcb" | "flags", Manif
 export function manifestTeeEvidenceOfVerified(
   evidence: VerifiedSnpReport | VerifiedTdxQuote | VerifiedAzureEvidence,
 ): ManifestTeeEvidence {
-  if (VerifiedSnpReport.isVerified(evidence)) {
-    const { report, reportedTcb, launchTcb, committedTcb } = evidence;
-    return { kind: "snp", report, reportedTcb, launchTcb, committedTcb };
-  }
-  if ("quote" in evidence) return { kind: "tdx", quote: evidence.quote };
+  if (VerifiedSnpReport.isVerified(evidence)) return snpFacts(evidence.report, evidence);
+  if (isVerifiedTdxQuote(evidence)) return { kind: "tdx", quote: evidence.quote };
   const hardware = evidence.snp ?? evidence.tdx;
   if (hardware === null) throw new TypeError("Azure evidence: expected an SNP report or a TD quote, found neither");
   return manifestTeeEvidenceOfVerified(hardware);
@@ -84,26 +81,41 @@ export function manifestTeeEvidenceOfVerified(
 
 /**
  * The facts of a document's evidence, parsed, not verified (the enclave's own, at boot): TCBs decoded
- * with the layout the report's CPUID names (Milan/Genoa when it names none). Throws a ParseError for
+ * with the layout the report's CPUID names; for a report that names none (version 2), the layout of
+ * `snpProduct` when given (the enclave's --snp-product), else Milan/Genoa's. Throws a ParseError for
  * evidence that does not parse.
  */
-export function manifestTeeEvidenceOfDocument(evidence: DocumentEvidence): ManifestTeeEvidence {
+export function manifestTeeEvidenceOfDocument(
+  evidence: DocumentEvidence,
+  snpProduct?: SnpProduct,
+): ManifestTeeEvidence {
+  const snp = (bytes: Uint8Array): ManifestTeeEvidence => {
+    const report = parseSnpReport(bytes);
+    if (report.product !== null || snpProduct === undefined) return snpFacts(report, report);
+    const decode = (tcb: SnpTcbVersion) => decodeTcbVersion(tcb.raw, snpProduct);
+    return snpFacts(report, {
+      reportedTcb: decode(report.reportedTcb),
+      launchTcb: decode(report.launchTcb),
+      committedTcb: decode(report.committedTcb),
+    });
+  };
   switch (evidence.type) {
     case "sev-snp":
-      return snpFacts(parseSnpReport(base64url.decode(evidence.report)));
+      return snp(base64url.decode(evidence.report));
     case "tdx":
       return { kind: "tdx", quote: parseTdxQuote(base64url.decode(evidence.quote)) };
     default: {
       const azure = parseAzureEvidence(evidence.evidence);
       if (azure.tdQuote !== null) return { kind: "tdx", quote: parseTdxQuote(azure.tdQuote) };
-      return snpFacts(parseSnpReport(parseHclReport(azure.hclReport).hardwareReport));
+      return snp(parseHclReport(azure.hclReport).hardwareReport);
     }
   }
 }
 
-function snpFacts(report: SnpReport): ManifestTeeEvidence {
-  const { reportedTcb, launchTcb, committedTcb } = report;
-  return { kind: "snp", report, reportedTcb, launchTcb, committedTcb };
+/** The one SNP facts object: the report and its three TCBs, decoded by the caller's layout. */
+function snpFacts(report: SnpReport, tcbs: Omit<Extract<ManifestTeeEvidence, { kind: "snp" }>, "kind" | "report">) {
+  const { reportedTcb, launchTcb, committedTcb } = tcbs;
+  return { kind: "snp", report, reportedTcb, launchTcb, committedTcb } as const;
 }
 
 /** Every way `evidence` breaks the manifest's tee section (none: an empty list). */
@@ -157,7 +169,7 @@ export function manifestTeeViolations(evidence: ManifestTeeEvidence, tee: Manife
   // SMT has no TDX counterpart the quote reports (the TDX module does not attest the host's
   // hyper-threading): a signed `smtAllowed: false` cannot be checked on TDX, so it is refused (fail
   // closed), not passed as if it held; a manifest for TDX says `smtAllowed: true` (docs/deploy.md).
-  if (isDebugTd(body)) flagPush("TDATTRIBUTES.DEBUG", "", "clear (debugAllowed: false)", "set");
+  if (isDebugTd(body) && !flags.debugAllowed) flagPush("TDATTRIBUTES.DEBUG", "", "clear (debugAllowed: false)", "set");
   if (!flags.migrationAgentAllowed && isMigratableTd(body)) {
     flagPush("TDATTRIBUTES.MIGRATABLE", "", "clear (migrationAgentAllowed: false)", "set");
   }

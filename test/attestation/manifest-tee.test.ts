@@ -5,6 +5,7 @@
  * one violation naming the manifest field, the evidence field, the expected and the found value.
  */
 import { readFileSync } from "node:fs";
+import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
@@ -18,6 +19,7 @@ import {
 } from "../../attestation/manifest-tee.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
+import { insecureSimulatedAmdHierarchy, simulateSnpReport } from "../../attestation/sim/index.ts";
 import { encodeTcbVersion } from "../../attestation/snp/parse.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { SIM_MEASUREMENT, simulatedSnpTeeEvidence, simulatedTdxTeeEvidence } from "../helpers/manifest-tee-evidence.ts";
@@ -177,6 +179,17 @@ describe("the manifest's tee section against TDX evidence", () => {
     expect(manifestTeeViolations(migratable, flags({ migrationAgentAllowed: true }))).toEqual([]);
   });
 
+  it("TDATTRIBUTES.DEBUG is read against debugAllowed, as SNP's POLICY.DEBUG is (the schema fixes it false)", () => {
+    const debug = simulatedTdxTeeEvidence({ tdAttributes: Uint8Array.of(1, 0, 0, 0x10, 0, 0, 0, 0) });
+    const allowing = flags({ debugAllowed: true as false });
+    expect(manifestTeeViolations(debug, allowing)).toEqual([]);
+    const snpDebug = simulatedSnpTeeEvidence({ policy: 0x30000n | (1n << 19n) });
+    expect([manifestTeeViolations(snpDebug, DEV_TEE).length, manifestTeeViolations(snpDebug, allowing)]).toEqual([
+      1,
+      [],
+    ]);
+  });
+
   it("smtAllowed false is refused on TDX, which cannot attest it (fail closed, never a signed constraint passed unchecked)", () => {
     expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: false }))).toEqual([
       {
@@ -188,6 +201,48 @@ describe("the manifest's tee section against TDX evidence", () => {
       },
     ]);
     expect(manifestTeeViolations(simulatedTdxTeeEvidence(), flags({ smtAllowed: true }))).toEqual([]);
+  });
+});
+
+describe("the facts of the enclave's own document evidence (boot)", () => {
+  // A version 2 report names no processor: a Turin guest's, decoded with Milan's layout, has its
+  // TCB components in the wrong bytes. The enclave's --snp-product says which layout.
+  const turinV2 = () => {
+    const parts = { fmc: 2, bootloader: 3, tee: 4, snp: 5, microcode: 6 };
+    const hierarchy = insecureSimulatedAmdHierarchy(undefined, "Turin");
+    const report = simulateSnpReport(hierarchy, {
+      reportData: new Uint8Array(64),
+      measurement: SIM_MEASUREMENT,
+      tcb: encodeTcbVersion(parts, "Turin"),
+      version: 3,
+    });
+    new DataView(report.buffer).setUint32(0, 2, true); // VERSION 2
+    report.fill(0, 0x188, 0x18b); // no CPUID before version 3
+    const evidence = { type: "sev-snp" as const, report: base64url.encode(report), endorsementKey: "" };
+    return { parts, evidence };
+  };
+
+  it("decodes a version 2 report's TCBs with the layout of the product given, Milan/Genoa's when none is", () => {
+    const { parts, evidence } = turinV2();
+    const turin = manifestTeeEvidenceOfDocument(evidence, "Turin");
+    if (turin.kind !== "snp") throw new Error("expected SNP facts");
+    expect([turin.reportedTcb, turin.launchTcb, turin.committedTcb]).toMatchObject([parts, parts, parts]);
+    const milan = manifestTeeEvidenceOfDocument(evidence);
+    if (milan.kind !== "snp") throw new Error("expected SNP facts");
+    expect(milan.reportedTcb).toMatchObject({ bootloader: 2, tee: 3 });
+  });
+
+  it("a report that names its processor (version 3 and later) keeps its own layout whatever the product given", () => {
+    const report = simulateSnpReport(insecureSimulatedAmdHierarchy(), {
+      reportData: new Uint8Array(64),
+      measurement: SIM_MEASUREMENT,
+    });
+    const evidence = { type: "sev-snp" as const, report: base64url.encode(report), endorsementKey: "" };
+    const [milan, givenTurin] = [
+      manifestTeeEvidenceOfDocument(evidence),
+      manifestTeeEvidenceOfDocument(evidence, "Turin"),
+    ];
+    expect(givenTurin).toEqual(milan);
   });
 });
 
