@@ -417,7 +417,21 @@ export class Enclave {
     // own TEE; clients verify it), as clients check it (attestation/manifest-tee.ts): a measurement,
     // TCB or flag the signed manifest refuses is a misdeployment, said now, before the key broker is
     // asked for a model key or the model is loaded, not by the first client's refusal.
-    const teeViolations = manifestTeeViolations(manifestTeeEvidenceOfDocument(evidence), manifest.tee);
+    // A report that names no processor (SNP version 2) is decoded with --snp-product's TCB layout, as
+    // the evidence source asks KDS about it. Evidence of its own that does not parse is a broken TEE,
+    // said with a boot code (the parse error kept as the cause), not a bare ParseError.
+    let ownEvidence: ReturnType<typeof manifestTeeEvidenceOfDocument>;
+    try {
+      ownEvidence = manifestTeeEvidenceOfDocument(evidence, config.snpProduct);
+    } catch (error) {
+      throw new EnclaveError(
+        "BOOT_EVIDENCE_INVALID",
+        500,
+        `boot: this launch's evidence (${evidence.type}): expected a report or quote that parses, found one that does not: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const teeViolations = manifestTeeViolations(ownEvidence, manifest.tee);
     if (teeViolations.length > 0) {
       throw new EnclaveError(
         "BOOT_TEE_NOT_ALLOWED",
