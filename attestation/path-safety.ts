@@ -326,11 +326,11 @@ async function sharedName(reached: Checked): Promise<SharedName | null> {
  * be another user's: see above). A named pipe is held as a file (a writer feeds it); an anonymous
  * one (`<(…)`, `cat policy.json | sudo cloister … /dev/stdin`: its owner is the shell that made
  * it) is passed over: what it carries is what its invoker chose to write to it, and it has no name
- * to swap. It is told apart on the open
- * file (Linux's /proc/self/fd names it `pipe:[inode]`); without /proc, it is held as a named one.
- * Anything else (a device: /dev/null is 0666) is its reader's to refuse as what it is, not here by
- * its mode. `walked`: this process's user as readAfterPathCheck's walk found it (its account files
- * then read at most once); read here without it.
+ * to swap. It is told apart on the open file (Linux's /proc/self/fd names it `pipe:[inode]`);
+ * without /proc, it is held as a named one. Anything else (a device: /dev/null is 0666) is its
+ * reader's to refuse as what it is, not here by its mode. `walked`: this process's user as
+ * readAfterPathCheck's walk found it (its account files then read at most once); read here without
+ * it.
  */
 export async function unsafeOpenFile(
   handle: FileHandle,
