@@ -438,6 +438,8 @@ export class InferenceEngine {
     // would change nothing generated.
     if (rendering === undefined) checkPromptOrMessages(request);
     const params = checkParameters(request, this.info.contextSize);
+    // Its stop strings likewise: with a rendering, its stop rules were made from them (renderPrompt).
+    if (rendering === undefined) checkStop(request);
     if (rendering !== undefined && rendering.request !== request) {
       throw new EngineError("ENGINE_REQUEST", "generate: the prompt rendering belongs to another request");
     }
@@ -711,8 +713,8 @@ function checkOptions(options: EngineOptions): Settings {
 type CheckedParameters = { maxTokens: number; temperature: number; topP: number; seed: number | undefined };
 
 /**
- * The request's sampling and limits (its prompt or messages are checked apart: checkPromptOrMessages,
- * checkMessages).
+ * The request's sampling and limits (its prompt or messages and its stop strings are checked apart:
+ * checkPromptOrMessages, checkMessages, checkStop).
  */
 function checkParameters(request: GenerateRequest, contextSize: number): CheckedParameters {
   const maxTokens = intIn("maxTokens", request.maxTokens ?? DEFAULT_MAX_TOKENS, 1, contextSize, "ENGINE_REQUEST");
@@ -722,7 +724,6 @@ function checkParameters(request: GenerateRequest, contextSize: number): Checked
   // node-llama-cpp's default seed is the current second: two requests in the same second would
   // sample identically. Without an explicit seed, draw one from the CSPRNG.
   if (seed === undefined && temperature > 0) seed = randomInt(0, 2 ** 31);
-  checkStop(request);
   if (request.tenant !== undefined && (typeof request.tenant !== "string" || request.tenant === "")) {
     throw new EngineError("ENGINE_REQUEST", "tenant: expected a non-empty string when present");
   }
