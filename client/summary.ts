@@ -114,7 +114,7 @@ export function attestedTee(enclave: VerifiedEnclave): AttestedTee | null {
  * attest` and the page: the allowed launch measurements (SNP MEASUREMENT, TDX MRTD; each shortened
  * to 16 hex digits as other digests are, the enclave's own marked), or any and the operator's
  * reason (simulator platforms only); the minimum TCB of the evidence's family; the policy flags (on
- * TDX, SMT is not in the quote: smtAllowed constrains nothing there). Operator-written text (the
+ * TDX, SMT is not in the quote: a TDX manifest must allow it, else it is refused). Operator-written text (the
  * reason) is made visible on one line, as policyFacts does. [] when attestedTee is null.
  */
 export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
@@ -136,9 +136,7 @@ export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
   const minimum = tdx ? tdxMinimum(tee.minimumTcb.tdx) : snpMinimum(tee.minimumTcb.snp);
   const flags = tee.policyFlags;
   const allowedOrNot = (yes: boolean) => (yes ? "allowed" : "not allowed");
-  const smt = tdx
-    ? `SMT not reported by TDX (smtAllowed ${String(flags.smtAllowed)} constrains nothing)`
-    : `SMT ${allowedOrNot(flags.smtAllowed)}`;
+  const smt = tdx ? "SMT not reported by TDX (a TDX manifest must allow it)" : `SMT ${allowedOrNot(flags.smtAllowed)}`;
   const migration = tdx ? "migratable TD" : "migration agent";
   const facts: [string, string][] = [
     ["measurements", `manifest allows ${measurements}`],

@@ -47,7 +47,7 @@ describe("attest's rows for the manifest's tee section", () => {
     expect(rowsOf(text)).toEqual([
       `  measurements manifest allows any MRTD (reason: ${reason})`,
       `  minimum TCB  TDX TEE_TCB_SVN 0b01${"00".repeat(14)}, PCE SVN 11, QE SVN 8`,
-      "  TEE flags    debug not allowed, migratable TD allowed, SMT not reported by TDX (smtAllowed false constrains nothing)",
+      "  TEE flags    debug not allowed, migratable TD allowed, SMT not reported by TDX (a TDX manifest must allow it)",
     ]);
     const list = describeEnclave(
       madeUpEnclave("tdx", teeSection(listed, { migrationAgentAllowed: false, smtAllowed: true })),

@@ -102,7 +102,7 @@ it("shows the verified manifest's tee constraints for a sim-snp and a sim-tdx en
       "sim-tdx",
       "MRTD",
       `TDX TEE_TCB_SVN ${"00".repeat(16)}, PCE SVN 0, QE SVN 0`,
-      "debug not allowed, migratable TD not allowed, SMT not reported by TDX (smtAllowed true constrains nothing)",
+      "debug not allowed, migratable TD not allowed, SMT not reported by TDX (a TDX manifest must allow it)",
     ],
   ] as const) {
     const { session } = await connectTo({ tee, connect: { policy: await devPolicy(tee) } });
