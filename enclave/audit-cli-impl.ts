@@ -11,6 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import {
   fileMessage,
   type InputBound,
@@ -138,7 +139,8 @@ function logReadError(what: string, path: string, error: unknown): Error {
  * ever holding more than one line. A line that is not UTF-8 is
  * given as the first byte of the sequence that is not.
  * `onUnterminatedEnd` is called before the last line when the file does not end with a newline.
- * Read errors are thrown as they happen.
+ * Read errors are thrown as they happen. With `handle` (a regular file the caller opened and looked
+ * at), that file is read from its first byte instead, and left open: `path` is not opened again.
  */
 export async function* readAuditLogLines(
   path: string,
@@ -146,9 +148,18 @@ export async function* readAuditLogLines(
     maxLineBytes = AUDIT_LOG_MAX_LINE_BYTES,
     chunkBytes = 1024 * 1024,
     onUnterminatedEnd,
-  }: { maxLineBytes?: number; chunkBytes?: number; onUnterminatedEnd?: () => void } = {},
+    handle,
+  }: {
+    maxLineBytes?: number;
+    chunkBytes?: number;
+    onUnterminatedEnd?: () => void;
+    handle?: FileHandle | undefined;
+  } = {},
 ): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
-  const stream = createReadStream("", { fd: await openFileOrPipe(path), highWaterMark: chunkBytes });
+  const stream =
+    handle === undefined
+      ? createReadStream("", { fd: await openFileOrPipe(path), highWaterMark: chunkBytes })
+      : createReadStream("", { fd: handle, start: 0, autoClose: false, highWaterMark: chunkBytes });
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
@@ -202,6 +213,21 @@ export async function verifyAuditLogFile(
 }
 
 /**
+ * verifyAuditLogFile on a log the caller opened and looked at (`handle`: a regular file, read from
+ * its first byte and left open; `path` only names it), so that what is verified is the file looked
+ * at, not whatever `path` names by then (`cloister up`'s check of the log the host stored).
+ */
+export async function verifyAuditLogHandle(
+  handle: FileHandle,
+  path: string,
+  publicKey: Uint8Array,
+  options: AuditVerifyOptions = {},
+  what = "--log",
+): Promise<AuditLogVerifierResult> {
+  return (await verifyAuditLogReadOnce(path, publicKey, options, undefined, what, handle)).result;
+}
+
+/**
  * verifyAuditLogFile's result, and the log's first line (null when the log is empty, or its first
  * line too long or not UTF-8), which names the boot: taken from the one reading of the log, as a
  * pipe (`--log <(…)`, /dev/stdin) can only be read once.
@@ -212,11 +238,12 @@ async function verifyAuditLogReadOnce(
   options: AuditVerifyOptions = {},
   onRecord?: (record: AuditRecord, index: number) => void,
   what = "--log",
+  handle?: FileHandle,
 ): Promise<{ readonly result: AuditLogVerifierResult; readonly firstLine: string | null }> {
   const verifier = new AuditLogVerifier(publicKey, options, onRecord);
   let unterminated = false;
   let firstLine: string | null | undefined;
-  const lines = readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true) });
+  const lines = readAuditLogLines(path, { onUnterminatedEnd: () => (unterminated = true), handle });
   try {
     for (;;) {
       // Only the reading is "cannot read": an error of the verifier's own is thrown as it is.

@@ -1,10 +1,10 @@
 /** `cloister up` and `cloister demo`. */
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
-import { verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
+import { verifyAuditLogHandle } from "../../enclave/audit-cli-impl.ts";
 import { stopDuringBoot } from "../../enclave/http.ts";
 import { parseCorsOrigin } from "../cors-origin.ts";
 import { connect, type Session } from "../sdk.ts";
@@ -433,7 +433,9 @@ async function checkAudit(dir: string, session: Session, signal: AbortSignal): P
  * counts, then verifies the file as `cloister audit verify` does, every line of it (an empty line
  * fails here as it does there; a CRLF line passes in both). Throws naming the file and the
  * verifier's message; or `signal`'s reason once it is aborted (a stop: the host, stopped, stores
- * nothing more, and the wait kept the stopped command alive up to its end).
+ * nothing more, and the wait kept the stopped command alive up to its end). The lines counted and
+ * the lines verified are those of one open file (storedLog): a file put in the log's place between
+ * the two, a FIFO among them, is not read.
  */
 export async function checkStoredAuditLog(
   file: string,
@@ -445,10 +447,12 @@ export async function checkStoredAuditLog(
   for (let attempt = 0; attempt < attempts; attempt++) {
     signal?.throwIfAborted();
     // Whole lines only: the host may be writing the next.
-    if ((await storedLines(file, checkpoint.count)) >= checkpoint.count) {
-      const result = await verifyAuditLogFile(file, signingPublicKey, {
+    const result = await storedLog(file, checkpoint.count, (handle) =>
+      verifyAuditLogHandle(handle, file, signingPublicKey, {
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
-      });
+      }),
+    );
+    if (result !== null) {
       if (!result.ok) throw new Error(fileMessage(file, "audit log", result.error.message));
       return (
         `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; ` +
@@ -469,20 +473,31 @@ export async function checkStoredAuditLog(
 }
 
 /**
- * How many whole lines (newlines) the stored log holds, counted to `enough` at most: its bytes are
- * counted a chunk at a time, never held whole nor decoded (verifyAuditLogFile reads them, strictly,
- * once they are all there). No file yet is 0 lines: the host opens it when it stores its first
- * record. Any other error (EACCES, EISDIR, EIO, a FIFO or device in its place) is one, naming the
- * file: taken for "not yet", it would be reported as records the host failed to store.
+ * `verify`'s result on the stored log, opened once, once it holds `enough` whole lines (newlines);
+ * null while it holds fewer. The lines are counted a chunk at a time, never held whole nor decoded
+ * (`verify` reads them, strictly, from the same open file). No file yet is too few: the host opens it
+ * when it stores its first record. Any other error (EACCES, EISDIR, EIO, a FIFO or device in its
+ * place) is one, naming the file: taken for "not yet", it would be reported as records the host
+ * failed to store. `verify`'s own errors are thrown as they are.
  */
-async function storedLines(file: string, enough: number): Promise<number> {
-  let lines = 0;
-  let notFile: string | null = null;
+async function storedLog<T>(
+  file: string,
+  enough: number,
+  verify: (handle: FileHandle) => Promise<T>,
+): Promise<T | null> {
+  let handle: FileHandle;
   try {
     // O_NONBLOCK: a FIFO put in the log's place (by whoever owns a directory above --dir) is opened
     // at once, not waited on for a writer that never comes, and refused below; for a file it changes
     // nothing. A directory is left to the read, which names it (EISDIR).
-    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw cannotReadLog(file, error);
+  }
+  try {
+    let lines = 0;
+    let notFile: string | null = null;
     try {
       const info = await handle.stat();
       if (!info.isFile() && !info.isDirectory()) notFile = describeFileKind(info);
@@ -493,18 +508,22 @@ async function storedLines(file: string, enough: number): Promise<number> {
         const bytes = chunk.subarray(0, bytesRead);
         for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines++;
       }
-    } finally {
-      await handle.close();
+    } catch (error) {
+      throw cannotReadLog(file, error);
     }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
-    throw new Error(fileMessage(file, "audit log", `cannot read (${fileErrorCause(error)})`), { cause: error });
+    // The host stores its log in a regular file only.
+    if (notFile !== null) {
+      throw new Error(fileMessage(file, "audit log", `cannot read (expected a regular file, found ${notFile})`));
+    }
+    return lines >= enough ? await verify(handle) : null;
+  } finally {
+    await handle.close();
   }
-  // The host stores its log in a regular file only.
-  if (notFile !== null) {
-    throw new Error(fileMessage(file, "audit log", `cannot read (expected a regular file, found ${notFile})`));
-  }
-  return lines;
+}
+
+/** The stored log could not be opened or read: names the file and the error's code. */
+function cannotReadLog(file: string, error: unknown): Error {
+  return new Error(fileMessage(file, "audit log", `cannot read (${fileErrorCause(error)})`), { cause: error });
 }
 
 /** The key broker's log line for the release this deployment's enclave got, if any. */
