@@ -1,0 +1,79 @@
+/**
+ * `cloister up` / `demo`'s audit check with the log swapped for a FIFO between its two steps: the
+ * check counts the stored lines through a non-blocking open (a FIFO there is refused, not waited
+ * on), then verifies them. The swap is made right after that open (node:fs/promises' open of the
+ * log, wrapped here), as whoever owns a directory above --dir could: the verification must read the
+ * file counted, through the same handle. Read again by name, it would open the FIFO, wait for a
+ * writer, and verify what that writer sends (here nothing: the test opens the FIFO's other end, so
+ * that no wait is left unbounded, and closes it at once).
+ */
+import { execFileSync } from "node:child_process";
+import { constants } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
+import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
+import { makeWriter, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
+
+/** The file whose first open swaps it (set by a test), what is put in its place, and the FIFO's writer. */
+const swap = vi.hoisted(() => ({
+  file: null as string | null,
+  done: false,
+  by: async () => {},
+  writer: null as Promise<void> | null,
+}));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const open = (async (path: string, ...rest: unknown[]) => {
+    const handle = await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+    if (path === swap.file && !swap.done) {
+      swap.done = true;
+      await swap.by();
+    }
+    return handle;
+  }) as typeof real.open;
+  return { ...real, default: { ...real, open }, open };
+});
+
+const { open: realOpen } = await vi.importActual<typeof import("node:fs/promises")>("node:fs/promises");
+const dir = await testDirectory("cloister-up-audit-swap-");
+
+afterEach(() => {
+  swap.file = null;
+  swap.done = false;
+  swap.writer = null;
+});
+
+describe("cloister up / demo: the stored audit log swapped between its count and its verification", () => {
+  const keys = seededKeyPair(7);
+  const lines = writeLog(3, makeWriter(keys));
+  const good = verifyAuditLog(lines, keys.publicKey);
+  if (!good.ok) throw new Error("the sample log does not verify");
+  const checkpoint = { count: 3, lastRecordHash: good.lastRecordHash };
+
+  it("verifies the log it counted, not a FIFO put in its place after the count's open", async () => {
+    const file = join(dir, "swapped.jsonl");
+    await writeFile(file, `${lines.join("\n")}\n`);
+    const fifo = join(dir, "swapped.fifo");
+    execFileSync("mkfifo", [fifo]);
+    swap.file = file;
+    swap.by = async () => {
+      await rename(fifo, file);
+      // The FIFO's writer: a blocking open, met by a reader of the FIFO (a check that opened it by
+      // name, or the test below), then closed, so that reader reads an empty log.
+      swap.writer = realOpen(file, "w").then((handle) => handle.close());
+    };
+    const outcome = await checkStoredAuditLog(file, keys.publicKey, checkpoint, 1).catch((error: Error) => error);
+    // No writer left waiting, whatever the check did: a reader of our own meets it (non-blocking).
+    const reader = await realOpen(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    await swap.writer;
+    await reader.close();
+    expect(swap.done).toBe(true);
+    expect(outcome instanceof Error ? outcome.message : outcome).toMatch(
+      /^audit: 3 record\(s\) stored by the host in .*swapped\.jsonl; signatures, chain/,
+    );
+  });
+});
