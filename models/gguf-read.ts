@@ -10,7 +10,7 @@
  * a long loop; any malformed input throws {@link GgufFormatError} and nothing else. On a path only
  * the header region is read (in small windows), never the tensor data.
  */
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { decodeUtf8 } from "../attestation/utf8.ts";
 import { GgufFormatError, ModelIoError } from "./errors.ts";
 import {
@@ -400,12 +400,24 @@ const WINDOW = 1 << 20;
  * file cannot be opened or read.
  */
 export async function readGgufFile(path: string): Promise<GgufFile> {
-  let handle: Awaited<ReturnType<typeof open>>;
+  let handle: FileHandle;
   try {
     handle = await open(path, "r");
   } catch (cause) {
     throw new ModelIoError(path, "open", cause);
   }
+  try {
+    return await readGgufHandle(handle, path);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * readGgufFile on a file already open (`handle`, read at offsets: its position is left as it was;
+ * not closed; `path` only names it), for a caller that reads the same file again through it.
+ */
+export async function readGgufHandle(handle: FileHandle, path: string): Promise<GgufFile> {
   try {
     const { size } = await handle.stat();
     // The parser is synchronous; it asks for small ranges, served from a window read up front
@@ -438,8 +450,6 @@ export async function readGgufFile(path: string): Promise<GgufFile> {
   } catch (error) {
     if (error instanceof GgufFormatError || error instanceof ModelIoError) throw error;
     throw new ModelIoError(path, "read", error);
-  } finally {
-    await handle.close();
   }
 }
 

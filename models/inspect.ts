@@ -4,10 +4,11 @@
  * file declares; it does not run the model.
  */
 
-import { GgufFormatError } from "./errors.ts";
-import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufFile } from "./gguf-read.ts";
+import { type FileHandle, open } from "node:fs/promises";
+import { GgufFormatError, ModelIoError } from "./errors.ts";
+import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
 import { sha256File } from "./hash.ts";
-import { refuseSealedModel } from "./sealed.ts";
+import { refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
   readonly path: string;
@@ -78,10 +79,28 @@ export async function inspectModel(path: string): Promise<ModelSummary> {
  * parameters of the model it seals this way, and hashes the file itself).
  */
 export async function summarizeModelHeader(path: string): Promise<Omit<ModelSummary, "path" | "sha256">> {
-  const file = await readGgufFile(path).catch(async (error: unknown) => {
+  const handle = await open(path, "r").catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  try {
+    return await summarizeModelHandle(handle, path);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * summarizeModelHeader on a file already open (`handle`, read at offsets, not closed; `path` names
+ * it): `cloister model seal` counts the parameters of the file it seals through the handle it seals.
+ */
+export async function summarizeModelHandle(
+  handle: FileHandle,
+  path: string,
+): Promise<Omit<ModelSummary, "path" | "sha256">> {
+  const file = await readGgufHandle(handle, path).catch(async (error: unknown) => {
     // Not a GGUF file: name the one other model format we make, rather than its magic in hex.
     if (error instanceof GgufFormatError && error.code === "GGUF_BAD_MAGIC")
-      await refuseSealedModel(path, "model file");
+      await refuseSealedModelHandle(handle, path, "model file");
     throw error;
   });
   return summarizeGguf(file);

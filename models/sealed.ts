@@ -32,7 +32,7 @@ import { base64url } from "jose";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
-import { sha256File } from "./hash.ts";
+import { sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
 
@@ -82,13 +82,19 @@ export async function refuseSealedModel(path: string, field: string): Promise<vo
   const handle = await open(path, "r").catch((cause: unknown) => {
     throw new ModelIoError(path, "open", cause);
   });
-  let head: Buffer;
   try {
-    head = Buffer.alloc(MAGIC.length);
-    await handle.read(head, 0, MAGIC.length, 0);
+    await refuseSealedModelHandle(handle, path, field);
   } finally {
     await handle.close();
   }
+}
+
+/** refuseSealedModel on a file already open (`handle`, read at offset 0, not closed; `path` names it). */
+export async function refuseSealedModelHandle(handle: FileHandle, path: string, field: string): Promise<void> {
+  const head = Buffer.alloc(MAGIC.length);
+  await handle.read(head, 0, MAGIC.length, 0).catch((cause: unknown) => {
+    throw new ModelIoError(path, "read", cause);
+  });
   if (!hasSealedModelMagic(head)) return;
   throw new SealedModelError(
     "MODEL_SEALED",
@@ -243,9 +249,12 @@ export interface SealedModelInfo {
 
 /**
  * Seals the GGUF file `input` into `output` (written beside it, then moved into place, so `output`
- * is never a partial file) under `modelKey`. Reads the input twice (its digest goes into the
- * header); a file that changes in between is refused. A partial file left beside `output` by a
- * sealer killed outright is removed here (partial-file.ts).
+ * is never a partial file) under `modelKey`. Opens the input once and reads it through that handle
+ * twice (its digest goes into the header); a file that changes in between is refused. `check`, when
+ * given, looks at the input through the same handle first (`cloister model seal` counts its
+ * parameters there), before anything is written; what it throws is thrown. So every field of the
+ * result, and what `check` found, describe the bytes sealed, whatever `input` names meanwhile. A
+ * partial file left beside `output` by a sealer killed outright is removed here (partial-file.ts).
  *
  * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
  * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
@@ -256,7 +265,7 @@ export async function sealModelFile(
   input: string,
   output: string,
   modelKey: ModelKey,
-  options: { chunkSize?: number; overwrite?: boolean } = {},
+  options: { chunkSize?: number; overwrite?: boolean; check?: (source: FileHandle) => Promise<void> } = {},
 ): Promise<SealedModelInfo> {
   const chunkSize = options.chunkSize ?? DEFAULT_SEALED_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
@@ -269,14 +278,20 @@ export async function sealModelFile(
   const source = await open(input, "r").catch((cause: unknown) => {
     throw new ModelIoError(input, "open", cause);
   });
+  try {
+    await options.check?.(source);
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
   await removeAbandonedPartials(output);
   const temporary = await partialFile(output);
   try {
     const plaintextSize = (await source.stat()).size;
-    // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,
-    // so a file that changes in between is refused.
-    const plaintextSha256 = await sha256File(input);
     const buffer = Buffer.alloc(chunkSize);
+    // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,
+    // so a file that changes in between is refused. Both through `source`: the file `check` read.
+    const plaintextSha256 = await sha256Handle(source, input, plaintextSize, buffer);
     const salt = randomBytes(32);
     const header = encodeHeader({ keyId: modelKey.keyId, chunkSize, plaintextSize, plaintextSha256, salt });
     const aad = createHash("sha256").update(header).digest();

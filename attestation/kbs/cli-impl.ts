@@ -13,8 +13,8 @@ import {
 import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
 import { MODEL_FILE_PATTERN, MODEL_FILE_RULE } from "../../manifests/schema.ts";
-import { printableField } from "../../models/errors.ts";
-import { summarizeModelHeader } from "../../models/inspect.ts";
+import { GgufFormatError, printableField } from "../../models/errors.ts";
+import { summarizeModelHandle } from "../../models/inspect.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
 import { fileErrorCause, fileMessage } from "../bounded-read.ts";
@@ -242,19 +242,29 @@ export async function runModelSeal(
     );
   }
   let info: Awaited<ReturnType<typeof sealModelFile>>;
-  let parameters: number;
+  let parameters = 0;
   try {
-    // What `cloister model inspect` counts, from the input's header (not a GGUF file: refused here).
-    parameters = (await summarizeModelHeader(input)).parameters;
-    // The manifest's model.parameters is a positive safe integer: a GGUF file without tensors (0) is
-    // refused before anything is written, not printed as a model the manifest then refuses.
-    if (!Number.isSafeInteger(parameters) || parameters < 1) {
-      const found = String(parameters);
-      const expected = "a GGUF file whose tensors the manifest's model.parameters can count (1 to 2^53 - 1)";
-      throw optionsUsageError(fileMessage(input, "<in>", `expected ${expected}, found ${found}`));
-    }
     // A sealed file's digest is pinned by the manifest: replacing one is asked for, never silent.
-    info = await sealModelFile(input, output, key, { overwrite: options.force === true });
+    info = await sealModelFile(input, output, key, {
+      overwrite: options.force === true,
+      // What `cloister model inspect` counts, from the header of the file sealed, through the handle
+      // it is sealed from (not a GGUF file: refused here, before anything is written).
+      check: async (source) => {
+        const summary = await summarizeModelHandle(source, input);
+        parameters = summary.parameters;
+        // The manifest's model.parameters is a positive safe integer: a GGUF file whose tensors hold
+        // none (or more) is refused, a file's content as the other GGUF refusals are, before
+        // anything is written, not printed as a model the manifest then refuses.
+        if (!Number.isSafeInteger(parameters) || parameters < 1) {
+          throw new GgufFormatError(
+            "GGUF_BAD_COUNT",
+            "tensor_count",
+            8,
+            `expected tensors of 1 to 2^53 - 1 parameters in all (what the manifest's model.parameters takes), found ${parameters} in ${summary.tensorCount} tensor(s)`,
+          );
+        }
+      },
+    });
   } finally {
     key.key.fill(0);
   }

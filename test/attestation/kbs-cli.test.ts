@@ -120,14 +120,15 @@ describe("cloister kbs and model seal", () => {
     await expect(stat(spaced)).rejects.toMatchObject({ code: "ENOENT" });
 
     // A GGUF file without tensors counts 0 parameters, which the manifest's model.parameters refuses
-    // (a positive integer): refused before anything is written, not printed as a model to paste.
+    // (a positive integer): refused before anything is written, not printed as a model to paste; the
+    // file's content, not the options: a GGUF refusal as the others, exit 1.
     const empty = join(dir, "empty.gguf");
     await writeFile(empty, encodeGgufHeader([], []).header);
     const emptyOut = join(dir, "empty.gguf.sealed");
     const none = await runCloister(["model", "seal", "--key", keyPath, empty, emptyOut]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toContain(
-      `<in> ${empty}: expected a GGUF file whose tensors the manifest's model.parameters can count (1 to 2^53 - 1), found 0`,
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe(
+      "cloister: GGUF_BAD_COUNT: tensor_count at offset 8: expected tensors of 1 to 2^53 - 1 parameters in all (what the manifest's model.parameters takes), found 0 in 0 tensor(s)\n",
     );
     await expect(stat(emptyOut)).rejects.toMatchObject({ code: "ENOENT" });
 

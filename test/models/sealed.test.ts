@@ -20,13 +20,15 @@ import {
 } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
-/** Inputs whose first pass (sha256File) finds another digest: what a file rewritten in between would give. */
+/** Inputs whose first pass (sha256Handle) finds another digest: what a file rewritten in between would give. */
 const { rewritten } = vi.hoisted(() => ({ rewritten: new Set<string>() }));
 
 vi.mock("../../models/hash.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../../models/hash.ts")>();
   return {
-    sha256File: (path: string) => (rewritten.has(path) ? Promise.resolve("00".repeat(32)) : actual.sha256File(path)),
+    ...actual,
+    sha256Handle: (...args: Parameters<typeof actual.sha256Handle>) =>
+      rewritten.has(args[1]) ? Promise.resolve("00".repeat(32)) : actual.sha256Handle(...args),
   };
 });
 
