@@ -6,13 +6,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { open, rm, stat } from "node:fs/promises";
+import { constants, lstat, open, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
-import type { InputBound } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
@@ -66,35 +66,83 @@ export interface DeploymentFiles {
 /** The key id of the development deployment's model key. */
 export const DEV_MODEL_KEY_ID = "cloister-dev-tiny";
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
+/**
+ * Whether anything is at `path`, a symbolic link included (lstat: a link to nothing is there too):
+ * what up finds at an earlier run's name is read, never written over as missing, and its reads
+ * refuse a link (readSecretFile), so a link put there is refused rather than written through.
+ */
+async function present(path: string): Promise<boolean> {
+  return lstat(path).then(
     () => true,
     () => false,
   );
 }
 
 /**
- * Writes `text` to `path`, whose mode is then exactly `mode` whatever the umask (which narrows a new
- * file's: 002 left them group-writable) and whatever mode the file had (a file written again keeps
- * its own): the key broker refuses a configuration or policy that group or others can write, and a
- * key file they can read (attestation/kbs/config.ts and key-file.ts). The mode is set before the
- * text is written.
+ * Whether `path` is a regular file itself (lstat): a model file that is not (a link among others) is
+ * made anew, written beside it and renamed onto its name, which replaces a link and follows none.
  */
-async function writeWithMode(path: string, text: string, mode: number): Promise<void> {
-  const handle = await open(path, "w", mode);
+async function regularFile(path: string): Promise<boolean> {
+  return lstat(path).then(
+    (info) => info.isFile(),
+    () => false,
+  );
+}
+
+/** What writeWithMode expects at the name: nothing (a secret found missing, made now) or a file of its own. */
+type WriteAt = "new" | "again";
+
+/** What a file cloister up writes is called in its refusals. */
+const WRITTEN = "cloister up: file to write";
+
+/**
+ * Writes `text` to `path` (named `name` in refusals: `path` is through the directory held), whose
+ * mode is then exactly `mode` whatever the umask (which narrows a new file's: 002 left them
+ * group-writable) and whatever mode the file had (a file written again keeps its own): the key broker
+ * refuses a configuration or policy that group or others can write, and a key file they can read
+ * (attestation/kbs/config.ts and key-file.ts). The mode is set before the text is written. A
+ * symbolic link at the name is refused, never followed (O_NOFOLLOW): a secret written through one
+ * would land wherever it leads. `new` (found missing) is made here or refused (O_EXCL); a file
+ * written `again` must be a regular file, checked on the file opened before it is emptied (no
+ * O_TRUNC; O_NONBLOCK: a FIFO is opened at once, or refused, not waited on).
+ */
+async function writeWithMode(path: string, name: string, text: string, mode: number, at: WriteAt): Promise<void> {
+  const made = at === "new" ? constants.O_EXCL : 0;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK | made;
+  const handle = await open(path, flags, mode).catch((error: unknown) => {
+    throw writeRefusal(error, name, at);
+  });
   try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${describeFileKind(info)}`));
+    }
     await handle.chmod(mode);
+    await handle.truncate(0);
     await handle.writeFile(text);
   } finally {
     await handle.close();
   }
 }
 
-/** Writes a secret (a private key, the API key): mode 0600. */
-const writePrivate = (path: string, text: string) => writeWithMode(path, text, 0o600);
-
-/** Writes a file anyone may read and only its owner change: mode 0644. */
-const writePublic = (path: string, text: string) => writeWithMode(path, text, 0o644);
+/**
+ * The refusal of a write's open, named by `name` (fileMessage), the error as cause: a symbolic link
+ * at the name (ELOOP under O_NOFOLLOW), or, for a file to make, one there already (EEXIST under
+ * O_EXCL: put there since it was found missing). Any other error as it is (named by name by the
+ * caller, prepareDeployment).
+ */
+function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ELOOP") {
+    const reason = "expected the file itself or none, found a symbolic link (cloister up writes through none)";
+    return new UsageError(fileMessage(name, WRITTEN, `${reason}; remove it`), { cause: error });
+  }
+  if (code === "EEXIST" && at === "new") {
+    const reason = "expected none (it was missing a moment before), found one put there meanwhile (a file or a link)";
+    return new UsageError(fileMessage(name, WRITTEN, reason), { cause: error });
+  }
+  return error;
+}
 
 /**
  * The sealed tiny model an earlier run left at `path`, if it is one: sealed under `modelKey` and
@@ -111,7 +159,7 @@ async function reusableSealedModel(
   modelKey: ModelKey,
   progress: (line: string) => void,
 ): Promise<SealedModelExpectation | null> {
-  if (!(await exists(at))) return null;
+  if (!(await regularFile(at))) return null;
   try {
     const header = await readSealedModelHeader(at);
     if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
@@ -264,6 +312,10 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
    * (`at` is the path: elsewhere than Linux, or without /proc), by name, its path walked.
    */
   const earlier = (path: string): EarlierRunRead => (at === dir ? {} : { inHeld: { name: path } });
+  /** Writes a secret found missing (a private key, the API key): made here, mode 0600. */
+  const writePrivate = (path: string, text: string) => writeWithMode(held(path), path, text, 0o600, "new");
+  /** Writes a file anyone may read and only its owner change: mode 0644. */
+  const writePublic = (path: string, text: string) => writeWithMode(held(path), path, text, 0o644, "again");
   await makeDirectory(join(dir, "models"), "--dir", held(join(dir, "models")));
 
   const modelPath = join(dir, "models", "tiny.gguf");
@@ -275,7 +327,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   };
   if (
     options.sealedModel !== true &&
-    (!(await exists(held(modelPath))) || (await sha256File(held(modelPath))) !== TINY_MODEL_SHA256)
+    (!(await regularFile(held(modelPath))) || (await sha256File(held(modelPath))) !== TINY_MODEL_SHA256)
   ) {
     options.progress("making the tiny model (deterministic, offline)");
     await makeTinyModel(modelPath);
@@ -287,20 +339,20 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
   let privateJwk: JWK;
   // Reused when the private key exists: the public file is not needed (derived below), and a run
   // that made a new key because it was gone would lose the operator's key and change every policy.
-  if (await exists(held(privatePath))) {
+  if (await present(held(privatePath))) {
     privateJwk = (await readKeyFile(held(privatePath), "operator key", earlier(privatePath))) as JWK;
     // The key the policy trusts is the private key's own public part, never a public file: the name
     // --dir may be another user's link to a directory of theirs by now, and an operator.public.jwk
     // there would be the clients' trusted signer. Written again as a fresh run leaves it (mode 0644:
     // an earlier version wrote it under the umask, 0664 under umask 002).
     publicJwk = operatorPublicJwk(privateJwk, privatePath);
-    await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
+    await writePublic(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
   } else {
     const pair = await generateManifestSigningKey("EdDSA");
     privateJwk = pair.privateJwk;
     publicJwk = pair.publicJwk;
-    await writePrivate(held(privatePath), JSON.stringify(privateJwk));
-    await writePublic(held(operatorPublicKeyPath), `${JSON.stringify(publicJwk, null, 2)}\n`);
+    await writePrivate(privatePath, JSON.stringify(privateJwk));
+    await writePublic(operatorPublicKeyPath, `${JSON.stringify(publicJwk, null, 2)}\n`);
   }
 
   let modelFilePath = modelPath;
@@ -313,11 +365,11 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     await makeDirectory(kbsDir, "--dir", held(kbsDir));
     const keyPath = join(kbsDir, "model-key.jwk");
     let modelKey: ModelKey;
-    if (await exists(held(keyPath))) {
+    if (await present(held(keyPath))) {
       modelKey = modelKeyFromJwk(await readKeyFile(held(keyPath), "model key", earlier(keyPath)), keyPath);
     } else {
       modelKey = generateModelKey(DEV_MODEL_KEY_ID);
-      await writePrivate(held(keyPath), `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
+      await writePrivate(keyPath, `${JSON.stringify(modelKeyToJwk(modelKey))}\n`);
     }
     modelFilePath = join(dir, "models", "tiny.gguf.sealed");
     // As in a real deployment, only the sealed file stays on disk: the plaintext exists while it is
@@ -353,18 +405,18 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
 
   const manifest = devManifest({ inference: { threads: options.threads }, model: sealedModelFields });
   const manifestPath = join(dir, "manifest.jws");
-  await writePublic(held(manifestPath), await signManifest(manifest, privateJwk));
+  await writePublic(manifestPath, await signManifest(manifest, privateJwk));
 
   const apiKeyPath = join(dir, "api-key");
   let apiKey: string;
-  if (await exists(held(apiKeyPath))) apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), earlier(apiKeyPath));
+  if (await present(held(apiKeyPath))) apiKey = await readApiKeyOfEarlierRun(held(apiKeyPath), earlier(apiKeyPath));
   else {
     apiKey = `ck_${randomBytes(24).toString("hex")}`;
-    await writePrivate(held(apiKeyPath), `${apiKey}\n`);
+    await writePrivate(apiKeyPath, `${apiKey}\n`);
   }
   const apiKeysPath = join(dir, "api-keys.json");
   await writePublic(
-    held(apiKeysPath),
+    apiKeysPath,
     `${JSON.stringify(
       {
         version: 1,
@@ -391,13 +443,13 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     serviceName: manifest.service.name,
   });
   const policyPath = join(dir, "policy.json");
-  await writePublic(held(policyPath), `${JSON.stringify(policy, null, 2)}\n`);
+  await writePublic(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
   if (kbs !== null) {
     // The broker's release policy has the client policy's format; here it accepts exactly what the
     // clients accept (this simulated enclave, this operator, this sealed model).
-    await writePublic(held(join(dir, "kbs", "release-policy.json")), `${JSON.stringify(policy, null, 2)}\n`);
+    await writePublic(join(dir, "kbs", "release-policy.json"), `${JSON.stringify(policy, null, 2)}\n`);
     const config = { version: 1, keys: [{ keyFile: "model-key.jwk", policy: "release-policy.json" }] };
-    await writePublic(held(kbs.configPath), `${JSON.stringify(config, null, 2)}\n`);
+    await writePublic(kbs.configPath, `${JSON.stringify(config, null, 2)}\n`);
   }
 
   return {

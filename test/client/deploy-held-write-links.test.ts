@@ -1,0 +1,135 @@
+/**
+ * prepareDeployment (client/cli/deploy.ts, `cloister up --dir`) writes no file through a symbolic
+ * link at its name: root may run it in another user's checkout, and a secret (the operator key, the
+ * API key, the model key) or a policy written through a link lands wherever it leads. A link at each
+ * name it writes, to nothing or to a file, is refused, naming the file, and nothing is written where
+ * it leads: put there before the run, or (for a secret found missing, then made) right after up
+ * looked and found nothing, the race made deterministic inside the lstat that looked. Tests run as
+ * root.
+ */
+import * as fs from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { testDirectoryEach } from "../helpers/test-directory.ts";
+
+/** The name whose lookup finds nothing, then has a link to `to` put at it (once: `name` is then null). */
+const race = vi.hoisted((): { name: string | null; to: string } => ({ name: null, to: "" }));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  const lstat = (async (file: string, options?: unknown) => {
+    const found = await real.lstat(file, options as Parameters<typeof real.lstat>[1]).then(
+      (info) => ({ info }),
+      (error: unknown) => ({ error }),
+    );
+    if (race.name !== null && "error" in found && String(file).endsWith(`/${race.name}`)) {
+      race.name = null;
+      await real.symlink(race.to, String(file));
+    }
+    if ("error" in found) throw found.error;
+    return found.info;
+  }) as typeof real.lstat;
+  return fsWith(real, { lstat });
+});
+
+const { prepareDeployment } = await import("../../client/cli/deploy.ts");
+
+let root: string;
+testDirectoryEach("cloister-deploy-write-links-", (dir) => {
+  root = dir;
+});
+afterEach(() => {
+  race.name = null;
+});
+
+/** Every file prepareDeployment writes in a sealed-model deployment, by its path in --dir. */
+const WRITTEN = [
+  "operator.private.jwk",
+  "operator.public.jwk",
+  "manifest.jws",
+  "api-key",
+  "api-keys.json",
+  "policy.json",
+  "kbs/model-key.jwk",
+  "kbs/release-policy.json",
+  "kbs/config.json",
+];
+
+/** A deployment directory with its kbs/ (mode 0700, root's, as up makes them), and a prepare of it. */
+async function deployment(): Promise<{ dir: string; prepare: () => Promise<string> }> {
+  const dir = join(root, "deployments");
+  await fs.mkdir(join(dir, "kbs"), { recursive: true, mode: 0o700 });
+  const options = { dir, tee: "sim-snp" as const, threads: 1, progress: () => {}, sealedModel: true };
+  const prepare = () =>
+    prepareDeployment(options).then(
+      () => "prepared",
+      (error: Error) => error.message,
+    );
+  return { dir, prepare };
+}
+
+/** A file the link may lead to, its text and mode to find unchanged. */
+async function victim(): Promise<{ path: string; unchanged: () => Promise<void> }> {
+  const path = join(root, "victim");
+  await fs.writeFile(path, "not cloister's\n", { mode: 0o640 });
+  await fs.chmod(path, 0o640);
+  const unchanged = async () => {
+    expect(await fs.readFile(path, "utf8")).toBe("not cloister's\n");
+    expect((await fs.stat(path)).mode & 0o7777).toBe(0o640);
+  };
+  return { path, unchanged };
+}
+
+describe("prepareDeployment: a symbolic link at a name it writes, there before the run", () => {
+  for (const name of WRITTEN) {
+    it(`refuses ${name} as a link to nothing, and makes nothing where it leads`, async () => {
+      const { dir, prepare } = await deployment();
+      const leads = join(root, "nothing-yet");
+      await fs.symlink(leads, join(dir, name));
+      const refused = await prepare();
+      expect(refused).toContain(join(dir, name));
+      expect(refused).toContain("a symbolic link");
+      expect(refused).not.toContain("/proc/self/fd");
+      await expect(fs.lstat(leads)).rejects.toThrow(/ENOENT/);
+    });
+
+    it(`refuses ${name} as a link to a file, and leaves that file as it was`, async () => {
+      const { dir, prepare } = await deployment();
+      const file = await victim();
+      await fs.symlink(file.path, join(dir, name));
+      const refused = await prepare();
+      expect(refused).toContain(join(dir, name));
+      expect(refused).toContain("a symbolic link");
+      await file.unchanged();
+    });
+  }
+});
+
+describe("prepareDeployment: a link put at a secret's name once up found it missing", () => {
+  for (const name of ["operator.private.jwk", "api-key", "kbs/model-key.jwk"]) {
+    it(`refuses ${name} as a link to nothing, and makes nothing where it leads`, async () => {
+      const { dir, prepare } = await deployment();
+      const leads = join(root, "nothing-yet");
+      race.name = name;
+      race.to = leads;
+      const refused = await prepare();
+      expect(race.name).toBeNull(); // the link was put there
+      expect(refused).toContain(join(dir, name));
+      expect(refused).toContain("put there meanwhile");
+      await expect(fs.lstat(leads)).rejects.toThrow(/ENOENT/);
+    });
+
+    it(`refuses ${name} as a link to a file, and leaves that file as it was`, async () => {
+      const { dir, prepare } = await deployment();
+      const file = await victim();
+      race.name = name;
+      race.to = file.path;
+      const refused = await prepare();
+      expect(race.name).toBeNull();
+      expect(refused).toContain(join(dir, name));
+      expect(refused).toContain("put there meanwhile");
+      await file.unchanged();
+    });
+  }
+});
