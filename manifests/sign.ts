@@ -204,21 +204,26 @@ function publicPart(jwk: ReadonlyJwk): JWK {
   return out;
 }
 
+/**
+ * The public JWK of manifest key `jwk` (private or public) as generateManifestSigningKey gives it:
+ * kty, crv, x (and y), then alg, use and kid when `jwk` has them (`cloister up` derives the operator's
+ * public key from its private key file this way, so a run that reuses the key writes the same).
+ */
+export function manifestPublicJwk(jwk: ReadonlyJwk): JWK {
+  const { alg, use, kid } = jwk;
+  const decorate = Object.entries({ alg, use, kid }).filter(([, value]) => value !== undefined);
+  return { ...publicPart(jwk), ...Object.fromEntries(decorate) };
+}
+
 export async function generateManifestSigningKey(alg: ManifestAlg = "EdDSA"): Promise<ManifestSigningKeyPair> {
   if (!MANIFEST_ALGS.includes(alg)) throw new ManifestAlgUnsupportedError(alg);
   const { privateKey, publicKey } = await generateKeyPair(
     alg,
     alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : { extractable: true },
   );
-  const publicJwk = publicPart(await exportJWK(publicKey));
-  const thumbprint = await calculateJwkThumbprint(publicJwk, "sha256");
-  const decorate = { alg, use: "sig", kid: thumbprint };
-  return {
-    alg,
-    privateJwk: { ...(await exportJWK(privateKey)), ...decorate },
-    publicJwk: { ...publicJwk, ...decorate },
-    thumbprint,
-  };
+  const thumbprint = await calculateJwkThumbprint(publicPart(await exportJWK(publicKey)), "sha256");
+  const privateJwk = { ...(await exportJWK(privateKey)), alg, use: "sig", kid: thumbprint };
+  return { alg, privateJwk, publicJwk: manifestPublicJwk(privateJwk), thumbprint };
 }
 
 /**

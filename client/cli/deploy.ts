@@ -18,7 +18,7 @@ import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
-import { generateManifestSigningKey, signManifest } from "../../manifests/sign.ts";
+import { generateManifestSigningKey, manifestPublicJwk, signManifest } from "../../manifests/sign.ts";
 import { sha256File } from "../../models/hash.ts";
 import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
@@ -36,7 +36,6 @@ import { TINY_MODEL_SHA256, writeTinyModel } from "../../models/tiny.ts";
 import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
-import { readText } from "./bounded-file.ts";
 import { childLogLine } from "./child-lines.ts";
 import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
 import { holdPrivateDirectory, makeDirectory } from "./private-directory.ts";
@@ -204,15 +203,12 @@ const earlierSecret = (bound: InputBound, read: EarlierRunRead) => ({
 });
 
 /**
- * A JWK file of an earlier run, parsed; `secret` names what a private key is (checked by
- * readSecretFile). Text that is not JSON is named by its path and position only: V8's SyntaxError
- * would quote it, and these hold private keys.
+ * A private JWK file of an earlier run (the operator key, the model key), parsed; `secret` names
+ * what it is (checked by readSecretFile). Text that is not JSON is named by its path and position
+ * only: V8's SyntaxError would quote it, and these hold private keys.
  */
-export async function readKeyFile(path: string, secret?: string, read: EarlierRunRead = {}): Promise<unknown> {
-  const text =
-    secret === undefined
-      ? await readText(path, "cloister up: key file", UP_JWK_FILE_BOUND)
-      : await readSecretFile(path, secret, earlierSecret(UP_JWK_FILE_BOUND, read));
+export async function readKeyFile(path: string, secret: string, read: EarlierRunRead = {}): Promise<unknown> {
+  const text = await readSecretFile(path, secret, earlierSecret(UP_JWK_FILE_BOUND, read));
   try {
     return parseJsonText(text);
   } catch (error) {
@@ -221,16 +217,14 @@ export async function readKeyFile(path: string, secret?: string, read: EarlierRu
 }
 
 /**
- * The public part of operator key `jwk` (read from `path`), as generateManifestSigningKey gives it:
- * kty, crv, x (and y), then alg, use and kid when the private key has them.
+ * The public part of operator key `jwk` (read from `path`), as generateManifestSigningKey gives it
+ * (manifestPublicJwk): refused without its public member x.
  */
 function operatorPublicJwk(jwk: JWK, path: string): JWK {
-  const { kty, crv, x, y, alg, use, kid } = jwk;
-  if (typeof x !== "string") {
+  if (typeof jwk.x !== "string") {
     throw new UsageError(`${path}: expected an operator key with its public part (member x), found none`);
   }
-  const members = { kty, crv, x, y, alg, use, kid };
-  return Object.fromEntries(Object.entries(members).filter(([, value]) => value !== undefined)) as JWK;
+  return manifestPublicJwk(jwk);
 }
 
 /** The API key an earlier run wrote (`ck_` and 48 hex digits), to the bound of any API key file. */

@@ -125,11 +125,12 @@ const cases: readonly Case[] = [
     read: (file) => readPrompt(undefined, file),
   },
   {
-    option: "cloister up: key file",
+    option: "operator key",
     bound: 64 * KiB,
     expected: "one JWK cloister up wrote, a few hundred bytes",
-    read: (file) => readKeyFile(file),
-    missing: (file) => `cloister up: key file ${file}: cannot read (ENOENT: `,
+    read: (file) => readKeyFile(file, "operator key"),
+    private: true,
+    checkedFile: true,
   },
   {
     option: "cloister up: API key file",

@@ -7,6 +7,7 @@ import {
   generateManifestSigningKey,
   MANIFEST_JWS_TYP,
   type ManifestAlg,
+  manifestPublicJwk,
   signManifest,
   verifyManifest,
 } from "../../manifests/sign.ts";
@@ -49,6 +50,21 @@ describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: Man
     expect(verified.signerKeyThumbprint).toBe(pair.thumbprint);
     expect(verified.digest).toBe(digestHex(await manifestDigest(jws)));
     expect(verified.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("gives the public key of a private one as generateManifestSigningKey does (manifestPublicJwk)", async () => {
+    const pair = await generateManifestSigningKey(alg);
+    const derived = manifestPublicJwk(pair.privateJwk);
+    // The same members in the same order: cloister up writes it as JSON, and a reused key's file is the same.
+    expect(JSON.stringify(derived)).toBe(JSON.stringify(pair.publicJwk));
+    expect(Object.keys(derived)).toEqual(["kty", "crv", "x", ...(alg === "ES256" ? ["y"] : []), "alg", "use", "kid"]);
+    const { alg: _alg, use: _use, kid: _kid, ...bare } = pair.privateJwk;
+    expect(manifestPublicJwk(bare)).toEqual({
+      kty: bare.kty,
+      crv: bare.crv,
+      x: bare.x,
+      ...(bare.y ? { y: bare.y } : {}),
+    });
   });
 
   it("finds the signer among several trusted keys", async () => {
