@@ -141,9 +141,8 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
         fileMessage(target, option, "expected the directory opened to be the one checked, found another"),
       );
     }
-    const path = `/proc/self/fd/${handle.fd}`;
-    const reached = await stat(path).catch(() => null);
-    if (reached === null || reached.dev !== held.dev || reached.ino !== held.ino) {
+    const path = await pinnedPath(handle, held);
+    if (path === null) {
       await handle.close();
       return byName;
     }
@@ -333,14 +332,22 @@ async function holdDirectory(temporary: string): Promise<HeldDirectory> {
   const handle = await open(temporary, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     const made = await handle.stat();
-    const path = `/proc/self/fd/${handle.fd}`;
-    const reached = await stat(path).catch(() => null);
-    const pinned = reached !== null && reached.dev === made.dev && reached.ino === made.ino;
-    return { handle, path: pinned ? path : temporary, made };
+    return { handle, path: (await pinnedPath(handle, made)) ?? temporary, made };
   } catch (error) {
     await handle.close();
     throw error;
   }
+}
+
+/**
+ * The path that leads to directory `handle` (`opened`: its status, read on it) whatever is at its
+ * name later, /proc/self/fd/N, when it leads there (the same device and inode); null without /proc
+ * (or one that leads elsewhere): the caller goes by name.
+ */
+async function pinnedPath(handle: FileHandle, opened: { dev: number; ino: number }): Promise<string | null> {
+  const path = `/proc/self/fd/${handle.fd}`;
+  const reached = await stat(path).catch(() => null);
+  return reached !== null && reached.dev === opened.dev && reached.ino === opened.ino ? path : null;
 }
 
 /**
