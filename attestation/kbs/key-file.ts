@@ -8,7 +8,8 @@
  * only: no CLI code, and the host imports it, so it reaches nothing that opens a sealed message.
  */
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { type FileHandle, open, readlink } from "node:fs/promises";
+import { isAbsolute } from "node:path";
 import { fileErrorCause, fileMessage, type InputBound, readHandleText, shellWord } from "../bounded-read.ts";
 import { readAfterPathCheck } from "../path-safety.ts";
 
@@ -77,7 +78,7 @@ async function readOpenCheckedFile(
     readonly noLinks: boolean;
     /**
      * What to do about a file of `mode`, a shell command on `path` (given as one shell word,
-     * shellWord: pasted, it runs nothing else).
+     * shellWord: pasted, it runs nothing else; or "on the file at …", fixTarget).
      */
     readonly fix: (mode: string, path: string) => string;
     readonly bound: InputBound;
@@ -103,7 +104,7 @@ async function readOpenCheckedFile(
     }
     return (rule.cannotRead ?? privateFileUnreadable(field, named))(error);
   };
-  let handle: Awaited<ReturnType<typeof open>>;
+  let handle: FileHandle;
   try {
     // Non-blocking: a FIFO is opened at once and refused below as not a regular file, where a
     // blocking open would wait, silently, for a writer (O_NONBLOCK changes nothing for a file).
@@ -118,13 +119,15 @@ async function readOpenCheckedFile(
     if (!info.isFile()) throw new BrokerConfigError(fileMessage(named, field, "not a regular file"));
     // Every fault of the file in one refusal, each with its fix: its owner, then its mode.
     const faults: string[] = [];
-    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
-      const fix = `chown ${uid} ${shellWord(named)}`;
+    const owned = uid !== undefined && info.uid !== uid && info.uid !== 0;
+    const loose = (info.mode & rule.forbidden) !== 0;
+    const fixed = owned || loose ? await fixTarget(handle, path, named) : "";
+    if (owned) {
+      const fix = `chown ${uid} ${fixed}`;
       const expected = `expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`;
       faults.push(`owned by uid ${info.uid}; ${expected}`);
     }
-    if ((info.mode & rule.forbidden) !== 0)
-      faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, shellWord(named)));
+    if (loose) faults.push(rule.fix(`0${(info.mode & 0o777).toString(8)}`, fixed));
     if (faults.length > 0) throw new BrokerConfigError(fileMessage(named, field, faults.join("; also ")));
     // A file that passes its own rule, but reached by another way than the one checked.
     opened?.(info);
@@ -136,6 +139,21 @@ async function readOpenCheckedFile(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * What a fix (chmod, chown) of the file checked, open as `handle`, names: `path`, the path opened, as
+ * one shell word; for a file opened by another path than the one named (`named`: cloister up's
+ * earlier-run secrets, opened through the directory it holds, /proc/self/fd/N/…), the path the file
+ * checked resolves to (/proc/self/fd/M of the file), not `named`, which whoever owns a directory above
+ * may have made a link to another file since; when it has none (removed), "on the file at" `named`,
+ * which is no command to paste.
+ */
+async function fixTarget(handle: FileHandle, path: string, named: string): Promise<string> {
+  if (named === path) return shellWord(path);
+  const resolved = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => null);
+  if (resolved !== null && isAbsolute(resolved) && !resolved.endsWith(" (deleted)")) return shellWord(resolved);
+  return `on the file at ${shellWord(named)}`;
 }
 
 /** How readPrivateKeyFile reads: whose file, to what bound, worded how, and whether a link is followed. */

@@ -45,3 +45,21 @@ describe("prepareDeployment: its directory swapped for a link of another user's 
     expect(kept).toEqual(expect.arrayContaining(["models", "manifest.jws", "policy.json", "api-key"]));
   });
 });
+
+describe("prepareDeployment: an earlier run's secret refused once its directory was swapped", () => {
+  it("tells to chmod the file checked (where the directory held is now), not the path by name", async () => {
+    const [checkout, theirs] = await theirDirectories(fs, root, "checkout", "theirs");
+    swap.dir = join(checkout, "deployments");
+    await prepareDeployment({ dir: swap.dir, tee: "sim-snp", threads: 1, progress: () => {} });
+    await fs.chmod(join(swap.dir, "operator.private.jwk"), 0o644);
+    swap.to = theirs;
+    const refused = await prepareDeployment({ dir: swap.dir, tee: "sim-snp", threads: 1, progress: () => {} }).then(
+      () => "prepared",
+      (error: Error) => error.message,
+    );
+    expect(swap.to).toBeNull(); // it was swapped
+    const checked = join(`${swap.dir}-aside`, "operator.private.jwk");
+    expect(refused).toContain(`found 0644; run chmod 600 ${checked}`);
+    expect(refused).not.toContain(`chmod 600 ${join(swap.dir, "operator.private.jwk")}`);
+  });
+});
