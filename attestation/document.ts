@@ -611,8 +611,16 @@ function checkNonceAnswer(
       `nonce answer doc: expected ${documentDigest}, found ${describeUntrusted(answer.doc)}`,
     );
   }
-  const skew = Math.abs(Number(answer.iat) * 1000 - options.at.getTime());
-  if (!Number.isFinite(skew) || skew > options.maxClockSkewSeconds * 1000) {
+  // A whole number of seconds, as createNonceAnswer writes it: not a text or an array Number() would read.
+  if (typeof answer.iat !== "number" || !Number.isSafeInteger(answer.iat)) {
+    fail(
+      "nonce",
+      "NONCE_MALFORMED",
+      `nonce answer iat: expected a whole number of seconds (a safe integer), found ${describeValue(answer.iat)}`,
+    );
+  }
+  const skew = Math.abs(answer.iat * 1000 - options.at.getTime());
+  if (skew > options.maxClockSkewSeconds * 1000) {
     fail(
       "nonce",
       "NONCE_STALE",
