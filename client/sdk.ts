@@ -258,6 +258,16 @@ const BASE_URL_HINT =
   "; is url (--url) the host's base URL, as cloister up prints it (not the enclave's or the key broker's address, no path)?";
 
 /**
+ * What to do when the host reports that its enclave cannot be reached (the host's claim: nothing
+ * was sent to an enclave): retry, and, for whoever runs the host, where to look.
+ */
+const ENCLAVE_DOWN_HINT = {
+  ENCLAVE_UNREACHABLE:
+    "; retry once the enclave is back (running the host yourself: is the enclave running, and does the host's --enclave-url name it? The host's log says what it tried)",
+  ENCLAVE_TIMEOUT: "; retry later (the enclave sent no answer in time: it may be overloaded)",
+} as const;
+
+/**
  * Why the host could not be reached, as a message may show it: the error's code (its own or, for
  * fetch, its cause's), never its text; with what to do for a refused connection and for https to a
  * plain-HTTP host. Nothing when there is no code (a browser's fetch gives none).
@@ -573,7 +583,7 @@ class HttpClient {
       throw new ClientError(
         "transport",
         code,
-        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that it cannot reach the enclave: ${message}`,
+        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that it cannot reach the enclave: ${message}${ENCLAVE_DOWN_HINT[code]}`,
         host,
       );
     }
@@ -620,6 +630,16 @@ export function parseHostUrl(value: string, names: HostUrlNames = SDK_NAMES): UR
   try {
     url = new URL(value);
   } catch {
+    // "127.0.0.1:8080" or "[::1]:8080" (no scheme: the URL parser refuses a scheme starting with a
+    // digit or a bracket): a host and port whose scheme was left out, said so with the URL meant.
+    // (Only that exact shape, and only when the URL meant parses: nothing else of the input is shown.)
+    if (/^(?:[0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(value) && parses(`http://${value}`)) {
+      throw new ClientError(
+        "configuration",
+        "BAD_URL",
+        `${names.url}: expected an http(s) URL, found "${value}", a host and port without http: or https: (write http://${value})`,
+      );
+    }
     // No cause: the URL parser's error carries the input verbatim, user name and password included.
     throw new ClientError(
       "configuration",
@@ -659,6 +679,16 @@ export function parseHostUrl(value: string, names: HostUrlNames = SDK_NAMES): UR
     );
   }
   return url;
+}
+
+/** Whether text parses as a URL (URL.canParse, which older browsers the bundle serves lack). */
+function parses(text: string): boolean {
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** What parseHostUrl's messages call the URL and the API key: connect()'s options, or the CLI's. */

@@ -322,6 +322,15 @@ describe("connect: refused without contacting the host", () => {
     expect(refusal("localhost:8080").message).toBe(
       'url: expected http: or https:, found "localhost:8080", a host and port without one (write http://localhost:8080)',
     );
+    // An IP address and port (the URL parser refuses them whole: no scheme starts with a digit or
+    // a bracket) are said so too, with the URL meant; not a port no URL can have.
+    expect(refusal("127.0.0.1:8080").message).toBe(
+      'url: expected an http(s) URL, found "127.0.0.1:8080", a host and port without http: or https: (write http://127.0.0.1:8080)',
+    );
+    expect(refusal("[::1]:8080").message).toBe(
+      'url: expected an http(s) URL, found "[::1]:8080", a host and port without http: or https: (write http://[::1]:8080)',
+    );
+    expect(refusal("127.0.0.1:99999").message).toBe('url: expected an http(s) URL, found "127.0.0.1:99999"');
     // Another scheme is named by itself.
     expect(refusal("ftp://files.example").message).toBe("url: expected http: or https:, found ftp:");
     // A query or fragment (a token may be there) is not shown.

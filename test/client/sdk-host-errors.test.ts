@@ -11,6 +11,9 @@ import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, serveDeployment } from "./helpers.ts";
 
 const body = (error: unknown) => JSON.stringify({ error });
+/** What an ENCLAVE_UNREACHABLE message adds: what to do (retry), and where whoever runs the host looks. */
+const ENCLAVE_UNREACHABLE_HINT =
+  "; retry once the enclave is back (running the host yourself: is the enclave running, and does the host's --enclave-url name it? The host's log says what it tried)";
 
 describe("errorBody: a host's error, made safe to show", () => {
   it("keeps a well-formed code and quotes the message after 'host said:'", () => {
@@ -90,7 +93,7 @@ describe("connect() reports an error response before any enclave verified as the
     const unreachable = await refusedWith(502, body({ code: "ENCLAVE_UNREACHABLE", message: "connect refused" }));
     expect(unreachable).toMatchObject({ kind: "transport", code: "ENCLAVE_UNREACHABLE", status: 502 });
     expect(unreachable.message).toBe(
-      'http://host.test/v1/attestation: HTTP 502: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "connect refused"',
+      `http://host.test/v1/attestation: HTTP 502: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "connect refused"${ENCLAVE_UNREACHABLE_HINT}`,
     );
     const replayed = await refusedWith(409, body({ code: "REQUEST_REPLAYED", message: "seen" }));
     expect(replayed).toMatchObject({ kind: "integrity", code: "REQUEST_REPLAYED", status: 409 });
@@ -100,14 +103,15 @@ describe("connect() reports an error response before any enclave verified as the
   });
 
   it("names the enclave, not the host, for each code saying the host cannot reach it; integrity for each envelope refusal", async () => {
-    for (const [status, code] of [
-      [502, "ENCLAVE_UNREACHABLE"],
-      [504, "ENCLAVE_TIMEOUT"],
+    for (const [status, code, hint] of [
+      [502, "ENCLAVE_UNREACHABLE", ENCLAVE_UNREACHABLE_HINT],
+      [504, "ENCLAVE_TIMEOUT", "; retry later (the enclave sent no answer in time: it may be overloaded)"],
     ] as const) {
       const error = await refusedWith(status, body({ code, message: "m" }));
       expect(error, code).toMatchObject({ kind: "transport", code, status, origin: "host" });
+      // With what to do: retry, and, for whoever runs the host, where to look.
       expect(error.message).toBe(
-        `http://host.test/v1/attestation: HTTP ${status}: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "m"`,
+        `http://host.test/v1/attestation: HTTP ${status}: the server at that URL reports that it cannot reach the enclave: the server at that URL said: "m"${hint}`,
       );
     }
     for (const code of ["DECRYPTION_FAILED", "HEADER_MISMATCH", "REQUEST_REPLAYED"]) {

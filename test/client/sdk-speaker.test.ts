@@ -21,7 +21,8 @@ const CASES: [string, () => Response, (who: string, at: string) => string][] = [
   [
     "ENCLAVE_UNREACHABLE",
     () => refusal(502, "ENCLAVE_UNREACHABLE", "no"),
-    (who, at) => `${at}: HTTP 502: ${who} reports that it cannot reach the enclave: ${who} said: "no"`,
+    (who, at) =>
+      `${at}: HTTP 502: ${who} reports that it cannot reach the enclave: ${who} said: "no"; retry once the enclave is back (running the host yourself: is the enclave running, and does the host's --enclave-url name it? The host's log says what it tried)`,
   ],
   [
     "DECRYPTION_FAILED",
