@@ -114,8 +114,10 @@ export function attestedTee(enclave: VerifiedEnclave): AttestedTee | null {
  * attest` and the page: the allowed launch measurements (SNP MEASUREMENT, TDX MRTD; each shortened
  * to 16 hex digits as other digests are, the enclave's own marked), or any and the operator's
  * reason (simulator platforms only); the minimum TCB of the evidence's family; the policy flags (on
- * TDX, SMT is not in the quote: a TDX manifest must allow it, else it is refused). Operator-written text (the
- * reason) is made visible on one line, as policyFacts does. [] when attestedTee is null.
+ * TDX, SMT is not in the quote: a TDX manifest must allow it, else it is refused). Each value names
+ * the manifest, so that a newcomer does not take it for the client policy's pins or for the
+ * enclave's own values. Operator-written text (the reason) is made visible on one line, as
+ * policyFacts does. [] when attestedTee is null.
  */
 export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
   const tee = attestedTee(enclave);
@@ -143,7 +145,7 @@ export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
     ["minimum TCB", minimum],
     [
       "TEE flags",
-      `debug ${allowedOrNot(flags.debugAllowed)}, ${migration} ${allowedOrNot(flags.migrationAgentAllowed)}, ${smt}`,
+      `manifest: debug ${allowedOrNot(flags.debugAllowed)}, ${migration} ${allowedOrNot(flags.migrationAgentAllowed)}, ${smt}`,
     ],
   ];
   return facts.map(([name, value]) => [name, visibleOnOneLine(value)]);
@@ -152,14 +154,14 @@ export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
 type MinimumTcb = AttestedTee["minimumTcb"];
 
 function snpMinimum(min: MinimumTcb["snp"]): string {
-  if (min === null) return "none for SNP evidence";
+  if (min === null) return "manifest sets none for SNP evidence";
   const fmc = min.fmc === null ? "" : `, FMC ${min.fmc}`;
   const components = `bootloader ${min.bootloader}, TEE ${min.tee}, SNP ${min.snp}, microcode ${min.microcode}${fmc}`;
-  return `SNP ${components} (reported, launch and committed TCB)`;
+  return `manifest requires SNP ${components} or above (of the reported, launch and committed TCB each)`;
 }
 
 function tdxMinimum(min: MinimumTcb["tdx"]): string {
   return min === null
-    ? "none for TDX evidence"
-    : `TDX TEE_TCB_SVN ${min.teeTcbSvn}, PCE SVN ${min.pceSvn}, QE SVN ${min.qeSvn}`;
+    ? "manifest sets none for TDX evidence"
+    : `manifest requires TDX TEE_TCB_SVN ${min.teeTcbSvn}, PCE SVN ${min.pceSvn}, QE SVN ${min.qeSvn} or above`;
 }

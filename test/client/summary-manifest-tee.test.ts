@@ -35,8 +35,8 @@ describe("attest's rows for the manifest's tee section", () => {
     const text = describeEnclave(madeUpEnclave("sev-snp", manifest), { manifestTee: true });
     expect(rowsOf(text)).toEqual([
       "  measurements manifest allows MEASUREMENT abababababababab… (this enclave's), cdcdcdcdcdcdcdcd…",
-      "  minimum TCB  SNP bootloader 3, TEE 0, SNP 14, microcode 209 (reported, launch and committed TCB)",
-      "  TEE flags    debug not allowed, migration agent not allowed, SMT allowed",
+      "  minimum TCB  manifest requires SNP bootloader 3, TEE 0, SNP 14, microcode 209 or above (of the reported, launch and committed TCB each)",
+      "  TEE flags    manifest: debug not allowed, migration agent not allowed, SMT allowed",
     ]);
   });
 
@@ -46,8 +46,8 @@ describe("attest's rows for the manifest's tee section", () => {
     const text = describeEnclave(madeUpEnclave("tdx", manifest), { manifestTee: true });
     expect(rowsOf(text)).toEqual([
       `  measurements manifest allows any MRTD (reason: ${reason})`,
-      `  minimum TCB  TDX TEE_TCB_SVN 0b01${"00".repeat(14)}, PCE SVN 11, QE SVN 8`,
-      "  TEE flags    debug not allowed, migratable TD allowed, SMT not reported by TDX (a TDX manifest must allow it)",
+      `  minimum TCB  manifest requires TDX TEE_TCB_SVN 0b01${"00".repeat(14)}, PCE SVN 11, QE SVN 8 or above`,
+      "  TEE flags    manifest: debug not allowed, migratable TD allowed, SMT not reported by TDX (a TDX manifest must allow it)",
     ]);
     const list = describeEnclave(
       madeUpEnclave("tdx", teeSection(listed, { migrationAgentAllowed: false, smtAllowed: true })),
@@ -68,9 +68,9 @@ describe("attest's rows for the manifest's tee section", () => {
     expect(rows[0]).toMatch(/07070707070707\d\d…, and 3 more in the manifest$/);
     expect(rows[0]).not.toContain("08080808");
     expect(rows[1]).toBe(
-      "  minimum TCB  SNP bootloader 1, TEE 2, SNP 3, microcode 4, FMC 5 (reported, launch and committed TCB)",
+      "  minimum TCB  manifest requires SNP bootloader 1, TEE 2, SNP 3, microcode 4, FMC 5 or above (of the reported, launch and committed TCB each)",
     );
-    expect(rows[2]).toBe("  TEE flags    debug not allowed, migration agent not allowed, SMT not allowed");
+    expect(rows[2]).toBe("  TEE flags    manifest: debug not allowed, migration agent not allowed, SMT not allowed");
   });
 
   it("writes a control character in the manifest's reason as a visible escape (text and --json)", () => {

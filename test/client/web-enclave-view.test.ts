@@ -95,14 +95,14 @@ it("shows the verified manifest's tee constraints for a sim-snp and a sim-tdx en
     [
       "sim-snp",
       "MEASUREMENT",
-      "SNP bootloader 0, TEE 0, SNP 0, microcode 0 (reported, launch and committed TCB)",
-      "debug not allowed, migration agent not allowed, SMT allowed",
+      "manifest requires SNP bootloader 0, TEE 0, SNP 0, microcode 0 or above (of the reported, launch and committed TCB each)",
+      "manifest: debug not allowed, migration agent not allowed, SMT allowed",
     ],
     [
       "sim-tdx",
       "MRTD",
-      `TDX TEE_TCB_SVN ${"00".repeat(16)}, PCE SVN 0, QE SVN 0`,
-      "debug not allowed, migratable TD not allowed, SMT not reported by TDX (a TDX manifest must allow it)",
+      `manifest requires TDX TEE_TCB_SVN ${"00".repeat(16)}, PCE SVN 0, QE SVN 0 or above`,
+      "manifest: debug not allowed, migratable TD not allowed, SMT not reported by TDX (a TDX manifest must allow it)",
     ],
   ] as const) {
     const { session } = await connectTo({ tee, connect: { policy: await devPolicy(tee) } });

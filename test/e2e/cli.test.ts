@@ -80,7 +80,9 @@ describe("cloister attest / chat against a real deployment", () => {
     expect(human.stdout).toContain(
       "  measurements manifest allows any MEASUREMENT (reason: development on the simulator: its measurement changes with every code change)\n",
     );
-    expect(human.stdout).toContain("  TEE flags    debug not allowed, migration agent not allowed, SMT allowed\n");
+    expect(human.stdout).toContain(
+      "  TEE flags    manifest: debug not allowed, migration agent not allowed, SMT allowed\n",
+    );
     // What the policy itself lets through is said, not only what was verified.
     expect(out.policyWarnings).toEqual(["trusts the INSECURE simulator: anyone can forge its evidence"]);
     expect(human.stdout).toContain("WARNING: policy: trusts the INSECURE simulator");
