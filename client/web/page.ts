@@ -144,7 +144,8 @@ async function main(): Promise<void> {
     session = await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
   } catch (failure) {
     setState("failed");
-    status.textContent = "not verified: nothing was sent to the enclave";
+    // The key form is gone (the page verifies once): say how to try again, e.g. with another key.
+    status.textContent = "not verified: nothing was sent to the enclave (reload the page to try again)";
     const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
     showError(
       error,
