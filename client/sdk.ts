@@ -712,10 +712,16 @@ function describeUrlInput(input: unknown): string {
  */
 function checkApiKey(apiKey: unknown, source: string = "apiKey"): string {
   if (typeof apiKey !== "string" || apiKey === "") {
+    // Undefined, as often as not, is an environment variable left unset (process.env.X!): say
+    // where a local deployment's key is.
+    const unset =
+      apiKey === undefined
+        ? " (an environment variable not set? cloister up writes its deployment's key to .cloister/api-key)"
+        : "";
     throw new ClientError(
       "configuration",
       "BAD_API_KEY",
-      `${source}: expected the host's API key (a non-empty string of printable ASCII without white space), found ${describeSecret(apiKey)}`,
+      `${source}: expected the host's API key (a non-empty string of printable ASCII without white space), found ${describeSecret(apiKey)}${unset}`,
     );
   }
   if (!/^[\x21-\x7e]+$/.test(apiKey)) {

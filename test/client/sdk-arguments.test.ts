@@ -234,10 +234,11 @@ describe("connect: refused without contacting the host", () => {
       message:
         "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found a value of type number",
     });
+    // Undefined (often process.env.CLOISTER_API_KEY left unset): with where cloister up keeps its key.
     expect(await refused({ apiKey: undefined as unknown as string })).toMatchObject({
       code: "BAD_API_KEY",
       message:
-        "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found undefined",
+        "apiKey: expected the host's API key (a non-empty string of printable ASCII without white space), found undefined (an environment variable not set? cloister up writes its deployment's key to .cloister/api-key)",
     });
     const withNewline = await refused({ apiKey: "ck_secret_key_value\n" });
     expect(withNewline.code).toBe("BAD_API_KEY");
