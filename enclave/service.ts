@@ -648,7 +648,7 @@ export class Enclave {
     };
     /** A one-frame refusal, sent after its audit record: AUDIT_FAILED (no opening) when that failed. */
     const errorAnswer = (code: string, detail: string | null, opening: string | null = null) =>
-      single(audited ? sealer.error(code, detail, opening) : auditFailedFrame(sealer));
+      single(audited ? sealer.error(frameErrorCode(code), detail, opening) : auditFailedFrame(sealer));
     // The audit record's opening, for the client only (sealed): with it the client can show that the
     // record the host stores is about its prompt (and this answer). An answer carries it in its final
     // frame (derived when that frame is built, not before the first token); a request refused or
@@ -919,7 +919,7 @@ export class Enclave {
     };
     /** The error frame of an answer that failed, after its record: AUDIT_FAILED when that failed. */
     const failed = (code: string, detail: string | null): Uint8Array =>
-      record(null, code) ? sealer.error(code, detail, ids.promptOpening()) : auditFailedFrame(sealer);
+      record(null, code) ? sealer.error(frameErrorCode(code), detail, ids.promptOpening()) : auditFailedFrame(sealer);
 
     // --- producer: engine events → `texts` (bounded) and, at the end, `end` ---
     const texts: string[] = [];
@@ -1143,9 +1143,41 @@ function errorDetail(text: string): string {
   return text.length <= MAX_ERROR_DETAIL_LENGTH ? text : `${text.slice(0, MAX_ERROR_DETAIL_LENGTH - 1)}…`;
 }
 
+/** A thrown error's code when it is an upper-case identifier, else `fallback`: for the audit record and the log. */
 function errorCode(error: unknown, fallback: string): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : fallback;
+}
+
+/**
+ * The codes an error frame may carry: the enclave's frame codes of docs/errors.md, each of which the
+ * SDK classifies (client/sdk.ts FRAME_ERROR_KINDS; test/enclave/frame-error-code.test.ts keeps the
+ * two equal).
+ */
+export const FRAME_ERROR_CODES: ReadonlySet<string> = new Set([
+  "REQUEST_INVALID",
+  "POLICY_BLOCKED",
+  "PII_BLOCKED",
+  "ENGINE_REQUEST",
+  "PROMPT_TOO_LONG",
+  "CHAT_TEMPLATE_REFUSED",
+  "CHAT_WRAPPER_FAILED",
+  "ENGINE_BUSY",
+  "ENGINE_CLOSED",
+  "ENGINE_ENDED",
+  "INFERENCE_FAILED",
+  "GENERATION_FAILED",
+  "AUDIT_FAILED",
+]);
+
+/**
+ * The code an error frame carries for `code`: itself when documented, else INFERENCE_FAILED (the
+ * enclave's failure without a code of its own), so a code no frame documents (a native error's
+ * `ERR_*` or errno, an engine code of boot) never reaches the client, which would call it an unknown
+ * failure. The request's audit record keeps `code` as it was.
+ */
+function frameErrorCode(code: string): string {
+  return FRAME_ERROR_CODES.has(code) ? code : "INFERENCE_FAILED";
 }
 
 type StreamEnd =
