@@ -6,13 +6,10 @@
  * Ctrl-C (takenAsStop).
  */
 
-/** Whether `error` is `signal`'s stop (its reason, or an AbortError caused by it), not a failure of its own. */
-export function stoppedBy(error: unknown, signal: AbortSignal | undefined): boolean {
-  if (signal?.aborted !== true) return false;
-  return (
-    error === signal.reason || (error instanceof Error && error.name === "AbortError" && error.cause === signal.reason)
-  );
-}
+import { stoppedBy } from "../attestation/providers/bounded-fetch.ts";
+
+/** Whether `error` is `signal`'s stop (its reason, or an AbortError caused by it): the boot's fetches judge it alike. */
+export { stoppedBy };
 
 /** Throws `signal`'s reason when `error` is its stop (stoppedBy), so a caller's wrapping of real failures leaves it as it is. */
 export function throwIfStoppedBy(error: unknown, signal: AbortSignal | undefined): void {

@@ -31,6 +31,18 @@ export interface BoundedAnswer {
   discard(): Promise<void>;
 }
 
+/**
+ * Whether `error` is `signal`'s stop, not a failure of its own: the signal aborted and `error` is its
+ * reason, or an AbortError caused by it (as node's streams reject). Here, so that attestation/ (which
+ * imports nothing of enclave/) and the enclave's boot (enclave/stop.ts) judge a stop by one rule.
+ */
+export function stoppedBy(error: unknown, signal: AbortSignal | null | undefined): boolean {
+  if (signal?.aborted !== true) return false;
+  return (
+    error === signal.reason || (error instanceof Error && error.name === "AbortError" && error.cause === signal.reason)
+  );
+}
+
 /** The statuses fetch would follow: here each one is refused instead. */
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
@@ -92,8 +104,7 @@ export async function openBounded(
         ? `the connection closed before an answer (${why})`
         : `unreachable (${why})`;
     // The caller's stop is kept as it is: the caller knows its reason (stoppedBy compares it).
-    const stopped = init.signal?.aborted === true && error === init.signal.reason;
-    throw new FetchProblem(problem, null, { cause: stopped ? error : shownCause(error, why) });
+    throw new FetchProblem(problem, null, { cause: stoppedBy(error, init.signal) ? error : shownCause(error, why) });
   }
   const discard = async () => {
     await response.body?.cancel().catch(() => undefined);

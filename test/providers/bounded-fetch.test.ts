@@ -6,7 +6,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { FetchProblem, fetchBounded } from "../../attestation/providers/bounded-fetch.ts";
+import { FetchProblem, fetchBounded, stoppedBy } from "../../attestation/providers/bounded-fetch.ts";
+import { stoppedBy as enclaveStoppedBy } from "../../enclave/stop.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 
 const servers: Server[] = [];
@@ -74,6 +75,31 @@ describe("fetchBounded", () => {
       const error = await rejectionOf(fetchBounded(fetch, asked, {}, 2_000, 1024), FetchProblem);
       expect(inspect(error, { depth: 10 }), asked).not.toContain("hunter2");
       expect((error.cause as { code?: unknown }).code, asked).toBe(code);
+    }
+  });
+
+  it("keeps the caller's stop as the cause, whether fetch rejects with its reason or an AbortError caused by it", async () => {
+    const reason = new Error("SIGTERM");
+    const abortError = new DOMException("This operation was aborted", "AbortError");
+    Object.defineProperty(abortError, "cause", { value: reason });
+    const otherAbort = new DOMException("This operation was aborted", "AbortError");
+    Object.defineProperty(otherAbort, "cause", { value: new Error("another stop") });
+    for (const [name, rejection, stop] of [
+      ["the reason", reason, true],
+      ["an AbortError caused by the reason", abortError, true],
+      ["an AbortError caused by something else", otherAbort, false],
+    ] as const) {
+      const controller = new AbortController();
+      controller.abort(reason);
+      const fetchFn = (() => Promise.reject(rejection)) as unknown as typeof fetch;
+      const error = await rejectionOf(
+        fetchBounded(fetchFn, "http://127.0.0.1:47001/", { signal: controller.signal }, 2_000, 1024),
+        FetchProblem,
+      );
+      // The stop itself, as the enclave's boot tells it (enclave/stop.ts): one rule for both.
+      expect(error.cause === rejection, name).toBe(stop);
+      expect(stoppedBy(error.cause, controller.signal), name).toBe(stop);
+      expect(enclaveStoppedBy(error.cause, controller.signal), name).toBe(stop);
     }
   });
 });
