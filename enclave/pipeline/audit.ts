@@ -86,7 +86,11 @@ export interface AuditRecord {
   readonly blockedBy: "policy" | "pii" | null;
   /** The policy rule that decided; null when defaultAction decided or PII blocked. */
   readonly ruleId: string | null;
-  /** Entity types and counts only. */
+  /**
+   * Entity types and counts only. Exact counts, any safe integer: unlike the final frame's `redacted`
+   * (sealed/frames.ts, capped at MAX_REDACTION_COUNT to keep that frame one size), a record is of no
+   * fixed size, and it is the operator's (docs/protocol.md).
+   */
   readonly piiFindings: readonly PiiFinding[];
   /** Error code when an allowed request failed in inference (e.g. ENGINE_BUSY); else null. */
   readonly error: string | null;

@@ -16,6 +16,7 @@ import {
   verifyAuditLog,
 } from "../../enclave/pipeline/audit.ts";
 import type { PiiFinding } from "../../enclave/pipeline/pii.ts";
+import { MAX_REDACTION_COUNT } from "../../sealed/frames.ts";
 import {
   ATTESTATION_DIGEST,
   fixedClock,
@@ -142,6 +143,18 @@ describe("AuditWriter", () => {
     (piiFindings[0] as { count: number }).count = 9;
     expect(record.piiFindings).toEqual([{ entity: "email", count: 2 }]);
     expect(parse(line).record.piiFindings).toEqual([{ entity: "email", count: 2 }]);
+  });
+
+  it("keeps PII counts exact past the final frame's cap (MAX_REDACTION_COUNT), and such a log verifies", () => {
+    const writer = makeWriter();
+    const counts = [MAX_REDACTION_COUNT + 1, Number.MAX_SAFE_INTEGER];
+    const lines = counts.map(
+      (count) =>
+        writer.record({ ...(sampleEntries(1)[0] as AuditEntry), piiFindings: [{ entity: "email", count }] }).line,
+    );
+    const result = verifyAuditLog(lines, KEYS.publicKey);
+    expect(result.ok).toBe(true);
+    expect(result.records.map((r) => r.piiFindings)).toEqual(counts.map((count) => [{ entity: "email", count }]));
   });
 
   it("no plaintext anywhere: a marker in prompt, answer and request id appears in no line or checkpoint", () => {
