@@ -1119,8 +1119,10 @@ export async function startShapeRenderer(
 /**
  * Where two describeJinjaWrapper descriptions differ, for a message, or null when they are alike: the
  * first option that differs (`option NAME`). Never its value: an option may hold the template.
+ * Equal texts (the usual case: both built from the same options) are alike without parsing either.
  */
 export function wrapperDifference(expected: string, found: string): string | null {
+  if (expected === found) return null;
   type Described = { options?: Record<string, unknown> };
   const [a, b] = [JSON.parse(expected), JSON.parse(found)] as Described[];
   const names = [...new Set([...Object.keys(a?.options ?? {}), ...Object.keys(b?.options ?? {})])];
