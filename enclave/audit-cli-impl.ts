@@ -10,7 +10,7 @@
  * belongs to an attested enclave. Output says which source was used.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type ReadStream } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import {
   fileMessage,
@@ -156,10 +156,14 @@ export async function* readAuditLogLines(
     handle?: FileHandle | undefined;
   } = {},
 ): AsyncGenerator<string | AuditLogLineTooLong | AuditLogLineNotUtf8> {
-  const stream =
-    handle === undefined
-      ? createReadStream("", { fd: await openFileOrPipe(path), highWaterMark: chunkBytes })
-      : createReadStream("", { fd: handle, start: 0, autoClose: false, highWaterMark: chunkBytes });
+  // A caller's handle is read at offsets, not through a stream: a stream destroyed at the end (or at
+  // an early return) closes a FileHandle it reads, whatever its autoClose.
+  let stream: ReadStream | undefined;
+  let chunks: AsyncIterable<Buffer>;
+  if (handle === undefined) {
+    stream = createReadStream("", { fd: await openFileOrPipe(path), highWaterMark: chunkBytes });
+    chunks = stream;
+  } else chunks = chunksAt(handle, chunkBytes);
   let parts: Buffer[] = [];
   let bytes = 0;
   let tooLong = false;
@@ -172,7 +176,7 @@ export async function* readAuditLogLines(
     return line.endsWith("\r") ? line.slice(0, -1) : line;
   };
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of chunks) {
       let from = 0;
       for (;;) {
         const newline = chunk.indexOf(0x0a, from);
@@ -194,7 +198,21 @@ export async function* readAuditLogLines(
       yield take();
     }
   } finally {
-    stream.destroy();
+    stream?.destroy();
+  }
+}
+
+/**
+ * The bytes of an open file from its first, `chunkBytes` at a time, read at offsets until a read
+ * finds none: its position is not moved, and it is not closed.
+ */
+async function* chunksAt(handle: FileHandle, chunkBytes: number): AsyncGenerator<Buffer> {
+  for (let at = 0; ; ) {
+    const chunk = Buffer.alloc(chunkBytes);
+    const { bytesRead } = await handle.read(chunk, 0, chunkBytes, at);
+    if (bytesRead === 0) return;
+    at += bytesRead;
+    yield chunk.subarray(0, bytesRead);
   }
 }
 

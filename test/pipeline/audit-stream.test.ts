@@ -14,11 +14,12 @@
  * and a log cut before its first record says it found none rather than "seq up to -1".)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../client/cli/output.ts";
-import { readAuditLogLines, verifyAuditLogFile } from "../../enclave/audit-cli-impl.ts";
+import { readAuditLogLines, verifyAuditLogFile, verifyAuditLogHandle } from "../../enclave/audit-cli-impl.ts";
 import { type AuditEntry, AuditLogVerifier, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { runCloister } from "../helpers/cli.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
@@ -114,6 +115,31 @@ describe("readAuditLogLines", () => {
     const run = await runCloister(["audit", "verify", "--log", path, "--key", keyHex, "--json"], { timeoutMs: 30_000 });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ valid: true, lines: 60, verifiedRecords: 60 });
+  });
+
+  it("a log read through the caller's handle: from its first byte, and left open (read again through it)", async () => {
+    const writer = makeWriter();
+    const entries = sampleEntries(4);
+    const lines = entries.map((entry) => writer.record(entry as never).line);
+    const path = join(dir, "handle.jsonl");
+    writeFileSync(path, `${lines.join("\n")}\n`);
+    const handle = await open(path, "r");
+    try {
+      await handle.read(Buffer.alloc(10), 0, 10, null); // its position moved: the lines still start at 0
+      const verified = await verifyAuditLogHandle(handle, path, CASE_KEYS.publicKey);
+      expect(verified).toMatchObject({ ok: true, lines: 4, records: 4 });
+      // Left open: verified again, and a reader that stops at its first line leaves it open too.
+      expect(await verifyAuditLogHandle(handle, path, CASE_KEYS.publicKey)).toEqual(verified);
+      for await (const line of readAuditLogLines(path, { handle, chunkBytes: 100 })) {
+        expect(line).toBe(lines[0]);
+        break;
+      }
+      const head = Buffer.alloc(8);
+      expect((await handle.read(head, 0, 8, 0)).bytesRead).toBe(8);
+      expect(head.toString()).toBe(lines[0]?.slice(0, 8));
+    } finally {
+      await handle.close();
+    }
   });
 
   it("reports a line that is not UTF-8 by the first byte of the sequence that is not, and keeps a byte order mark", async () => {
