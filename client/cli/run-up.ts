@@ -25,7 +25,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { optionsUsageError, STOPPED_EXIT_CODE, type StopReason } from "./output.ts";
+import { optionsUsageError, STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
@@ -450,6 +450,9 @@ export async function checkStoredAuditLog(
     const result = await storedLog(file, checkpoint.count, (handle) =>
       verifyAuditLogHandle(handle, file, signingPublicKey, {
         expect: { count: checkpoint.count, lastRecordHash: checkpoint.lastRecordHash },
+      }).catch((error: unknown) => {
+        // Its read errors are `cloister audit verify`'s --log's (USAGE): here the log's, as the count's.
+        throw error instanceof UsageError ? cannotReadLog(file, error.cause) : error;
       }),
     );
     if (result !== null) {

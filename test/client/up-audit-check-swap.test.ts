@@ -12,6 +12,7 @@ import { constants } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { UsageError } from "../../client/cli/output.ts";
 import { checkStoredAuditLog } from "../../client/cli/run-up.ts";
 import { verifyAuditLog } from "../../enclave/pipeline/audit.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
@@ -21,7 +22,7 @@ import { makeWriter, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 const swap = vi.hoisted(() => ({
   file: null as string | null,
   done: false,
-  by: async () => {},
+  by: async (_handle: import("node:fs/promises").FileHandle) => {},
   writer: null as Promise<void> | null,
 }));
 
@@ -31,7 +32,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     const handle = await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
     if (path === swap.file && !swap.done) {
       swap.done = true;
-      await swap.by();
+      await swap.by(handle as import("node:fs/promises").FileHandle);
     }
     return handle;
   }) as typeof real.open;
@@ -75,5 +76,26 @@ describe("cloister up / demo: the stored audit log swapped between its count and
     expect(outcome instanceof Error ? outcome.message : outcome).toMatch(
       /^audit: 3 record\(s\) stored by the host in .*swapped\.jsonl; signatures, chain/,
     );
+  });
+
+  it("a read error in the verification, after the count, names the audit log as the count's does: not --log, not USAGE", async () => {
+    const file = join(dir, "unreadable.jsonl");
+    await writeFile(file, `${lines.join("\n")}\n`);
+    swap.file = file;
+    // The count reads on from the file's position (null), the verification at offsets: only the
+    // latter fails, as an EIO of the disk would.
+    swap.by = async (handle) => {
+      const read = handle.read.bind(handle) as (...args: unknown[]) => Promise<unknown>;
+      handle.read = ((...args: unknown[]) =>
+        args[3] === null
+          ? read(...args)
+          : Promise.reject(Object.assign(new Error("i/o error"), { code: "EIO" }))) as typeof handle.read;
+    };
+    const outcome = await checkStoredAuditLog(file, keys.publicKey, checkpoint, 1).catch((error: Error) => error);
+    expect(swap.done).toBe(true);
+    expect(outcome).toBeInstanceOf(Error);
+    expect(outcome).not.toBeInstanceOf(UsageError);
+    expect((outcome as Error).message).toMatch(new RegExp(`^audit log ${file}: cannot read \\(EIO`));
+    expect((outcome as Error).cause).toMatchObject({ code: "EIO" });
   });
 });
