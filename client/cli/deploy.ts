@@ -127,8 +127,8 @@ async function writeWithMode(path: string, name: string, text: string, mode: num
 /**
  * The refusal of a write's open, named by `name` (fileMessage), the error as cause: a symbolic link
  * at the name (ELOOP under O_NOFOLLOW), or, for a file to make, one there already (EEXIST under
- * O_EXCL: put there since it was found missing). Any other error as it is (named by name by the
- * caller, prepareDeployment).
+ * O_EXCL: put there since it was found missing), or something that is not a regular file (EISDIR,
+ * ENXIO). Any other error as it is (named by name by the caller, prepareDeployment).
  */
 function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
   const code = (error as NodeJS.ErrnoException).code;
@@ -139,6 +139,13 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
   if (code === "EEXIST" && at === "new") {
     const reason = "expected none (it was missing a moment before), found one put there meanwhile (a file or a link)";
     return new UsageError(fileMessage(name, WRITTEN, reason), { cause: error });
+  }
+  // Not a regular file, refused by the open itself: a directory (EISDIR), or (ENXIO, under
+  // O_NONBLOCK) a FIFO no process reads, a socket or a device with none behind it.
+  const found =
+    code === "EISDIR" ? "a directory" : code === "ENXIO" ? "a FIFO no process reads, a socket or a device" : null;
+  if (found !== null) {
+    return new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${found}`), { cause: error });
   }
   return error;
 }

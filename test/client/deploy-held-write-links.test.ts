@@ -4,9 +4,12 @@
  * API key, the model key) or a policy written through a link lands wherever it leads. A link at each
  * name it writes, to nothing or to a file, is refused, naming the file, and nothing is written where
  * it leads: put there before the run, or (for a secret found missing, then made) right after up
- * looked and found nothing, the race made deterministic inside the lstat that looked. Tests run as
- * root.
+ * looked and found nothing, the race made deterministic inside the lstat that looked. Something
+ * else that is not a regular file at a name it writes again (a FIFO, read or not, a directory) is
+ * refused in the same words, never written to. Tests run as root.
  */
+import { execFileSync } from "node:child_process";
+import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -130,6 +133,46 @@ describe("prepareDeployment: a link put at a secret's name once up found it miss
       expect(refused).toContain(join(dir, name));
       expect(refused).toContain("put there meanwhile");
       await file.unchanged();
+    });
+  }
+});
+
+/** The files prepareDeployment writes again on each run (writePublic): any found at their names is opened to write. */
+const WRITTEN_AGAIN = WRITTEN.filter(
+  (name) => !["operator.private.jwk", "api-key", "kbs/model-key.jwk"].includes(name),
+);
+
+describe("prepareDeployment: something that is not a regular file at a name it writes again", () => {
+  for (const name of WRITTEN_AGAIN) {
+    it(`refuses ${name} as a FIFO no process reads, naming the file and what it found (not ENXIO alone)`, async () => {
+      const { dir, prepare } = await deployment();
+      execFileSync("mkfifo", ["-m", "600", join(dir, name)]);
+      const refused = await prepare();
+      expect(refused).toBe(
+        `cloister up: file to write ${join(dir, name)}: expected a regular file, found a FIFO no process reads, a socket or a device`,
+      );
+      expect((await fs.lstat(join(dir, name))).isFIFO()).toBe(true);
+    });
+
+    it(`refuses ${name} as a FIFO a process reads (checked on the file opened), writing nothing to it`, async () => {
+      const { dir, prepare } = await deployment();
+      execFileSync("mkfifo", ["-m", "600", join(dir, name)]);
+      const reader = await fs.open(join(dir, name), constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const refused = await prepare();
+        expect(refused).toBe(`cloister up: file to write ${join(dir, name)}: expected a regular file, found a FIFO`);
+        const { bytesRead } = await reader.read(Buffer.alloc(16), 0, 16, null).catch(() => ({ bytesRead: 0 }));
+        expect(bytesRead).toBe(0);
+      } finally {
+        await reader.close();
+      }
+    });
+
+    it(`refuses ${name} as a directory, naming the file and what it found (not EISDIR alone)`, async () => {
+      const { dir, prepare } = await deployment();
+      await fs.mkdir(join(dir, name), { mode: 0o700 });
+      const refused = await prepare();
+      expect(refused).toBe(`cloister up: file to write ${join(dir, name)}: expected a regular file, found a directory`);
     });
   }
 });
