@@ -1,4 +1,4 @@
-import { CompactSign, generateKeyPair, type JWK } from "jose";
+import { CompactSign, calculateJwkThumbprint, generateKeyPair, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
 import { digestHex, manifestDigest } from "../../manifests/digest.ts";
@@ -57,6 +57,13 @@ describe.each(["EdDSA", "ES256"] as const)("manifest signing with %s", (alg: Man
     const derived = manifestPublicJwk(pair.privateJwk);
     // The same members in the same order: cloister up writes it as JSON, and a reused key's file is the same.
     expect(JSON.stringify(derived)).toBe(JSON.stringify(pair.publicJwk));
+    // What both give, built here without manifestPublicJwk (which generateManifestSigningKey uses too):
+    // the public members, then alg, use and the thumbprint as kid; never the private d.
+    const { kty, crv, x, y } = pair.privateJwk;
+    const members = { kty, crv, x, ...(y === undefined ? {} : { y }) } as JWK;
+    const kid = await calculateJwkThumbprint(members, "sha256");
+    expect(JSON.stringify(derived)).toBe(JSON.stringify({ ...members, alg, use: "sig", kid }));
+    expect(derived).not.toHaveProperty("d");
     expect(Object.keys(derived)).toEqual(["kty", "crv", "x", ...(alg === "ES256" ? ["y"] : []), "alg", "use", "kid"]);
     const { alg: _alg, use: _use, kid: _kid, ...bare } = pair.privateJwk;
     expect(manifestPublicJwk(bare)).toEqual({
