@@ -34,6 +34,13 @@ describe("FRAME_ERROR_KINDS", () => {
     expect(codes.filter((code) => !Object.hasOwn(FRAME_ERROR_KINDS, code))).toEqual([]);
   });
 
+  it("classifies only codes docs/errors.md lists as arriving in a frame (the enclave sends no other: FRAME_ERROR_CODES)", () => {
+    // The enclave sends any other code as INFERENCE_FAILED (errors.md says so by this list), so a
+    // code it does send must be on it: a row of `where` HTTP only would say that code never comes in a frame.
+    const codes = new Set(documentedFrameCodes());
+    expect(Object.keys(FRAME_ERROR_KINDS).filter((code) => !codes.has(code))).toEqual([]);
+  });
+
   it("keeps refusals of the request as policy, the enclave's failures as transport", () => {
     for (const code of ["POLICY_BLOCKED", "PII_BLOCKED", "PROMPT_TOO_LONG", "CHAT_TEMPLATE_REFUSED"]) {
       expect(FRAME_ERROR_KINDS[code]).toBe("policy");
