@@ -7,7 +7,7 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { GgufFormatError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
-import { sha256File } from "./hash.ts";
+import { sha256Handle } from "./hash.ts";
 import { refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
@@ -64,34 +64,31 @@ export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha2
   };
 }
 
-/**
- * Parse the header of `path` (throws GgufFormatError on malformed files, MODEL_SEALED on a sealed
- * model) and hash the file.
- */
-export async function inspectModel(path: string): Promise<ModelSummary> {
-  const header = await summarizeModelHeader(path);
-  const sha256 = await sha256File(path);
-  return { path, sha256, ...header };
-}
+/** How much of the file each read of its hash takes. */
+const HASH_BUFFER_BYTES = 1 << 20;
 
 /**
- * inspectModel without the file's hash: what the header declares (`cloister model seal` counts the
- * parameters of the model it seals this way, and hashes the file itself).
+ * Parse the header of `path` (throws GgufFormatError on malformed files, MODEL_SEALED on a sealed
+ * model) and hash the file, both through one handle: a file swapped in between by name would give a
+ * digest of one file printed under another's header.
  */
-export async function summarizeModelHeader(path: string): Promise<Omit<ModelSummary, "path" | "sha256">> {
+export async function inspectModel(path: string): Promise<ModelSummary> {
   const handle = await open(path, "r").catch((cause: unknown) => {
     throw new ModelIoError(path, "open", cause);
   });
   try {
-    return await summarizeModelHandle(handle, path);
+    const header = await summarizeModelHandle(handle, path);
+    const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.alloc(HASH_BUFFER_BYTES));
+    return { path, sha256, ...header };
   } finally {
     await handle.close();
   }
 }
 
 /**
- * summarizeModelHeader on a file already open (`handle`, read at offsets, not closed; `path` names
- * it): `cloister model seal` counts the parameters of the file it seals through the handle it seals.
+ * What the header of a file already open declares (`handle`, read at offsets, not closed; `path`
+ * names it): `cloister model seal` counts the parameters of the file it seals through the handle it
+ * seals, `inspect` hashes the file it summarized.
  */
 export async function summarizeModelHandle(
   handle: FileHandle,
