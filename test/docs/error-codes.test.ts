@@ -303,3 +303,63 @@ describe("docs/errors.md", () => {
     }
   });
 });
+
+/**
+ * Each command that reads a model file through the GGUF reader (every code models/gguf-read.ts
+ * throws reaches its user) or refuses a sealed model (MODEL_SEALED), by the call that proves it: a
+ * command that stops making that call fails here first, and is taken out.
+ */
+const MODEL_READERS: readonly { command: string; file: string; call: string; codes: "GGUF reader" | "MODEL_SEALED" }[] =
+  [
+    { command: "inspect", file: "models/inspect.ts", call: "readGgufHandle(", codes: "GGUF reader" },
+    { command: "seal", file: "attestation/kbs/cli-impl.ts", call: "summarizeModelHandle(", codes: "GGUF reader" },
+    { command: "inspect", file: "models/inspect.ts", call: "refuseSealedModelHandle(", codes: "MODEL_SEALED" },
+    { command: "seal", file: "attestation/kbs/cli-impl.ts", call: "summarizeModelHandle(", codes: "MODEL_SEALED" },
+    { command: "run", file: "models/cli.ts", call: "refuseSealedModel(", codes: "MODEL_SEALED" },
+  ];
+
+/** The where column of each row of docs/errors.md's tables, by the codes of its code column. */
+function whereColumns(markdown: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let columns: { code: number; where: number } | null = null;
+  for (const line of markdown.split("\n")) {
+    if (!line.startsWith("|")) {
+      columns = null;
+      continue;
+    }
+    const cells = line.slice(1, line.trimEnd().endsWith("|") ? line.trimEnd().length - 1 : undefined).split("|");
+    if (columns === null) {
+      columns = {
+        code: cells.findIndex((cell) => cell.trim() === "code"),
+        where: cells.findIndex((cell) => cell.trim() === "where"),
+      };
+      continue;
+    }
+    if (/^[\s|:-]+$/.test(line) || columns.code < 0 || columns.where < 0) continue;
+    const commands = (cells[columns.where] ?? "").split(",").map((c) => c.trim());
+    for (const [, code] of (cells[columns.code] ?? "").matchAll(/`([A-Z][A-Z0-9_]*)`/g))
+      out.set(code as string, [...(out.get(code as string) ?? []), ...commands]);
+  }
+  return out;
+}
+
+describe("docs/errors.md's where column of the model codes", () => {
+  const files = ["models/gguf-read.ts", "models/sealed.ts"].map((file) => join(REPO_ROOT, file));
+  const scan = scanErrorCodes(files, projectOptions(), REPO_ROOT);
+  const thrownIn = (module: string) =>
+    [...scan.codes].filter(([, at]) => at.some((w) => w.startsWith(`${module}:`))).map(([code]) => code);
+  const where = whereColumns(readFileSync(DOCS, "utf8"));
+
+  it("names each command that can give the code to its user", () => {
+    const reader = thrownIn("models/gguf-read.ts");
+    expect(reader).toContain("GGUF_TRUNCATED");
+    expect(thrownIn("models/sealed.ts")).toContain("MODEL_SEALED");
+    const missing: string[] = [];
+    for (const { command, file, call, codes } of MODEL_READERS) {
+      expect(readFileSync(join(REPO_ROOT, file), "utf8"), `${file} calls ${call}`).toContain(call);
+      for (const code of codes === "GGUF reader" ? reader : [codes])
+        if (!(where.get(code) ?? []).includes(command)) missing.push(`${code}: ${command}`);
+    }
+    expect(missing).toEqual([]);
+  });
+});
