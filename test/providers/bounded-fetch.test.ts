@@ -3,20 +3,20 @@
  * loopback servers only.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { FetchProblem, fetchBounded, stoppedBy } from "../../attestation/providers/bounded-fetch.ts";
 import { stoppedBy as enclaveStoppedBy } from "../../enclave/stop.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 const servers: Server[] = [];
 
-async function listen(host: string, handler: Parameters<typeof createServer>[1]): Promise<string> {
+/** A server of `handler` on 127.0.0.1, at a port of the tests' range: its origin. */
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<string> {
   const server = createServer(handler);
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return `http://${host}:${(server.address() as AddressInfo).port}`;
+  return `http://127.0.0.1:${await listenOnTestPort(server)}`;
 }
 
 afterEach(async () => {
@@ -27,13 +27,13 @@ afterEach(async () => {
 });
 
 describe("fetchBounded", () => {
-  it("follows no redirect: a 302 to another host is a failed fetch, and that host is asked nothing", async () => {
+  it("follows no redirect: a 302 to another origin is a failed fetch, and that origin is asked nothing", async () => {
     const elsewhere: Array<string | undefined> = [];
-    const target = await listen("127.0.0.2", (request, response) => {
+    const target = await listen((request, response) => {
       elsewhere.push(request.headers.metadata as string | undefined);
       response.writeHead(200).end("secret-free");
     });
-    const origin = await listen("127.0.0.1", (_, response) => {
+    const origin = await listen((_, response) => {
       response.writeHead(302, { location: `${target}/metadata/instance` }).end();
     });
     const error = await rejectionOf(
@@ -45,7 +45,7 @@ describe("fetchBounded", () => {
   });
 
   it("returns the body of a 200 answer", async () => {
-    const origin = await listen("127.0.0.1", (_, response) => {
+    const origin = await listen((_, response) => {
       response.writeHead(200).end("ok");
     });
     expect(new TextDecoder().decode(await fetchBounded(fetch, `${origin}/`, {}, 2_000, 1024))).toBe("ok");
@@ -64,7 +64,7 @@ describe("fetchBounded", () => {
   });
 
   it("keeps the code of a refused connection as its cause's code, and no URL", async () => {
-    const closed = await listen("127.0.0.1", () => undefined);
+    const closed = await listen(() => undefined);
     await new Promise((resolve) => servers.pop()?.close(resolve));
     const url = closed.replace("http://", "http://op:hunter2@");
     // fetch refuses credentials before connecting; without them, the connection is refused.
