@@ -709,7 +709,10 @@ export class Enclave {
       rendering = await this.engine.renderPrompt(original);
       estimatedTokens = rendering.tokenCount;
     } catch (error) {
-      const code = errorCode(error, "ENGINE_REQUEST");
+      // What renderPrompt refuses for the request's fault carries a code (ENGINE_REQUEST,
+      // CHAT_TEMPLATE_REFUSED…); an error without one is the enclave's failure (node-llama-cpp's
+      // tokenizer, a chat wrapper), which a retry may get past: not "the same request is refused again".
+      const code = errorCode(error, "INFERENCE_FAILED");
       audit(
         { decision: "allow", blockedBy: null, ruleId: null, piiFindings: [], error: code, ...refused },
         auditTenant,
@@ -779,7 +782,7 @@ export class Enclave {
       try {
         rendering = await this.engine.renderPrompt(filtered);
       } catch (error) {
-        const code = errorCode(error, "ENGINE_REQUEST");
+        const code = errorCode(error, "INFERENCE_FAILED"); // as the rendering above: the enclave's failure
         audit({ decision: "allow", blockedBy: null, ruleId: null, piiFindings, error: code, ...refused }, auditTenant);
         return errorAnswer(code, null);
       }
