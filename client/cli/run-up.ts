@@ -678,6 +678,11 @@ export async function showDemo(options: {
     signal.throwIfAborted(); // no audit check asked for after the stop
     out.write(`${await checkAudit(deployment.files.dir, session, signal)}\n`);
     out.write(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+    // What a new user does next (it ended on the time alone): the commands README's Quick start shows.
+    out.write(
+      "next: keep a deployment running with `npx cloister up`, then use `npx cloister attest`, `chat` " +
+        'or the SDK from a second terminal (README: "Quick start", "Using the SDK")\n',
+    );
   } finally {
     answer.end();
     signal.removeEventListener("abort", endLine);
