@@ -17,7 +17,7 @@
 import { base64url, CompactSign, compactVerify, importJWK, type JWK } from "jose";
 import { COMPACT_JWS_FORM, isCompactJws } from "../manifests/digest.ts";
 import { describeValue } from "../manifests/issues.ts";
-import { appraise } from "./appraise.ts";
+import { appraise, describeViolation } from "./appraise.ts";
 import { checkReportDataBinding } from "./binding.ts";
 import { toHex, utf8 } from "./bytes.ts";
 import type { AttestationCollateral } from "./collateral.ts";
@@ -514,7 +514,7 @@ async function verifyDocument(
   const appraisal = appraise(verified.evidence, options.policy, { now: options.at, expectedReportData: null });
   if (!appraisal.ok) {
     const first = appraisal.violations[0];
-    const list = appraisal.violations.map((v) => `${v.field}: expected ${v.expected}, found ${v.found}`).join("; ");
+    const list = appraisal.violations.map(describeViolation).join("; ");
     throw new AttestationError("appraise", first?.code ?? "APPRAISAL_FAILED", `policy violations: ${list}`);
   }
 

@@ -10,7 +10,7 @@ import { optionFileUnreadable, readBoundedFile, readText, readTrustFile } from "
 import { optionsUsageError } from "../client/cli/output.ts";
 import { visibleOnOneLine } from "../client/cli/terminal-text.ts";
 import { ClientError } from "../client/errors.ts";
-import type { AppraisalResult } from "./appraise.ts";
+import { type AppraisalResult, describeViolation } from "./appraise.ts";
 import { fileMessage, type InputBound } from "./bounded-read.ts";
 import { AttestationError } from "./errors.ts";
 import { jsonTextRefusal, parseJsonText } from "./json-text.ts";
@@ -112,9 +112,7 @@ export function appraisalVerdict(
       first === undefined
         ? null
         : // The first violation's code is `code` (the error line's prefix): named again only for the others.
-          violations
-            .map((v, i) => `${v.field}: expected ${v.expected}, found ${v.found}${i === 0 ? "" : ` (${v.code})`}`)
-            .join("; "),
+          violations.map((v, i) => `${describeViolation(v)}${i === 0 ? "" : ` (${v.code})`}`).join("; "),
     appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked },
   };
 }
@@ -365,7 +363,7 @@ export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvide
       const n = verdict.appraisal.violations.length;
       row("appraisal", n === 0 ? "policy satisfied" : `${n} violation${n === 1 ? "" : "s"}`);
       for (const v of verdict.appraisal.violations) {
-        lines.push(`    ${v.field}: expected ${v.expected}, found ${v.found} (${v.code})`);
+        lines.push(`    ${describeViolation(v)} (${v.code})`);
       }
     }
     // Only when a field was printed (an MAA token refused before its claims were read shows none).

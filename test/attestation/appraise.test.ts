@@ -1,6 +1,6 @@
 /** Appraisal: every violation at once, verified evidence only, REPORT_DATA as an explicit choice. */
 import { describe, expect, it } from "vitest";
-import { type AppraisableEvidence, appraise } from "../../attestation/appraise.ts";
+import { type AppraisableEvidence, appraise, describeViolation } from "../../attestation/appraise.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import {
   insecureSimulatedAmdHierarchy,
@@ -157,5 +157,37 @@ describe("appraise", () => {
     expect(() => appraise(verified, p, { now: new Date(Number.NaN), expectedReportData: null })).toThrow(
       expect.objectContaining({ code: "APPRAISAL_BAD_OPTION", message: "appraise: now must be a valid Date" }),
     );
+  });
+});
+
+describe("describeViolation", () => {
+  const v = (field: string, code: string) => describeViolation({ field, code, expected: "aa", found: "bb" });
+
+  it("names the policy field of each launch measurement, and says where a new one comes from", () => {
+    expect({
+      snp: v("MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED"),
+      tdx: v("MRTD", "TDX_MRTD_NOT_ALLOWED"),
+      azureSnp: v("hcl.MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED"),
+      azureTdx: v("hcl.MRTD", "TDX_MRTD_NOT_ALLOWED"),
+    }).toEqual({
+      snp: expect.stringMatching(
+        /^MEASUREMENT: expected aa, found bb \(not in the policy's snp\.measurements, attestation\.snp\.measurements in a client policy; simulated, `cloister up` wrote a new \.cloister\/policy\.json .* on hardware, compare it with your build's launch measurement\)$/,
+      ),
+      tdx: expect.stringMatching(
+        /^MRTD: expected aa, found bb \(not in the policy's tdx\.mrtd, attestation\.tdx\.mrtd in a client policy; simulated, /,
+      ),
+      azureSnp:
+        "hcl.MEASUREMENT: expected aa, found bb (not in the policy's azure.snp.measurements, " +
+        "attestation.azure.snp.measurements in a client policy: the paravisor's launch measurement)",
+      azureTdx:
+        "hcl.MRTD: expected aa, found bb (not in the policy's azure.tdx.mrtd, " +
+        "attestation.azure.tdx.mrtd in a client policy: the paravisor's launch measurement)",
+    });
+  });
+
+  it("says any other violation as it was: field, expected, found", () => {
+    expect(v("GUEST_SVN", "SNP_GUEST_SVN_TOO_LOW")).toBe("GUEST_SVN: expected aa, found bb");
+    // The manifest's own measurement check (manifest-tee.ts) is not the policy's.
+    expect(v("MEASUREMENT", "MANIFEST_MEASUREMENT_NOT_ALLOWED")).toBe("MEASUREMENT: expected aa, found bb");
   });
 });

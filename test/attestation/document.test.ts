@@ -219,6 +219,12 @@ describe("attestation document", () => {
       name: "wrong measurement",
       stage: "appraise",
       code: "SNP_MEASUREMENT_NOT_ALLOWED",
+      // It names the policy field to change and where a new measurement comes from (it named neither).
+      message:
+        `policy violations: MEASUREMENT: expected ${"5a".repeat(48)}, found ${"01".repeat(48)} ` +
+        "(not in the policy's snp.measurements, attestation.snp.measurements in a client policy; simulated, " +
+        "`cloister up` wrote a new .cloister/policy.json when the enclave code changed, so restart a proxy or web " +
+        "page that holds the old policy; on hardware, compare it with your build's launch measurement)",
       run: async () => {
         const other = await makeEvidence(f.keys, f.manifestJws, new Uint8Array(48).fill(1));
         const doc = await createAttestationDocument({
