@@ -32,6 +32,7 @@ import {
 } from "../attestation/manifest-tee.ts";
 import {
   type AttestationPolicy,
+  AttestationPolicySchema,
   hexOf,
   isSkip,
   parseAttestationPolicy,
@@ -47,7 +48,7 @@ import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
 import { ManifestError, ManifestKeyInvalidError } from "../manifests/errors.ts";
-import { expectedOneOf, formatIssue } from "../manifests/issues.ts";
+import { expectedOneOf, fieldPaths, formatIssue } from "../manifests/issues.ts";
 import { keyUsageProblem, type ReadonlyJwk, verifyManifest } from "../manifests/sign.ts";
 import { ClientError } from "./errors.ts";
 
@@ -131,6 +132,9 @@ export const ClientPolicySchema = z.strictObject({
   }),
 });
 
+/** Every field a client policy holds, its attestation section's too: where a misplaced one belongs (formatIssue). */
+const POLICY_FIELDS = [...fieldPaths(ClientPolicySchema), ...fieldPaths(AttestationPolicySchema, "attestation")];
+
 export interface ClientPolicy {
   readonly version: 1;
   readonly acceptedEvidence: readonly EvidenceType[];
@@ -206,7 +210,7 @@ export const parseClientPolicy = registeredParser(function parseClientPolicy(inp
     ? []
     : result.error.issues
         .filter((issue) => issue.path[0] !== "attestation")
-        .map((issue) => formatIssue(issue as z.core.$ZodIssue, value, { root: "(policy)" }));
+        .map((issue) => formatIssue(issue as z.core.$ZodIssue, value, { root: "(policy)", known: POLICY_FIELDS }));
   let attestation: AttestationPolicy | undefined;
   let attestationError: unknown;
   // A value that is no object has no attestation section to read: the problem above says so.

@@ -69,11 +69,17 @@ export function explainIssue(issue: Issue, input: unknown, prefix: readonly Prop
 export function formatIssue(
   issue: Issue,
   input: unknown,
-  options: { readonly root: string; readonly prefix?: readonly PropertyKey[] },
+  options: {
+    readonly root: string;
+    readonly prefix?: readonly PropertyKey[];
+    /** The fields the input may hold (fieldPaths), so that an unknown one is told where it belongs. */
+    readonly known?: readonly string[];
+  },
 ): string {
   const dotted = (path: readonly PropertyKey[]) => path.map(String).join(".") || options.root;
   if (issue.code === "unrecognized_keys") {
-    return describeUnknownFields(issue.keys, [...(options.prefix ?? []), ...issue.path], input, dotted).join("; ");
+    const path = [...(options.prefix ?? []), ...issue.path];
+    return describeUnknownFields(issue.keys, path, input, dotted, options.known).join("; ");
   }
   const e = explainIssue(issue, input, options.prefix);
   return `${dotted(e.path)}: ${e.expected}, found ${e.found}`;
@@ -83,26 +89,56 @@ export function formatIssue(
  * Unknown fields `keys` of the object at `path` in `input`, one problem each, by its own path
  * (`freshness.typo: expected no such field, found 5`) and its value's kind and size; keys that are
  * no plain field names (a pasted secret?) are counted on the object's path, never shown. `pathText`:
- * how the caller writes a path (dotted, or the attestation policy's `allowedVmpls[0]`).
+ * how the caller writes a path (dotted, or the attestation policy's `allowedVmpls[0]`). `known`: the
+ * dotted paths of the fields the input may hold (fieldPaths); a key that is the name of a field one
+ * level down is said to belong there (`trustSimulator: expected no such field here (it belongs in
+ * attestation.trustSimulator), found false`).
  */
 export function describeUnknownFields(
   keys: readonly string[],
   path: readonly PropertyKey[],
   input: unknown,
   pathText: (path: readonly PropertyKey[]) => string,
+  known: readonly string[] = [],
 ): string[] {
-  const lines = keys
-    .filter(isPlainFieldName)
-    .map(
-      (key) =>
-        `${pathText([...path, key])}: expected no such field, found ${describeValue(valueAt(input, [...path, key]))}`,
-    );
+  const lines = keys.filter(isPlainFieldName).map((key) => {
+    const found = describeValue(valueAt(input, [...path, key]));
+    const below = belowOf(known, path, key).map((p) => pathText(p));
+    const here = below.length === 0 ? "" : ` here (it belongs in ${below.join(" or ")})`;
+    return `${pathText([...path, key])}: expected no such field${here}, found ${found}`;
+  });
   const hidden = keys.length - lines.length;
   if (hidden > 0) {
     const fields = `${hidden} field${hidden === 1 ? "" : "s"}`;
     lines.push(`${pathText(path)}: expected no such field, found ${fields} (names not shown: not plain identifiers)`);
   }
   return lines;
+}
+
+/**
+ * The dotted path of every field of an object schema and, through `nullable` and `optional`, of its
+ * object members, each under `prefix` (a path written as formatIssue writes it: `attestation.snp`).
+ * Unions are not entered: their forms' fields (a skip's `reason`) belong to no one place.
+ */
+export function fieldPaths(schema: z.ZodType, prefix = ""): string[] {
+  let def = schema._zod.def as { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType> };
+  while ((def.type === "nullable" || def.type === "optional") && def.innerType !== undefined) {
+    def = def.innerType._zod.def as typeof def;
+  }
+  if (def.type !== "object" || def.shape === undefined) return [];
+  return Object.entries(def.shape).flatMap(([name, member]) => {
+    const path = prefix === "" ? name : `${prefix}.${name}`;
+    return [path, ...fieldPaths(member, path)];
+  });
+}
+
+/** The paths of `known` that are `path`, one field, then `key`: where a field `key` misplaced at `path` belongs. */
+function belowOf(known: readonly string[], path: readonly PropertyKey[], key: string): PropertyKey[][] {
+  const depth = path.length + 2;
+  const at = path.map(String).join(".");
+  return known
+    .map((p) => p.split("."))
+    .filter((p) => p.length === depth && p.at(-1) === key && p.slice(0, -2).join(".") === at);
 }
 
 /**

@@ -14,7 +14,7 @@ import { parseClientPolicy } from "../../client/policy.ts";
 import { loadApiKeys } from "../../host/run.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
 import { ManifestSchemaError } from "../../manifests/errors.ts";
-import { formatIssue } from "../../manifests/issues.ts";
+import { fieldPaths, formatIssue } from "../../manifests/issues.ts";
 import { parseManifest } from "../../manifests/schema.ts";
 import { rejectionOf, thrownBy } from "../helpers/rejections.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
@@ -31,6 +31,14 @@ function simulatorPolicyValue() {
     serviceName: "svc",
   });
   return JSON.parse(JSON.stringify(policy));
+}
+
+/** The unknown-field issue of `schema` refusing `extra` beside its own fields. */
+function unknownKey(schema: z.ZodType, extra: Record<string, unknown>): z.core.$ZodIssue {
+  const result = schema.safeParse(extra);
+  const issue = result.error?.issues.find((i) => i.code === "unrecognized_keys");
+  if (issue === undefined) throw new Error("expected an unknown field");
+  return issue as z.core.$ZodIssue;
 }
 
 /** The first issue of `schema` refusing `value`, formatted. */
@@ -82,6 +90,40 @@ describe("validation messages name the expected and the found value", () => {
       "client policy: manifest.allowedService: expected no such field, found an array of 1 item; " +
         "freshness.typo: expected no such field, found 5; foo: expected no such field, found a string of 660 characters; " +
         "attestation.snp.typo: expected no such field, found true",
+    );
+  });
+
+  it("a client policy's unknown field named as a field one level down: said where it belongs", () => {
+    // What a new user wrote: trustSimulator at the top, not in the attestation section. It said only
+    // "trustSimulator: expected no such field, found false".
+    const value: Record<string, unknown> & ReturnType<typeof simulatorPolicyValue> = simulatorPolicyValue();
+    value.trustSimulator = false;
+    value.maxClockSkewSeconds = 30;
+    value.snp = {};
+    (value.freshness as Record<string, unknown>).other = 1;
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toBe(
+      "client policy: freshness.other: expected no such field, found 1; " +
+        "trustSimulator: expected no such field here (it belongs in attestation.trustSimulator), found false; " +
+        "maxClockSkewSeconds: expected no such field here (it belongs in freshness.maxClockSkewSeconds), found 30; " +
+        "snp: expected no such field here (it belongs in attestation.snp), found an empty object",
+    );
+  });
+
+  it("fieldPaths: every field, through nullable and optional objects, never into a union's forms", () => {
+    const schema = z.strictObject({
+      a: z.number(),
+      b: z.strictObject({ c: z.number() }).nullable(),
+      d: z.strictObject({ e: z.strictObject({ f: z.boolean() }) }).optional(),
+      g: z.union([z.array(z.string()), z.strictObject({ skip: z.strictObject({ reason: z.string() }) })]),
+    });
+    expect(fieldPaths(schema, "p")).toEqual(["p.a", "p.b", "p.b.c", "p.d", "p.d.e", "p.d.e.f", "p.g"]);
+    // A field one level down is named; one two levels down is not guessed at.
+    const known = fieldPaths(schema);
+    expect(formatIssue(unknownKey(schema, { f: true }), {}, { root: "(root)", known })).toBe(
+      "f: expected no such field, found nothing",
+    );
+    expect(formatIssue(unknownKey(schema, { c: 1 }), {}, { root: "(root)", known })).toBe(
+      "c: expected no such field here (it belongs in b.c), found nothing",
     );
   });
 
