@@ -10,15 +10,22 @@ import { timeOption } from "../client/cli/time-option.ts";
  */
 const TEES = ["snp", "tdx", "azure-snp", "azure-tdx", "maa"] as const;
 
+/** The captured hardware evidence in the repository (README "How verification works"), for --help's examples. */
+const FIXTURES = "test/fixtures/attestation";
+
 export function registerAttestationCommands(program: Command): void {
   program
     .command("verify-evidence")
     .addHelpText(
       "after",
+      // Run as pasted from the repository root (README's captured hardware evidence, at the times its
+      // provenance notes give; test/docs/help-examples-paste.test.ts runs them), but the last, which
+      // says that its files are yours.
       examples(
-        "cloister verify-evidence --tee snp --report report.bin --cert vcek.pem --policy policy.json",
-        "cloister verify-evidence --tee tdx --quote quote.bin --collateral collateral/ --json",
-        "cloister verify-evidence --tee azure-snp --evidence evidence.json --at 2025-06-01T00:00:00Z --json",
+        `cloister verify-evidence --tee snp --report ${FIXTURES}/snp/milan-gcp-v5-report.bin --cert ${FIXTURES}/snp/milan-gcp-v5-vcek.pem --at 2026-01-01T00:00:00Z`,
+        `cloister verify-evidence --tee tdx --quote ${FIXTURES}/tdx/quote-v4-trustee.bin --collateral ${FIXTURES}/tdx/collateral --at 2023-07-01T00:00:00Z --json`,
+        `cloister verify-evidence --tee azure-snp --evidence ${FIXTURES}/azure/snp-vtpm/genoa-evidence.trustee.json --at 2025-06-01T00:00:00Z --json`,
+        "cloister verify-evidence --tee snp --report report.bin --cert vcek.pem --policy policy.json   # your own evidence and policy",
       ),
     )
     .description(

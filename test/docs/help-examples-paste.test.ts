@@ -3,7 +3,8 @@
  * no input file, so each must work there as written. `--out keys/…` into a directory that does not
  * exist is refused (USAGE, "create it first"), so an example writing under keys/ makes it first
  * (`mkdir -p keys && cloister …`). test/client/cli-help-examples.test.ts checks the options; this runs
- * the lines.
+ * the lines. verify-evidence's examples run as pasted from the repository root (the captured
+ * hardware evidence under test/fixtures/attestation), but one that says the files are your own.
  */
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -53,4 +54,22 @@ describe("--help examples that make keys, pasted into an empty directory", () =>
       }
     },
   );
+});
+
+describe("verify-evidence --help examples, pasted from the repository root", () => {
+  it("each runs and finds its evidence valid, but the one that says its files are your own", async () => {
+    // They used report.bin, vcek.pem, quote.bin: files no one has, refused as pasted.
+    const { code, stdout } = await runCloister(["verify-evidence", "--help"]);
+    expect(code).toBe(0);
+    const lines = examplesOf(stdout);
+    const own = lines.filter((line) => /\s#\syour own\b/.test(line));
+    const pasted = lines.filter((line) => !own.includes(line));
+    expect({ pasted: pasted.length, own: own.length }).toEqual({ pasted: 3, own: 1 });
+    for (const line of pasted) {
+      const words = line.split(/\s+/);
+      expect(words[0], line).toBe("cloister");
+      const run = await runCloister(words.slice(1));
+      expect({ line, exit: run.code, stderr: run.stderr }).toEqual({ line, exit: 0, stderr: "" });
+    }
+  });
 });
