@@ -74,16 +74,20 @@ function showEnclave(session: Session): void {
  * The API key: typed into the form, or the link's key once the user has confirmed it with the
  * form's button (the field is then disabled, and the page shows which key the link carries).
  */
-async function readApiKey(): Promise<string> {
-  setState("needs-key");
+async function readApiKey(retry: boolean): Promise<string> {
   const form = element<HTMLFormElement>("key-form");
   const input = element<HTMLInputElement>("api-key");
   const linked = keyFromLink;
-  // What the page waits for: the status line said "loading…" beside the key form.
-  element("status").textContent =
-    linked === null
-      ? "not verified yet: enter the API key to verify the enclave"
-      : "not verified yet: confirm the link's API key below to verify the enclave";
+  // After a failed verification the state stays "failed" and the status says what failed; the form
+  // is offered again, as it was (nothing is sent to the host before a verification succeeds).
+  if (!retry) {
+    setState("needs-key");
+    // What the page waits for: the status line said "loading…" beside the key form.
+    element("status").textContent =
+      linked === null
+        ? "not verified yet: enter the API key to verify the enclave"
+        : "not verified yet: confirm the link's API key below to verify the enclave";
+  }
   if (linked !== null) {
     const preview = linked.length > KEY_PREVIEW_CHARS ? `${linked.slice(0, KEY_PREVIEW_CHARS)}…` : linked;
     element("key-from-link").hidden = false;
@@ -106,6 +110,38 @@ async function readApiKey(): Promise<string> {
       resolve(key);
     });
   });
+}
+
+/**
+ * Reads the API key and verifies the enclave with it, until a verification succeeds: after a failure
+ * the page says what failed and offers the key form again (it said to reload the page). Only
+ * connect() talks to the host, and it sends nothing before the enclave is verified.
+ */
+async function verifyUntilAccepted(config: PageConfig, policy: ReturnType<typeof parseClientPolicy>): Promise<Session> {
+  const status = element("status");
+  const error = element("error");
+  for (let retry = false; ; retry = true) {
+    const apiKey = await readApiKey(retry);
+    error.hidden = true;
+    setState("verifying");
+    status.textContent = "verifying the enclave…";
+    try {
+      // Named in any refusal of the key (never the key itself).
+      const apiKeySource = keyFromLink !== null ? "the link that opened this page" : "the API key field";
+      return await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
+    } catch (failure) {
+      setState("failed");
+      status.textContent = "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
+      const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
+      showError(
+        error,
+        failure,
+        unreachable
+          ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
+          : null,
+      );
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -133,29 +169,7 @@ async function main(): Promise<void> {
     warnings.length === 0
       ? ""
       : ` under a policy with ${warnings.length} warning${warnings.length === 1 ? "" : "s"} (above)`;
-  const apiKey = await readApiKey();
-
-  setState("verifying");
-  status.textContent = "verifying the enclave…";
-  let session: Session;
-  try {
-    // Named in any refusal of the key (never the key itself).
-    const apiKeySource = keyFromLink !== null ? "the link that opened this page" : "the API key field";
-    session = await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
-  } catch (failure) {
-    setState("failed");
-    // The key form is gone (the page verifies once): say how to try again, e.g. with another key.
-    status.textContent = "not verified: nothing was sent to the enclave (reload the page to try again)";
-    const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
-    showError(
-      error,
-      failure,
-      unreachable
-        ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
-        : null,
-    );
-    return;
-  }
+  const session = await verifyUntilAccepted(config, policy);
   // What the page shows as verified follows the session: a re-verification (an hour on, or after
   // the enclave restarted) may have verified another boot, or failed and left none verified.
   let shown: string | null = null;

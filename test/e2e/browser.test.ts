@@ -312,11 +312,28 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
     expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
     expect(await page.textContent("#error")).toContain(`MEASUREMENT: expected ${"cd".repeat(48)}, found`);
-    // With how to try again: the key form is gone once the page tried to verify.
+    // With how to try again, and the key form to do it with (it said to reload the page).
     expect(await page.textContent("#status")).toBe(
-      "not verified: nothing was sent to the enclave (reload the page to try again)",
+      "not verified: nothing was sent to the enclave (fix what the error says, then verify again)",
     );
     expect(await page.isVisible("#ask-form")).toBe(false);
+    expect(await page.isVisible("#key-submit")).toBe(true);
+    expect(sealedRequests()).toBe(before);
+
+    // Verified again (the policy still refuses the enclave): the page asks the host for the
+    // attestation anew, fails as before, and still sends nothing. The state is set aside first, so
+    // the "failed" waited for is the second verification's.
+    const attestations = () => deployment.hostAccessLog().filter((r) => r.path === "/v1/attestation").length;
+    const attestationsBefore = attestations();
+    await page.evaluate(() => {
+      document.body.dataset.state = "retried-by-test";
+    });
+    await page.click("#key-submit");
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    await deployment.waitForLog(() => attestations() > attestationsBefore);
+    expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
+    expect(await page.isVisible("#ask-form")).toBe(false);
+    expect(await page.isVisible("#key-submit")).toBe(true);
     expect(sealedRequests()).toBe(before);
     await page.close();
   });
