@@ -5,7 +5,8 @@
  */
 
 import { type FileHandle, open } from "node:fs/promises";
-import { GgufFormatError, ModelIoError } from "./errors.ts";
+import { fileMessage } from "../attestation/bounded-read.ts";
+import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
 import { sha256Handle } from "./hash.ts";
 import { refuseSealedModelHandle } from "./sealed.ts";
@@ -79,6 +80,17 @@ export async function inspectModel(path: string): Promise<ModelSummary> {
   try {
     const header = await summarizeModelHandle(handle, path);
     const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.alloc(HASH_BUFFER_BYTES));
+    // The digest is of the size the header's read saw: a file grown or cut since (written to in
+    // place) is refused, not printed with a digest of part of it, or of a part of its new size.
+    const { size } = await handle.stat().catch((cause: unknown) => {
+      throw new ModelIoError(path, "read", cause);
+    });
+    if (size !== header.bytes) {
+      throw new ModelError(
+        "MODEL_CHANGED",
+        fileMessage(path, "model file", `changed while being read: expected ${header.bytes} bytes, found ${size}`),
+      );
+    }
     return { path, sha256, ...header };
   } finally {
     await handle.close();
