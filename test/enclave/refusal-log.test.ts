@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DeploymentFiles, prepareDeployment } from "../../client/cli/deploy.ts";
 import { CLI } from "../helpers/cli.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 /** Stands for anything secret a client may put in what it sends (a nonce, a token, a prompt). */
 const SECRET = "nonce-7a6b5c4d3e2f10ffeeddccbbaa998877";
@@ -114,20 +115,28 @@ async function sendRefused(port: number): Promise<string[]> {
   return lines;
 }
 
-/** A port in 47000–47999 free on 127.0.0.1 when asked (the enclave's port must be known while it boots). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 47_000 + Math.floor(Math.random() * 1000);
+/**
+ * `cloister enclave` on `deployment` with `args` more, on a port of the tests' range, once `started`
+ * holds (or it exited). The port must be known while the enclave boots, so it is bound here
+ * (listenOnTestPort) and freed for the enclave to bind: should another process take it in between
+ * (the enclave exits EADDRINUSE), another port is tried, at most 5.
+ */
+async function startEnclaveOnTestPort(
+  deployment: DeploymentFiles,
+  args: readonly string[],
+  started: (output: { stdout: string; stderr: string }) => boolean,
+): Promise<{ port: number; enclave: ReturnType<typeof startEnclave> }> {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const probe = createTcpServer();
-    const free = await new Promise<boolean>((resolve) => {
-      probe.once("error", () => resolve(false));
-      probe.listen(port, "127.0.0.1", () => resolve(true));
-    });
-    if (free) {
-      await new Promise((r) => probe.close(r));
-      return port;
-    }
+    const port = await listenOnTestPort(probe);
+    await new Promise((resolve) => probe.close(resolve));
+    const enclave = startEnclave(deployment, ["--port", String(port), ...args]);
+    await until(enclave.child, () => started(enclave.output));
+    if (enclave.child.exitCode === null) return { port, enclave };
+    await enclave.exited; // all it printed read
+    if (!enclave.output.stderr.includes("(EADDRINUSE)")) return { port, enclave };
   }
+  throw new Error("cloister enclave: each of 5 ports of the tests' range was taken before it bound it");
 }
 
 describe("cloister enclave: requests refused before any route", () => {
@@ -182,9 +191,11 @@ describe("cloister enclave: requests refused before any route", () => {
     await new Promise<void>((resolve) => broker.listen(0, "127.0.0.1", resolve));
     try {
       const { port: brokerPort } = broker.address() as { port: number };
-      const port = await freePort();
-      const enclave = startEnclave(sealed, ["--port", String(port), "--kbs-url", `http://127.0.0.1:${brokerPort}`]);
-      await until(enclave.child, () => enclave.output.stderr.includes("asking again in 30000 ms"));
+      const { port, enclave } = await startEnclaveOnTestPort(
+        sealed,
+        ["--kbs-url", `http://127.0.0.1:${brokerPort}`],
+        (output) => output.stderr.includes("asking again in 30000 ms"),
+      );
       const expected = await sendRefused(port);
       await until(enclave.child, () => enclave.refusedLines().length === REFUSED.length, 5_000);
       enclave.child.kill("SIGTERM");
