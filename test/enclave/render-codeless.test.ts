@@ -1,8 +1,8 @@
 /**
  * An error without a code from the engine's renderPrompt, before the policy or after PII redaction
  * changed the prompt: what renderPrompt throws for the request's fault carries a code (ENGINE_REQUEST,
- * PROMPT_TOO_LONG, CHAT_TEMPLATE_REFUSED…), so one without is the enclave's own failure (node-llama-cpp's
- * tokenizer or a chat wrapper failing): INFERENCE_FAILED ("retry may help"), in the frame and the
+ * CHAT_TEMPLATE_REFUSED; PROMPT_TOO_LONG is generate's), so one without is the enclave's own failure
+ * (node-llama-cpp's tokenizer or a chat wrapper failing): INFERENCE_FAILED ("retry may help"), in the frame and the
  * audit record, never ENGINE_REQUEST, which the client reads as "the same request is refused again".
  */
 import { describe, expect, it } from "vitest";
