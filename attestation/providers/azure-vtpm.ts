@@ -155,9 +155,33 @@ const toolError = (stderr: string): string => {
 const commandFailed = (command: string, exitCode: number, detail: string): EvidenceError =>
   new EvidenceError("TPM_COMMAND_FAILED", `${command}: expected exit status 0, found ${exitCode}: ${detail}`);
 
+/** What an Azure VM needs for this provider, said when the TPM or the HCL report is not there. */
+const AZURE_CVM_HINT =
+  "an Azure confidential VM (az vm create --security-type ConfidentialVM --enable-vtpm true, a DCasv5/ECasv5 size for azure-snp, DCesv6/ECesv6 for azure-tdx)";
+
+/**
+ * tpm2-tools' TSS could open no TPM (its TCTI loader tried /dev/tpmrm0 and /dev/tpm0 and found
+ * neither usable): the TPM_COMMAND_FAILED naming the devices and what the TSS found at each, else
+ * null. Its raw ERROR lines name library files and a "(null)" TCTI, which point nowhere.
+ */
+function tpmUnavailable(command: string, stderr: string): EvidenceError | null {
+  const devices = [...stderr.matchAll(/Failed to open specified TCTI device file (\/dev\/\S+): ([^\n]*?)\s*$/gm)];
+  if (devices.length === 0 && !stderr.includes("Could not load tcti")) return null;
+  const found =
+    devices.length === 0
+      ? "no TPM the tools could load"
+      : devices.map(([, device, problem]) => `${device}: ${problem}`).join("; ");
+  return new EvidenceError(
+    "TPM_COMMAND_FAILED",
+    `${command}: expected a TPM device the tools can open (/dev/tpmrm0 or /dev/tpm0), found ${found}; --tee azure-snp and azure-tdx need ${AZURE_CVM_HINT}, and the enclave run as root or in the tss group`,
+  );
+}
+
 async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
-  if (result.exitCode !== 0) throw commandFailed(command, result.exitCode, toolError(result.stderr));
+  if (result.exitCode !== 0) {
+    throw tpmUnavailable(command, result.stderr) ?? commandFailed(command, result.exitCode, toolError(result.stderr));
+  }
 }
 
 async function readOutput(path: string, what: string): Promise<Uint8Array> {
@@ -187,6 +211,8 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
    */
   private async defineUserDataIndex(): Promise<void> {
     const existing = await this.run("tpm2_nvreadpublic", [AZURE_USER_DATA_NV_INDEX]);
+    const unavailable = existing.exitCode === 0 ? null : tpmUnavailable("tpm2_nvreadpublic", existing.stderr);
+    if (unavailable !== null) throw unavailable;
     if (existing.exitCode === 0) {
       const size = /^\s+size:\s*(\d+)\s*$/m.exec(new TextDecoder().decode(existing.stdout))?.[1];
       // Unparsable output: left to tpm2_nvwrite, which names its own error.
@@ -222,7 +248,23 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
     const intervalMs = this.options.refreshIntervalMs ?? AZURE_REFRESH_INTERVAL_MS;
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      await tool(this.run, "tpm2_nvread", ["-C", "o", "-o", path, AZURE_HCL_REPORT_NV_INDEX]);
+      const read = await this.run("tpm2_nvread", ["-C", "o", "-o", path, AZURE_HCL_REPORT_NV_INDEX]);
+      if (read.exitCode !== 0) {
+        const unavailable = tpmUnavailable("tpm2_nvread", read.stderr);
+        if (unavailable !== null) throw unavailable;
+        // TPM_RC_HANDLE (0x18B): the TPM has no such index. A Trusted Launch or standard VM has a
+        // vTPM but no paravisor, so no HCL report.
+        const noSuchIndex = /^.*\b(?:0x18b\b|handle is not correct).*$/im.exec(read.stderr);
+        if (noSuchIndex !== null) {
+          // The tool's decoded response code, the line that says it; toolError's 300 characters end before it.
+          const decoded = /^ERROR: .*handle is not correct.*$/m.exec(read.stderr) ?? noSuchIndex;
+          throw new EvidenceError(
+            "TPM_COMMAND_FAILED",
+            `tpm2_nvread: expected the paravisor's HCL report at NV index ${AZURE_HCL_REPORT_NV_INDEX}, found no such index (${decoded[0].trim().slice(0, 300)}): this VM's vTPM is not an Azure confidential VM's; --tee azure-snp and azure-tdx need ${AZURE_CVM_HINT}`,
+          );
+        }
+        throw commandFailed("tpm2_nvread", read.exitCode, toolError(read.stderr));
+      }
       const hclReport = await readOutput(path, "tpm2_nvread");
       const hcl = parseHclReport(hclReport);
       if (`azure-${hcl.reportType}` !== this.kind) {
@@ -257,7 +299,10 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
       const result = await this.run("tpm2_quote", args);
       if (result.exitCode === 0) return;
       if (!result.stderr.includes(TPM2_QUOTE_PCR_RACE)) {
-        throw commandFailed("tpm2_quote", result.exitCode, toolError(result.stderr));
+        throw (
+          tpmUnavailable("tpm2_quote", result.stderr) ??
+          commandFailed("tpm2_quote", result.exitCode, toolError(result.stderr))
+        );
       }
       if (attempt >= attempts) {
         throw commandFailed(

@@ -379,6 +379,77 @@ describe("Azure vTPM provider (fake tpm2-tools, fixture bytes)", () => {
   });
 });
 
+/**
+ * What tpm2-tools 5 print on a machine with no TPM device (captured: tpm2_nvreadpublic 0x01400001,
+ * tpm2-tools 5.4 and tpm2-tss 3.2 on Debian 12, no /dev/tpm*): the TCTI loader tries each device,
+ * then swtpm and mssim. Its last lines, all the ERROR lines quoted name, say only "(null)".
+ */
+const noTpmStderr = (problem: string) =>
+  [
+    `ERROR:tcti:src/tss2-tcti/tcti-device.c:452:Tss2_Tcti_Device_Init() Failed to open specified TCTI device file /dev/tpmrm0: ${problem} `,
+    "ERROR:tcti:src/tss2-tcti/tctildr-dl.c:154:tcti_from_file() Could not initialize TCTI file: libtss2-tcti-device.so.0 ",
+    `ERROR:tcti:src/tss2-tcti/tcti-device.c:452:Tss2_Tcti_Device_Init() Failed to open specified TCTI device file /dev/tpm0: ${problem} `,
+    "ERROR:tcti:src/tss2-tcti/tctildr-dl.c:154:tcti_from_file() Could not initialize TCTI file: libtss2-tcti-device.so.0 ",
+    "WARNING:tcti:src/util/io.c:262:socket_connect() Failed to connect to host 127.0.0.1, port 2321: errno 111: Connection refused ",
+    "ERROR:tcti:src/tss2-tcti/tcti-swtpm.c:614:Tss2_Tcti_Swtpm_Init() Cannot connect to swtpm TPM socket ",
+    "ERROR:tcti:src/tss2-tcti/tctildr-dl.c:254:tctildr_get_default() No standard TCTI could be loaded ",
+    "ERROR:tcti:src/tss2-tcti/tctildr.c:428:Tss2_TctiLdr_Initialize_Ex() Failed to instantiate TCTI ",
+    'ERROR: Could not load tcti, got: "(null)"',
+    "",
+  ].join("\n");
+
+/** tpm2_nvread of an index the TPM does not have (TPM_RC_HANDLE; tpm2-tools issue #2698's output). */
+const NO_SUCH_INDEX_STDERR = [
+  "WARNING:esys:src/tss2-esys/api/Esys_NV_ReadPublic.c:309:Esys_NV_ReadPublic_Finish() Received TPM Error",
+  "ERROR:esys:src/tss2-esys/esys_tr.c:210:Esys_TR_FromTPMPublic_Finish() Error NV_ReadPublic ErrorCode (0x0000018b)",
+  "ERROR:esys:src/tss2-esys/esys_tr.c:321:Esys_TR_FromTPMPublic() Error TR FromTPMPublic ErrorCode (0x0000018b)",
+  "ERROR: Esys_TR_FromTPMPublic(0x18B) - tpm:handle(1):the handle is not correct for the use",
+  "ERROR: Unable to run tpm2_nvread",
+  "",
+].join("\n");
+
+describe("Azure vTPM provider on a VM that is not an Azure confidential VM", () => {
+  it.each([
+    ["no TPM device", "No such file or directory"],
+    ["a TPM device this user may not open", "Permission denied"],
+  ])("%s: names both devices, what the TSS found at each, and what the VM and the enclave need", async (_, problem) => {
+    const calls: string[] = [];
+    const run: CommandRunner = async (command) => {
+      calls.push(command);
+      return { exitCode: 1, stdout: new Uint8Array(0), stderr: noTpmStderr(problem) };
+    };
+    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64)));
+    expect(error.code).toBe("TPM_COMMAND_FAILED");
+    expect(error.message).toBe(
+      `tpm2_nvreadpublic: expected a TPM device the tools can open (/dev/tpmrm0 or /dev/tpm0), found /dev/tpmrm0: ${problem}; /dev/tpm0: ${problem}; --tee azure-snp and azure-tdx need an Azure confidential VM (az vm create --security-type ConfidentialVM --enable-vtpm true, a DCasv5/ECasv5 size for azure-snp, DCesv6/ECesv6 for azure-tdx), and the enclave run as root or in the tss group`,
+    );
+    // Not taken for an absent user-data index (which would go on to tpm2_nvdefine's TCTI lines).
+    expect(calls).toEqual(["tpm2_nvreadpublic"]);
+  });
+
+  it("without the HCL report's NV index (a Trusted Launch VM's vTPM): names the index and the VM it needs", async () => {
+    const { run: fixtureRun } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json");
+    const run: CommandRunner = async (command, args) =>
+      command === "tpm2_nvread"
+        ? { exitCode: 1, stdout: new Uint8Array(0), stderr: NO_SUCH_INDEX_STDERR }
+        : fixtureRun(command, args);
+    const provider = new AzureVtpmProvider({ kind: "azure-tdx", run, imds: noImds, tempDir: dir });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64)));
+    expect(error.code).toBe("TPM_COMMAND_FAILED");
+    expect(error.message).toBe(
+      "tpm2_nvread: expected the paravisor's HCL report at NV index 0x01400001, found no such index (ERROR: Esys_TR_FromTPMPublic(0x18B) - tpm:handle(1):the handle is not correct for the use): this VM's vTPM is not an Azure confidential VM's; --tee azure-snp and azure-tdx need an Azure confidential VM (az vm create --security-type ConfidentialVM --enable-vtpm true, a DCasv5/ECasv5 size for azure-snp, DCesv6/ECesv6 for azure-tdx)",
+    );
+  });
+
+  it("a failing tpm2_nvread for another cause keeps the tool's own error", async () => {
+    const { run } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json", { failing: "tpm2_nvread" });
+    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64)));
+    expect(error.message).toMatch(/^tpm2_nvread: expected exit status 0, found 1: .*value is out of range/);
+  });
+});
+
 describe("fetchImds (a loopback server standing in for 169.254.169.254)", () => {
   /** fetchImds over a server whose every answer is `answer`; the IMDS URL is sent to it. */
   async function imdsOn(answer: (response: ServerResponse) => void, timeoutMs: number) {
