@@ -399,7 +399,7 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
     notes.push(
       of === "guest"
         ? "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral"
-        : "acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; check the platform's TCB with cloister verify-evidence --collateral",
+        : "acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; check the platform's TCB with cloister verify-evidence --tee tdx --quote (the evidence's td_quote) --collateral (docs/platforms.md, \"Command line\")",
     );
   } else {
     if (status !== "UpToDate") {
