@@ -25,6 +25,7 @@ import {
 import {
   ConfigfsTsmSnpProvider,
   ConfigfsTsmTdxProvider,
+  DEFAULT_TSM_REPORT_ROOT,
   type TsmFileSystem,
 } from "../attestation/providers/configfs-tsm.ts";
 import { snpCertificate } from "../attestation/providers/snp-cert-table.ts";
@@ -47,19 +48,27 @@ export function isSimulatedTeeMode(mode: TeeMode): mode is "sim-snp" | "sim-tdx"
  * paravisor (vTPM with the HCL report NV index). Never falls back to the simulator: a machine
  * with no TEE is an error, so a misconfigured production VM cannot start unattested-but-simulated.
  */
-export async function detectTeeMode(log: (line: string) => void): Promise<TeeMode> {
-  const { detectTee } = await import("../attestation/providers/detect.ts");
-  const { createCommandRunner } = await import("../attestation/providers/command-runner.ts");
-  const found = await detectTee({ run: createCommandRunner({ timeoutMs: 10_000 }) });
+export async function detectTeeMode(
+  log: (line: string) => void,
+  detect: () => Promise<TeeMode | null> = detectOnThisMachine,
+): Promise<TeeMode> {
+  const found = await detect();
   if (found === null) {
     throw new AttestationError(
       "configuration",
       "TEE_NOT_DETECTED",
-      "--tee auto: no SEV-SNP or TDX guest found (no configfs-tsm provider, /dev/sev-guest, /dev/tdx_guest or Azure vTPM HCL report); pass --tee sim-snp or sim-tdx to run the insecure simulator",
+      `--tee auto: expected an SEV-SNP or TDX guest, found none (no configfs-tsm provider under ${DEFAULT_TSM_REPORT_ROOT}, no /dev/sev-guest or /dev/tdx_guest, no Azure confidential VM: DMI vendor Microsoft Corporation, /dev/tpmrm0 and the HCL report's NV index 0x01400001 read with tpm2-tools); pass this VM's --tee (snp, tdx, azure-snp, azure-tdx) to have its evidence source name what is missing, or --tee sim-snp or sim-tdx to run the insecure simulator`,
     );
   }
   log(`--tee auto: detected ${found}`);
   return found;
+}
+
+/** detectTee on this machine's paths, tpm2-tools run for the Azure check. */
+async function detectOnThisMachine(): Promise<TeeMode | null> {
+  const { detectTee } = await import("../attestation/providers/detect.ts");
+  const { createCommandRunner } = await import("../attestation/providers/command-runner.ts");
+  return detectTee({ run: createCommandRunner({ timeoutMs: 10_000 }) });
 }
 
 export interface EvidenceSource {
