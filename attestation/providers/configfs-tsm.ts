@@ -32,9 +32,15 @@ import { type RawSnpEvidence, type RawTdxEvidence, REPORT_DATA_SIZE, type TeeEvi
 export const DEFAULT_TSM_REPORT_ROOT = "/sys/kernel/config/tsm/report";
 export const DEFAULT_TSM_MAX_ATTEMPTS = 3;
 
+/** The VM a cloud gives configfs-tsm in, and Azure's, which has none (its paravisor answers through the vTPM). */
+const CLOUD_VM_REQUIREMENT =
+  "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3); " +
+  "an Azure confidential VM takes --tee azure-snp or azure-tdx instead";
+
 const KERNEL_REQUIREMENT =
   "configfs-tsm needs Linux >= 6.7 built with CONFIG_TSM_REPORTS, the sev-guest or tdx-guest driver loaded, " +
-  "and configfs mounted at /sys/kernel/config (mount -t configfs none /sys/kernel/config)";
+  "and configfs mounted at /sys/kernel/config (mount -t configfs none /sys/kernel/config); " +
+  CLOUD_VM_REQUIREMENT;
 
 /** The file operations the provider needs; node:fs/promises by default, an emulator in tests. */
 export interface TsmFileSystem {
@@ -150,7 +156,7 @@ function ioError(error: unknown, action: string, path: string): EvidenceError {
 function noProvider(error: unknown, action: string): EvidenceError {
   return new EvidenceError(
     "TSM_NO_PROVIDER",
-    `configfs-tsm: ${action}: expected a TSM provider (sev_guest or tdx_guest), found ${errnoOf(error) ?? "unknown error"}: load the sev-guest or tdx-guest driver`,
+    `configfs-tsm: ${action}: expected a TSM provider (sev_guest or tdx_guest), found ${errnoOf(error) ?? "unknown error"}: load the sev-guest or tdx-guest driver; ${CLOUD_VM_REQUIREMENT}`,
     { cause: error },
   );
 }

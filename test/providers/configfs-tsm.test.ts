@@ -249,7 +249,13 @@ describe("configfs-tsm provider", () => {
 
   it("reports a missing provider driver (the kernel's ENXIO on mkdir) as TSM_NO_PROVIDER", async () => {
     const emulator = await TsmEmulator.create(dir, { provider: null, makeReport: fakeSnpReport, auxblob: null });
-    await expectRequestError(emulator, "TSM_NO_PROVIDER", ["mkdir", "ENXIO", "sev-guest or tdx-guest driver"]);
+    await expectRequestError(emulator, "TSM_NO_PROVIDER", [
+      "mkdir",
+      "ENXIO",
+      "sev-guest or tdx-guest driver",
+      "--confidential-compute-type=SEV_SNP",
+      "--tee azure-snp",
+    ]);
     expect(emulator.created).toEqual([]);
     expect(await fs.readdir(emulator.root)).toEqual([]);
   });
@@ -315,6 +321,10 @@ describe("configfs-tsm provider", () => {
     expect(error.message).toContain("Linux >= 6.7");
     expect(error.message).toContain("CONFIG_TSM_REPORTS");
     expect(error.message).toContain("configfs mounted");
+    // The cloud VM it needs, and Azure's other --tee (its SNP/TDX guests have no configfs-tsm provider).
+    expect(error.message).toContain(
+      "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3); an Azure confidential VM takes --tee azure-snp or azure-tdx instead",
+    );
   });
 
   it("maps an EACCES on mkdir (enclave not running as root) to TSM_PERMISSION_DENIED", async () => {
