@@ -116,8 +116,10 @@ async function writeWithMode(path: string, name: string, text: string, mode: num
     if (!info.isFile()) {
       throw new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${describeFileKind(info)}`));
     }
-    await handle.chmod(mode);
+    // Emptied before its mode is set: a file found with a narrower mode keeps its old text from
+    // others until that text is gone (as the open's O_TRUNC did).
     await handle.truncate(0);
+    await handle.chmod(mode);
     await handle.writeFile(text);
   } finally {
     await handle.close();
