@@ -10,8 +10,8 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runModelSeal } from "../../attestation/kbs/cli-impl.ts";
-import { writeGguf } from "../../models/gguf-write.ts";
 import { generateModelKey, modelKeyToJwk } from "../../models/sealed.ts";
+import { oneTensorModel } from "../helpers/one-tensor-model.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** The file whose first open swaps it (set by the test), and what is put in its place. */
@@ -38,23 +38,12 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** A GGUF file of one F32 tensor of `elements` parameters. */
-async function model(path: string, elements: number): Promise<Buffer> {
-  const data = new Float32Array(elements).map((_, i) => i / elements);
-  await writeGguf(
-    path,
-    [["general.architecture", { type: "STRING", value: "llama" }]],
-    [{ name: "w", type: "F32", dims: [elements], data }],
-  );
-  return readFile(path);
-}
-
 describe("cloister model seal: the input swapped after its first open", () => {
   it("prints the parameters, digest and size of the file sealed, all from the one handle", async () => {
     const input = join(dir, "model.gguf");
-    const sealed = await model(input, 32);
+    const sealed = await oneTensorModel(input, 32);
     const other = join(dir, "other.gguf");
-    const otherBytes = await model(other, 64);
+    const otherBytes = await oneTensorModel(other, 64);
     const keyFile = join(dir, "seal.jwk");
     await writeFile(keyFile, JSON.stringify(modelKeyToJwk(generateModelKey("swap-v1"))), { mode: 0o600 });
     swap.file = input;

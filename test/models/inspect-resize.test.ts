@@ -7,8 +7,8 @@
 import { appendFile, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { writeGguf } from "../../models/gguf-write.ts";
 import { inspectModel } from "../../models/inspect.ts";
+import { oneTensorModel } from "../helpers/one-tensor-model.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** What is done to the file once its header has been read (set by the test). */
@@ -36,17 +36,6 @@ afterEach(() => {
   change.done = false;
 });
 
-/** A GGUF file of one F32 tensor of 64 parameters; its size. */
-async function model(path: string): Promise<number> {
-  const data = new Float32Array(64).map((_, i) => i / 64);
-  await writeGguf(
-    path,
-    [["general.architecture", { type: "STRING", value: "llama" }]],
-    [{ name: "w", type: "F32", dims: [64], data }],
-  );
-  return (await inspectModel(path)).bytes;
-}
-
 describe("cloister model inspect: the input resized after its header was read", () => {
   for (const [what, by, delta] of [
     ["grown", (path: string) => appendFile(path, Buffer.alloc(100, 1)), 100],
@@ -54,7 +43,7 @@ describe("cloister model inspect: the input resized after its header was read", 
   ] as const) {
     it(`${what}: MODEL_CHANGED, naming both sizes, no summary`, async () => {
       const input = join(dir, `${what}.gguf`);
-      const bytes = await model(input);
+      const bytes = (await oneTensorModel(input, 64)).length;
       change.by = by;
       const found = delta === null ? 0 : bytes + delta;
       await expect(inspectModel(input)).rejects.toMatchObject({
@@ -67,7 +56,7 @@ describe("cloister model inspect: the input resized after its header was read", 
 
   it("unchanged: the summary, of the header's size", async () => {
     const input = join(dir, "same.gguf");
-    const bytes = await model(input);
+    const bytes = (await oneTensorModel(input, 64)).length;
     change.by = async () => {};
     expect(await inspectModel(input)).toMatchObject({ bytes });
     expect(change.done).toBe(true);

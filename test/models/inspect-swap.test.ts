@@ -9,7 +9,7 @@ import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runInspect } from "../../models/cli-impl.ts";
-import { writeGguf } from "../../models/gguf-write.ts";
+import { oneTensorModel } from "../helpers/one-tensor-model.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** The file whose first open swaps it (set by the test), and what is put in its place. */
@@ -36,23 +36,12 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** A GGUF file of one F32 tensor of `elements` parameters. */
-async function model(path: string, elements: number): Promise<Buffer> {
-  const data = new Float32Array(elements).map((_, i) => i / elements);
-  await writeGguf(
-    path,
-    [["general.architecture", { type: "STRING", value: "llama" }]],
-    [{ name: "w", type: "F32", dims: [elements], data }],
-  );
-  return readFile(path);
-}
-
 describe("cloister model inspect: the input swapped after its first open", () => {
   it("prints the parameters, digest and size of the one file opened", async () => {
     const input = join(dir, "model.gguf");
-    const inspected = await model(input, 32);
+    const inspected = await oneTensorModel(input, 32);
     const other = join(dir, "other.gguf");
-    const otherBytes = await model(other, 64);
+    const otherBytes = await oneTensorModel(other, 64);
     swap.file = input;
     swap.by = () => rename(other, input);
     let printed = "";
