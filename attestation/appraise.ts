@@ -81,24 +81,26 @@ export interface AppraisalViolation {
 }
 
 /**
- * A violation as the message of a failed verification (document.ts) and `verify-evidence`
- * (verify-evidence-cli.ts) show it: `FIELD: expected …, found …`, and for a launch measurement (SNP
- * MEASUREMENT, TDX MRTD; on Azure the paravisor's) what to do about it: the policy field that lists
- * the allowed values (as an attestation policy names it, and under `attestation` in a client policy)
- * and where a new measurement comes from. Measurements are public: nothing secret is named.
+ * A violation as the message of a failed verification (document.ts, and so the key broker's log)
+ * and `verify-evidence` (verify-evidence-cli.ts) show it: `FIELD: expected …, found …`, and for a
+ * launch measurement (SNP MEASUREMENT, TDX MRTD; on Azure the paravisor's) what to do about it: the
+ * policy field that lists the allowed values (as an attestation policy names it, and under
+ * `attestation` in a client policy) and where a new measurement comes from, the simulator's
+ * `cloister up` only when the evidence is `simulated`. Measurements are public: nothing secret is named.
  */
 export function describeViolation(
   violation: Pick<AppraisalViolation, "field" | "code" | "expected" | "found">,
+  simulated: boolean,
 ): string {
   const said = `${violation.field}: expected ${violation.expected}, found ${violation.found}`;
   const section = MEASUREMENT_FIELDS[`${violation.code} ${violation.field}`];
   if (section === undefined) return said;
   const listed = `not in the policy's ${section}, attestation.${section} in a client policy`;
   if (section.startsWith("azure.")) return `${said} (${listed}: the paravisor's launch measurement)`;
+  if (!simulated) return `${said} (${listed}; compare it with your build's launch measurement)`;
   return (
-    `${said} (${listed}; simulated, \`cloister up\` wrote a new .cloister/policy.json when the enclave code ` +
-    "changed, so restart a proxy or web page that holds the old policy; on hardware, compare it with your build's " +
-    "launch measurement)"
+    `${said} (${listed}; simulated: \`cloister up\` wrote a new .cloister/policy.json when the enclave code ` +
+    "changed, so restart a proxy, web page or key broker that holds the old policy)"
   );
 }
 

@@ -514,7 +514,7 @@ async function verifyDocument(
   const appraisal = appraise(verified.evidence, options.policy, { now: options.at, expectedReportData: null });
   if (!appraisal.ok) {
     const first = appraisal.violations[0];
-    const list = appraisal.violations.map(describeViolation).join("; ");
+    const list = appraisal.violations.map((v) => describeViolation(v, appraisal.simulated)).join("; ");
     throw new AttestationError("appraise", first?.code ?? "APPRAISAL_FAILED", `policy violations: ${list}`);
   }
 

@@ -112,7 +112,9 @@ export function appraisalVerdict(
       first === undefined
         ? null
         : // The first violation's code is `code` (the error line's prefix): named again only for the others.
-          violations.map((v, i) => `${describeViolation(v)}${i === 0 ? "" : ` (${v.code})`}`).join("; "),
+          violations
+            .map((v, i) => `${describeViolation(v, appraisal?.simulated === true)}${i === 0 ? "" : ` (${v.code})`}`)
+            .join("; "),
     appraisal: appraisal === null ? null : { ok: appraisal.ok, violations, reportDataChecked },
   };
 }
@@ -363,7 +365,7 @@ export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvide
       const n = verdict.appraisal.violations.length;
       row("appraisal", n === 0 ? "policy satisfied" : `${n} violation${n === 1 ? "" : "s"}`);
       for (const v of verdict.appraisal.violations) {
-        lines.push(`    ${describeViolation(v)} (${v.code})`);
+        lines.push(`    ${describeViolation(v, verdict.simulated === true)} (${v.code})`);
       }
     }
     // Only when a field was printed (an MAA token refused before its claims were read shows none).

@@ -161,7 +161,8 @@ describe("appraise", () => {
 });
 
 describe("describeViolation", () => {
-  const v = (field: string, code: string) => describeViolation({ field, code, expected: "aa", found: "bb" });
+  const v = (field: string, code: string, simulated = true) =>
+    describeViolation({ field, code, expected: "aa", found: "bb" }, simulated);
 
   it("names the policy field of each launch measurement, and says where a new one comes from", () => {
     expect({
@@ -170,11 +171,12 @@ describe("describeViolation", () => {
       azureSnp: v("hcl.MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED"),
       azureTdx: v("hcl.MRTD", "TDX_MRTD_NOT_ALLOWED"),
     }).toEqual({
-      snp: expect.stringMatching(
-        /^MEASUREMENT: expected aa, found bb \(not in the policy's snp\.measurements, attestation\.snp\.measurements in a client policy; simulated, `cloister up` wrote a new \.cloister\/policy\.json .* on hardware, compare it with your build's launch measurement\)$/,
-      ),
+      snp:
+        "MEASUREMENT: expected aa, found bb (not in the policy's snp.measurements, attestation.snp.measurements " +
+        "in a client policy; simulated: `cloister up` wrote a new .cloister/policy.json when the enclave code " +
+        "changed, so restart a proxy, web page or key broker that holds the old policy)",
       tdx: expect.stringMatching(
-        /^MRTD: expected aa, found bb \(not in the policy's tdx\.mrtd, attestation\.tdx\.mrtd in a client policy; simulated, /,
+        /^MRTD: expected aa, found bb \(not in the policy's tdx\.mrtd, attestation\.tdx\.mrtd in a client policy; simulated: /,
       ),
       azureSnp:
         "hcl.MEASUREMENT: expected aa, found bb (not in the policy's azure.snp.measurements, " +
@@ -182,6 +184,20 @@ describe("describeViolation", () => {
       azureTdx:
         "hcl.MRTD: expected aa, found bb (not in the policy's azure.tdx.mrtd, " +
         "attestation.azure.tdx.mrtd in a client policy: the paravisor's launch measurement)",
+    });
+  });
+
+  it("speaks of the simulator's `cloister up` only for simulated evidence (it did for hardware evidence too)", () => {
+    expect({
+      snp: v("MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED", false),
+      tdx: v("MRTD", "TDX_MRTD_NOT_ALLOWED", false),
+    }).toEqual({
+      snp:
+        "MEASUREMENT: expected aa, found bb (not in the policy's snp.measurements, attestation.snp.measurements " +
+        "in a client policy; compare it with your build's launch measurement)",
+      tdx:
+        "MRTD: expected aa, found bb (not in the policy's tdx.mrtd, attestation.tdx.mrtd in a client policy; " +
+        "compare it with your build's launch measurement)",
     });
   });
 

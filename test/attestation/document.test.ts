@@ -222,9 +222,9 @@ describe("attestation document", () => {
       // It names the policy field to change and where a new measurement comes from (it named neither).
       message:
         `policy violations: MEASUREMENT: expected ${"5a".repeat(48)}, found ${"01".repeat(48)} ` +
-        "(not in the policy's snp.measurements, attestation.snp.measurements in a client policy; simulated, " +
-        "`cloister up` wrote a new .cloister/policy.json when the enclave code changed, so restart a proxy or web " +
-        "page that holds the old policy; on hardware, compare it with your build's launch measurement)",
+        "(not in the policy's snp.measurements, attestation.snp.measurements in a client policy; simulated: " +
+        "`cloister up` wrote a new .cloister/policy.json when the enclave code changed, so restart a proxy, web " +
+        "page or key broker that holds the old policy)",
       run: async () => {
         const other = await makeEvidence(f.keys, f.manifestJws, new Uint8Array(48).fill(1));
         const doc = await createAttestationDocument({
