@@ -40,7 +40,13 @@
  * within it every field is required, as everywhere else.
  */
 import { z } from "zod";
-import { describeUnknownFields, expectedOneOf, explainIssue, fittingAlternative } from "../manifests/issues.ts";
+import {
+  describeUnknownFields,
+  expectedOneOf,
+  explainIssue,
+  fieldPaths,
+  fittingAlternative,
+} from "../manifests/issues.ts";
 import { ConfigurationError } from "./errors.ts";
 import { parseJsonText } from "./json-text.ts";
 import { TCB_STATUSES } from "./tdx/collateral.ts";
@@ -453,6 +459,9 @@ function describePath(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
 }
 
+/** Every field of an attestation policy, dotted (fieldPaths). */
+const POLICY_FIELDS = fieldPaths(AttestationPolicySchema);
+
 const MISSING = "required field is missing";
 const MISSING_HINT = ' (every field is required; a check is turned off explicitly with { "skip": { "reason": "…" } })';
 
@@ -501,19 +510,25 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
  * alternative it was meant for (fittingAlternative) are reported, so the message points at the wrong
  * inner field; when none is, the union's own words list the forms allowed. `input`: the whole policy.
  */
-function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, prefix: readonly PropertyKey[]): string[] {
+function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+  prefix: readonly PropertyKey[],
+  known: readonly string[],
+): string[] {
   const lines: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
-      // Named only when they look like field names, in the shared formatter's words (manifests/issues.ts).
-      lines.push(...describeUnknownFields(issue.keys, path, input, describePath));
+      // Named only when they look like field names, in the shared formatter's words (manifests/issues.ts),
+      // and a field of one level down said to belong there.
+      lines.push(...describeUnknownFields(issue.keys, path, input, describePath, known));
     } else if (issue.code === "invalid_union" && issue.errors.length > 0) {
       const fitting = fittingAlternative(issue);
       if (isMissing(issue) || issue.errors.every((b) => b.some((i) => i.path.length === 0 && isMissing(i)))) {
         lines.push(missing(path, issue));
       } else if (fitting !== undefined) {
-        lines.push(...describeIssues(fitting, input, path));
+        lines.push(...describeIssues(fitting, input, path, known));
       } else {
         lines.push(describeIssue(issue, input, prefix));
       }
@@ -561,7 +576,10 @@ export const parseAttestationPolicy = registeredParser(function parseAttestation
   const result = AttestationPolicySchema.safeParse(value, { reportInput: true });
   if (!result.success) {
     const { file, path } = options.within ?? { file: value, path: [] };
-    const problems = describeIssues(result.error.issues, file, path);
+    // The policy's fields as paths in `file` (where a misplaced field belongs: describeUnknownFields).
+    const at = path.map(String).join(".");
+    const known = at === "" ? POLICY_FIELDS : POLICY_FIELDS.map((field) => `${at}.${field}`);
+    const problems = describeIssues(result.error.issues, file, path, known);
     const hint = problems.some((p) => p.endsWith(MISSING)) ? MISSING_HINT : "";
     // No cause: the issues hold the input (values, and the names of unknown fields), which may be
     // misplaced secrets; the message lists every problem.

@@ -68,6 +68,17 @@ describe("parseAttestationPolicy", () => {
       "snp.checkNothing: expected no such field, found true",
     ],
     [
+      // It said only "mrtd: expected no such field" (a client policy's own fields said where they belong).
+      "a TDX field at the top: said where it belongs",
+      { ...base(), mrtd: [] },
+      "mrtd: expected no such field here (it belongs in tdx.mrtd), found an empty array",
+    ],
+    [
+      "a field of both TEE sections at the top: both named",
+      { ...base(), debugAllowed: false },
+      "debugAllowed: expected no such field here (it belongs in snp.debugAllowed or tdx.debugAllowed), found false",
+    ],
+    [
       "extra field inside a skip",
       { ...base(), snp: { ...snp, hostData: { skip: { reason: "x", until: "never" } } } },
       "snp.hostData.skip.until: expected no such field, found a string of 5 characters",

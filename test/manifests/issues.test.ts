@@ -109,6 +109,15 @@ describe("validation messages name the expected and the found value", () => {
     );
   });
 
+  it("a client policy's attestation section: an unknown field there is said where it belongs, by its path in the file", () => {
+    const value: Record<string, unknown> & ReturnType<typeof simulatorPolicyValue> = simulatorPolicyValue();
+    (value.attestation as Record<string, unknown>).measurements = [];
+    expect(thrownBy(() => parseClientPolicy(value), Error).message).toContain(
+      "attestation.measurements: expected no such field here (it belongs in attestation.snp.measurements), " +
+        "found an empty array",
+    );
+  });
+
   it("fieldPaths: every field, through nullable and optional objects, never into a union's forms", () => {
     const schema = z.strictObject({
       a: z.number(),
