@@ -297,6 +297,24 @@ describe("cloister web: verify and seal in the browser", () => {
     const shown = await page.textContent("#error");
     expect(shown).toContain("the key sent came from the API key field");
     expect(shown).not.toContain(wrongKey);
+
+    // The form is offered again, emptied: the right key now verifies (the refused one is not sent
+    // again), and neither key is in the page's text, its fields or its address.
+    expect(await page.inputValue("#api-key")).toBe("");
+    await page.fill("#api-key", deployment.files.apiKey);
+    // The state set aside first, so that the state waited for is the second verification's.
+    await page.evaluate(() => {
+      document.body.dataset.state = "retried-by-test";
+    });
+    await page.click("#key-submit");
+    expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    expect(await page.isHidden("#error")).toBe(true);
+    expect(await page.isVisible("#ask-form")).toBe(true);
+    expect(await page.inputValue("#api-key")).toBe("");
+    const text = await page.textContent("body");
+    expect(text).not.toContain(wrongKey);
+    expect(text).not.toContain(deployment.files.apiKey);
+    expect(page.url()).toBe(`http://127.0.0.1:${ports.page}/`);
     await page.close();
   });
 
