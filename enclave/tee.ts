@@ -57,7 +57,7 @@ export async function detectTeeMode(
     throw new AttestationError(
       "configuration",
       "TEE_NOT_DETECTED",
-      `--tee auto: expected an SEV-SNP or TDX guest, found none (no configfs-tsm provider under ${DEFAULT_TSM_REPORT_ROOT}, no /dev/sev-guest or /dev/tdx_guest, no Azure confidential VM: DMI vendor Microsoft Corporation, /dev/tpmrm0 and the HCL report's NV index 0x01400001 read with tpm2-tools); pass this VM's --tee (snp, tdx, azure-snp, azure-tdx) to have its evidence source name what is missing, or --tee sim-snp or sim-tdx to run the insecure simulator`,
+      `--tee auto: expected an SEV-SNP or TDX guest, found none (no configfs-tsm provider under ${DEFAULT_TSM_REPORT_ROOT}, no /dev/sev-guest or /dev/tdx_guest, no Azure confidential VM: DMI vendor Microsoft Corporation, /dev/tpmrm0 or /dev/tpm0, and the HCL report's NV index 0x01400001 read with tpm2-tools); pass this VM's --tee (snp, tdx, azure-snp, azure-tdx) to have its evidence source name what is missing, or --tee sim-snp or sim-tdx to run the insecure simulator`,
     );
   }
   log(`--tee auto: detected ${found}`);

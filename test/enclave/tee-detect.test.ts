@@ -20,7 +20,7 @@ describe("detectTeeMode", () => {
     );
     expect(error.code).toBe("TEE_NOT_DETECTED");
     expect(error.message).toBe(
-      "--tee auto: expected an SEV-SNP or TDX guest, found none (no configfs-tsm provider under /sys/kernel/config/tsm/report, no /dev/sev-guest or /dev/tdx_guest, no Azure confidential VM: DMI vendor Microsoft Corporation, /dev/tpmrm0 and the HCL report's NV index 0x01400001 read with tpm2-tools); pass this VM's --tee (snp, tdx, azure-snp, azure-tdx) to have its evidence source name what is missing, or --tee sim-snp or sim-tdx to run the insecure simulator",
+      "--tee auto: expected an SEV-SNP or TDX guest, found none (no configfs-tsm provider under /sys/kernel/config/tsm/report, no /dev/sev-guest or /dev/tdx_guest, no Azure confidential VM: DMI vendor Microsoft Corporation, /dev/tpmrm0 or /dev/tpm0, and the HCL report's NV index 0x01400001 read with tpm2-tools); pass this VM's --tee (snp, tdx, azure-snp, azure-tdx) to have its evidence source name what is missing, or --tee sim-snp or sim-tdx to run the insecure simulator",
     );
     expect(logged).toEqual([]);
   });
