@@ -31,18 +31,22 @@ class FailingEngine extends ScriptedEngine {
 /** One sealed completion through an enclave on `engine`: the last event the client opens, and the audit record. */
 async function answerOf(engine: ScriptedEngine) {
   const enclave = await bootWith(engine);
-  const { envelope, context } = await sealRequest({
-    enclavePublicKey: enclave.publicKeys.sealing,
-    kind: "complete",
-    body: { prompt: "hello" },
-  });
-  const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
-  const events: ResponseEvent[] = [];
-  const failure = await (async () => {
-    for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
-  })().catch((error: unknown) => error);
-  const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
-  return { last: events.at(-1) ?? failure, record };
+  try {
+    const { envelope, context } = await sealRequest({
+      enclavePublicKey: enclave.publicKeys.sealing,
+      kind: "complete",
+      body: { prompt: "hello" },
+    });
+    const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
+    const events: ResponseEvent[] = [];
+    const failure = await (async () => {
+      for await (const event of openResponseFrames(context, answer.frames)) events.push(event);
+    })().catch((error: unknown) => error);
+    const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
+    return { last: events.at(-1) ?? failure, record };
+  } finally {
+    await enclave.close();
+  }
 }
 
 describe("enclave error frame codes", () => {
