@@ -4,45 +4,13 @@
  * import closure must contain no cryptography, and that closure's crypto-free byte helpers and
  * errors (sealed/bytes.ts: readBoundedBytes for the audit collector).
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, relative } from "node:path";
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
 import { ENVELOPE_PREFIX_LENGTH, ROUTING_HEADER_LENGTH } from "../../sealed/envelope.ts";
+import { closure, importEdges, importsOf, ROOT, tsFiles } from "../helpers/import-graph.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const HOST_ALLOWED = new Set(["sealed/envelope.ts"]);
-
-/** The .ts files under `dir`; a directory that cannot be read fails the test (never an empty list). */
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return tsFiles(path);
-    return entry.name.endsWith(".ts") ? [path] : [];
-  });
-}
-
-function importsOf(file: string): string[] {
-  const source = readFileSync(file, "utf8");
-  return [...source.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
-}
-
-/** Every specifier reachable from `file` through relative imports (files as repo paths). */
-function closure(file: string, seen = new Set<string>()): Set<string> {
-  for (const specifier of importsOf(file)) {
-    if (!specifier.startsWith(".")) {
-      seen.add(specifier);
-      continue;
-    }
-    const target = resolve(dirname(file), specifier);
-    const key = relative(ROOT, target);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    closure(target, seen);
-  }
-  return seen;
-}
 
 describe("sealed/ boundaries", () => {
   it("imports nothing from node: (the browser client reuses it)", () => {
@@ -76,13 +44,7 @@ describe("sealed/ boundaries", () => {
     const measured = ["client", "attestation", "enclave", "manifests", "models", "sealed"];
     const files = [...measured.flatMap((dir) => tsFiles(join(ROOT, dir))), join(ROOT, "bin/cloister.js")];
     expect(files.length).toBeGreaterThan(50);
-    const found = files.flatMap((file) =>
-      importsOf(file)
-        .filter((s) => s.startsWith("."))
-        .map((s) => relative(ROOT, resolve(dirname(file), s)))
-        .filter((target) => target.startsWith("host/"))
-        .map((target) => `${relative(ROOT, file)} -> ${target}`),
-    );
+    const found = importEdges(files, ["host"]);
     expect(found.filter((edge) => !allowed.has(edge))).toEqual([]);
     // Each exception is still needed (else it is dropped from the list).
     expect(found.sort()).toEqual([...allowed].sort());
