@@ -6,7 +6,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { constants, lstat, open, rm, stat } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { constants, type FileHandle, lstat, open, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -19,14 +20,15 @@ import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-st
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, manifestPublicJwk, signManifest } from "../../manifests/sign.ts";
-import { sha256File } from "../../models/hash.ts";
+import { ModelIoError } from "../../models/errors.ts";
+import { sha256Handle } from "../../models/hash.ts";
 import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
   generateModelKey,
   type ModelKey,
   modelKeyFromJwk,
   modelKeyToJwk,
-  readSealedModelHeader,
+  readSealedHeader,
   SealedModelError,
   type SealedModelExpectation,
   sealModelFile,
@@ -38,7 +40,7 @@ import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
 import { childLogLine } from "./child-lines.ts";
 import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
-import { holdPrivateDirectory, makeDirectory } from "./private-directory.ts";
+import { holdPrivateDirectory, makeDirectory, pinnedPath } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
@@ -73,17 +75,6 @@ export const DEV_MODEL_KEY_ID = "cloister-dev-tiny";
 async function present(path: string): Promise<boolean> {
   return lstat(path).then(
     () => true,
-    () => false,
-  );
-}
-
-/**
- * Whether `path` is a regular file itself (lstat): a model file that is not (a link among others) is
- * made anew, written beside it and renamed onto its name, which replaces a link and follows none.
- */
-async function regularFile(path: string): Promise<boolean> {
-  return lstat(path).then(
-    (info) => info.isFile(),
     () => false,
   );
 }
@@ -153,12 +144,59 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
 }
 
 /**
+ * An earlier run's model file at `at` (`path` by name), opened once for reading, or null when there
+ * is none there or it is not a regular file itself (a symbolic link, refused by O_NOFOLLOW, among
+ * others: it is made anew, written beside it and renamed onto its name). Everything read of it is
+ * read through the handle (its status, header and digest), never by its name again. O_NONBLOCK: a
+ * FIFO is opened at once, not waited on, and then found not to be a regular file. Any other error of
+ * the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
+ */
+async function openEarlierModel(at: string, path: string): Promise<{ handle: FileHandle; info: Stats } | null> {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const handle = await open(at, flags).catch((cause: unknown) => {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENXIO") return null;
+    throw new ModelIoError(path, "open", cause);
+  });
+  if (handle === null) return null;
+  try {
+    const info = await handle.stat();
+    if (info.isFile()) return { handle, info };
+  } catch (cause) {
+    await handle.close();
+    throw new ModelIoError(path, "read", cause);
+  }
+  await handle.close();
+  return null;
+}
+
+/** The SHA-256 of the whole of `opened` (openEarlierModel: its size when opened), `path` naming it. */
+const sha256Opened = (opened: { handle: FileHandle; info: Stats }, path: string) =>
+  sha256Handle(opened.handle, path, opened.info.size, Buffer.alloc(1 << 20));
+
+/**
+ * Whether the plain tiny model is at `at` (`path` by name): a regular file itself whose digest,
+ * taken through the one handle opened, is the tiny model's.
+ */
+async function tinyModelAt(at: string, path: string): Promise<boolean> {
+  const opened = await openEarlierModel(at, path);
+  if (opened === null) return false;
+  try {
+    return (await sha256Opened(opened, path)) === TINY_MODEL_SHA256;
+  } finally {
+    await opened.handle.close();
+  }
+}
+
+/**
  * The sealed tiny model an earlier run left at `path`, if it is one: sealed under `modelKey` and
  * decrypting (every chunk authenticated, into `scratch`, removed by the caller) to the tiny model.
  * Null when there is none or it is anything else, and it is to be sealed anew. Read at `at`, the
- * same file through the directory held (prepareIn): hashed, then decrypted, in a directory only this
- * user may write to, so the file digested is the one checked. (The enclave hashes the ciphertext as
- * it decrypts it, against the manifest's digest: a file changed later is refused, never loaded.)
+ * same file through the directory held (prepareIn), opened once: its header, digest and size are
+ * the handle's, and it is decrypted through /proc/self/fd/N of that handle (where it leads to the
+ * file opened; else by name, in the directory held), so the file digested is the one checked, even
+ * were its name swapped meanwhile. (The enclave hashes the ciphertext as it decrypts it, against the
+ * manifest's digest: a file changed later is refused, never loaded.)
  */
 async function reusableSealedModel(
   path: string,
@@ -167,15 +205,20 @@ async function reusableSealedModel(
   modelKey: ModelKey,
   progress: (line: string) => void,
 ): Promise<SealedModelExpectation | null> {
-  if (!(await regularFile(at))) return null;
+  const opened = await openEarlierModel(at, path);
+  if (opened === null) return null;
+  const pinned = await pinnedPath(opened.handle, opened.info);
   try {
-    const header = await readSealedModelHeader(at);
+    const header = await readSealedHeader(opened.handle, opened.info.size);
     if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
       progress(`${path} is not the tiny model sealed under the current model key: sealing it anew`);
       return null;
     }
-    const expected = { sha256: await sha256File(at), sizeBytes: (await stat(at)).size, keyId: header.keyId };
-    await unsealModelFile(at, scratch, modelKey, expected);
+    const expected = { sha256: await sha256Opened(opened, path), sizeBytes: opened.info.size, keyId: header.keyId };
+    await unsealModelFile(pinned ?? at, scratch, modelKey, expected).catch((error: unknown) => {
+      // Named by its path (the error's text, stack and path), never by /proc/self/fd/N.
+      throw pinned === null ? error : namedByName(error, pinned, path);
+    });
     return expected;
   } catch (error) {
     // Only a sealed file that is not what it should be is replaced; an I/O error (EIO, EACCES,
@@ -183,6 +226,8 @@ async function reusableSealedModel(
     if (!(error instanceof SealedModelError)) throw error;
     progress(`${path} does not open as the tiny model (${error.code}): sealing it anew`);
     return null;
+  } finally {
+    await opened.handle.close();
   }
 }
 
@@ -328,10 +373,7 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
       throw new Error(`tiny model: expected sha256 ${TINY_MODEL_SHA256}, produced ${made.sha256}`);
     }
   };
-  if (
-    options.sealedModel !== true &&
-    (!(await regularFile(held(modelPath))) || (await sha256File(held(modelPath))) !== TINY_MODEL_SHA256)
-  ) {
+  if (options.sealedModel !== true && !(await tinyModelAt(held(modelPath), modelPath))) {
     options.progress("making the tiny model (deterministic, offline)");
     await makeTinyModel(modelPath);
   }

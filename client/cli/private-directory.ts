@@ -340,11 +340,11 @@ async function holdDirectory(temporary: string): Promise<HeldDirectory> {
 }
 
 /**
- * The path that leads to directory `handle` (`opened`: its status, read on it) whatever is at its
- * name later, /proc/self/fd/N, when it leads there (the same device and inode); null without /proc
- * (or one that leads elsewhere): the caller goes by name.
+ * The path that leads to directory (or file) `handle` (`opened`: its status, read on it) whatever is
+ * at its name later, /proc/self/fd/N, when it leads there (the same device and inode); null without
+ * /proc (or one that leads elsewhere): the caller goes by name.
  */
-async function pinnedPath(handle: FileHandle, opened: { dev: number; ino: number }): Promise<string | null> {
+export async function pinnedPath(handle: FileHandle, opened: { dev: number; ino: number }): Promise<string | null> {
   const path = `/proc/self/fd/${handle.fd}`;
   const reached = await stat(path).catch(() => null);
   return reached !== null && reached.dev === opened.dev && reached.ino === opened.ino ? path : null;
