@@ -84,12 +84,15 @@ const BAD_PATH_ERRNO: ReadonlySet<string> = new Set([
 
 /**
  * Whether a models/ error means bad input (the CLI exits 2, as for USAGE): a model file or output
- * path that cannot be used as given (MODEL_IO with one of BAD_PATH_ERRNO), or an output that exists
- * and is replaced only with --force (MODEL_OUTPUT_EXISTS). A read that fails part-way (EIO, a file
- * that shrinks), a full disk, or a file whose content is not a model, are failures (exit 1).
+ * path that cannot be used as given (MODEL_IO with one of BAD_PATH_ERRNO, or without a cause: not a
+ * regular file), or an output that exists and is replaced only with --force (MODEL_OUTPUT_EXISTS). A
+ * read that fails part-way (EIO, a file that shrinks), a full disk, or a file whose content is not a
+ * model, are failures (exit 1).
  */
 export function isModelBadInput(error: ModelError): boolean {
   if (error.code === "MODEL_OUTPUT_EXISTS") return true;
+  // MODEL_IO without a cause: a path that is not a regular file (a FIFO, a directory), as EISDIR is.
+  if (error.code === "MODEL_IO" && error.cause === undefined) return true;
   return error instanceof ModelIoError && failedOnBadPath(error);
 }
 

@@ -4,12 +4,12 @@
  * file declares; it does not run the model.
  */
 
-import { type FileHandle, open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
 import { sha256Handle } from "./hash.ts";
-import { refuseSealedModelHandle } from "./sealed.ts";
+import { openModelInput, refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
   readonly path: string;
@@ -74,9 +74,7 @@ const HASH_BUFFER_BYTES = 1 << 20;
  * digest of one file printed under another's header.
  */
 export async function inspectModel(path: string): Promise<ModelSummary> {
-  const handle = await open(path, "r").catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
-  });
+  const handle = await openModelInput(path);
   try {
     const header = await summarizeModelHandle(handle, path);
     const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.alloc(HASH_BUFFER_BYTES));

@@ -29,7 +29,7 @@ import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
-import { fileMessage } from "../attestation/bounded-read.ts";
+import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
 import { sha256Handle } from "./hash.ts";
@@ -261,6 +261,29 @@ export interface SealedModelInfo {
  * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
  * file's digest, so replacing it can break a deployment.
  */
+/**
+ * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
+ * opens at once and is refused, by fstat on the handle, as not a regular file (MODEL_IO, naming what
+ * it is), where a blocking open would wait, silently, for a writer (on a file the flag does nothing).
+ */
+export async function openModelInput(path: string): Promise<FileHandle> {
+  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  const info = await handle.stat().catch(async (cause: unknown) => {
+    await handle.close();
+    throw new ModelIoError(path, "read", cause);
+  });
+  if (!info.isFile()) {
+    await handle.close();
+    throw new ModelError(
+      "MODEL_IO",
+      fileMessage(path, "model file", `expected a regular file, found ${describeFileKind(info)}`),
+    );
+  }
+  return handle;
+}
+
 export async function sealModelFile(
   input: string,
   output: string,
@@ -275,9 +298,7 @@ export async function sealModelFile(
   if (modelKey.key.length !== 32) throw new SealedModelError("MODEL_KEY_INVALID", "model key: expected 32 bytes");
   const overwrite = options.overwrite ?? true;
   if (!overwrite) await refuseExistingOutput(output);
-  const source = await open(input, "r").catch((cause: unknown) => {
-    throw new ModelIoError(input, "open", cause);
-  });
+  const source = await openModelInput(input);
   try {
     await options.check?.(source);
   } catch (error) {

@@ -1,0 +1,53 @@
+/**
+ * `cloister model inspect FIFO` / `model seal FIFO OUT`: the input is opened non-blocking and refused,
+ * by fstat on the handle, as not a regular file, where a blocking open waited, silently, for a writer.
+ * Each test opens the FIFO's writer itself (a blocking open, met by any reader), so every wait ends:
+ * before the fix the command's own open meets it (and the command fails otherwise); after it, the
+ * test's own non-blocking reader does, once the command has returned.
+ */
+import { execFileSync } from "node:child_process";
+import { constants } from "node:fs";
+import { access, open } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { isModelBadInput, type ModelError } from "../../models/errors.ts";
+import { inspectModel } from "../../models/inspect.ts";
+import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
+
+const dir = await testDirectory("cloister-model-fifo-");
+
+/** What `run` does with a fresh FIFO as its input, its writer opened meanwhile and every wait ended. */
+async function refusalOf(name: string, run: (fifo: string) => Promise<unknown>): Promise<ModelError> {
+  const fifo = join(dir, name);
+  execFileSync("mkfifo", [fifo]);
+  const writer = open(fifo, "w");
+  const outcome = await run(fifo).then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  // Ends the writer's wait if the command did not open the FIFO (a reader that opens at once).
+  const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  await (await writer).close();
+  await reader.close();
+  if (!("error" in outcome)) throw new Error(`expected a refusal, found ${JSON.stringify(outcome.value)}`);
+  return outcome.error as ModelError;
+}
+
+describe("model commands given a FIFO", () => {
+  it("inspect refuses it as not a regular file, without waiting for a writer", async () => {
+    const error = await refusalOf("inspect.gguf", (fifo) => inspectModel(fifo));
+    expect(error.code).toBe("MODEL_IO");
+    expect(error.message).toBe(`model file ${join(dir, "inspect.gguf")}: expected a regular file, found a FIFO`);
+    expect(isModelBadInput(error)).toBe(true);
+  });
+
+  it("seal refuses it as not a regular file, without waiting for a writer, and writes nothing", async () => {
+    const out = join(dir, "sealed.cmodel");
+    const error = await refusalOf("seal.gguf", (fifo) => sealModelFile(fifo, out, generateModelKey("tiny-v1")));
+    expect(error.code).toBe("MODEL_IO");
+    expect(error.message).toBe(`model file ${join(dir, "seal.gguf")}: expected a regular file, found a FIFO`);
+    expect(isModelBadInput(error)).toBe(true);
+    await expect(access(out)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
