@@ -83,10 +83,11 @@ export interface AppraisalViolation {
 /**
  * A violation as the message of a failed verification (document.ts, and so the key broker's log)
  * and `verify-evidence` (verify-evidence-cli.ts) show it: `FIELD: expected …, found …`, and for a
- * launch measurement (SNP MEASUREMENT, TDX MRTD; on Azure the paravisor's) what to do about it: the
- * policy field that lists the allowed values (as an attestation policy names it, and under
- * `attestation` in a client policy) and where a new measurement comes from, the simulator's
- * `cloister up` only when the evidence is `simulated`. Measurements are public: nothing secret is named.
+ * launch measurement (SNP MEASUREMENT, TDX MRTD; on Azure the paravisor's; an MAA token's) what to do
+ * about it: the policy field that lists the allowed values (as an attestation policy names it, and
+ * under `attestation` in a client policy, which has no MAA section) and where a new measurement comes
+ * from, the simulator's `cloister up` only when the evidence is `simulated`. Measurements are public:
+ * nothing secret is named.
  */
 export function describeViolation(
   violation: Pick<AppraisalViolation, "field" | "code" | "expected" | "found">,
@@ -95,6 +96,11 @@ export function describeViolation(
   const said = `${violation.field}: expected ${violation.expected}, found ${violation.found}`;
   const section = MEASUREMENT_FIELDS[`${violation.code} ${violation.field}`];
   if (section === undefined) return said;
+  // An MAA token is appraised only by an attestation policy (verify-evidence --tee maa --policy): a
+  // client policy's attestation.maa is null or absent, so only the policy's own field is named.
+  if (section.startsWith("maa.")) {
+    return `${said} (not in the policy's ${section}; compare it with your build's launch measurement)`;
+  }
   const listed = `not in the policy's ${section}, attestation.${section} in a client policy`;
   if (section.startsWith("azure.")) return `${said} (${listed}: the paravisor's launch measurement)`;
   if (!simulated) return `${said} (${listed}; compare it with your build's launch measurement)`;
@@ -110,6 +116,7 @@ const MEASUREMENT_FIELDS: Readonly<Record<string, string>> = {
   "TDX_MRTD_NOT_ALLOWED MRTD": "tdx.mrtd",
   "SNP_MEASUREMENT_NOT_ALLOWED hcl.MEASUREMENT": "azure.snp.measurements",
   "TDX_MRTD_NOT_ALLOWED hcl.MRTD": "azure.tdx.mrtd",
+  "SNP_MEASUREMENT_NOT_ALLOWED x-ms-sevsnpvm-launchmeasurement": "maa.snp.measurements",
 };
 
 export interface AppraisalResult {

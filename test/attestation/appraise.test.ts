@@ -187,6 +187,13 @@ describe("describeViolation", () => {
     });
   });
 
+  it("names an MAA token's launch measurement field, maa.snp.measurements (a client policy has no maa section)", () => {
+    expect(v("x-ms-sevsnpvm-launchmeasurement", "SNP_MEASUREMENT_NOT_ALLOWED", false)).toBe(
+      "x-ms-sevsnpvm-launchmeasurement: expected aa, found bb (not in the policy's maa.snp.measurements; " +
+        "compare it with your build's launch measurement)",
+    );
+  });
+
   it("speaks of the simulator's `cloister up` only for simulated evidence (it did for hardware evidence too)", () => {
     expect({
       snp: v("MEASUREMENT", "SNP_MEASUREMENT_NOT_ALLOWED", false),
