@@ -71,13 +71,12 @@ function showEnclave(session: Session): void {
 }
 
 /**
- * The API key: typed into the form, or the link's key once the user has confirmed it with the
- * form's button (the field is then disabled, and the page shows which key the link carries).
+ * The API key: typed into the form, or the link's key (`linked`) once the user has confirmed it with
+ * the form's button (the field is then disabled, and the page shows which key the link carries).
  */
-async function readApiKey(retry: boolean): Promise<string> {
+async function readApiKey(retry: boolean, linked: string | null): Promise<string> {
   const form = element<HTMLFormElement>("key-form");
   const input = element<HTMLInputElement>("api-key");
-  const linked = keyFromLink;
   // After a failed verification the state stays "failed" and the status says what failed; the form
   // is offered again, as it was (nothing is sent to the host before a verification succeeds).
   if (!retry) {
@@ -95,6 +94,12 @@ async function readApiKey(retry: boolean): Promise<string> {
     element("key-label").hidden = true;
     input.disabled = true;
     element("key-submit").textContent = "Use this key and verify the enclave";
+  } else {
+    // The form for a typed key (again, after the host refused the link's key).
+    element("key-from-link").hidden = true;
+    element("key-label").hidden = false;
+    input.disabled = false;
+    element("key-submit").textContent = "Verify the enclave";
   }
   form.hidden = false;
   // A linked key's button is not focused: a stray Enter must not confirm a key the user did not pick.
@@ -120,18 +125,31 @@ async function readApiKey(retry: boolean): Promise<string> {
 async function verifyUntilAccepted(config: PageConfig, policy: ReturnType<typeof parseClientPolicy>): Promise<Session> {
   const status = element("status");
   const error = element("error");
+  // The link's key, until the host refuses it: then only a typed key can verify.
+  let linked = keyFromLink;
   for (let retry = false; ; retry = true) {
-    const apiKey = await readApiKey(retry);
+    const apiKey = await readApiKey(retry, linked);
     error.hidden = true;
     setState("verifying");
     status.textContent = "verifying the enclave…";
     try {
       // Named in any refusal of the key (never the key itself).
-      const apiKeySource = keyFromLink !== null ? "the link that opened this page" : "the API key field";
+      const apiKeySource = linked !== null ? "the link that opened this page" : "the API key field";
       return await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
     } catch (failure) {
       setState("failed");
-      status.textContent = "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
+      const keyRefused =
+        failure instanceof ClientError && (failure.code === "UNAUTHENTICATED" || failure.code === "BAD_API_KEY");
+      if (linked !== null && keyRefused) {
+        // Sending the link's key again cannot succeed: the field is offered for another key.
+        linked = null;
+        status.textContent =
+          "not verified: nothing was sent to the enclave (the link's API key was refused: enter your API key below, " +
+          "or open a link with another, then verify again)";
+      } else {
+        status.textContent =
+          "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
+      }
       const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
       showError(
         error,

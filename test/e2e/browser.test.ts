@@ -318,6 +318,43 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.close();
   });
 
+  it("offers the API key field, enabled, once the host refuses the link's key, and verifies with a typed one", async () => {
+    const linkKey = "ck_a-link-key-this-host-never-issued";
+    const before = sealedRequests();
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=${encodeURIComponent(linkKey)}`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    expect(await page.isEnabled("#api-key")).toBe(false);
+    await page.click("#key-submit");
+    expect(await waitForState(page, STATES_DONE)).toBe("failed");
+    expect(await page.getAttribute("#error", "data-code")).toBe("UNAUTHENTICATED");
+    expect(await page.textContent("#error")).toContain("the key sent came from the link that opened this page");
+    // Sending the link's key again cannot succeed: the status says what can, and the field is open.
+    expect(await page.textContent("#status")).toBe(
+      "not verified: nothing was sent to the enclave (the link's API key was refused: enter your API key below, " +
+        "or open a link with another, then verify again)",
+    );
+    expect(await page.isVisible("#key-from-link")).toBe(false);
+    expect(await page.isVisible("#api-key")).toBe(true);
+    expect(await page.isEnabled("#api-key")).toBe(true);
+    expect(await page.textContent("#key-submit")).toBe("Verify the enclave");
+    expect(await page.isVisible("#ask-form")).toBe(false);
+    expect(sealedRequests()).toBe(before);
+
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.evaluate(() => {
+      document.body.dataset.state = "retried-by-test";
+    });
+    await page.click("#key-submit");
+    expect(await waitForState(page, STATES_DONE)).toBe("verified");
+    expect(await page.isVisible("#ask-form")).toBe(true);
+    expect(sealedRequests()).toBe(before);
+    const text = await page.textContent("body");
+    expect(text).not.toContain(linkKey);
+    expect(text).not.toContain(deployment.files.apiKey);
+    await page.close();
+  });
+
   it("sends nothing when the enclave does not match the policy, and says why", async () => {
     const wrong = await writeWrongMeasurementPolicy(deployment, "browser-wrong-policy.json");
     const web = await startWeb(deployment, wrong, ports.wrongPolicy);
