@@ -141,6 +141,9 @@ export const AZURE_QUOTE_RETRY_DELAY_MS = 100;
  */
 export const TPM2_QUOTE_PCR_RACE = "Error validating calculated PCR composite with quote";
 
+/** At most this many characters of a tool's own text are quoted in an error message. */
+const TOOL_TEXT_CHARS = 300;
+
 /**
  * What a tool's stderr says, for an error message: its ERROR lines (tpm2-tools print the TSS's
  * WARNING lines first, e.g. "WARNING:esys:… Received TPM Error", which say the least, and the
@@ -149,7 +152,7 @@ export const TPM2_QUOTE_PCR_RACE = "Error validating calculated PCR composite wi
 const toolError = (stderr: string): string => {
   const lines = stderr.trim().split("\n");
   const errors = lines.filter((line) => line.startsWith("ERROR"));
-  return (errors.length > 0 ? errors.join(" | ") : (lines[0] ?? "")).slice(0, 300);
+  return (errors.length > 0 ? errors.join(" | ") : (lines[0] ?? "")).slice(0, TOOL_TEXT_CHARS);
 };
 
 const commandFailed = (command: string, exitCode: number, detail: string): EvidenceError =>
@@ -161,8 +164,8 @@ const AZURE_CVM_HINT =
 
 /**
  * tpm2-tools' TSS could open no TPM (its TCTI loader tried /dev/tpmrm0 and /dev/tpm0 and found
- * neither usable): the TPM_COMMAND_FAILED naming the devices and what the TSS found at each, else
- * null. Its raw ERROR lines name library files and a "(null)" TCTI, which point nowhere.
+ * neither usable): the TPM_COMMAND_FAILED naming the devices and what the TSS found at each (at
+ * most TOOL_TEXT_CHARS of it), else null. Its raw ERROR lines name library files and a "(null)" TCTI, which point nowhere.
  */
 function tpmUnavailable(command: string, stderr: string): EvidenceError | null {
   const devices = [...stderr.matchAll(/Failed to open specified TCTI device file (\/dev\/\S+): ([^\n]*?)\s*$/gm)];
@@ -170,7 +173,10 @@ function tpmUnavailable(command: string, stderr: string): EvidenceError | null {
   const found =
     devices.length === 0
       ? "no TPM the tools could load"
-      : devices.map(([, device, problem]) => `${device}: ${problem}`).join("; ");
+      : devices
+          .map(([, device, problem]) => `${device}: ${problem}`)
+          .join("; ")
+          .slice(0, TOOL_TEXT_CHARS);
   return new EvidenceError(
     "TPM_COMMAND_FAILED",
     `${command}: expected a TPM device the tools can open (/dev/tpmrm0 or /dev/tpm0), found ${found}; --tee azure-snp and azure-tdx need ${AZURE_CVM_HINT}, and the enclave run as root or in the tss group`,
@@ -260,7 +266,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
           const decoded = /^ERROR: .*handle is not correct.*$/m.exec(read.stderr) ?? noSuchIndex;
           throw new EvidenceError(
             "TPM_COMMAND_FAILED",
-            `tpm2_nvread: expected the paravisor's HCL report at NV index ${AZURE_HCL_REPORT_NV_INDEX}, found no such index (${decoded[0].trim().slice(0, 300)}): this VM's vTPM is not an Azure confidential VM's; --tee azure-snp and azure-tdx need ${AZURE_CVM_HINT}`,
+            `tpm2_nvread: expected the paravisor's HCL report at NV index ${AZURE_HCL_REPORT_NV_INDEX}, found no such index (${decoded[0].trim().slice(0, TOOL_TEXT_CHARS)}): this VM's vTPM is not an Azure confidential VM's; --tee azure-snp and azure-tdx need ${AZURE_CVM_HINT}`,
           );
         }
         throw commandFailed("tpm2_nvread", read.exitCode, toolError(read.stderr));

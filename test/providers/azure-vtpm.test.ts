@@ -428,6 +428,21 @@ describe("Azure vTPM provider on a VM that is not an Azure confidential VM", () 
     expect(calls).toEqual(["tpm2_nvreadpublic"]);
   });
 
+  it("quotes at most 300 characters of what the TSS found at the devices, as of a tool's other errors", async () => {
+    const run: CommandRunner = async () => ({
+      exitCode: 1,
+      stdout: new Uint8Array(0),
+      stderr: noTpmStderr(`No such file or directory ${"x".repeat(400)}`),
+    });
+    const provider = new AzureVtpmProvider({ kind: "azure-snp", run, imds: noImds, tempDir: dir });
+    const error = await rejection(provider.getEvidence(new Uint8Array(64)));
+    expect(error.code).toBe("TPM_COMMAND_FAILED");
+    const found = `/dev/tpmrm0: No such file or directory ${"x".repeat(400)}`.slice(0, 300);
+    expect(error.message).toBe(
+      `tpm2_nvreadpublic: expected a TPM device the tools can open (/dev/tpmrm0 or /dev/tpm0), found ${found}; --tee azure-snp and azure-tdx need an Azure confidential VM (az vm create --security-type ConfidentialVM --enable-vtpm true, a DCasv5/ECasv5 size for azure-snp, DCesv6/ECesv6 for azure-tdx), and the enclave run as root or in the tss group`,
+    );
+  });
+
   it("without the HCL report's NV index (a Trusted Launch VM's vTPM): names the index and the VM it needs", async () => {
     const { run: fixtureRun } = fakeTpm("azure/snp-vtpm/genoa-evidence.trustee.json");
     const run: CommandRunner = async (command, args) =>
