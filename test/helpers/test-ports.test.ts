@@ -27,7 +27,30 @@ describe("listenOnTestPort", () => {
   it("takes a later port of the range when the one it tries first is taken", async () => {
     const taken = await listenOnTestPort(server(), "127.0.0.1", 0);
     const next = await listenOnTestPort(server(), "127.0.0.1", taken - TEST_PORTS.first);
-    expect(next).toBeGreaterThan(taken);
+    // Later in the range's order, which wraps: past 47999 it goes on at 47000.
+    expect(next).not.toBe(taken);
+    expect(next).toBeGreaterThanOrEqual(TEST_PORTS.first);
     expect(next).toBeLessThan(TEST_PORTS.first + TEST_PORTS.count);
+    expect((next - taken + TEST_PORTS.count) % TEST_PORTS.count).toBeGreaterThan(0);
+  });
+
+  it("leaves no listener of a failed attempt behind (they piled up: MaxListenersExceeded)", async () => {
+    const taken = await listenOnTestPort(server(), "127.0.0.1", 0);
+    const made = server();
+    // The server's listeners at each attempt: the same at every one, the taken port's included.
+    const seen: string[] = [];
+    const listen = made.listen.bind(made);
+    made.listen = ((...args: Parameters<Server["listen"]>) => {
+      seen.push(`listening ${made.listenerCount("listening")}, error ${made.listenerCount("error")}`);
+      return listen(...args);
+    }) as Server["listen"];
+    const port = await listenOnTestPort(made, "127.0.0.1", taken - TEST_PORTS.first);
+    expect(port).not.toBe(taken);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(seen)).toEqual(new Set([seen[0]]));
+    expect({ listening: made.listenerCount("listening"), error: made.listenerCount("error") }).toEqual({
+      listening: 0,
+      error: 0,
+    });
   });
 });

@@ -20,15 +20,20 @@ export async function listenOnTestPort(
   for (let i = 0; i < TEST_PORTS.count; i++) {
     const port = TEST_PORTS.first + ((start + i) % TEST_PORTS.count);
     const bound = await new Promise<boolean>((resolve, reject) => {
+      // Each attempt's listeners go with it: a failed attempt's `listening` one, left behind, would
+      // pile up (node warns MaxListenersExceeded after 10 taken ports in a row).
+      const listening = () => {
+        server.off("error", failed);
+        resolve(true);
+      };
       const failed = (error: NodeJS.ErrnoException) => {
+        server.off("listening", listening);
         if (error.code === "EADDRINUSE") resolve(false);
         else reject(error);
       };
       server.once("error", failed);
-      server.listen(port, host, () => {
-        server.off("error", failed);
-        resolve(true);
-      });
+      server.once("listening", listening);
+      server.listen(port, host);
     });
     if (bound) return port;
   }
