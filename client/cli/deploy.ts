@@ -42,6 +42,7 @@ import { childLogLine } from "./child-lines.ts";
 import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
 import { holdPrivateDirectory, makeDirectory, pinnedPath } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
+import { visibleOnOneLine } from "./terminal-text.ts";
 
 const CLI = fileURLToPath(new URL("../../bin/cloister.js", import.meta.url));
 
@@ -211,7 +212,7 @@ async function reusableSealedModel(
   try {
     const header = await readSealedHeader(opened.handle, opened.info.size);
     if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
-      progress(`${path} is not the tiny model sealed under the current model key: sealing it anew`);
+      progress(`${visibleOnOneLine(path)} is not the tiny model sealed under the current model key: sealing it anew`);
       return null;
     }
     const expected = { sha256: await sha256Opened(opened, path), sizeBytes: opened.info.size, keyId: header.keyId };
@@ -224,7 +225,7 @@ async function reusableSealedModel(
     // Only a sealed file that is not what it should be is replaced; an I/O error (EIO, EACCES,
     // ENOSPC…) stops `up`, since a new seal would change the manifest and every client policy.
     if (!(error instanceof SealedModelError)) throw error;
-    progress(`${path} does not open as the tiny model (${error.code}): sealing it anew`);
+    progress(`${visibleOnOneLine(path)} does not open as the tiny model (${error.code}): sealing it anew`);
     return null;
   } finally {
     await opened.handle.close();

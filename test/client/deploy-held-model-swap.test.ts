@@ -71,3 +71,22 @@ describe("prepareDeployment: the earlier run's sealed model swapped once opened"
     expect(await manifestModel(dir)).toMatchObject({ sha256: sha256(opened), sizeBytes: opened.length });
   });
 });
+
+describe("prepareDeployment: the line saying the earlier run's sealed model is sealed anew", () => {
+  it("shows a --dir holding a line feed and an ESC escaped, as every line up writes (visibleOnOneLine)", async () => {
+    const dir = join(root, "up\nfake line\u001b[2Jdir");
+    const lines: string[] = [];
+    const options = { dir, tee: "sim-snp" as const, threads: 1, progress: (line: string) => lines.push(line) };
+    await prepareDeployment({ ...options, sealedModel: true });
+    const sealedPath = join(dir, "models", "tiny.gguf.sealed");
+    const altered = await fs.readFile(sealedPath);
+    altered[altered.length - 1] = (altered[altered.length - 1] ?? 0) ^ 0xff;
+    await fs.writeFile(sealedPath, altered);
+    lines.length = 0;
+    await prepareDeployment({ ...options, sealedModel: true });
+    const shown = join(root, "up\\u000afake line\\u001b[2Jdir", "models", "tiny.gguf.sealed");
+    expect(lines.filter((line) => line.includes("sealing it anew"))).toEqual([
+      `${shown} does not open as the tiny model (SEALED_MODEL_AUTH_FAILED): sealing it anew`,
+    ]);
+  });
+});
