@@ -195,9 +195,11 @@ async function tinyModelAt(at: string, path: string): Promise<boolean> {
  * Null when there is none or it is anything else, and it is to be sealed anew. Read at `at`, the
  * same file through the directory held (prepareIn), opened once: its header, digest and size are
  * the handle's, and it is decrypted through /proc/self/fd/N of that handle (where it leads to the
- * file opened; else by name, in the directory held), so the file digested is the one checked, even
- * were its name swapped meanwhile. (The enclave hashes the ciphertext as it decrypts it, against the
- * manifest's digest: a file changed later is refused, never loaded.)
+ * file opened), so the file digested is the one checked, even were its name swapped meanwhile. Where
+ * it does not (no /proc), by name, in the directory held: a file swapped in there may be opened, but
+ * is kept only with the bytes digested (unsealModelFile checks size and digest of what it decrypts:
+ * other bytes are a SealedModelError, and it is sealed anew). (The enclave hashes the ciphertext as
+ * it decrypts it, against the manifest's digest: a file changed later is refused, never loaded.)
  */
 async function reusableSealedModel(
   path: string,
