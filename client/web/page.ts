@@ -95,8 +95,9 @@ async function readApiKey(retry: boolean, linked: string | null): Promise<string
     input.disabled = true;
     element("key-submit").textContent = "Use this key and verify the enclave";
   } else {
-    // The form for a typed key (again, after the host refused the link's key).
+    // The form for a typed key (again, after the host refused the link's key: its preview goes too).
     element("key-from-link").hidden = true;
+    element("key-preview").textContent = "";
     element("key-label").hidden = false;
     input.disabled = false;
     element("key-submit").textContent = "Verify the enclave";

@@ -338,6 +338,10 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await page.isVisible("#api-key")).toBe(true);
     expect(await page.isEnabled("#api-key")).toBe(true);
     expect(await page.textContent("#key-submit")).toBe("Verify the enclave");
+    // Nothing of the dropped key stays: not its preview (hidden, but still the page's text), not the URL.
+    expect(await page.textContent("#key-preview")).toBe("");
+    expect(await page.textContent("body")).not.toContain(linkKey.slice(0, 8));
+    expect(page.url()).not.toContain("apiKey");
     expect(await page.isVisible("#ask-form")).toBe(false);
     expect(sealedRequests()).toBe(before);
 
