@@ -79,11 +79,15 @@ export function hasSealedModelMagic(bytes: Uint8Array): boolean {
  * Any other file passes, to be judged by the GGUF reader.
  */
 export async function refuseSealedModel(path: string, field: string): Promise<void> {
-  const handle = await open(path, "r").catch((cause: unknown) => {
+  // Non-blocking, as openModelInput: a FIFO (or a device) is not waited on, and passes unread.
+  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
     throw new ModelIoError(path, "open", cause);
   });
   try {
-    await refuseSealedModelHandle(handle, path, field);
+    const info = await handle.stat().catch((cause: unknown) => {
+      throw new ModelIoError(path, "read", cause);
+    });
+    if (info.isFile()) await refuseSealedModelHandle(handle, path, field);
   } finally {
     await handle.close();
   }

@@ -1,6 +1,7 @@
 /**
  * `cloister model inspect FIFO` / `model seal FIFO OUT`: the input is opened non-blocking and refused,
- * by fstat on the handle, as not a regular file, where a blocking open waited, silently, for a writer.
+ * by fstat on the handle, as not a regular file, where a blocking open waited, silently, for a writer
+ * (`model run --model FIFO`'s sealed-model check passes it unread, to the run's own MODEL_NOT_FOUND).
  * Each test opens the FIFO's writer itself (a blocking open, met by any reader), so every wait ends:
  * before the fix the command's own open meets it (and the command fails otherwise); after it, the
  * test's own non-blocking reader does, once the command has returned.
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isModelBadInput, type ModelError } from "../../models/errors.ts";
 import { inspectModel } from "../../models/inspect.ts";
-import { generateModelKey, sealModelFile } from "../../models/sealed.ts";
+import { generateModelKey, refuseSealedModel, sealModelFile } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 const dir = await testDirectory("cloister-model-fifo-");
@@ -49,5 +50,20 @@ describe("model commands given a FIFO", () => {
     expect(error.message).toBe(`model file ${join(dir, "seal.gguf")}: expected a regular file, found a FIFO`);
     expect(isModelBadInput(error)).toBe(true);
     await expect(access(out)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("model run's sealed-model check passes it unread, to the run's own refusal, without waiting for a writer", async () => {
+    const fifo = join(dir, "run.gguf");
+    execFileSync("mkfifo", [fifo]);
+    const writer = open(fifo, "w");
+    // A blocking open meets the writer, and the read at offset 0 then fails (ESPIPE): MODEL_IO.
+    const outcome = await refuseSealedModel(fifo, "--model").then(
+      () => "passed",
+      (error: unknown) => (error as ModelError).code,
+    );
+    const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    await (await writer).close();
+    await reader.close();
+    expect(outcome).toBe("passed");
   });
 });
