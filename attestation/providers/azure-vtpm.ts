@@ -165,7 +165,8 @@ const AZURE_CVM_HINT =
 /**
  * tpm2-tools' TSS could open no TPM (its TCTI loader tried /dev/tpmrm0 and /dev/tpm0 and found
  * neither usable): the TPM_COMMAND_FAILED naming the devices and what the TSS found at each (at
- * most TOOL_TEXT_CHARS of it), else null. Its raw ERROR lines name library files and a "(null)" TCTI, which point nowhere.
+ * most TOOL_TEXT_CHARS of it), else null. Its raw ERROR lines name library files and a "(null)"
+ * TCTI, which point nowhere.
  */
 function tpmUnavailable(command: string, stderr: string): EvidenceError | null {
   const devices = [...stderr.matchAll(/Failed to open specified TCTI device file (\/dev\/\S+): ([^\n]*?)\s*$/gm)];
