@@ -252,20 +252,6 @@ export interface SealedModelInfo {
 }
 
 /**
- * Seals the GGUF file `input` into `output` (written beside it, then moved into place, so `output`
- * is never a partial file) under `modelKey`. Opens the input once and reads it through that handle
- * twice (its digest goes into the header); a file that changes in between is refused. `check`, when
- * given, looks at the input through the same handle first (`cloister model seal` counts its
- * parameters there), before anything is written; what it throws is thrown. So every field of the
- * result, and what `check` found, describe the bytes sealed, whatever `input` names meanwhile. A
- * partial file left beside `output` by a sealer killed outright is removed here (partial-file.ts).
- *
- * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
- * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
- * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
- * file's digest, so replacing it can break a deployment.
- */
-/**
  * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
  * opens at once and is refused, by fstat on the handle, as not a regular file (MODEL_IO, naming what
  * it is), where a blocking open would wait, silently, for a writer (on a file the flag does nothing).
@@ -288,6 +274,20 @@ export async function openModelInput(path: string): Promise<FileHandle> {
   return handle;
 }
 
+/**
+ * Seals the GGUF file `input` into `output` (written beside it, then moved into place, so `output`
+ * is never a partial file) under `modelKey`. Opens the input once and reads it through that handle
+ * twice (its digest goes into the header); a file that changes in between is refused. `check`, when
+ * given, looks at the input through the same handle first (`cloister model seal` counts its
+ * parameters there), before anything is written; what it throws is thrown. So every field of the
+ * result, and what `check` found, describe the bytes sealed, whatever `input` names meanwhile. A
+ * partial file left beside `output` by a sealer killed outright is removed here (partial-file.ts).
+ *
+ * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
+ * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
+ * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
+ * file's digest, so replacing it can break a deployment.
+ */
 export async function sealModelFile(
   input: string,
   output: string,
