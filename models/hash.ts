@@ -1,17 +1,47 @@
 /** Streaming SHA-256 of a model file (constant memory), as lower-case hex. */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
-import { ModelIoError } from "./errors.ts";
+import { constants as fsConstants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
+import { ModelError, ModelIoError } from "./errors.ts";
 
+/**
+ * SHA-256 of the model file at `path`, as it is when opened (through `openModelInput`: a FIFO or a
+ * device is refused, not waited on), read through that one handle.
+ */
 export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
+  const handle = await openModelInput(path);
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  } catch (cause) {
-    throw new ModelIoError(path, "read", cause);
+    const { size } = await handle.stat().catch((cause: unknown) => {
+      throw new ModelIoError(path, "read", cause);
+    });
+    return await sha256Handle(handle, path, size, Buffer.allocUnsafe(1 << 20));
+  } finally {
+    await handle.close();
   }
-  return hash.digest("hex");
+}
+
+/**
+ * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
+ * opens at once and is refused, by fstat on the handle, as not a regular file (MODEL_IO, naming what
+ * it is), where a blocking open would wait, silently, for a writer (on a file the flag does nothing).
+ */
+export async function openModelInput(path: string): Promise<FileHandle> {
+  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  const info = await handle.stat().catch(async (cause: unknown) => {
+    await handle.close();
+    throw new ModelIoError(path, "read", cause);
+  });
+  if (!info.isFile()) {
+    await handle.close();
+    throw new ModelError(
+      "MODEL_IO",
+      fileMessage(path, "model file", `expected a regular file, found ${describeFileKind(info)}`),
+    );
+  }
+  return handle;
 }
 
 /**

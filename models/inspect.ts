@@ -8,8 +8,8 @@ import type { FileHandle } from "node:fs/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
-import { sha256Handle } from "./hash.ts";
-import { openModelInput, refuseSealedModelHandle } from "./sealed.ts";
+import { openModelInput, sha256Handle } from "./hash.ts";
+import { refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
   readonly path: string;

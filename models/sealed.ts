@@ -29,10 +29,10 @@ import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
-import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
-import { sha256Handle } from "./hash.ts";
+import { openModelInput, sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
 
@@ -249,29 +249,6 @@ export interface SealedModelInfo {
   readonly keyId: string;
   readonly plaintextSha256: string;
   readonly plaintextSize: number;
-}
-
-/**
- * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
- * opens at once and is refused, by fstat on the handle, as not a regular file (MODEL_IO, naming what
- * it is), where a blocking open would wait, silently, for a writer (on a file the flag does nothing).
- */
-export async function openModelInput(path: string): Promise<FileHandle> {
-  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
-  });
-  const info = await handle.stat().catch(async (cause: unknown) => {
-    await handle.close();
-    throw new ModelIoError(path, "read", cause);
-  });
-  if (!info.isFile()) {
-    await handle.close();
-    throw new ModelError(
-      "MODEL_IO",
-      fileMessage(path, "model file", `expected a regular file, found ${describeFileKind(info)}`),
-    );
-  }
-  return handle;
 }
 
 /**

@@ -40,9 +40,10 @@ describe("bad input exits 2, a failure exits 1", () => {
       code: 2,
       stderr: `cloister: MODEL_IO: model file ${dir}: expected a regular file, found a directory\n`,
     });
+    // Unpinned, the run opens it to take its digest (as inspect does): cannot open.
     expect(await run(["model", "run", "--model", missing, "--prompt", "hi"])).toEqual({
       code: 2,
-      stderr: `cloister: MODEL_IO: model file ${missing}: cannot read (ENOENT)\n`,
+      stderr: `cloister: MODEL_IO: model file ${missing}: cannot open (ENOENT)\n`,
     });
     // With --sha256 the engine opens it (MODEL_NOT_FOUND, as the enclave says): bad input all the same.
     expect(await run(["model", "run", "--model", missing, "--sha256", "ab".repeat(32), "--prompt", "hi"])).toEqual({

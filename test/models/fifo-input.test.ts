@@ -1,7 +1,8 @@
 /**
  * `cloister model inspect FIFO` / `model seal FIFO OUT`: the input is opened non-blocking and refused,
  * by fstat on the handle, as not a regular file, where a blocking open waited, silently, for a writer
- * (`model run --model FIFO`'s sealed-model check passes it unread, to the run's own MODEL_NOT_FOUND).
+ * (`model run --model FIFO`'s sealed-model check passes it unread, to the run's own MODEL_NOT_FOUND;
+ * without `--sha256`, the run's own digest of the file, `sha256File`, refuses it the same way).
  * Each test opens the FIFO's writer itself (a blocking open, met by any reader), so every wait ends:
  * before the fix the command's own open meets it (and the command fails otherwise); after it, the
  * test's own non-blocking reader does, once the command has returned.
@@ -12,6 +13,7 @@ import { access, open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isModelBadInput, type ModelError } from "../../models/errors.ts";
+import { sha256File } from "../../models/hash.ts";
 import { inspectModel } from "../../models/inspect.ts";
 import { generateModelKey, refuseSealedModel, sealModelFile } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
@@ -50,6 +52,26 @@ describe("model commands given a FIFO", () => {
     expect(error.message).toBe(`model file ${join(dir, "seal.gguf")}: expected a regular file, found a FIFO`);
     expect(isModelBadInput(error)).toBe(true);
     await expect(access(out)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("model run's digest of an unpinned --model (sha256File) refuses it as not a regular file, without waiting", async () => {
+    const fifo = join(dir, "digest.gguf");
+    execFileSync("mkfifo", [fifo]);
+    // The writer closes as soon as a reader meets it: a blocking open by sha256File (before the fix)
+    // then reads an empty file to its end at once (a digest, not a refusal), never waits.
+    const writer = open(fifo, "w").then((handle) => handle.close());
+    const outcome = await sha256File(fifo).then(
+      (digest) => ({ digest }),
+      (error: unknown) => ({ error: error as ModelError }),
+    );
+    const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    await writer;
+    await reader.close();
+    if (!("error" in outcome)) throw new Error(`expected a refusal, found the digest ${outcome.digest}`);
+    const { error } = outcome;
+    expect(error.code).toBe("MODEL_IO");
+    expect(error.message).toBe(`model file ${join(dir, "digest.gguf")}: expected a regular file, found a FIFO`);
+    expect(isModelBadInput(error)).toBe(true);
   });
 
   it("model run's sealed-model check passes it unread, to the run's own refusal, without waiting for a writer", async () => {
