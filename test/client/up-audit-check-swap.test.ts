@@ -28,15 +28,8 @@ const swap = vi.hoisted(() => ({
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
-  const open = (async (path: string, ...rest: unknown[]) => {
-    const handle = await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
-    if (path === swap.file && !swap.done) {
-      swap.done = true;
-      await swap.by(handle as import("node:fs/promises").FileHandle);
-    }
-    return handle;
-  }) as typeof real.open;
-  return { ...real, default: { ...real, open }, open };
+  const { swapAtFirstOpen } = await import("../helpers/swap-at-open.ts");
+  return swapAtFirstOpen(real, swap);
 });
 
 const { open: realOpen } = await vi.importActual<typeof import("node:fs/promises")>("node:fs/promises");

@@ -17,15 +17,8 @@ const swap = vi.hoisted(() => ({ file: null as string | null, done: false, by: a
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
-  const open = (async (path: string, ...rest: unknown[]) => {
-    const handle = await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
-    if (path === swap.file && !swap.done) {
-      swap.done = true;
-      await swap.by();
-    }
-    return handle;
-  }) as typeof real.open;
-  return { ...real, default: { ...real, open }, open };
+  const { swapAtFirstOpen } = await import("../helpers/swap-at-open.ts");
+  return swapAtFirstOpen(real, swap);
 });
 
 const dir = await testDirectory("cloister-model-inspect-swap-");
