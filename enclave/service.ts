@@ -35,7 +35,13 @@ import type { Manifest } from "../manifests/schema.ts";
 import { verifyManifest } from "../manifests/sign.ts";
 import { SealedModelError } from "../models/sealed.ts";
 import { TENANT_HEADER, TENANT_LABEL_PATTERN } from "../sealed/envelope.ts";
-import { MAX_ERROR_DETAIL_LENGTH, type RedactionKind, type Redactions, redactionsOf } from "../sealed/frames.ts";
+import {
+  FRAME_ERROR_KINDS,
+  MAX_ERROR_DETAIL_LENGTH,
+  type RedactionKind,
+  type Redactions,
+  redactionsOf,
+} from "../sealed/frames.ts";
 import {
   type EnclaveSealingKey,
   enclaveSealingKeyFromSecretKey,
@@ -1153,34 +1159,14 @@ function errorCode(error: unknown, fallback: string): string {
 }
 
 /**
- * The codes an error frame may carry: the enclave's frame codes of docs/errors.md, each of which the
- * SDK classifies (client/sdk.ts FRAME_ERROR_KINDS; test/enclave/frame-error-code.test.ts keeps the
- * two equal).
- */
-export const FRAME_ERROR_CODES: ReadonlySet<string> = new Set([
-  "REQUEST_INVALID",
-  "POLICY_BLOCKED",
-  "PII_BLOCKED",
-  "ENGINE_REQUEST",
-  "PROMPT_TOO_LONG",
-  "CHAT_TEMPLATE_REFUSED",
-  "CHAT_WRAPPER_FAILED",
-  "ENGINE_BUSY",
-  "ENGINE_CLOSED",
-  "ENGINE_ENDED",
-  "INFERENCE_FAILED",
-  "GENERATION_FAILED",
-  "AUDIT_FAILED",
-]);
-
-/**
- * The code an error frame carries for `code`: itself when documented, else INFERENCE_FAILED (the
+ * The code an error frame carries for `code`: itself when documented (a frame code of docs/errors.md,
+ * each in sealed/frames.ts FRAME_ERROR_KINDS, the table the SDK classifies by), else INFERENCE_FAILED (the
  * enclave's failure without a code of its own), so a code no frame documents (a native error's
  * `ERR_*` or errno, an engine code of boot) never reaches the client, which would call it an unknown
  * failure. The request's audit record keeps `code` as it was.
  */
-function frameErrorCode(code: string): string {
-  return FRAME_ERROR_CODES.has(code) ? code : "INFERENCE_FAILED";
+export function frameErrorCode(code: string): string {
+  return Object.hasOwn(FRAME_ERROR_KINDS, code) ? code : "INFERENCE_FAILED";
 }
 
 type StreamEnd =

@@ -30,6 +30,49 @@ import { FrameMalformedError, SealedInvalidArgumentError, SealerClosedError } fr
 import { FRAME_PAD_BLOCK, FRAME_PAD_MARKER, paddedLength } from "./padding.ts";
 import { MAX_RECEIPT_LENGTH } from "./receipt.ts";
 
+/** What a frame error code asks of its reader (FRAME_ERROR_KINDS). */
+export type FrameErrorKind = "policy" | "transport";
+
+/**
+ * The kind of each code an enclave's sealed error frame carries (docs/errors.md, "Enclave": the
+ * `frame` rows and those that say they arrive in an error frame). A table, so that a new frame code
+ * is classified when it is added (test/client/frame-error-kinds.test.ts checks the docs against it).
+The enclave sends no other code in a frame (enclave/service.ts `frameErrorCode`), the SDK classifies
+by it (the kinds are the SDK's `ClientErrorKind` of that name): one table for both sides.
+ *
+ * `policy`: the enclave refused the request itself under its attested configuration; the same
+ * request is refused again, so it is not retried (ENGINE_REQUEST: a field the engine refuses;
+ * PROMPT_TOO_LONG: a prompt over the model's context; CHAT_TEMPLATE_REFUSED: a conversation shape
+ * the model's chat template did not render; CHAT_WRAPPER_FAILED: a new conversation shape, refused
+ * until the enclave restarts, since its template's worker holds another Jinja wrapper than its engine's).
+ *
+ * `transport`: the enclave could not answer now, through no fault of the request: retry later (a
+ * pool host may send the retry to another member). ENGINE_BUSY, ENGINE_CLOSED (shutting down),
+ * AUDIT_FAILED (that enclave refuses everything until restarted, but a pool host answers a request
+ * sealed to it WRONG_ENCLAVE_KEY, and the SDK re-attests to another member and resends; a single
+ * enclave refuses the retry before opening it). INFERENCE_FAILED (an engine failure without a
+ * code of its own), ENGINE_ENDED (the engine's stream stopped without a result: closed under it)
+ * and GENERATION_FAILED (the model runtime failed while generating) are the enclave's failures, not
+ * refusals of the prompt: the engine's refusals of a request have their own codes (ENGINE_REQUEST,
+ * PROMPT_TOO_LONG), so nothing says the same prompt fails again, and a runtime failure (memory, a
+ * sequence) may well not; a retry costs one more sealed request to the same attested enclave.
+ */
+export const FRAME_ERROR_KINDS: Readonly<Record<string, FrameErrorKind>> = {
+  REQUEST_INVALID: "policy",
+  POLICY_BLOCKED: "policy",
+  PII_BLOCKED: "policy",
+  ENGINE_REQUEST: "policy",
+  PROMPT_TOO_LONG: "policy",
+  CHAT_TEMPLATE_REFUSED: "policy",
+  CHAT_WRAPPER_FAILED: "policy",
+  ENGINE_BUSY: "transport",
+  ENGINE_CLOSED: "transport",
+  ENGINE_ENDED: "transport",
+  INFERENCE_FAILED: "transport",
+  GENERATION_FAILED: "transport",
+  AUDIT_FAILED: "transport",
+};
+
 export const FRAME_LENGTH_PREFIX = 4;
 export const FRAME_SEQ_LENGTH = 8;
 /** Smallest valid L: seq, MAC, the type byte and the padding marker. */

@@ -20,6 +20,7 @@ export * from "./errors.ts";
 export {
   ClientRequestContext,
   type FinishReason,
+  FRAME_ERROR_KINDS,
   FrameDecoder,
   MAX_FRAME_LENGTH,
   MAX_REDACTION_COUNT,

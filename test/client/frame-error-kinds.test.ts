@@ -34,7 +34,7 @@ describe("FRAME_ERROR_KINDS", () => {
     expect(codes.filter((code) => !Object.hasOwn(FRAME_ERROR_KINDS, code))).toEqual([]);
   });
 
-  it("classifies only codes docs/errors.md lists as arriving in a frame (the enclave sends no other: FRAME_ERROR_CODES)", () => {
+  it("classifies only codes docs/errors.md lists as arriving in a frame (the enclave sends no other: frameErrorCode)", () => {
     // The enclave sends any other code as INFERENCE_FAILED (errors.md says so by this list), so a
     // code it does send must be on it: a row of `where` HTTP only would say that code never comes in a frame.
     const codes = new Set(documentedFrameCodes());
