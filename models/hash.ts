@@ -5,6 +5,9 @@ import { type FileHandle, open } from "node:fs/promises";
 import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
 import { ModelError, ModelIoError } from "./errors.ts";
 
+/** How much of the file each read of its hash takes (sha256File; inspectModel's buffer for sha256Handle). */
+export const HASH_BUFFER_BYTES = 1 << 20;
+
 /**
  * SHA-256 of the model file at `path`, as it is when opened (through `openModelInput`: a FIFO or a
  * device is refused, not waited on), read through that one handle.
@@ -15,7 +18,7 @@ export async function sha256File(path: string): Promise<string> {
     const { size } = await handle.stat().catch((cause: unknown) => {
       throw new ModelIoError(path, "read", cause);
     });
-    return await sha256Handle(handle, path, size, Buffer.allocUnsafe(1 << 20));
+    return await sha256Handle(handle, path, size, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
   } finally {
     await handle.close();
   }

@@ -8,7 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
-import { openModelInput, sha256Handle } from "./hash.ts";
+import { HASH_BUFFER_BYTES, openModelInput, sha256Handle } from "./hash.ts";
 import { refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
@@ -64,9 +64,6 @@ export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha2
     metadataKeys: file.metadata.size,
   };
 }
-
-/** How much of the file each read of its hash takes. */
-const HASH_BUFFER_BYTES = 1 << 20;
 
 /**
  * Parse the header of `path` (throws GgufFormatError on malformed files, MODEL_SEALED on a sealed
