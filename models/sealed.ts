@@ -447,18 +447,6 @@ export interface SealedModelExpectation {
   readonly keyId: string;
 }
 
-/** Reads only the header of a sealed file (to name its key before asking the broker for it). */
-export async function readSealedModelHeader(path: string): Promise<SealedModelHeader> {
-  const handle = await open(path, "r").catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
-  });
-  try {
-    return await readSealedHeader(handle);
-  } finally {
-    await handle.close();
-  }
-}
-
 /** The header at the start of an open sealed file, reading at most `maxBytes` (the file's size, when known). */
 export async function readSealedHeader(handle: FileHandle, maxBytes = MAX_HEADER_BYTES): Promise<SealedModelHeader> {
   const buffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, maxBytes));

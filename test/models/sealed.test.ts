@@ -6,7 +6,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { appendFile, mkdir, mkdtemp, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -14,7 +14,7 @@ import {
   modelKeyFromJwk,
   modelKeyToJwk,
   parseSealedModelHeader,
-  readSealedModelHeader,
+  readSealedHeader,
   sealModelFile,
   unsealModelFile,
 } from "../../models/sealed.ts";
@@ -31,6 +31,16 @@ vi.mock("../../models/hash.ts", async (importOriginal) => {
       rewritten.has(args[1]) ? Promise.resolve("00".repeat(32)) : actual.sha256Handle(...args),
   };
 });
+
+/** The sealed header of the file at `path`, read through a handle of its own (as cloister up reads it). */
+async function readSealedModelHeader(path: string) {
+  const handle = await open(path, "r");
+  try {
+    return await readSealedHeader(handle);
+  } finally {
+    await handle.close();
+  }
+}
 
 const CHUNK = 4096;
 const dir = await testDirectory("cloister-sealed-");
