@@ -136,9 +136,13 @@ function seal(enclavePublicKey: Uint8Array, body: unknown, options: SealOptions 
   };
 }
 
-type Frame =
-  | { type: "data"; seq: number; text: string; size: number }
-  | { type: "final" | "error"; seq: number; json: Record<string, unknown>; size: number };
+interface TerminalFrame {
+  type: "final" | "error";
+  seq: number;
+  json: Record<string, unknown>;
+  size: number;
+}
+type Frame = { type: "data"; seq: number; text: string; size: number } | TerminalFrame;
 
 /** Splits a whole response body into frames and opens each by the page's rules. */
 function openFrames(stream: Uint8Array, key: Uint8Array): Frame[] {
@@ -337,7 +341,7 @@ describe("a client written from docs/protocol.md alone, over HTTP through a host
         .map((f) => (f as { text: string }).text)
         .join(""),
     ).toBe(ANSWER.join(""));
-    const final = frames.at(-1) as Extract<Frame, { type: "final" }>;
+    const final = frames.at(-1) as TerminalFrame;
     expect(final.type).toBe("final");
     expect(final.json).toMatchObject({
       promptTokens: usage.promptTokens,
@@ -404,7 +408,7 @@ describe("a client written from docs/protocol.md alone, over HTTP through a host
       json: { code: "REQUEST_INVALID", auditOpening: null },
       size: 4 + 8 + 16 + TERMINAL_P,
     });
-    const detail = (frames[0] as Extract<Frame, { type: "error" }>).json.detail;
+    const detail = (frames[0] as TerminalFrame).json.detail;
     expect(detail === null || (typeof detail === "string" && detail.length <= 200)).toBe(true);
   });
 
@@ -412,7 +416,7 @@ describe("a client written from docs/protocol.md alone, over HTTP through a host
     const sealed = seal(enclavePublicKey, BODY, { padByte: 0x0a });
     const answer = await send(sealed.envelope);
     expect(answer.status).toBe(200);
-    const final = openFrames(answer.body, sealed.responseKey).at(-1) as Extract<Frame, { type: "final" }>;
+    const final = openFrames(answer.body, sealed.responseKey).at(-1) as TerminalFrame;
     const receipt = JSON.parse(final.json.receipt as string) as { requestHash: string };
     // This client's requestHash kept the newlines (only 0x20 is cut), as the enclave's does.
     expect(receipt.requestHash).toBe(sealed.requestHash);
