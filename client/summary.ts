@@ -127,9 +127,14 @@ export function teeFacts(enclave: VerifiedEnclave): [string, string][] {
   const allowed = tee.allowedMeasurements;
   let measurements: string;
   if (Array.isArray(allowed)) {
-    const shown = allowed
-      .slice(0, MEASUREMENTS_SHOWN)
-      .map((m) => `${m.slice(0, 16)}…${m === enclave.measurement ? " (this enclave's)" : ""}`);
+    // The enclave's own stays in view when the manifest lists it past the first ones shown: it
+    // takes the last place shown, and the count of the others left out follows.
+    const own = allowed.indexOf(enclave.measurement);
+    const listed =
+      own < MEASUREMENTS_SHOWN
+        ? allowed.slice(0, MEASUREMENTS_SHOWN)
+        : [...allowed.slice(0, MEASUREMENTS_SHOWN - 1), enclave.measurement];
+    const shown = listed.map((m) => `${m.slice(0, 16)}…${m === enclave.measurement ? " (this enclave's)" : ""}`);
     const more = allowed.length - shown.length;
     measurements = `${field} ${shown.join(", ")}${more > 0 ? `, and ${more} more in the manifest` : ""}`;
   } else {

@@ -73,6 +73,19 @@ describe("attest's rows for the manifest's tee section", () => {
     expect(rows[2]).toBe("  TEE flags    manifest: debug not allowed, migration agent not allowed, SMT not allowed");
   });
 
+  it("keeps the enclave's own measurement in view, marked, when the manifest lists it past the eighth", () => {
+    // madeUpEnclave's measurement is "ab" repeated: the manifest lists it 12th of 15.
+    const own = "ab".repeat(48);
+    const many = Array.from({ length: 15 }, (_, i) => (i === 11 ? own : i.toString(16).padStart(2, "0").repeat(48)));
+    const manifest = teeSection(many, { migrationAgentAllowed: false, smtAllowed: true });
+    const row = rowsOf(describeEnclave(madeUpEnclave("sev-snp", manifest), { manifestTee: true }))[0];
+    const firstSeven = many.slice(0, 7).map((m) => `${m.slice(0, 16)}…`);
+    expect(row).toBe(
+      `  measurements manifest allows MEASUREMENT ${firstSeven.join(", ")}, ${own.slice(0, 16)}… (this enclave's), and 7 more in the manifest`,
+    );
+    expect(row).not.toContain("07070707");
+  });
+
   it("writes a control character in the manifest's reason as a visible escape (text and --json)", () => {
     const manifest = teeSection(
       { any: true, reason: "sim\u001b]52;c;aGk=\u0007 only\u202e\nx" },
