@@ -113,13 +113,21 @@ afterAll(async () => {
   await deployment?.stop();
 });
 
+/**
+ * The page's own server (the host lists its origin), started by the first test that needs it: each
+ * test on this origin can then also run alone (`-t`).
+ */
+let pageWebStarted: Promise<WebServer> | undefined;
+const pageWeb = (): Promise<WebServer> =>
+  (pageWebStarted ??= startWeb(deployment, deployment.files.policyPath, ports.page));
+
 /** Sealed requests the host forwarded (not the browser's CORS preflights, which are OPTIONS). */
 const sealedRequests = () =>
   deployment.hostAccessLog().filter((r) => r.method === "POST" && r.path === "/v1/sealed").length;
 
 describe("cloister web: verify and seal in the browser", () => {
   it("asks for the API key, verifies the enclave in the page, then answers a sealed question", async () => {
-    const web = await startWeb(deployment, deployment.files.policyPath, ports.page);
+    const web = await pageWeb();
     // The host lists the page's origin: no warning about it; the policy's one risk is said.
     expect(web.stdout()).not.toContain("WARNING: the host");
     expect(web.stdout().match(/^WARNING: policy: .*$/gm)).toEqual([
@@ -230,6 +238,7 @@ describe("cloister web: verify and seal in the browser", () => {
   });
 
   it("takes a key from the address's fragment only after a click, and removes it from the address bar first", async () => {
+    await pageWeb();
     const page = await browser.newPage();
     const hostOrigin = new URL(deployment.running.hostUrl).origin;
     const toHost: string[] = [];
@@ -262,9 +271,15 @@ describe("cloister web: verify and seal in the browser", () => {
     );
     expect(await page.isVisible("#key-from-link")).toBe(true);
     expect(await page.isVisible("#api-key")).toBe(false);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(toHost).toEqual([]);
-    expect(deployment.hostAccessLog().length).toBe(accessBefore);
+    // Ordered, not waited for: the page has set needs-key and waits for the click, so a request of
+    // its own to the host, sent now, follows every request the page started before it (the browser
+    // reports requests in the order the page's thread starts them); it is the only one.
+    const marker = `${hostOrigin}/healthz?after-needs-key`;
+    await page.evaluate((url) => fetch(url, { mode: "no-cors", cache: "no-store" }).then(() => undefined), marker);
+    expect(toHost).toEqual([`GET ${marker}`]);
+    await deployment.waitForLog(() => deployment.hostAccessLog().length > accessBefore);
+    const reachedHost = deployment.hostAccessLog().slice(accessBefore);
+    expect(reachedHost.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /healthz"]);
     expect(await page.evaluate(() => document.body.dataset.state)).toBe("needs-key");
 
     await page.click("#key-submit");
@@ -275,6 +290,7 @@ describe("cloister web: verify and seal in the browser", () => {
   });
 
   it("removes the fragment's key from the address bar even when the page cannot load its configuration", async () => {
+    await pageWeb();
     const page = await browser.newPage();
     await page.route("**/config.json", (route) => route.fulfill({ status: 500, body: "down" }));
     await page.goto(`http://127.0.0.1:${ports.page}/#apiKey=ck_planted-by-a-link`);
@@ -285,7 +301,8 @@ describe("cloister web: verify and seal in the browser", () => {
   });
 
   it("says a refused key came from the API key field, without repeating the key", async () => {
-    // The page of the first test (same origin, listed by the host).
+    await pageWeb();
+    // The page's own origin, listed by the host.
     const wrongKey = "ck_not-a-key-this-host-issued-0123";
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${ports.page}/`);
@@ -319,6 +336,7 @@ describe("cloister web: verify and seal in the browser", () => {
   });
 
   it("offers the API key field, enabled, once the host refuses the link's key, and verifies with a typed one", async () => {
+    await pageWeb();
     const linkKey = "ck_a-link-key-this-host-never-issued";
     const before = sealedRequests();
     const page = await browser.newPage();
