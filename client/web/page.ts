@@ -26,8 +26,11 @@ type PageState = "needs-key" | "verifying" | "verified" | "failed" | "asking" | 
 /** How many of a linked key's characters the page shows before the user confirms it. */
 const KEY_PREVIEW_CHARS = 8;
 
-/** Read and removed first, before the configuration is fetched (see the module comment). */
-const keyFromLink = takeApiKeyFromFragment();
+/**
+ * Read and removed first, before the configuration is fetched (see the module comment); dropped
+ * from memory once the host refuses it (only a typed key can verify then).
+ */
+let keyFromLink = takeApiKeyFromFragment();
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -124,42 +127,55 @@ async function readApiKey(retry: boolean, linked: string | null): Promise<string
  * connect() talks to the host, and it sends nothing before the enclave is verified.
  */
 async function verifyUntilAccepted(config: PageConfig, policy: ReturnType<typeof parseClientPolicy>): Promise<Session> {
+  for (let retry = false; ; retry = true) {
+    const session = await verifyOnce(config, policy, retry);
+    if (session !== null) return session;
+  }
+}
+
+/**
+ * One verification: the key read, connect() with it, and on failure what failed shown (null). Its
+ * own function, so that a refused key is not kept in the loop's suspended frame while the page waits
+ * for another.
+ */
+async function verifyOnce(
+  config: PageConfig,
+  policy: ReturnType<typeof parseClientPolicy>,
+  retry: boolean,
+): Promise<Session | null> {
   const status = element("status");
   const error = element("error");
-  // The link's key, until the host refuses it: then only a typed key can verify.
-  let linked = keyFromLink;
-  for (let retry = false; ; retry = true) {
-    const apiKey = await readApiKey(retry, linked);
-    error.hidden = true;
-    setState("verifying");
-    status.textContent = "verifying the enclave…";
-    try {
-      // Named in any refusal of the key (never the key itself).
-      const apiKeySource = linked !== null ? "the link that opened this page" : "the API key field";
-      return await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
-    } catch (failure) {
-      setState("failed");
-      const keyRefused =
-        failure instanceof ClientError && (failure.code === "UNAUTHENTICATED" || failure.code === "BAD_API_KEY");
-      if (linked !== null && keyRefused) {
-        // Sending the link's key again cannot succeed: the field is offered for another key.
-        linked = null;
-        status.textContent =
-          "not verified: nothing was sent to the enclave (the link's API key was refused: enter your API key below, " +
-          "or open a link with another, then verify again)";
-      } else {
-        status.textContent =
-          "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
-      }
-      const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
-      showError(
-        error,
-        failure,
-        unreachable
-          ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
-          : null,
-      );
+  const linked = keyFromLink;
+  const apiKey = await readApiKey(retry, linked);
+  error.hidden = true;
+  setState("verifying");
+  status.textContent = "verifying the enclave…";
+  try {
+    // Named in any refusal of the key (never the key itself).
+    const apiKeySource = linked !== null ? "the link that opened this page" : "the API key field";
+    return await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
+  } catch (failure) {
+    setState("failed");
+    const keyRefused =
+      failure instanceof ClientError && (failure.code === "UNAUTHENTICATED" || failure.code === "BAD_API_KEY");
+    if (linked !== null && keyRefused) {
+      // Sending the link's key again cannot succeed: it is dropped, and the field is offered for another key.
+      keyFromLink = null;
+      status.textContent =
+        "not verified: nothing was sent to the enclave (the link's API key was refused: enter your API key below, " +
+        "or open a link with another, then verify again)";
+    } else {
+      status.textContent = "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
     }
+    const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
+    showError(
+      error,
+      failure,
+      unreachable
+        ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
+        : null,
+    );
+    return null;
   }
 }
 

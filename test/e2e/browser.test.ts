@@ -121,6 +121,17 @@ let pageWebStarted: Promise<WebServer> | undefined;
 const pageWeb = (): Promise<WebServer> =>
   (pageWebStarted ??= startWeb(deployment, deployment.files.policyPath, ports.page));
 
+/** Whether `text` is anywhere in the page's JavaScript heap (a snapshot, taken after a collection). */
+async function inPageHeap(page: Page, text: string): Promise<boolean> {
+  const cdp = await page.context().newCDPSession(page);
+  const chunks: string[] = [];
+  cdp.on("HeapProfiler.addHeapSnapshotChunk", ({ chunk }) => chunks.push(chunk));
+  await cdp.send("HeapProfiler.collectGarbage");
+  await cdp.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  await cdp.detach();
+  return chunks.join("").includes(text);
+}
+
 /** Sealed requests the host forwarded (not the browser's CORS preflights, which are OPTIONS). */
 const sealedRequests = () =>
   deployment.hostAccessLog().filter((r) => r.method === "POST" && r.path === "/v1/sealed").length;
@@ -360,6 +371,8 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await page.textContent("#key-preview")).toBe("");
     expect(await page.textContent("body")).not.toContain(linkKey.slice(0, 8));
     expect(page.url()).not.toContain("apiKey");
+    // Nor in the page's memory (it is not sent again, nor kept for a script to find).
+    expect(await inPageHeap(page, linkKey)).toBe(false);
     expect(await page.isVisible("#ask-form")).toBe(false);
     expect(sealedRequests()).toBe(before);
 
