@@ -668,6 +668,12 @@ function describeUrlInput(input: unknown): string {
 }
 
 /**
+ * `cloister up`'s local API key file, in the directory it runs in: named here, where the SDK's
+ * messages say where a local deployment's key is, and read by the CLI's default (client/cli/run-client.ts).
+ */
+export const LOCAL_API_KEY_FILE = ".cloister/api-key";
+
+/**
  * The API key, checked before it is sent: present, and printable ASCII without white space (it
  * goes in an HTTP header; a key read with its file's line break would otherwise fail as an
  * unreachable host). Messages say what is wrong with it, never what it is, and name it by `source`
@@ -679,7 +685,7 @@ function checkApiKey(apiKey: unknown, source: string = "apiKey"): string {
     // where a local deployment's key is.
     const unset =
       apiKey === undefined
-        ? " (an environment variable not set? cloister up writes its deployment's key to .cloister/api-key)"
+        ? ` (an environment variable not set? cloister up writes its deployment's key to ${LOCAL_API_KEY_FILE})`
         : "";
     throw new ClientError(
       "configuration",

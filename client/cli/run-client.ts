@@ -21,6 +21,7 @@ import {
   type ConnectOptions,
   connect,
   type HostUrlNames,
+  LOCAL_API_KEY_FILE,
   parseHostUrl,
   type Session,
 } from "../sdk.ts";
@@ -38,8 +39,8 @@ import {
 } from "./output.ts";
 import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
-/** `cloister up`'s local API key: the default key file, for a loopback host only. */
-export const LOCAL_API_KEY_FILE = ".cloister/api-key";
+/** `cloister up`'s local API key: the default key file, for a loopback host only (the SDK names it too). */
+export { LOCAL_API_KEY_FILE };
 
 /** parseHostUrl's names for what the CLI's user typed (the SDK's are connect()'s `url`, `apiKey`). */
 const CLI_URL_NAMES: HostUrlNames = { url: "--url", apiKey: "--api-key-file or CLOISTER_API_KEY" };
