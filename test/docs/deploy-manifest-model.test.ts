@@ -4,13 +4,20 @@
  * newcomer writing the manifest from the page cannot guess a field the page does not name. So every
  * field of the schema's model (manifests/schema.ts) must be named in step 2 in code marks: `file`,
  * `model.file` or `sealedAtRest: true`.
+ *
+ * The step also quotes the line `model seal` ends with, the whole `model` to paste, `…` where the
+ * values are the model's: the page once said seal printed four of the fields and that the operator
+ * adds `file` and `parameters`, which seal had printed for long. So the line is compared with what
+ * `model seal` prints for a file sealed under the page's names.
  */
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ManifestSchema } from "../../manifests/schema.ts";
-import { REPO_ROOT } from "../helpers/cli.ts";
+import { REPO_ROOT, runCloister } from "../helpers/cli.ts";
+import { oneTensorModel } from "../helpers/one-tensor-model.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
 
 const DEPLOY = join(REPO_ROOT, "docs", "deploy.md");
 
@@ -29,6 +36,16 @@ function unnamedModelFields(text: string, fields: readonly string[]): string[] {
 
 const MODEL_FIELDS = Object.keys(ManifestSchema.shape.model.shape);
 
+const SEAL_LINE = "set in the manifest's model: ";
+
+/** The step's quoted `model seal` line, as a pattern: each `…` stands for a value. */
+function quotedSealLine(text: string): RegExp {
+  const line = text.split("\n").find((candidate) => candidate.startsWith(SEAL_LINE));
+  if (line === undefined) throw new Error(`docs/deploy.md step 2: expected a line beginning "${SEAL_LINE}"`);
+  const escaped = line.split("…").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${escaped.join('[^,"]+')}$`);
+}
+
 describe("docs/deploy.md step 2 and the manifest's model", () => {
   it("names every field of the schema's model", () => {
     expect(MODEL_FIELDS).toContain("parameters");
@@ -38,5 +55,30 @@ describe("docs/deploy.md step 2 and the manifest's model", () => {
   it("reports a field the step does not name", () => {
     const text = "`model` gets `sha256`, `model.file` and `sealedAtRest: true`; parameters too.";
     expect(unnamedModelFields(text, ["file", "sha256", "sealedAtRest", "parameters"])).toEqual(["parameters"]);
+  });
+
+  it("quotes the line model seal prints, every field of it", async () => {
+    const dir = await testDirectory("deploy-seal-");
+    const model = join(dir, "llama-8b.gguf");
+    const key = join(dir, "llama-8b-v1.jwk");
+    await oneTensorModel(model, 64);
+    const keygen = await runCloister(["kbs", "keygen", "--key-id", "llama-8b-v1", "--out", key]);
+    expect(keygen.code, keygen.stderr).toBe(0);
+    const seal = await runCloister(["model", "seal", "--key", key, model, join(dir, "llama-8b.gguf.sealed")]);
+    expect(seal.code, seal.stderr).toBe(0);
+    const printed = seal.stdout.split("\n").find((line) => line.startsWith(SEAL_LINE));
+    expect(printed).toBeDefined();
+    expect(printed).toMatch(quotedSealLine(stepTwo(readFileSync(DEPLOY, "utf8"))));
+  });
+
+  it("tells a quoted line that differs from the printed one", () => {
+    const printed = `${SEAL_LINE}{"file":"a.sealed","sha256":"ab","sizeBytes":9,"parameters":64,"sealedAtRest":true}`;
+    expect(printed).toMatch(
+      quotedSealLine(
+        `x\n${SEAL_LINE}{"file":"a.sealed","sha256":"…","sizeBytes":…,"parameters":…,"sealedAtRest":true}\n`,
+      ),
+    );
+    expect(printed).not.toMatch(quotedSealLine(`${SEAL_LINE}{"sha256":"…","sizeBytes":…,"sealedAtRest":true}`));
+    expect(() => quotedSealLine("`model seal` printed the fields")).toThrow(/expected a line beginning/);
   });
 });
