@@ -55,7 +55,16 @@ describe("the cloister commands in the docs' shell blocks", () => {
       expect.arrayContaining(["up", "attest", "chat", "policy init", "kbs serve", "proxy", "web", "host"]),
     );
     expect(found(join("docs", "deploy.md"))).toEqual(
-      expect.arrayContaining(["manifest keygen", "kbs keygen", "model seal", "manifest sign", "kbs check", "host"]),
+      expect.arrayContaining([
+        "manifest keygen",
+        "kbs keygen",
+        "model seal",
+        "manifest sign",
+        "kbs check",
+        "host",
+        "audit checkpoint",
+        "audit verify",
+      ]),
     );
   });
 
