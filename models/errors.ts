@@ -69,6 +69,23 @@ export class ModelIoError extends ModelError {
 }
 
 /**
+ * A model path that is there but is not a regular file (a FIFO, a device, a socket, a directory),
+ * refused without being waited on or read: code MODEL_IO, and bad input (isModelBadInput) by this
+ * class, not by a missing cause. `found` says what the path is (describeFileKind).
+ */
+export class ModelNotRegularFileError extends ModelError {
+  readonly path: string;
+  readonly found: string;
+
+  constructor(path: string, what: string, found: string) {
+    super("MODEL_IO", fileMessage(path, what, `expected a regular file, found ${found}`));
+    this.name = "ModelNotRegularFileError";
+    this.path = path;
+    this.found = found;
+  }
+}
+
+/**
  * errno codes of a path that cannot be used as given: missing, a directory or not one, not
  * permitted, a loop of links, too long. For a file named on the command line that is bad input.
  */
@@ -84,15 +101,15 @@ const BAD_PATH_ERRNO: ReadonlySet<string> = new Set([
 
 /**
  * Whether a models/ error means bad input (the CLI exits 2, as for USAGE): a model file or output
- * path that cannot be used as given (MODEL_IO with one of BAD_PATH_ERRNO, or without a cause: not a
- * regular file), or an output that exists and is replaced only with --force (MODEL_OUTPUT_EXISTS). A
+ * path that cannot be used as given (MODEL_IO with one of BAD_PATH_ERRNO, or ModelNotRegularFileError: not
+ * a regular file), or an output that exists and is replaced only with --force (MODEL_OUTPUT_EXISTS). A
  * read that fails part-way (EIO, a file that shrinks), a full disk, or a file whose content is not a
  * model, are failures (exit 1).
  */
 export function isModelBadInput(error: ModelError): boolean {
   if (error.code === "MODEL_OUTPUT_EXISTS") return true;
-  // MODEL_IO without a cause: a path that is not a regular file (a FIFO, a directory), as EISDIR is.
-  if (error.code === "MODEL_IO" && error.cause === undefined) return true;
+  // A path that is not a regular file (a FIFO, a directory), as EISDIR is.
+  if (error instanceof ModelNotRegularFileError) return true;
   return error instanceof ModelIoError && failedOnBadPath(error);
 }
 

@@ -2,8 +2,8 @@
 import { createHash } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
-import { ModelError, ModelIoError } from "./errors.ts";
+import { describeFileKind } from "../attestation/bounded-read.ts";
+import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 
 /** How much of the file each read of its hash takes (sha256File; inspectModel's buffer for sha256Handle). */
 export const HASH_BUFFER_BYTES = 1 << 20;
@@ -26,8 +26,9 @@ export async function sha256File(path: string): Promise<string> {
 
 /**
  * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
- * opens at once and is refused, by fstat on the handle, as not a regular file (MODEL_IO, naming what
- * it is), where a blocking open would wait, silently, for a writer (on a file the flag does nothing).
+ * opens at once and is refused, by fstat on the handle, as not a regular file
+ * (ModelNotRegularFileError: MODEL_IO, naming what it is), where a blocking open would wait,
+ * silently, for a writer (on a file the flag does nothing).
  */
 export async function openModelInput(path: string): Promise<FileHandle> {
   const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
@@ -39,10 +40,7 @@ export async function openModelInput(path: string): Promise<FileHandle> {
   });
   if (!info.isFile()) {
     await handle.close();
-    throw new ModelError(
-      "MODEL_IO",
-      fileMessage(path, "model file", `expected a regular file, found ${describeFileKind(info)}`),
-    );
+    throw new ModelNotRegularFileError(path, "model file", describeFileKind(info));
   }
   return handle;
 }
