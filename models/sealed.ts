@@ -29,9 +29,9 @@ import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
-import { fileMessage } from "../attestation/bounded-read.ts";
+import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
-import { ModelError, ModelIoError } from "./errors.ts";
+import { ModelError, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 import { openModelInput, sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
@@ -76,18 +76,17 @@ export function hasSealedModelMagic(bytes: Uint8Array): boolean {
 /**
  * Refuses, with MODEL_SEALED, a sealed model where a plain GGUF file is expected (`cloister model
  * inspect`, `model run`): its weights are ciphertext, readable only inside an attested enclave.
- * Any other file passes, to be judged by the GGUF reader.
+ * Any other file passes, to be judged by the GGUF reader; so does a path that is not a regular file
+ * (a FIFO, a device: openModelInput's refusal, not waited on), unread, left to the caller's own check.
  */
 export async function refuseSealedModel(path: string, field: string): Promise<void> {
-  // Non-blocking, as openModelInput: a FIFO (or a device) is not waited on, and passes unread.
-  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
+  const handle = await openModelInput(path).catch((error: unknown) => {
+    if (error instanceof ModelNotRegularFileError) return null;
+    throw error;
   });
+  if (handle === null) return;
   try {
-    const info = await handle.stat().catch((cause: unknown) => {
-      throw new ModelIoError(path, "read", cause);
-    });
-    if (info.isFile()) await refuseSealedModelHandle(handle, path, field);
+    await refuseSealedModelHandle(handle, path, field);
   } finally {
     await handle.close();
   }
@@ -263,7 +262,8 @@ export interface SealedModelInfo {
  * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
  * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
  * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
- * file's digest, so replacing it can break a deployment.
+ * file's digest, so replacing it can break a deployment. A directory at `output`'s name is refused
+ * either way, before any work (MODEL_IO: expected a regular file, found a directory).
  */
 export async function sealModelFile(
   input: string,
@@ -278,7 +278,7 @@ export async function sealModelFile(
   checkKeyId(modelKey.keyId, "keyId");
   if (modelKey.key.length !== 32) throw new SealedModelError("MODEL_KEY_INVALID", "model key: expected 32 bytes");
   const overwrite = options.overwrite ?? true;
-  if (!overwrite) await refuseExistingOutput(output);
+  await refuseExistingOutput(output, overwrite);
   const source = await openModelInput(input);
   try {
     await options.check?.(source);
@@ -326,8 +326,12 @@ export async function sealModelFile(
     if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
       throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
     }
-    if (overwrite) await rename(temporary, output);
-    else {
+    if (overwrite) {
+      // A directory that appeared at the name meanwhile: EISDIR, bad input as the check above says.
+      await rename(temporary, output).catch((cause: unknown) => {
+        throw new ModelIoError(output, "replace", cause);
+      });
+    } else {
       await link(temporary, output).catch((cause: unknown) => {
         throw (cause as NodeJS.ErrnoException).code === "EEXIST"
           ? outputExists(output, cause)
@@ -365,15 +369,18 @@ const outputExists = (output: string, cause?: unknown) =>
     { cause },
   );
 
-async function refuseExistingOutput(output: string): Promise<void> {
-  const found = await lstat(output).then(
-    () => true,
-    (cause: unknown) => {
-      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return false;
-      throw new ModelIoError(output, "check", cause);
-    },
-  );
-  if (found) throw outputExists(output);
+/**
+ * Refuses a directory at `output`'s name (a rename cannot replace it: EISDIR), and, unless
+ * `overwrite`, anything there (MODEL_OUTPUT_EXISTS).
+ */
+async function refuseExistingOutput(output: string, overwrite: boolean): Promise<void> {
+  const info = await lstat(output).catch((cause: unknown) => {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ModelIoError(output, "check", cause);
+  });
+  if (info === null) return;
+  if (info.isDirectory()) throw new ModelNotRegularFileError(output, "sealed model output", describeFileKind(info));
+  if (!overwrite) throw outputExists(output);
 }
 
 /** SHA-256 over a stream of chunks, on this thread or on a worker thread. */

@@ -9,6 +9,7 @@ import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { appendFile, mkdir, mkdtemp, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { isModelBadInput, type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
 import {
   generateModelKey,
   modelKeyFromJwk,
@@ -529,11 +530,36 @@ describe("sealed model files", () => {
       ).rejects.toMatchObject({ code: "MODEL_OUTPUT_EXISTS" });
     });
 
-    it("sealing that fails after writing (the output is a directory) leaves no partial file", async () => {
+    it("a directory at the output's name is refused before any work, as not a regular file (bad input)", async () => {
       const s0 = await sealed(randomBytes(100));
-      const target = join(dir, `occupied-${counter++}`);
-      await mkdir(join(target, "inside"), { recursive: true });
-      await expect(sealModelFile(s0.input, target, key, { chunkSize: CHUNK })).rejects.toThrow();
+      for (const overwrite of [true, false]) {
+        const target = join(dir, `occupied-${counter++}.gguf.sealed`);
+        await mkdir(join(target, "inside"), { recursive: true });
+        const error = await sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite }).then(
+          () => null,
+          (caught: unknown) => caught as ModelError,
+        );
+        expect(error).toBeInstanceOf(ModelNotRegularFileError);
+        expect(error?.code).toBe("MODEL_IO");
+        expect(error?.message).toBe(`sealed model output ${target}: expected a regular file, found a directory`);
+        expect(isModelBadInput(error as ModelError)).toBe(true);
+        expect(await readdir(target)).toEqual(["inside"]);
+      }
+      expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
+    });
+
+    it("sealing that fails after writing (a directory appears at the output's name) is MODEL_IO EISDIR, no partial file", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const target = join(dir, `appears-${counter++}.gguf.sealed`);
+      // `check` runs after the output's check and before the partial file is written.
+      const check = () => mkdir(join(target, "inside"), { recursive: true }).then(() => {});
+      const error = await sealModelFile(s0.input, target, key, { chunkSize: CHUNK, check }).then(
+        () => null,
+        (caught: unknown) => caught as ModelError,
+      );
+      expect(error).toBeInstanceOf(ModelIoError);
+      expect(error?.message).toBe(`model file ${target}: cannot replace (EISDIR)`);
+      expect(isModelBadInput(error as ModelError)).toBe(true);
       expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
     });
 
