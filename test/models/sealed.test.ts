@@ -544,6 +544,10 @@ describe("sealed model files", () => {
         expect(error?.message).toBe(`sealed model output ${target}: expected a regular file, found a directory`);
         expect(isModelBadInput(error as ModelError)).toBe(true);
         expect(await readdir(target)).toEqual(["inside"]);
+        // Before the input is opened: a missing input is not what is reported.
+        await expect(
+          sealModelFile(join(dir, "no-such-input.gguf"), target, key, { chunkSize: CHUNK, overwrite }),
+        ).rejects.toBeInstanceOf(ModelNotRegularFileError);
       }
       expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
     });
