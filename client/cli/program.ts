@@ -10,6 +10,7 @@ import { registerAttestationCommands } from "../../attestation/cli.ts";
 import { AttestationError } from "../../attestation/errors.ts";
 import { registerKbsCommands } from "../../attestation/kbs/cli.ts";
 import { registerEnclaveCommands } from "../../enclave/cli.ts";
+import { ModelNotAFileError } from "../../enclave/engine/errors.ts";
 import { EnclaveError } from "../../enclave/errors.ts";
 import { registerHostCommands } from "../../host/cli.ts";
 import { registerManifestCommands } from "../../manifests/cli.ts";
@@ -190,9 +191,10 @@ export function isBadInput(error: unknown): boolean {
   }
   if (error instanceof EnclaveError) {
     if (OPTION_CONFLICT_CODES.has(error.code)) return true;
-    // The enclave's (and `model run --sha256`'s) --model file, missing, not a regular file (no
-    // cause) or not permitted, as MODEL_IO is for the other model commands.
-    return error.code === "MODEL_NOT_FOUND" && (error.cause === undefined || failedOnBadPath(error));
+    // The enclave's (and `model run --sha256`'s) --model file, missing, not a regular file
+    // (ModelNotAFileError) or not permitted, as MODEL_IO is for the other model commands.
+    if (error instanceof ModelNotAFileError) return true;
+    return error.code === "MODEL_NOT_FOUND" && failedOnBadPath(error);
   }
   return error instanceof ClientError && error.kind === "configuration";
 }

@@ -56,18 +56,26 @@ export class EngineError extends EnclaveError {
 }
 
 /**
- * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
- * system's, is its cause: its errno is named), or, without `error`, one that is not a regular file.
- * The path is always the command's --model (`cloister enclave`, `cloister model run`): the message
- * names the option and what to do.
+ * MODEL_NOT_FOUND for a --model path that is there but is not a regular file (a directory, a FIFO):
+ * bad input (client/cli/program.ts isBadInput) by this class, not by a missing cause.
  */
-export function modelNotFound(path: string, error?: unknown): EngineError {
-  if (error === undefined) {
-    return new EngineError(
+export class ModelNotAFileError extends EngineError {
+  constructor(path: string) {
+    super(
       "MODEL_NOT_FOUND",
       `--model file ${path}: expected a regular file, found something else (a directory?); give the model file's path`,
     );
   }
+}
+
+/**
+ * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
+ * system's, is its cause: its errno is named), or, without `error`, one that is not a regular file
+ * (ModelNotAFileError). The path is always the command's --model (`cloister enclave`, `cloister
+ * model run`): the message names the option and what to do.
+ */
+export function modelNotFound(path: string, error?: unknown): EngineError {
+  if (error === undefined) return new ModelNotAFileError(path);
   const code = (error as { code?: unknown }).code;
   return new EngineError(
     "MODEL_NOT_FOUND",

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../attestation/errors.ts";
 import { buildProgram, commandTree, isBadInput } from "../../client/cli/program.ts";
+import { EngineError, ModelNotAFileError, modelNotFound } from "../../enclave/engine/errors.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
 const run = inProcessCli();
@@ -128,5 +129,28 @@ describe("policy init's refusals: bad input when an option lifts them, a failure
     ["POLICY_INIT_TCB_REJECTED", false],
   ])("%s: bad input %s", (code, badInput) => {
     expect(isBadInput(new ConfigurationError(code, "refused"))).toBe(badInput);
+  });
+});
+
+describe("MODEL_NOT_FOUND: bad input for a --model path not usable as given, a failure otherwise", () => {
+  it("a path that is not a regular file is bad input by its class (ModelNotAFileError), not by a missing cause", () => {
+    const notAFile = modelNotFound("/models/dir");
+    expect(notAFile).toBeInstanceOf(ModelNotAFileError);
+    expect(notAFile.code).toBe("MODEL_NOT_FOUND");
+    expect(notAFile.cause).toBeUndefined();
+    expect(isBadInput(notAFile)).toBe(true);
+    // A MODEL_NOT_FOUND without a cause from anywhere else is a failure (exit 1).
+    const causeless = new EngineError("MODEL_NOT_FOUND", "--model file /models/x.gguf: gone");
+    expect(causeless.cause).toBeUndefined();
+    expect(isBadInput(causeless)).toBe(false);
+  });
+
+  it.each([
+    ["ENOENT", true],
+    ["EACCES", true],
+    ["EIO", false],
+  ])("the operating system's %s: bad input %s", (errno, badInput) => {
+    const cause = Object.assign(new Error(errno), { code: errno });
+    expect(isBadInput(modelNotFound("/models/x.gguf", cause))).toBe(badInput);
   });
 });
