@@ -29,6 +29,19 @@ import type { VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
 
+/**
+ * How an operator checks the TCB status of a TDX deployment whose policy skips it (no collateral
+ * served): `attest --evidence-out` saves the quote it verified (Azure: the TD quote of the
+ * evidence), and `verify-evidence --tee tdx --collateral` checks it against Intel's collateral.
+ * docs/platforms.md, "Command line", shows the same two commands.
+ */
+export const TCB_CHECK_NOTE = {
+  guest:
+    'check the platform\'s TCB: cloister attest --url URL --policy POLICY_FILE --evidence-out DIR saves the verified quote as DIR/quote.bin, then cloister verify-evidence --tee tdx --quote DIR/quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, "Command line")',
+  azure:
+    "check the platform's TCB: cloister attest --url URL --policy POLICY_FILE --evidence-out DIR saves the verified evidence's TD quote as DIR/td-quote.bin, then cloister verify-evidence --tee tdx --quote DIR/td-quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, \"Command line\")",
+} as const;
+
 export interface PolicyFromEvidence {
   readonly policy: AttestationPolicy;
   /** What the operator must check or know about what was pinned (printed by the CLI). */
@@ -398,8 +411,8 @@ function tdxPolicy(verified: VerifiedTdxQuote, notes: string[], allowNoCollatera
   if (status === null) {
     notes.push(
       of === "guest"
-        ? "acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); check the platform's TCB with cloister verify-evidence --collateral"
-        : "acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; check the platform's TCB with cloister verify-evidence --tee tdx --quote (the evidence's td_quote) --collateral (docs/platforms.md, \"Command line\")",
+        ? `acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); ${TCB_CHECK_NOTE.guest}`
+        : `acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; ${TCB_CHECK_NOTE.azure}`,
     );
   } else {
     if (status !== "UpToDate") {

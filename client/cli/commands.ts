@@ -138,18 +138,25 @@ export function registerClientCommands(program: Command): void {
       "--document-out <file>",
       "save the verified attestation document to this new file (for cloister receipt verify --document)",
     )
-    .option("--force", "with --document-out: replace the file if it exists")
+    .option(
+      "--evidence-out <dir>",
+      "save the verified document's TEE evidence in this existing directory, as the files cloister verify-evidence takes: report.bin and cert.der (sev-snp), quote.bin (tdx), evidence.json (azure-*) and td-quote.bin (azure-tdx's TD quote)",
+    )
+    .option("--force", "with --document-out or --evidence-out: replace the files if they exist")
     .addHelpText(
       "after",
       examples(
         "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json",
         "cloister attest --url https://cloister.example --policy policy.json --api-key-file my-api-key --json --document-out document.jws",
+        "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # TDX: verify-evidence --tee tdx --quote evidence/quote.bin",
       ),
     )
-    .action(async (options: ClientConnectionOptions & { documentOut?: string; force?: boolean }) => {
-      const { runAttest } = await import("./run-client.ts");
-      await runAttest(options);
-    });
+    .action(
+      async (options: ClientConnectionOptions & { documentOut?: string; evidenceOut?: string; force?: boolean }) => {
+        const { runAttest } = await import("./run-client.ts");
+        await runAttest(options);
+      },
+    );
 
   connection(
     program

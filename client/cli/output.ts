@@ -280,7 +280,7 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  */
 export async function writeFileAtomically(
   file: string,
-  content: string,
+  content: string | Uint8Array,
   options: { readonly mode: number; readonly replace: boolean },
   errors: OutputFileErrors,
 ): Promise<void> {
@@ -385,7 +385,7 @@ export function refuseExistingOutput(file: string, option: string, existing: Exi
 /** Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for "replace". */
 export function writeOutputFile(
   file: string,
-  content: string,
+  content: string | Uint8Array,
   option: string,
   existing: ExistingOutput,
 ): Promise<void> {

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
   fileErrorCause,
@@ -265,17 +266,83 @@ function tcbLine(enclave: VerifiedEnclave): string[] {
   ];
 }
 
+/**
+ * The names `attest --evidence-out DIR` writes in DIR, by the evidence's type, each named as the
+ * `verify-evidence` option that takes it: the TEE's own evidence, exactly as the verified document
+ * carries it (azure-tdx: also its TD quote, which `verify-evidence --tee tdx --collateral` checks).
+ */
+export const EVIDENCE_OUT_FILES = {
+  "sev-snp": ["report.bin", "cert.der"],
+  tdx: ["quote.bin"],
+  "azure-snp": ["evidence.json"],
+  "azure-tdx": ["evidence.json", "td-quote.bin"],
+} as const;
+
+/**
+ * The files of `attest --evidence-out` for `document`, which verifyAttestationDocument verified
+ * (evidence, binding, signature, nonce, manifest): its payload's evidence, read with the document's
+ * strict readers (jws.ts, parseDocumentEvidence), as name and bytes. The SNP endorsement key (VCEK
+ * or VLEK) is DER, which `verify-evidence --cert` takes as well as PEM.
+ */
+export async function evidenceOutFiles(document: string): Promise<{ name: string; bytes: Uint8Array }[]> {
+  const { compactJwsParts, decodeStrictBase64url, jwsPartObject } = await import("../../attestation/jws.ts");
+  const { parseDocumentEvidence } = await import("../../attestation/evidence.ts");
+  const { ParseError } = await import("../../attestation/errors.ts");
+  const refuse = (message: string, cause?: unknown): never => {
+    throw new ParseError("DOCUMENT_MALFORMED", message, { cause });
+  };
+  const bytesOf = (text: string, field: string) => decodeStrictBase64url(text, field, refuse);
+  const [, payloadPart] = compactJwsParts(document, (found) =>
+    refuse(`document: expected 3 JWS parts, found ${found}`),
+  );
+  const payload = jwsPartObject(bytesOf(payloadPart, "document payload"), "document payload", refuse);
+  const evidence = parseDocumentEvidence(payload.evidence);
+  switch (evidence.type) {
+    case "sev-snp":
+      return [
+        { name: "report.bin", bytes: bytesOf(evidence.report, "evidence.report") },
+        { name: "cert.der", bytes: bytesOf(evidence.endorsementKey, "evidence.endorsementKey") },
+      ];
+    case "tdx":
+      return [{ name: "quote.bin", bytes: bytesOf(evidence.quote, "evidence.quote") }];
+    case "azure-snp":
+      return [{ name: "evidence.json", bytes: new TextEncoder().encode(evidence.evidence) }];
+    case "azure-tdx": {
+      const { parseAzureEvidence } = await import("../../attestation/azure/evidence.ts");
+      const tdQuote = parseAzureEvidence(evidence.evidence).tdQuote;
+      if (tdQuote === null)
+        refuse("evidence.evidence td_quote: expected the TD quote of azure-tdx evidence, found none");
+      return [
+        { name: "evidence.json", bytes: new TextEncoder().encode(evidence.evidence) },
+        { name: "td-quote.bin", bytes: tdQuote as Uint8Array },
+      ];
+    }
+  }
+}
+
 export async function runAttest(
-  options: ClientConnectionOptions & { documentOut?: string; force?: boolean },
+  options: ClientConnectionOptions & { documentOut?: string; evidenceOut?: string; force?: boolean },
 ): Promise<void> {
-  const existing = forcedOutput(options.force, options.documentOut, "--document-out");
+  const outputs = options.documentOut === undefined && options.evidenceOut === undefined ? undefined : "given";
+  const existing = forcedOutput(options.force, outputs, "--document-out or --evidence-out");
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
+  // Every name it could write, before the round trip: which of them depends on the evidence's type.
+  const evidenceOut = options.evidenceOut;
+  const evidenceNames = new Set(Object.values(EVIDENCE_OUT_FILES).flat());
+  if (evidenceOut !== undefined) {
+    for (const name of evidenceNames) await refuseExistingOutput(join(evidenceOut, name), "--evidence-out", existing);
+  }
   try {
     const policy = await readPolicy(options.policy);
     const session = await open(options, policy);
-    // Only a document that passed verification is saved.
+    // Only a document that passed verification is saved, and only its evidence.
     if (options.documentOut !== undefined) {
       await writeOutputFile(options.documentOut, `${session.document}\n`, "--document-out", existing);
+    }
+    if (evidenceOut !== undefined) {
+      for (const { name, bytes } of await evidenceOutFiles(session.document)) {
+        await writeOutputFile(join(evidenceOut, name), bytes, "--evidence-out", existing);
+      }
     }
     // Verified against the policy, which may itself let more through than one known image.
     const policyWarnings = policyRisks(policy, "is sent your prompts");
