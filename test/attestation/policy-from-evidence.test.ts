@@ -12,7 +12,7 @@ import { type VerifiedAzureEvidence, verifyAzureEvidence } from "../../attestati
 import { toHex } from "../../attestation/bytes.ts";
 import type { VerifiedDocumentEvidence } from "../../attestation/evidence.ts";
 import { type AzurePolicy, parseAttestationPolicy } from "../../attestation/policy.ts";
-import { attestationPolicyFromEvidence } from "../../attestation/policy-from-evidence.ts";
+import { attestationPolicyFromEvidence, TCB_CHECK_NOTE } from "../../attestation/policy-from-evidence.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import {
@@ -233,6 +233,10 @@ describe("a policy from one deployment's verified evidence", () => {
     expect(policy.snp).toBeNull();
     expect(((policy.tdx?.rtmrs ?? []) as unknown[]).every((r) => typeof r === "string")).toBe(true);
     expect(policy.tdx?.acceptedTcbStatuses).toMatchObject({ skip: { reason: expect.stringContaining("collateral") } });
+    // The note names the commands that check the TCB status the policy skips (test/attestation/tcb-check-note.test.ts).
+    expect(notes).toContain(
+      `acceptedTcbStatuses is skipped: the deployment serves no TCB collateral (start its enclave with --tdx-collateral DIR); ${TCB_CHECK_NOTE.guest}`,
+    );
     // MRSEAM changes with the cloud's TDX module updates: not pinned (the TCB SVN minimum is).
     expect(policy.tdx?.mrseam).toMatchObject({ skip: { reason: expect.stringContaining("module") } });
     expect(policy.tdx?.minimumTeeTcbSvn).toMatch(/^[0-9a-f]{32}$/);
@@ -474,6 +478,9 @@ describe("a policy from Azure CVM evidence (captured on Azure)", () => {
         // No advice to start an enclave with --tdx-collateral, which Azure's paravisor cannot take.
         expect(notes.join("\n")).toContain("Azure TDX evidence comes without TCB collateral");
         expect(notes.join("\n")).not.toContain("--tdx-collateral DIR");
+        expect(notes).toContain(
+          `acceptedTcbStatuses is skipped: Azure TDX evidence comes without TCB collateral; ${TCB_CHECK_NOTE.azure}`,
+        );
       }
       expect(section.secureBootRequired).toBe(v.runtimeData.vmConfiguration["secure-boot"] === true);
       // The captured VMs have a serial console: accepted only because --allow-console said so.

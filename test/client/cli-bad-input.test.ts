@@ -94,12 +94,12 @@ describe("bad input exits 2, a failure exits 1", () => {
     }
   });
 
-  it("attest: --force without --document-out, which it would replace, exits 2", async () => {
+  it("attest: --force without --document-out or --evidence-out, which it would replace, exits 2", async () => {
     expect(await run(["attest", "--url", "http://127.0.0.1:9", "--policy", join(dir, "none.json"), "--force"])).toEqual(
       {
         code: 2,
         stderr:
-          "cloister: USAGE: --force: replaces the file of --document-out, which was not given (run with --help for usage)\n",
+          "cloister: USAGE: --force: replaces the file of --document-out or --evidence-out, which was not given (run with --help for usage)\n",
       },
     );
   });
