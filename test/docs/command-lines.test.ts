@@ -68,6 +68,13 @@ describe("the cloister commands in the docs' shell blocks", () => {
     );
   });
 
+  it("include deploy.md's simulator rehearsal: policy init --allow-simulator, kbs serve on loopback", () => {
+    const deploy = pages.find((p) => p.page === join("docs", "deploy.md"))?.markdown ?? "";
+    const commands = cloisterCommands(deploy).map((words) => words.join(" "));
+    expect(commands).toContain("npx cloister kbs serve --config kbs.json --listen 127.0.0.1 --port 8790");
+    expect(commands.filter((c) => c.includes(" policy init ") && c.includes("--allow-simulator"))).toHaveLength(1);
+  });
+
   it("use only sub-commands and options the command line has, with values it accepts", () => {
     for (const { page, markdown } of pages) expect(problems(markdown), page).toEqual([]);
   });
