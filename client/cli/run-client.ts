@@ -773,22 +773,45 @@ export async function runAuditCheckpoint(
     });
     return;
   }
+  const summary = auditCheckpointSummary(checkpoint, session.enclave.documentDigest, options.out);
+  if (options.out === undefined) {
+    process.stderr.write(`${summary.join("\n")}\n`);
+    process.stdout.write(`${checkpoint.line}\n`);
+  } else {
+    process.stdout.write(`${summary.join("\n")}\n`);
+  }
+}
+
+/**
+ * What `audit checkpoint` says of a verified `checkpoint` (of the boot whose document digest is
+ * `documentDigest`): its count, last record hash, key and freshness; written to `out`, the `audit
+ * verify` command that checks the boot's stored log against it, the log named by its boot id (the
+ * digest's first 16 digits). A boot of no record has no log: the host files a boot's log with its
+ * first record (host/audit-collector.ts), so there is nothing to check yet, and no command is given.
+ */
+export function auditCheckpointSummary(
+  checkpoint: { count: number; lastRecordHash: string; time: string; signingPublicKey: string },
+  documentDigest: string,
+  out: string | undefined,
+): string[] {
   const summary = [
     `audit checkpoint verified: ${checkpoint.count} record(s) written by the enclave as of ${checkpoint.time}`,
     `  last record hash  ${checkpoint.lastRecordHash}`,
     `  signed by         Ed25519 ${checkpoint.signingPublicKey} (attested, bound in REPORT_DATA)`,
     "  fresh             carries this request's random nonce",
   ];
-  if (options.out === undefined) {
-    process.stderr.write(`${summary.join("\n")}\n`);
-    process.stdout.write(`${checkpoint.line}\n`);
-  } else {
-    // Each boot has its own log, named by its boot id (the document digest's first 16 digits).
-    const bootLog = `${session.enclave.documentDigest.slice(0, 16)}.jsonl`;
+  if (out === undefined) return summary;
+  // Each boot has its own log, named by its boot id (the document digest's first 16 digits).
+  const bootLog = `${documentDigest.slice(0, 16)}.jsonl`;
+  if (checkpoint.count === 0) {
     summary.push(
-      `written to ${options.out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR) with:`,
-      `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${options.out}`,
+      `written to ${out}; this boot has no record yet, so the host has stored no log (${bootLog}) to check: run audit checkpoint again once it has served requests`,
     );
-    process.stdout.write(`${summary.join("\n")}\n`);
+    return summary;
   }
+  summary.push(
+    `written to ${out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR) with:`,
+    `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${out}`,
+  );
+  return summary;
 }
