@@ -588,7 +588,7 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
     const writers = found.writers === "g" ? `group ${found.gid}` : "anyone";
     const expected = `expected a file owned by root or this user (uid ${found.user}) that others cannot write to`;
     const stake = `uid ${found.uid} and ${writers} could rewrite it, and with it ${held}`;
-    const fix = `chown ${found.user} ${path} && chmod ${found.writers}-w ${path}, or copy it to a file of this user's`;
+    const fix = `chown root ${path} && chmod ${found.writers}-w ${path}, or copy it to a file of this user's`;
     return `${expected}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; ${fix}`;
   }
   if (found.writers !== null) {
@@ -596,7 +596,9 @@ export function unsafeFileReason(found: UnsafeDirectory, file: string, held: str
     return `expected a file others cannot write to, found mode ${mode}: ${stake}; chmod ${found.writers}-w ${path}`;
   }
   const expected = `expected a file owned by root or this user (uid ${found.user})`;
-  const fix = `chown ${found.user} ${path}, or copy it to a file of this user's`;
+  // Root's, not this user's: a reader run as a service (the host's --api-keys) must not be able to
+  // rewrite what it trusts. Changing a file's owner needs root either way; copying it does not.
+  const fix = `chown root ${path}, or copy it to a file of this user's`;
   const stake = `${who} could rewrite it, and with it ${held}`;
   return `${expected}, found one owned by uid ${found.uid} (mode ${mode}): ${stake}; ${fix}`;
 }

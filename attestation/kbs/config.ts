@@ -86,6 +86,7 @@ function readProtectedFile(path: string, field: string, uid: number | undefined)
       forbidden: 0o022,
       noLinks: false,
       fix: (mode, path) => `writable by group or others (mode ${mode}); run chmod go-w ${path}`,
+      chownRoot: true,
       bound: CONFIG_FILE_BOUND,
       held: "which enclaves get the model keys",
     },

@@ -81,6 +81,12 @@ async function readOpenCheckedFile(
      * shellWord: pasted, it runs nothing else; or "on the file at …", fixTarget).
      */
     readonly fix: (mode: string, path: string) => string;
+    /**
+     * Another user's file is fixed by `chown root` (a file this process only reads and must not be
+     * able to rewrite: the broker's configuration and release policies) rather than by `chown` to
+     * this user (a key file, which only its owner may read). Either needs root.
+     */
+    readonly chownRoot?: boolean;
     readonly bound: InputBound;
     /** Words a file that cannot be opened or read (a link aside); by default, BrokerConfigError naming its errno. */
     readonly cannotRead?: ((error: unknown) => Error) | undefined;
@@ -123,7 +129,10 @@ async function readOpenCheckedFile(
     const loose = (info.mode & rule.forbidden) !== 0;
     const fixed = owned || loose ? await fixTarget(handle, path, named) : "";
     if (owned) {
-      const fix = `chown ${uid} ${fixed}`;
+      const fix =
+        rule.chownRoot === true
+          ? `chown root ${fixed}, which this user cannot rewrite either`
+          : `chown ${uid} ${fixed}`;
       const expected = `expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`;
       faults.push(`owned by uid ${info.uid}; ${expected}`);
     }

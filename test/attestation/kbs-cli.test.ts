@@ -629,8 +629,11 @@ describe("broker configuration files belong to this user", () => {
       for (const name of ["kbs.json", "policy.json", "tiny-v1.jwk"]) await chown(join(copy, name), owner, owner);
     }
     const reader = owner + 1;
-    await expect(loadBrokerConfig(join(copy, "kbs.json"), { uid: reader })).rejects.toThrow(
-      new RegExp(`--config .*: owned by uid ${owner}; expected this user's \\(uid ${reader}\\) or root's`),
+    // The fix is root's ownership, not the reader's: a broker run as its own user must not be able to
+    // rewrite who gets the key (a key file, which only its owner may read, is the reader's to own).
+    const config = join(copy, "kbs.json");
+    await expect(loadBrokerConfig(config, { uid: reader })).rejects.toThrow(
+      `--config ${config}: owned by uid ${owner}; expected this user's (uid ${reader}) or root's, since its owner can rewrite it (chown root ${config}, which this user cannot rewrite either)`,
     );
     // Their owner loads them.
     expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).keys.map((k) => k.keyId)).toEqual([

@@ -85,11 +85,11 @@ describe("a --policy file with several faults", () => {
     await chown(file, 4244, 4244);
     await chmod(file, 0o666);
     await expect(readPolicyFile(file)).rejects.toMatchObject({
-      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0666): uid 4244 and anyone could rewrite it, and with it which enclaves this client trusts; chown 0 ${file} && chmod go-w ${file}, or copy it to a file of this user's`,
+      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0666): uid 4244 and anyone could rewrite it, and with it which enclaves this client trusts; chown root ${file} && chmod go-w ${file}, or copy it to a file of this user's`,
     });
     await chmod(file, 0o664);
     await expect(readPolicyFile(file)).rejects.toMatchObject({
-      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0664): uid 4244 and group 4244 could rewrite it, and with it which enclaves this client trusts; chown 0 ${file} && chmod g-w ${file}, or copy it to a file of this user's`,
+      message: `--policy ${file}: expected a file owned by root or this user (uid 0) that others cannot write to, found one owned by uid 4244 (mode 0664): uid 4244 and group 4244 could rewrite it, and with it which enclaves this client trusts; chown root ${file} && chmod g-w ${file}, or copy it to a file of this user's`,
     });
   });
 });

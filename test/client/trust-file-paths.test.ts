@@ -80,7 +80,7 @@ describe("--policy FILE", () => {
     await chown(file, 4244, 0);
     const uid = process.getuid?.() ?? 0;
     expect((await refusal(readPolicyFile(file))).message).toBe(
-      `--policy ${file}: expected a file owned by root or this user (uid ${uid}), found one owned by uid 4244 (mode 0644): uid 4244 could rewrite it, and with it which enclaves this client trusts; chown ${uid} ${file}, or copy it to a file of this user's`,
+      `--policy ${file}: expected a file owned by root or this user (uid ${uid}), found one owned by uid 4244 (mode 0644): uid 4244 could rewrite it, and with it which enclaves this client trusts; chown root ${file}, or copy it to a file of this user's`,
     );
   });
 

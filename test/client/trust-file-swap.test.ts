@@ -65,7 +65,7 @@ describe("--policy swapped after its check", () => {
     );
     expect(swap.done).toBe(true);
     expect(error.message).toBe(
-      `--policy ${file}: expected a file owned by root or this user (uid 0), found one owned by uid 4244 (mode 0644): uid 4244 could rewrite it, and with it which enclaves this client trusts; chown 0 ${file}, or copy it to a file of this user's`,
+      `--policy ${file}: expected a file owned by root or this user (uid 0), found one owned by uid 4244 (mode 0644): uid 4244 could rewrite it, and with it which enclaves this client trusts; chown root ${file}, or copy it to a file of this user's`,
     );
   });
 
