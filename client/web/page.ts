@@ -32,6 +32,13 @@ const KEY_PREVIEW_CHARS = 8;
  */
 let keyFromLink = takeApiKeyFromFragment();
 
+// A link opened over this page that differs only in its fragment (another link's key, after the host
+// refused this one) does not load the page again: it is loaded again, so that its fragment is read
+// and removed as the first one was, instead of staying in the address bar and the history.
+window.addEventListener("hashchange", () => {
+  if (window.location.hash !== "") window.location.reload();
+});
+
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
   if (found === null) throw new Error(`page: #${id} is missing`);

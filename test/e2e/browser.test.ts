@@ -300,6 +300,30 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.close();
   });
 
+  it("reads and removes a key from a link that changes only the fragment of the open page", async () => {
+    await pageWeb();
+    const page = await browser.newPage();
+    const pageUrl = `http://127.0.0.1:${ports.page}/`;
+    await page.goto(pageUrl);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    // Set aside first, so that the state waited for is the page's after the link.
+    await page.evaluate(() => {
+      document.body.dataset.state = "before-the-link";
+    });
+    // Same document, another fragment: the browser does not load the page again by itself.
+    const secondKey = "ck_a-second-link-opened-over-the-page";
+    await page.goto(`${pageUrl}#apiKey=${secondKey}`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    expect(page.url()).toBe(pageUrl);
+    expect(await page.textContent("#key-preview")).toBe(`${secondKey.slice(0, 8)}…`);
+    // Nor in the history: the entry before the link, and the link's own.
+    await page.goBack();
+    expect(page.url()).toBe(pageUrl);
+    await page.goForward();
+    expect(page.url()).toBe(pageUrl);
+    await page.close();
+  });
+
   it("removes the fragment's key from the address bar even when the page cannot load its configuration", async () => {
     await pageWeb();
     const page = await browser.newPage();
