@@ -55,14 +55,17 @@ export class GgufWriteError extends ModelError {
   }
 }
 
-/** A model file that cannot be opened, read or written (wraps the operating-system error). */
+/**
+ * A model file that cannot be opened, read or written (wraps the operating-system error). `what`
+ * names the file as the other messages about it do ("sealed model output" for `model seal`'s OUT).
+ */
 export class ModelIoError extends ModelError {
   readonly path: string;
 
-  constructor(path: string, action: string, cause: unknown) {
+  constructor(path: string, action: string, cause: unknown, what = "model file") {
     const reason = (cause as { code?: unknown } | null)?.code;
     const errno = typeof reason === "string" ? ` (${reason})` : "";
-    super("MODEL_IO", fileMessage(path, "model file", `cannot ${action}${errno}`), { cause });
+    super("MODEL_IO", fileMessage(path, what, `cannot ${action}${errno}`), { cause });
     this.name = "ModelIoError";
     this.path = path;
   }

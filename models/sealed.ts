@@ -262,8 +262,9 @@ export interface SealedModelInfo {
  * An existing `output` is replaced unless `overwrite` is false (what `cloister up` relies on when it
  * reseals its model). With `overwrite: false` it is refused (MODEL_OUTPUT_EXISTS) before any work,
  * and again, atomically, when the sealed file is linked into place: a manifest may pin the sealed
- * file's digest, so replacing it can break a deployment. A directory at `output`'s name is refused
- * either way, before any work (MODEL_IO: expected a regular file, found a directory).
+ * file's digest, so replacing it can break a deployment. A directory, FIFO, socket or device at
+ * `output`'s name is refused either way, before any work (MODEL_IO: expected a regular file, found a
+ * FIFO); a symbolic link there is replaced (the link, not its target), as a file is.
  */
 export async function sealModelFile(
   input: string,
@@ -329,13 +330,13 @@ export async function sealModelFile(
     if (overwrite) {
       // A directory that appeared at the name meanwhile: EISDIR, bad input as the check above says.
       await rename(temporary, output).catch((cause: unknown) => {
-        throw new ModelIoError(output, "replace", cause);
+        throw new ModelIoError(output, "replace", cause, OUTPUT);
       });
     } else {
       await link(temporary, output).catch((cause: unknown) => {
         throw (cause as NodeJS.ErrnoException).code === "EEXIST"
           ? outputExists(output, cause)
-          : new ModelIoError(output, "create", cause);
+          : new ModelIoError(output, "create", cause, OUTPUT);
       });
       await rm(temporary, { force: true });
     }
@@ -354,6 +355,9 @@ export async function sealModelFile(
   }
 }
 
+/** How every message about `sealModelFile`'s output names it. */
+const OUTPUT = "sealed model output";
+
 /**
  * `cause`: link()'s EEXIST, when the output appeared while sealing; without it the output was found
  * before any write (lstat), and no errno was returned to name.
@@ -363,23 +367,29 @@ const outputExists = (output: string, cause?: unknown) =>
     "MODEL_OUTPUT_EXISTS",
     fileMessage(
       output,
-      "sealed model output",
+      OUTPUT,
       `already exists${cause === undefined ? "" : " (EEXIST)"}; it is not replaced (cloister model seal --force replaces it)`,
     ),
     { cause },
   );
 
 /**
- * Refuses a directory at `output`'s name (a rename cannot replace it: EISDIR), and, unless
- * `overwrite`, anything there (MODEL_OUTPUT_EXISTS).
+ * Refuses, with or without `overwrite`, anything at `output`'s name that is neither a regular file
+ * nor a symbolic link: a directory (a rename cannot replace it: EISDIR), a FIFO, a socket or a
+ * device (a rename would replace it: as root, `model seal --force KEY IN /dev/null` would replace
+ * /dev/null). A symbolic link is kept as a file would be: the rename replaces the link itself, never
+ * what it points to, so it is replaced only with `overwrite`. Unless `overwrite`, anything there is
+ * refused (MODEL_OUTPUT_EXISTS).
  */
 async function refuseExistingOutput(output: string, overwrite: boolean): Promise<void> {
   const info = await lstat(output).catch((cause: unknown) => {
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ModelIoError(output, "check", cause);
+    throw new ModelIoError(output, "check", cause, OUTPUT);
   });
   if (info === null) return;
-  if (info.isDirectory()) throw new ModelNotRegularFileError(output, "sealed model output", describeFileKind(info));
+  if (!info.isFile() && !info.isSymbolicLink()) {
+    throw new ModelNotRegularFileError(output, OUTPUT, describeFileKind(info));
+  }
   if (!overwrite) throw outputExists(output);
 }
 

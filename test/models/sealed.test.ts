@@ -6,7 +6,20 @@
 
 import { execFileSync } from "node:child_process";
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
+import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { isModelBadInput, type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
@@ -552,6 +565,57 @@ describe("sealed model files", () => {
       expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
     });
 
+    it("a FIFO, socket or device at the output's name is refused, with or without --force, left as it was, and not waited on", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const fifo = join(dir, `fifo-out-${counter++}.sealed`);
+      execFileSync("mkfifo", [fifo]);
+      // A device node with /dev/null's numbers, made here (tests run as root); /dev is not touched.
+      const device = join(dir, `device-out-${counter++}.sealed`);
+      execFileSync("mknod", [device, "c", "1", "3"]);
+      const socket = join(dir, `socket-out-${counter++}.sealed`);
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(socket, resolve));
+      try {
+        const cases: [string, string, (path: string) => Promise<boolean>][] = [
+          [fifo, "a FIFO", async (path) => (await lstat(path)).isFIFO()],
+          [device, "a character device", async (path) => (await lstat(path)).isCharacterDevice()],
+          [socket, "a socket", async (path) => (await lstat(path)).isSocket()],
+        ];
+        for (const [target, found, stillThere] of cases) {
+          for (const overwrite of [true, false]) {
+            const error = await sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite }).then(
+              () => null,
+              (caught: unknown) => caught as ModelError,
+            );
+            expect(error).toBeInstanceOf(ModelNotRegularFileError);
+            expect(error?.code).toBe("MODEL_IO");
+            expect(error?.message).toBe(`sealed model output ${target}: expected a regular file, found ${found}`);
+            expect(isModelBadInput(error as ModelError)).toBe(true);
+            expect(await stillThere(target)).toBe(true);
+          }
+        }
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
+    });
+
+    it("a symbolic link at the output's name is replaced with --force (the link, not its target), refused without", async () => {
+      const s0 = await sealed(randomBytes(100));
+      const pointed = join(dir, `pointed-${counter++}.bin`);
+      await writeFile(pointed, "the link's target");
+      const target = join(dir, `link-out-${counter++}.sealed`);
+      await symlink(pointed, target);
+      await expect(sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite: false })).rejects.toMatchObject({
+        code: "MODEL_OUTPUT_EXISTS",
+      });
+      expect((await lstat(target)).isSymbolicLink()).toBe(true);
+      const info = await sealModelFile(s0.input, target, key, { chunkSize: CHUNK, overwrite: true });
+      expect((await lstat(target)).isFile()).toBe(true);
+      expect(info.sizeBytes).toBe((await readFile(target)).length);
+      expect(await readFile(pointed, "utf8")).toBe("the link's target");
+    });
+
     it("sealing that fails after writing (a directory appears at the output's name) is MODEL_IO EISDIR, no partial file", async () => {
       const s0 = await sealed(randomBytes(100));
       const target = join(dir, `appears-${counter++}.gguf.sealed`);
@@ -562,7 +626,7 @@ describe("sealed model files", () => {
         (caught: unknown) => caught as ModelError,
       );
       expect(error).toBeInstanceOf(ModelIoError);
-      expect(error?.message).toBe(`model file ${target}: cannot replace (EISDIR)`);
+      expect(error?.message).toBe(`sealed model output ${target}: cannot replace (EISDIR)`);
       expect(isModelBadInput(error as ModelError)).toBe(true);
       expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
     });
