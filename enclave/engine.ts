@@ -57,7 +57,7 @@ import {
 import { type ChatWrapperChoice, MAX_SEQUENCES } from "../manifests/schema.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { type ChatWrapperPlan, planChatWrapper, planChatWrapperFor } from "./engine/chat-wrapper.ts";
-import { EngineError, ModelDigestMismatchError, modelNotFound } from "./engine/errors.ts";
+import { EngineError, ModelDigestMismatchError, ModelNotAFileError, modelNotFound } from "./engine/errors.ts";
 import { OutputText, type StopRules } from "./engine/output-text.ts";
 import { SlotPool } from "./engine/slot-pool.ts";
 import { TemplateShapes } from "./engine/template-shapes.ts";
@@ -906,7 +906,7 @@ async function statModel(path: string): Promise<FileIdentity> {
   const info = await stat(path).catch((error: unknown) => {
     throw modelNotFound(path, error);
   });
-  if (!info.isFile()) throw modelNotFound(path);
+  if (!info.isFile()) throw new ModelNotAFileError(path, info);
   return { dev: info.dev, ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
 }
 

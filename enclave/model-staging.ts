@@ -35,7 +35,7 @@ import {
   type SealedModelExpectation,
   unsealModelFile,
 } from "../models/sealed.ts";
-import { EngineError, modelNotFound } from "./engine/errors.ts";
+import { EngineError, ModelNotAFileError, modelNotFound } from "./engine/errors.ts";
 import { throwIfStoppedBy } from "./stop.ts";
 
 export interface StagedModel {
@@ -147,7 +147,7 @@ export async function checkModelFile(
   });
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw modelNotFound(source);
+    if (!info.isFile()) throw new ModelNotAFileError(source, info);
     if (info.size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, info.size);
     // The copy's size: the file's, or a sealed file's plaintext (its header, checked to be the
     // manifest's file); the private root must have room for it (MODEL_NO_ROOM).
@@ -431,7 +431,7 @@ export async function stageModel(
   let bytes: number;
   try {
     const info = await handle.stat();
-    if (!info.isFile()) throw modelNotFound(source);
+    if (!info.isFile()) throw new ModelNotAFileError(source, info);
     if (expectedBytes !== null && info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
     bytes = info.size;
     const root = await (options.privateRoot ?? privateRoot)(bytes);

@@ -4,6 +4,8 @@
  * found value, and never carry prompt text, generated text or key material. They are EnclaveErrors,
  * so the enclave's one error-to-HTTP mapping covers them.
  */
+import type { Stats } from "node:fs";
+import { describeFileKind } from "../../attestation/bounded-read.ts";
 import { EnclaveError } from "../errors.ts";
 
 export type EngineErrorCode =
@@ -57,25 +59,29 @@ export class EngineError extends EnclaveError {
 
 /**
  * MODEL_NOT_FOUND for a --model path that is there but is not a regular file (a directory, a FIFO):
- * bad input (client/cli/program.ts isBadInput) by this class, not by a missing cause.
+ * bad input (client/cli/program.ts isBadInput) by this class, not by a missing cause. `info`, the
+ * path's stat, says what was found (describeFileKind).
  */
 export class ModelNotAFileError extends EngineError {
-  constructor(path: string) {
+  readonly found: string;
+
+  constructor(path: string, info: Stats) {
+    const found = describeFileKind(info);
     super(
       "MODEL_NOT_FOUND",
-      `--model file ${path}: expected a regular file, found something else (a directory?); give the model file's path`,
+      `--model file ${path}: expected a regular file, found ${found}; give the model file's path`,
     );
+    this.found = found;
   }
 }
 
 /**
  * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
- * system's, is its cause: its errno is named), or, without `error`, one that is not a regular file
- * (ModelNotAFileError). The path is always the command's --model (`cloister enclave`, `cloister
+ * system's, is its cause: its errno is named); one that is not a regular file is ModelNotAFileError.
+ * The path is always the command's --model (`cloister enclave`, `cloister
  * model run`): the message names the option and what to do.
  */
-export function modelNotFound(path: string, error?: unknown): EngineError {
-  if (error === undefined) return new ModelNotAFileError(path);
+export function modelNotFound(path: string, error: unknown): EngineError {
   const code = (error as { code?: unknown }).code;
   return new EngineError(
     "MODEL_NOT_FOUND",

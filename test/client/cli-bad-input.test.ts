@@ -351,7 +351,7 @@ describe("bad input exits 2, a failure exits 1", () => {
       });
       expect(await enclave(sealed, kbs, dir)).toEqual({
         code: 2,
-        stderr: `cloister: MODEL_NOT_FOUND: --model file ${dir}: expected a regular file, found something else (a directory?); give the model file's path\n`,
+        stderr: `cloister: MODEL_NOT_FOUND: --model file ${dir}: expected a regular file, found a directory; give the model file's path\n`,
       });
     });
 

@@ -3,6 +3,8 @@
  * `cloister: USAGE: …` line and exit 2, and --help exits 0, on every command the program has (so a
  * sub-command added later, however deep, is covered without being listed here).
  */
+import { statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../attestation/errors.ts";
 import { buildProgram, commandTree, isBadInput } from "../../client/cli/program.ts";
@@ -134,9 +136,11 @@ describe("policy init's refusals: bad input when an option lifts them, a failure
 
 describe("MODEL_NOT_FOUND: bad input for a --model path not usable as given, a failure otherwise", () => {
   it("a path that is not a regular file is bad input by its class (ModelNotAFileError), not by a missing cause", () => {
-    const notAFile = modelNotFound("/models/dir");
-    expect(notAFile).toBeInstanceOf(ModelNotAFileError);
+    const notAFile = new ModelNotAFileError("/models/dir", statSync(tmpdir()));
     expect(notAFile.code).toBe("MODEL_NOT_FOUND");
+    expect(notAFile.message).toBe(
+      "--model file /models/dir: expected a regular file, found a directory; give the model file's path",
+    );
     expect(notAFile.cause).toBeUndefined();
     expect(isBadInput(notAFile)).toBe(true);
     // A MODEL_NOT_FOUND without a cause from anywhere else is a failure (exit 1).

@@ -165,16 +165,8 @@ describe("enclave boot on a sealed model", () => {
         "MODEL_NOT_FOUND",
         /^--model file .*missing\.sealed: not found; check the path, or put the model file there$/,
       ],
-      [
-        dir,
-        "MODEL_NOT_FOUND",
-        /: expected a regular file, found something else \(a directory\?\); give the model file's path$/,
-      ],
-      [
-        fifo,
-        "MODEL_NOT_FOUND",
-        /: expected a regular file, found something else \(a directory\?\); give the model file's path$/,
-      ],
+      [dir, "MODEL_NOT_FOUND", /: expected a regular file, found a directory; give the model file's path$/],
+      [fifo, "MODEL_NOT_FOUND", /: expected a regular file, found a FIFO; give the model file's path$/],
       [join(dir, "tiny.gguf"), "MODEL_SIZE_MISMATCH", /expected \d+ bytes \(the manifest's model.sizeBytes\), found /],
       [
         otherKeyId,
