@@ -95,7 +95,10 @@ export function registerKbsCommands(program: Command): void {
     .argument("<in>", "GGUF model file")
     .argument("<out>", "sealed file to write")
     .option("--json", "print the result as JSON")
-    .option("--force", "replace <out> if it exists (its digest, pinned by a manifest, changes)")
+    .option(
+      "--force",
+      "replace <out> if it exists as a file (its digest, pinned by a manifest, changes); a directory, FIFO or device there is refused",
+    )
     .action(async (input: string, output: string, options: { key: string; json?: boolean; force?: boolean }) => {
       const { runModelSeal } = await import("./cli-impl.ts");
       await runModelSeal(input, output, options);
