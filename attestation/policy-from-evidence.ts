@@ -37,9 +37,9 @@ import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
  */
 export const TCB_CHECK_NOTE = {
   guest:
-    'check the platform\'s TCB: cloister attest --url URL --policy POLICY_FILE --evidence-out DIR saves the verified quote as DIR/quote.bin, then cloister verify-evidence --tee tdx --quote DIR/quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, "Command line")',
+    'check the platform\'s TCB: cloister attest --url URL --policy POLICY_FILE --api-key-file API_KEY_FILE --evidence-out DIR saves the verified quote as DIR/quote.bin, then cloister verify-evidence --tee tdx --quote DIR/quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, "Command line")',
   azure:
-    "check the platform's TCB: cloister attest --url URL --policy POLICY_FILE --evidence-out DIR saves the verified evidence's TD quote as DIR/td-quote.bin, then cloister verify-evidence --tee tdx --quote DIR/td-quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, \"Command line\")",
+    "check the platform's TCB: cloister attest --url URL --policy POLICY_FILE --api-key-file API_KEY_FILE --evidence-out DIR saves the verified evidence's TD quote as DIR/td-quote.bin, then cloister verify-evidence --tee tdx --quote DIR/td-quote.bin --collateral COLLATERAL_DIR (docs/platforms.md, \"Command line\")",
 } as const;
 
 export interface PolicyFromEvidence {

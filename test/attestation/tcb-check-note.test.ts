@@ -5,11 +5,14 @@
  * "Command line" section shows the same two commands. That the commands do what the note says runs in
  * test/e2e/evidence-out.test.ts (attest --evidence-out, then verify-evidence on the saved quote).
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TCB_CHECK_NOTE } from "../../attestation/policy-from-evidence.ts";
+import { devPolicy } from "../client/helpers.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
+import { inProcessCli } from "../helpers/cli-in-process.ts";
 import { checkCommand } from "../helpers/command-line.ts";
 import { shellBlocks } from "../helpers/doc-pages.ts";
 
@@ -17,6 +20,7 @@ import { shellBlocks } from "../helpers/doc-pages.ts";
 const FILLED: Readonly<Record<string, string>> = {
   URL: "https://cloister.example",
   POLICY_FILE: "policy.json",
+  API_KEY_FILE: "my-api-key",
   DIR: "evidence",
   COLLATERAL_DIR: "collateral",
 };
@@ -30,6 +34,8 @@ function noteCommands(note: string): string[][] {
     return end < 0 ? words : words.slice(0, end);
   });
 }
+
+const run = inProcessCli();
 
 const fill = (word: string) => word.replace(/^[A-Z_]+(?=\/|$)/, (name) => FILLED[name] ?? name);
 
@@ -57,4 +63,34 @@ describe("policy init's note on checking a skipped TDX TCB status", () => {
       for (const words of noteCommands(note)) expect(lines).toContain(words.join(" "));
     }
   });
+
+  it.each(Object.entries(TCB_CHECK_NOTE))(
+    "%s: its attest command, filled in, is not refused for want of the remote deployment's API key",
+    async (_, note) => {
+      // A deployment whose TCB status this note is about is never on a loopback address: there, attest
+      // takes no default key (readApiKey), so the command must name the key file policy init was given.
+      const dir = mkdtempSync(join(tmpdir(), "cloister-tcb-note-"));
+      try {
+        writeFileSync(join(dir, "policy.json"), JSON.stringify(await devPolicy()));
+        const paths: Record<string, string> = {
+          URL: "https://cloister.example",
+          POLICY_FILE: join(dir, "policy.json"),
+          // Never read: a missing key file is refused by name before any connection is made.
+          API_KEY_FILE: join(dir, "no-such-key"),
+          DIR: dir,
+        };
+        const attest = (noteCommands(note)[0] as string[]).map((word) =>
+          word.replace(/^[A-Z_]+(?=\/|$)/, (name) => paths[name] ?? name),
+        );
+        vi.stubEnv("CLOISTER_API_KEY", undefined);
+        const { code, stderr } = await run(attest.slice(1));
+        expect(code).toBe(2);
+        expect(stderr).toContain(`--api-key-file ${paths.API_KEY_FILE}: `);
+        expect(stderr).not.toContain("expected the API key file");
+      } finally {
+        vi.unstubAllEnvs();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
