@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
@@ -30,6 +31,7 @@ import { attestedRules, attestedTee, measurementNote, modelNote, policyFacts, te
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
+  type ExistingOutput,
   forcedOutput,
   formatCliError,
   optionsUsageError,
@@ -320,6 +322,30 @@ export async function evidenceOutFiles(document: string): Promise<{ name: string
   }
 }
 
+/**
+ * Writes `outputs` in turn (writeOutputFile), all or none: without --force, a failure (a file made
+ * meanwhile at a later name: EEXIST; a full disk) removes the files of the earlier ones again, as
+ * writeOutputFile removes its own, so that a retry does not find them there ("exists") and no set
+ * is left half of this run's (report.bin without its cert.der). The names were created by this
+ * call, exclusively (a link never replaces a file); removing a name never follows it. With
+ * --force the files replaced stay replaced.
+ */
+export async function writeOutputFiles(
+  outputs: readonly { file: string; content: string | Uint8Array; option: string }[],
+  existing: ExistingOutput,
+): Promise<void> {
+  const written: string[] = [];
+  try {
+    for (const { file, content, option } of outputs) {
+      await writeOutputFile(file, content, option, existing);
+      written.push(file);
+    }
+  } catch (error) {
+    if (existing !== "replace") for (const file of written) await rm(file, { force: true }).catch(() => {});
+    throw error;
+  }
+}
+
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; evidenceOut?: string; force?: boolean },
 ): Promise<void> {
@@ -336,14 +362,16 @@ export async function runAttest(
     const policy = await readPolicy(options.policy);
     const session = await open(options, policy);
     // Only a document that passed verification is saved, and only its evidence.
+    const outputs: { file: string; content: string | Uint8Array; option: string }[] = [];
     if (options.documentOut !== undefined) {
-      await writeOutputFile(options.documentOut, `${session.document}\n`, "--document-out", existing);
+      outputs.push({ file: options.documentOut, content: `${session.document}\n`, option: "--document-out" });
     }
     if (evidenceOut !== undefined) {
       for (const { name, bytes } of await evidenceOutFiles(session.document)) {
-        await writeOutputFile(join(evidenceOut, name), bytes, "--evidence-out", existing);
+        outputs.push({ file: join(evidenceOut, name), content: bytes, option: "--evidence-out" });
       }
     }
+    await writeOutputFiles(outputs, existing);
     // Verified against the policy, which may itself let more through than one known image.
     const policyWarnings = policyRisks(policy, "is sent your prompts");
     if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), policyWarnings });

@@ -5,7 +5,7 @@
  * itself (at the fixture's time). The documents here are signed by a fresh key and bind nothing:
  * evidenceOutFiles is only ever given a document attest verified (test/e2e/evidence-out.test.ts).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { base64url } from "jose";
@@ -13,7 +13,7 @@ import nacl from "tweetnacl";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAttestationDocument } from "../../attestation/document.ts";
 import type { DocumentEvidence } from "../../attestation/evidence.ts";
-import { EVIDENCE_OUT_FILES, evidenceOutFiles } from "../../client/cli/run-client.ts";
+import { EVIDENCE_OUT_FILES, evidenceOutFiles, writeOutputFiles } from "../../client/cli/run-client.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 
@@ -137,5 +137,35 @@ describe("attest --evidence-out's files, from documents carrying captured hardwa
       code: "DOCUMENT_EVIDENCE_MALFORMED",
       message: 'evidence.type: expected one of sev-snp, tdx, azure-snp, azure-tdx, found "sgx"',
     });
+  });
+});
+
+describe("attest's output files are written all or none", () => {
+  /** The document and the SNP pair of one run, the pair's second name taken meanwhile (after the pre-check). */
+  function runOutputs() {
+    dir = mkdtempSync(join(tmpdir(), "cloister-evidence-out-"));
+    const d = dir;
+    writeFileSync(join(d, "cert.der"), "someone else's");
+    return [
+      { file: join(d, "document.jws"), content: "a.b.c\n", option: "--document-out" },
+      { file: join(d, "report.bin"), content: new Uint8Array([1, 2, 3]), option: "--evidence-out" },
+      { file: join(d, "cert.der"), content: new Uint8Array([4, 5, 6]), option: "--evidence-out" },
+    ];
+  }
+
+  it("a later file that cannot be written removes the earlier ones of this run, and leaves the other's file", async () => {
+    const outputs = runOutputs();
+    await expect(writeOutputFiles(outputs, "refuse")).rejects.toMatchObject({
+      message: expect.stringContaining("cert.der: already exists (EEXIST); pass --force"),
+    });
+    expect(readdirSync(dir as string)).toEqual(["cert.der"]);
+    expect(readFileSync(join(dir as string, "cert.der"), "utf8")).toBe("someone else's");
+  });
+
+  it("with --force, every file is replaced and kept", async () => {
+    const outputs = runOutputs();
+    await writeOutputFiles(outputs, "replace");
+    for (const { file } of outputs) expect(existsSync(file)).toBe(true);
+    expect([...readFileSync(join(dir as string, "cert.der"))]).toEqual([4, 5, 6]);
   });
 });
