@@ -129,10 +129,9 @@ async function readOpenCheckedFile(
     const loose = (info.mode & rule.forbidden) !== 0;
     const fixed = owned || loose ? await fixTarget(handle, path, named) : "";
     if (owned) {
-      const fix =
-        rule.chownRoot === true
-          ? `chown root ${fixed}, which this user cannot rewrite either`
-          : `chown ${uid} ${fixed}`;
+      // Said of a reader that is not root only: root can rewrite root's file.
+      const either = uid === 0 ? "" : ", which this user cannot rewrite either";
+      const fix = rule.chownRoot === true ? `chown root ${fixed}${either}` : `chown ${uid} ${fixed}`;
       const expected = `expected this user's (uid ${uid}) or root's, since its owner can rewrite it (${fix})`;
       faults.push(`owned by uid ${info.uid}; ${expected}`);
     }

@@ -635,6 +635,10 @@ describe("broker configuration files belong to this user", () => {
     await expect(loadBrokerConfig(config, { uid: reader })).rejects.toThrow(
       `--config ${config}: owned by uid ${owner}; expected this user's (uid ${reader}) or root's, since its owner can rewrite it (chown root ${config}, which this user cannot rewrite either)`,
     );
+    // Read as root, the fix is the same, without saying root could not rewrite it: root can.
+    await expect(loadBrokerConfig(config, { uid: 0 }).catch((error: Error) => error.message)).resolves.toBe(
+      `--config ${config}: owned by uid ${owner}; expected this user's (uid 0) or root's, since its owner can rewrite it (chown root ${config})`,
+    );
     // Their owner loads them.
     expect((await loadBrokerConfig(join(copy, "kbs.json"), { uid: owner })).keys.map((k) => k.keyId)).toEqual([
       "tiny-v1",
