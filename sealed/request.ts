@@ -249,8 +249,8 @@ async function sealWith<B>(
       `request size: expected a ciphertext of at most ${MAX_REQUEST_CIPHERTEXT_LENGTH} bytes, found ${unpaddedLength}`,
     );
   }
-  // The host sees the ciphertext length: pad the JSON with trailing spaces (JSON whitespace, which
-  // the enclave's parser skips) to a padded length (padding.ts), never past the largest request,
+  // The host sees the ciphertext length: pad the JSON with trailing spaces (0x20, the only padding
+  // the enclave cuts) to a padded length (padding.ts), never past the largest request,
   // and never past the host's default request limit when the request fits under it unpadded (so
   // padding does not turn a request that hosts accept into a 413).
   const limit = unpaddedLength <= PADDING_SOFT_LIMIT ? PADDING_SOFT_LIMIT : MAX_REQUEST_CIPHERTEXT_LENGTH;
@@ -325,15 +325,17 @@ export async function openRequest(
       if (!bytesEqual(plaintext.subarray(0, HEADER_DIGEST_LENGTH), sha256(parsed.prefix))) {
         throw new HeaderMismatchError();
       }
-      const json = plaintext.subarray(HEADER_DIGEST_LENGTH);
+      // The JSON object's own text, without its padding (trailing spaces): the receipt's request hash
+      // names exactly these bytes, as the client sealed them.
+      const padded = plaintext.subarray(HEADER_DIGEST_LENGTH);
+      let end = padded.length;
+      while (end > 0 && padded[end - 1] === 0x20) end--;
+      const json = padded.subarray(0, end);
       const request = parseRequestJson(json, parsed.header.kind);
       replayGuard.check(request.requestId, request.timestamp, now);
-      // The receipt's request hash: the JSON without its padding (trailing spaces), as the client sealed it.
-      let end = json.length;
-      while (end > 0 && json[end - 1] === 0x20) end--;
       return {
         request,
-        requestHash: toHex(sha256(json.subarray(0, end))),
+        requestHash: toHex(sha256(json)),
         sealer: new ResponseSealer(deriveResponseKey(sharedKey, parsed.nonce)),
       };
     } finally {
@@ -344,10 +346,22 @@ export async function openRequest(
   }
 }
 
+/**
+ * Parses the request's JSON: exactly one object's text, `{` first and `}` last (the padding, trailing
+ * spaces only, is already cut), so each request has one byte string: no other white space around it.
+ */
 function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedRequest {
+  if (bytes.length < 2 || bytes[0] !== 0x7b || bytes[bytes.length - 1] !== 0x7d) {
+    // No byte is quoted: they are decrypted content.
+    throw new RequestMalformedError(
+      "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)",
+    );
+  }
+  let text: string;
   let value: unknown;
   try {
-    value = JSON.parse(utf8Decoder.decode(bytes));
+    text = utf8Decoder.decode(bytes);
+    value = JSON.parse(text);
   } catch {
     // No `cause`: JSON.parse's message quotes the decrypted text.
     throw new RequestMalformedError("request plaintext: expected UTF-8 JSON, found unparsable bytes");
@@ -356,6 +370,12 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
     throw new RequestMalformedError("request plaintext: expected a JSON object");
   }
   const o = value as Record<string, unknown>;
+  // JSON.parse keeps the last of two members of one name: count the object's members in its text.
+  // A member always leaves a key: an object with keys has one member more than its top-level commas.
+  const keys = Object.keys(o).length;
+  if (keys !== 0 && topLevelCommaCount(text) + 1 !== keys) {
+    throw new RequestMalformedError("request plaintext: expected each member name once, found one repeated");
+  }
   for (const key of Object.keys(o)) {
     if (!(REQUEST_FIELDS as readonly string[]).includes(key)) {
       // The field's name is decrypted content: it stays out of the message (the host sees this error).
@@ -374,6 +394,25 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
   }
   if (!("body" in o)) throw new RequestMalformedError("request body: expected a JSON value, found none");
   return { v: PROTOCOL_VERSION, requestId: o.requestId, timestamp: o.timestamp, kind: headerKind, body: o.body };
+}
+
+/** The commas between the members of the object whose valid JSON text `text` is (outside strings, at depth 1). */
+function topLevelCommaCount(text: string): number {
+  let depth = 0;
+  let commas = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) commas++;
+  }
+  return commas;
 }
 
 function takeRandom(random: (length: number) => Uint8Array, length: number): Uint8Array {

@@ -450,6 +450,67 @@ describe("openRequest error messages", () => {
     }
   });
 
+  it("read exactly the object's text followed by 0x20 padding: other white space around it, or a NUL, is refused", async () => {
+    const json = request({ body: { secret: "swordfish" } });
+    for (const [what, plaintext] of [
+      ["a tab in the padding", `${json}\t   `],
+      ["a line feed as the padding", `${json}\n`],
+      ["a carriage return before the 0x20 padding", `${json}\r  `],
+      ["a leading space", ` ${json}`],
+      ["a leading line feed", `\n${json}  `],
+      ["a NUL in the padding", `${json}  \u0000  `],
+    ] as const) {
+      const guard = new ReplayGuard();
+      const error = await openHandSealed(plaintext, "chat", guard);
+      expect({ what, code: error.code, message: error.message }).toEqual({
+        what,
+        code: "REQUEST_MALFORMED",
+        message: "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)",
+      });
+      expect(`${error.message} ${String(error.cause)}`).not.toContain("swordfish");
+      expect(guard.size).toBe(0);
+    }
+    // 0x20 padding and none open, and the receipt's request hash is the object's text in both.
+    for (const plaintext of [`${json}${" ".repeat(40)}`, json]) {
+      const { key, envelope } = await handSealed(plaintext);
+      const opened = await openRequest(envelope, key, new ReplayGuard(), T0);
+      expect(opened.request.body).toEqual({ secret: "swordfish" });
+      expect(opened.requestHash).toBe(toHex(sha256(new TextEncoder().encode(json))));
+    }
+    // White space inside the object is the object's own text (JSON allows it there).
+    const spaced = json.replace('"v":1', '"v" :\t1').replace(',"body"', ',\n"body"');
+    const { key, envelope } = await handSealed(spaced);
+    expect((await openRequest(envelope, key, new ReplayGuard(), T0)).requestHash).toBe(
+      toHex(sha256(new TextEncoder().encode(spaced))),
+    );
+  });
+
+  it("refuse a member name given twice (JSON.parse would keep the last), in the object's top level only", async () => {
+    const id = "ab".repeat(16);
+    const other = "cd".repeat(16);
+    const base = `"v":1,"timestamp":${T0},"kind":"chat","body":{}`;
+    for (const [what, plaintext] of [
+      ["requestId twice", `{"requestId":"${other}",${base},"requestId":"${id}"}`],
+      ["body twice", `{"requestId":"${id}",${base},"body":{"x":1}}`],
+      ["v twice, one escaped", `{"requestId":"${id}",${base},"\\u0076":1}`],
+    ] as const) {
+      const guard = new ReplayGuard();
+      const error = await openHandSealed(plaintext, "chat", guard);
+      expect({ what, code: error.code, message: error.message }).toEqual({
+        what,
+        code: "REQUEST_MALFORMED",
+        message: "request plaintext: expected each member name once, found one repeated",
+      });
+      expect(guard.size).toBe(0);
+    }
+    // Commas, braces, quotes and escapes inside strings and nested values are not members; a name
+    // repeated inside the body is the body's (the pipeline reads it).
+    const body = { a: [1, { b: "x,y}" }], c: 'q\\",{', d: { a: 1, e: [] }, "{,": "]," };
+    const nested = `{"requestId":"${id}","v":1,"timestamp":${T0},"kind":"chat","body":{"k":1,"k":2,"o":${JSON.stringify(body)}}}`;
+    const { key, envelope } = await handSealed(nested);
+    expect((await openRequest(envelope, key, new ReplayGuard(), T0)).request.body).toEqual({ k: 2, o: body });
+  });
+
   it("refuse plaintext that is not JSON without carrying it anywhere in the error (message or cause)", async () => {
     const error = await openHandSealed("swordfish is the launch code");
     expect(error.code).toBe("REQUEST_MALFORMED");
