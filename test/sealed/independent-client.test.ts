@@ -328,6 +328,28 @@ describe("a client written from docs/protocol.md alone, over HTTP through a host
     }
   });
 
+  it("finds the page's REPORT_DATA formula in the document's SNP report, at offset 0x50 (AMD's layout)", () => {
+    const fields = JSON.parse(Buffer.from(document.split(".")[1] as string, "base64url").toString()) as {
+      evidence: { type: string; report: string };
+      manifest: string;
+    };
+    // The simulated enclave's evidence is an SNP attestation report (docs/platforms.md), base64url
+    // in the document; REPORT_DATA is its 64 bytes at offset 0x50 (AMD SEV-SNP ABI, ATTESTATION_REPORT).
+    expect(fields.evidence.type).toBe("sev-snp");
+    const report = fromB64url(fields.evidence.report);
+    const reportData = report.subarray(0x50, 0x50 + 64);
+    // "SHA-512("cloister/report-data/v1" ‖ 0x00 ‖ Ed25519 key (32) ‖ E_pub (32) ‖ SHA-256(manifest JWS))".
+    const expected = sha(
+      "sha512",
+      utf8.encode("cloister/report-data/v1"),
+      Uint8Array.of(0x00),
+      signingKey,
+      enclavePublicKey,
+      sha("sha256", utf8.encode(fields.manifest)),
+    );
+    expect(hex(reportData)).toBe(hex(expected));
+  });
+
   it("seals a request the enclave answers, and opens every frame, the final frame and the receipt as the page says", async () => {
     const sealed = seal(enclavePublicKey, BODY);
     expect(sealed.envelope.length).toBe(PREFIX + paddedN(sealed.envelope.length - PREFIX));
@@ -412,13 +434,12 @@ describe("a client written from docs/protocol.md alone, over HTTP through a host
     expect(detail === null || (typeof detail === "string" && detail.length <= 200)).toBe(true);
   });
 
-  it("pads with any JSON white space the enclave reads; the receipt hashes only trailing 0x20 away", async () => {
-    const sealed = seal(enclavePublicKey, BODY, { padByte: 0x0a });
+  it("pads with 0x20 or not at all; the receipt hashes the object's text, without the padding", async () => {
+    const sealed = seal(enclavePublicKey, BODY);
     const answer = await send(sealed.envelope);
     expect(answer.status).toBe(200);
     const final = openFrames(answer.body, sealed.responseKey).at(-1) as TerminalFrame;
     const receipt = JSON.parse(final.json.receipt as string) as { requestHash: string };
-    // This client's requestHash kept the newlines (only 0x20 is cut), as the enclave's does.
     expect(receipt.requestHash).toBe(sealed.requestHash);
     const unpadded = seal(enclavePublicKey, BODY, { padByte: null });
     expect((unpadded.envelope.length - PREFIX) % 256).not.toBe(0);
@@ -449,6 +470,9 @@ describe("the refusals the page lists, from the independent encoder", () => {
         "REQUEST_STALE",
       ],
       ["padded with zero bytes", seal(enclavePublicKey, BODY, { padByte: 0x00 }).envelope, 400, "REQUEST_MALFORMED"],
+      // "... nothing else: ... a tab, line feed, carriage return or 0x00 in the padding, is REQUEST_MALFORMED".
+      ["padded with tabs", seal(enclavePublicKey, BODY, { padByte: 0x09 }).envelope, 400, "REQUEST_MALFORMED"],
+      ["padded with line feeds", seal(enclavePublicKey, BODY, { padByte: 0x0a }).envelope, 400, "REQUEST_MALFORMED"],
       [
         "a request id in upper case",
         seal(enclavePublicKey, BODY, { requestId: "A".repeat(32) }).envelope,
