@@ -112,6 +112,7 @@ const fileErrors = (what: string, file: string): OutputFileErrors => ({
       `${what} ${file}: could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})`,
       { cause },
     ),
+  notAFile: (found) => new ManifestFileError(`${what} ${file}: expected a regular file, found ${found}`),
 });
 
 const refuseExisting = (file: string, force: boolean | undefined, what: string) =>

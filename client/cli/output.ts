@@ -3,11 +3,11 @@
  * that names the option, the expected and the found value.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
+import { constants as fsConstants, type Stats } from "node:fs";
 import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
-import { fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
@@ -224,6 +224,11 @@ export interface OutputFileErrors {
    * (EACCES there: a directory of the path may not be looked into).
    */
   failed(cause: unknown, operation: "check" | "write"): Error;
+  /**
+   * A FIFO, socket or device is at the file's name (`found`: describeFileKind): never replaced, with
+   * --force or without (refuseExistingFile).
+   */
+  notAFile(found: string): Error;
 }
 
 /**
@@ -246,17 +251,22 @@ export async function missingDirectory(file: string): Promise<string | null> {
 
 /**
  * Refuses a file that exists unless `replace`, and one whose directory does not exist: before any
- * work, so none is done for nothing.
+ * work, so none is done for nothing. A FIFO, socket or device at its name is refused even with
+ * `replace`: the rename that replaces would replace it (as root, `--force --out /dev/null` would
+ * replace /dev/null). A symbolic link is replaced as a file is (the rename replaces the link, never
+ * what it leads to); a directory is left to the write, whose rename cannot replace it (EISDIR).
  */
 export async function refuseExistingFile(file: string, replace: boolean, errors: OutputFileErrors): Promise<void> {
+  let info: Stats;
   try {
-    await lstat(file);
+    info = await lstat(file);
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== "ENOENT") throw errors.failed(cause, "check");
     const directory = await missingDirectory(file);
     if (directory !== null) throw errors.noDirectory(directory, cause);
     return;
   }
+  if (!info.isFile() && !info.isSymbolicLink() && !info.isDirectory()) throw errors.notAFile(describeFileKind(info));
   if (!replace) throw errors.exists();
 }
 
@@ -371,6 +381,7 @@ function outputFileErrors(file: string, option: string, existing: ExistingOutput
     noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
     failed: (cause, operation) =>
       new UsageError(fileMessage(file, option, `cannot create (${fileErrorCause(cause, operation)})`), { cause }),
+    notAFile: (found) => new UsageError(fileMessage(file, option, `expected a regular file, found ${found}`)),
   };
 }
 
