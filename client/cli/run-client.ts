@@ -1,11 +1,12 @@
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { realpath, rm, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
   fileErrorCause,
   fileMessage,
   type InputBound,
   notUtf8Reason,
+  shellWord,
   tooLargeReason,
 } from "../../attestation/bounded-read.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
@@ -346,17 +347,53 @@ export async function writeOutputFiles(
   }
 }
 
+/**
+ * With --force, removes from `dir` the files of `attest --evidence-out` that are not among `kept`
+ * (another evidence type's, left by an earlier run: a cert.der next to a new quote.bin would be
+ * verified as this deployment's), so that DIR holds this document's evidence only. Unlinking a name
+ * never follows it; a directory there is refused, never removed.
+ */
+async function removeOtherEvidence(dir: string, kept: readonly string[]): Promise<void> {
+  for (const name of new Set(Object.values(EVIDENCE_OUT_FILES).flat())) {
+    if (kept.includes(name)) continue;
+    const file = join(dir, name);
+    await unlink(file).catch((cause: unknown) => {
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
+      const reason = `cannot remove another evidence type's file (${fileErrorCause(cause, "write")})`;
+      throw new UsageError(fileMessage(file, "--evidence-out", reason), { cause });
+    });
+  }
+}
+
+/**
+ * Refuses a --document-out file that is one of the names --evidence-out writes in DIR (after both
+ * were checked: their directories exist): the evidence would replace or remove the document.
+ */
+async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
+  const names: readonly string[] = [...new Set(Object.values(EVIDENCE_OUT_FILES).flat())];
+  if (!names.includes(basename(documentOut))) return;
+  const [documentDir, evidenceDir] = await Promise.all([realpath(dirname(documentOut)), realpath(evidenceOut)]);
+  if (documentDir !== evidenceDir) return;
+  const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${names.join(", ")}), found ${basename(documentOut)}`;
+  throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
+}
+
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; evidenceOut?: string; force?: boolean },
 ): Promise<void> {
   const outputs = options.documentOut === undefined && options.evidenceOut === undefined ? undefined : "given";
   const existing = forcedOutput(options.force, outputs, "--document-out or --evidence-out");
+  // join("", name) is name: an empty DIR would write into the current directory.
+  if (options.evidenceOut === "") {
+    throw optionsUsageError("--evidence-out: expected an existing directory, found an empty argument");
+  }
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   // Every name it could write, before the round trip: which of them depends on the evidence's type.
   const evidenceOut = options.evidenceOut;
   const evidenceNames = new Set(Object.values(EVIDENCE_OUT_FILES).flat());
   if (evidenceOut !== undefined) {
     for (const name of evidenceNames) await refuseExistingOutput(join(evidenceOut, name), "--evidence-out", existing);
+    if (options.documentOut !== undefined) await refuseDocumentAmongEvidence(options.documentOut, evidenceOut);
   }
   try {
     const policy = await readPolicy(options.policy);
@@ -367,9 +404,16 @@ export async function runAttest(
       outputs.push({ file: options.documentOut, content: `${session.document}\n`, option: "--document-out" });
     }
     if (evidenceOut !== undefined) {
-      for (const { name, bytes } of await evidenceOutFiles(session.document)) {
+      const files = await evidenceOutFiles(session.document);
+      for (const { name, bytes } of files) {
         outputs.push({ file: join(evidenceOut, name), content: bytes, option: "--evidence-out" });
       }
+      // Without --force none of them is there (refused above).
+      if (existing === "replace")
+        await removeOtherEvidence(
+          evidenceOut,
+          files.map(({ name }) => name),
+        );
     }
     await writeOutputFiles(outputs, existing);
     // Verified against the policy, which may itself let more through than one known image.

@@ -5,7 +5,7 @@
  * a policy that skips the TCB status tells the operator to (attestation/policy-from-evidence.ts
  * TCB_CHECK_NOTE). The simulated quote verifies only under a policy that trusts the simulator.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromBase64url, toHex } from "../../attestation/bytes.ts";
@@ -144,5 +144,82 @@ describe("attest --evidence-out, then verify-evidence, on a simulated TDX deploy
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^cloister: USAGE: --evidence-out \S+no-such-dir\/\S+: /);
     expect(run.stderr).toContain("does not exist");
+  });
+});
+
+describe("attest --evidence-out: what DIR holds after a refusal, and after --force", () => {
+  /** A new directory under the deployment's, and attest's arguments for this deployment. */
+  async function evidenceDir(name: string): Promise<string> {
+    const dir = join(deployment.dir, name);
+    await mkdir(dir);
+    return dir;
+  }
+  const attestArgs = (policyPath: string) => ["attest", ...connectionArgs(deployment, policyPath)];
+
+  it("a document the policy refuses writes nothing: DIR stays empty and no --document-out file is made", async () => {
+    const dir = await evidenceDir("refused");
+    const policy = JSON.parse(await readFile(deployment.files.policyPath, "utf8"));
+    policy.attestation.tdx.mrtd = ["ab".repeat(48)];
+    const refusing = join(deployment.dir, "policy-other-mrtd.json");
+    await writeFile(refusing, JSON.stringify(policy));
+    const documentFile = join(dir, "document.jws");
+    for (const json of [[], ["--json"]]) {
+      const run = await cloister(
+        ...attestArgs(refusing),
+        ...json,
+        "--evidence-out",
+        dir,
+        "--document-out",
+        documentFile,
+      );
+      expect(run.code, run.stderr).toBe(1);
+      expect(`${run.stdout}${run.stderr}`).toContain("mrtd");
+      expect(await readdir(dir)).toEqual([]);
+    }
+  });
+
+  it("--force leaves no other evidence type's file next to this run's (a stale cert.der would be verified as this enclave's)", async () => {
+    const dir = await evidenceDir("forced");
+    for (const name of ["report.bin", "cert.der", "evidence.json", "td-quote.bin"]) {
+      await writeFile(join(dir, name), "an earlier run's\n");
+    }
+    await writeFile(join(dir, "notes.txt"), "the operator's\n");
+    const refused = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^cloister: USAGE: --evidence-out \S+report\.bin: already exists \(EEXIST\)/);
+    const forced = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir, "--force");
+    expect({ code: forced.code, stderr: forced.stderr }).toEqual({ code: 0, stderr: "" });
+    expect((await readdir(dir)).sort()).toEqual(["notes.txt", "quote.bin"]);
+  });
+
+  it('--evidence-out "" is refused, not taken as the current directory', async () => {
+    const cwd = await evidenceDir("empty-argument");
+    const env = { ...process.env };
+    delete env.CLOISTER_API_KEY;
+    const run = await runCloister([...attestArgs(deployment.files.policyPath), "--evidence-out", ""], { cwd, env });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /^cloister: USAGE: --evidence-out: expected an existing directory, found an empty argument/,
+    );
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it("--document-out naming a file --evidence-out writes is refused before contacting the host, with or without --force", async () => {
+    const dir = await evidenceDir("document-among-evidence");
+    for (const force of [[], ["--force"]]) {
+      const run = await cloister(
+        ...attestArgs(deployment.files.policyPath),
+        "--evidence-out",
+        dir,
+        "--document-out",
+        join(dir, "..", "document-among-evidence", "quote.bin"),
+        ...force,
+      );
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(
+        /^cloister: USAGE: --document-out \S+quote\.bin: expected a file other than those --evidence-out writes/,
+      );
+      expect(await readdir(dir)).toEqual([]);
+    }
   });
 });
