@@ -142,7 +142,10 @@ export function registerClientCommands(program: Command): void {
       "--evidence-out <dir>",
       "save the verified document's TEE evidence in this existing directory, as the files cloister verify-evidence takes: report.bin and cert.der (sev-snp), quote.bin (tdx), evidence.json (azure-*) and td-quote.bin (azure-tdx's TD quote)",
     )
-    .option("--force", "with --document-out or --evidence-out: replace the files if they exist")
+    .option(
+      "--force",
+      "with --document-out or --evidence-out: replace the files if they exist (--evidence-out: and remove another evidence type's files from DIR)",
+    )
     .addHelpText(
       "after",
       examples(
