@@ -281,6 +281,9 @@ export const EVIDENCE_OUT_FILES = {
   "azure-tdx": ["evidence.json", "td-quote.bin"],
 } as const;
 
+/** Every name `attest --evidence-out DIR` may write, whatever the evidence's type (each once). */
+const EVIDENCE_OUT_NAMES: readonly string[] = [...new Set(Object.values(EVIDENCE_OUT_FILES).flat())];
+
 /**
  * The files of `attest --evidence-out` for `document`, which verifyAttestationDocument verified
  * (evidence, binding, signature, nonce, manifest): its payload's evidence, read with the document's
@@ -354,7 +357,7 @@ export async function writeOutputFiles(
  * never follows it; a directory there is refused, never removed.
  */
 async function removeOtherEvidence(dir: string, kept: readonly string[]): Promise<void> {
-  for (const name of new Set(Object.values(EVIDENCE_OUT_FILES).flat())) {
+  for (const name of EVIDENCE_OUT_NAMES) {
     if (kept.includes(name)) continue;
     const file = join(dir, name);
     await unlink(file).catch((cause: unknown) => {
@@ -370,11 +373,10 @@ async function removeOtherEvidence(dir: string, kept: readonly string[]): Promis
  * were checked: their directories exist): the evidence would replace or remove the document.
  */
 async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
-  const names: readonly string[] = [...new Set(Object.values(EVIDENCE_OUT_FILES).flat())];
-  if (!names.includes(basename(documentOut))) return;
+  if (!EVIDENCE_OUT_NAMES.includes(basename(documentOut))) return;
   const [documentDir, evidenceDir] = await Promise.all([realpath(dirname(documentOut)), realpath(evidenceOut)]);
   if (documentDir !== evidenceDir) return;
-  const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${names.join(", ")}), found ${basename(documentOut)}`;
+  const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${basename(documentOut)}`;
   throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
 }
 
@@ -390,9 +392,9 @@ export async function runAttest(
   if (options.documentOut !== undefined) await refuseExistingOutput(options.documentOut, "--document-out", existing);
   // Every name it could write, before the round trip: which of them depends on the evidence's type.
   const evidenceOut = options.evidenceOut;
-  const evidenceNames = new Set(Object.values(EVIDENCE_OUT_FILES).flat());
   if (evidenceOut !== undefined) {
-    for (const name of evidenceNames) await refuseExistingOutput(join(evidenceOut, name), "--evidence-out", existing);
+    for (const name of EVIDENCE_OUT_NAMES)
+      await refuseExistingOutput(join(evidenceOut, name), "--evidence-out", existing);
     if (options.documentOut !== undefined) await refuseDocumentAmongEvidence(options.documentOut, evidenceOut);
   }
   try {
