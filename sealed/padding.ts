@@ -25,7 +25,7 @@ export function paddedLength(length: number, block: number): number {
 
 /** Response frame plaintexts (type ‖ payload ‖ 0x80 ‖ zeros) are padded in blocks of this many bytes. */
 export const FRAME_PAD_BLOCK = 32;
-/** Request ciphertexts are padded (with JSON whitespace) in blocks of this many bytes. */
+/** Request ciphertexts are padded, with spaces (0x20) only, in blocks of this many bytes. */
 export const REQUEST_PAD_BLOCK = 256;
 /** The byte that ends a frame's content, followed only by zero bytes (ISO/IEC 7816-4 padding). */
 export const FRAME_PAD_MARKER = 0x80;
