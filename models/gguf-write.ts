@@ -29,7 +29,7 @@ import {
   type WritableGgmlType,
 } from "./gguf-format.ts";
 import { f32ToF16Bits, Q8_0_BLOCK, Q8_0_BYTES, quantizeQ8_0 } from "./numeric.ts";
-import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
+import { partialFile, removeAbandonedPartials, replaceableOutput } from "./partial-file.ts";
 
 export interface GgufTensorSpec {
   readonly name: string;
@@ -273,7 +273,9 @@ const STAGE_BYTES = 4 << 20;
  * new file beside `path` (created exclusively), renamed onto `path` only once complete: a failed
  * or aborted write leaves whatever was at `path` as it was, and never truncates a file someone
  * else just created there; one left by a writer killed outright is removed by the next writer of
- * `path` (removeAbandonedPartials). The file's mode is 0644 less the umask, as any tool's output,
+ * `path` (removeAbandonedPartials). A directory, FIFO, socket or device at `path` is refused before
+ * any work (replaceableOutput: the rename would replace a device); a symbolic link there is
+ * replaced, the link itself, as a file is. The file's mode is 0644 less the umask, as any tool's output,
  * without a chmod: a generated model holds nothing secret (a model sealed at rest is sealed.ts's
  * ciphertext), and a user whose umask keeps their files private keeps this one so.
  */
@@ -300,6 +302,8 @@ export class GgufWriter {
   static async create(path: string, metadata: GgufMetadata, tensors: readonly GgufTensorSpec[]): Promise<GgufWriter> {
     if (endianness() !== "LE") throw new GgufWriteError("the GGUF writer needs a little-endian host");
     const layout = encodeGgufHeader(metadata, tensors);
+    // Before any work: `cloister up` writes its models/tiny.gguf here with no check of its own.
+    await replaceableOutput(path, "model file");
     await removeAbandonedPartials(path);
     const partial = await partialFile(path);
     let handle: Awaited<ReturnType<typeof open>>;

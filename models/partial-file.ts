@@ -1,10 +1,14 @@
 /**
  * The partial file a writer of a model file (a generated GGUF, a sealed model) writes to until it is
- * complete and renamed into place, and the removal of those left by writers killed outright.
+ * complete and renamed into place, the removal of those left by writers killed outright, and the
+ * check of what is at the name the rename replaces.
  */
 import { randomBytes } from "node:crypto";
-import { readdir, rm } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { lstat, readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { describeFileKind } from "../attestation/bounded-read.ts";
+import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 import { OWNER_TAG, ownerFromTag, ownerGone, ownerTag, type ProcessOwner, thisProcessOwner } from "./process-owner.ts";
 
 /**
@@ -15,6 +19,25 @@ import { OWNER_TAG, ownerFromTag, ownerGone, ownerTag, type ProcessOwner, thisPr
 export async function partialFile(path: string): Promise<string> {
   const owner = ownerTag(await thisProcessOwner());
   return join(dirname(path), `.${basename(path)}.${owner}.${randomBytes(6).toString("hex")}.partial`);
+}
+
+/**
+ * What is at `output`'s name (lstat), before a writer renames its partial file onto it: null when
+ * nothing is there, else a regular file or a symbolic link (the rename replaces the link itself,
+ * never what it leads to). Anything else is refused, ModelNotRegularFileError naming it as `what`
+ * ("model file", "sealed model output"), before any work: a directory (which the rename cannot
+ * replace: EISDIR, once the whole model is written), a FIFO, a socket or a device (which it would
+ * replace: as root, an output named /dev/null would replace /dev/null).
+ */
+export async function replaceableOutput(output: string, what: string): Promise<Stats | null> {
+  const info = await lstat(output).catch((cause: unknown) => {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ModelIoError(output, "check", cause, what);
+  });
+  if (info !== null && !info.isFile() && !info.isSymbolicLink()) {
+    throw new ModelNotRegularFileError(output, what, describeFileKind(info));
+  }
+  return info;
 }
 
 const PARTIAL_OWNER = new RegExp(`^${OWNER_TAG}\\.[0-9a-f]{12}$`);

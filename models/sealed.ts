@@ -26,15 +26,15 @@
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
+import { type FileHandle, link, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
-import { describeFileKind, fileMessage } from "../attestation/bounded-read.ts";
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 import { openModelInput, sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
-import { partialFile, removeAbandonedPartials } from "./partial-file.ts";
+import { partialFile, removeAbandonedPartials, replaceableOutput } from "./partial-file.ts";
 
 const MAGIC = Buffer.from("CLSEALMD", "ascii");
 const VERSION = 1;
@@ -375,22 +375,14 @@ const outputExists = (output: string, cause?: unknown) =>
 
 /**
  * Refuses, with or without `overwrite`, anything at `output`'s name that is neither a regular file
- * nor a symbolic link: a directory (a rename cannot replace it: EISDIR), a FIFO, a socket or a
- * device (a rename would replace it: as root, `model seal --force KEY IN /dev/null` would replace
- * /dev/null). A symbolic link is kept as a file would be: the rename replaces the link itself, never
- * what it points to, so it is replaced only with `overwrite`. Unless `overwrite`, anything there is
- * refused (MODEL_OUTPUT_EXISTS).
+ * nor a symbolic link (replaceableOutput: `model seal --force KEY IN /dev/null`, as root, would
+ * replace /dev/null). A symbolic link is kept as a file would be: the rename replaces the link
+ * itself, never what it points to, so it is replaced only with `overwrite`. Unless `overwrite`,
+ * anything there is refused (MODEL_OUTPUT_EXISTS).
  */
 async function refuseExistingOutput(output: string, overwrite: boolean): Promise<void> {
-  const info = await lstat(output).catch((cause: unknown) => {
-    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ModelIoError(output, "check", cause, OUTPUT);
-  });
-  if (info === null) return;
-  if (!info.isFile() && !info.isSymbolicLink()) {
-    throw new ModelNotRegularFileError(output, OUTPUT, describeFileKind(info));
-  }
-  if (!overwrite) throw outputExists(output);
+  const info = await replaceableOutput(output, OUTPUT);
+  if (info !== null && !overwrite) throw outputExists(output);
 }
 
 /** SHA-256 over a stream of chunks, on this thread or on a worker thread. */
