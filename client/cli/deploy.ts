@@ -146,11 +146,14 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
 
 /**
  * An earlier run's model file at `at` (`path` by name), opened once for reading, or null when there
- * is none there or it is not a regular file itself (a symbolic link, refused by O_NOFOLLOW, among
- * others: it is made anew, written beside it and renamed onto its name). Everything read of it is
- * read through the handle (its status, header and digest), never by its name again. O_NONBLOCK: a
- * FIFO is opened at once, not waited on, and then found not to be a regular file. Any other error of
- * the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
+ * is none there or it is not a regular file itself. The file is then made anew, written beside the
+ * name and renamed onto it: a symbolic link there (refused by O_NOFOLLOW) is replaced, never its
+ * target, as are a FIFO, socket or device at the plain model's name (in up's own directory); at the
+ * sealed model's name those and a directory stop `up` (sealModelFile: MODEL_IO, expected a regular
+ * file), and a directory at the plain model's does too (its rename: MODEL_IO). Everything
+ * read of it is read through the handle (its status, header and digest), never by its name again.
+ * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file. Any
+ * other error of the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
  */
 async function openEarlierModel(at: string, path: string): Promise<{ handle: FileHandle; info: Stats } | null> {
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;

@@ -6,7 +6,8 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { access, chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -17,6 +18,7 @@ import { isPerRequestLogLine, prepareDeployment } from "../../client/cli/deploy.
 import { UsageError } from "../../client/cli/output.ts";
 import { refusalLogLine } from "../../enclave/run.ts";
 import { jsonLinesAccessLog } from "../../host/access-log.ts";
+import { ModelNotRegularFileError } from "../../models/errors.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 
 const dirs: string[] = [];
@@ -93,14 +95,35 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     expect(second.policy).toBe(first.policy);
   });
 
-  it("stops on an I/O error instead of sealing anew (which would change every client policy)", async () => {
-    // The sealed path is a directory: reading it fails (EISDIR) as any I/O error would.
+  it("stops when the sealed model's name holds a directory, FIFO or device (MODEL_IO), leaving it there", async () => {
+    // Not a file of an earlier run (openEarlierModel: none), and not replaced by the new seal either:
+    // sealModelFile refuses it before any work, as model seal does. Tests run as root (mknod).
     const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(dir);
     const first = await prepare(dir);
-    await rm(first.files.modelPath);
-    await mkdir(first.files.modelPath);
-    await expect(prepare(dir)).rejects.toThrow(/EISDIR/);
+    const sealedPath = first.files.modelPath;
+    const cases: [string, () => unknown, (info: Stats) => boolean][] = [
+      ["a directory", () => mkdir(sealedPath), (info) => info.isDirectory()],
+      ["a FIFO", () => execFileSync("mkfifo", [sealedPath]), (info) => info.isFIFO()],
+      [
+        "a character device",
+        () => execFileSync("mknod", [sealedPath, "c", "1", "3"]),
+        (info) => info.isCharacterDevice(),
+      ],
+    ];
+    for (const [found, make, isStill] of cases) {
+      await rm(sealedPath, { recursive: true, force: true });
+      await make();
+      const refusal = await rejectionOf(prepare(dir), ModelNotRegularFileError);
+      expect([refusal.code, refusal.message]).toEqual([
+        "MODEL_IO",
+        `sealed model output ${sealedPath}: expected a regular file, found ${found}`,
+      ]);
+      expect(isStill(await lstat(sealedPath))).toBe(true);
+      // Nothing was sealed beside it: only the name refused is in models/.
+      expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
+    }
+    await rm(sealedPath, { recursive: true, force: true });
   });
 
   it("seals anew when the kept file does not open under the model key to the tiny model", async () => {
