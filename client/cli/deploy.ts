@@ -148,9 +148,9 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
  * An earlier run's model file at `at` (`path` by name), opened once for reading, or null when there
  * is none there or it is not a regular file itself. The file is then made anew, written beside the
  * name and renamed onto it: a symbolic link there (refused by O_NOFOLLOW) is replaced, never its
- * target, as are a FIFO, socket or device at the plain model's name (in up's own directory); at the
- * sealed model's name those and a directory stop `up` (sealModelFile: MODEL_IO, expected a regular
- * file), and a directory at the plain model's does too (its rename: MODEL_IO). Everything
+ * target; a FIFO, socket, device or directory at the name written stops `up` (the GGUF writer's and
+ * sealModelFile's check of the output: MODEL_IO, expected a regular file), while a sealing run only
+ * removes the plain model's name (never writing through it). Everything
  * read of it is read through the handle (its status, header and digest), never by its name again.
  * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file. Any
  * other error of the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
