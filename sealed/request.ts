@@ -369,13 +369,13 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new RequestMalformedError("request plaintext: expected a JSON object");
   }
-  const o = value as Record<string, unknown>;
-  // JSON.parse keeps the last of two members of one name: count the object's members in its text.
-  // A member always leaves a key: an object with keys has one member more than its top-level commas.
-  const keys = Object.keys(o).length;
-  if (keys !== 0 && topLevelCommaCount(text) + 1 !== keys) {
+  // JSON.parse keeps the last of two members of one name, in any object: the text then holds more
+  // members than the parsed value has keys. A first-wins reader (an auditor's) would read another request
+  // from the bytes the receipt's request hash names.
+  if (memberCount(text) !== keyCount(value)) {
     throw new RequestMalformedError("request plaintext: expected each member name once, found one repeated");
   }
+  const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!(REQUEST_FIELDS as readonly string[]).includes(key)) {
       // The field's name is decrypted content: it stays out of the message (the host sees this error).
@@ -396,10 +396,12 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
   return { v: PROTOCOL_VERSION, requestId: o.requestId, timestamp: o.timestamp, kind: headerKind, body: o.body };
 }
 
-/** The commas between the members of the object whose valid JSON text `text` is (outside strings, at depth 1). */
-function topLevelCommaCount(text: string): number {
-  let depth = 0;
-  let commas = 0;
+/**
+ * The members of all the objects in the valid JSON text `text`, in one pass: outside strings a colon
+ * is only ever the separator of a member's name and value (arrays have none).
+ */
+function memberCount(text: string): number {
+  let members = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -408,11 +410,30 @@ function topLevelCommaCount(text: string): number {
       if (c === 0x5c) i++;
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) depth++;
-    else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x2c && depth === 1) commas++;
+    else if (c === 0x3a) members++;
   }
-  return commas;
+  return members;
+}
+
+/**
+ * The own keys of all the objects in a JSON.parse result (`__proto__` is an own key there). An explicit
+ * stack, not recursion: a body nested deeper than the JS stack allows still counts.
+ */
+function keyCount(value: unknown): number {
+  let keys = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next !== "object" || next === null) continue;
+    if (Array.isArray(next)) {
+      for (const item of next) pending.push(item);
+    } else {
+      const names = Object.keys(next);
+      keys += names.length;
+      for (const name of names) pending.push((next as Record<string, unknown>)[name]);
+    }
+  }
+  return keys;
 }
 
 function takeRandom(random: (length: number) => Uint8Array, length: number): Uint8Array {

@@ -485,14 +485,31 @@ describe("openRequest error messages", () => {
     );
   });
 
-  it("refuse a member name given twice (JSON.parse would keep the last), in the object's top level only", async () => {
+  it("refuse a member name given twice (JSON.parse would keep the last) in any object, the body's too", async () => {
     const id = "ab".repeat(16);
     const other = "cd".repeat(16);
+    const head = `"requestId":"${id}","v":1,"timestamp":${T0},"kind":"chat"`;
     const base = `"v":1,"timestamp":${T0},"kind":"chat","body":{}`;
+    const withBody = (body: string) => `{${head},"body":${body}}`;
     for (const [what, plaintext] of [
       ["requestId twice", `{"requestId":"${other}",${base},"requestId":"${id}"}`],
       ["body twice", `{"requestId":"${id}",${base},"body":{"x":1}}`],
       ["v twice, one escaped", `{"requestId":"${id}",${base},"\\u0076":1}`],
+      ["a body member twice", withBody('{"k":1,"k":2}')],
+      ["prompt twice", withBody('{"prompt":"a","prompt":"b"}')],
+      [
+        "a member twice in body.messages[1]",
+        withBody('{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b","content":"c"}]}'),
+      ],
+      ["a repeat whose first value held objects", withBody('{"o":{"p":{"q":1},"r":[{"s":2}]},"o":1}')],
+      ["a repeat whose last value holds objects", withBody('{"o":1,"x":{"o":2},"o":{"p":{"q":1}}}')],
+      ["an escaped name and its plain one", withBody('{"n":{"\\u0061":1,"a":2}}')],
+      ["__proto__ twice", withBody('{"__proto__":{"a":1},"__proto__":{"a":1}}')],
+      ["__proto__ twice, one escaped", withBody('[{"__proto__":1,"\\u005f_proto__":2}]')],
+      [
+        "a repeat beside strings holding commas, braces, colons and quotes",
+        withBody('{"a":"x,\\"}:{","b":["],{:"],"a":"y"}'),
+      ],
     ] as const) {
       const guard = new ReplayGuard();
       const error = await openHandSealed(plaintext, "chat", guard);
@@ -503,12 +520,46 @@ describe("openRequest error messages", () => {
       });
       expect(guard.size).toBe(0);
     }
-    // Commas, braces, quotes and escapes inside strings and nested values are not members; a name
-    // repeated inside the body is the body's (the pipeline reads it).
-    const body = { a: [1, { b: "x,y}" }], c: 'q\\",{', d: { a: 1, e: [] }, "{,": "]," };
-    const nested = `{"requestId":"${id}","v":1,"timestamp":${T0},"kind":"chat","body":{"k":1,"k":2,"o":${JSON.stringify(body)}}}`;
-    const { key, envelope } = await handSealed(nested);
-    expect((await openRequest(envelope, key, new ReplayGuard(), T0)).request.body).toEqual({ k: 2, o: body });
+    // Commas, braces, colons, quotes and escapes inside strings, names alike after JSON.parse only in
+    // another object, and `__proto__` once are members once: the request opens as sealed.
+    const body = {
+      a: [1, { b: "x,y}:" }],
+      c: 'q\\":,{',
+      d: { a: 1, e: [], f: {} },
+      "{,:": "],:",
+      g: [{ a: 1 }, { a: 2 }],
+      h: "\\",
+      ["__proto__"]: { a: 1 },
+    };
+    const plain = withBody(JSON.stringify(body));
+    expect(plain).toContain('"__proto__":{"a":1}');
+    const { key, envelope } = await handSealed(plain);
+    expect((await openRequest(envelope, key, new ReplayGuard(), T0)).request.body).toEqual(
+      JSON.parse(JSON.stringify(body)),
+    );
+    const escaped = withBody('{"\\u0061":1,"b":{"a":2}}');
+    const opened = await handSealed(escaped);
+    expect((await openRequest(opened.envelope, opened.key, new ReplayGuard(), T0)).request.body).toEqual({
+      a: 1,
+      b: { a: 2 },
+    });
+  });
+
+  it("count the members of a body nested 100,000 deep without overflowing the stack, and find a repeat at its bottom", async () => {
+    const depth = 100_000;
+    const deep = (inner: string) => `${'{"a":['.repeat(depth)}${inner}${"]}".repeat(depth)}`;
+    const head = `"requestId":"${"ab".repeat(16)}","v":1,"timestamp":${T0},"kind":"chat"`;
+    const accepted = await handSealed(`{${head},"body":${deep('{"b":1,"c":2}')}}`);
+    let body = (await openRequest(accepted.envelope, accepted.key, new ReplayGuard(), T0)).request.body;
+    for (let i = 0; i < depth; i++) body = (body as { a: unknown[] }).a[0];
+    expect(body).toEqual({ b: 1, c: 2 });
+    const guard = new ReplayGuard();
+    const error = await openHandSealed(`{${head},"body":${deep('{"b":1,"b":2}')}}`, "chat", guard);
+    expect({ code: error.code, message: error.message }).toEqual({
+      code: "REQUEST_MALFORMED",
+      message: "request plaintext: expected each member name once, found one repeated",
+    });
+    expect(guard.size).toBe(0);
   });
 
   it("refuse plaintext that is not JSON without carrying it anywhere in the error (message or cause)", async () => {
