@@ -20,7 +20,7 @@ import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-st
 import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, manifestPublicJwk, signManifest } from "../../manifests/sign.ts";
-import { ModelIoError } from "../../models/errors.ts";
+import { ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
 import { sha256Handle } from "../../models/hash.ts";
 import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
@@ -150,7 +150,8 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
  * name and renamed onto it: a symbolic link there (refused by O_NOFOLLOW) is replaced, never its
  * target; a FIFO, socket, device or directory at the name written stops `up` (the GGUF writer's and
  * sealModelFile's check of the output: MODEL_IO, expected a regular file), while a sealing run only
- * removes the plain model's name (never writing through it). Everything
+ * removes the plain model's name (never writing through it; removePlainModel: a directory there stops
+ * it, MODEL_IO, before any work). Everything
  * read of it is read through the handle (its status, header and digest), never by its name again.
  * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file. Any
  * other error of the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
@@ -172,6 +173,21 @@ async function openEarlierModel(at: string, path: string): Promise<{ handle: Fil
   }
   await handle.close();
   return null;
+}
+
+/**
+ * Removes the plain model's name at `at` (`path` by name) for a sealing run, which keeps the sealed
+ * file only: a file, a link (never its target), a FIFO, a socket or a device there is removed; a
+ * directory, which rm does not remove (ERR_FS_EISDIR), stops `up` before any work as the GGUF
+ * writer's check does (MODEL_IO, expected a regular file), not after sealing with Node's own code.
+ */
+async function removePlainModel(at: string, path: string): Promise<void> {
+  await rm(at, { force: true }).catch((cause: unknown) => {
+    if ((cause as NodeJS.ErrnoException).code === "ERR_FS_EISDIR") {
+      throw new ModelNotRegularFileError(path, "model file", "a directory");
+    }
+    throw new ModelIoError(path, "remove", cause);
+  });
 }
 
 /** The SHA-256 of the whole of `opened` (openEarlierModel: its size when opened), `path` naming it. */
@@ -383,6 +399,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     options.progress("making the tiny model (deterministic, offline)");
     await makeTinyModel(modelPath);
   }
+  // A sealing run keeps only the sealed file: one an earlier run without sealing left is removed.
+  if (options.sealedModel === true) await removePlainModel(held(modelPath), modelPath);
 
   const privatePath = join(dir, "operator.private.jwk");
   const operatorPublicKeyPath = join(dir, "operator.public.jwk");
@@ -424,8 +442,8 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     }
     modelFilePath = join(dir, "models", "tiny.gguf.sealed");
     // As in a real deployment, only the sealed file stays on disk: the plaintext exists while it is
-    // sealed or checked (the tiny model is public and rebuilt in a moment), and one an earlier run
-    // without sealing left is removed.
+    // sealed or checked (the tiny model is public and rebuilt in a moment); one an earlier run
+    // without sealing left was removed above.
     const plaintext = join(dir, "models", `.tiny.gguf.${process.pid}.plain`);
     let sealed: SealedModelExpectation;
     try {
@@ -448,7 +466,6 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
     } finally {
       await rm(held(plaintext), { force: true });
     }
-    await rm(held(modelPath), { force: true });
     modelKey.key.fill(0);
     sealedModelFields = { sha256: sealed.sha256, sizeBytes: sealed.sizeBytes, sealedAtRest: true, keyId: sealed.keyId };
     kbs = { configPath: join(kbsDir, "config.json"), keyId: sealed.keyId };

@@ -126,6 +126,32 @@ describe("prepareDeployment (cloister up) across restarts", () => {
     await rm(sealedPath, { recursive: true, force: true });
   });
 
+  it("removes a FIFO at the plain model's name, and stops before any work at a directory there (MODEL_IO)", async () => {
+    // A sealing run keeps the sealed file only: whatever an earlier run left at tiny.gguf is removed,
+    // never written through. A directory, which rm does not remove, stopped up after sealing with
+    // Node's ERR_FS_EISDIR (exit 1).
+    const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(dir);
+    const plainPath = join(dir, "models", "tiny.gguf");
+    await mkdir(join(dir, "models"));
+    execFileSync("mkfifo", [plainPath]);
+    await prepare(dir);
+    expect(await readdir(join(dir, "models"))).toEqual(["tiny.gguf.sealed"]);
+    const other = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
+    dirs.push(other);
+    const directory = join(other, "models", "tiny.gguf");
+    await mkdir(join(directory, "inside"), { recursive: true });
+    const refusal = await rejectionOf(prepare(other), ModelNotRegularFileError);
+    expect([refusal.code, refusal.message]).toEqual([
+      "MODEL_IO",
+      `model file ${directory}: expected a regular file, found a directory`,
+    ]);
+    expect(await readdir(directory)).toEqual(["inside"]);
+    // Before any work: nothing sealed, no key made.
+    expect(await readdir(join(other, "models"))).toEqual(["tiny.gguf"]);
+    expect((await readdir(other)).sort()).toEqual(["models"]);
+  });
+
   it("seals anew when the kept file does not open under the model key to the tiny model", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cloister-deploy-"));
     dirs.push(dir);
