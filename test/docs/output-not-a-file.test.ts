@@ -34,6 +34,15 @@ describe("the pages on --force outputs name the FIFO, socket or device refusal",
     expect(row).toContain("a FIFO, socket or device at an output's name is refused even with `--force`");
   });
 
+  it("docs/errors.md's MODEL_IO row says which of up's model names is refused (a sealing run removes the plain one)", () => {
+    // test/client/deploy.test.ts: a FIFO at models/tiny.gguf is removed by a sealing run, not refused.
+    const rows = readFileSync(join(REPO_ROOT, "docs", "errors.md"), "utf8").split("\n");
+    const row = rows.find((line) => line.startsWith("| `MODEL_IO` ")) ?? "";
+    expect(row).toContain(
+      "`cloister up`'s `models/tiny.gguf.sealed` and, with `--no-sealed-model`, `models/tiny.gguf` (a sealing run removes that name",
+    );
+  });
+
   it("docs/deploy.md's policy init --force says so", () => {
     expect(page("deploy.md")).toContain(
       "`--force` replaces it (written to a temporary file in the same directory, then renamed over it: it holds the old policy or the new one, never a part). A FIFO, socket or device at that name is refused even with `--force`",
