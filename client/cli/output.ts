@@ -251,10 +251,11 @@ export async function missingDirectory(file: string): Promise<string | null> {
 
 /**
  * Refuses a file that exists unless `replace`, and one whose directory does not exist: before any
- * work, so none is done for nothing. A FIFO, socket or device at its name is refused even with
- * `replace`: the rename that replaces would replace it (as root, `--force --out /dev/null` would
- * replace /dev/null). A symbolic link is replaced as a file is (the rename replaces the link, never
- * what it leads to); a directory is left to the write, whose rename cannot replace it (EISDIR).
+ * work, so none is done for nothing. A directory, FIFO, socket or device at its name is refused even
+ * with `replace`: the rename that replaces would replace a FIFO or device (as root, `--force --out
+ * /dev/null` would replace /dev/null) and fail on a directory (EISDIR) only after the work, and after
+ * any file written before it (manifest keygen's private key without its public one). A symbolic link
+ * is replaced as a file is (the rename replaces the link, never what it leads to).
  */
 export async function refuseExistingFile(file: string, replace: boolean, errors: OutputFileErrors): Promise<void> {
   let info: Stats;
@@ -266,7 +267,7 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
     if (directory !== null) throw errors.noDirectory(directory, cause);
     return;
   }
-  if (!info.isFile() && !info.isSymbolicLink() && !info.isDirectory()) throw errors.notAFile(describeFileKind(info));
+  if (!info.isFile() && !info.isSymbolicLink()) throw errors.notAFile(describeFileKind(info));
   if (!replace) throw errors.exists();
 }
 

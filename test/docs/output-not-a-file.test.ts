@@ -1,5 +1,5 @@
 /**
- * An output file's name holding a FIFO, socket or device is refused with --force or without
+ * An output file's name holding a directory, FIFO, socket or device is refused with --force or without
  * (client/cli/output.ts refuseExistingFile): the pages that say what --force does must say so too.
  * docs/errors.md's paragraph on output files quotes the refusal `refuseExistingOutput` gives (FILE
  * in place of the path), its MANIFEST_FILE row and docs/deploy.md's `policy init --force` name it:
@@ -31,7 +31,7 @@ describe("the pages on --force outputs name the FIFO, socket or device refusal",
   it("docs/errors.md's MANIFEST_FILE row says --force does not lift it", () => {
     const rows = readFileSync(join(REPO_ROOT, "docs", "errors.md"), "utf8").split("\n");
     const row = rows.find((line) => line.startsWith("| `MANIFEST_FILE` ")) ?? "";
-    expect(row).toContain("a FIFO, socket or device at an output's name is refused even with `--force`");
+    expect(row).toContain("a directory, FIFO, socket or device at an output's name is refused even with `--force`");
   });
 
   it("docs/errors.md's MODEL_IO row says which of up's model names is refused (a sealing run removes the plain one)", () => {
@@ -45,7 +45,7 @@ describe("the pages on --force outputs name the FIFO, socket or device refusal",
 
   it("docs/deploy.md's policy init --force says so", () => {
     expect(page("deploy.md")).toContain(
-      "`--force` replaces it (written to a temporary file in the same directory, then renamed over it: it holds the old policy or the new one, never a part). A FIFO, socket or device at that name is refused even with `--force`",
+      "`--force` replaces it (written to a temporary file in the same directory, then renamed over it: it holds the old policy or the new one, never a part). A directory, FIFO, socket or device at that name is refused even with `--force`",
     );
   });
 });

@@ -1,4 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -342,14 +351,28 @@ describe("cloister manifest: an output that cannot be looked up or written", () 
   });
 
   it("a failed write names the errno and what to do, the error its cause", async () => {
-    // --force takes the directory as a file to replace; renaming the key over it fails.
-    const directory = mkdtempSync(join(dir, "out-"));
-    const error = await failure({ outPrivate: directory, outPublic: p("write.pub.jwk"), alg: "EdDSA", force: true });
+    // A name the lookup takes (240 bytes) whose temporary name beside it (18 bytes more) is too long.
+    const out = mkdtempSync(join(dir, "long-"));
+    const name = join(out, "k".repeat(240));
+    const error = await failure({ outPrivate: name, outPublic: p("write.pub.jwk"), alg: "EdDSA", force: true });
     expect([error.code, error.message]).toEqual([
       "MANIFEST_FILE",
-      `--out-private ${directory}: could not be written (EISDIR: it is a directory; name the file in it)`,
+      `--out-private ${name}: could not be written (ENAMETOOLONG)`,
     ]);
-    expect(error.cause).toMatchObject({ code: "EISDIR" });
+    expect(error.cause).toMatchObject({ code: "ENAMETOOLONG" });
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it("a directory at either output is refused before any key is written, even with --force", async () => {
+    // Before, --force left it to the write: the private key was written, then the public one failed.
+    const directory = mkdtempSync(join(dir, "out-"));
+    const privatePath = p("before-dir.private.jwk");
+    const error = await failure({ outPrivate: privatePath, outPublic: directory, alg: "EdDSA", force: true });
+    expect([error.code, error.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-public ${directory}: expected a regular file, found a directory`,
+    ]);
+    expect(existsSync(privatePath)).toBe(false);
     expect(readdirSync(directory)).toEqual([]);
   });
 });
