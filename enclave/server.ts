@@ -251,13 +251,27 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
       ),
     gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
   });
+  const malformed = (options?: { cause: unknown }) =>
+    new EnclaveError(code, 400, `${what}: expected JSON {"nonce": base64url}`, options);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch (cause) {
+    throw malformed({ cause }); // the decoder's message quotes none of the body
+  }
+  let body: { nonce?: unknown } | null;
+  try {
+    body = JSON.parse(text) as { nonce?: unknown } | null;
+  } catch {
+    // No `cause`: JSON.parse's message quotes the body (the asker's nonce, or whatever was sent).
+    throw malformed();
+  }
+  if (typeof body?.nonce !== "string") throw malformed();
   let nonce: Uint8Array;
   try {
-    const body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw)) as { nonce?: unknown } | null;
-    if (typeof body?.nonce !== "string") throw new Error("nonce");
     nonce = base64url.decode(body.nonce);
-  } catch (error) {
-    throw new EnclaveError(code, 400, `${what}: expected JSON {"nonce": base64url}`, { cause: error });
+  } catch (cause) {
+    throw malformed({ cause }); // jose's message quotes none of its input
   }
   if (nonce.length < 16 || nonce.length > 64) {
     throw new EnclaveError(code, 400, `${what} nonce: expected 16..64 bytes, found ${nonce.length}`);
