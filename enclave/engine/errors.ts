@@ -5,7 +5,7 @@
  * so the enclave's one error-to-HTTP mapping covers them.
  */
 import type { Stats } from "node:fs";
-import { describeFileKind } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileMessage } from "../../attestation/bounded-read.ts";
 import { EnclaveError } from "../errors.ts";
 
 export type EngineErrorCode =
@@ -60,7 +60,8 @@ export class EngineError extends EnclaveError {
 /**
  * MODEL_NOT_FOUND for a --model path that is there but is not a regular file (a directory, a FIFO):
  * bad input (client/cli/program.ts isBadInput) by this class, not by a missing cause. `info`, the
- * path's stat, says what was found (describeFileKind).
+ * path's stat, says what was found (describeFileKind). The path is written as fileMessage writes it
+ * (quoted, its control characters escaped, when it would not read back as itself).
  */
 export class ModelNotAFileError extends EngineError {
   readonly found: string;
@@ -69,7 +70,7 @@ export class ModelNotAFileError extends EngineError {
     const found = describeFileKind(info);
     super(
       "MODEL_NOT_FOUND",
-      `--model file ${path}: expected a regular file, found ${found}; give the model file's path`,
+      fileMessage(path, "--model file", `expected a regular file, found ${found}; give the model file's path`),
     );
     this.found = found;
   }
@@ -79,15 +80,19 @@ export class ModelNotAFileError extends EngineError {
  * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
  * system's, is its cause: its errno is named); one that is not a regular file is ModelNotAFileError.
  * The path is always the command's --model (`cloister enclave`, `cloister
- * model run`): the message names the option and what to do.
+ * model run`): the message names the option (the path written by fileMessage) and what to do.
  */
 export function modelNotFound(path: string, error: unknown): EngineError {
   const code = (error as { code?: unknown }).code;
   return new EngineError(
     "MODEL_NOT_FOUND",
-    code === "ENOENT"
-      ? `--model file ${path}: not found; check the path, or put the model file there`
-      : `--model file ${path}: cannot be read (${String(code)}); check that this user may read it`,
+    fileMessage(
+      path,
+      "--model file",
+      code === "ENOENT"
+        ? "not found; check the path, or put the model file there"
+        : `cannot be read (${String(code)}); check that this user may read it`,
+    ),
     { cause: error },
   );
 }
