@@ -2,7 +2,8 @@
  * The commands policy init's note gives an operator whose TDX policy skips the TCB status
  * (attestation/policy-from-evidence.ts TCB_CHECK_NOTE): each is a command line the program takes
  * (test/helpers/command-line.ts), once its placeholders are filled in, and docs/platforms.md's
- * "Command line" section shows the same two commands. That the commands do what the note says runs in
+ * "Command line" section shows the same two commands; the file each saves is one attest --evidence-out
+ * writes (client/cli/run-client.ts EVIDENCE_OUT_FILES). That the commands do what the note says runs in
  * test/e2e/evidence-out.test.ts (attest --evidence-out, then verify-evidence on the saved quote).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { TCB_CHECK_NOTE } from "../../attestation/policy-from-evidence.ts";
+import { EVIDENCE_OUT_FILES } from "../../client/cli/run-client.ts";
 import { devPolicy } from "../client/helpers.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
@@ -23,6 +25,12 @@ const FILLED: Readonly<Record<string, string>> = {
   API_KEY_FILE: "my-api-key",
   DIR: "evidence",
   COLLATERAL_DIR: "collateral",
+};
+
+/** The attest --evidence-out form (client/cli/run-client.ts EVIDENCE_OUT_FILES) each note's deployment saves. */
+const SAVED_AS: Readonly<Record<keyof typeof TCB_CHECK_NOTE, keyof typeof EVIDENCE_OUT_FILES>> = {
+  guest: "tdx",
+  azure: "azure-tdx",
 };
 
 /** The `cloister …` commands of a note: the text after "check the platform's TCB: ", split at ", then ". */
@@ -42,7 +50,7 @@ const fill = (word: string) => word.replace(/^[A-Z_]+(?=\/|$)/, (name) => FILLED
 describe("policy init's note on checking a skipped TDX TCB status", () => {
   it.each(Object.entries(TCB_CHECK_NOTE))(
     "%s: attest --evidence-out, then verify-evidence --tee tdx --collateral",
-    (_, note) => {
+    (key, note) => {
       const commands = noteCommands(note);
       expect(commands.map((words) => checkCommand(words).command)).toEqual(["attest", "verify-evidence"]);
       for (const words of commands) expect(checkCommand(words.map(fill)).problems).toEqual([]);
@@ -50,6 +58,9 @@ describe("policy init's note on checking a skipped TDX TCB status", () => {
       const saved = /saves the verified [^,]* as (DIR\/\S+),/.exec(note)?.[1];
       expect(saved).toBeDefined();
       expect(commands[1]).toContain(saved);
+      // A file attest --evidence-out writes for that deployment (a rename there fails here).
+      const files: readonly string[] = EVIDENCE_OUT_FILES[SAVED_AS[key as keyof typeof TCB_CHECK_NOTE]];
+      expect(files).toContain(saved?.replace(/^DIR\//, ""));
     },
   );
 
