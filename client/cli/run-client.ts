@@ -315,12 +315,12 @@ export async function evidenceOutFiles(document: string): Promise<{ name: string
       return [{ name: "evidence.json", bytes: new TextEncoder().encode(evidence.evidence) }];
     case "azure-tdx": {
       const { parseAzureEvidence } = await import("../../attestation/azure/evidence.ts");
-      const tdQuote = parseAzureEvidence(evidence.evidence).tdQuote;
-      if (tdQuote === null)
+      const tdQuote =
+        parseAzureEvidence(evidence.evidence).tdQuote ??
         refuse("evidence.evidence td_quote: expected the TD quote of azure-tdx evidence, found none");
       return [
         { name: "evidence.json", bytes: new TextEncoder().encode(evidence.evidence) },
-        { name: "td-quote.bin", bytes: tdQuote as Uint8Array },
+        { name: "td-quote.bin", bytes: tdQuote },
       ];
     }
   }
@@ -370,11 +370,21 @@ async function removeOtherEvidence(dir: string, kept: readonly string[]): Promis
 
 /**
  * Refuses a --document-out file that is one of the names --evidence-out writes in DIR (after both
- * were checked: their directories exist): the evidence would replace or remove the document.
+ * were checked: their directories exist): the evidence would replace or remove the document. A
+ * directory that cannot be resolved (gone since, or not to be looked into) is USAGE, naming the option.
  */
 async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
   if (!EVIDENCE_OUT_NAMES.includes(basename(documentOut))) return;
-  const [documentDir, evidenceDir] = await Promise.all([realpath(dirname(documentOut)), realpath(evidenceOut)]);
+  const resolved = (directory: string, file: string, option: string) =>
+    realpath(directory).catch((cause: unknown) => {
+      throw new UsageError(fileMessage(file, option, `cannot check its path (${fileErrorCause(cause, "check")})`), {
+        cause,
+      });
+    });
+  const [documentDir, evidenceDir] = await Promise.all([
+    resolved(dirname(documentOut), documentOut, "--document-out"),
+    resolved(evidenceOut, evidenceOut, "--evidence-out"),
+  ]);
   if (documentDir !== evidenceDir) return;
   const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${basename(documentOut)}`;
   throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
