@@ -7,9 +7,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { lstat } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { refuseExistingOutput, UsageError } from "../../client/cli/output.ts";
 import { keygenCommand } from "../../manifests/cli-impl.ts";
 import { ManifestFileError } from "../../manifests/errors.ts";
@@ -19,20 +19,26 @@ import { testDirectory } from "../helpers/test-directory.ts";
 
 const dir = await testDirectory("cloister-output-not-a-file-");
 
+/** The socket servers specials() opened, closed after each test. */
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
 /** A FIFO, a character device and a socket in `dir`, each with what describeFileKind calls it. */
-async function specials(tag: string): Promise<{ path: string; found: string; close: () => Promise<void> }[]> {
+async function specials(tag: string): Promise<{ path: string; found: string }[]> {
   const fifo = join(dir, `${tag}-fifo.out`);
   execFileSync("mkfifo", [fifo]);
   const device = join(dir, `${tag}-device.out`);
   execFileSync("mknod", [device, "c", "1", "3"]);
   const socket = join(dir, `${tag}-socket.out`);
   const server = createServer();
+  servers.push(server);
   await new Promise<void>((resolve) => server.listen(socket, resolve));
-  const none = async () => {};
   return [
-    { path: fifo, found: "a FIFO", close: none },
-    { path: device, found: "a character device", close: none },
-    { path: socket, found: "a socket", close: () => new Promise<void>((resolve) => server.close(() => resolve())) },
+    { path: fifo, found: "a FIFO" },
+    { path: device, found: "a character device" },
+    { path: socket, found: "a socket" },
   ];
 }
 
@@ -41,17 +47,12 @@ const stillSpecial = async (path: string) => !(await lstat(path)).isFile();
 
 describe("an output file's name holding a FIFO, socket or device", () => {
   it("refuseExistingOutput refuses it with or without --force, naming what it found", async () => {
-    const found = await specials("check");
-    try {
-      for (const { path, found: kind } of found) {
-        for (const existing of ["replace", "refuse"] as const) {
-          const refusal = await rejectionOf(refuseExistingOutput(path, "--out", existing), UsageError);
-          expect(refusal.message).toBe(`--out ${path}: expected a regular file, found ${kind}`);
-          expect(await stillSpecial(path)).toBe(true);
-        }
+    for (const { path, found: kind } of await specials("check")) {
+      for (const existing of ["replace", "refuse"] as const) {
+        const refusal = await rejectionOf(refuseExistingOutput(path, "--out", existing), UsageError);
+        expect(refusal.message).toBe(`--out ${path}: expected a regular file, found ${kind}`);
+        expect(await stillSpecial(path)).toBe(true);
       }
-    } finally {
-      for (const { close } of found) await close();
     }
   });
 
