@@ -366,15 +366,13 @@ function parseRequestJson(bytes: Uint8Array, headerKind: RequestKind): SealedReq
     // No `cause`: JSON.parse's message quotes the decrypted text.
     throw new RequestMalformedError("request plaintext: expected UTF-8 JSON, found unparsable bytes");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new RequestMalformedError("request plaintext: expected a JSON object");
-  }
   // JSON.parse keeps the last of two members of one name, in any object: the text then holds more
   // members than the parsed value has keys. A first-wins reader (an auditor's) would read another request
   // from the bytes the receipt's request hash names.
   if (memberCount(text) !== keyCount(value)) {
     throw new RequestMalformedError("request plaintext: expected each member name once, found one repeated");
   }
+  // An object, no other value: valid JSON text whose first byte is `{` is one.
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!(REQUEST_FIELDS as readonly string[]).includes(key)) {

@@ -485,6 +485,21 @@ describe("openRequest error messages", () => {
     );
   });
 
+  it("refuse JSON that is not an object (an array, a string, null, a number) before it is parsed (its first and last bytes)", async () => {
+    const json = request({ body: { secret: "swordfish" } });
+    for (const plaintext of [`[${json}]`, JSON.stringify(json), "null", "1", "{", "}"]) {
+      const guard = new ReplayGuard();
+      const error = await openHandSealed(plaintext, "chat", guard);
+      expect({ plaintext, code: error.code, message: error.message }).toEqual({
+        plaintext,
+        code: "REQUEST_MALFORMED",
+        message: "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)",
+      });
+      expect(`${error.message} ${String(error.cause)}`).not.toContain("swordfish");
+      expect(guard.size).toBe(0);
+    }
+  });
+
   it("refuse a member name given twice (JSON.parse would keep the last) in any object, the body's too", async () => {
     const id = "ab".repeat(16);
     const other = "cd".repeat(16);
