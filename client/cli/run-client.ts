@@ -287,22 +287,19 @@ const EVIDENCE_OUT_NAMES: readonly string[] = [...new Set(Object.values(EVIDENCE
 /**
  * The files of `attest --evidence-out` for `document`, which verifyAttestationDocument verified
  * (evidence, binding, signature, nonce, manifest): its payload's evidence, read with the document's
- * strict readers (jws.ts, parseDocumentEvidence), as name and bytes. The SNP endorsement key (VCEK
- * or VLEK) is DER, which `verify-evidence --cert` takes as well as PEM.
+ * strict readers (unverifiedDocumentPayload, parseDocumentEvidence), as name and bytes. The SNP
+ * endorsement key (VCEK or VLEK) is DER, which `verify-evidence --cert` takes as well as PEM.
  */
 export async function evidenceOutFiles(document: string): Promise<{ name: string; bytes: Uint8Array }[]> {
-  const { compactJwsParts, decodeStrictBase64url, jwsPartObject } = await import("../../attestation/jws.ts");
+  const { decodeStrictBase64url } = await import("../../attestation/jws.ts");
+  const { unverifiedDocumentPayload } = await import("../../attestation/document-key.ts");
   const { parseDocumentEvidence } = await import("../../attestation/evidence.ts");
   const { ParseError } = await import("../../attestation/errors.ts");
   const refuse = (message: string, cause?: unknown): never => {
     throw new ParseError("DOCUMENT_MALFORMED", message, { cause });
   };
   const bytesOf = (text: string, field: string) => decodeStrictBase64url(text, field, refuse);
-  const [, payloadPart] = compactJwsParts(document, (found) =>
-    refuse(`document: expected 3 JWS parts, found ${found}`),
-  );
-  const payload = jwsPartObject(bytesOf(payloadPart, "document payload"), "document payload", refuse);
-  const evidence = parseDocumentEvidence(payload.evidence);
+  const evidence = parseDocumentEvidence(unverifiedDocumentPayload(document).evidence);
   switch (evidence.type) {
     case "sev-snp":
       return [
