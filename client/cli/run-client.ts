@@ -390,8 +390,11 @@ async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: str
 export async function runAttest(
   options: ClientConnectionOptions & { documentOut?: string; evidenceOut?: string; force?: boolean },
 ): Promise<void> {
-  const outputs = options.documentOut === undefined && options.evidenceOut === undefined ? undefined : "given";
-  const existing = forcedOutput(options.force, outputs, "--document-out or --evidence-out");
+  const existing = forcedOutput(
+    options.force,
+    options.documentOut ?? options.evidenceOut,
+    "--document-out or --evidence-out",
+  );
   // join("", name) is name: an empty DIR would write into the current directory.
   if (options.evidenceOut === "") {
     throw optionsUsageError("--evidence-out: expected an existing directory, found an empty argument");
