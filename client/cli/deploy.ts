@@ -151,8 +151,8 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
  * target; a FIFO, socket, device or directory at the name written stops `up` (the GGUF writer's and
  * sealModelFile's check of the output: MODEL_IO, expected a regular file), while a sealing run only
  * removes the plain model's name (never writing through it; removePlainModel: a directory there stops
- * it, MODEL_IO, before any work). Everything
- * read of it is read through the handle (its status, header and digest), never by its name again.
+ * it, MODEL_IO, before any work). Everything read of it is read through the handle (its status,
+ * header and digest), never by its name again.
  * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file. Any
  * other error of the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
  */

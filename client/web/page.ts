@@ -33,8 +33,8 @@ const KEY_PREVIEW_CHARS = 8;
 let keyFromLink = takeApiKeyFromFragment();
 
 // A link opened over this page that differs only in its fragment (another link's key, after the host
-// refused this one) does not load the page again: it is loaded again, so that its fragment is read
-// and removed as the first one was, instead of staying in the address bar and the history.
+// refused this one) would not load the page again by itself: the page reloads, so that its fragment
+// is read and removed as the first one was, instead of staying in the address bar and the history.
 window.addEventListener("hashchange", () => {
   if (window.location.hash !== "") window.location.reload();
 });
