@@ -168,15 +168,13 @@ async function readKeyFile(path: string): Promise<string | null> {
 
 /**
  * writeFileAtomically's outcomes as the errors themselves: the collector reports them as they are.
- * (`exists` is there for the interface only: a .key is written with `replace`, which never calls it;
- * nor does writeFileAtomically call `notAFile`.)
+ * (`exists` is there for the interface only: a .key is written with `replace`, which never calls it.)
  */
 const thrown = (cause: unknown): Error => (cause instanceof Error ? cause : new Error(String(cause)));
-const asThrown: OutputFileErrors = {
+const asThrown: Pick<OutputFileErrors, "exists" | "noDirectory" | "failed"> = {
   exists: thrown,
   noDirectory: (_directory, cause) => thrown(cause),
   failed: (cause) => thrown(cause),
-  notAFile: (found) => new Error(found),
 };
 
 /**

@@ -293,7 +293,7 @@ export async function writeFileAtomically(
   file: string,
   content: string | Uint8Array,
   options: { readonly mode: number; readonly replace: boolean },
-  errors: OutputFileErrors,
+  errors: Pick<OutputFileErrors, "exists" | "noDirectory" | "failed">,
 ): Promise<void> {
   const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   /** Whether `file` is a new name this call created (linked or copied into place; never with `replace`). */

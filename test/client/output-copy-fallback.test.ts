@@ -57,7 +57,6 @@ const errors = {
   exists: () => new Error("exists"),
   noDirectory: () => new Error("no directory"),
   failed: (cause: unknown) => new Error(`failed ${(cause as NodeJS.ErrnoException).code}`),
-  notAFile: (found: string) => new Error(`not a file: ${found}`),
 };
 
 describe("writeFileAtomically without hard links", () => {
