@@ -49,7 +49,8 @@ function readText(file: string, what: string, bound: InputBound): Promise<string
     file,
     what,
     bound,
-    (cause) => new ManifestFileError(`${what} ${file}: could not be read (${fileErrorCause(cause)})`, { cause }),
+    (cause) =>
+      new ManifestFileError(fileMessage(file, what, `could not be read (${fileErrorCause(cause)})`), { cause }),
   );
 }
 
@@ -58,7 +59,7 @@ async function readJson(file: string, what: string): Promise<unknown> {
   try {
     return parseJsonText(text);
   } catch (cause) {
-    throw new ManifestPayloadInvalidError(`${what} ${file}: ${jsonTextRefusal(cause, "JSON")}`, { cause });
+    throw new ManifestPayloadInvalidError(fileMessage(file, what, jsonTextRefusal(cause, "JSON")), { cause });
   }
 }
 
@@ -88,16 +89,16 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   try {
     value = parseJsonText(text);
   } catch (cause) {
-    throw new ManifestKeyInvalidError(`${what} ${file}: ${jsonTextRefusal(cause, "a JWK")}`, { cause });
+    throw new ManifestKeyInvalidError(fileMessage(file, what, jsonTextRefusal(cause, "a JWK")), { cause });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ManifestKeyInvalidError(`${what} ${file}: expected a JWK object`);
+    throw new ManifestKeyInvalidError(fileMessage(file, what, "expected a JWK object"));
   }
   return value as JWK;
 }
 
 const alreadyExists = (what: string, file: string, cause?: unknown) =>
-  new ManifestFileError(`${what} ${file}: already exists (use --force to overwrite)`, { cause });
+  new ManifestFileError(fileMessage(file, what, "already exists (use --force to overwrite)"), { cause });
 
 /**
  * The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing
@@ -109,10 +110,14 @@ const fileErrors = (what: string, file: string): OutputFileErrors => ({
   noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause),
   failed: (cause, operation) =>
     new ManifestFileError(
-      `${what} ${file}: could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})`,
+      fileMessage(
+        file,
+        what,
+        `could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})`,
+      ),
       { cause },
     ),
-  notAFile: (found) => new ManifestFileError(`${what} ${file}: expected a regular file, found ${found}`),
+  notAFile: (found) => new ManifestFileError(fileMessage(file, what, `expected a regular file, found ${found}`)),
 });
 
 const refuseExisting = (file: string, force: boolean | undefined, what: string) =>

@@ -1,5 +1,6 @@
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -374,5 +375,36 @@ describe("cloister manifest: an output that cannot be looked up or written", () 
     ]);
     expect(existsSync(privatePath)).toBe(false);
     expect(readdirSync(directory)).toEqual([]);
+  });
+
+  it("a path holding a line feed or an ESC is quoted in the message, as the client's outputs quote it", async () => {
+    // Written raw, "\n" would end the message's line and "\x1b[2J" clear the terminal of whoever reads it.
+    const odd = "odd\nname\x1b[2J";
+    const directory = p(`${odd}.dir`);
+    mkdirSync(directory);
+    const refused = await failure({
+      outPrivate: p("odd.private.jwk"),
+      outPublic: directory,
+      alg: "EdDSA",
+      force: true,
+    });
+    expect([refused.code, refused.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-public $'${dir}/odd\\nname\\033[2J.dir': expected a regular file, found a directory`,
+    ]);
+    const existing = p(`${odd}.private.jwk`);
+    writeFileSync(existing, "");
+    const exists = await failure({ outPrivate: existing, outPublic: p("odd.public.jwk"), alg: "EdDSA" });
+    expect([exists.code, exists.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-private $'${dir}/odd\\nname\\033[2J.private.jwk': already exists (use --force to overwrite)`,
+    ]);
+    const missing = await cloister("manifest", "check", p(`${odd}.json`));
+    expect(missing.stderr).toBe(
+      `cloister: MANIFEST_FILE: manifest $'${dir}/odd\\nname\\033[2J.json': could not be read (ENOENT: no such file; check the path)\n`,
+    );
+    writeFileSync(p(`${odd}.bad.json`), "{ not json");
+    const malformed = await cloister("manifest", "check", p(`${odd}.bad.json`));
+    expect(malformed.stderr).toContain(`: manifest $'${dir}/odd\\nname\\033[2J.bad.json': `);
   });
 });
