@@ -97,13 +97,19 @@ export function modelNotFound(path: string, error: unknown): EngineError {
   );
 }
 
-/** The model file's SHA-256 differs from the pinned digest; the model was not loaded. */
+/**
+ * The model file's SHA-256 differs from the pinned digest; the model was not loaded. `path`, the
+ * file the operator gave (EngineOptions.modelName), is written as fileMessage writes it.
+ */
 export class ModelDigestMismatchError extends EngineError {
   readonly expected: string;
   readonly found: string;
 
   constructor(path: string, expected: string, found: string) {
-    super("MODEL_DIGEST_MISMATCH", `model file ${path}: sha256 expected ${expected}, found ${found}; refusing to load`);
+    super(
+      "MODEL_DIGEST_MISMATCH",
+      fileMessage(path, "model file", `sha256 expected ${expected}, found ${found}; refusing to load`),
+    );
     this.expected = expected;
     this.found = found;
   }

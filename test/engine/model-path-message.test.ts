@@ -1,14 +1,16 @@
 /**
- * The --model refusals (ModelNotAFileError, modelNotFound) write the path as fileMessage does: a
- * path holding a line feed or an escape sequence is one quoted shell word with those characters
- * escaped, so the message never carries them raw to an operator's terminal or log.
+ * The --model refusals (ModelNotAFileError, modelNotFound, ModelDigestMismatchError) write the path
+ * as fileMessage does: a path holding a line feed or an escape sequence is one quoted shell word
+ * with those characters escaped, so the message never carries them raw to an operator's terminal
+ * or log.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ModelNotAFileError, modelNotFound } from "../../enclave/engine/errors.ts";
+import { ModelDigestMismatchError, ModelNotAFileError, modelNotFound } from "../../enclave/engine/errors.ts";
+import { openInferenceEngine } from "../../enclave/engine.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -45,6 +47,26 @@ describe("--model refusals of a path with a line feed and an escape sequence", (
     const denied = modelNotFound(path, Object.assign(new Error("denied"), { code: "EACCES" }));
     expect(controls(denied.message)).toEqual([]);
     expect(denied.message).toContain(`$'${parent}/model\\nline2\\033[2J.gguf': cannot be read (EACCES)`);
+  });
+
+  it("ModelDigestMismatchError writes the file the operator gave (modelName) quoted, escaped", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cloister-model-path-"));
+    dirs.push(parent);
+    const copy = join(parent, "private-copy.gguf");
+    writeFileSync(copy, "not a model");
+    const [found, expected] = ["ab".repeat(32), "cd".repeat(32)];
+    const error = await openInferenceEngine({
+      modelPath: copy,
+      modelSha256: found,
+      modelName: join(parent, NAME),
+      expectedSha256: expected,
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ModelDigestMismatchError);
+    const message = (error as Error).message;
+    expect(controls(message)).toEqual([]);
+    expect(message).toBe(
+      `model file $'${parent}/model\\nline2\\033[2J.gguf': sha256 expected ${expected}, found ${found}; refusing to load`,
+    );
   });
 
   it("writes a plain path as given", () => {
