@@ -97,7 +97,7 @@ export function registerKbsCommands(program: Command): void {
     .option("--json", "print the result as JSON")
     .option(
       "--force",
-      "replace <out> if it exists as a file (its digest, pinned by a manifest, changes); a directory, FIFO or device there is refused",
+      "replace <out> if it exists as a file (its digest, pinned by a manifest, changes); a directory, FIFO, socket or device there is refused",
     )
     .action(async (input: string, output: string, options: { key: string; json?: boolean; force?: boolean }) => {
       const { runModelSeal } = await import("./cli-impl.ts");

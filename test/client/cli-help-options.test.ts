@@ -53,7 +53,7 @@ describe("--help names the value, default and alternatives of an option", () => 
 
   it("model seal --force names the operand it replaces, and what it does not", async () => {
     expect(await help("model", "seal")).toMatch(
-      /--force +replace <out> if it exists as a file .*?; a directory, FIFO or device there is refused/s,
+      /--force +replace <out> if it exists as a file .*?; a directory, FIFO, socket or device there is refused/s,
     );
   });
 });
