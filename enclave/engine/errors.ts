@@ -79,8 +79,8 @@ export class ModelNotAFileError extends EngineError {
 /**
  * MODEL_NOT_FOUND for a model file that cannot be opened or looked at (`error`, the operating
  * system's, is its cause: its errno is named); one that is not a regular file is ModelNotAFileError.
- * The path is always the command's --model (`cloister enclave`, `cloister
- * model run`): the message names the option (the path written by fileMessage) and what to do.
+ * The path is always the command's --model (`cloister enclave`, `cloister model run`): the message
+ * names the option (the path written by fileMessage) and what to do.
  */
 export function modelNotFound(path: string, error: unknown): EngineError {
   const code = (error as { code?: unknown }).code;
