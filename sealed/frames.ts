@@ -37,8 +37,8 @@ export type FrameErrorKind = "policy" | "transport";
  * The kind of each code an enclave's sealed error frame carries (docs/errors.md, "Enclave": the
  * `frame` rows and those that say they arrive in an error frame). A table, so that a new frame code
  * is classified when it is added (test/client/frame-error-kinds.test.ts checks the docs against it).
-The enclave sends no other code in a frame (enclave/service.ts `frameErrorCode`), the SDK classifies
-by it (the kinds are the SDK's `ClientErrorKind` of that name): one table for both sides.
+ * The enclave sends no other code in a frame (enclave/service.ts `frameErrorCode`), the SDK classifies
+ * by it (the kinds are the SDK's `ClientErrorKind` of that name): one table for both sides.
  *
  * `policy`: the enclave refused the request itself under its attested configuration; the same
  * request is refused again, so it is not retried (ENGINE_REQUEST: a field the engine refuses;
