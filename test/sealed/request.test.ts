@@ -384,6 +384,23 @@ async function openHandSealed(json: string, headerKind: "chat" | "complete" = "c
   return sealedErrorOf(() => openRequest(envelope, key, guard, T0));
 }
 
+const NOT_ONE_OBJECT = "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)";
+const MEMBER_REPEATED = "request plaintext: expected each member name once, found one repeated";
+
+/**
+ * That each plaintext of `cases` (named by `what`) is refused as REQUEST_MALFORMED with `message`,
+ * no "swordfish" in it reaching the error (message or cause), before the replay guard records it.
+ */
+async function expectRefused(cases: readonly (readonly [what: string, plaintext: string])[], message: string) {
+  for (const [what, plaintext] of cases) {
+    const guard = new ReplayGuard();
+    const error = await openHandSealed(plaintext, "chat", guard);
+    expect({ what, code: error.code, message: error.message }).toEqual({ what, code: "REQUEST_MALFORMED", message });
+    expect(`${error.message} ${String(error.cause)}`).not.toContain("swordfish");
+    expect(guard.size).toBe(0);
+  }
+}
+
 describe("openRequest error messages", () => {
   const request = (fields: Record<string, unknown>) =>
     JSON.stringify({ v: 1, requestId: "ab".repeat(16), timestamp: T0, kind: "chat", body: {}, ...fields });
@@ -452,24 +469,17 @@ describe("openRequest error messages", () => {
 
   it("read exactly the object's text followed by 0x20 padding: other white space around it, or a NUL, is refused", async () => {
     const json = request({ body: { secret: "swordfish" } });
-    for (const [what, plaintext] of [
-      ["a tab in the padding", `${json}\t   `],
-      ["a line feed as the padding", `${json}\n`],
-      ["a carriage return before the 0x20 padding", `${json}\r  `],
-      ["a leading space", ` ${json}`],
-      ["a leading line feed", `\n${json}  `],
-      ["a NUL in the padding", `${json}  \u0000  `],
-    ] as const) {
-      const guard = new ReplayGuard();
-      const error = await openHandSealed(plaintext, "chat", guard);
-      expect({ what, code: error.code, message: error.message }).toEqual({
-        what,
-        code: "REQUEST_MALFORMED",
-        message: "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)",
-      });
-      expect(`${error.message} ${String(error.cause)}`).not.toContain("swordfish");
-      expect(guard.size).toBe(0);
-    }
+    await expectRefused(
+      [
+        ["a tab in the padding", `${json}\t   `],
+        ["a line feed as the padding", `${json}\n`],
+        ["a carriage return before the 0x20 padding", `${json}\r  `],
+        ["a leading space", ` ${json}`],
+        ["a leading line feed", `\n${json}  `],
+        ["a NUL in the padding", `${json}  \u0000  `],
+      ],
+      NOT_ONE_OBJECT,
+    );
     // 0x20 padding and none open, and the receipt's request hash is the object's text in both.
     for (const plaintext of [`${json}${" ".repeat(40)}`, json]) {
       const { key, envelope } = await handSealed(plaintext);
@@ -487,17 +497,11 @@ describe("openRequest error messages", () => {
 
   it("refuse JSON that is not an object (an array, a string, null, a number) before it is parsed (its first and last bytes)", async () => {
     const json = request({ body: { secret: "swordfish" } });
-    for (const plaintext of [`[${json}]`, JSON.stringify(json), "null", "1", "{", "}"]) {
-      const guard = new ReplayGuard();
-      const error = await openHandSealed(plaintext, "chat", guard);
-      expect({ plaintext, code: error.code, message: error.message }).toEqual({
-        plaintext,
-        code: "REQUEST_MALFORMED",
-        message: "request plaintext: expected a JSON object ('{' first, '}' last) followed only by spaces (0x20)",
-      });
-      expect(`${error.message} ${String(error.cause)}`).not.toContain("swordfish");
-      expect(guard.size).toBe(0);
-    }
+    const plaintexts = [`[${json}]`, JSON.stringify(json), "null", "1", "{", "}"];
+    await expectRefused(
+      plaintexts.map((plaintext) => [plaintext, plaintext] as const),
+      NOT_ONE_OBJECT,
+    );
   });
 
   it("refuse a member name given twice (JSON.parse would keep the last) in any object, the body's too", async () => {
@@ -506,7 +510,7 @@ describe("openRequest error messages", () => {
     const head = `"requestId":"${id}","v":1,"timestamp":${T0},"kind":"chat"`;
     const base = `"v":1,"timestamp":${T0},"kind":"chat","body":{}`;
     const withBody = (body: string) => `{${head},"body":${body}}`;
-    for (const [what, plaintext] of [
+    const repeats = [
       ["requestId twice", `{"requestId":"${other}",${base},"requestId":"${id}"}`],
       ["body twice", `{"requestId":"${id}",${base},"body":{"x":1}}`],
       ["v twice, one escaped", `{"requestId":"${id}",${base},"\\u0076":1}`],
@@ -525,16 +529,8 @@ describe("openRequest error messages", () => {
         "a repeat beside strings holding commas, braces, colons and quotes",
         withBody('{"a":"x,\\"}:{","b":["],{:"],"a":"y"}'),
       ],
-    ] as const) {
-      const guard = new ReplayGuard();
-      const error = await openHandSealed(plaintext, "chat", guard);
-      expect({ what, code: error.code, message: error.message }).toEqual({
-        what,
-        code: "REQUEST_MALFORMED",
-        message: "request plaintext: expected each member name once, found one repeated",
-      });
-      expect(guard.size).toBe(0);
-    }
+    ] as const;
+    await expectRefused(repeats, MEMBER_REPEATED);
     // Commas, braces, colons, quotes and escapes inside strings, names alike after JSON.parse only in
     // another object, and `__proto__` once are members once: the request opens as sealed.
     const body = {
@@ -568,13 +564,7 @@ describe("openRequest error messages", () => {
     let body = (await openRequest(accepted.envelope, accepted.key, new ReplayGuard(), T0)).request.body;
     for (let i = 0; i < depth; i++) body = (body as { a: unknown[] }).a[0];
     expect(body).toEqual({ b: 1, c: 2 });
-    const guard = new ReplayGuard();
-    const error = await openHandSealed(`{${head},"body":${deep('{"b":1,"b":2}')}}`, "chat", guard);
-    expect({ code: error.code, message: error.message }).toEqual({
-      code: "REQUEST_MALFORMED",
-      message: "request plaintext: expected each member name once, found one repeated",
-    });
-    expect(guard.size).toBe(0);
+    await expectRefused([["a repeat at the bottom", `{${head},"body":${deep('{"b":1,"b":2}')}}`]], MEMBER_REPEATED);
   });
 
   it("refuse plaintext that is not JSON without carrying it anywhere in the error (message or cause)", async () => {
