@@ -21,15 +21,21 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return { ...actual, link, default: { ...actual, link } };
 });
 
+/** A model sealed, without overwrite, to `name` in a new directory (removed after the test). */
+async function sealWithoutOverwrite(name: string) {
+  const dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const input = join(dir, "model.gguf");
+  await writeFile(input, Buffer.alloc(10_000, 7));
+  const output = join(dir, name);
+  const sealing = sealModelFile(input, output, generateModelKey("race.v1"), { chunkSize: 4096, overwrite: false });
+  return { dir, output, sealing };
+}
+
 describe("sealModelFile: an output that appears while sealing", () => {
   it("is refused as MODEL_OUTPUT_EXISTS naming link()'s EEXIST, and kept", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const input = join(dir, "model.gguf");
-    await writeFile(input, Buffer.alloc(10_000, 7));
-    const output = join(dir, "model.sealed");
-    const refused = sealModelFile(input, output, generateModelKey("race.v1"), { chunkSize: 4096, overwrite: false });
-    await expect(refused).rejects.toMatchObject({
+    const { dir, output, sealing } = await sealWithoutOverwrite("model.sealed");
+    await expect(sealing).rejects.toMatchObject({
       code: "MODEL_OUTPUT_EXISTS",
       message: `sealed model output ${output}: already exists (EEXIST); it is not replaced (cloister model seal --force replaces it)`,
       cause: { code: "EEXIST" },
@@ -39,13 +45,8 @@ describe("sealModelFile: an output that appears while sealing", () => {
   });
 
   it("a link() that fails otherwise is MODEL_IO naming the sealed model output, as the first look does", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "cloister-sealed-race-"));
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const input = join(dir, "model.gguf");
-    await writeFile(input, Buffer.alloc(10_000, 7));
-    const output = join(dir, "denied.sealed");
-    const refused = sealModelFile(input, output, generateModelKey("race.v1"), { chunkSize: 4096, overwrite: false });
-    await expect(refused).rejects.toMatchObject({
+    const { dir, output, sealing } = await sealWithoutOverwrite("denied.sealed");
+    await expect(sealing).rejects.toMatchObject({
       code: "MODEL_IO",
       message: `sealed model output ${output}: cannot create (EACCES)`,
       cause: { code: "EACCES" },
