@@ -32,7 +32,7 @@ import { toHex } from "../bytes.ts";
 import { ConfigurationError, EvidenceError } from "../errors.ts";
 import { parseCertificateBytes } from "../x509.ts";
 import { FetchProblem, fetchBounded } from "./bounded-fetch.ts";
-import { type CommandRunner, createCommandRunner } from "./command-runner.ts";
+import { type CommandResult, type CommandRunner, createCommandRunner } from "./command-runner.ts";
 import { type RawAzureEvidence, REPORT_DATA_SIZE, type TeeEvidenceProvider } from "./types.ts";
 
 export const AZURE_HCL_REPORT_NV_INDEX = "0x01400001";
@@ -184,11 +184,13 @@ function tpmUnavailable(command: string, stderr: string): EvidenceError | null {
   );
 }
 
+/** A tool's failure: no TPM it could open (tpmUnavailable), else its exit status and ERROR lines. */
+const toolFailed = (command: string, result: CommandResult): EvidenceError =>
+  tpmUnavailable(command, result.stderr) ?? commandFailed(command, result.exitCode, toolError(result.stderr));
+
 async function tool(run: CommandRunner, command: string, args: readonly string[]): Promise<void> {
   const result = await run(command, args);
-  if (result.exitCode !== 0) {
-    throw tpmUnavailable(command, result.stderr) ?? commandFailed(command, result.exitCode, toolError(result.stderr));
-  }
+  if (result.exitCode !== 0) throw toolFailed(command, result);
 }
 
 async function readOutput(path: string, what: string): Promise<Uint8Array> {
@@ -306,10 +308,7 @@ export class AzureVtpmProvider implements TeeEvidenceProvider {
       const result = await this.run("tpm2_quote", args);
       if (result.exitCode === 0) return;
       if (!result.stderr.includes(TPM2_QUOTE_PCR_RACE)) {
-        throw (
-          tpmUnavailable("tpm2_quote", result.stderr) ??
-          commandFailed("tpm2_quote", result.exitCode, toolError(result.stderr))
-        );
+        throw toolFailed("tpm2_quote", result);
       }
       if (attempt >= attempts) {
         throw commandFailed(
