@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NO_DOCUMENT_WARNING } from "../../client/cli/run-receipt.ts";
 import { DEV_MANIFEST } from "../../manifests/dev.ts";
-import { type CliRun, runCloister } from "../helpers/cli.ts";
+import { type CliRun, envWithoutApiKey, runCloister } from "../helpers/cli.ts";
 import {
   bootDeployment,
   connectionArgs,
@@ -33,10 +33,7 @@ afterAll(async () => {
 });
 
 function cloister(...args: string[]): Promise<CliRun> {
-  // The API key comes from the deployment's file, never from the developer's environment.
-  const env = { ...process.env };
-  delete env.CLOISTER_API_KEY;
-  return runCloister(args, { cwd: deployment.dir, env });
+  return runCloister(args, { cwd: deployment.dir, env: envWithoutApiKey() });
 }
 
 const connection = (policy: string) => connectionArgs(deployment, policy);
@@ -119,8 +116,7 @@ describe("cloister attest / chat against a real deployment", () => {
 
 describe("cloister chat, the prompt kept off the command line", () => {
   it("reads it from a pipe, from --prompt-file - and from --prompt-file FILE: the same answer as the argument", async () => {
-    const env = { ...process.env };
-    delete env.CLOISTER_API_KEY;
+    const env = envWithoutApiKey();
     const prompt = "What does the enclave do?";
     const promptFile = join(deployment.dir, "chat-prompt.txt");
     await writeFile(promptFile, prompt);

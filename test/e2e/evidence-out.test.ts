@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromBase64url, toHex } from "../../attestation/bytes.ts";
-import { type CliRun, runCloister } from "../helpers/cli.ts";
+import { type CliRun, envWithoutApiKey, runCloister } from "../helpers/cli.ts";
 import { examplesOf } from "../helpers/help-examples.ts";
 import { bootDeployment, connectionArgs, type E2eDeployment } from "./helpers/deployment.ts";
 
@@ -24,9 +24,7 @@ afterAll(async () => {
 });
 
 function cloister(...args: string[]): Promise<CliRun> {
-  const env = { ...process.env };
-  delete env.CLOISTER_API_KEY;
-  return runCloister(args, { cwd: deployment.dir, env });
+  return runCloister(args, { cwd: deployment.dir, env: envWithoutApiKey() });
 }
 
 /** The `evidence` member of a saved attestation document (its payload, the JWS's second part). */
@@ -194,8 +192,7 @@ describe("attest --evidence-out: what DIR holds after a refusal, and after --for
 
   it('--evidence-out "" is refused, not taken as the current directory', async () => {
     const cwd = await evidenceDir("empty-argument");
-    const env = { ...process.env };
-    delete env.CLOISTER_API_KEY;
+    const env = envWithoutApiKey();
     const run = await runCloister([...attestArgs(deployment.files.policyPath), "--evidence-out", ""], { cwd, env });
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(

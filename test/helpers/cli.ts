@@ -26,6 +26,16 @@ export interface CliOptions {
   readonly input?: string | Uint8Array;
 }
 
+/**
+ * This process's environment without CLOISTER_API_KEY: a run against a deployment takes its API key
+ * from the deployment's file, never from the developer's environment.
+ */
+export function envWithoutApiKey(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.CLOISTER_API_KEY;
+  return env;
+}
+
 export function runCloister(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = execFile(
