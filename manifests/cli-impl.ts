@@ -1,7 +1,7 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
 import { resolve } from "node:path";
 import type { JWK } from "jose";
-import { fileErrorCause, fileMessage, type InputBound } from "../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
 import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { readText as readBoundedText, readTrustFile } from "../client/cli/bounded-file.ts";
@@ -135,7 +135,7 @@ export async function keygenCommand(options: {
 }): Promise<void> {
   if (resolve(options.outPrivate) === resolve(options.outPublic)) {
     throw new ManifestFileError(
-      `--out-private and --out-public: expected two files, found the same path ${options.outPublic} (the public key would replace the private one)`,
+      `--out-private and --out-public: expected two files, found the same path ${shellWord(options.outPublic)} (the public key would replace the private one)`,
     );
   }
   await refuseExisting(options.outPrivate, options.force, "--out-private");
@@ -255,9 +255,10 @@ async function parseDeployableManifest(file: string): Promise<Manifest> {
 export async function checkCommand(file: string, options: { json?: boolean }): Promise<void> {
   try {
     const manifest = await parseDeployableManifest(file);
+    const valid = `schema valid (${manifest.service.name}@${manifest.service.version})`;
+    // The path as error lines name it (fileMessage): quoted when it holds a line feed or an ESC.
     if (options.json) printJson({ valid: true, service: manifest.service });
-    else
-      process.stdout.write(`manifest ${file}: schema valid (${manifest.service.name}@${manifest.service.version})\n`);
+    else process.stdout.write(`${fileMessage(file, "manifest", valid)}\n`);
   } catch (error) {
     if (error instanceof ManifestSchemaError && options.json) {
       printJson({ valid: false, code: error.code, issues: error.issues });
@@ -268,7 +269,7 @@ export async function checkCommand(file: string, options: { json?: boolean }): P
     // expected and found value, one a line, so that the file is fixed in one go.
     if (error instanceof ManifestSchemaError && error.issues.length > 1) {
       const lines = error.issues.map((issue) => `  ${issue.message}\n`).join("");
-      process.stdout.write(`manifest ${file}: ${error.issues.length} violations\n${lines}`);
+      process.stdout.write(`${fileMessage(file, "manifest", `${error.issues.length} violations`)}\n${lines}`);
     }
     throw error;
   }

@@ -407,4 +407,28 @@ describe("cloister manifest: an output that cannot be looked up or written", () 
     const malformed = await cloister("manifest", "check", p(`${odd}.bad.json`));
     expect(malformed.stderr).toContain(`: manifest $'${dir}/odd\\nname\\033[2J.bad.json': `);
   });
+
+  it("keygen's one path for both keys and check's lines on stdout quote such a path too", async () => {
+    const odd = p("odd\nname\x1b[2J");
+    const quoted = `$'${dir}/odd\\nname\\033[2J`;
+    const same = await failure({ outPrivate: `${odd}.jwk`, outPublic: `${odd}.jwk`, alg: "EdDSA", force: true });
+    expect([same.code, same.message]).toEqual([
+      "MANIFEST_FILE",
+      `--out-private and --out-public: expected two files, found the same path ${quoted}.jwk' (the public key would replace the private one)`,
+    ]);
+    writeFileSync(`${odd}.valid.json`, JSON.stringify(DEV_MANIFEST));
+    const tee = { ...DEV_MANIFEST.tee, allowedMeasurements: { any: true, reason: "x" } };
+    const inference = { ...DEV_MANIFEST.inference, threads: 0 };
+    writeFileSync(`${odd}.two-bad.json`, JSON.stringify({ ...DEV_MANIFEST, tee, inference }));
+    const [valid, twoBad] = await Promise.all([
+      cloister("manifest", "check", `${odd}.valid.json`),
+      cloister("manifest", "check", `${odd}.two-bad.json`),
+    ]);
+    expect([valid.code, valid.stdout]).toEqual([
+      0,
+      `manifest ${quoted}.valid.json': schema valid (${DEV_MANIFEST.service.name}@${DEV_MANIFEST.service.version})\n`,
+    ]);
+    expect(twoBad.code).toBe(2);
+    expect(twoBad.stdout.split("\n")[0]).toBe(`manifest ${quoted}.two-bad.json': 2 violations`);
+  });
 });
