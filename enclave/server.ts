@@ -251,32 +251,46 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
       ),
     gone: (cause) => new EnclaveError("CLIENT_CLOSED", 400, "the host went away mid-request", { cause }),
   });
-  const malformed = (options?: { cause: unknown }) =>
-    new EnclaveError(code, 400, `${what}: expected JSON {"nonce": base64url}`, options);
+  // What was found is named by its kind and a string by its length, never quoted: the body holds
+  // the asker's nonce, which the host sends in clear.
+  const malformed = (found: string, options?: { cause: unknown }) =>
+    new EnclaveError(code, 400, `${what}: expected JSON {"nonce": base64url}, found ${found}`, options);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
   } catch (cause) {
-    throw malformed({ cause }); // the decoder's message quotes none of the body
+    throw malformed("a body that is not UTF-8", { cause }); // the decoder's message quotes none of the body
   }
-  let body: { nonce?: unknown } | null;
+  let body: unknown;
   try {
-    body = JSON.parse(text) as { nonce?: unknown } | null;
+    body = JSON.parse(text);
   } catch {
     // No `cause`: JSON.parse's message quotes the body (the asker's nonce, or whatever was sent).
-    throw malformed();
+    throw malformed(text === "" ? "an empty body" : "no JSON");
   }
-  if (typeof body?.nonce !== "string") throw malformed();
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw malformed(jsonKind(body));
+  if (!Object.hasOwn(body, "nonce")) throw malformed("an object without nonce");
+  const found = (body as { nonce: unknown }).nonce;
+  if (typeof found !== "string") throw malformed(`${jsonKind(found)} at nonce`);
   let nonce: Uint8Array;
   try {
-    nonce = base64url.decode(body.nonce);
+    nonce = base64url.decode(found);
   } catch (cause) {
-    throw malformed({ cause }); // jose's message quotes none of its input
+    // jose's message quotes none of its input.
+    const characters = `${found.length} character${found.length === 1 ? "" : "s"}`;
+    throw malformed(`a non-base64url string of ${characters} at nonce`, { cause });
   }
   if (nonce.length < 16 || nonce.length > 64) {
     throw new EnclaveError(code, 400, `${what} nonce: expected 16..64 bytes, found ${nonce.length}`);
   }
   return nonce;
+}
+
+/** A JSON value's kind, for a message that must not quote it: "null", "an array", "a string"… */
+function jsonKind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 /**

@@ -76,6 +76,37 @@ describe("a malformed nonce question's error", () => {
     });
   }
 
+  it("names what was found instead, by its kind and a string by its length, never quoting it", async () => {
+    const { url, errors } = await serveCapturing();
+    const cases: [body: string, found: string][] = [
+      ["", "an empty body"],
+      [`{"nonce": "${SECRET}"`, "no JSON"],
+      [`["${SECRET}"]`, "an array"],
+      ["null", "null"],
+      ["42", "a number"],
+      [`{"n": "${SECRET}"}`, "an object without nonce"],
+      ['{"nonce": 42}', "a number at nonce"],
+      ['{"nonce": null}', "null at nonce"],
+      [`{"nonce": ["${SECRET}"]}`, "an array at nonce"],
+      [`{"nonce": "${SECRET}!"}`, `a non-base64url string of ${SECRET.length + 1} characters at nonce`],
+      ['{"nonce": "A"}', "a non-base64url string of 1 character at nonce"],
+    ];
+    for (const [body, found] of cases) {
+      const response = await fetch(`${url}/audit/checkpoint`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      expect([body, response.status]).toEqual([body, 400]);
+      const error = errors.splice(0)[0] as EnclaveError;
+      expect([body, error.code, error.message]).toEqual([
+        body,
+        "AUDIT_CHECKPOINT_MALFORMED",
+        `audit checkpoint: expected JSON ${SHAPE}, found ${found}`,
+      ]);
+    }
+  });
+
   it("keeps the UTF-8 decoder's error as cause: it quotes none of the body", async () => {
     const { url, errors } = await serveCapturing();
     const body = new Uint8Array([...new TextEncoder().encode(`{"nonce": "${SECRET}`), 0xff, 0x22, 0x7d]);
@@ -86,7 +117,10 @@ describe("a malformed nonce question's error", () => {
     });
     expect(response.status).toBe(400);
     const error = errors[0] as EnclaveError;
-    expect(error.code).toBe("CHALLENGE_MALFORMED");
+    expect([error.code, error.message]).toEqual([
+      "CHALLENGE_MALFORMED",
+      `challenge: expected JSON ${SHAPE}, found a body that is not UTF-8`,
+    ]);
     expect(error.cause).toBeInstanceOf(TypeError);
     expect(chainText(error)).not.toContain(SECRET.slice(0, 6));
   });
