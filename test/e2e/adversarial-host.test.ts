@@ -170,6 +170,23 @@ describe("the client sends nothing when verification fails", () => {
     });
   }
 
+  it("the host answers the client's nonce with an earlier genuine answer → NONCE_MISMATCH at stage nonce, nothing sealed sent", async () => {
+    proxy.reset();
+    // A genuine answer of this very enclave, signed by its attested key, to another (older) nonce.
+    const old = await fetch(`${deployment.running.hostUrl}/v1/attestation/challenge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ nonce: Buffer.alloc(32, 7).toString("base64url") }),
+    });
+    expect(old.status).toBe(200);
+    const replayed = new Uint8Array(await old.arrayBuffer());
+    proxy.tamper({ method: "POST", path: "/v1/attestation/challenge", times: 1, response: () => replayed });
+    const error = await clientErrorOf(connectViaProxy());
+    expect(error).toMatchObject({ kind: "attestation", stage: "nonce", code: "NONCE_MISMATCH" });
+    expect(proxy.observed("POST", "/v1/attestation/challenge")).toHaveLength(1);
+    expect(proxy.observed("POST", "/v1/sealed")).toHaveLength(0);
+  });
+
   it("the host itself logged zero sealed requests for all of the above", async () => {
     expect(await hostSealedRequestCount()).toBe(0);
     expect(deployment.hostAccessLog().filter((r) => r.path === "/v1/attestation").length).toBeGreaterThanOrEqual(

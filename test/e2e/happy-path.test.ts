@@ -7,7 +7,8 @@
  * 2. The host never sees plaintext: a prompt carrying a unique marker and the answer it gets
  *    appear nowhere in what the host received, sent, printed or stored (its audit directory), in
  *    any of raw text, hex, base64 or base64url; nor does any word of the prompt, or the text of
- *    any one frame of the answer.
+ *    any one frame of the answer. Likewise for a prompt the policy blocks and one whose e-mail
+ *    address is redacted, whose error frame is also the size of a final frame.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { connect, type Session } from "../../client/sdk.ts";
 import { parseEnvelope } from "../../sealed/envelope.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
-import { startTamperProxy, type TamperProxy } from "./helpers/tamper-proxy.ts";
+import { splitFrames, startTamperProxy, type TamperProxy } from "./helpers/tamper-proxy.ts";
 
 /** The tiny model's greedy answer to a one-message chat (a bigram model: it depends on the template's end). */
 const GREEDY_CHAT_ANSWER =
@@ -188,6 +189,49 @@ describe("e2e happy path (sim-snp, real processes)", () => {
     for (const encoded of encodings(GREEDY_CHAT_ANSWER)) expect(leaks(`{"x":"${encoded}"}`)).not.toEqual([]);
     const oneFrame = Buffer.concat([Buffer.alloc(28, 7), Buffer.from(`\x01${chunks[1]}\x80`), Buffer.alloc(16)]);
     expect(leaks(oneFrame.toString("latin1"))).toContain(chunks[1]);
+  });
+
+  it("nor on the refusal and redaction routes: a prompt the policy blocks, an e-mail address redacted; the error frame is the final frame's size", async () => {
+    proxy.reset();
+    const tag = Date.now().toString(36);
+    const blockedMarker = `cloister-blocked-${tag}-b41d07e9`;
+    const blocked = `Store -----BEGIN RSA PRIVATE KEY----- ${blockedMarker} MIIEowIBAAKCAQEA0gibberishzq`;
+    const address = `quokka.${tag}.c0ffee@zeppelin-example.org`;
+    const redacted = `Marmalade invoices go to ${address} tomorrow`;
+
+    const refused = await drain(session.chat([{ role: "user", content: blocked }]));
+    expect(refused.events).toEqual([]);
+    expect(refused.error).toMatchObject({ name: "ClientError", kind: "policy", code: "POLICY_BLOCKED" });
+    const answered = await drain(session.chat([{ role: "user", content: redacted }]));
+    expect(answered.error).toBeUndefined();
+    expect(answered.done?.redacted).toMatchObject({ email: 1 });
+
+    const exchanges = proxy.observed("POST", "/v1/sealed");
+    expect(exchanges.map((e) => e.status)).toEqual([200, 200]);
+    // "What the host can see": the frame that ends an answer has one size, whether it is the final
+    // frame of an answer or the error frame of a blocked prompt (so it does not show which).
+    const terminal = exchanges.map((e) => {
+      const frames = splitFrames(e.hostResponse ?? new Uint8Array());
+      return frames[frames.length - 1]?.length;
+    });
+    expect(terminal[0]).toBeGreaterThan(0);
+    expect(terminal[1]).toBe(terminal[0]);
+
+    const sent = exchanges[1]?.hostBody.length;
+    await deployment.waitForLog(
+      (l) => l.startsWith("[host] ") && l.includes('"/v1/sealed"') && l.includes(`"requestBytes":${sent},`),
+    );
+    const auditFiles = await hostAuditFiles(
+      deployment.hostAccessLog().filter((r) => r.path === "/v1/sealed" && r.status === 200).length,
+    );
+    const secrets = [blockedMarker, blocked, address, redacted, "gibberishzq", `quokka.${tag}`];
+    const needles = secrets.flatMap(encodings);
+    const haystacks = [
+      ...exchanges.flatMap((e) => [e.hostBody, e.hostResponse ?? new Uint8Array()]).map((b) => Buffer.from(b)),
+    ].flatMap((b) => [b.toString("latin1"), b.toString("utf8")]);
+    for (const haystack of [...haystacks, deployment.logs.join("\n"), ...auditFiles]) {
+      expect(needles.filter((needle) => haystack.includes(needle))).toEqual([]);
+    }
   });
 
   it("both processes are still running", async () => {
