@@ -1,7 +1,7 @@
 /**
  * SECURITY.md, "Guarantees", **Audit**: the enclave writes a record for every request it opens, and
- * "an envelope refused before that — another enclave's, not decrypting, stale or replayed — has
- * none". Each refusal here is checked by its code and by the enclave's audit count, which an opened
+ * "an envelope refused before that — another enclave's, not decrypting, its header altered, stale or
+ * replayed — has none". Each refusal here is checked by its code and by the enclave's audit count, which an opened
  * request moves by one.
  */
 
@@ -68,6 +68,12 @@ describe("enclave audit: an envelope refused before it is opened has no record",
     const envelope = await seal();
     envelope[envelope.length - 1] = (envelope[envelope.length - 1] as number) ^ 1;
     await refusedWithoutRecord(envelope, "DECRYPTION_FAILED");
+  });
+
+  it("an envelope whose routing header was altered, kind complete → chat (HEADER_MISMATCH)", async () => {
+    const envelope = await seal();
+    envelope[1] = 0x01; // sealed/envelope.ts: the kind byte, 0x02 complete → 0x01 chat
+    await refusedWithoutRecord(envelope, "HEADER_MISMATCH");
   });
 
   it("a stale envelope, sealed 125 s ago (REQUEST_STALE)", async () => {
