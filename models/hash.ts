@@ -1,7 +1,7 @@
 /** Streaming SHA-256 of a model file (constant memory), as lower-case hex. */
 import { createHash } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { describeFileKind } from "../attestation/bounded-read.ts";
 import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 
@@ -25,13 +25,23 @@ export async function sha256File(path: string): Promise<string> {
 }
 
 /**
- * Opens a model file given to a model command, for reading: non-blocking, so a FIFO (or a device)
- * opens at once and is refused, by fstat on the handle, as not a regular file
- * (ModelNotRegularFileError: MODEL_IO, naming what it is), where a blocking open would wait,
- * silently, for a writer (on a file the flag does nothing).
+ * Opens a model file given to a model command, for reading. What the path names is looked at
+ * (stat) before it is opened: anything but a regular file (a FIFO, a device, a socket, a directory)
+ * is refused unopened, since opening some devices acts (a tape rewinds; a terminal would become the
+ * controlling terminal, hence also O_NOCTTY). The fstat of the handle is the check that counts: the
+ * name may lead elsewhere by the time of the open. That open is non-blocking, so what is swapped in
+ * meanwhile (a FIFO) opens at once and is refused, where a blocking open would wait, silently, for a
+ * writer. Either refusal is ModelNotRegularFileError (MODEL_IO, naming what the path is). The handle
+ * keeps O_NONBLOCK (Node cannot clear it without fcntl): on a regular file, the only kind returned,
+ * reads do not heed it.
  */
 export async function openModelInput(path: string): Promise<FileHandle> {
-  const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
+  const named = await stat(path).catch((cause: unknown) => {
+    throw new ModelIoError(path, "open", cause);
+  });
+  if (!named.isFile()) throw new ModelNotRegularFileError(path, "model file", describeFileKind(named));
+  const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+  const handle = await open(path, flags).catch((cause: unknown) => {
     throw new ModelIoError(path, "open", cause);
   });
   const info = await handle.stat().catch(async (cause: unknown) => {

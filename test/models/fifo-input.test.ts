@@ -1,6 +1,6 @@
 /**
- * `cloister model inspect FIFO` / `model seal FIFO OUT`: the input is opened non-blocking and refused,
- * by fstat on the handle, as not a regular file, where a blocking open waited, silently, for a writer
+ * `cloister model inspect FIFO` / `model seal FIFO OUT`: the input is refused, by its stat before any
+ * open (openModelInput), as not a regular file, where a blocking open waited, silently, for a writer
  * (`model run --model FIFO`'s sealed-model check passes it unread, to the run's own MODEL_NOT_FOUND;
  * without `--sha256`, the run's own digest of the file, `sha256File`, refuses it the same way).
  * Each test opens the FIFO's writer itself (a blocking open, met by any reader), so every wait ends:

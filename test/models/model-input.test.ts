@@ -1,0 +1,100 @@
+/**
+ * openModelInput (models/hash.ts), the open of every model command's input, watched through
+ * node:fs/promises (wrapped here): a path that is not a regular file is refused by its stat, never
+ * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
+ * file is opened non-blocking and without taking a terminal (O_NOCTTY); and a name swapped between
+ * that stat and the open is refused by the fstat of what was opened.
+ */
+import { execFileSync } from "node:child_process";
+import { constants } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type ModelError, ModelNotRegularFileError } from "../../models/errors.ts";
+import { openModelInput } from "../../models/hash.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
+
+/** Every open made (path and flags), and what to do to a path right after its stat returned. */
+const watch = vi.hoisted(() => ({
+  opens: [] as { path: string; flags: unknown }[],
+  afterStat: new Map<string, () => Promise<void>>(),
+}));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  const open = (async (path: string, flags?: unknown, mode?: unknown) => {
+    watch.opens.push({ path, flags });
+    return (real.open as (...args: unknown[]) => Promise<unknown>)(path, flags, mode);
+  }) as typeof real.open;
+  const stat = (async (path: string, ...rest: unknown[]) => {
+    const info = await (real.stat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+    const after = watch.afterStat.get(path);
+    watch.afterStat.delete(path);
+    await after?.();
+    return info;
+  }) as typeof real.stat;
+  return fsWith(real, { open, stat });
+});
+
+const dir = await testDirectory("cloister-model-input-");
+
+afterEach(() => {
+  watch.opens.length = 0;
+  watch.afterStat.clear();
+});
+
+async function refusal(path: string): Promise<ModelError> {
+  return openModelInput(path).then(
+    async (handle) => {
+      await handle.close();
+      throw new Error(`expected a refusal of ${path}, found it opened`);
+    },
+    (error: unknown) => error as ModelError,
+  );
+}
+
+describe("openModelInput", () => {
+  it("refuses a character device by its stat, without opening it", async () => {
+    const error = await refusal("/dev/null");
+    expect(error).toBeInstanceOf(ModelNotRegularFileError);
+    expect(error.code).toBe("MODEL_IO");
+    expect(error.message).toBe("model file /dev/null: expected a regular file, found a character device");
+    expect(watch.opens.map((call) => call.path)).not.toContain("/dev/null");
+  });
+
+  it("refuses a FIFO by its stat, without opening it", async () => {
+    const fifo = join(dir, "fifo.gguf");
+    execFileSync("mkfifo", [fifo]);
+    const error = await refusal(fifo);
+    expect(error.message).toBe(`model file ${fifo}: expected a regular file, found a FIFO`);
+    expect(watch.opens.map((call) => call.path)).not.toContain(fifo);
+  });
+
+  it("opens a regular file read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
+    const file = join(dir, "model.gguf");
+    await writeFile(file, "GGUF");
+    const handle = await openModelInput(file);
+    await handle.close();
+    expect(watch.opens).toEqual([
+      { path: file, flags: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY },
+    ]);
+  });
+
+  it("refuses, by the fstat of what it opened, a file swapped for a FIFO after its stat", async () => {
+    const path = join(dir, "swapped.gguf");
+    await writeFile(path, "GGUF");
+    let swapped = false;
+    watch.afterStat.set(path, async () => {
+      await rm(path);
+      execFileSync("mkfifo", [path]);
+      swapped = true;
+    });
+    const error = await refusal(path);
+    expect(swapped).toBe(true);
+    expect(error).toBeInstanceOf(ModelNotRegularFileError);
+    expect(error.message).toBe(`model file ${path}: expected a regular file, found a FIFO`);
+    // Opened (non-blocking: not waited on), then refused.
+    expect(watch.opens.map((call) => call.path)).toEqual([path]);
+  });
+});
