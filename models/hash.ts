@@ -13,11 +13,8 @@ export const HASH_BUFFER_BYTES = 1 << 20;
  * device is refused, not waited on), read through that one handle.
  */
 export async function sha256File(path: string): Promise<string> {
-  const handle = await openModelInput(path);
+  const { handle, size } = await openModelInput(path);
   try {
-    const { size } = await handle.stat().catch((cause: unknown) => {
-      throw new ModelIoError(path, "read", cause);
-    });
     return await sha256Handle(handle, path, size, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
   } finally {
     await handle.close();
@@ -33,9 +30,9 @@ export async function sha256File(path: string): Promise<string> {
  * meanwhile (a FIFO) opens at once and is refused, where a blocking open would wait, silently, for a
  * writer. Either refusal is ModelNotRegularFileError (MODEL_IO, naming what the path is). The handle
  * keeps O_NONBLOCK (Node cannot clear it without fcntl): on a regular file, the only kind returned,
- * reads do not heed it.
+ * reads do not heed it. Returned with the size that fstat found, so the caller need not ask again.
  */
-export async function openModelInput(path: string): Promise<FileHandle> {
+export async function openModelInput(path: string): Promise<OpenedModelInput> {
   const named = await stat(path).catch((cause: unknown) => {
     throw new ModelIoError(path, "open", cause);
   });
@@ -52,7 +49,13 @@ export async function openModelInput(path: string): Promise<FileHandle> {
     await handle.close();
     throw new ModelNotRegularFileError(path, "model file", describeFileKind(info));
   }
-  return handle;
+  return { handle, size: info.size };
+}
+
+/** A model file opened by openModelInput (the caller closes `handle`), and its size by fstat of that handle. */
+export interface OpenedModelInput {
+  readonly handle: FileHandle;
+  readonly size: number;
 }
 
 /**

@@ -71,10 +71,10 @@ export function summarizeGguf(file: GgufFile): Omit<ModelSummary, "path" | "sha2
  * digest of one file printed under another's header.
  */
 export async function inspectModel(path: string): Promise<ModelSummary> {
-  const handle = await openModelInput(path);
+  const { handle } = await openModelInput(path);
   try {
     const header = await summarizeModelHandle(handle, path);
-    const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.alloc(HASH_BUFFER_BYTES));
+    const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
     // The digest is of the size the header's read saw: a file grown or cut since (written to in
     // place) is refused, not printed with a digest of part of it, or of a part of its new size.
     const { size } = await handle.stat().catch((cause: unknown) => {

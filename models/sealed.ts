@@ -80,15 +80,15 @@ export function hasSealedModelMagic(bytes: Uint8Array): boolean {
  * (a FIFO, a device: openModelInput's refusal, not waited on), unread, left to the caller's own check.
  */
 export async function refuseSealedModel(path: string, field: string): Promise<void> {
-  const handle = await openModelInput(path).catch((error: unknown) => {
+  const opened = await openModelInput(path).catch((error: unknown) => {
     if (error instanceof ModelNotRegularFileError) return null;
     throw error;
   });
-  if (handle === null) return;
+  if (opened === null) return;
   try {
-    await refuseSealedModelHandle(handle, path, field);
+    await refuseSealedModelHandle(opened.handle, path, field);
   } finally {
-    await handle.close();
+    await opened.handle.close();
   }
 }
 
@@ -280,7 +280,7 @@ export async function sealModelFile(
   if (modelKey.key.length !== 32) throw new SealedModelError("MODEL_KEY_INVALID", "model key: expected 32 bytes");
   const overwrite = options.overwrite ?? true;
   await refuseExistingOutput(output, overwrite);
-  const source = await openModelInput(input);
+  const { handle: source, size: plaintextSize } = await openModelInput(input);
   try {
     await options.check?.(source);
   } catch (error) {
@@ -290,7 +290,6 @@ export async function sealModelFile(
   await removeAbandonedPartials(output);
   const temporary = await partialFile(output);
   try {
-    const plaintextSize = (await source.stat()).size;
     const buffer = Buffer.alloc(chunkSize);
     // First pass: the digest the header carries; the second pass (below) re-hashes what it seals,
     // so a file that changes in between is refused. Both through `source`: the file `check` read.

@@ -2,16 +2,18 @@
  * openModelInput (models/hash.ts), the open of every model command's input, watched through
  * node:fs/promises (wrapped here): a path that is not a regular file is refused by its stat, never
  * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
- * file is opened non-blocking and without taking a terminal (O_NOCTTY); and a name swapped between
- * that stat and the open is refused by the fstat of what was opened.
+ * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
+ * stat and the open is refused by the fstat of what was opened. That fstat's size is returned, and
+ * sha256File hashes it without asking again.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelNotRegularFileError } from "../../models/errors.ts";
-import { openModelInput } from "../../models/hash.ts";
+import { openModelInput, sha256File } from "../../models/hash.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** Every open made (path and flags), and what to do to a path right after its stat returned. */
@@ -46,8 +48,8 @@ afterEach(() => {
 
 async function refusal(path: string): Promise<ModelError> {
   return openModelInput(path).then(
-    async (handle) => {
-      await handle.close();
+    async (opened) => {
+      await opened.handle.close();
       throw new Error(`expected a refusal of ${path}, found it opened`);
     },
     (error: unknown) => error as ModelError,
@@ -74,8 +76,9 @@ describe("openModelInput", () => {
   it("opens a regular file read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
     const file = join(dir, "model.gguf");
     await writeFile(file, "GGUF");
-    const handle = await openModelInput(file);
-    await handle.close();
+    const opened = await openModelInput(file);
+    await opened.handle.close();
+    expect(opened.size).toBe(4);
     expect(watch.opens).toEqual([
       { path: file, flags: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY },
     ]);
@@ -96,5 +99,21 @@ describe("openModelInput", () => {
     expect(error.message).toBe(`model file ${path}: expected a regular file, found a FIFO`);
     // Opened (non-blocking: not waited on), then refused.
     expect(watch.opens.map((call) => call.path)).toEqual([path]);
+  });
+
+  it("sha256File hashes the size openModelInput's fstat found: the file's size is asked once", async () => {
+    const file = join(dir, "hashed.gguf");
+    const bytes = Buffer.from("GGUF and some more bytes");
+    await writeFile(file, bytes);
+    const probe = await open(file, "r");
+    const fileHandle = Object.getPrototypeOf(probe) as { stat: () => Promise<unknown> };
+    await probe.close();
+    const fstat = vi.spyOn(fileHandle, "stat");
+    try {
+      expect(await sha256File(file)).toBe(createHash("sha256").update(bytes).digest("hex"));
+      expect(fstat).toHaveBeenCalledTimes(1);
+    } finally {
+      fstat.mockRestore();
+    }
   });
 });
