@@ -487,6 +487,23 @@ export function checkSealedModelHeader(
 }
 
 /**
+ * SEALED_MODEL_AUTH_FAILED's message for chunk `index` of `chunks`, under the key id `keyId` (the
+ * header's, the key's and the manifest's alike: a key id is not secret; the key never shown). Chunk 0
+ * failing is most often a key made anew under the same id; a later chunk, once the key opened those
+ * before it, can only be bytes altered, reordered or cut.
+ */
+function authFailure(index: number, chunks: number, keyId: string): string {
+  const id = describeUntrusted(keyId);
+  const failed = `sealed model chunk ${index} of ${chunks}: fails authentication under model key id ${id}`;
+  if (index > 0) return `${failed}, which opened the chunks before it: the file was altered, reordered or cut`;
+  return (
+    `${failed}: the model key the key broker holds under ${id} is not the key this file was sealed with ` +
+    "(was the key made anew under the same id? then seal the model again under it, or restore the old key), " +
+    "or the file's header or first chunk was altered"
+  );
+}
+
+/**
  * Decrypts the sealed file `input` into the new file `output` (mode 0600; removed again on any
  * failure) and returns the header, whose plaintextSha256 the decrypted bytes were checked against.
  * Refuses a file whose size, SHA-256 or key id is not the expected one, and any chunk that fails
@@ -567,11 +584,7 @@ export async function unsealModelFile(
       try {
         plain = Buffer.concat([decipher.update(body.subarray(0, plainLength)), decipher.final()]);
       } catch (error) {
-        throw new SealedModelError(
-          "SEALED_MODEL_AUTH_FAILED",
-          `sealed model chunk ${i} of ${chunks}: fails authentication (wrong model key, or the file was altered)`,
-          { cause: error },
-        );
+        throw new SealedModelError("SEALED_MODEL_AUTH_FAILED", authFailure(i, chunks, header.keyId), { cause: error });
       }
       plainHash.update(plain);
       // Named with the path and errno (ENOSPC: the private memory is full), never the bytes.

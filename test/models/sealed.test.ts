@@ -503,6 +503,42 @@ describe("sealed model files", () => {
       expect(await exists(target)).toBe(false);
     });
 
+    it("a model key made anew under the same key id: the refusal names the key id and that likely cause, never the key", async () => {
+      const s = await sealed(randomBytes(3 * CHUNK));
+      const remade = generateModelKey(key.keyId);
+      const target = out();
+      const error = (await unsealModelFile(s.output, target, remade, s.expected).then(
+        () => null,
+        (caught: unknown) => caught,
+      )) as ModelError | null;
+      expect(error?.code).toBe("SEALED_MODEL_AUTH_FAILED");
+      expect(error?.message).toBe(
+        `sealed model chunk 0 of 3: fails authentication under model key id "${key.keyId}": the model key the key ` +
+          `broker holds under "${key.keyId}" is not the key this file was sealed with (was the key made anew under ` +
+          "the same id? then seal the model again under it, or restore the old key), or the file's header or first " +
+          "chunk was altered",
+      );
+      for (const secret of [remade.key, key.key]) {
+        for (const encoding of ["hex", "base64", "base64url"] as const) {
+          expect(error?.message).not.toContain(Buffer.from(secret).toString(encoding));
+        }
+      }
+      expect(await exists(target)).toBe(false);
+      // A later chunk, under the key that opened the ones before it: the file itself was changed.
+      const bytes = Buffer.from(await readFile(s.output));
+      const headerLength = (await readSealedModelHeader(s.output)).bytes.length;
+      const at = headerLength + CHUNK + 16 + 5;
+      bytes[at] = (bytes[at] as number) ^ 1;
+      const changed = join(dir, `changed-${counter++}.bin`);
+      await writeFile(changed, bytes);
+      await expect(unsealModelFile(changed, out(), key, s.expected)).rejects.toMatchObject({
+        code: "SEALED_MODEL_AUTH_FAILED",
+        message:
+          `sealed model chunk 1 of 3: fails authentication under model key id "${key.keyId}", which opened the ` +
+          "chunks before it: the file was altered, reordered or cut",
+      });
+    });
+
     it("sealing with overwrite: false refuses an existing output (MODEL_OUTPUT_EXISTS), leaving it and nothing else", async () => {
       const s0 = await sealed(randomBytes(100));
       const target = out();
