@@ -27,10 +27,16 @@ type PageState = "needs-key" | "verifying" | "verified" | "failed" | "asking" | 
 const KEY_PREVIEW_CHARS = 8;
 
 /**
+ * What was wrong with a key the link that opened the page tried to give it (the key form's status
+ * says it), or null: set by takeApiKeyFromLink, never naming the link's text (it may be a key).
+ */
+let linkKeyProblem: string | null = null;
+
+/**
  * Read and removed first, before the configuration is fetched (see the module comment); dropped
  * from memory once the host refuses it (only a typed key can verify then).
  */
-let keyFromLink = takeApiKeyFromFragment();
+let keyFromLink = takeApiKeyFromLink();
 
 // A link opened over this page that differs only in its fragment (another link's key, after the host
 // refused this one) would not load the page again by itself: the page reloads, so that its fragment
@@ -49,12 +55,36 @@ function setState(state: PageState): void {
   document.body.dataset.state = state;
 }
 
-function takeApiKeyFromFragment(): string | null {
-  const hash = window.location.hash;
-  if (hash === "") return null;
-  history.replaceState(null, "", window.location.pathname + window.location.search);
-  const key = new URLSearchParams(hash.slice(1)).get("apiKey")?.trim() ?? "";
-  return key === "" ? null : key;
+/**
+ * The fragment's key (`#apiKey=…`), the fragment removed from the address bar. A key in the query
+ * (`?apiKey=…`) went to the page's server with the request and is kept in its logs and the history:
+ * it is removed from the address bar too, and not used. Either mistake, and a fragment without a
+ * key, is said in linkKeyProblem.
+ */
+function takeApiKeyFromLink(): string | null {
+  const { hash, pathname } = window.location;
+  const query = new URLSearchParams(window.location.search);
+  const keyInQuery = query.has("apiKey");
+  if (hash === "" && !keyInQuery) return null;
+  query.delete("apiKey");
+  const search = query.toString();
+  history.replaceState(null, "", pathname + (search === "" ? "" : `?${search}`));
+  if (keyInQuery) {
+    linkKeyProblem =
+      "the link's API key is in its query (?apiKey=), which the browser sent to the page's server: it is not used " +
+      "(a link carries it after #, as #apiKey=KEY)";
+    return null;
+  }
+  const fragment = new URLSearchParams(hash.slice(1));
+  const key = fragment.get("apiKey")?.trim() ?? "";
+  if (key !== "") return key;
+  const names = [...fragment.keys()].length;
+  linkKeyProblem = fragment.has("apiKey")
+    ? "the link's API key is empty (#apiKey= with no key after it)"
+    : `the link carries no API key: expected #apiKey=KEY (the name as written, case included), found ${
+        names === 0 ? "nothing" : `${names} other name${names === 1 ? "" : "s"}`
+      } after #`;
+  return null;
 }
 
 /** Shows what failed: the error's kind, code and message (ClientError messages carry no secrets). */
@@ -93,9 +123,11 @@ async function readApiKey(retry: boolean, linked: string | null): Promise<string
     setState("needs-key");
     // What the page waits for: the status line said "loading…" beside the key form.
     element("status").textContent =
-      linked === null
-        ? "not verified yet: enter the API key to verify the enclave"
-        : "not verified yet: confirm the link's API key below to verify the enclave";
+      linked !== null
+        ? "not verified yet: confirm the link's API key below to verify the enclave"
+        : linkKeyProblem === null
+          ? "not verified yet: enter the API key to verify the enclave"
+          : `not verified yet: ${linkKeyProblem}; enter the API key to verify the enclave`;
   }
   if (linked !== null) {
     const preview = linked.length > KEY_PREVIEW_CHARS ? `${linked.slice(0, KEY_PREVIEW_CHARS)}…` : linked;

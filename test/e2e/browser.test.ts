@@ -335,6 +335,53 @@ describe("cloister web: verify and seal in the browser", () => {
     await page.close();
   });
 
+  it("says what was wrong with a link's key it cannot use, never showing it, and removes a key in the query", async () => {
+    await pageWeb();
+    const key = deployment.files.apiKey;
+    const pageUrl = `http://127.0.0.1:${ports.page}/`;
+    const cases: [link: string, status: string][] = [
+      [
+        `#apiKey=`,
+        "not verified yet: the link's API key is empty (#apiKey= with no key after it); enter the API key to verify the enclave",
+      ],
+      [
+        `#apikey=${key}`,
+        "not verified yet: the link carries no API key: expected #apiKey=KEY (the name as written, case included), " +
+          "found 1 other name after #; enter the API key to verify the enclave",
+      ],
+      [
+        `#${key}`,
+        "not verified yet: the link carries no API key: expected #apiKey=KEY (the name as written, case included), " +
+          "found 1 other name after #; enter the API key to verify the enclave",
+      ],
+      [
+        `?apiKey=${key}`,
+        "not verified yet: the link's API key is in its query (?apiKey=), which the browser sent to the page's " +
+          "server: it is not used (a link carries it after #, as #apiKey=KEY); enter the API key to verify the enclave",
+      ],
+    ];
+    const before = sealedRequests();
+    for (const [link, status] of cases) {
+      const page = await browser.newPage();
+      await page.goto(`${pageUrl}${link}`);
+      expect(await waitForState(page, ["needs-key", ...STATES_DONE]), link).toBe("needs-key");
+      expect(await page.textContent("#status"), link).toBe(status);
+      // The typed-key form, open: nothing of the link's key is used, shown or left in the address.
+      expect(await page.isVisible("#key-from-link"), link).toBe(false);
+      expect(await page.isEnabled("#api-key"), link).toBe(true);
+      expect(await page.textContent("body"), link).not.toContain(key.slice(0, 8));
+      expect(page.url(), link).toBe(pageUrl);
+      await page.close();
+    }
+    // Another query parameter stays; only the key goes.
+    const page = await browser.newPage();
+    await page.goto(`${pageUrl}?lang=en&apiKey=${key}`);
+    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
+    expect(page.url()).toBe(`${pageUrl}?lang=en`);
+    await page.close();
+    expect(sealedRequests()).toBe(before);
+  });
+
   it("says a refused key came from the API key field, without repeating the key", async () => {
     await pageWeb();
     // The page's own origin, listed by the host.
