@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Command, Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
+import { EVIDENCE_OUT_FILES } from "../../client/cli/run-client.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 import { examplesOf } from "../helpers/help-examples.ts";
@@ -110,6 +111,32 @@ describe("--help option defaults", () => {
     expect(ports.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}`)).toContain("host --port");
     const unsaid = ports.filter(({ o }) => !o.description.includes("(0 = any free port)"));
     expect(unsaid.map(({ c, o }) => `${wordsOf(c).join(" ")} ${o.long}: ${o.description}`)).toEqual([]);
+  });
+});
+
+describe("attest --help's --evidence-out example", () => {
+  // Pasted after `cloister up` (sev-snp unless --tee sim-tdx), its follow-up must name the files that
+  // deployment's evidence is saved as, and the policy its simulated evidence verifies under only.
+  it("follows with a verify-evidence line for the files attest writes, with the policy that trusts the simulator", async () => {
+    const { stdout } = await run(["attest", "--help"]);
+    const example = examplesOf(stdout).find((line) => line.includes("--evidence-out"));
+    expect(example, stdout).toBeDefined();
+    const then = /#\s+then:\s+(cloister verify-evidence [^(]*)/.exec(example as string)?.[1]?.trim();
+    expect(then, example).toBeDefined();
+    const { command, rest } = resolve(buildProgram(), then as string);
+    expect(wordsOf(command)).toEqual(["verify-evidence"]);
+    const [report, cert] = EVIDENCE_OUT_FILES["sev-snp"];
+    expect(rest).toEqual([
+      "--tee",
+      "snp",
+      "--report",
+      `evidence/${report}`,
+      "--cert",
+      `evidence/${cert}`,
+      "--policy",
+      ".cloister/policy.json",
+    ]);
+    expect(example).toContain(`--tee tdx --quote evidence/${EVIDENCE_OUT_FILES.tdx[0]}`);
   });
 });
 
