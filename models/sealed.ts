@@ -25,7 +25,6 @@
  * caught by the digest or by authentication, and what was decrypted is what was checked.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
 import { type FileHandle, link, open, rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
@@ -523,25 +522,25 @@ export async function unsealModelFile(
       `model key kid: expected ${describeUntrusted(expected.keyId)} (the manifest's model.keyId), found ${describeUntrusted(modelKey.keyId)}`,
     );
   }
-  // Opened once (non-blocking: a FIFO is refused, not waited on) and checked through the descriptor
-  // that is then read, so the bytes unsealed come from the file that was checked.
-  const source = await open(input, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((cause: unknown) => {
-    throw new ModelIoError(input, "open", cause);
-  });
-  const info = await source.stat().catch(async (cause: unknown) => {
-    await source.close();
-    throw new ModelIoError(input, "read", cause);
-  });
-  if (!info.isFile() || info.size !== expected.sizeBytes) {
-    await source.close();
-    throw new SealedModelError(
+  // Opened once, as every model input is (openModelInput: what is not a regular file is refused by
+  // its stat, unopened, and by the fstat of the descriptor, a FIFO not waited on; O_NOCTTY), and
+  // checked through the descriptor that is then read, so the bytes unsealed come from the file checked.
+  const sizeMismatch = (found: number | string, cause?: unknown) =>
+    new SealedModelError(
       "MODEL_SIZE_MISMATCH",
       fileMessage(
         input,
         "sealed model",
-        `expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${info.isFile() ? info.size : "not a regular file"}`,
+        `expected ${expected.sizeBytes} bytes (the manifest's model.sizeBytes), found ${found}`,
       ),
+      { cause },
     );
+  const { handle: source, size } = await openModelInput(input).catch((error: unknown) => {
+    throw error instanceof ModelNotRegularFileError ? sizeMismatch("not a regular file", error) : error;
+  });
+  if (size !== expected.sizeBytes) {
+    await source.close();
+    throw sizeMismatch(size);
   }
   let sink: Awaited<ReturnType<typeof open>> | null = null;
   let created = false;

@@ -4,7 +4,7 @@
  * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
  * stat and the open is refused by the fstat of what was opened. That fstat's size is returned, and
- * sha256File hashes it without asking again.
+ * sha256File hashes it without asking again. unsealModelFile opens the sealed model it reads the same way.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelNotRegularFileError } from "../../models/errors.ts";
 import { openModelInput, sha256File } from "../../models/hash.ts";
+import { generateModelKey, sealModelFile, unsealModelFile } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** Every open made (path and flags), and what to do to a path right after its stat returned. */
@@ -115,5 +116,42 @@ describe("openModelInput", () => {
     } finally {
       fstat.mockRestore();
     }
+  });
+});
+
+describe("unsealModelFile's open of the sealed model (openModelInput's)", () => {
+  const key = generateModelKey("input-v1");
+
+  it("refuses a character device by its stat, without opening it (MODEL_SIZE_MISMATCH: not a regular file)", async () => {
+    const plain = join(dir, "plain-for-device.gguf");
+    await writeFile(plain, "GGUF");
+    const sealed = join(dir, "for-device.sealed");
+    const info = await sealModelFile(plain, sealed, key);
+    const expected = { sha256: info.sha256, sizeBytes: info.sizeBytes, keyId: key.keyId };
+    watch.opens.length = 0;
+    const error = await unsealModelFile("/dev/null", join(dir, "never.gguf"), key, expected).then(
+      () => null,
+      (caught: unknown) => caught as ModelError,
+    );
+    expect(error?.code).toBe("MODEL_SIZE_MISMATCH");
+    expect(error?.message).toBe(
+      `sealed model /dev/null: expected ${info.sizeBytes} bytes (the manifest's model.sizeBytes), found not a regular file`,
+    );
+    expect(error?.cause).toBeInstanceOf(ModelNotRegularFileError);
+    expect(watch.opens.map((call) => call.path)).not.toContain("/dev/null");
+  });
+
+  it("opens a sealed model read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
+    const plain = join(dir, "plain.gguf");
+    await writeFile(plain, "GGUF and the rest of a model");
+    const sealed = join(dir, "model.sealed");
+    const info = await sealModelFile(plain, sealed, key);
+    const expected = { sha256: info.sha256, sizeBytes: info.sizeBytes, keyId: key.keyId };
+    watch.opens.length = 0;
+    const target = join(dir, "unsealed.gguf");
+    await unsealModelFile(sealed, target, key, expected);
+    expect(watch.opens.filter((call) => call.path === sealed)).toEqual([
+      { path: sealed, flags: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY },
+    ]);
   });
 });
