@@ -296,6 +296,24 @@ describe("sealed model files", () => {
     });
   });
 
+  it("seal refuses an input grown or cut after it was opened (its size is taken at the open): MODEL_CHANGED", async () => {
+    for (const [name, change] of [
+      ["grown", (file: string) => appendFile(file, randomBytes(CHUNK))],
+      ["cut", (file: string) => truncate(file, CHUNK)],
+    ] as const) {
+      const input = join(dir, `${name}-after-open.gguf`);
+      await writeFile(input, randomBytes(2 * CHUNK));
+      const output = join(dir, `${name}-after-open.sealed`);
+      // `check` runs on the opened file, before either pass reads it.
+      const check = () => change(input);
+      await expect(sealModelFile(input, output, key, { chunkSize: CHUNK, check })).rejects.toMatchObject({
+        code: "MODEL_CHANGED",
+        message: `model file ${input}: changed while being sealed`,
+      });
+      expect(await exists(output)).toBe(false);
+    }
+  });
+
   describe("refuses a changed file, leaving no plaintext behind", () => {
     const cases: [string, (bytes: Buffer, headerLength: number) => Buffer, string][] = [
       [
