@@ -167,8 +167,8 @@ export async function keygenCommand(options: {
   }
   process.stdout.write(
     `generated ${pair.alg} manifest-signing key ${pair.thumbprint}\n` +
-      `  private key: ${options.outPrivate} (mode 0600; keep it offline)\n` +
-      `  public key:  ${options.outPublic}\n`,
+      `  private key: ${shellWord(options.outPrivate)} (mode 0600; keep it offline)\n` +
+      `  public key:  ${shellWord(options.outPublic)}\n`,
   );
 }
 
@@ -190,7 +190,7 @@ export async function signCommand(
     return;
   }
   process.stdout.write(
-    `signed ${output}\n  service:         ${manifest.service.name}@${manifest.service.version}\n` +
+    `signed ${shellWord(output)}\n  service:         ${manifest.service.name}@${manifest.service.version}\n` +
       `  signer:          ${signerKeyThumbprint}\n  manifest digest: ${digest}\n`,
   );
 }

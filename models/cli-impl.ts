@@ -1,4 +1,5 @@
 /** Implementations of `cloister model make|inspect` (loaded lazily by models/cli.ts). */
+import { shellWord } from "../attestation/bounded-read.ts";
 import { printJson, refuseExistingOutput } from "../client/cli/output.ts";
 import { type BenchPreset, type BenchQuant, writeBenchModel } from "./bench.ts";
 import { printableField } from "./errors.ts";
@@ -17,7 +18,7 @@ export async function runMakeTiny(path: string, force: boolean, json: boolean): 
     printJson({ path, bytes: result.bytes, sha256: result.sha256, matchesPinned: pinned });
     return;
   }
-  out(`wrote   ${path}`);
+  out(`wrote   ${shellWord(path)}`);
   out(`bytes   ${result.bytes}`);
   out(`sha256  ${result.sha256}${pinned ? " (matches the pinned digest)" : " (DIFFERS from the pinned digest)"}`);
 }
@@ -37,7 +38,7 @@ export async function runMakeBench(
     printJson({ path, preset, quant, ...result, seconds });
     return;
   }
-  out(`wrote       ${path}`);
+  out(`wrote       ${shellWord(path)}`);
   out(`preset      ${preset} (${quant})`);
   out(`parameters  ${result.parameters}`);
   out(`bytes       ${result.bytes}`);
@@ -58,7 +59,7 @@ export async function runInspect(path: string, json: boolean): Promise<void> {
   // downloaded GGUF cannot move the cursor, recolour or forge a line (a false "sha256") on screen.
   const show = (v: string | number | null) =>
     v === null ? "(not set)" : typeof v === "string" ? printableField(v) : String(v);
-  out(`file           ${s.path}`);
+  out(`file           ${shellWord(s.path)}`);
   out(`bytes          ${s.bytes}`);
   out(`sha256         ${s.sha256}`);
   out(`gguf version   ${s.ggufVersion}`);

@@ -431,4 +431,19 @@ describe("cloister manifest: an output that cannot be looked up or written", () 
     expect(twoBad.code).toBe(2);
     expect(twoBad.stdout.split("\n")[0]).toBe(`manifest ${quoted}.two-bad.json': 2 violations`);
   });
+
+  it("keygen's key lines and sign's signed line on stdout quote such a path too", async () => {
+    const odd = p("odd\nname\x1b[2J");
+    const quoted = `$'${dir}/odd\\nname\\033[2J`;
+    const keygen = await cloister("manifest", "keygen", "--out-private", `${odd}.k`, "--out-public", `${odd}.p`);
+    expect(keygen.code).toBe(0);
+    expect(keygen.stdout.split("\n").slice(1)).toEqual([
+      `  private key: ${quoted}.k' (mode 0600; keep it offline)`,
+      `  public key:  ${quoted}.p'`,
+      "",
+    ]);
+    const examples = join(ROOT, "manifests/examples/dev.json");
+    const signed = await cloister("manifest", "sign", "--key", `${odd}.k`, examples, `${odd}.jws`);
+    expect([signed.code, signed.stdout.split("\n")[0]]).toEqual([0, `signed ${quoted}.jws'`]);
+  });
 });

@@ -42,6 +42,15 @@ describe("cloister model make / inspect", () => {
     expect(bad.stderr).not.toMatch(/\bat .*\.ts:\d+/);
   });
 
+  it("make's wrote line and inspect's file line quote a path with a line feed or an ESC (shellWord), as error lines do", async () => {
+    const path = join(dir, "odd\nname\x1b[2J.gguf");
+    const quoted = `$'${dir}/odd\\nname\\033[2J.gguf'`;
+    const made = await cloister("model", "make", "tiny", "--out", path);
+    expect([made.code, made.stdout.split("\n")[0]]).toEqual([0, `wrote   ${quoted}`]);
+    const inspected = await cloister("model", "inspect", path);
+    expect([inspected.code, inspected.stdout.split("\n")[0]]).toEqual([0, `file           ${quoted}`]);
+  });
+
   it("inspect shows the file's own strings (name, architecture, tokenizer) escaped and cut: no terminal escape or forged line reaches stdout", async () => {
     const path = join(dir, "hostile.gguf");
     const forged = `x\u001b[2K\rsha256         ${"0".repeat(64)}\n`;
