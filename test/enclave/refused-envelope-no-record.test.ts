@@ -1,15 +1,19 @@
 /**
  * SECURITY.md, "Guarantees", **Audit**: the enclave writes a record for every request it opens, and
- * "an envelope refused before that — another enclave's, not decrypting, its header altered, stale or
- * replayed — has none". Each refusal here is checked by its code and by the enclave's audit count, which an opened
- * request moves by one.
+ * "an envelope refused before that has none", each way it is refused named there. Each refusal of
+ * handleSealed's own is checked here by its code and by the enclave's audit count, which an opened
+ * request moves by one; a full audit backlog is test/enclave/refusals.test.ts's, a drain's and a
+ * body too large the server's (refused before handleSealed).
  */
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnclaveError } from "../../enclave/errors.ts";
 import type { Enclave } from "../../enclave/service.ts";
 import { sealRequest } from "../../sealed/index.ts";
+import { REPO_ROOT } from "../helpers/cli.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 import { bootWith, ScriptedEngine, usage } from "./helpers.ts";
 
@@ -43,12 +47,9 @@ async function answered(envelope: Uint8Array): Promise<void> {
   }
 }
 
-async function refusedWithoutRecord(envelope: Uint8Array, code: string): Promise<void> {
+async function refusedWithoutRecord(envelope: Uint8Array, code: string, tenant = "host-tenant"): Promise<void> {
   const before = written();
-  const error = await rejectionOf(
-    enclave.handleSealed(envelope, "host-tenant", new AbortController().signal),
-    EnclaveError,
-  );
+  const error = await rejectionOf(enclave.handleSealed(envelope, tenant, new AbortController().signal), EnclaveError);
   expect(error).toMatchObject({ code });
   expect(written()).toBe(before);
 }
@@ -58,6 +59,24 @@ describe("enclave audit: an envelope refused before it is opened has no record",
     const before = written();
     await answered(await seal());
     expect(written()).toBe(before + 1);
+  });
+
+  it("SECURITY.md names each refusal below, and those refused before handleSealed", () => {
+    const text = readFileSync(join(REPO_ROOT, "SECURITY.md"), "utf8").replace(/\s+/g, " ");
+    expect(text).toContain(
+      "for every request it opens (an envelope refused before that has none: one too large, not of the envelope's " +
+        "form or version, another enclave's, not decrypting, its routing header altered, its plaintext malformed, " +
+        "stale or replayed; one the host labels with a tenant header of the wrong form; one sent while the enclave " +
+        "drains, after auditing failed, or while the replay cache or the audit backlog is full)",
+    );
+  });
+
+  it("an envelope cut short (ENVELOPE_MALFORMED)", async () => {
+    await refusedWithoutRecord((await seal()).subarray(0, 40), "ENVELOPE_MALFORMED");
+  });
+
+  it("an envelope the host labels with a tenant header of the wrong form (TENANT_HEADER_INVALID)", async () => {
+    await refusedWithoutRecord(await seal(), "TENANT_HEADER_INVALID", "host tenant");
   });
 
   it("another enclave's envelope (WRONG_ENCLAVE_KEY)", async () => {
