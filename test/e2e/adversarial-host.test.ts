@@ -3,8 +3,8 @@
  * sits between the SDK and the real host, in front of a real simulated SEV-SNP enclave.
  *
  * - The client sends nothing when verification fails: a policy that does not match, a forged
- *   attestation document or an old nonce answer replayed makes `connect` throw an attestation error naming the stage, and neither
- *   the proxy nor the host saw a single POST /v1/sealed.
+ *   attestation document or an old nonce answer replayed makes `connect` throw an attestation error
+ *   naming the stage, and neither the proxy nor the host saw a single POST /v1/sealed.
  * - Altered, misrouted or replayed requests are refused by the enclave with a specific code.
  * - Altered, dropped, reordered, replayed or cut response frames give their specific integrity
  *   error, and the iterator never yields `done`: no answer is ever shown as whole. What it did
