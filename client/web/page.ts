@@ -57,18 +57,21 @@ function setState(state: PageState): void {
 
 /**
  * The fragment's key (`#apiKey=…`), the fragment removed from the address bar. A key in the query
- * (`?apiKey=…`) went to the page's server with the request and is kept in its logs and the history:
- * it is removed from the address bar too, and not used. Either mistake, and a fragment without a
- * key, is said in linkKeyProblem.
+ * (`?apiKey=…`, the name in any case) went to the page's server with the request (`cloister web` logs
+ * no request, but a proxy on the way may) and stays in the browser's history: it is removed from the
+ * address bar too, the query's other parameters kept as written, and not used. Either mistake, and a
+ * fragment without a key, is said in linkKeyProblem.
  */
 function takeApiKeyFromLink(): string | null {
-  const { hash, pathname } = window.location;
-  const query = new URLSearchParams(window.location.search);
-  const keyInQuery = query.has("apiKey");
+  const { hash, pathname, search } = window.location;
+  const parameters = search === "" ? [] : search.slice(1).split("&");
+  const others = parameters.filter((parameter) => {
+    const [name] = new URLSearchParams(parameter).keys();
+    return name?.toLowerCase() !== "apikey";
+  });
+  const keyInQuery = others.length < parameters.length;
   if (hash === "" && !keyInQuery) return null;
-  query.delete("apiKey");
-  const search = query.toString();
-  history.replaceState(null, "", pathname + (search === "" ? "" : `?${search}`));
+  history.replaceState(null, "", pathname + (others.length === 0 ? "" : `?${others.join("&")}`));
   if (keyInQuery) {
     linkKeyProblem =
       "the link's API key is in its query (?apiKey=), which the browser sent to the page's server: it is not used " +

@@ -359,6 +359,12 @@ describe("cloister web: verify and seal in the browser", () => {
         "not verified yet: the link's API key is in its query (?apiKey=), which the browser sent to the page's " +
           "server: it is not used (a link carries it after #, as #apiKey=KEY); enter the API key to verify the enclave",
       ],
+      // In the query, the name in any case is a key sent by mistake: it leaves the address bar too.
+      [
+        `?APIKEY=${key}`,
+        "not verified yet: the link's API key is in its query (?apiKey=), which the browser sent to the page's " +
+          "server: it is not used (a link carries it after #, as #apiKey=KEY); enter the API key to verify the enclave",
+      ],
     ];
     const before = sealedRequests();
     for (const [link, status] of cases) {
@@ -371,14 +377,23 @@ describe("cloister web: verify and seal in the browser", () => {
       expect(await page.isEnabled("#api-key"), link).toBe(true);
       expect(await page.textContent("body"), link).not.toContain(key.slice(0, 8));
       expect(page.url(), link).toBe(pageUrl);
+      // Replaced in the history, not added after the link's address (about:blank, then the page).
+      expect(await page.evaluate(() => history.length), link).toBe(2);
+      expect(await inPageHeap(page, key), link).toBe(false);
       await page.close();
     }
-    // Another query parameter stays; only the key goes.
-    const page = await browser.newPage();
-    await page.goto(`${pageUrl}?lang=en&apiKey=${key}`);
-    expect(await waitForState(page, ["needs-key", ...STATES_DONE])).toBe("needs-key");
-    expect(page.url()).toBe(`${pageUrl}?lang=en`);
-    await page.close();
+    // The query's other parameters stay as written (not re-encoded); only the key goes, and a fragment.
+    for (const [link, kept] of [
+      [`?lang=en&apiKey=${key}`, "?lang=en"],
+      [`?flag&apikey=${key}&q=a+b%7E`, "?flag&q=a+b%7E"],
+      ["?flag&q=a+b%7E#apiKey=", "?flag&q=a+b%7E"],
+    ]) {
+      const page = await browser.newPage();
+      await page.goto(`${pageUrl}${link}`);
+      expect(await waitForState(page, ["needs-key", ...STATES_DONE]), link).toBe("needs-key");
+      expect(page.url(), link).toBe(`${pageUrl}${kept}`);
+      await page.close();
+    }
     expect(sealedRequests()).toBe(before);
   });
 
