@@ -151,7 +151,7 @@ export function registerClientCommands(program: Command): void {
       examples(
         "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json",
         "cloister attest --url https://cloister.example --policy policy.json --api-key-file my-api-key --json --document-out document.jws",
-        "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # then: cloister verify-evidence --tee snp --report evidence/report.bin --cert evidence/cert.der --policy .cloister/policy.json (TDX: --tee tdx --quote evidence/quote.bin; --policy: a simulator's evidence verifies only under a policy that trusts it)",
+        "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # then: cloister verify-evidence --tee snp --report evidence/report.bin --cert evidence/cert.der --policy .cloister/policy.json (TDX: --tee tdx --quote evidence/quote.bin --collateral DIR, Intel's collateral for its platform, which --evidence-out does not save; --policy: a simulator's evidence verifies only under a policy that trusts it)",
       ),
     )
     .action(

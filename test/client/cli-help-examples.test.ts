@@ -136,7 +136,10 @@ describe("attest --help's --evidence-out example", () => {
       "--policy",
       ".cloister/policy.json",
     ]);
-    expect(example).toContain(`--tee tdx --quote evidence/${EVIDENCE_OUT_FILES.tdx[0]}`);
+    // A TDX quote's TCB status is judged from Intel's collateral, which --evidence-out does not save
+    // (the simulator serves its own with the document only): under .cloister/policy.json, which accepts
+    // UpToDate only, `--tee tdx --quote evidence/quote.bin` alone is refused (TDX_TCB_STATUS_NOT_ACCEPTED).
+    expect(example).toContain(`--tee tdx --quote evidence/${EVIDENCE_OUT_FILES.tdx[0]} --collateral DIR`);
   });
 });
 
