@@ -15,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { createWriteStream, constants as fsConstants, rmSync } from "node:fs";
-import { lstat, mkdtemp, open, readdir, rm, stat, statfs } from "node:fs/promises";
+import { type FileHandle, lstat, mkdtemp, open, readdir, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -126,6 +126,28 @@ function sizeMismatch(source: string, expectedBytes: number, found: number): Eng
 }
 
 /**
+ * Opens the --model file for reading (checkModelFile, stageModel). What the path names is looked at
+ * (stat) before it is opened: anything but a regular file (a FIFO, a device, a socket, a directory)
+ * is refused unopened, since opening some devices acts (a tape rewinds; a terminal would become the
+ * controlling terminal, hence also O_NOCTTY). The caller's fstat of the handle is the check that
+ * counts: the name may lead elsewhere by the time of the open. That open is non-blocking, so what is
+ * swapped in meanwhile (a FIFO) opens at once and is refused by that fstat, where a blocking open
+ * would wait, silently, for a writer (on a regular file the flag does nothing). The same steps as
+ * models/hash.ts's openModelInput, with the boot's errors: MODEL_NOT_FOUND (modelNotFound,
+ * ModelNotAFileError).
+ */
+async function openModelSource(source: string): Promise<FileHandle> {
+  const named = await stat(source).catch((error: unknown) => {
+    throw modelNotFound(source, error);
+  });
+  if (!named.isFile()) throw new ModelNotAFileError(source, named);
+  const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+  return open(source, flags).catch((error: unknown) => {
+    throw modelNotFound(source, error);
+  });
+}
+
+/**
  * The boot's first look at the --model file, before anything slow (evidence, the key broker, the
  * copy): it opens for reading and is a regular file of the manifest's size (MODEL_NOT_FOUND,
  * MODEL_SIZE_MISMATCH); sealed (`expected.keyId` set), its header parses and is the manifest's
@@ -140,11 +162,7 @@ export async function checkModelFile(
   expected: { readonly sizeBytes: number; readonly keyId: string | null; readonly allowDisk?: boolean },
   options: StagingOptions = {},
 ): Promise<void> {
-  // Non-blocking: opening a FIFO (or a device) for reading waits for a writer; this way it opens at
-  // once and is refused below as not a regular file (on a regular file the flag does nothing).
-  const handle = await open(source, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((error: unknown) => {
-    throw modelNotFound(source, error);
-  });
+  const handle = await openModelSource(source);
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new ModelNotAFileError(source, info);
@@ -422,11 +440,9 @@ export async function stageModel(
   expectedBytes: number | null,
   options: StagingOptions & { readonly signal?: AbortSignal } = {},
 ): Promise<StagedModel> {
-  // Opened once (non-blocking: a FIFO swapped in is refused, not waited on) and checked through the
-  // descriptor that is then read, so the bytes copied come from the file that was checked.
-  const handle = await open(source, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((error: unknown) => {
-    throw modelNotFound(source, error);
-  });
+  // Opened once (openModelSource) and checked through the descriptor that is then read, so the bytes
+  // copied come from the file that was checked.
+  const handle = await openModelSource(source);
   let copy: CopyDirectory;
   let bytes: number;
   try {

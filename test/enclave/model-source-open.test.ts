@@ -1,0 +1,125 @@
+/**
+ * The boot's opens of the --model file (enclave/model-staging.ts: checkModelFile, stageModel),
+ * watched through node:fs/promises (wrapped here, as test/models/model-input.test.ts does): a path
+ * that is not a regular file is refused by its stat, never opened (opening a device may act: a tape
+ * rewinds, a terminal becomes the controlling one), with the boot's MODEL_NOT_FOUND message; a regular
+ * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
+ * stat and the open is refused by the fstat of what was opened.
+ */
+import { execFileSync } from "node:child_process";
+import { constants } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type EngineError, ModelNotAFileError } from "../../enclave/engine/errors.ts";
+import { checkModelFile, stageModel } from "../../enclave/model-staging.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
+
+/** Every open made (path and flags), and what to do to a path right after its stat returned. */
+const watch = vi.hoisted(() => ({
+  opens: [] as { path: string; flags: unknown }[],
+  afterStat: new Map<string, () => Promise<void>>(),
+}));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  const open = (async (path: string, flags?: unknown, mode?: unknown) => {
+    watch.opens.push({ path, flags });
+    return (real.open as (...args: unknown[]) => Promise<unknown>)(path, flags, mode);
+  }) as typeof real.open;
+  const stat = (async (path: string, ...rest: unknown[]) => {
+    const info = await (real.stat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+    const after = watch.afterStat.get(path);
+    watch.afterStat.delete(path);
+    await after?.();
+    return info;
+  }) as typeof real.stat;
+  return fsWith(real, { open, stat });
+});
+
+const dir = await testDirectory("cloister-model-source-open-");
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+afterEach(() => {
+  watch.opens.length = 0;
+  watch.afterStat.clear();
+});
+
+/** The two opens under test, each given a path and the size it expects. */
+const opens = {
+  checkModelFile: (path: string, sizeBytes: number) =>
+    checkModelFile(path, { sizeBytes, keyId: null }, { privateRoot: async () => dir }),
+  stageModel: async (path: string, sizeBytes: number) => {
+    const root = await mkdtemp(join(dir, "root-"));
+    const staged = await stageModel(path, sizeBytes, { privateRoot: async () => root });
+    await staged.remove();
+  },
+} as const;
+
+async function refusal(run: Promise<void>): Promise<EngineError> {
+  return run.then(
+    () => {
+      throw new Error("expected a refusal, found the model file taken");
+    },
+    (error: unknown) => error as EngineError,
+  );
+}
+
+describe.each(Object.entries(opens))("%s's open of the --model file", (_name, take) => {
+  it("refuses a character device by its stat, without opening it (MODEL_NOT_FOUND)", async () => {
+    const error = await refusal(take("/dev/null", 4));
+    expect(error).toBeInstanceOf(ModelNotAFileError);
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.message).toBe(
+      "--model file /dev/null: expected a regular file, found a character device; give the model file's path",
+    );
+    expect(watch.opens.map((call) => call.path)).not.toContain("/dev/null");
+  });
+
+  it("refuses a FIFO by its stat, without opening it", async () => {
+    const fifo = join(dir, `fifo-${_name}.gguf`);
+    execFileSync("mkfifo", [fifo]);
+    const error = await refusal(take(fifo, 4));
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.message).toBe(
+      `--model file ${fifo}: expected a regular file, found a FIFO; give the model file's path`,
+    );
+    expect(watch.opens.map((call) => call.path)).not.toContain(fifo);
+  });
+
+  it("names a missing file as before (MODEL_NOT_FOUND, not found), opening nothing", async () => {
+    const missing = join(dir, "missing.gguf");
+    const error = await refusal(take(missing, 4));
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.message).toBe(`--model file ${missing}: not found; check the path, or put the model file there`);
+    expect((error.cause as { code?: unknown }).code).toBe("ENOENT");
+    expect(watch.opens.map((call) => call.path)).not.toContain(missing);
+  });
+
+  it("opens a regular file read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
+    const file = join(dir, `model-${_name}.gguf`);
+    await writeFile(file, "GGUF");
+    await take(file, 4);
+    expect(watch.opens.filter((call) => call.path === file)).toEqual([{ path: file, flags: READ_FLAGS }]);
+  });
+
+  it("refuses, by the fstat of what it opened, a file swapped for a FIFO after its stat", async () => {
+    const path = join(dir, `swapped-${_name}.gguf`);
+    await writeFile(path, "GGUF");
+    let swapped = false;
+    watch.afterStat.set(path, async () => {
+      await rm(path);
+      execFileSync("mkfifo", [path]);
+      swapped = true;
+    });
+    const error = await refusal(take(path, 4));
+    expect(swapped).toBe(true);
+    expect(error).toBeInstanceOf(ModelNotAFileError);
+    expect(error.message).toBe(
+      `--model file ${path}: expected a regular file, found a FIFO; give the model file's path`,
+    );
+    // Opened (non-blocking: not waited on), then refused.
+    expect(watch.opens.map((call) => call.path)).toEqual([path]);
+  });
+});
