@@ -21,7 +21,7 @@ import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, manifestPublicJwk, signManifest } from "../../manifests/sign.ts";
 import { ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
-import { sha256Handle } from "../../models/hash.ts";
+import { HASH_BUFFER_BYTES, sha256Handle } from "../../models/hash.ts";
 import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
   generateModelKey,
@@ -153,11 +153,12 @@ function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
  * removes the plain model's name (never writing through it; removePlainModel: a directory there stops
  * it, MODEL_IO, before any work). Everything read of it is read through the handle (its status,
  * header and digest), never by its name again.
- * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file. Any
+ * O_NONBLOCK: a FIFO is opened at once, not waited on, and then found not to be a regular file;
+ * O_NOCTTY: a terminal device there does not become this process's controlling terminal. Any
  * other error of the open (EIO, EACCES…) stops `up`, as a read of the file by name did.
  */
 async function openEarlierModel(at: string, path: string): Promise<{ handle: FileHandle; info: Stats } | null> {
-  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
   const handle = await open(at, flags).catch((cause: unknown) => {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ELOOP" || code === "ENXIO") return null;
@@ -192,7 +193,7 @@ async function removePlainModel(at: string, path: string): Promise<void> {
 
 /** The SHA-256 of the whole of `opened` (openEarlierModel: its size when opened), `path` naming it. */
 const sha256Opened = (opened: { handle: FileHandle; info: Stats }, path: string) =>
-  sha256Handle(opened.handle, path, opened.info.size, Buffer.alloc(1 << 20));
+  sha256Handle(opened.handle, path, opened.info.size, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
 
 /**
  * Whether the plain tiny model is at `at` (`path` by name): a regular file itself whose digest,
