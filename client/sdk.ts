@@ -561,6 +561,18 @@ class HttpClient {
         host,
       );
     }
+    if (code === "REQUEST_STALE") {
+      // The enclave found the sealed timestamp outside its window: this machine's clock is off, or
+      // the host held the request that long. The client cannot tell which, so it stays transport
+      // (retry once the clock is right) and says both. Its own words, not the host's text: the host
+      // could put any time of the enclave's in it.
+      throw new ClientError(
+        "transport",
+        code,
+        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that the enclave refused the sealed request as stale (REQUEST_STALE: its timestamp outside the enclave's window of ±2 min): check this machine's clock against the enclave's; or the request was held on the way longer than that`,
+        host,
+      );
+    }
     // Kept only as delta-seconds (1 to 6 digits): an HTTP date or anything else the host sends is
     // dropped rather than guessed at.
     const retryAfter = response.header("retry-after")?.trim() ?? "";

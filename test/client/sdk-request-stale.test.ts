@@ -1,0 +1,55 @@
+/**
+ * A sealed request the host holds past the enclave's ±2 min window (the enclave's clock moved on
+ * between the seal and the open; Date is faked and moved, nothing waits) is refused by the enclave as
+ * REQUEST_STALE, which the SDK reports as a transport error that says both causes it cannot tell
+ * apart (this machine's clock, or the hold) and what to do, in its own words: no time the host could
+ * have written. A hold inside the window is answered.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ClientError } from "../../client/errors.ts";
+import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
+import { closeServers, connectTo } from "./helpers.ts";
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await closeServers();
+});
+
+/** A transport that, like a host holding the request, moves the clock on by `holdMs` before a sealed request goes on. */
+function holdingSealed(holdMs: number): { transport: Transport; held: () => number } {
+  const inner = fetchTransport(fetch);
+  let held = 0;
+  const transport: Transport = (url, request) => {
+    if (request.method === "POST" && new URL(url).pathname.endsWith("/sealed")) {
+      vi.setSystemTime(Date.now() + holdMs);
+      held++;
+    }
+    return inner(url, request);
+  };
+  return { transport, held: () => held };
+}
+
+describe("a sealed request held on the way", () => {
+  it("past the window (120 001 ms) → transport REQUEST_STALE saying: this machine's clock, or the hold", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const hold = holdingSealed(120_001);
+    const { session } = await connectTo({ transport: hold.transport });
+    const error = await rejectionOf(session.complete("hello"), ClientError);
+    expect(hold.held()).toBe(1);
+    expect([error.kind, error.code, error.status, error.origin]).toEqual(["transport", "REQUEST_STALE", 400, "host"]);
+    expect(error.message).toBe(
+      "http://enclave.test/v1/sealed: HTTP 400: host reports that the enclave refused the sealed request as stale (REQUEST_STALE: its timestamp outside the enclave's window of ±2 min): check this machine's clock against the enclave's; or the request was held on the way longer than that",
+    );
+    // The enclave's own text (its window in ms, "enclave time") is the host's to alter: not repeated.
+    expect(error.message).not.toContain("120000");
+  });
+
+  it("inside the window (120 000 ms) → answered", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const hold = holdingSealed(120_000);
+    const { session } = await connectTo({ transport: hold.transport });
+    expect((await session.complete("hello")).text).toBe("ok");
+    expect(hold.held()).toBe(1);
+  });
+});
