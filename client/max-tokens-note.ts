@@ -13,7 +13,10 @@ export function manifestMaxTokens(enclave: VerifiedEnclave): number | null {
   return typeof limit === "number" ? limit : null;
 }
 
-/** The note for `asked` tokens an answer over `enclave`'s limit (`--max-tokens N: …`), or null within it. */
+/**
+ * The note for `asked` tokens an answer over `enclave`'s limit (`--max-tokens N: …`), or null within
+ * it. `cloister chat` prints it as its other notes (`cloister: note: --max-tokens N: …`): not an error.
+ */
 export function maxTokensNote(asked: number | undefined, enclave: VerifiedEnclave): string | null {
   const limit = manifestMaxTokens(enclave);
   if (asked === undefined || limit === null || asked <= limit) return null;

@@ -704,7 +704,7 @@ export async function runChat(
   // that an answer stopped there does not read as the model's own end (an interactive session says
   // it again when it moves to an enclave with another limit: chatInteractively).
   const note = maxTokensNote(options.maxTokens, session.enclave);
-  if (note !== null) process.stderr.write(`cloister: ${note}\n`);
+  if (note !== null) process.stderr.write(`cloister: note: ${note}\n`);
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
@@ -762,7 +762,7 @@ export async function chatInteractively(
     if (!session.attested || manifestMaxTokens(session.enclave) === limitSeen) return;
     limitSeen = manifestMaxTokens(session.enclave);
     const note = maxTokensNote(options.maxTokens, session.enclave);
-    if (note !== null) output.write(`cloister: ${note}\n`);
+    if (note !== null) output.write(`cloister: note: ${note}\n`);
   };
   let toldTrimmed = false;
   const dropOldestExchange = (why: string) => {
