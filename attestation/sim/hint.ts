@@ -9,8 +9,12 @@ import { type Certificate, verifySignature } from "../x509.ts";
 import { insecureSimulatorAnchors } from "./index.ts";
 import { isInsecureSimulatorIntelRoot, namesInsecureSimulator as namesSimulator } from "./names.ts";
 
+/**
+ * Names what the user passes (verify-evidence's --policy, the one command that prints this): the
+ * option and the field, and the file that `cloister up` writes with it set.
+ */
 const HINT =
-  ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)";
+  ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes)";
 
 /**
  * For a VCEK/VLEK the simulator really issued: its issuer names the simulator AND its signature

@@ -186,7 +186,7 @@ describe("verify-evidence on simulated SNP evidence", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^cloister: ROOT_NOT_TRUSTED: .*among the 3 given \(Milan, Genoa, Turin\)/);
     expect(r.stderr).toContain(
-      "this is INSECURE Cloister simulator evidence, which these trust anchors exclude (a policy trusts it only with trustSimulator: true)",
+      "this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes)",
     );
   });
 
