@@ -307,6 +307,8 @@ describe("tampered response frames", () => {
     mutate: (frames: Frames) => Uint8Array;
     code: string;
     cut?: (body: Uint8Array) => number;
+    /** False where the damage is at the first frame: no text may come. Otherwise genuine text frames come first. */
+    textFirst?: false;
   }[] = [
     {
       name: "a bit flipped in a data frame's ciphertext",
@@ -384,6 +386,7 @@ describe("tampered response frames", () => {
       name: "the whole answer to an earlier request spliced in",
       mutate: () => joinFrames(genuineFrames),
       code: "FRAME_TAMPERED",
+      textFirst: false,
     },
   ];
 
@@ -401,7 +404,11 @@ describe("tampered response frames", () => {
       expect(result.done).toBeUndefined();
       expect(result.events.every((e) => e.type === "text")).toBe(true);
       expect(result.error).toMatchObject({ name: "ClientError", kind: "integrity", code: c.code });
-      // Whatever text came before the error is authentic: a prefix of the genuine answer.
+      // The text that came before the error is authentic: a prefix of the genuine answer, and not
+      // an empty one where genuine text frames were sent before the damage (an empty text would
+      // pass the prefix check whatever the client did with them).
+      if (c.textFirst === false) expect(result.text).toBe("");
+      else expect(result.text.length).toBeGreaterThan(0);
       expect(GREEDY_CHAT_ANSWER.startsWith(result.text)).toBe(true);
       // The enclave did answer (status 200): the damage was done between host and client.
       expect(proxy.observed("POST", "/v1/sealed")[0]?.status).toBe(200);
