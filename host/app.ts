@@ -169,15 +169,19 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   const routeTo = (member: PoolMember, route: UpstreamRoute) => (memberTargets.get(member) as MemberRoutes)[route];
 
   /**
-   * The member a nonce question goes to: the one the client names (`?enclave=<key id>`, the
-   * enclave whose document it is verifying), else the best candidate. A single enclave gets every
-   * question whatever it names (it answers with its own key; the client's check does the rest).
+   * The member a nonce question, a checkpoint or a named document (`GET /v1/attestation?enclave=`)
+   * goes to: the one the client names (`?enclave=<key id>`, the enclave whose document it is
+   * verifying, or the boot an operator asks for), else the best candidate. A single enclave is held
+   * to a name as a pool is: a key id that is not its current boot's is refused, not answered by
+   * the one enclave there is (it knows its key id from the documents it hands out, and reads its
+   * document again, at most once a second, for a name it does not know: EnclavePool.findKeyId).
    */
   const namedMember = async (named: string | undefined): Promise<PoolMember> => {
     if (named !== undefined && !KEY_ID_HEX.test(named)) {
       throw new HostError("ENCLAVE_ID_MALFORMED", 400, "enclave: expected a key id of 32 lower-case hex digits");
     }
-    if (!pool.isPool) return pool.members[0] as PoolMember;
+    const only = pool.members[0] as PoolMember;
+    if (!pool.isPool && (named === undefined || named === only.keyId)) return only;
     if (named === undefined) {
       const best = pool.candidates()[0];
       if (best === undefined) throw noEnclave();
@@ -367,10 +371,18 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   // A new session: the least busy member's document (one that does not answer, answers too late or
   // too much, is marked and the next one tried). The client then names that enclave's key id in its
-  // nonce question.
+  // nonce question. With `?enclave=<key id>` (an operator checking one boot: cloister attest
+  // --enclave), that member's document only, refused as a nonce question naming it would be: no
+  // other member is tried, and a document of another key id (it restarted meanwhile) is refused.
   app.get("/v1/attestation", async (c) => {
     authenticate(c, "attest");
-    const candidates = pool.isPool ? pool.candidates() : [pool.members[0] as PoolMember];
+    const named = c.req.query("enclave");
+    const candidates =
+      named !== undefined
+        ? [await namedMember(named)]
+        : pool.isPool
+          ? pool.candidates()
+          : [pool.members[0] as PoolMember];
     if (candidates.length === 0) throw noEnclave();
     for (const [i, member] of candidates.entries()) {
       let answer: Awaited<ReturnType<typeof readBounded>>;
@@ -389,15 +401,16 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         pool.mark(member, "unreachable", idle);
         continue;
       }
-      // A pool learns the member's current key id from the document it hands out (a single enclave
-      // needs no routing: nothing is parsed).
-      if (pool.isPool && answer.status === 200) {
+      // The host learns the member's current key id from the document it hands out: a pool routes by
+      // it, and a single enclave is held to it when a client names one (namedMember).
+      if (answer.status === 200) {
         try {
           const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
           if (typeof document === "string") pool.noteDocument(member, document);
         } catch {
           // not JSON: passed on as it is; the client reports it
         }
+        if (named !== undefined && member.keyId !== named) throw unknownEnclave(named, undefined);
       }
       return passedOn(answer);
     }
@@ -656,7 +669,7 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
     "WRONG_ENCLAVE_KEY",
     409,
     member === undefined
-      ? `enclave key id ${keyId}: no enclave of this host's pool has it now; re-attest`
+      ? `enclave key id ${keyId}: no enclave of this host has it now; re-attest`
       : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
   );
 

@@ -170,12 +170,14 @@ export class EnclavePool {
   /**
    * The member with this key id; when none has it now but some member is unread or unreachable,
    * after one refresh (shared with any under way): a member that just came back, or a host that
-   * just started, must not send a session to re-attest to the enclave it already has.
+   * just started, must not send a session to re-attest to the enclave it already has. A single
+   * enclave, which has no periodic refresh (host/server.ts starts it for a pool only), is read again
+   * for any key id it does not have: it may have restarted since the host last saw its document.
    */
   async findKeyId(keyId: string): Promise<PoolMember | undefined> {
     const found = this.byKeyId(keyId);
     if (found !== undefined && found.state !== "unreachable") return found;
-    if (this.#members.every((m) => m.state === "ready")) return found;
+    if (this.isPool && this.#members.every((m) => m.state === "ready")) return found;
     // At most one such refresh per MIN_ON_DEMAND_REFRESH_MS (or the one under way): unknown key ids
     // cost a caller nothing, and must not make the host re-read the whole pool on every request.
     if (this.#refreshing === null) {

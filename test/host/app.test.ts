@@ -1956,7 +1956,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect({ status: tooBig.status, code: await errorCode(tooBig) }).toEqual({ status: 413, code: "BODY_TOO_LARGE" });
   });
 
-  it("sends every nonce question to its one enclave, whichever enclave it names, and refuses a malformed name", async () => {
+  it("sends every unnamed nonce question to its one enclave, refuses one naming another enclave, and a malformed name", async () => {
     const { host, seen } = await setup({
       enclave: (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"answer":"a"}'),
     });
@@ -1966,13 +1966,16 @@ describe("host app (real loopback server, scripted enclave)", () => {
         headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
         body: '{"nonce":"abc"}',
       });
-    expect((await ask(`?enclave=${"0".repeat(32)}`)).status).toBe(200);
+    expect((await ask("")).status).toBe(200);
+    // Not its key id (its document, read to learn it, has none): refused, not answered by the one enclave.
+    const named = await ask(`?enclave=${"0".repeat(32)}`);
+    expect({ status: named.status, code: await errorCode(named) }).toEqual({ status: 409, code: "WRONG_ENCLAVE_KEY" });
     const malformed = await ask("?enclave=XYZ");
     expect({ status: malformed.status, code: await errorCode(malformed) }).toEqual({
       status: 400,
       code: "ENCLAVE_ID_MALFORMED",
     });
-    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["POST /attestation/challenge"]);
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual(["POST /attestation/challenge", "GET /attestation"]);
   });
 
   it("bounds a nonce answer at 64 KiB: past it, 502 ENCLAVE_RESPONSE_TOO_LARGE", async () => {
