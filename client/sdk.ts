@@ -97,7 +97,20 @@ export interface ConnectOptions {
    * session's later requests and re-verifications take their own (GenerationOptions.signal).
    */
   readonly signal?: AbortSignal;
+  /**
+   * The enclave key id (32 lower-case hex digits: `SHA-256(X25519 key)[0..16]`, the sealed
+   * envelope's routing id; `cloister attest` prints it, a pool host logs each member's) of the one
+   * enclave boot to verify: an operator checking a given member of a pool (its audit checkpoint).
+   * The document is asked for that member (`GET /v1/attestation?enclave=`), and a document of
+   * another key id is refused (ENCLAVE_KEY_ID_MISMATCH, attestation, stage document) before the
+   * nonce question is sent; so at every re-verification, which then fails once that boot is gone.
+   * Default: the enclave the host chooses.
+   */
+  readonly enclaveKeyId?: string;
 }
+
+/** An enclave key id as the host routes by it (`?enclave=`): 16 bytes, lower-case hex. */
+const ENCLAVE_KEY_ID = /^[0-9a-f]{32}$/;
 
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
 export const DEFAULT_REATTEST_AFTER_MS = 60 * 60 * 1000;
@@ -950,9 +963,11 @@ export function checkRequestArguments(content: RequestContent, options: Generati
 async function attestationAnswer(
   http: HttpClient,
   caller?: AbortSignal,
+  named: string | null = null,
 ): Promise<{ document: string; collateral: unknown }> {
   const signal = deadline(http.attestationTimeoutMs, caller);
-  const response = await http.request("/v1/attestation", { method: "GET", signal });
+  const path = named === null ? "/v1/attestation" : `/v1/attestation?enclave=${named}`;
+  const response = await http.request(path, { method: "GET", signal });
   const text = await readAnswer(response, DOCUMENT_MAX_LENGTH, signal, "attestation");
   // An answer of another shape most often comes from something else at the URL (a web server, an
   // API of another kind): the message names the URL asked and asks whether it is the host's.
@@ -1062,6 +1077,10 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     options.cacheScope === undefined
       ? randomBytes(16)
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
+  const named: unknown = options.enclaveKeyId;
+  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID.test(named))) {
+    throw badOption("enclaveKeyId", "an enclave key id of 32 lower-case hex digits", named);
+  }
   const reattestAfterMs = options.reattestAfterMs ?? DEFAULT_REATTEST_AFTER_MS;
   if (typeof reattestAfterMs !== "number" || Number.isNaN(reattestAfterMs) || reattestAfterMs <= 0) {
     throw new ClientError(
@@ -1077,6 +1096,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
     reattestAfterMs,
     options.onVerified,
+    named ?? null,
   );
   const followed = callerSignal === undefined ? undefined : ownRealmSignal(callerSignal);
   const signal = followed?.signal;
@@ -1104,6 +1124,20 @@ let verifyNewSession: (session: Session, signal: AbortSignal | undefined) => Pro
 async function routingKeyId(document: string): Promise<string | null> {
   const key = unverifiedDocumentSealingKey(document);
   return key === null ? null : toHex(await enclaveKeyId(key));
+}
+
+/**
+ * A document that is not of the enclave `connect({enclaveKeyId})` named: the host answered with
+ * another member's (or the named boot's key is no longer the one it serves). Key ids are public.
+ */
+function otherEnclaveDocument(expected: string, found: string | null): ClientError {
+  return new ClientError(
+    "attestation",
+    "ENCLAVE_KEY_ID_MISMATCH",
+    `attestation failed at stage document: document's enclave key id (cnf.jwk): expected ${expected} ` +
+      `(enclaveKeyId), found ${found ?? "none (no sealing key)"}: the host answered with another enclave's document`,
+    { stage: "document" },
+  );
 }
 
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
@@ -1151,6 +1185,8 @@ export class Session {
     private readonly tenant: string,
     private readonly reattestAfterMs: number = DEFAULT_REATTEST_AFTER_MS,
     private readonly onVerified?: ConnectOptions["onVerified"],
+    /** connect's `enclaveKeyId`: the one enclave boot this session verifies, or null (the host's choice). */
+    private readonly enclaveKeyId: string | null = null,
   ) {}
 
   /** What was verified about the enclave this session talks to. */
@@ -1219,11 +1255,16 @@ export class Session {
    * request under way, and nothing more is sent or kept.
    */
   async #attest(signal?: AbortSignal): Promise<VerifiedEnclave> {
-    const answer = await attestationAnswer(this.http, signal);
+    const answer = await attestationAnswer(this.http, signal, this.enclaveKeyId);
     const document = answer.document;
     // The nonce goes to the enclave whose document this is: a host with a pool of enclaves routes
     // by its key id (a routing hint only; the answer is verified against this document below).
     const named = document === this.#document ? this.#documentRoute : await routingKeyId(document);
+    // Another enclave's document than the one named: refused before the nonce question (which would
+    // go to the named enclave, and fail only as a nonce answer under another key).
+    if (this.enclaveKeyId !== null && named !== this.enclaveKeyId) {
+      throw otherEnclaveDocument(this.enclaveKeyId, named);
+    }
     const { nonce, value: nonceAnswer } = await this.#askWithNonce(
       `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
       "answer",
@@ -1256,8 +1297,13 @@ export class Session {
       }
       throw new ClientError("attestation", "ATTESTATION_FAILED", "attestation failed", { cause: error });
     }
+    // The named enclave is the verified key's, not only the unverified document's routing hint above.
+    const verified = this.enclaveKeyId === null ? null : toHex(await enclaveKeyId(enclave.sealingPublicKey));
     // Aborted while the evidence was being verified: nothing of it is kept, no request key made for it.
     if (signal?.aborted) throw abortedVerification(signal);
+    if (this.enclaveKeyId !== null && verified !== this.enclaveKeyId) {
+      throw otherEnclaveDocument(this.enclaveKeyId, verified);
+    }
     this.http.hostAnswered();
     const previous = this.#enclave;
     this.#enclave = enclave;
