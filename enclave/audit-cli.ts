@@ -1,6 +1,11 @@
 /** `cloister audit ...`: checks an enclave's audit log. The action imports its implementation lazily. */
 import type { Command } from "commander";
-import { API_KEY_FILE_HELP, type ClientConnectionOptions } from "../client/cli/commands.ts";
+import {
+  API_KEY_FILE_HELP,
+  type ClientConnectionOptions,
+  ENCLAVE_KEY_ID_HELP,
+  enclaveKeyIdOption,
+} from "../client/cli/commands.ts";
 import { examples } from "../client/cli/help-examples.ts";
 import { intOption } from "../client/cli/output.ts";
 
@@ -112,6 +117,7 @@ them is about that text (with --json: "record" is that one, "allFound" lists the
       examples(
         "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --out checkpoint.json",
         "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --json",
+        "cloister audit checkpoint --url http://127.0.0.1:8080 --policy .cloister/policy.json --enclave 0123456789abcdef0123456789abcdef --out checkpoint-0123456789abcdef.json   # one pool member's boot",
       ),
     )
     .description(
@@ -126,6 +132,7 @@ them is about that text (with --json: "record" is that one, "allFound" lists the
     )
     .option("--force", "with --out: replace the file if it exists (a fresher checkpoint over an older one)")
     .option("--json", "print the verified checkpoint as JSON")
+    .option("--enclave <key-id>", ENCLAVE_KEY_ID_HELP, enclaveKeyIdOption)
     .action(async (options: ClientConnectionOptions & { out?: string; force?: boolean }) => {
       const { runAuditCheckpoint } = await import("../client/cli/run-client.ts");
       await runAuditCheckpoint(options);

@@ -1,11 +1,26 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { examples } from "./help-examples.ts";
 import { choiceOption, intOption } from "./output.ts";
+import { visibleOnOneLine } from "./terminal-text.ts";
 
 export const API_KEY_FILE_HELP =
   "file holding the API key; it wins over CLOISTER_API_KEY, used when this option is not given; default .cloister/api-key (cloister up's local key), for a loopback --url only (127.0.0.0/8, [::1] or localhost)";
+
+/** `--enclave` of `attest` and `audit checkpoint`: connect's `enclaveKeyId`. */
+export const ENCLAVE_KEY_ID_HELP =
+  "verify this enclave of a pool only, by its key id (32 hex digits: cloister attest prints it, the host logs each member's); a document of another enclave is refused";
+
+/** Commander parser of `--enclave`: an enclave key id as the host routes by it (lower-case hex). */
+export function enclaveKeyIdOption(value: string): string {
+  if (!/^[0-9a-f]{32}$/.test(value)) {
+    throw new InvalidArgumentError(
+      `--enclave expects an enclave key id of 32 lower-case hex digits, found "${visibleOnOneLine(value)}"`,
+    );
+  }
+  return value;
+}
 
 const POLICY_INIT_EXAMPLE =
   "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --out policy.json";
@@ -49,6 +64,8 @@ export interface ClientConnectionOptions {
   policy: string;
   apiKeyFile?: string;
   json?: boolean;
+  /** `--enclave` (attest, audit checkpoint): the pool member to verify, by key id. */
+  enclave?: string;
 }
 
 export function registerClientCommands(program: Command): void {
@@ -134,6 +151,7 @@ export function registerClientCommands(program: Command): void {
 
   connection(program.command("attest").description("verify the enclave behind a host and print what was verified"))
     .option("--json", "print the result as JSON")
+    .option("--enclave <key-id>", ENCLAVE_KEY_ID_HELP, enclaveKeyIdOption)
     .option(
       "--document-out <file>",
       "save the verified attestation document to this new file (for cloister receipt verify --document)",
@@ -152,6 +170,7 @@ export function registerClientCommands(program: Command): void {
         "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json",
         "cloister attest --url https://cloister.example --policy policy.json --api-key-file my-api-key --json --document-out document.jws",
         "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # then: cloister verify-evidence --tee snp --report evidence/report.bin --cert evidence/cert.der --policy .cloister/policy.json (TDX: --tee tdx --quote evidence/quote.bin --collateral DIR, Intel's collateral for its platform, which --evidence-out does not save; --policy: a simulator's evidence verifies only under a policy that trusts it)",
+        "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --enclave 0123456789abcdef0123456789abcdef   # one pool member, by its key id",
       ),
     )
     .action(

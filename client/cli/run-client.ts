@@ -13,6 +13,7 @@ import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
 import { decodeUtf8 } from "../../attestation/utf8.ts";
+import { enclaveKeyId } from "../../sealed/index.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { type AuditReference, ClientError } from "../errors.ts";
 import { isLoopbackHost, LOOPBACK_NAMES } from "../loopback.ts";
@@ -207,7 +208,14 @@ export async function open(
 ): Promise<Session> {
   const clientPolicy = policy ?? (await readPolicy(options.policy));
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
-  return connect({ url: options.url, policy: clientPolicy, apiKey: apiKey.key, apiKeySource: apiKey.source, ...more });
+  return connect({
+    url: options.url,
+    policy: clientPolicy,
+    apiKey: apiKey.key,
+    apiKeySource: apiKey.source,
+    ...(options.enclave === undefined ? {} : { enclaveKeyId: options.enclave }),
+    ...more,
+  });
 }
 
 export function enclaveSummary(enclave: VerifiedEnclave) {
@@ -235,9 +243,13 @@ export function enclaveSummary(enclave: VerifiedEnclave) {
 
 /**
  * What was verified, one labelled line each. `manifestTee`: also the manifest's tee constraints
- * (teeFacts), for `cloister attest` only: the demo, chat and proxy keep the shorter summary.
+ * (teeFacts), and `keyId` (its key id: what `--enclave` and a pool host's log name), for `cloister
+ * attest` only: the demo, chat and proxy keep the shorter summary.
  */
-export function describeEnclave(enclave: VerifiedEnclave, { manifestTee = false } = {}): string {
+export function describeEnclave(
+  enclave: VerifiedEnclave,
+  { manifestTee = false, keyId }: { manifestTee?: boolean; keyId?: string } = {},
+): string {
   const s = enclaveSummary(enclave);
   return [
     `  TEE          ${s.tee}${s.simulated ? "  (SIMULATED: insecure simulator root, trusted by this policy only)" : ""}`,
@@ -249,6 +261,9 @@ export function describeEnclave(enclave: VerifiedEnclave, { manifestTee = false 
     ...(manifestTee ? teeFacts(enclave) : []).map(([name, value]) => `  ${name.padEnd(12)} ${value}`),
     ...policyFacts(enclave).map(([name, value]) => `  ${name.padEnd(12)} ${value}`),
     `  keys         X25519 ${s.sealingKey.slice(0, 16)}…, Ed25519 ${s.signingKey.slice(0, 16)}… (bound in REPORT_DATA)`,
+    ...(keyId === undefined
+      ? []
+      : [`  key id       ${keyId} (this boot's: the host routes by it; --enclave names it)`]),
     "  checked      evidence chain → policy → REPORT_DATA binding → document signature → fresh nonce → manifest",
   ].join("\n");
 }
@@ -430,9 +445,11 @@ export async function runAttest(
     await writeOutputFiles(outputs, existing);
     // Verified against the policy, which may itself let more through than one known image.
     const policyWarnings = policyRisks(policy, "is sent your prompts");
-    if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), policyWarnings });
+    // The verified sealing key's id: how an operator names this boot (attest/audit checkpoint --enclave).
+    const keyId = Buffer.from(await enclaveKeyId(session.enclave.sealingPublicKey)).toString("hex");
+    if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), keyId, policyWarnings });
     else {
-      process.stdout.write(`enclave verified\n${describeEnclave(session.enclave, { manifestTee: true })}\n`);
+      process.stdout.write(`enclave verified\n${describeEnclave(session.enclave, { manifestTee: true, keyId })}\n`);
       for (const warning of policyWarnings) process.stdout.write(`WARNING: policy: ${warning}\n`);
     }
   } catch (error) {

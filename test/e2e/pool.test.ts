@@ -6,12 +6,12 @@
  * once to another member and carry on; a restarted member rejoins with new keys.
  */
 import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
 import { runCloister } from "../helpers/cli.ts";
-import { bootDeployment, type E2eDeployment, policyInitArgs } from "./helpers/deployment.ts";
+import { bootDeployment, connectionArgs, type E2eDeployment, policyInitArgs } from "./helpers/deployment.ts";
 import { drain } from "./helpers/stream.ts";
 
 const GREEDY_CHAT_ANSWER =
@@ -140,5 +140,47 @@ describe("a host with a pool of two enclaves", () => {
     expect(JSON.parse(run.stdout).policy.attestation.snp.measurements).toEqual(
       deployment.files.policy.attestation.snp?.measurements,
     );
+  });
+
+  it("attest and audit checkpoint --enclave KEYID verify that member: each boot's checkpoint covers its own stored log", async () => {
+    const ready = await until(members, (m) => m.length === 2 && m.every((x) => x.state === "ready"), "two ready");
+    const connection = connectionArgs(deployment, deployment.files.policyPath);
+    const signingKeys = new Set<string>();
+    for (const id of ready.map((m) => m.keyId as string)) {
+      // The key id an operator reads off `attest` (or the host's log) names the boot it verified.
+      const attest = await runCloister(["attest", ...connection, "--enclave", id]);
+      expect(attest.code, attest.stderr).toBe(0);
+      expect(attest.stdout).toMatch(new RegExp(`\\n  key id {7}${id} `));
+      const verified = JSON.parse((await runCloister(["attest", ...connection, "--enclave", id, "--json"])).stdout) as {
+        keyId: string;
+        signingKey: string;
+        documentDigest: string;
+      };
+      expect(verified.keyId).toBe(id);
+      // Asked twice in a row: without --enclave the host would hand the two members out in turn.
+      for (let i = 0; i < 2; i++) {
+        const run = await runCloister(["audit", "checkpoint", ...connection, "--enclave", id, "--json"]);
+        expect(run.code, run.stderr).toBe(0);
+        const checkpoint = JSON.parse(run.stdout) as { count: number; signingKey: string; documentDigest: string };
+        expect({ key: checkpoint.signingKey, document: checkpoint.documentDigest }).toEqual({
+          key: verified.signingKey,
+          document: verified.documentDigest,
+        });
+        // That boot's own log (the host files it by boot id) holds every record the checkpoint counts.
+        const log = join(deployment.dir, "audit", `${checkpoint.documentDigest.slice(0, 16)}.jsonl`);
+        const stored = await until(
+          async () => (await readFile(log, "utf8")).split("\n").filter((line) => line !== "").length,
+          (lines) => lines >= checkpoint.count,
+          `the boot's ${checkpoint.count} record(s) stored`,
+        );
+        expect(stored).toBe(checkpoint.count);
+      }
+      signingKeys.add(verified.signingKey);
+    }
+    expect(signingKeys.size).toBe(2);
+    // A key id no member has now: refused by the host, nothing verified.
+    const gone = await runCloister(["audit", "checkpoint", ...connection, "--enclave", "0".repeat(32)]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain("WRONG_ENCLAVE_KEY");
   });
 });
