@@ -1,0 +1,97 @@
+/**
+ * docs/deploy.md's "Verifying the audit log" tells an operator behind a pool how to name the boot
+ * whose log they check: by the key id the host's log gives each member (`pool: enclave N is ready
+ * (key id …)`), with `attest` and `audit checkpoint --enclave`. The line the page quotes is checked
+ * here against the lines a host with a pool of two writes; the commands' options and values are
+ * checked with every other command of the docs (command-lines.test.ts), what they do end to end by
+ * test/e2e/pool.test.ts.
+ */
+
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { base64url } from "jose";
+import { afterEach, describe, expect, it } from "vitest";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
+import { ApiKeyStore } from "../../host/identity.ts";
+import { documentKeyId } from "../../host/pool.ts";
+import { startHost } from "../../host/server.ts";
+import { REPO_ROOT } from "../helpers/cli.ts";
+
+/** The page's paragraph on verifying the audit log, white space runs as one space. */
+function auditParagraph(): string {
+  const markdown = readFileSync(join(REPO_ROOT, "docs", "deploy.md"), "utf8");
+  const start = markdown.indexOf("**Verifying the audit log.**");
+  const end = markdown.indexOf("\n## 6. ", start);
+  if (start < 0 || end < start) throw new Error("docs/deploy.md: expected the audit paragraph before step 6");
+  return markdown.slice(start, end).replace(/\s+/g, " ");
+}
+
+function documentFor(key: Uint8Array): string {
+  const payload = base64url.encode(
+    JSON.stringify({ cnf: { jwk: { kty: "OKP", crv: "X25519", x: base64url.encode(key) } } }),
+  );
+  return `e30.${payload}.c2ln`;
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+describe("docs/deploy.md: naming a pool member to check its boot's audit log", () => {
+  it("quotes the line a pool host logs for each member's key id, and the commands that take it", async () => {
+    const paragraph = auditParagraph();
+    const quoted = /`(pool: enclave N is ready \(key id …\))`/.exec(paragraph)?.[1];
+    expect(quoted, "the host's log line for a member's key id").toBeDefined();
+    const logged: string[] = [];
+    const documents: string[] = [];
+    for (const n of [1, 2]) {
+      const document = documentFor(new Uint8Array(32).fill(n));
+      documents.push(document);
+      const server = createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ document }));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      servers.push(server);
+    }
+    const host = await startHost({
+      enclaveUrls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+      poolRefreshMs: 60_000,
+      apiKeys: new ApiKeyStore({
+        version: 1,
+        keys: [
+          {
+            id: "k",
+            project: "p",
+            sha256: hashApiKey("ck_docs_test_0123456789abcdef"),
+            permissions: ["attest"],
+            requestsPerMinute: 60,
+          },
+        ],
+      }),
+      hostname: "127.0.0.1",
+      port: 0,
+      accessLog: () => {},
+      auditDir: null,
+      onError: (line) => logged.push(line),
+    });
+    await host.close();
+    // The page's line, with N for the member's index and … for its key id.
+    const shape = new RegExp(
+      `^${(quoted as string).replace(/[()]/g, "\\$&").replace("N", "(\\d+)").replace("…", "([0-9a-f]{32})")}$`,
+    );
+    const ready = logged.map((line) => shape.exec(line)).filter((match) => match !== null);
+    // One line each, in the order the members answered: compared by index.
+    expect(ready.map((match) => [match[1], match[2]]).sort()).toEqual(
+      documents.map((document, index) => [String(index), documentKeyId(document)]),
+    );
+    // The commands that take that key id, in the page's shell block.
+    expect(paragraph).toMatch(/npx cloister attest [^`]*--enclave [0-9a-f]{32}/);
+    expect(paragraph).toMatch(/npx cloister audit checkpoint [^`]*--enclave [0-9a-f]{32}/);
+  });
+});
