@@ -158,6 +158,14 @@ describe("the client sends nothing when verification fails", () => {
           path: "/v1/attestation",
           response: (body) => rewriteDocumentResponse(body, () => forged),
         });
+        // The nonce question names the forged document's key id: a host that forges documents has its
+        // one enclave answer it whatever it names (the honest host behind the proxy would refuse a name
+        // not its enclave's, WRONG_ENCLAVE_KEY, before the client's verification is reached).
+        proxy.tamper({
+          method: "POST",
+          path: "/v1/attestation/challenge",
+          forwardUrl: (url) => url.split("?")[0] as string,
+        });
       }
       const error = await clientErrorOf(connectViaProxy(p));
       expect(error.kind).toBe("attestation");

@@ -12,7 +12,7 @@ export interface ProxiedExchange {
   readonly method: string;
   /** Path without the query, e.g. "/v1/attestation/challenge" (what rules and `observed` match). */
   readonly path: string;
-  /** Path and query as sent, e.g. "/v1/attestation/challenge?enclave=…" (what is forwarded). */
+  /** Path and query as sent, e.g. "/v1/attestation/challenge?enclave=…" (forwarded unless a rule's `forwardUrl`). */
   readonly url: string;
   /** The body the client sent (before any rewrite). */
   readonly clientBody: Uint8Array;
@@ -28,6 +28,8 @@ export interface TamperRule {
   readonly path: string;
   /** How many matching requests this rule applies to (default: all until cleared). */
   readonly times?: number;
+  /** Rewrites the path and query before the request goes to the host (a host routing as it likes). */
+  readonly forwardUrl?: (url: string) => string;
   /** Rewrites the request body before it goes to the host. */
   readonly request?: (body: Uint8Array) => Uint8Array;
   /** Rewrites the host's response body before it goes to the client. */
@@ -86,7 +88,7 @@ export async function startTamperProxy(target: string): Promise<TamperProxy> {
     }
     let upstream: Response;
     try {
-      upstream = await fetch(`${base}${url}`, {
+      upstream = await fetch(`${base}${rule?.forwardUrl === undefined ? url : rule.forwardUrl(url)}`, {
         method,
         headers,
         ...(method === "GET" || method === "HEAD" ? {} : { body: hostBody as Uint8Array<ArrayBuffer> }),
