@@ -14,11 +14,12 @@
  * applies.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream, constants as fsConstants, rmSync } from "node:fs";
-import { type FileHandle, lstat, mkdtemp, open, readdir, rm, stat, statfs } from "node:fs/promises";
+import { createWriteStream, rmSync } from "node:fs";
+import { lstat, mkdtemp, readdir, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { type ModelInputErrors, openModelInput } from "../models/hash.ts";
 import {
   OWNER_TAG,
   ownerFromTag,
@@ -126,26 +127,15 @@ function sizeMismatch(source: string, expectedBytes: number, found: number): Eng
 }
 
 /**
- * Opens the --model file for reading (checkModelFile, stageModel). What the path names is looked at
- * (stat) before it is opened: anything but a regular file (a FIFO, a device, a socket, a directory)
- * is refused unopened, since opening some devices acts (a tape rewinds; a terminal would become the
- * controlling terminal, hence also O_NOCTTY). The caller's fstat of the handle is the check that
- * counts: the name may lead elsewhere by the time of the open. That open is non-blocking, so what is
- * swapped in meanwhile (a FIFO) opens at once and is refused by that fstat, where a blocking open
- * would wait, silently, for a writer (on a regular file the flag does nothing). The same steps as
- * models/hash.ts's openModelInput, with the boot's errors: MODEL_NOT_FOUND (modelNotFound,
- * ModelNotAFileError).
+ * The boot's errors for openModelInput's open of the --model file (checkModelFile, stageModel), in
+ * place of models/'s MODEL_IO: MODEL_NOT_FOUND (modelNotFound, with the errno; ModelNotAFileError,
+ * naming what the path is). The steps are openModelInput's: a path that is not a regular file is
+ * refused by its stat, unopened, and what the open found by the fstat of the handle then read.
  */
-async function openModelSource(source: string): Promise<FileHandle> {
-  const named = await stat(source).catch((error: unknown) => {
-    throw modelNotFound(source, error);
-  });
-  if (!named.isFile()) throw new ModelNotAFileError(source, named);
-  const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
-  return open(source, flags).catch((error: unknown) => {
-    throw modelNotFound(source, error);
-  });
-}
+const MODEL_SOURCE_ERRORS: ModelInputErrors = {
+  cannot: (path, _action, cause) => modelNotFound(path, cause),
+  notRegular: (path, info) => new ModelNotAFileError(path, info),
+};
 
 /**
  * The boot's first look at the --model file, before anything slow (evidence, the key broker, the
@@ -162,16 +152,14 @@ export async function checkModelFile(
   expected: { readonly sizeBytes: number; readonly keyId: string | null; readonly allowDisk?: boolean },
   options: StagingOptions = {},
 ): Promise<void> {
-  const handle = await openModelSource(source);
+  const { handle, size } = await openModelInput(source, MODEL_SOURCE_ERRORS);
   try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new ModelNotAFileError(source, info);
-    if (info.size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, info.size);
+    if (size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, size);
     // The copy's size: the file's, or a sealed file's plaintext (its header, checked to be the
     // manifest's file); the private root must have room for it (MODEL_NO_ROOM).
-    let copyBytes = info.size;
+    let copyBytes = size;
     if (expected.keyId !== null) {
-      const header = await readSealedHeader(handle, info.size);
+      const header = await readSealedHeader(handle, size);
       checkSealedModelHeader(header, { keyId: expected.keyId, sizeBytes: expected.sizeBytes });
       copyBytes = header.plaintextSize;
     }
@@ -440,16 +428,12 @@ export async function stageModel(
   expectedBytes: number | null,
   options: StagingOptions & { readonly signal?: AbortSignal } = {},
 ): Promise<StagedModel> {
-  // Opened once (openModelSource) and checked through the descriptor that is then read, so the bytes
-  // copied come from the file that was checked.
-  const handle = await openModelSource(source);
+  // Opened once (openModelInput) and checked through the descriptor that is then read (its size by
+  // the fstat of that descriptor), so the bytes copied come from the file that was checked.
+  const { handle, size: bytes } = await openModelInput(source, MODEL_SOURCE_ERRORS);
   let copy: CopyDirectory;
-  let bytes: number;
   try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new ModelNotAFileError(source, info);
-    if (expectedBytes !== null && info.size !== expectedBytes) throw sizeMismatch(source, expectedBytes, info.size);
-    bytes = info.size;
+    if (expectedBytes !== null && bytes !== expectedBytes) throw sizeMismatch(source, expectedBytes, bytes);
     const root = await (options.privateRoot ?? privateRoot)(bytes);
     await checkRoom(source, root, bytes, options.freeBytes ?? freeBytesOf);
     options.signal?.throwIfAborted();

@@ -1,6 +1,6 @@
 /** Streaming SHA-256 of a model file (constant memory), as lower-case hex. */
 import { createHash } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
+import { constants as fsConstants, type Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { describeFileKind } from "../attestation/bounded-read.ts";
 import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
@@ -28,29 +28,50 @@ export async function sha256File(path: string): Promise<string> {
  * controlling terminal, hence also O_NOCTTY). The fstat of the handle is the check that counts: the
  * name may lead elsewhere by the time of the open. That open is non-blocking, so what is swapped in
  * meanwhile (a FIFO) opens at once and is refused, where a blocking open would wait, silently, for a
- * writer. Either refusal is ModelNotRegularFileError (MODEL_IO, naming what the path is). The handle
- * keeps O_NONBLOCK (Node cannot clear it without fcntl): on a regular file, the only kind returned,
- * reads do not heed it. Returned with the size that fstat found, so the caller need not ask again.
+ * writer. Either refusal is `errors.notRegular` (by default ModelNotRegularFileError: MODEL_IO, naming
+ * what the path is); a stat, open or fstat that fails is `errors.cannot` (by default ModelIoError).
+ * The handle keeps O_NONBLOCK (Node cannot clear it without fcntl): on a regular file, the only kind
+ * returned, reads do not heed it. Returned with the size that fstat found, so the caller need not ask
+ * again. The boot's --model (enclave/model-staging.ts) is opened here too, with its own errors.
  */
-export async function openModelInput(path: string): Promise<OpenedModelInput> {
+export async function openModelInput(
+  path: string,
+  errors: ModelInputErrors = MODEL_INPUT_ERRORS,
+): Promise<OpenedModelInput> {
   const named = await stat(path).catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
+    throw errors.cannot(path, "open", cause);
   });
-  if (!named.isFile()) throw new ModelNotRegularFileError(path, "model file", describeFileKind(named));
+  if (!named.isFile()) throw errors.notRegular(path, named);
   const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
   const handle = await open(path, flags).catch((cause: unknown) => {
-    throw new ModelIoError(path, "open", cause);
+    throw errors.cannot(path, "open", cause);
   });
   const info = await handle.stat().catch(async (cause: unknown) => {
     await handle.close();
-    throw new ModelIoError(path, "read", cause);
+    throw errors.cannot(path, "read", cause);
   });
   if (!info.isFile()) {
     await handle.close();
-    throw new ModelNotRegularFileError(path, "model file", describeFileKind(info));
+    throw errors.notRegular(path, info);
   }
   return { handle, size: info.size };
 }
+
+/**
+ * The errors openModelInput fails with: `cannot` for a stat or open (`action` "open") or an fstat
+ * ("read") that failed with the operating system's `cause`; `notRegular` for a path, or what was
+ * opened, that is not a regular file (`info`, its stat).
+ */
+export interface ModelInputErrors {
+  readonly cannot: (path: string, action: "open" | "read", cause: unknown) => Error;
+  readonly notRegular: (path: string, info: Stats) => Error;
+}
+
+/** models/'s own: MODEL_IO (ModelIoError, ModelNotRegularFileError), as `cloister model` commands say them. */
+const MODEL_INPUT_ERRORS: ModelInputErrors = {
+  cannot: (path, action, cause) => new ModelIoError(path, action, cause),
+  notRegular: (path, info) => new ModelNotRegularFileError(path, "model file", describeFileKind(info)),
+};
 
 /** A model file opened by openModelInput (the caller closes `handle`), and its size by fstat of that handle. */
 export interface OpenedModelInput {

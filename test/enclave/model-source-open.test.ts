@@ -15,10 +15,14 @@ import { type EngineError, ModelNotAFileError } from "../../enclave/engine/error
 import { checkModelFile, stageModel } from "../../enclave/model-staging.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
-/** Every open made (path and flags), and what to do to a path right after its stat returned. */
+/**
+ * Every open made (path and flags), what to do to a path right after its stat returned, and the
+ * paths whose handle's fstat fails (EIO), with whether that handle was closed.
+ */
 const watch = vi.hoisted(() => ({
   opens: [] as { path: string; flags: unknown }[],
   afterStat: new Map<string, () => Promise<void>>(),
+  fstatFails: new Map<string, { closed: boolean }>(),
 }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
@@ -26,7 +30,19 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const { fsWith } = await import("../helpers/foreign-link.ts");
   const open = (async (path: string, flags?: unknown, mode?: unknown) => {
     watch.opens.push({ path, flags });
-    return (real.open as (...args: unknown[]) => Promise<unknown>)(path, flags, mode);
+    const handle = await real.open(path, flags as number, mode as number);
+    const failing = watch.fstatFails.get(path);
+    if (failing !== undefined) {
+      const close = handle.close.bind(handle);
+      handle.stat = (async () => {
+        throw Object.assign(new Error("EIO: i/o error, fstat"), { code: "EIO" });
+      }) as typeof handle.stat;
+      handle.close = async () => {
+        failing.closed = true;
+        await close();
+      };
+    }
+    return handle;
   }) as typeof real.open;
   const stat = (async (path: string, ...rest: unknown[]) => {
     const info = await (real.stat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
@@ -44,6 +60,7 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTT
 afterEach(() => {
   watch.opens.length = 0;
   watch.afterStat.clear();
+  watch.fstatFails.clear();
 });
 
 /** The two opens under test, each given a path and the size it expects. */
@@ -121,5 +138,17 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     );
     // Opened (non-blocking: not waited on), then refused.
     expect(watch.opens.map((call) => call.path)).toEqual([path]);
+  });
+
+  it("reports an fstat of the opened file that fails as MODEL_NOT_FOUND naming the errno, and closes it", async () => {
+    const path = join(dir, `fstat-fails-${_name}.gguf`);
+    await writeFile(path, "GGUF");
+    const failing = { closed: false };
+    watch.fstatFails.set(path, failing);
+    const error = await refusal(take(path, 4));
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.message).toBe(`--model file ${path}: cannot be read (EIO); check that this user may read it`);
+    expect((error.cause as { code?: unknown }).code).toBe("EIO");
+    expect(failing.closed).toBe(true);
   });
 });
