@@ -598,6 +598,29 @@ describe("key broker", () => {
     );
   });
 
+  it("refuses a manifest signed by a key the release policy does not trust, and a TCB below its minimum", async () => {
+    // The same deployment the release policy otherwise accepts (released below), refused for one field each.
+    const accepting = broker();
+    const released = await accepting.release((await request(accepting, sealedDeployment)).body);
+    expect(released.record.keyId).toBe(KEY_ID);
+    const stranger = await generateManifestSigningKey("EdDSA");
+    const otherSigner = broker({ ...policy, manifest: { ...policy.manifest, trustedSigners: [stranger.publicJwk] } });
+    const unsigned = await rejectionOf(
+      otherSigner.release((await request(otherSigner, sealedDeployment)).body),
+      BrokerError,
+    );
+    expect(unsigned).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "manifest" });
+    expect(unsigned.detail).toContain("MANIFEST_SIGNATURE_INVALID");
+    const snp = policy.attestation.snp!;
+    const newerTcb = broker({
+      ...policy,
+      attestation: { ...policy.attestation, snp: { ...snp, minimumTcb: { ...snp.minimumTcb, snp: 255 } } },
+    });
+    const oldTcb = await rejectionOf(newerTcb.release((await request(newerTcb, sealedDeployment)).body), BrokerError);
+    expect(oldTcb).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
+    expect(oldTcb.detail).toContain("SNP_TCB_TOO_LOW");
+  });
+
   it("refuses a model digest the release policy does not allow", async () => {
     const kbs = broker({ ...policy, manifest: { ...policy.manifest, allowedModelDigests: ["cd".repeat(32)] } });
     const error = await rejectionOf(kbs.release((await request(kbs, sealedDeployment)).body), BrokerError);
