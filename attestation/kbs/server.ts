@@ -33,6 +33,9 @@ export const MAX_RELEASE_BYTES = 1024 * 1024;
  * that client is closed as it comes, so no single address takes all the server holds (1 024).
  */
 export const MAX_CONNECTIONS_PER_CLIENT = 64;
+/** Release requests under way at once, and from one client, by default (BrokerAppOptions.maxReleasesAtOnce…). */
+export const MAX_RELEASES_AT_ONCE = 64;
+export const MAX_RELEASES_AT_ONCE_PER_CLIENT = 8;
 /** Longest reason in a log line: a malformed request's may quote a field name the caller chose. */
 const MAX_REASON_CHARS = 1000;
 
@@ -415,7 +418,10 @@ export function createBrokerApp(
     }),
   );
   const limiter = new ClientLimiter(limits, maxClients, options.now ?? (() => performance.now()));
-  const underWay = new ReleasesUnderWay(options.maxReleasesAtOnce ?? 64, options.maxReleasesAtOncePerClient ?? 8);
+  const underWay = new ReleasesUnderWay(
+    options.maxReleasesAtOnce ?? MAX_RELEASES_AT_ONCE,
+    options.maxReleasesAtOncePerClient ?? MAX_RELEASES_AT_ONCE_PER_CLIENT,
+  );
   const addressOf = (c: Context<BrokerEnv>) => c.env?.incoming?.socket?.remoteAddress ?? "unknown";
   /** The limiter's refusal of this request as an answer (with Retry-After), or null when allowed. */
   const overLimit = (c: Context<BrokerEnv>, kind: LimitedRequest, count = true) => {
