@@ -1,10 +1,10 @@
 /**
  * The boot's opens of the --model file (enclave/model-staging.ts: checkModelFile, stageModel),
- * watched through node:fs/promises (wrapped here, as test/models/model-input.test.ts does): a path
+ * watched through node:fs/promises (wrapped: test/helpers/watched-opens.ts): a path
  * that is not a regular file is refused by its stat, never opened (opening a device may act: a tape
  * rewinds, a terminal becomes the controlling one), with the boot's MODEL_NOT_FOUND message; a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
- * stat and the open is refused by the fstat of what was opened.
+ * stat and the open is refused by the fstat of what was opened; every handle opened is closed.
  */
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
@@ -14,53 +14,24 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { type EngineError, ModelNotAFileError } from "../../enclave/engine/errors.ts";
 import { checkModelFile, stageModel } from "../../enclave/model-staging.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
+import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
 /**
- * Every open made (path and flags), what to do to a path right after its stat returned, and the
- * paths whose handle's fstat fails (EIO), with whether that handle was closed.
+ * Every open made (path, flags, closed), what to do to a path right after its stat returned, and the
+ * paths whose handle's fstat fails (EIO).
  */
-const watch = vi.hoisted(() => ({
-  opens: [] as { path: string; flags: unknown }[],
-  afterStat: new Map<string, () => Promise<void>>(),
-  fstatFails: new Map<string, { closed: boolean }>(),
-}));
+const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:fs/promises")>();
-  const { fsWith } = await import("../helpers/foreign-link.ts");
-  const open = (async (path: string, flags?: unknown, mode?: unknown) => {
-    watch.opens.push({ path, flags });
-    const handle = await real.open(path, flags as number, mode as number);
-    const failing = watch.fstatFails.get(path);
-    if (failing !== undefined) {
-      const close = handle.close.bind(handle);
-      handle.stat = (async () => {
-        throw Object.assign(new Error("EIO: i/o error, fstat"), { code: "EIO" });
-      }) as typeof handle.stat;
-      handle.close = async () => {
-        failing.closed = true;
-        await close();
-      };
-    }
-    return handle;
-  }) as typeof real.open;
-  const stat = (async (path: string, ...rest: unknown[]) => {
-    const info = await (real.stat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
-    const after = watch.afterStat.get(path);
-    watch.afterStat.delete(path);
-    await after?.();
-    return info;
-  }) as typeof real.stat;
-  return fsWith(real, { open, stat });
+  const { watchOpens } = await import("../helpers/watched-opens.ts");
+  return watchOpens(await importOriginal(), watch);
 });
 
 const dir = await testDirectory("cloister-model-source-open-");
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 afterEach(() => {
-  watch.opens.length = 0;
-  watch.afterStat.clear();
-  watch.fstatFails.clear();
+  clearOpenWatch(watch);
 });
 
 /** The two opens under test, each given a path and the size it expects. */
@@ -118,7 +89,7 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     const file = join(dir, `model-${_name}.gguf`);
     await writeFile(file, "GGUF");
     await take(file, 4);
-    expect(watch.opens.filter((call) => call.path === file)).toEqual([{ path: file, flags: READ_FLAGS }]);
+    expect(watch.opens.filter((call) => call.path === file)).toEqual([{ path: file, flags: READ_FLAGS, closed: true }]);
   });
 
   it("refuses, by the fstat of what it opened, a file swapped for a FIFO after its stat", async () => {
@@ -136,19 +107,18 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     expect(error.message).toBe(
       `--model file ${path}: expected a regular file, found a FIFO; give the model file's path`,
     );
-    // Opened (non-blocking: not waited on), then refused.
-    expect(watch.opens.map((call) => call.path)).toEqual([path]);
+    // Opened (non-blocking: not waited on), then refused, its handle closed.
+    expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
   });
 
   it("reports an fstat of the opened file that fails as MODEL_NOT_FOUND naming the errno, and closes it", async () => {
     const path = join(dir, `fstat-fails-${_name}.gguf`);
     await writeFile(path, "GGUF");
-    const failing = { closed: false };
-    watch.fstatFails.set(path, failing);
+    watch.fstatFails.add(path);
     const error = await refusal(take(path, 4));
     expect(error.code).toBe("MODEL_NOT_FOUND");
     expect(error.message).toBe(`--model file ${path}: cannot be read (EIO); check that this user may read it`);
     expect((error.cause as { code?: unknown }).code).toBe("EIO");
-    expect(failing.closed).toBe(true);
+    expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
   });
 });

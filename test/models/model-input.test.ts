@@ -1,9 +1,11 @@
 /**
  * openModelInput (models/hash.ts), the open of every model command's input, watched through
- * node:fs/promises (wrapped here): a path that is not a regular file is refused by its stat, never
+ * node:fs/promises (wrapped: test/helpers/watched-opens.ts): a path that is not a regular file is
+ * refused by its stat, never
  * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
- * stat and the open is refused by the fstat of what was opened. That fstat's size is returned, and
+ * stat and the open is refused by the fstat of what was opened, and an fstat that fails is MODEL_IO;
+ * every handle opened is closed. That fstat's size is returned, and
  * sha256File hashes it without asking again. unsealModelFile opens the sealed model it reads the same way.
  */
 import { execFileSync } from "node:child_process";
@@ -12,39 +14,26 @@ import { constants } from "node:fs";
 import { open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type ModelError, ModelNotRegularFileError } from "../../models/errors.ts";
+import { type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
 import { openModelInput, sha256File } from "../../models/hash.ts";
 import { generateModelKey, sealModelFile, unsealModelFile } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
+import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
-/** Every open made (path and flags), and what to do to a path right after its stat returned. */
-const watch = vi.hoisted(() => ({
-  opens: [] as { path: string; flags: unknown }[],
-  afterStat: new Map<string, () => Promise<void>>(),
-}));
+/** Every open made (path, flags, closed), and what to do to a path right after its stat returned. */
+const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:fs/promises")>();
-  const { fsWith } = await import("../helpers/foreign-link.ts");
-  const open = (async (path: string, flags?: unknown, mode?: unknown) => {
-    watch.opens.push({ path, flags });
-    return (real.open as (...args: unknown[]) => Promise<unknown>)(path, flags, mode);
-  }) as typeof real.open;
-  const stat = (async (path: string, ...rest: unknown[]) => {
-    const info = await (real.stat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
-    const after = watch.afterStat.get(path);
-    watch.afterStat.delete(path);
-    await after?.();
-    return info;
-  }) as typeof real.stat;
-  return fsWith(real, { open, stat });
+  const { watchOpens } = await import("../helpers/watched-opens.ts");
+  return watchOpens(await importOriginal(), watch);
 });
 
 const dir = await testDirectory("cloister-model-input-");
 
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
 afterEach(() => {
-  watch.opens.length = 0;
-  watch.afterStat.clear();
+  clearOpenWatch(watch);
 });
 
 async function refusal(path: string): Promise<ModelError> {
@@ -80,9 +69,7 @@ describe("openModelInput", () => {
     const opened = await openModelInput(file);
     await opened.handle.close();
     expect(opened.size).toBe(4);
-    expect(watch.opens).toEqual([
-      { path: file, flags: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY },
-    ]);
+    expect(watch.opens).toEqual([{ path: file, flags: READ_FLAGS, closed: true }]);
   });
 
   it("refuses, by the fstat of what it opened, a file swapped for a FIFO after its stat", async () => {
@@ -98,8 +85,20 @@ describe("openModelInput", () => {
     expect(swapped).toBe(true);
     expect(error).toBeInstanceOf(ModelNotRegularFileError);
     expect(error.message).toBe(`model file ${path}: expected a regular file, found a FIFO`);
-    // Opened (non-blocking: not waited on), then refused.
-    expect(watch.opens.map((call) => call.path)).toEqual([path]);
+    // Opened (non-blocking: not waited on), then refused, its handle closed.
+    expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
+  });
+
+  it("reports an fstat of the opened file that fails as MODEL_IO naming the errno, and closes it", async () => {
+    const path = join(dir, "fstat-fails.gguf");
+    await writeFile(path, "GGUF");
+    watch.fstatFails.add(path);
+    const error = await refusal(path);
+    expect(error).toBeInstanceOf(ModelIoError);
+    expect(error.code).toBe("MODEL_IO");
+    expect(error.message).toBe(`model file ${path}: cannot read (EIO)`);
+    expect((error.cause as { code?: unknown }).code).toBe("EIO");
+    expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
   });
 
   it("sha256File hashes the size openModelInput's fstat found: the file's size is asked once", async () => {
@@ -151,7 +150,7 @@ describe("unsealModelFile's open of the sealed model (openModelInput's)", () => 
     const target = join(dir, "unsealed.gguf");
     await unsealModelFile(sealed, target, key, expected);
     expect(watch.opens.filter((call) => call.path === sealed)).toEqual([
-      { path: sealed, flags: constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY },
+      { path: sealed, flags: READ_FLAGS, closed: true },
     ]);
   });
 });
