@@ -19,6 +19,7 @@ import { lstat, mkdtemp, readdir, rm, stat, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { type ModelInputErrors, openModelInput } from "../models/hash.ts";
 import {
   OWNER_TAG,
@@ -115,14 +116,22 @@ async function checkRoom(
       : "free space there, or set TMPDIR to a directory with room";
   throw new EngineError(
     "MODEL_NO_ROOM",
-    `model file ${source}: its private copy needs ${neededBytes} bytes in ${root}, found ${free} bytes free; ${fix}`,
+    fileMessage(
+      source,
+      "model file",
+      `its private copy needs ${neededBytes} bytes in ${root}, found ${free} bytes free; ${fix}`,
+    ),
   );
 }
 
 function sizeMismatch(source: string, expectedBytes: number, found: number): EngineError {
   return new EngineError(
     "MODEL_SIZE_MISMATCH",
-    `model file ${source}: expected ${expectedBytes} bytes (the manifest's model.sizeBytes), found ${found}; not loaded`,
+    fileMessage(
+      source,
+      "model file",
+      `expected ${expectedBytes} bytes (the manifest's model.sizeBytes), found ${found}; not loaded`,
+    ),
   );
 }
 
@@ -467,7 +476,7 @@ export async function stageModel(
     const code = (error as { code?: unknown } | null)?.code;
     throw new EngineError(
       "MODEL_LOAD_FAILED",
-      `model file ${source}: cannot be copied into ${dir}${typeof code === "string" ? ` (${code})` : ""}`,
+      fileMessage(source, "model file", `cannot be copied into ${dir}${typeof code === "string" ? ` (${code})` : ""}`),
       { cause: error },
     );
   }
@@ -477,7 +486,11 @@ export async function stageModel(
     if (expectedBytes !== null) throw sizeMismatch(source, expectedBytes, copied);
     throw new EngineError(
       "MODEL_CHANGED_DURING_LOAD",
-      `model file ${source}: was ${bytes} bytes when opened, ${copied} bytes were copied (something writes to it); not loaded`,
+      fileMessage(
+        source,
+        "model file",
+        `was ${bytes} bytes when opened, ${copied} bytes were copied (something writes to it); not loaded`,
+      ),
     );
   }
   return { path, sha256: hash.digest("hex"), remove: copy.remove };

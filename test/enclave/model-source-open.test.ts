@@ -85,6 +85,19 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     expect(watch.opens.map((call) => call.path)).not.toContain(missing);
   });
 
+  it("quotes a path that would not read back as itself in MODEL_SIZE_MISMATCH, as in MODEL_NOT_FOUND", async () => {
+    const file = join(dir, `size: ${_name}.gguf`);
+    await writeFile(file, "GGUF");
+    const wrongSize = await refusal(take(file, 5));
+    expect(wrongSize.code).toBe("MODEL_SIZE_MISMATCH");
+    expect(wrongSize.message).toBe(
+      `model file '${file}': expected 5 bytes (the manifest's model.sizeBytes), found 4; not loaded`,
+    );
+    const missing = join(dir, `missing: ${_name}.gguf`);
+    const notFound = await refusal(take(missing, 4));
+    expect(notFound.message).toBe(`--model file '${missing}': not found; check the path, or put the model file there`);
+  });
+
   it("opens a regular file read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
     const file = join(dir, `model-${_name}.gguf`);
     await writeFile(file, "GGUF");
