@@ -44,7 +44,8 @@ export interface TdxVerificationCollateral {
 }
 
 const MAX_TEXT = 512 * 1024;
-const MAX_CRLS = 4;
+/** The most CRLs TDX collateral may carry (the PCK CA's and the root CA's, with room to spare). */
+export const MAX_TDX_COLLATERAL_CRLS = 4;
 
 function malformed(message: string, cause?: unknown): ParseError {
   return new ParseError("COLLATERAL_MALFORMED", message, cause === undefined ? undefined : { cause });
@@ -78,8 +79,8 @@ export function parseAttestationCollateral(value: unknown): AttestationCollatera
     throw malformed("collateral.tdx: expected an object");
   }
   const t = tdx as Record<string, unknown>;
-  if (!Array.isArray(t.crls) || t.crls.length === 0 || t.crls.length > MAX_CRLS) {
-    throw malformed(`collateral.tdx.crls: expected an array of 1 to ${MAX_CRLS} base64url DER CRLs`);
+  if (!Array.isArray(t.crls) || t.crls.length === 0 || t.crls.length > MAX_TDX_COLLATERAL_CRLS) {
+    throw malformed(`collateral.tdx.crls: expected an array of 1 to ${MAX_TDX_COLLATERAL_CRLS} base64url DER CRLs`);
   }
   return {
     tdx: {

@@ -12,7 +12,7 @@
  */
 import { base64url } from "jose";
 import { bytesEqual, toHex, utf8 } from "../attestation/bytes.ts";
-import { parseAttestationCollateral } from "../attestation/collateral.ts";
+import { type AttestationCollateral, parseAttestationCollateral } from "../attestation/collateral.ts";
 import { randomBytes, sha256 } from "../attestation/crypto.ts";
 import type { VerifiedEnclave } from "../attestation/document.ts";
 import { DOCUMENT_MAX_LENGTH, unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
@@ -223,6 +223,15 @@ function notAttested(): ClientError {
     "NOT_ATTESTED",
     "session has no verified enclave (not attested yet, or its last verification failed; the next request verifies again)",
   );
+}
+
+/**
+ * Collateral as parseAttestationCollateral made it (its own new objects), frozen: what
+ * `Session.collateral` hands out is what was verified, and no caller can change it for another.
+ */
+function frozenCollateral(collateral: AttestationCollateral | null): AttestationCollateral | null {
+  if (collateral?.tdx !== undefined) Object.freeze(Object.freeze(collateral.tdx).crls);
+  return collateral === null ? null : Object.freeze(collateral);
 }
 
 function transportError(code: string, message: string, cause?: unknown): ClientError {
@@ -1154,6 +1163,8 @@ interface KeyInMaking {
 export class Session {
   #enclave: VerifiedEnclave | null = null;
   #document: string | null = null;
+  /** The collateral #document was verified with (as served, parsed; frozen), or null: none was served. */
+  #collateral: AttestationCollateral | null = null;
   /**
    * routingKeyId(#document): a re-attestation mostly finds the same document, whose payload (12 KB
    * for TDX) is then not decoded again. Kept beside the document the session holds anyway, never
@@ -1197,6 +1208,16 @@ export class Session {
   get document(): string {
     if (this.#document === null) throw notAttested();
     return this.#document;
+  }
+
+  /**
+   * The vendor collateral the current enclave's evidence was verified with, as the host served it
+   * with `document` (TDX: Intel's TCB info, QE identity, their issuer chains and the PCK chain's
+   * CRLs), or null when none was served (`cloister attest --evidence-out` saves it).
+   */
+  get collateral(): AttestationCollateral | null {
+    if (this.#document === null) throw notAttested();
+    return this.#collateral;
   }
 
   /** Whether the session has a verified enclave now (false after a failed re-verification). */
@@ -1244,6 +1265,7 @@ export class Session {
   #forget(): void {
     this.#enclave = null;
     this.#document = null;
+    this.#collateral = null;
     this.#documentRoute = null;
     this.#attestedAt = Number.NEGATIVE_INFINITY;
     for (const key of this.#prepared) key.discard();
@@ -1271,7 +1293,9 @@ export class Session {
       signal,
     );
     let enclave: VerifiedEnclave;
+    let collateral: AttestationCollateral | null;
     try {
+      collateral = frozenCollateral(parseAttestationCollateral(answer.collateral));
       // Every stage, and the policy's accepted evidence types: the same check as the key broker's.
       // The collateral (the vendor's signed TCB data) is checked with the evidence it belongs to.
       enclave = await verifyWithClientPolicy(
@@ -1279,7 +1303,7 @@ export class Session {
         this.policy,
         { value: nonce, answer: nonceAnswer },
         this.now(),
-        parseAttestationCollateral(answer.collateral),
+        collateral,
       );
     } catch (error) {
       // Aborted meanwhile: ABORTED, as connect promises, not an outcome its caller no longer waits for.
@@ -1308,6 +1332,7 @@ export class Session {
     const previous = this.#enclave;
     this.#enclave = enclave;
     this.#document = document;
+    this.#collateral = collateral;
     this.#documentRoute = named;
     this.#attestedAt = this.now().getTime();
     try {

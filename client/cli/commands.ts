@@ -158,18 +158,18 @@ export function registerClientCommands(program: Command): void {
     )
     .option(
       "--evidence-out <dir>",
-      "save the verified document's TEE evidence in this existing directory, as the files cloister verify-evidence takes: report.bin and cert.der (sev-snp), quote.bin (tdx), evidence.json (azure-*) and td-quote.bin (azure-tdx's TD quote)",
+      "save the verified document's TEE evidence in this existing directory, as the files cloister verify-evidence takes: report.bin and cert.der (sev-snp), quote.bin (tdx) and, when the deployment served it, the TDX collateral it was verified with in collateral/ (for --collateral), evidence.json (azure-*) and td-quote.bin (azure-tdx's TD quote); prints the files and the verify-evidence command",
     )
     .option(
       "--force",
-      "with --document-out or --evidence-out: replace the files if they exist (--evidence-out: and remove another evidence type's files from DIR)",
+      "with --document-out or --evidence-out: replace the files if they exist (--evidence-out: and remove another evidence type's files, and collateral/ files not served this time, from DIR)",
     )
     .addHelpText(
       "after",
       examples(
         "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json",
         "cloister attest --url https://cloister.example --policy policy.json --api-key-file my-api-key --json --document-out document.jws",
-        "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # then: cloister verify-evidence --tee snp --report evidence/report.bin --cert evidence/cert.der --policy .cloister/policy.json (TDX: --tee tdx --quote evidence/quote.bin --collateral DIR, Intel's collateral for its platform, which --evidence-out does not save; --policy: a simulator's evidence verifies only under a policy that trusts it)",
+        "mkdir -p evidence && cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --evidence-out evidence   # then: cloister verify-evidence --tee snp --report evidence/report.bin --cert evidence/cert.der --policy .cloister/policy.json (TDX: --tee tdx --quote evidence/quote.bin --collateral evidence/collateral, the Intel collateral the deployment served, saved when it served some; attest prints the command for what it saved; --policy: a simulator's evidence verifies only under a policy that trusts it)",
         "cloister attest --url http://127.0.0.1:8080 --policy .cloister/policy.json --enclave 0123456789abcdef0123456789abcdef   # one pool member, by its key id",
       ),
     )

@@ -1,7 +1,8 @@
-import { realpath, rm, unlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, realpath, rm, rmdir, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
+  describeFileKind,
   fileErrorCause,
   fileMessage,
   type InputBound,
@@ -9,6 +10,11 @@ import {
   shellWord,
   tooLargeReason,
 } from "../../attestation/bounded-read.ts";
+import {
+  type AttestationCollateral,
+  MAX_TDX_COLLATERAL_CRLS,
+  tdxVerificationCollateral,
+} from "../../attestation/collateral.ts";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
@@ -36,9 +42,12 @@ import {
   type ExistingOutput,
   forcedOutput,
   formatCliError,
+  missingDirectory,
+  noDirectoryError,
   optionsUsageError,
   printJson,
   refuseExistingOutput,
+  syncDirectory,
   UsageError,
   writeOutputFile,
 } from "./output.ts";
@@ -300,12 +309,42 @@ export const EVIDENCE_OUT_FILES = {
 const EVIDENCE_OUT_NAMES: readonly string[] = [...new Set(Object.values(EVIDENCE_OUT_FILES).flat())];
 
 /**
+ * The folder of DIR in which `attest --evidence-out DIR` saves the TDX collateral served with the
+ * document, as verified with it, in the layout `verify-evidence --collateral` reads
+ * (attestation/tdx/collateral-dir.ts): one TCB info, one QE identity, their issuer chains and the
+ * CRLs, each under a fixed name (the CRLs numbered in the order served), so that the saved quote
+ * verifies offline against exactly that collateral.
+ */
+export const EVIDENCE_OUT_COLLATERAL = "collateral";
+
+/** The names of the collateral folder's files, by the wire member each holds (attestation/collateral.ts). */
+const COLLATERAL_OUT_FILES = {
+  tcbInfo: "tcbinfo-tdx.json",
+  tcbInfoIssuerChain: "tcb-info-issuer-chain.pem",
+  qeIdentity: "qeidentity-td-qe.json",
+  qeIdentityIssuerChain: "qe-identity-issuer-chain.pem",
+} as const;
+
+/** The name of the collateral's CRL at `index` (from 0) in the collateral folder. */
+const crlOutName = (index: number) => `crl-${index + 1}.der`;
+
+/** Every name attest may write in the collateral folder (with --force, all it may hold). */
+export const COLLATERAL_OUT_NAMES: readonly string[] = [
+  ...Object.values(COLLATERAL_OUT_FILES),
+  ...Array.from({ length: MAX_TDX_COLLATERAL_CRLS }, (_, index) => crlOutName(index)),
+];
+
+/**
  * The files of `attest --evidence-out` for `document`, which verifyAttestationDocument verified
  * (evidence, binding, signature, nonce, manifest): its payload's evidence, read with the document's
  * strict readers (unverifiedDocumentPayload, parseDocumentEvidence), as name and bytes. The SNP
  * endorsement key (VCEK or VLEK) is DER, which `verify-evidence --cert` takes as well as PEM.
  */
-export async function evidenceOutFiles(document: string): Promise<{ name: string; bytes: Uint8Array }[]> {
+export async function evidenceOutFiles(
+  document: string,
+  /** The collateral the document was verified with (Session.collateral): saved for TDX evidence. */
+  collateral: AttestationCollateral | null = null,
+): Promise<{ name: string; bytes: Uint8Array }[]> {
   const { decodeStrictBase64url } = await import("../../attestation/jws.ts");
   const { unverifiedDocumentPayload } = await import("../../attestation/document-key.ts");
   const { parseDocumentEvidence } = await import("../../attestation/evidence.ts");
@@ -321,8 +360,26 @@ export async function evidenceOutFiles(document: string): Promise<{ name: string
         { name: "report.bin", bytes: bytesOf(evidence.report, "evidence.report") },
         { name: "cert.der", bytes: bytesOf(evidence.endorsementKey, "evidence.endorsementKey") },
       ];
-    case "tdx":
-      return [{ name: "quote.bin", bytes: bytesOf(evidence.quote, "evidence.quote") }];
+    case "tdx": {
+      const quote = { name: "quote.bin", bytes: bytesOf(evidence.quote, "evidence.quote") };
+      if (collateral?.tdx === undefined) return [quote];
+      // Its texts as served (UTF-8: what the verifier checked the signatures over), its CRLs decoded
+      // as the verifier decoded them.
+      const wire = collateral.tdx;
+      const inFolder = (name: string) => `${EVIDENCE_OUT_COLLATERAL}/${name}`;
+      const text = (member: keyof typeof COLLATERAL_OUT_FILES) => ({
+        name: inFolder(COLLATERAL_OUT_FILES[member]),
+        bytes: new TextEncoder().encode(wire[member]),
+      });
+      return [
+        quote,
+        text("tcbInfo"),
+        text("tcbInfoIssuerChain"),
+        text("qeIdentity"),
+        text("qeIdentityIssuerChain"),
+        ...tdxVerificationCollateral(wire).crls.map((bytes, index) => ({ name: inFolder(crlOutName(index)), bytes })),
+      ];
+    }
     case "azure-snp":
       return [{ name: "evidence.json", bytes: new TextEncoder().encode(evidence.evidence) }];
     case "azure-tdx": {
@@ -338,28 +395,79 @@ export async function evidenceOutFiles(document: string): Promise<{ name: string
   }
 }
 
+/** One output of writeOutputFiles: a file and its content, or a directory for the files after it. */
+export type OutputEntry =
+  | { readonly file: string; readonly content: string | Uint8Array; readonly option: string }
+  | { readonly directory: string; readonly option: string };
+
 /**
- * Writes `outputs` in turn (writeOutputFile), all or none: without --force, a failure (a file made
- * meanwhile at a later name: EEXIST; a full disk) removes the files of the earlier ones again, as
- * writeOutputFile removes its own, so that a retry does not find them there ("exists") and no set
- * is left half of this run's (report.bin without its cert.der). The names were created by this
- * call, exclusively (a link never replaces a file); removing a name never follows it. With
- * --force the files replaced stay replaced.
+ * Writes `outputs` in turn (writeOutputFile; a directory: makeOutputDirectory), all or none:
+ * without --force, a failure (a file or directory made meanwhile at a later name: EEXIST; a full
+ * disk) removes the files and directories of the earlier ones again, as writeOutputFile removes its
+ * own, so that a retry does not find them there ("exists") and no set is left half of this run's
+ * (report.bin without its cert.der, quote.bin without the collateral it was verified with). The
+ * names were created by this call, exclusively (a link never replaces a file); removing a name
+ * never follows it, and a directory is removed only when empty. With --force the files replaced
+ * stay replaced.
  */
-export async function writeOutputFiles(
-  outputs: readonly { file: string; content: string | Uint8Array; option: string }[],
-  existing: ExistingOutput,
-): Promise<void> {
-  const written: string[] = [];
+export async function writeOutputFiles(outputs: readonly OutputEntry[], existing: ExistingOutput): Promise<void> {
+  const made: { path: string; directory: boolean }[] = [];
   try {
-    for (const { file, content, option } of outputs) {
-      await writeOutputFile(file, content, option, existing);
-      written.push(file);
+    for (const output of outputs) {
+      if ("directory" in output) {
+        if (await makeOutputDirectory(output.directory, output.option, existing)) {
+          made.push({ path: output.directory, directory: true });
+        }
+        continue;
+      }
+      await writeOutputFile(output.file, output.content, output.option, existing);
+      made.push({ path: output.file, directory: false });
     }
   } catch (error) {
-    if (existing !== "replace") for (const file of written) await rm(file, { force: true }).catch(() => {});
+    if (existing !== "replace") {
+      for (const { path, directory } of made.reverse()) {
+        await (directory ? rmdir(path) : rm(path, { force: true })).catch(() => {});
+      }
+    }
     throw error;
   }
+}
+
+/**
+ * Makes the output directory `directory` (its parent must exist), true when this call made it. One
+ * that exists is refused (EEXIST) unless `existing` is "replace", which takes it as it is when it is
+ * a directory (never a link to one: the files written in it would land where the link leads).
+ */
+async function makeOutputDirectory(directory: string, option: string, existing: ExistingOutput): Promise<boolean> {
+  try {
+    await mkdir(directory, { mode: 0o755 });
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && existing === "replace") {
+      const info = await lstat(directory).catch(() => null);
+      if (info?.isDirectory() === true) return false;
+      const found = info === null ? "nothing it can check" : describeFileKind(info);
+      throw new UsageError(fileMessage(directory, option, `expected a directory, found ${found}`), { cause });
+    }
+    if (code === "EEXIST") {
+      throw new UsageError(fileMessage(directory, option, "already exists (EEXIST); pass --force to replace it"), {
+        cause,
+      });
+    }
+    const missing = code === "ENOENT" ? await missingDirectory(directory) : null;
+    if (missing !== null) throw noDirectoryError(option, directory, missing, cause);
+    throw new UsageError(fileMessage(directory, option, `cannot create (${fileErrorCause(cause, "write")})`), {
+      cause,
+    });
+  }
+  // Its name in the parent made durable, as writeOutputFile makes a file's.
+  await syncDirectory(dirname(directory)).catch(async (cause: unknown) => {
+    await rmdir(directory).catch(() => {});
+    throw new UsageError(fileMessage(directory, option, `cannot create (${fileErrorCause(cause, "write")})`), {
+      cause,
+    });
+  });
+  return true;
 }
 
 /**
@@ -369,7 +477,8 @@ export async function writeOutputFiles(
  * never follows it; a directory there is refused, never removed.
  */
 async function removeOtherEvidence(dir: string, kept: readonly string[]): Promise<void> {
-  for (const name of EVIDENCE_OUT_NAMES) {
+  const collateral = COLLATERAL_OUT_NAMES.map((name) => `${EVIDENCE_OUT_COLLATERAL}/${name}`);
+  for (const name of [...EVIDENCE_OUT_NAMES, ...collateral]) {
     if (kept.includes(name)) continue;
     const file = join(dir, name);
     await unlink(file).catch((cause: unknown) => {
@@ -378,6 +487,47 @@ async function removeOtherEvidence(dir: string, kept: readonly string[]): Promis
       throw new UsageError(fileMessage(file, "--evidence-out", reason), { cause });
     });
   }
+  // No collateral this time: an earlier run's folder (emptied above) would read as this quote's.
+  if (!kept.some((name) => collateral.includes(name))) {
+    const folder = join(dir, EVIDENCE_OUT_COLLATERAL);
+    await rmdir(folder).catch((cause: unknown) => {
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
+      const reason = `cannot remove an earlier run's collateral folder (${fileErrorCause(cause, "write")})`;
+      throw new UsageError(fileMessage(folder, "--evidence-out", reason), { cause });
+    });
+  }
+}
+
+/**
+ * Refuses, before the round trip, a collateral folder in DIR (EVIDENCE_OUT_COLLATERAL) that attest
+ * could not write its collateral into whole: one that exists, unless --force; with --force, one
+ * that is not a directory (a link to one included), or holds a name attest does not write there
+ * (verify-evidence --collateral would read a TCB info or CRL there as this quote's), or a
+ * directory, FIFO, socket or device at a name it does.
+ */
+async function refuseExistingCollateral(evidenceOut: string, existing: ExistingOutput): Promise<void> {
+  const folder = join(evidenceOut, EVIDENCE_OUT_COLLATERAL);
+  const refuse = (reason: string, cause?: unknown) =>
+    new UsageError(fileMessage(folder, "--evidence-out", reason), cause === undefined ? undefined : { cause });
+  const info = await lstat(folder).catch((cause: unknown) => {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw refuse(`cannot check it (${fileErrorCause(cause, "check")})`, cause);
+  });
+  if (info === null) return;
+  if (!info.isDirectory()) {
+    throw refuse(`expected a directory (for the TDX collateral attest saves), found ${describeFileKind(info)}`);
+  }
+  if (existing !== "replace") throw refuse("already exists (EEXIST); pass --force to replace it");
+  const names = await readdir(folder).catch((cause: unknown) => {
+    throw refuse(`cannot list it (${fileErrorCause(cause, "check")})`, cause);
+  });
+  const other = names.sort().find((name) => !COLLATERAL_OUT_NAMES.includes(name));
+  if (other !== undefined) {
+    throw refuse(
+      `expected only the files attest saves there (${COLLATERAL_OUT_NAMES.join(", ")}), found ${shellWord(other)}; move it elsewhere`,
+    );
+  }
+  for (const name of COLLATERAL_OUT_NAMES) await refuseExistingOutput(join(folder, name), "--evidence-out", existing);
 }
 
 /**
@@ -386,7 +536,10 @@ async function removeOtherEvidence(dir: string, kept: readonly string[]): Promis
  * directory that cannot be resolved (gone since, or not to be looked into) is USAGE, naming the option.
  */
 async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
-  if (!EVIDENCE_OUT_NAMES.includes(basename(documentOut))) return;
+  const name = basename(documentOut);
+  const inDir = EVIDENCE_OUT_NAMES.includes(name);
+  const inCollateral = COLLATERAL_OUT_NAMES.includes(name);
+  if (!inDir && !inCollateral) return;
   const resolved = (directory: string, file: string, option: string) =>
     realpath(directory).catch((cause: unknown) => {
       throw new UsageError(fileMessage(file, option, `cannot check its path (${fileErrorCause(cause, "check")})`), {
@@ -397,9 +550,44 @@ async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: str
     resolved(dirname(documentOut), documentOut, "--document-out"),
     resolved(evidenceOut, evidenceOut, "--evidence-out"),
   ]);
-  if (documentDir !== evidenceDir) return;
-  const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${basename(documentOut)}`;
+  if (inDir && documentDir === evidenceDir) {
+    const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${name}`;
+    throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
+  }
+  const folder = join(evidenceOut, EVIDENCE_OUT_COLLATERAL);
+  if (!inCollateral || documentDir !== join(evidenceDir, EVIDENCE_OUT_COLLATERAL)) return;
+  const reason = `expected a file other than those --evidence-out writes in ${shellWord(folder)} (${COLLATERAL_OUT_NAMES.join(", ")}), found ${name}`;
   throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
+}
+
+/** What `attest --evidence-out` wrote: its DIR, the evidence's type and the names written in DIR. */
+interface EvidenceOut {
+  readonly dir: string;
+  readonly tee: VerifiedEnclave["tee"];
+  readonly names: readonly string[];
+}
+
+/**
+ * The line attest prints after its summary for --evidence-out: DIR and the files written, and the
+ * verify-evidence command that checks them offline under `policy` (attest's --policy), with the
+ * saved collateral for TDX; every path as a shell word (shellWord: control characters escaped).
+ * For TDX evidence served without collateral it says none was saved (the TCB status then needs
+ * Intel's collateral for the platform: attestation/policy-from-evidence.ts TCB_CHECK_NOTE).
+ */
+export function evidenceOutLine(saved: EvidenceOut, policy: string): string {
+  const path = (name: string) => shellWord(join(saved.dir, name));
+  const hasCollateral = saved.names.some((name) => name.startsWith(`${EVIDENCE_OUT_COLLATERAL}/`));
+  const evidence: Record<VerifiedEnclave["tee"], string> = {
+    "sev-snp": `--tee snp --report ${path("report.bin")} --cert ${path("cert.der")}`,
+    tdx: `--tee tdx --quote ${path("quote.bin")}${hasCollateral ? ` --collateral ${path(EVIDENCE_OUT_COLLATERAL)}` : ""}`,
+    "azure-snp": `--tee azure-snp --evidence ${path("evidence.json")}`,
+    "azure-tdx": `--tee azure-tdx --evidence ${path("evidence.json")}`,
+  };
+  const none =
+    saved.tee === "tdx" && !hasCollateral
+      ? " (no TCB collateral: the deployment served none; its TCB status needs --collateral COLLATERAL_DIR, Intel's for its platform)"
+      : "";
+  return `evidence saved in ${shellWord(saved.dir)}: ${saved.names.join(", ")}${none}; check it offline: cloister verify-evidence ${evidence[saved.tee]} --policy ${shellWord(policy)}`;
 }
 
 export async function runAttest(
@@ -420,19 +608,28 @@ export async function runAttest(
   if (evidenceOut !== undefined) {
     for (const name of EVIDENCE_OUT_NAMES)
       await refuseExistingOutput(join(evidenceOut, name), "--evidence-out", existing);
+    await refuseExistingCollateral(evidenceOut, existing);
     if (options.documentOut !== undefined) await refuseDocumentAmongEvidence(options.documentOut, evidenceOut);
   }
   try {
     const policy = await readPolicy(options.policy);
     const session = await open(options, policy);
     // Only a document that passed verification is saved, and only its evidence.
-    const outputs: { file: string; content: string | Uint8Array; option: string }[] = [];
+    const outputs: OutputEntry[] = [];
     if (options.documentOut !== undefined) {
       outputs.push({ file: options.documentOut, content: `${session.document}\n`, option: "--document-out" });
     }
+    // The evidence and (TDX) the collateral it was verified with: what verify-evidence needs to give
+    // the verdict attest gave.
+    let saved: EvidenceOut | null = null;
     if (evidenceOut !== undefined) {
-      const files = await evidenceOutFiles(session.document);
+      const files = await evidenceOutFiles(session.document, session.collateral);
+      saved = { dir: evidenceOut, tee: session.enclave.tee, names: files.map(({ name }) => name) };
       for (const { name, bytes } of files) {
+        // Its folder before the collateral's first file (written last: a failure there removes the quote).
+        if (name.startsWith(`${EVIDENCE_OUT_COLLATERAL}/`) && !outputs.some((o) => "directory" in o)) {
+          outputs.push({ directory: join(evidenceOut, EVIDENCE_OUT_COLLATERAL), option: "--evidence-out" });
+        }
         outputs.push({ file: join(evidenceOut, name), content: bytes, option: "--evidence-out" });
       }
       // Without --force none of them is there (refused above).
@@ -447,10 +644,19 @@ export async function runAttest(
     const policyWarnings = policyRisks(policy, "is sent your prompts");
     // The verified sealing key's id: how an operator names this boot (attest/audit checkpoint --enclave).
     const keyId = Buffer.from(await enclaveKeyId(session.enclave.sealingPublicKey)).toString("hex");
-    if (options.json === true) printJson({ valid: true, ...enclaveSummary(session.enclave), keyId, policyWarnings });
-    else {
+    if (options.json === true) {
+      printJson({
+        valid: true,
+        ...enclaveSummary(session.enclave),
+        keyId,
+        policyWarnings,
+        // The files --evidence-out wrote, as paths (DIR joined with each name).
+        ...(saved === null ? {} : { evidenceFiles: saved.names.map((name) => join(saved.dir, name)) }),
+      });
+    } else {
       process.stdout.write(`enclave verified\n${describeEnclave(session.enclave, { manifestTee: true, keyId })}\n`);
       for (const warning of policyWarnings) process.stdout.write(`WARNING: policy: ${warning}\n`);
+      if (saved !== null) process.stdout.write(`${evidenceOutLine(saved, options.policy)}\n`);
     }
   } catch (error) {
     if (options.json === true && error instanceof ClientError) {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Command, Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
-import { EVIDENCE_OUT_FILES } from "../../client/cli/run-client.ts";
+import { EVIDENCE_OUT_COLLATERAL, EVIDENCE_OUT_FILES } from "../../client/cli/run-client.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
 import { examplesOf } from "../helpers/help-examples.ts";
@@ -136,10 +136,13 @@ describe("attest --help's --evidence-out example", () => {
       "--policy",
       ".cloister/policy.json",
     ]);
-    // A TDX quote's TCB status is judged from Intel's collateral, which --evidence-out does not save
-    // (the simulator serves its own with the document only): under .cloister/policy.json, which accepts
-    // UpToDate only, `--tee tdx --quote evidence/quote.bin` alone is refused (TDX_TCB_STATUS_NOT_ACCEPTED).
-    expect(example).toContain(`--tee tdx --quote evidence/${EVIDENCE_OUT_FILES.tdx[0]} --collateral DIR`);
+    // A TDX quote's TCB status is judged from Intel's collateral, which --evidence-out saves in
+    // evidence/collateral when the deployment served it (the simulator does): under
+    // .cloister/policy.json, which accepts UpToDate only, `--tee tdx --quote evidence/quote.bin` alone is
+    // refused (TDX_TCB_STATUS_NOT_ACCEPTED). That it verifies runs in test/e2e/evidence-out.test.ts.
+    expect(example).toContain(
+      `--tee tdx --quote evidence/${EVIDENCE_OUT_FILES.tdx[0]} --collateral evidence/${EVIDENCE_OUT_COLLATERAL},`,
+    );
   });
 });
 

@@ -1,10 +1,13 @@
 /**
  * `cloister attest --evidence-out DIR` against a real simulated TDX deployment on 127.0.0.1: the
  * quote of the document attest verified is saved as DIR/quote.bin, byte for byte the document's,
- * and `cloister verify-evidence --tee tdx --quote DIR/quote.bin` checks it offline, as the note of
- * a policy that skips the TCB status tells the operator to (attestation/policy-from-evidence.ts
+ * with the collateral the deployment served with it (and attest verified it with) in
+ * DIR/collateral, and `cloister verify-evidence --tee tdx --quote DIR/quote.bin --collateral
+ * DIR/collateral` checks it offline with attest's verdict; without collateral served, as the note
+ * of a policy that skips the TCB status tells the operator to (attestation/policy-from-evidence.ts
  * TCB_CHECK_NOTE). The simulated quote verifies only under a policy that trusts the simulator.
  */
+import { mkdirSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +15,18 @@ import { fromBase64url, toHex } from "../../attestation/bytes.ts";
 import { type CliRun, envWithoutApiKey, runCloister } from "../helpers/cli.ts";
 import { examplesOf } from "../helpers/help-examples.ts";
 import { bootDeployment, connectionArgs, type E2eDeployment } from "./helpers/deployment.ts";
+import { startTamperProxy } from "./helpers/tamper-proxy.ts";
+
+/** What attest --evidence-out writes for a TDX document served with collateral, in order. */
+const WITH_COLLATERAL = [
+  "quote.bin",
+  "collateral/tcbinfo-tdx.json",
+  "collateral/tcb-info-issuer-chain.pem",
+  "collateral/qeidentity-td-qe.json",
+  "collateral/qe-identity-issuer-chain.pem",
+  "collateral/crl-1.der",
+  "collateral/crl-2.der",
+];
 
 let deployment: E2eDeployment;
 
@@ -64,8 +79,43 @@ describe("attest --evidence-out, then verify-evidence, on a simulated TDX deploy
       documentFile,
     );
     expect({ code: attest.code, stderr: attest.stderr }).toEqual({ code: 0, stderr: "" });
-    const attested = JSON.parse(attest.stdout) as { tee: string; measurement: string; reportData: string };
+    const attested = JSON.parse(attest.stdout) as {
+      tee: string;
+      measurement: string;
+      reportData: string;
+      details: { tcbStatus: string };
+      evidenceFiles: string[];
+    };
     expect(attested.tee).toBe("tdx");
+    // --json names the files written (DIR joined with each name) rather than printing a line.
+    expect(attested.evidenceFiles).toEqual(WITH_COLLATERAL.map((name) => join("evidence", name)));
+    expect(attested.details.tcbStatus).toBe("UpToDate");
+
+    // Offline, with the collateral attest verified the quote with, under the same policy (which
+    // requires an UpToDate TCB): attest's verdict, the same TCB status.
+    const withCollateral = await cloister(
+      "verify-evidence",
+      "--tee",
+      "tdx",
+      "--quote",
+      join(dir, "quote.bin"),
+      "--collateral",
+      join(dir, "collateral"),
+      "--policy",
+      deployment.files.policyPath,
+      "--json",
+    );
+    expect({ code: withCollateral.code, stderr: withCollateral.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(withCollateral.stdout)).toMatchObject({
+      valid: true,
+      tee: "tdx",
+      simulated: true,
+      measurement: attested.measurement,
+      reportData: attested.reportData,
+      tcbStatus: attested.details.tcbStatus,
+      collateralNotes: [],
+      appraisal: { violations: [] },
+    });
 
     // Byte for byte the quote of the document attest verified and saved.
     const quote = await readFile(join(dir, "quote.bin"));
@@ -73,10 +123,9 @@ describe("attest --evidence-out, then verify-evidence, on a simulated TDX deploy
     expect(evidence.type).toBe("tdx");
     expect(toHex(quote)).toBe(toHex(fromBase64url(evidence.quote as string, "quote")));
 
-    // Offline: under the deployment's policy (which trusts the simulator), the quote verifies and
-    // is the attested enclave's. That policy requires Intel's TCB status, which the collateral the
-    // enclave serves gave attest, and which verify-evidence has without --collateral only as "not
-    // checked": the appraisal names that field.
+    // Without --collateral: under the deployment's policy (which trusts the simulator), the quote
+    // verifies and is the attested enclave's, but the TCB status it requires is "not checked": the
+    // appraisal names that field.
     const withPolicy = await cloister(
       "verify-evidence",
       "--tee",
@@ -187,7 +236,140 @@ describe("attest --evidence-out: what DIR holds after a refusal, and after --for
     expect(refused.stderr).toMatch(/^cloister: USAGE: --evidence-out \S+report\.bin: already exists \(EEXIST\)/);
     const forced = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir, "--force");
     expect({ code: forced.code, stderr: forced.stderr }).toEqual({ code: 0, stderr: "" });
-    expect((await readdir(dir)).sort()).toEqual(["notes.txt", "quote.bin"]);
+    expect((await readdir(dir)).sort()).toEqual(["collateral", "notes.txt", "quote.bin"]);
+  });
+
+  it("prints DIR, the files written and the verify-evidence command, which gives attest's verdict as printed", async () => {
+    const dir = await evidenceDir("printed");
+    const run = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    const lines = run.stdout.trimEnd().split("\n");
+    const command = `cloister verify-evidence --tee tdx --quote ${join(dir, "quote.bin")} --collateral ${join(dir, "collateral")} --policy ${deployment.files.policyPath}`;
+    // After the summary (its last line, and the policy's warning on the simulator).
+    expect(lines.at(-3)).toMatch(/^ {2}checked {6}/);
+    expect(lines.at(-1)).toBe(`evidence saved in ${dir}: ${WITH_COLLATERAL.join(", ")}; check it offline: ${command}`);
+    // Run as printed (these paths are plain shell words): VALID under the policy attest was given.
+    const printed = (lines.at(-1) as string).split("; check it offline: ")[1] as string;
+    const verify = await cloister(...printed.split(" ").slice(1));
+    expect({ code: verify.code, stderr: verify.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(verify.stdout.split("\n")[0]).toBe("tdx: VALID (SIMULATED - not hardware evidence)");
+    expect(verify.stdout).toMatch(/\n {2}tcb status +UpToDate\n/);
+  });
+
+  it("--force over a set with collateral leaves exactly this run's: an earlier run's CRL is removed, a foreign file refused", async () => {
+    const dir = await evidenceDir("forced-collateral");
+    const first = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: "" });
+    const saved = new Map<string, string>();
+    for (const name of WITH_COLLATERAL) saved.set(name, toHex(await readFile(join(dir, name))));
+    // An earlier run's: a third CRL, and a TCB info changed since.
+    await writeFile(join(dir, "collateral", "crl-3.der"), "an earlier run's\n");
+    await writeFile(join(dir, "collateral", "tcbinfo-tdx.json"), "an earlier run's\n");
+    const refused = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^cloister: USAGE: --evidence-out \S+quote\.bin: already exists \(EEXIST\)/);
+    const forced = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir, "--force");
+    expect({ code: forced.code, stderr: forced.stderr }).toEqual({ code: 0, stderr: "" });
+    expect((await readdir(join(dir, "collateral"))).sort()).toEqual(
+      WITH_COLLATERAL.filter((name) => name.startsWith("collateral/"))
+        .map((name) => name.slice("collateral/".length))
+        .sort(),
+    );
+    // The simulator's collateral is made once per boot: the same bytes again.
+    for (const name of WITH_COLLATERAL) expect(toHex(await readFile(join(dir, name))), name).toBe(saved.get(name));
+
+    // A file attest does not write there (verify-evidence --collateral would read it as this
+    // quote's): refused with --force too, before contacting the host, and left as it is.
+    await writeFile(join(dir, "collateral", "tcbinfo-other.json"), "the operator's\n");
+    const foreign = await cloister(
+      "attest",
+      "--url",
+      "http://127.0.0.1:1",
+      "--policy",
+      deployment.files.policyPath,
+      "--api-key-file",
+      deployment.files.apiKeyPath,
+      "--evidence-out",
+      dir,
+      "--force",
+    );
+    expect(foreign.code).toBe(2);
+    expect(foreign.stderr).toBe(
+      `cloister: USAGE: --evidence-out ${join(dir, "collateral")}: expected only the files attest saves there (tcbinfo-tdx.json, tcb-info-issuer-chain.pem, qeidentity-td-qe.json, qe-identity-issuer-chain.pem, crl-1.der, crl-2.der, crl-3.der, crl-4.der), found tcbinfo-other.json; move it elsewhere\n`,
+    );
+    expect(await readFile(join(dir, "collateral", "tcbinfo-other.json"), "utf8")).toBe("the operator's\n");
+  });
+
+  it("a deployment that serves no collateral: nothing saved for it, the line says so, --force removes an earlier run's", async () => {
+    const dir = await evidenceDir("no-collateral");
+    const first = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(await readdir(join(dir, "collateral"))).toHaveLength(WITH_COLLATERAL.length - 1);
+    // The host withholds the collateral; a policy that skips the TCB status accepts the enclave.
+    const policy = JSON.parse(await readFile(deployment.files.policyPath, "utf8"));
+    policy.attestation.tdx.acceptedTcbStatuses = { skip: { reason: "checked with --collateral" } };
+    const skipped = join(deployment.dir, "policy-no-collateral.json");
+    await writeFile(skipped, JSON.stringify(policy));
+    const proxy = await startTamperProxy(deployment.running.hostUrl);
+    try {
+      proxy.tamper({
+        method: "GET",
+        path: "/v1/attestation",
+        response: (body) => {
+          const { document } = JSON.parse(new TextDecoder().decode(body)) as { document: string };
+          return new TextEncoder().encode(JSON.stringify({ document }));
+        },
+      });
+      const args = ["--url", proxy.url, "--policy", skipped, "--api-key-file", deployment.files.apiKeyPath];
+      const run = await cloister("attest", ...args, "--evidence-out", dir, "--force");
+      expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(run.stdout).toContain("  TCB          not checked: the deployment served no TCB collateral\n");
+      expect(run.stdout.trimEnd().split("\n").at(-1)).toBe(
+        `evidence saved in ${dir}: quote.bin (no TCB collateral: the deployment served none; its TCB status needs --collateral COLLATERAL_DIR, Intel's for its platform); check it offline: cloister verify-evidence --tee tdx --quote ${join(dir, "quote.bin")} --policy ${skipped}`,
+      );
+      expect(await readdir(dir)).toEqual(["quote.bin"]);
+      const json = await cloister("attest", ...args, "--evidence-out", dir, "--force", "--json");
+      expect(JSON.parse(json.stdout).evidenceFiles).toEqual([join(dir, "quote.bin")]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a collateral folder made while attest verified: refused, and no half set is left (no quote.bin, no document)", async () => {
+    const dir = await evidenceDir("half-set");
+    const documentFile = join(deployment.dir, "half-set-document.jws");
+    const proxy = await startTamperProxy(deployment.running.hostUrl);
+    try {
+      // Made after attest's checks of DIR, before it writes: the collateral folder is its last step.
+      proxy.tamper({
+        method: "GET",
+        path: "/v1/attestation",
+        response: (body) => {
+          mkdirSync(join(dir, "collateral"));
+          return body;
+        },
+      });
+      const args = ["--url", proxy.url, "--policy", deployment.files.policyPath];
+      const run = await cloister(
+        "attest",
+        ...args,
+        "--api-key-file",
+        deployment.files.apiKeyPath,
+        "--evidence-out",
+        dir,
+        "--document-out",
+        documentFile,
+      );
+      expect(run.code, run.stdout).toBe(2);
+      expect(run.stderr).toBe(
+        `cloister: USAGE: --evidence-out ${join(dir, "collateral")}: already exists (EEXIST); pass --force to replace it\n`,
+      );
+      expect(await readdir(dir)).toEqual(["collateral"]);
+      expect(await readdir(join(dir, "collateral"))).toEqual([]);
+      expect(await readdir(deployment.dir)).not.toContain("half-set-document.jws");
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('--evidence-out "" is refused, not taken as the current directory', async () => {
