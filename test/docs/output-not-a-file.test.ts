@@ -41,7 +41,7 @@ describe("the pages on --force outputs name the FIFO, socket or device refusal",
     ]);
     const text = page("errors.md");
     expect(text).toContain(
-      "An output file (`--out`, `--document-out`, `--token-file`, a file `--evidence-out DIR` writes) that exists, whose directory does not exist, or that cannot be written is `USAGE`",
+      "An output file (`--out`, `--document-out`, `--token-file`, a file or the `collateral` folder `--evidence-out DIR` writes) that exists, whose directory does not exist, or that cannot be written is `USAGE`",
     );
     expect(text).toContain(
       "A directory, FIFO, socket or device at the file's name is refused with `--force` or without, before any work",
