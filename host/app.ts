@@ -188,6 +188,15 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       return best;
     }
     const member = await pool.findKeyId(named);
+    // A single enclave whose document could not be read just now to learn its key id is down (or
+    // booting), as the client would have been told had the host known the name: not another boot.
+    if (!pool.isPool && member === undefined && only.state === "unreachable") {
+      throw new HostError(
+        "ENCLAVE_UNREACHABLE",
+        502,
+        "enclave is unreachable from the host (its document was not read)",
+      );
+    }
     if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member);
     return member;
   };
@@ -486,7 +495,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Hex only in a pool (the single-enclave path does no routing work per request).
     const keyId = pool.isPool ? Buffer.from(keyIdBytes).toString("hex") : "";
     const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
-    if (member === undefined || member.state === "unreachable") {
+    // A single enclave's state is only what its last on-demand read (namedMember) found: nothing marks
+    // it ready again, and a refusal here would be WRONG_ENCLAVE_KEY for the key it serves.
+    if (member === undefined || (pool.isPool && member.state === "unreachable")) {
       // Costs its token like a request: the host has read the body, and the key id is the caller's
       // choice, a member that went away included (their key ids are public: given back, a key past
       // its rate could make the host read bodies for as long as one member is down). A client

@@ -1958,7 +1958,14 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("sends every unnamed nonce question to its one enclave, refuses one naming another enclave, and a malformed name", async () => {
     const { host, seen } = await setup({
-      enclave: (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"answer":"a"}'),
+      enclave: (req, res) =>
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(
+            req.url === "/attestation"
+              ? JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) })
+              : '{"answer":"a"}',
+          ),
     });
     const ask = (query: string) =>
       fetch(`${host.url}/v1/attestation/challenge${query}`, {
@@ -1967,7 +1974,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
         body: '{"nonce":"abc"}',
       });
     expect((await ask("")).status).toBe(200);
-    // Not its key id (its document, read to learn it, has none): refused, not answered by the one enclave.
+    // Not its key id (its document, read to learn it, has another): refused, not answered by the one enclave.
     const named = await ask(`?enclave=${"0".repeat(32)}`);
     expect({ status: named.status, code: await errorCode(named) }).toEqual({ status: 409, code: "WRONG_ENCLAVE_KEY" });
     const malformed = await ask("?enclave=XYZ");

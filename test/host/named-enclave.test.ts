@@ -13,6 +13,7 @@ import { listen } from "../../enclave/http.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
+import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 
 const KEY = "ck_test_0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -34,7 +35,9 @@ afterEach(async () => {
 function apiKeys(): ApiKeyStore {
   return new ApiKeyStore({
     version: 1,
-    keys: [{ id: "ops", project: "demo", sha256: hashApiKey(KEY), permissions: ["attest"], requestsPerMinute: 1000 }],
+    keys: [
+      { id: "ops", project: "demo", sha256: hashApiKey(KEY), permissions: ["attest", "chat"], requestsPerMinute: 1000 },
+    ],
   });
 }
 
@@ -104,7 +107,26 @@ async function hostFor(options: { pool: string[] } | { enclaveUrl: string }) {
     const body = (await response.json()) as { answer?: string; error?: { code: string } };
     return response.status === 200 ? body.answer : `${response.status} ${body.error?.code}`;
   };
-  return { pool, documentOf, ask };
+  /** What a sealed request to the key id of `key` is answered: the enclave's name, or "status CODE". */
+  const seal = async (key: Uint8Array) => {
+    const prefix = encodeEnvelopePrefix(
+      "chat",
+      createHash("sha256").update(key).digest().subarray(0, 16),
+      16,
+      new Uint8Array(32).fill(1),
+      new Uint8Array(24).fill(2),
+    );
+    const body = new Uint8Array(ENVELOPE_PREFIX_LENGTH + 16);
+    body.set(prefix);
+    const response = await fetch(`${host.url}/v1/sealed`, {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "application/octet-stream" },
+      body,
+    });
+    const answer = (await response.json()) as { answer?: string; error?: { code: string } };
+    return response.status === 200 ? answer.answer : `${response.status} ${answer.error?.code}`;
+  };
+  return { pool, documentOf, ask, seal };
 }
 
 describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () => {
@@ -207,5 +229,20 @@ describe("a single enclave is held to a name as a pool is", () => {
     expect(await documentOf("")).toBe(documentFor(keyOf(2)));
     expect(await ask("/v1/attestation/challenge", `?enclave=${keyIdFor(keyOf(2))}`)).toBe("only");
     expect(await ask("/v1/audit/checkpoint", `?enclave=${old}`)).toBe("409 WRONG_ENCLAVE_KEY");
+  });
+
+  it("when a name it does not know finds the enclave down, says so (502 ENCLAVE_UNREACHABLE), and serves again once it is back", async () => {
+    const only = await fakeEnclave("only", keyOf(1));
+    const { documentOf, ask, seal } = await hostFor({ enclaveUrl: only.url });
+    // A session from before the host started names its enclave while that enclave is down (booting).
+    only.answer = (res) => res.writeHead(503, { "content-type": "application/json" }).end("{}");
+    expect(await ask("/v1/audit/checkpoint", `?enclave=${keyIdFor(only.key)}`)).toBe("502 ENCLAVE_UNREACHABLE");
+    // Back: the one enclave gets every request again (nothing re-reads a single enclave on a timer, so
+    // a refusal for that failed read would last, and tell its clients their key changed: it did not).
+    only.answer = undefined;
+    expect(await seal(only.key)).toBe("only");
+    expect(await documentOf("")).toBe(documentFor(only.key));
+    expect(await ask("/v1/attestation/challenge", `?enclave=${keyIdFor(only.key)}`)).toBe("only");
+    expect(await seal(only.key)).toBe("only");
   });
 });
