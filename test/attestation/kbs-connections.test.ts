@@ -4,15 +4,18 @@
  * one that stops taking its answers, which otherwise held its connection for ever.
  */
 import { connect } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { CLIENT_LIMITS, KeyBroker } from "../../attestation/kbs/broker.ts";
 import { type BrokerAppOptions, createBrokerApp } from "../../attestation/kbs/server.ts";
 import { type ListenOptions, listen, type RunningServer } from "../../enclave/http.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The broker's stall timeout here: a time no other timer of the test is set for (held). */
+const STALL_MS = 4_321;
 const servers: RunningServer[] = [];
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const server of servers.splice(0)) await server.close();
 });
 
@@ -40,22 +43,32 @@ describe("key broker connections", () => {
   });
 
   it("closes the connection of a client that takes none of its answers, so it cannot hold a connection for ever", async () => {
+    // The broker's stall checks are held: each runs when the test fires it, not after a time.
+    const { held } = holdTimeouts(STALL_MS);
     // No bound on requests under way here: the stall alone must close the connection.
-    const server = await serve({ clientStallTimeoutMs: 200, maxRequestsPerConnection: 100_000 }, { maxConnections: 1 });
+    const server = await serve(
+      { clientStallTimeoutMs: STALL_MS, maxRequestsPerConnection: 100_000 },
+      { maxConnections: 1 },
+    );
     // Health checks asked for in one go (about 6 MB of answers, more than the buffers between
     // broker and client hold) and never read: the broker sends until those are full, then waits.
     const stalled = connect(server.port, "127.0.0.1");
     stalled.pause();
     stalled.on("error", () => {});
+    const closed = new Promise((resolve) => stalled.once("close", resolve));
     stalled.write("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(40_000));
-    // With the only connection the broker allows taken, another client is served once the stalled
-    // one is closed (within 2 × 200 ms, and the time to answer 40 000 requests on this machine).
+    // A check while the broker still sends finds nothing waiting on the client; once its answer
+    // waits, two checks with nothing taken between them close the connection. The client, paused,
+    // sees no close: another client, asked for between two checks, is turned away at once while the
+    // stalled one holds the only connection the broker allows, and served once it is closed.
     let served: Response | null = null;
-    for (let i = 0; i < 100 && served === null; i++) {
-      served = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
-      if (served === null) await sleep(50);
+    for (let check = 0; check < 1_000 && served === null; check++) {
+      held.at(-1)?.fire();
+      served = await fetch(`${server.url}/healthz`).catch(() => null);
     }
-    stalled.destroy();
     expect(served?.status).toBe(200);
+    // The stalled connection itself was closed: reading now, the client finds its end.
+    stalled.resume();
+    await closed;
   });
 });
