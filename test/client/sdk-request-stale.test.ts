@@ -5,6 +5,7 @@
  * apart (this machine's clock, or the hold) and what to do, in its own words: no time the host could
  * have written. A hold inside the window is answered.
  */
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
@@ -15,6 +16,16 @@ afterEach(async () => {
   vi.useRealTimers();
   await closeServers();
 });
+
+/** The codes docs/errors.md's client table lists for `kind` (its "typical codes" cell). */
+function documentedCodesOfKind(kind: string): string[] {
+  const docs = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
+  const section = docs.split(/^## /m).find((part) => part.startsWith("Client ("));
+  if (section === undefined) throw new Error("docs/errors.md: no Client section");
+  const row = section.split("\n").find((line) => line.startsWith(`| \`${kind}\``));
+  if (row === undefined) throw new Error(`docs/errors.md: no ${kind} row in the Client table`);
+  return [...(row.split("|")[2] ?? "").matchAll(/`([A-Z0-9_]+)`/g)].map((m) => m[1] as string);
+}
 
 /** A transport that, like a host holding the request, moves the clock on by `holdMs` before a sealed request goes on. */
 function holdingSealed(holdMs: number): { transport: Transport; held: () => number } {
@@ -43,6 +54,8 @@ describe("a sealed request held on the way", () => {
     );
     // The enclave's own text (its window in ms, "enclave time") is the host's to alter: not repeated.
     expect(error.message).not.toContain("120000");
+    // docs/errors.md's client table lists it under that kind.
+    expect(documentedCodesOfKind(error.kind)).toContain("REQUEST_STALE");
   });
 
   it("inside the window (120 000 ms) → answered", async () => {
