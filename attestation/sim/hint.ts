@@ -11,10 +11,11 @@ import { isInsecureSimulatorIntelRoot, namesInsecureSimulator as namesSimulator 
 
 /**
  * Names what the user passes (verify-evidence's --policy, the one command that prints this): the
- * option and the field, and the file that `cloister up` writes with it set.
+ * option and the field where each policy it takes has it (a client policy's attestation section, a
+ * bare attestation policy's top level), and the file that `cloister up` writes with it set.
  */
 const HINT =
-  ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes)";
+  ": this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a client policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes, or an attestation policy with trustSimulator: true)";
 
 /**
  * For a VCEK/VLEK the simulator really issued: its issuer names the simulator AND its signature

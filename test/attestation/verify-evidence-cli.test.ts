@@ -186,7 +186,7 @@ describe("verify-evidence on simulated SNP evidence", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^cloister: ROOT_NOT_TRUSTED: .*among the 3 given \(Milan, Genoa, Turin\)/);
     expect(r.stderr).toContain(
-      "this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes)",
+      "this is INSECURE Cloister simulator evidence, which these trust anchors exclude (to verify it, give --policy FILE with a client policy that has attestation.trustSimulator: true, such as the .cloister/policy.json that cloister up writes, or an attestation policy with trustSimulator: true)",
     );
   });
 
@@ -199,6 +199,13 @@ describe("verify-evidence on simulated SNP evidence", () => {
       serviceName: "chat",
     });
     const r = await sim("--json", "--policy", policyFile("client-sim.json", policy));
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, simulated: true, appraisal: { ok: true } });
+    expect(r.code).toBe(0);
+  });
+  it("with a bare attestation policy whose top-level trustSimulator is true (the hint's other form): valid, simulated", async () => {
+    const policy = simulatorAttestationPolicy("sim-snp", toHex(measurement));
+    expect(policy.trustSimulator).toBe(true);
+    const r = await sim("--json", "--policy", policyFile("attestation-sim.json", policy));
     expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, simulated: true, appraisal: { ok: true } });
     expect(r.code).toBe(0);
   });
