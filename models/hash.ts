@@ -5,7 +5,10 @@ import { type FileHandle, open, stat } from "node:fs/promises";
 import { describeFileKind } from "../attestation/bounded-read.ts";
 import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 
-/** How much of the file each read of its hash takes (sha256File; inspectModel's buffer for sha256Handle). */
+/**
+ * How much of the file each read of its hash takes: sha256File's, and the buffer inspectModel and
+ * client/cli/deploy.ts (sha256Opened) give sha256Handle.
+ */
 export const HASH_BUFFER_BYTES = 1 << 20;
 
 /**
