@@ -54,6 +54,7 @@ import {
   SpecialTokensText,
   type Token,
 } from "node-llama-cpp";
+import { fileMessage } from "../attestation/bounded-read.ts";
 import { type ChatWrapperChoice, MAX_SEQUENCES } from "../manifests/schema.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { type ChatWrapperPlan, planChatWrapper, planChatWrapperFor } from "./engine/chat-wrapper.ts";
@@ -305,7 +306,7 @@ async function loadEngine(
     if (!sameFile(before, after)) {
       throw new EngineError(
         "MODEL_CHANGED_DURING_LOAD",
-        `model file ${named}: changed between hashing and loading (size/inode/mtime differ); refusing it`,
+        fileMessage(named, "model file", "changed between hashing and loading (size/inode/mtime differ); refusing it"),
       );
     }
     const trainContext = model.trainContextSize;
@@ -350,7 +351,7 @@ async function loadEngine(
     await llama?.dispose().catch(() => {});
     throwIfStoppedBy(error, options.signal);
     if (error instanceof EngineError) throw error;
-    throw new EngineError("MODEL_LOAD_FAILED", `model file ${named}: could not be loaded`, {
+    throw new EngineError("MODEL_LOAD_FAILED", fileMessage(named, "model file", "could not be loaded"), {
       cause: error,
     });
   }

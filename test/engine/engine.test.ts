@@ -302,6 +302,42 @@ describe("loading", () => {
     expect({ code: code(error), contexts }).toEqual({ code: "CHAT_WRAPPER_UNAVAILABLE", contexts: 0 });
   });
 
+  it("names the model file in MODEL_LOAD_FAILED and MODEL_CHANGED_DURING_LOAD as fileMessage does (quoted only where needed)", async () => {
+    const bytes = new Uint8Array(64).fill(7);
+    const pinned = createHash("sha256").update(bytes).digest("hex");
+    const refusal = async (file: string, onLoad: () => Promise<void>) => {
+      await writeFile(file, bytes);
+      const loader = async () =>
+        ({
+          loadModel: async () => {
+            await onLoad();
+            return { dispose: async () => {} };
+          },
+          dispose: async () => {},
+        }) as unknown as Llama;
+      return (await openInferenceEngine(
+        { modelPath: file, expectedSha256: pinned, modelSha256: pinned, threads: 1, sequences: 1 },
+        { getLlama: loader },
+      ).catch((e: unknown) => e)) as EngineError;
+    };
+    const failing = async () => {
+      throw new Error("load failed (a stand-in)");
+    };
+    const messages = [];
+    for (const file of [join(dir, "load: refused.gguf"), join(dir, "load-refused.gguf")]) {
+      const failed = await refusal(file, failing);
+      const changed = await refusal(file, () => writeFile(file, new Uint8Array(65)));
+      messages.push(`${failed.code}: ${failed.message}`, `${changed.code}: ${changed.message}`);
+    }
+    const changedReason = "changed between hashing and loading (size/inode/mtime differ); refusing it";
+    expect(messages).toEqual([
+      `MODEL_LOAD_FAILED: model file '${dir}/load: refused.gguf': could not be loaded`,
+      `MODEL_CHANGED_DURING_LOAD: model file '${dir}/load: refused.gguf': ${changedReason}`,
+      `MODEL_LOAD_FAILED: model file ${dir}/load-refused.gguf: could not be loaded`,
+      `MODEL_CHANGED_DURING_LOAD: model file ${dir}/load-refused.gguf: ${changedReason}`,
+    ]);
+  });
+
   it("refuses a malformed pinned digest", async () => {
     await expect(openInferenceEngine({ modelPath, expectedSha256: "1234" })).rejects.toSatisfy(
       (e) => code(e) === "ENGINE_OPTIONS",
