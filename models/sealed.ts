@@ -305,7 +305,7 @@ export async function sealModelFile(
       const chunks = chunkCount(plaintextSize, chunkSize);
       for (let i = 0; i < chunks; i++) {
         const length = Math.min(chunkSize, plaintextSize - i * chunkSize);
-        const { bytesRead } = await source.read(buffer, 0, length, i * chunkSize);
+        const { bytesRead } = await source.read(buffer, 0, length, i * chunkSize).catch(cannotRead(input));
         if (bytesRead !== length) {
           throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
         }
@@ -322,7 +322,8 @@ export async function sealModelFile(
       key.fill(0);
       await sink.close();
     }
-    if (recheck.digest("hex") !== plaintextSha256 || (await source.stat()).size !== plaintextSize) {
+    const { size: sealedFrom } = await source.stat().catch(cannotRead(input));
+    if (recheck.digest("hex") !== plaintextSha256 || sealedFrom !== plaintextSize) {
       throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
     }
     if (overwrite) {
@@ -447,6 +448,13 @@ function workerHash(): StreamHash {
 /** Sealed files at least this large hash their ciphertext on a worker thread. */
 export const PARALLEL_HASH_MIN_BYTES = 64 << 20;
 
+/** The refusal of a read or fstat of the model file `path` that failed: MODEL_IO, naming it and the errno. */
+function cannotRead(path: string): (cause: unknown) => never {
+  return (cause) => {
+    throw new ModelIoError(path, "read", cause);
+  };
+}
+
 /** What the manifest says of the sealed file: checked while unsealing. */
 export interface SealedModelExpectation {
   readonly sha256: string;
@@ -454,10 +462,19 @@ export interface SealedModelExpectation {
   readonly keyId: string;
 }
 
-/** The header at the start of an open sealed file, reading at most `maxBytes` (the file's size, when known). */
-export async function readSealedHeader(handle: FileHandle, maxBytes = MAX_HEADER_BYTES): Promise<SealedModelHeader> {
+/**
+ * The header at the start of an open sealed file, reading at most `maxBytes` (the file's size, when
+ * known). With `path` (the file's name), a read that fails is ModelIoError (MODEL_IO) naming it.
+ */
+export async function readSealedHeader(
+  handle: FileHandle,
+  maxBytes = MAX_HEADER_BYTES,
+  path?: string,
+): Promise<SealedModelHeader> {
   const buffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, maxBytes));
-  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0).catch((cause: unknown) => {
+    throw path === undefined ? cause : new ModelIoError(path, "read", cause);
+  });
   return parseSealedModelHeader(buffer.subarray(0, bytesRead));
 }
 
@@ -548,7 +565,7 @@ export async function unsealModelFile(
   const sealedHash =
     expected.sizeBytes >= (options.parallelHashMinBytes ?? PARALLEL_HASH_MIN_BYTES) ? workerHash() : inlineHash();
   try {
-    const header = await readSealedHeader(source, expected.sizeBytes);
+    const header = await readSealedHeader(source, expected.sizeBytes, input);
     sealedHash.update(header.bytes);
     checkSealedModelHeader(header, expected);
     const aad = createHash("sha256").update(header.bytes).digest();
@@ -567,7 +584,7 @@ export async function unsealModelFile(
       options.signal?.throwIfAborted();
       const plainLength = Math.min(header.chunkSize, header.plaintextSize - i * header.chunkSize);
       const length = plainLength + TAG_BYTES;
-      const read = await source.read(buffer, 0, length, offset);
+      const read = await source.read(buffer, 0, length, offset).catch(cannotRead(input));
       if (read.bytesRead !== length) {
         throw new SealedModelError(
           "SEALED_MODEL_TRUNCATED",
@@ -593,7 +610,7 @@ export async function unsealModelFile(
       offset += length;
     }
     // The manifest pins the size: one byte more means the file grew while it was being read.
-    const extra = await source.read(Buffer.alloc(1), 0, 1, offset);
+    const extra = await source.read(Buffer.alloc(1), 0, 1, offset).catch(cannotRead(input));
     if (extra.bytesRead !== 0) {
       throw new SealedModelError(
         "MODEL_SIZE_MISMATCH",

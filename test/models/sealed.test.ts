@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { createCipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import {
   appendFile,
+  type FileHandle,
   lstat,
   mkdir,
   mkdtemp,
@@ -118,6 +119,11 @@ async function written(bytes: Buffer) {
     keyId: key.keyId,
   };
   return { file, expected };
+}
+
+/** An error as the operating system's EIO reaches Node (a read or fstat of a failing disk). */
+function eio(): Error {
+  return Object.assign(new Error("EIO: i/o error (a stand-in)"), { code: "EIO" });
 }
 
 function out(): string {
@@ -311,6 +317,79 @@ describe("sealed model files", () => {
         message: `model file ${input}: changed while being sealed`,
       });
       expect(await exists(output)).toBe(false);
+    }
+  });
+
+  it("a read or fstat of the input that fails while sealing is MODEL_IO naming the file and errno, no output left", async () => {
+    // `check` gets the opened input: its second read (the first is the first pass's hash), or the
+    // fstat after the second pass (openModelInput's own is done), fails.
+    const failing: [string, (handle: FileHandle) => void][] = [
+      [
+        "read",
+        (handle) => {
+          const read = handle.read.bind(handle) as (...args: unknown[]) => Promise<unknown>;
+          let reads = 0;
+          handle.read = ((...args: unknown[]) =>
+            ++reads === 1 ? read(...args) : Promise.reject(eio())) as FileHandle["read"];
+        },
+      ],
+      [
+        "fstat",
+        (handle) => {
+          handle.stat = (() => Promise.reject(eio())) as FileHandle["stat"];
+        },
+      ],
+    ];
+    for (const [name, fail] of failing) {
+      const input = join(dir, `${name}-fails.gguf`);
+      await writeFile(input, randomBytes(CHUNK));
+      const output = join(dir, `${name}-fails.sealed`);
+      const error = await sealModelFile(input, output, key, { chunkSize: CHUNK, check: async (h) => fail(h) }).then(
+        () => null,
+        (caught: unknown) => caught as ModelError,
+      );
+      expect(error).toBeInstanceOf(ModelIoError);
+      expect({ code: error?.code, message: error?.message }).toEqual({
+        code: "MODEL_IO",
+        message: `model file ${input}: cannot read (EIO)`,
+      });
+      expect(error?.cause).toMatchObject({ code: "EIO" });
+      expect(await exists(output)).toBe(false);
+    }
+    expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
+  });
+
+  it("a read of the sealed model that fails (its header, a chunk, the byte past its end) is MODEL_IO, nothing left", async () => {
+    const s = await sealed(randomBytes(2 * CHUNK));
+    const headerBytes = (await readSealedModelHeader(s.output)).bytes.length;
+    const probe = await open(s.output, "r");
+    const fileHandle = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const realRead = fileHandle.read;
+    // Each read of the sealed model is at its own position: the header at 0, the second chunk after
+    // the first's bytes and tag, the check for one byte more at the file's size.
+    for (const [name, at] of [
+      ["header", 0],
+      ["chunk", headerBytes + CHUNK + 16],
+      ["past its end", s.info.sizeBytes],
+    ] as const) {
+      const read = vi.spyOn(fileHandle, "read").mockImplementation(function (this: FileHandle, ...args: unknown[]) {
+        if (args[3] === at) return Promise.reject(eio());
+        return realRead.apply(this, args);
+      });
+      const target = out();
+      const error = await unsealModelFile(s.output, target, key, s.expected)
+        .then(
+          () => null,
+          (caught: unknown) => caught as ModelError,
+        )
+        .finally(() => read.mockRestore());
+      expect({ name, code: error?.code, message: error?.message }).toEqual({
+        name,
+        code: "MODEL_IO",
+        message: `model file ${s.output}: cannot read (EIO)`,
+      });
+      expect(await exists(target)).toBe(false);
     }
   });
 
