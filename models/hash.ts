@@ -49,12 +49,13 @@ export async function openModelInput(
   const handle = await open(path, flags).catch((cause: unknown) => {
     throw errors.cannot(path, "open", cause);
   });
+  // A close that fails after a refusal is not reported: it would replace the refusal.
   const info = await handle.stat().catch(async (cause: unknown) => {
-    await handle.close();
+    await handle.close().catch(() => {});
     throw errors.cannot(path, "read", cause);
   });
   if (!info.isFile()) {
-    await handle.close();
+    await handle.close().catch(() => {});
     throw errors.notRegular(path, info);
   }
   return { handle, size: info.size };

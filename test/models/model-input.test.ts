@@ -5,13 +5,14 @@
  * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
  * stat and the open is refused by the fstat of what was opened, and an fstat that fails is MODEL_IO;
- * every handle opened is closed. That fstat's size is returned, and
+ * every handle opened is closed, and a close that fails then does not replace the refusal. That
+ * fstat's size is returned, and
  * sha256File hashes it without asking again. unsealModelFile opens the sealed model it reads the same way.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { open, rm, writeFile } from "node:fs/promises";
+import { type FileHandle, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
@@ -22,10 +23,25 @@ import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
 /** Every open made (path, flags, closed), and what to do to a path right after its stat returned. */
 const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
+/** Paths whose handles' close closes, then fails (EBADF), as a close whose descriptor went bad would. */
+const closeFails = vi.hoisted(() => new Set<string>());
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { watchOpens } = await import("../helpers/watched-opens.ts");
-  return watchOpens(await importOriginal(), watch);
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const open = (async (path: string, ...rest: unknown[]) => {
+    const handle = await (real.open as (...args: unknown[]) => Promise<FileHandle>)(path, ...rest);
+    if (closeFails.has(String(path))) {
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        await close();
+        throw Object.assign(new Error("EBADF: bad file descriptor, close (a stand-in)"), { code: "EBADF" });
+      };
+    }
+    return handle;
+  }) as typeof real.open;
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  return watchOpens(fsWith(real, { open }), watch);
 });
 
 const dir = await testDirectory("cloister-model-input-");
@@ -99,6 +115,32 @@ describe("openModelInput", () => {
     expect(error.message).toBe(`model file ${path}: cannot read (EIO)`);
     expect((error.cause as { code?: unknown }).code).toBe("EIO");
     expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
+  });
+
+  it("keeps its refusal (an fstat that failed, what was swapped in) when the close of what it opened fails too", async () => {
+    const failing = join(dir, "fstat-and-close-fail.gguf");
+    await writeFile(failing, "GGUF");
+    watch.fstatFails.add(failing);
+    const swapped = join(dir, "swapped-close-fails.gguf");
+    await writeFile(swapped, "GGUF");
+    watch.afterStat.set(swapped, async () => {
+      await rm(swapped);
+      execFileSync("mkfifo", [swapped]);
+    });
+    closeFails.add(failing).add(swapped);
+    try {
+      const refusals = [await refusal(failing), await refusal(swapped)];
+      expect(refusals.map((error) => `${error.constructor.name}: ${error.message}`)).toEqual([
+        `ModelIoError: model file ${failing}: cannot read (EIO)`,
+        `ModelNotRegularFileError: model file ${swapped}: expected a regular file, found a FIFO`,
+      ]);
+      expect(watch.opens.map((call) => [call.path, call.closed])).toEqual([
+        [failing, true],
+        [swapped, true],
+      ]);
+    } finally {
+      closeFails.clear();
+    }
   });
 
   it("sha256File hashes the size openModelInput's fstat found: the file's size is asked once", async () => {
