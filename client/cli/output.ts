@@ -394,15 +394,20 @@ export function refuseExistingOutput(file: string, option: string, existing: Exi
   return refuseExistingFile(file, existing === "replace", outputFileErrors(file, option, existing));
 }
 
-/** Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for "replace". */
+/**
+ * Writes `content` whole or not at all (writeFileAtomically): linked into place, or renamed over for
+ * "replace". `at`: the path to write it by when not `file`, which messages name (a directory held
+ * open's /proc/self/fd/N/NAME).
+ */
 export function writeOutputFile(
   file: string,
   content: string | Uint8Array,
   option: string,
   existing: ExistingOutput,
+  at = file,
 ): Promise<void> {
   return writeFileAtomically(
-    file,
+    at,
     content,
     { mode: 0o644, replace: existing === "replace" },
     outputFileErrors(file, option, existing),

@@ -1,4 +1,5 @@
-import { lstat, mkdir, readdir, realpath, rm, rmdir, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open as openFile, readdir, realpath, rm, rmdir, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
@@ -51,6 +52,7 @@ import {
   UsageError,
   writeOutputFile,
 } from "./output.ts";
+import { pinnedPath } from "./private-directory.ts";
 import { type TextOutput, untrustedTextWriter } from "./terminal-text.ts";
 
 /** `cloister up`'s local API key: the default key file, for a loopback host only (the SDK names it too). */
@@ -412,16 +414,21 @@ export type OutputEntry =
  */
 export async function writeOutputFiles(outputs: readonly OutputEntry[], existing: ExistingOutput): Promise<void> {
   const made: { path: string; directory: boolean }[] = [];
+  // Each directory made or found, held open: the files after it are written in it (heldDirectory).
+  const held = new Map<string, HeldDirectory>();
   try {
     for (const output of outputs) {
       if ("directory" in output) {
         if (await makeOutputDirectory(output.directory, output.option, existing)) {
           made.push({ path: output.directory, directory: true });
         }
+        held.set(output.directory, await heldDirectory(output.directory, output.option));
         continue;
       }
-      await writeOutputFile(output.file, output.content, output.option, existing);
-      made.push({ path: output.file, directory: false });
+      const directory = held.get(dirname(output.file));
+      const at = directory === undefined ? output.file : join(directory.path, basename(output.file));
+      await writeOutputFile(output.file, output.content, output.option, existing, at);
+      made.push({ path: at, directory: false });
     }
   } catch (error) {
     if (existing !== "replace") {
@@ -430,7 +437,47 @@ export async function writeOutputFiles(outputs: readonly OutputEntry[], existing
       }
     }
     throw error;
+  } finally {
+    for (const directory of held.values()) await directory.close();
   }
+}
+
+/** An output directory held open (heldDirectory): the path to reach it by, and its release. */
+interface HeldDirectory {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The output directory `directory` (checked a directory before, or made by this run) held for the
+ * files written or removed in it: whoever may write to its parent (DIR) may rename it and put a
+ * link at its name at any moment, and writes or removals by name would then follow the link to any
+ * directory (an earlier run's crl-3.der removed there). On Linux it is opened without following a
+ * link (O_NOFOLLOW; a link there now is refused) and reached through /proc/self/fd/N (pinnedPath),
+ * which leads to the directory opened whatever is at its name later; elsewhere (no such path) it
+ * is checked (lstat: a directory, not a link) and reached by its name.
+ */
+async function heldDirectory(directory: string, option: string): Promise<HeldDirectory> {
+  const refuse = async (cause?: unknown): Promise<UsageError> => {
+    const info = await lstat(directory).catch(() => null);
+    const found = info === null ? `nothing it can open (${fileErrorCause(cause, "check")})` : describeFileKind(info);
+    return new UsageError(
+      fileMessage(directory, option, `expected a directory, found ${found}`),
+      cause === undefined ? undefined : { cause },
+    );
+  };
+  if (process.platform !== "linux") {
+    const info = await lstat(directory).catch(() => null);
+    if (info === null || !info.isDirectory()) throw await refuse();
+    return { path: directory, close: async () => {} };
+  }
+  const handle = await openFile(directory, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(
+    async (cause: unknown) => {
+      throw await refuse(cause);
+    },
+  );
+  const pinned = await pinnedPath(handle, await handle.stat()).catch(() => null);
+  return { path: pinned ?? directory, close: () => handle.close().catch(() => {}) };
 }
 
 /**
@@ -478,18 +525,31 @@ async function makeOutputDirectory(directory: string, option: string, existing: 
  */
 async function removeOtherEvidence(dir: string, kept: readonly string[]): Promise<void> {
   const collateral = COLLATERAL_OUT_NAMES.map((name) => `${EVIDENCE_OUT_COLLATERAL}/${name}`);
-  for (const name of [...EVIDENCE_OUT_NAMES, ...collateral]) {
-    if (kept.includes(name)) continue;
-    const file = join(dir, name);
-    await unlink(file).catch((cause: unknown) => {
+  const remove = (file: string, at = file) =>
+    unlink(at).catch((cause: unknown) => {
       if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
       const reason = `cannot remove another evidence type's file (${fileErrorCause(cause, "write")})`;
       throw new UsageError(fileMessage(file, "--evidence-out", reason), { cause });
     });
+  for (const name of EVIDENCE_OUT_NAMES) if (!kept.includes(name)) await remove(join(dir, name));
+  const folder = join(dir, EVIDENCE_OUT_COLLATERAL);
+  // The collateral folder's, in the folder checked (heldDirectory), never where a link put at its
+  // name since leads. None there: nothing to remove.
+  const there = await lstat(folder).then(
+    () => true,
+    (cause: unknown) => (cause as NodeJS.ErrnoException).code !== "ENOENT",
+  );
+  const held = there ? await heldDirectory(folder, "--evidence-out") : null;
+  try {
+    for (const name of COLLATERAL_OUT_NAMES) {
+      if (held === null || kept.includes(`${EVIDENCE_OUT_COLLATERAL}/${name}`)) continue;
+      await remove(join(folder, name), join(held.path, name));
+    }
+  } finally {
+    await held?.close();
   }
   // No collateral this time: an earlier run's folder (emptied above) would read as this quote's.
   if (!kept.some((name) => collateral.includes(name))) {
-    const folder = join(dir, EVIDENCE_OUT_COLLATERAL);
     await rmdir(folder).catch((cause: unknown) => {
       if ((cause as NodeJS.ErrnoException).code === "ENOENT") return;
       const reason = `cannot remove an earlier run's collateral folder (${fileErrorCause(cause, "write")})`;

@@ -7,8 +7,8 @@
  * of a policy that skips the TCB status tells the operator to (attestation/policy-from-evidence.ts
  * TCB_CHECK_NOTE). The simulated quote verifies only under a policy that trusts the simulator.
  */
-import { mkdirSync } from "node:fs";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdirSync, renameSync, symlinkSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromBase64url, toHex } from "../../attestation/bytes.ts";
@@ -369,6 +369,59 @@ describe("attest --evidence-out: what DIR holds after a refusal, and after --for
       expect(await readdir(deployment.dir)).not.toContain("half-set-document.jws");
     } finally {
       await proxy.close();
+    }
+  });
+
+  it("--force, DIR/collateral swapped for a link while attest verified: nothing removed or written where it leads", async () => {
+    const dir = await evidenceDir("collateral-swapped");
+    const first = await cloister(...attestArgs(deployment.files.policyPath), "--evidence-out", dir);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: "" });
+    // Another folder of this user's, holding files under names attest writes and removes in
+    // DIR/collateral (crl-3.der: a CRL this deployment does not serve, removed under --force).
+    const elsewhere = join(deployment.dir, "collateral-swapped-elsewhere");
+    await mkdir(elsewhere);
+    for (const name of ["crl-3.der", "crl-4.der", "tcbinfo-tdx.json"]) {
+      await writeFile(join(elsewhere, name), "not attest's\n");
+    }
+    for (const withheld of [false, true]) {
+      const proxy = await startTamperProxy(deployment.running.hostUrl);
+      try {
+        // After attest's checks of DIR (a directory then), before it removes and writes: whoever
+        // may write to DIR puts a link to their choice at DIR/collateral.
+        proxy.tamper({
+          method: "GET",
+          path: "/v1/attestation",
+          response: (body) => {
+            renameSync(join(dir, "collateral"), join(dir, "moved"));
+            symlinkSync(elsewhere, join(dir, "collateral"));
+            if (!withheld) return body;
+            const { document } = JSON.parse(new TextDecoder().decode(body)) as { document: string };
+            return new TextEncoder().encode(JSON.stringify({ document }));
+          },
+        });
+        const policy = withheld
+          ? join(deployment.dir, "policy-swapped-no-collateral.json")
+          : deployment.files.policyPath;
+        if (withheld) {
+          const skipping = JSON.parse(await readFile(deployment.files.policyPath, "utf8"));
+          skipping.attestation.tdx.acceptedTcbStatuses = { skip: { reason: "checked with --collateral" } };
+          await writeFile(policy, JSON.stringify(skipping));
+        }
+        const args = ["--url", proxy.url, "--policy", policy, "--api-key-file", deployment.files.apiKeyPath];
+        const run = await cloister("attest", ...args, "--evidence-out", dir, "--force");
+        expect(run.code, run.stdout).toBe(2);
+        expect(run.stderr).toBe(
+          `cloister: USAGE: --evidence-out ${join(dir, "collateral")}: expected a directory, found a symbolic link\n`,
+        );
+        expect((await readdir(elsewhere)).sort()).toEqual(["crl-3.der", "crl-4.der", "tcbinfo-tdx.json"]);
+        for (const name of await readdir(elsewhere)) {
+          expect(await readFile(join(elsewhere, name), "utf8"), name).toBe("not attest's\n");
+        }
+      } finally {
+        await proxy.close();
+        await rm(join(dir, "collateral"));
+        renameSync(join(dir, "moved"), join(dir, "collateral"));
+      }
     }
   });
 
