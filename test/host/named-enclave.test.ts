@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { listen } from "../../enclave/http.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
@@ -29,6 +29,7 @@ const keyOf = (n: number) => new Uint8Array(32).fill(n);
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
@@ -224,11 +225,41 @@ describe("a single enclave is held to a name as a pool is", () => {
     const only = await fakeEnclave("only", keyOf(1));
     const { documentOf, ask } = await hostFor({ enclaveUrl: only.url });
     const old = keyIdFor(only.key);
+    const documentReads = () => only.asked.filter((p) => p === "GET /attestation").length;
     expect(await documentOf("")).toBe(documentFor(only.key));
     only.key = keyOf(2);
     expect(await documentOf("")).toBe(documentFor(keyOf(2)));
+    // Known from the document just handed out: the nonce question naming it reads no document again.
+    const reads = documentReads();
     expect(await ask("/v1/attestation/challenge", `?enclave=${keyIdFor(keyOf(2))}`)).toBe("only");
+    expect(documentReads()).toBe(reads);
     expect(await ask("/v1/audit/checkpoint", `?enclave=${old}`)).toBe("409 WRONG_ENCLAVE_KEY");
+  });
+
+  it("reads its document again for a name it does not know, at most once a second: a boot it has not handed out is found", async () => {
+    const only = await fakeEnclave("only", keyOf(1));
+    const { documentOf, ask } = await hostFor({ enclaveUrl: only.url });
+    const documentReads = () => only.asked.filter((p) => p === "GET /attestation").length;
+    // The host's clock, moved by the test: the once-a-second bound is shown, not timed.
+    const realNow = performance.now.bind(performance);
+    let later = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => realNow() + later);
+    // Learned by reading on demand (a session from before the host started names its enclave).
+    expect(await ask("/v1/audit/checkpoint", `?enclave=${keyIdFor(only.key)}`)).toBe("only");
+    expect(documentReads()).toBe(1);
+    // The enclave restarts; no document of the new boot has gone through the host. An operator names
+    // the new boot (from the enclave's own log): within the second, refused without a read.
+    only.key = keyOf(2);
+    const fresh = keyIdFor(only.key);
+    expect(await documentOf(`?enclave=${fresh}`)).toMatch(
+      new RegExp(`^409 WRONG_ENCLAVE_KEY: enclave key id ${fresh}: `),
+    );
+    expect(documentReads()).toBe(1);
+    // A second on: read again (the one enclave was ready when last read, and is held to no earlier
+    // state), found, and answered with that boot's document.
+    later += 1000;
+    expect(await documentOf(`?enclave=${fresh}`)).toBe(documentFor(only.key));
+    expect(await ask("/v1/attestation/challenge", `?enclave=${fresh}`)).toBe("only");
   });
 
   it("when a name it does not know finds the enclave down, says so (502 ENCLAVE_UNREACHABLE), and serves again once it is back", async () => {
