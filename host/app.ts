@@ -495,8 +495,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // Hex only in a pool (the single-enclave path does no routing work per request).
     const keyId = pool.isPool ? Buffer.from(keyIdBytes).toString("hex") : "";
     const member = pool.isPool ? await pool.findKeyId(keyId) : (pool.members[0] as PoolMember);
-    // A single enclave's state is only what its last on-demand read (namedMember) found: nothing marks
-    // it ready again, and a refusal here would be WRONG_ENCLAVE_KEY for the key it serves.
+    // A single enclave's state is only what its last on-demand read (namedMember) found, and it is read
+    // again only for a name it does not know (no timer, no read for its own key id): a refusal here
+    // could last, and would be WRONG_ENCLAVE_KEY for the key it serves.
     if (member === undefined || (pool.isPool && member.state === "unreachable")) {
       // Costs its token like a request: the host has read the body, and the key id is the caller's
       // choice, a member that went away included (their key ids are public: given back, a key past
@@ -674,7 +675,10 @@ const noEnclave = () =>
     retryAfterSeconds: 2,
   });
 
-/** The code the SDK answers by re-attesting once and resealing (a single enclave sends it itself). */
+/**
+ * The code the SDK answers by re-attesting once and resealing (for a sealed request to a single
+ * enclave, the enclave sends it itself; the host sends it for a name that is not its boot's).
+ */
 const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
   new HostError(
     "WRONG_ENCLAVE_KEY",
