@@ -165,10 +165,11 @@ export async function checkModelFile(
   try {
     if (size !== expected.sizeBytes) throw sizeMismatch(source, expected.sizeBytes, size);
     // The copy's size: the file's, or a sealed file's plaintext (its header, checked to be the
-    // manifest's file); the private root must have room for it (MODEL_NO_ROOM).
+    // manifest's file; a read that fails is MODEL_IO naming the file, as unsealing's reads are);
+    // the private root must have room for it (MODEL_NO_ROOM).
     let copyBytes = size;
     if (expected.keyId !== null) {
-      const header = await readSealedHeader(handle, size);
+      const header = await readSealedHeader(handle, size, source);
       checkSealedModelHeader(header, { keyId: expected.keyId, sizeBytes: expected.sizeBytes });
       copyBytes = header.plaintextSize;
     }

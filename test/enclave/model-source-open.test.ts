@@ -4,7 +4,8 @@
  * that is not a regular file is refused by its stat, never opened (opening a device may act: a tape
  * rewinds, a terminal becomes the controlling one), with the boot's MODEL_NOT_FOUND message; a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
- * stat and the open is refused by the fstat of what was opened; every handle opened is closed.
+ * stat and the open is refused by the fstat of what was opened; every handle opened is closed. A read
+ * of a sealed file's header that fails is MODEL_IO naming the file, as unsealing's reads are.
  */
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
@@ -13,14 +14,17 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type EngineError, ModelNotAFileError } from "../../enclave/engine/errors.ts";
 import { checkModelFile, stageModel } from "../../enclave/model-staging.ts";
+import { ModelIoError } from "../../models/errors.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
 /**
  * Every open made (path, flags, closed), what to do to a path right after its stat returned, and the
- * paths whose handle's fstat fails (EIO).
+ * paths whose handle's fstat or reads fail (EIO).
  */
-const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
+const watch = vi.hoisted(
+  (): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set(), readFails: new Set() }),
+);
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { watchOpens } = await import("../helpers/watched-opens.ts");
@@ -132,6 +136,22 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     expect(error.code).toBe("MODEL_NOT_FOUND");
     expect(error.message).toBe(`--model file ${path}: cannot be read (EIO); check that this user may read it`);
     expect((error.cause as { code?: unknown }).code).toBe("EIO");
+    expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
+  });
+});
+
+describe("checkModelFile's read of a sealed --model file's header", () => {
+  it("reports a read that fails as MODEL_IO naming the file and errno (as unsealing does), and closes it", async () => {
+    const path = join(dir, "header-read-fails.gguf.sealed");
+    await writeFile(path, "CLSM");
+    watch.readFails?.add(path);
+    const error = await checkModelFile(path, { sizeBytes: 4, keyId: "k" }, { privateRoot: async () => dir }).then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(ModelIoError);
+    expect((error as ModelIoError).message).toBe(`model file ${path}: cannot read (EIO)`);
+    expect((error as ModelIoError).cause).toMatchObject({ code: "EIO" });
     expect(watch.opens).toEqual([{ path, flags: READ_FLAGS, closed: true }]);
   });
 });

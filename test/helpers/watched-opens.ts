@@ -3,7 +3,7 @@
  * openModelInput and its callers): every open made (its path, its flags, and whether the handle it
  * gave was closed), a step run on a path right after its stat returned (a name swapped between that
  * stat and the open, made deterministic inside the call under test), and the paths whose handle's
- * fstat fails (EIO). `real` is the original module: this file imports none, so a mock's factory may
+ * fstat fails (EIO), or, given `readFails`, whose handle's reads fail (EIO). `real` is the original module: this file imports none, so a mock's factory may
  * import it.
  */
 import type { FileHandle } from "node:fs/promises";
@@ -16,6 +16,7 @@ export interface OpenWatch {
   readonly opens: { path: string; flags: unknown; closed: boolean }[];
   readonly afterStat: Map<string, () => Promise<void>>;
   readonly fstatFails: Set<string>;
+  readonly readFails?: Set<string>;
 }
 
 /** `real` whose open and stat report to, and act as, `watch` says. */
@@ -34,6 +35,11 @@ export function watchOpens(real: Fs, watch: OpenWatch): Fs {
         throw Object.assign(new Error("EIO: i/o error, fstat"), { code: "EIO" });
       }) as FileHandle["stat"];
     }
+    if (watch.readFails?.has(opened.path)) {
+      handle.read = (async () => {
+        throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+      }) as FileHandle["read"];
+    }
     return handle;
   }) as Fs["open"];
   const stat = (async (path: string, ...rest: unknown[]) => {
@@ -51,4 +57,5 @@ export function clearOpenWatch(watch: OpenWatch): void {
   watch.opens.length = 0;
   watch.afterStat.clear();
   watch.fstatFails.clear();
+  watch.readFails?.clear();
 }
