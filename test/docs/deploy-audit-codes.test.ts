@@ -6,22 +6,14 @@
  * here to a log under its checkpoint's count and last hash, and the code found must be on the page.
  */
 
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { canonicalJson, verifyAuditLog } from "../../enclave/pipeline/audit.ts";
-import { REPO_ROOT } from "../helpers/cli.ts";
+import { pageSection } from "../helpers/doc-pages.ts";
 import { seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
 /** The page's paragraph on verifying the audit log, white space runs as one space. */
-function auditParagraph(): string {
-  const markdown = readFileSync(join(REPO_ROOT, "docs", "deploy.md"), "utf8");
-  const start = markdown.indexOf("**Verifying the audit log.**");
-  const end = markdown.indexOf("\n## 6. ", start);
-  if (start < 0 || end < start) throw new Error("docs/deploy.md: expected the audit paragraph before step 6");
-  return markdown.slice(start, end).replace(/\s+/g, " ");
-}
+const auditParagraph = () => pageSection("docs/deploy.md", "**Verifying the audit log.**", "\n## 6. ");
 
 const KEYS = seededKeyPair(7);
 const lines = writeLog(4);

@@ -7,26 +7,18 @@
  * test/e2e/pool.test.ts.
  */
 
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId } from "../../host/pool.ts";
 import { startHost } from "../../host/server.ts";
-import { REPO_ROOT } from "../helpers/cli.ts";
+import { pageSection } from "../helpers/doc-pages.ts";
 
 /** The page's paragraph on verifying the audit log, white space runs as one space. */
-function auditParagraph(): string {
-  const markdown = readFileSync(join(REPO_ROOT, "docs", "deploy.md"), "utf8");
-  const start = markdown.indexOf("**Verifying the audit log.**");
-  const end = markdown.indexOf("\n## 6. ", start);
-  if (start < 0 || end < start) throw new Error("docs/deploy.md: expected the audit paragraph before step 6");
-  return markdown.slice(start, end).replace(/\s+/g, " ");
-}
+const auditParagraph = () => pageSection("docs/deploy.md", "**Verifying the audit log.**", "\n## 6. ");
 
 function documentFor(key: Uint8Array): string {
   const payload = base64url.encode(

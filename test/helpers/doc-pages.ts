@@ -3,7 +3,7 @@
  * blocks, for the docs tests (test/docs/) that check those commands against the command line.
  */
 
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "./cli.ts";
 
@@ -19,4 +19,19 @@ export const DOC_PAGES: readonly string[] = [
 /** The contents of a Markdown text's `sh` code blocks, in order. */
 export function shellBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^ *```sh\n([\s\S]*?)^ *```$/gm)].map((m) => m[1] as string);
+}
+
+/**
+ * The text of `page` (relative to the repository root) from `start` to the next `end` after it, each
+ * run of white space (a line break among them) as one space, for a phrase the page may wrap; throws
+ * when the page lacks `start`, or `end` after it.
+ */
+export function pageSection(page: string, start: string, end: string): string {
+  const markdown = readFileSync(join(REPO_ROOT, page), "utf8");
+  const from = markdown.indexOf(start);
+  const to = markdown.indexOf(end, from);
+  if (from < 0 || to < from) {
+    throw new Error(`${page}: expected ${JSON.stringify(start)} before ${JSON.stringify(end)}`);
+  }
+  return markdown.slice(from, to).replace(/\s+/g, " ");
 }
