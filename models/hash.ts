@@ -20,7 +20,7 @@ export async function sha256File(path: string): Promise<string> {
   try {
     return await sha256Handle(handle, path, size, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
   } finally {
-    await handle.close();
+    await closeModelInput(handle);
   }
 }
 
@@ -49,16 +49,25 @@ export async function openModelInput(
   const handle = await open(path, flags).catch((cause: unknown) => {
     throw errors.cannot(path, "open", cause);
   });
-  // A close that fails after a refusal is not reported: it would replace the refusal.
   const info = await handle.stat().catch(async (cause: unknown) => {
-    await handle.close().catch(() => {});
+    await closeModelInput(handle);
     throw errors.cannot(path, "read", cause);
   });
   if (!info.isFile()) {
-    await handle.close().catch(() => {});
+    await closeModelInput(handle);
     throw errors.notRegular(path, info);
   }
   return { handle, size: info.size };
+}
+
+/**
+ * Closes a model file opened for reading (openModelInput's `handle`). A close that fails is not
+ * reported: nothing was written through the handle, so it loses nothing (every byte that counts was
+ * read and checked before), and, in a `finally` or after a refusal, it would replace the error on
+ * its way (a read's MODEL_IO, MODEL_CHANGED, a refusal) with a bare errno error about the close.
+ */
+export async function closeModelInput(handle: FileHandle): Promise<void> {
+  await handle.close().catch(() => {});
 }
 
 /**

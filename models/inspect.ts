@@ -8,7 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
-import { HASH_BUFFER_BYTES, openModelInput, sha256Handle } from "./hash.ts";
+import { closeModelInput, HASH_BUFFER_BYTES, openModelInput, sha256Handle } from "./hash.ts";
 import { refuseSealedModelHandle } from "./sealed.ts";
 
 export interface ModelSummary {
@@ -88,7 +88,7 @@ export async function inspectModel(path: string): Promise<ModelSummary> {
     }
     return { path, sha256, ...header };
   } finally {
-    await handle.close();
+    await closeModelInput(handle);
   }
 }
 

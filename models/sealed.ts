@@ -31,7 +31,7 @@ import { base64url } from "jose";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { ModelError, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
-import { openModelInput, sha256Handle } from "./hash.ts";
+import { closeModelInput, openModelInput, sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 import { partialFile, removeAbandonedPartials, replaceableOutput } from "./partial-file.ts";
 
@@ -87,7 +87,7 @@ export async function refuseSealedModel(path: string, field: string): Promise<vo
   try {
     await refuseSealedModelHandle(opened.handle, path, field);
   } finally {
-    await opened.handle.close();
+    await closeModelInput(opened.handle);
   }
 }
 
@@ -283,7 +283,7 @@ export async function sealModelFile(
   try {
     await options.check?.(source);
   } catch (error) {
-    await source.close();
+    await closeModelInput(source);
     throw error;
   }
   await removeAbandonedPartials(output);
@@ -299,9 +299,11 @@ export async function sealModelFile(
     const { key, prefix } = fileKeys(modelKey.key, salt);
     const sealedHash = createHash("sha256").update(header);
     const recheck = createHash("sha256");
-    const sink = await open(temporary, "wx", 0o644);
+    // The partial file's failures name the output it becomes (the name the user gave; the partial
+    // file is removed below), as MODEL_IO with the errno, as the reads of the input do.
+    const sink = await open(temporary, "wx", 0o644).catch(cannotWrite(output, "create"));
     try {
-      await sink.write(header);
+      await sink.write(header).catch(cannotWrite(output, "write"));
       const chunks = chunkCount(plaintextSize, chunkSize);
       for (let i = 0; i < chunks; i++) {
         const length = Math.min(chunkSize, plaintextSize - i * chunkSize);
@@ -315,13 +317,16 @@ export async function sealModelFile(
         cipher.setAAD(aad);
         const body = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
         sealedHash.update(body);
-        await sink.write(body);
+        await sink.write(body).catch(cannotWrite(output, "write"));
       }
-      await sink.sync();
+      await sink.sync().catch(cannotWrite(output, "write"));
+    } catch (error) {
+      await sink.close().catch(() => {});
+      throw error;
     } finally {
       key.fill(0);
-      await sink.close();
     }
+    await sink.close().catch(cannotWrite(output, "write"));
     const { size: sealedFrom } = await source.stat().catch(cannotRead(input));
     if (recheck.digest("hex") !== plaintextSha256 || sealedFrom !== plaintextSize) {
       throw new SealedModelError("MODEL_CHANGED", fileMessage(input, "model file", "changed while being sealed"));
@@ -350,7 +355,7 @@ export async function sealModelFile(
     await rm(temporary, { force: true });
     throw error;
   } finally {
-    await source.close();
+    await closeModelInput(source);
   }
 }
 
@@ -455,6 +460,16 @@ function cannotRead(path: string): (cause: unknown) => never {
   };
 }
 
+/**
+ * The refusal of a create, write, sync or close of sealModelFile's partial file that failed: MODEL_IO
+ * naming `output` (as OUTPUT), the file it was to become, and the errno (ENOSPC, ENOENT: no directory).
+ */
+function cannotWrite(output: string, action: "create" | "write"): (cause: unknown) => never {
+  return (cause) => {
+    throw new ModelIoError(output, action, cause, OUTPUT);
+  };
+}
+
 /** What the manifest says of the sealed file: checked while unsealing. */
 export interface SealedModelExpectation {
   readonly sha256: string;
@@ -556,7 +571,7 @@ export async function unsealModelFile(
     throw error instanceof ModelNotRegularFileError ? sizeMismatch("not a regular file", error) : error;
   });
   if (size !== expected.sizeBytes) {
-    await source.close();
+    await closeModelInput(source);
     throw sizeMismatch(size);
   }
   let sink: Awaited<ReturnType<typeof open>> | null = null;
@@ -651,6 +666,6 @@ export async function unsealModelFile(
   } finally {
     fileKey?.fill(0);
     await sealedHash.close();
-    await source.close();
+    await closeModelInput(source);
   }
 }

@@ -5,19 +5,21 @@
  * opened (opening a device may act: a tape rewinds, a terminal becomes the controlling one); a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
  * stat and the open is refused by the fstat of what was opened, and an fstat that fails is MODEL_IO;
- * every handle opened is closed, and a close that fails then does not replace the refusal. That
+ * every handle opened is closed, and a close that fails then does not replace the refusal (nor,
+ * closeModelInput, the error of a model command that read through it). That
  * fstat's size is returned, and
  * sha256File hashes it without asking again. unsealModelFile opens the sealed model it reads the same way.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, open, rm, writeFile } from "node:fs/promises";
+import { appendFile, type FileHandle, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
 import { openModelInput, sha256File } from "../../models/hash.ts";
-import { generateModelKey, sealModelFile, unsealModelFile } from "../../models/sealed.ts";
+import { inspectModel } from "../../models/inspect.ts";
+import { generateModelKey, refuseSealedModel, sealModelFile, unsealModelFile } from "../../models/sealed.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
@@ -156,6 +158,86 @@ describe("openModelInput", () => {
       expect(fstat).toHaveBeenCalledTimes(1);
     } finally {
       fstat.mockRestore();
+    }
+  });
+});
+
+describe("a model input's close that fails (closeModelInput) never replaces the error on its way", () => {
+  const key = generateModelKey("close-v1");
+
+  /** What `run` rejects with, `path`'s handles' close failing meanwhile (the close itself done). */
+  async function whenCloseFails(path: string, run: () => Promise<unknown>): Promise<string> {
+    closeFails.add(path);
+    watch.opens.length = 0;
+    try {
+      const error = await run().then(
+        () => null,
+        (caught: unknown) => caught as ModelError,
+      );
+      expect(watch.opens.filter((call) => call.path === path).map((call) => call.closed)).toEqual([true]);
+      return `${error?.code}: ${error?.message}`;
+    } finally {
+      closeFails.clear();
+    }
+  }
+
+  it("sha256File's read that fails, inspect's and seal's refusals, unseal's: theirs, not the close's", async () => {
+    const notGguf = join(dir, "not-gguf.bin");
+    await writeFile(notGguf, "not a model at all");
+    expect(await whenCloseFails(notGguf, () => inspectModel(notGguf))).toMatch(/^GGUF_BAD_MAGIC: /);
+    const hashed = join(dir, "read-fails.gguf");
+    await writeFile(hashed, "GGUF");
+    const probe = await open(hashed, "r");
+    const fileHandle = Object.getPrototypeOf(probe) as { read: () => Promise<unknown> };
+    await probe.close();
+    const read = vi
+      .spyOn(fileHandle, "read")
+      .mockRejectedValue(Object.assign(new Error("EIO (a stand-in)"), { code: "EIO" }));
+    try {
+      expect(await whenCloseFails(hashed, () => sha256File(hashed))).toBe(
+        `MODEL_IO: model file ${hashed}: cannot read (EIO)`,
+      );
+    } finally {
+      read.mockRestore();
+    }
+    // Sealing: `check`'s refusal, and a file grown after its open (refused after both passes).
+    const plain = join(dir, "close-plain.gguf");
+    await writeFile(plain, "GGUF and the rest of a model");
+    const refused = new Error("check refused it");
+    const sealedOut = join(dir, "close.sealed");
+    const check = async () => {
+      throw refused;
+    };
+    expect(await whenCloseFails(plain, () => sealModelFile(plain, sealedOut, key, { check }))).toBe(
+      "undefined: check refused it",
+    );
+    const grow = () => appendFile(plain, "more");
+    expect(await whenCloseFails(plain, () => sealModelFile(plain, sealedOut, key, { check: grow }))).toBe(
+      `MODEL_CHANGED: model file ${plain}: changed while being sealed`,
+    );
+    // Unsealing: a size that is not the manifest's, and a chunk that another key does not open.
+    const info = await sealModelFile(plain, sealedOut, key);
+    expect(await whenCloseFails(sealedOut, () => refuseSealedModel(sealedOut, "--model"))).toMatch(/^MODEL_SEALED: /);
+    const expected = { sha256: info.sha256, sizeBytes: info.sizeBytes, keyId: key.keyId };
+    const wrongSize = { ...expected, sizeBytes: info.sizeBytes + 1 };
+    expect(
+      await whenCloseFails(sealedOut, () => unsealModelFile(sealedOut, join(dir, "u1.gguf"), key, wrongSize)),
+    ).toMatch(/^MODEL_SIZE_MISMATCH: /);
+    const remade = generateModelKey(key.keyId);
+    expect(
+      await whenCloseFails(sealedOut, () => unsealModelFile(sealedOut, join(dir, "u2.gguf"), remade, expected)),
+    ).toMatch(/^SEALED_MODEL_AUTH_FAILED: sealed model chunk 0 of 1: /);
+  });
+
+  it("is not reported after all went well: nothing was written through the handle", async () => {
+    const file = join(dir, "close-after-hash.gguf");
+    await writeFile(file, "GGUF");
+    closeFails.add(file);
+    try {
+      expect(await sha256File(file)).toBe(createHash("sha256").update("GGUF").digest("hex"));
+      expect(watch.opens.filter((call) => call.path === file).map((call) => call.closed)).toEqual([true]);
+    } finally {
+      closeFails.clear();
     }
   });
 });

@@ -359,6 +359,71 @@ describe("sealed model files", () => {
     expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
   });
 
+  it("a partial file that cannot be created, written, synced or closed is MODEL_IO naming the output and errno, none left", async () => {
+    const input = join(dir, "for-failing-output.gguf");
+    await writeFile(input, randomBytes(2 * CHUNK));
+    // No directory to create it in: the output's name, never the hidden partial file's.
+    const nowhere = join(dir, "no-such-directory", "model.sealed");
+    await expect(sealModelFile(input, nowhere, key, { chunkSize: CHUNK })).rejects.toMatchObject({
+      constructor: ModelIoError,
+      code: "MODEL_IO",
+      message: `sealed model output ${nowhere}: cannot create (ENOENT)`,
+      cause: { code: "ENOENT" },
+    });
+    // The partial file's handle is the one written to: its first write or its sync fails, or its own
+    // close (a field of each handle, not of the prototype) is done, then reported failed.
+    const probe = await open(input, "r");
+    const fileHandle = Object.getPrototypeOf(probe) as Record<
+      "write" | "sync",
+      (...args: unknown[]) => Promise<unknown>
+    >;
+    await probe.close();
+    const enospc = () => Object.assign(new Error("ENOSPC: no space left on device (a stand-in)"), { code: "ENOSPC" });
+    for (const step of ["write", "sync", "close"] as const) {
+      let failed = false;
+      const failOnce = () => {
+        if (failed) return false;
+        failed = true;
+        return true;
+      };
+      const { write: realWrite, sync: realSync } = fileHandle;
+      const spies = [
+        vi.spyOn(fileHandle, "write").mockImplementation(function (this: FileHandle, ...args: unknown[]) {
+          if (step === "write" && failOnce()) return Promise.reject(enospc());
+          if (step === "close" && !failed) {
+            failed = true;
+            const close = this.close.bind(this);
+            this.close = async () => {
+              await close();
+              throw enospc();
+            };
+          }
+          return realWrite.apply(this, args);
+        }),
+        vi.spyOn(fileHandle, "sync").mockImplementation(function (this: FileHandle, ...args: unknown[]) {
+          return step === "sync" && failOnce() ? Promise.reject(enospc()) : realSync.apply(this, args);
+        }),
+      ];
+      const output = join(dir, `failing-${step}.sealed`);
+      const error = await sealModelFile(input, output, key, { chunkSize: CHUNK })
+        .then(
+          () => null,
+          (caught: unknown) => caught as ModelError,
+        )
+        .finally(() => {
+          for (const spy of spies) spy.mockRestore();
+        });
+      expect({ step, type: error?.constructor.name, code: error?.code, message: error?.message }).toEqual({
+        step,
+        type: "ModelIoError",
+        code: "MODEL_IO",
+        message: `sealed model output ${output}: cannot write (ENOSPC)`,
+      });
+      expect(await exists(output)).toBe(false);
+    }
+    expect((await readdir(dir)).filter((name) => name.includes(".partial"))).toEqual([]);
+  });
+
   it("a read of the sealed model that fails (its header, a chunk, the byte past its end) is MODEL_IO, nothing left", async () => {
     const s = await sealed(randomBytes(2 * CHUNK));
     const headerBytes = (await readSealedModelHeader(s.output)).bytes.length;
