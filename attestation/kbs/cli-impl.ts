@@ -17,7 +17,7 @@ import { GgufFormatError, printableField } from "../../models/errors.ts";
 import { summarizeModelHandle } from "../../models/inspect.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
-import { fileErrorCause, fileMessage } from "../bounded-read.ts";
+import { fileErrorCause, fileMessage, shellWord } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { stringifyJsonVisibly } from "../untrusted-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
@@ -139,10 +139,11 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
     await handle.writeFile(`${JSON.stringify(modelKeyToJwk(key))}\n`);
     await handle.chmod(0o600);
   } finally {
-    await handle.close();
     key.key.fill(0);
+    await handle.close();
   }
-  process.stdout.write(`model key "${options.keyId}" written to ${options.out} (mode 0600)\n`);
+  // The path as the error lines name it: quoted (shellWord) when it holds a line feed or an ESC.
+  process.stdout.write(`model key "${options.keyId}" written to ${shellWord(options.out)} (mode 0600)\n`);
 }
 
 export async function runKbsCheck(options: { config: string; json?: boolean }): Promise<void> {
@@ -282,7 +283,7 @@ export async function runModelSeal(
     return;
   }
   process.stdout.write(
-    `sealed ${input} (${info.plaintextSize} bytes, sha256 ${info.plaintextSha256}) into ${output} under key "${info.keyId}"\n` +
+    `sealed ${shellWord(input)} (${info.plaintextSize} bytes, sha256 ${info.plaintextSha256}) into ${shellWord(output)} under key "${info.keyId}"\n` +
       `set in the manifest's model: ${JSON.stringify(manifestModel)}\n`,
   );
 }

@@ -142,6 +142,26 @@ describe("cloister kbs and model seal", () => {
     expect(await digestOf(out)).not.toBe(sealedSha256); // a fresh salt: a new sealed file
   }, 120_000);
 
+  it("keygen's written line and model seal's sealed line quote a path with a line feed or an ESC (shellWord), as error lines do", async () => {
+    const odd = join(dir, "odd\nname\x1b[2J");
+    const quoted = (name: string) => `$'${dir}/odd\\nname\\033[2J/${name}'`;
+    await mkdir(odd);
+    const key = join(odd, "odd-v1.jwk");
+    const made = await runCloister(["kbs", "keygen", "--key-id", "odd-v1", "--out", key]);
+    expect([made.code, made.stdout]).toEqual([
+      0,
+      `model key "odd-v1" written to ${quoted("odd-v1.jwk")} (mode 0600)\n`,
+    ]);
+    const plain = join(odd, "tiny.gguf");
+    await writeTinyModel(plain);
+    const run = await runCloister(["model", "seal", "--key", key, plain, join(odd, "tiny.sealed")]);
+    expect(run.code, run.stderr).toBe(0);
+    const line = (run.stdout.split("\n")[0] as string).replace(/\d+ bytes, sha256 [0-9a-f]{64}/, "N bytes, sha256 H");
+    expect(line).toBe(
+      `sealed ${quoted("tiny.gguf")} (N bytes, sha256 H) into ${quoted("tiny.sealed")} under key "odd-v1"`,
+    );
+  }, 120_000);
+
   it("refuses a key file others can read, or a link to one, naming the file and the fix", async () => {
     const shared = join(dir, "shared.jwk");
     await writeFile(shared, await readFile(keyPath));
