@@ -232,7 +232,7 @@ async function reusableSealedModel(
   if (opened === null) return null;
   const pinned = await pinnedPath(opened.handle, opened.info);
   try {
-    const header = await readSealedHeader(opened.handle, opened.info.size);
+    const header = await readSealedHeader(opened.handle, opened.info.size, path);
     if (header.keyId !== modelKey.keyId || header.plaintextSha256 !== TINY_MODEL_SHA256) {
       progress(`${visibleOnOneLine(path)} is not the tiny model sealed under the current model key: sealing it anew`);
       return null;

@@ -2,7 +2,8 @@
  * cloister up's open of an earlier run's model file (client/cli/deploy.ts, openEarlierModel), watched
  * through node:fs/promises (wrapped: test/helpers/watched-opens.ts): the plain and the
  * sealed model a re-run finds are opened read-only, without following a link, non-blocking and
- * without taking a terminal (O_NOCTTY), and kept when they are the tiny model.
+ * without taking a terminal (O_NOCTTY), and kept when they are the tiny model; a read of the sealed
+ * model's header that fails stops `up` as MODEL_IO naming the file, not as a bare errno error.
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
@@ -10,21 +11,37 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { prepareDeployment } from "../../client/cli/deploy.ts";
+import { ModelIoError } from "../../models/errors.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
 /** Every open made (path, flags, closed): the model files' are those named tiny.gguf…. */
 const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
+/** The names (last part) whose handle's reads fail (EIO), as a disk error would. */
+const readFails = vi.hoisted(() => new Set<string>());
 
 vi.mock("node:fs/promises", async (importOriginal) => {
+  const { basename } = await import("node:path");
   const { watchOpens } = await import("../helpers/watched-opens.ts");
-  return watchOpens(await importOriginal(), watch);
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  const watched = watchOpens(await importOriginal(), watch);
+  const open = (async (...args: Parameters<typeof watched.open>) => {
+    const handle = await watched.open(...args);
+    if (readFails.has(basename(String(args[0])))) {
+      handle.read = (async () => {
+        throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+      }) as typeof handle.read;
+    }
+    return handle;
+  }) as typeof watched.open;
+  return fsWith(watched, { open });
 });
 
 const root = await testDirectory("cloister-deploy-earlier-");
 
 afterEach(() => {
   clearOpenWatch(watch);
+  readFails.clear();
 });
 
 /** The opens of a model file (tiny.gguf, tiny.gguf.sealed, by the name's last part), with their flags. */
@@ -58,5 +75,18 @@ describe("prepareDeployment (cloister up) re-run: the earlier run's model file",
     const name = basename(first.files.modelPath);
     // Kept: its one open is the check's (nothing written, nothing sealed anew).
     expect(modelOpens()).toEqual([{ name, flags: EARLIER_MODEL_FLAGS, closed: true }]);
+  });
+
+  it("stops on a sealed model whose header cannot be read: MODEL_IO naming the file (EIO), not a bare errno error", async () => {
+    const dir = await mkdtemp(join(root, "run-"));
+    const first = await prepare(dir, true);
+    readFails.add(basename(first.files.modelPath));
+    const failed = await prepare(dir, true).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(ModelIoError);
+    expect(failed).toMatchObject({ code: "MODEL_IO", path: first.files.modelPath });
+    expect((failed as Error).message).toBe(`model file ${first.files.modelPath}: cannot read (EIO)`);
   });
 });
