@@ -743,6 +743,12 @@ function auditJson(audit: AuditReference | null): { requestIdHash: string; openi
 }
 
 /**
+ * A note of `cloister chat` (the prompt as redacted, --max-tokens over the enclave's limit) as its
+ * line: said beside the answer, not an error (the exit status stays 0).
+ */
+const noteLine = (note: string) => `cloister: note: ${note}\n`;
+
+/**
  * Streams the answer to `messages`, as text to `answers` or (`json`) as one JSON object on standard
  * output. The text is the model's, which a prompt injection can steer: on a terminal, what the
  * terminal would act on (escape sequences, bidirectional controls) is written visibly
@@ -788,7 +794,7 @@ async function streamAnswer(
         answers.write("\n");
         // The answer is to the prompt as redacted, not as written: say so (kinds and counts only).
         const note = redactionNote(event.redacted, session.enclave);
-        if (note !== null) notes.write(`cloister: note: ${note}\n`);
+        if (note !== null) notes.write(noteLine(note));
       }
     }
   } catch (error) {
@@ -987,7 +993,7 @@ export async function runChat(
   // that an answer stopped there does not read as the model's own end (an interactive session says
   // it again when it moves to an enclave with another limit: chatInteractively).
   const note = maxTokensNote(options.maxTokens, session.enclave);
-  if (note !== null) process.stderr.write(`cloister: note: ${note}\n`);
+  if (note !== null) process.stderr.write(noteLine(note));
   if (prompt !== undefined) {
     await streamAnswer(session, [{ role: "user", content: prompt }], options);
     return;
@@ -1045,7 +1051,7 @@ export async function chatInteractively(
     if (!session.attested || manifestMaxTokens(session.enclave) === limitSeen) return;
     limitSeen = manifestMaxTokens(session.enclave);
     const note = maxTokensNote(options.maxTokens, session.enclave);
-    if (note !== null) output.write(`cloister: note: ${note}\n`);
+    if (note !== null) output.write(noteLine(note));
   };
   let toldTrimmed = false;
   const dropOldestExchange = (why: string) => {
