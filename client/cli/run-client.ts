@@ -591,15 +591,13 @@ async function refuseExistingCollateral(evidenceOut: string, existing: ExistingO
 }
 
 /**
- * Refuses a --document-out file that is one of the names --evidence-out writes in DIR (after both
- * were checked: their directories exist): the evidence would replace or remove the document. A
- * directory that cannot be resolved (gone since, or not to be looked into) is USAGE, naming the option.
+ * Refuses a --document-out file that --evidence-out would replace or remove, or that would stop its
+ * next run (after both were checked: their directories exist): one of the names it writes in DIR, or
+ * any file in DIR/collateral, which holds only the collateral it saves (with --force, a name it does
+ * not write there is refused: refuseExistingCollateral). A directory that cannot be resolved (gone
+ * since, or not to be looked into) is USAGE, naming the option.
  */
 async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
-  const name = basename(documentOut);
-  const inDir = EVIDENCE_OUT_NAMES.includes(name);
-  const inCollateral = COLLATERAL_OUT_NAMES.includes(name);
-  if (!inDir && !inCollateral) return;
   const resolved = (directory: string, file: string, option: string) =>
     realpath(directory).catch((cause: unknown) => {
       throw new UsageError(fileMessage(file, option, `cannot check its path (${fileErrorCause(cause, "check")})`), {
@@ -610,13 +608,14 @@ async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: str
     resolved(dirname(documentOut), documentOut, "--document-out"),
     resolved(evidenceOut, evidenceOut, "--evidence-out"),
   ]);
-  if (inDir && documentDir === evidenceDir) {
+  const name = basename(documentOut);
+  if (documentDir === evidenceDir && EVIDENCE_OUT_NAMES.includes(name)) {
     const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${name}`;
     throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
   }
+  if (documentDir !== join(evidenceDir, EVIDENCE_OUT_COLLATERAL)) return;
   const folder = join(evidenceOut, EVIDENCE_OUT_COLLATERAL);
-  if (!inCollateral || documentDir !== join(evidenceDir, EVIDENCE_OUT_COLLATERAL)) return;
-  const reason = `expected a file other than those --evidence-out writes in ${shellWord(folder)} (${COLLATERAL_OUT_NAMES.join(", ")}), found ${name}`;
+  const reason = `expected a file outside ${shellWord(folder)}, which holds only the collateral --evidence-out saves (${COLLATERAL_OUT_NAMES.join(", ")}), found one in it`;
   throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
 }
 
