@@ -92,6 +92,19 @@ describe("writeOutputFiles: the collateral folder swapped for a link while it is
     expect(await readFile(join(aside, "tcbinfo-tdx.json"), "utf8")).toBe("tcb info\n");
   });
 
+  it("with --force, swapped right after it is made: refused, nothing where the link leads; the quote written stays", async () => {
+    await mkdir(join(dir, "evidence"));
+    const elsewhere = join(dir, "elsewhere");
+    await mkdir(elsewhere);
+    Object.assign(swap, { path: join(dir, "evidence", "collateral"), after: "mkdir", to: elsewhere });
+    await expect(writeOutputFiles(outputs(), "replace")).rejects.toThrow(
+      `--evidence-out ${join(dir, "evidence", "collateral")}: expected a directory, found a symbolic link`,
+    );
+    expect(await readdir(elsewhere)).toEqual([]);
+    // Not all or none under --force (docs/platforms.md): what it replaced before the failure stays.
+    expect(await readFile(join(dir, "evidence", "quote.bin"), "utf8")).toBe("quote\n");
+  });
+
   it("an existing folder taken with --force: written in, a link at a file's name replaced, never followed", async () => {
     await mkdir(join(dir, "evidence", "collateral"), { recursive: true });
     await symlink("nowhere", join(dir, "evidence", "collateral", "crl-1.der"));
