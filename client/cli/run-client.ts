@@ -476,8 +476,17 @@ async function heldDirectory(directory: string, option: string): Promise<HeldDir
       throw await refuse(cause);
     },
   );
-  const pinned = await pinnedPath(handle, await handle.stat()).catch(() => null);
-  return { path: pinned ?? directory, close: () => handle.close().catch(() => {}) };
+  const close = () => handle.close().catch(() => {});
+  // Its status read on the handle: one that cannot be read (EIO, ESTALE) closes it and stops, as
+  // any other check of the output that fails does.
+  const opened = await handle.stat().catch(async (cause: unknown) => {
+    await close();
+    throw new UsageError(fileMessage(directory, option, `cannot check it (${fileErrorCause(cause, "check")})`), {
+      cause,
+    });
+  });
+  const pinned = await pinnedPath(handle, opened).catch(() => null);
+  return { path: pinned ?? directory, close };
 }
 
 /**

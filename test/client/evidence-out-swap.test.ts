@@ -3,9 +3,10 @@
  * by whoever may write to DIR, inside the call: right after the folder is made (mkdir), and right
  * after it is opened to be written in. Writes by name would follow the link to any directory; the
  * folder is held open (O_NOFOLLOW) and written in through /proc/self/fd/N, so nothing of this run
- * lands where the link leads. The swaps are made in a mocked node:fs/promises, deterministically.
+ * lands where the link leads. The swaps are made in a mocked node:fs/promises, deterministically;
+ * so is an fstat of the folder opened that fails (refused as USAGE naming it, the handle closed).
  */
-import { lstat, mkdir, readdir, readFile, symlink } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, readdir, readFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeOutputFiles } from "../../client/cli/run-client.ts";
@@ -18,6 +19,8 @@ const swap = vi.hoisted(() => ({
   to: "",
   done: false,
 }));
+/** A path whose handles' fstat fails (ESTALE), and whether each handle opened on it was closed. */
+const statFails = vi.hoisted(() => ({ path: null as string | null, closed: [] as boolean[] }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -33,8 +36,19 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     return made;
   }) as typeof real.mkdir;
   const openSwapped = (async (path: string, ...rest: unknown[]) => {
-    const handle = await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+    const handle = (await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest)) as FileHandle;
     await swapNow(path, "open");
+    if (path === statFails.path) {
+      const index = statFails.closed.push(false) - 1;
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        statFails.closed[index] = true;
+        await close();
+      };
+      handle.stat = (async () => {
+        throw Object.assign(new Error("ESTALE: stale file handle, fstat"), { code: "ESTALE" });
+      }) as FileHandle["stat"];
+    }
     return handle;
   }) as typeof real.open;
   const calls = { mkdir: mkdirSwapped, open: openSwapped };
@@ -49,6 +63,8 @@ testDirectoryEach("cloister-evidence-out-swap-", (made) => {
 afterEach(() => {
   swap.path = null;
   swap.done = false;
+  statFails.path = null;
+  statFails.closed.length = 0;
 });
 
 /** attest --evidence-out's outputs for a TDX quote with collateral, into DIR. */
@@ -112,5 +128,15 @@ describe("writeOutputFiles: the collateral folder swapped for a link while it is
     // The link replaced (renamed over), never followed.
     expect(await readFile(join(dir, "evidence", "collateral", "crl-1.der"), "utf8")).toBe("crl\n");
     expect((await readdir(join(dir, "evidence", "collateral"))).sort()).toEqual(["crl-1.der", "tcbinfo-tdx.json"]);
+  });
+
+  it("its status unreadable once opened (fstat: ESTALE): refused naming it, the handle closed, none of this run's files left", async () => {
+    await mkdir(join(dir, "evidence"));
+    statFails.path = join(dir, "evidence", "collateral");
+    await expect(writeOutputFiles(outputs(), "refuse")).rejects.toThrow(
+      `--evidence-out ${join(dir, "evidence", "collateral")}: cannot check it (ESTALE`,
+    );
+    expect(statFails.closed).toEqual([true]);
+    expect(await readdir(join(dir, "evidence"))).toEqual([]);
   });
 });
