@@ -208,6 +208,9 @@ async function errorCode(response: Response): Promise<string> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The host's client stall timeout where its checks are held: a time no other timer of a test is set for. */
+const STALL_MS = 4_321;
+
 /** A sealed request to the host at `url` through node:http (its answer read as it comes, chunk by chunk). */
 function postSealed(url: string): Promise<IncomingMessage> {
   return new Promise<IncomingMessage>((resolve, reject) => {
@@ -1601,9 +1604,11 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("closes the connection of a client that takes none of its answers (pipelined, never read), so it cannot hold a connection for ever", async () => {
+    // The host's stall checks are held: each runs when the test fires it, not after a time.
+    const { held } = holdTimeouts(STALL_MS);
     const document = JSON.stringify({ document: "d".repeat(4 * 1024 * 1024 - 20) });
     const { host } = await setup({
-      limits: { clientStallTimeoutMs: 200 },
+      limits: { clientStallTimeoutMs: STALL_MS },
       maxConnections: 1,
       enclave: (req, res) =>
         req.url === "/attestation"
@@ -1614,16 +1619,23 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // hold) and never read: the host sends until those are full, then waits for the client.
     const stalled = connect(host.port, "127.0.0.1");
     stalled.pause();
+    stalled.on("error", () => {}); // reset: the host closes it with its answers unsent
     cleanup.push(async () => void stalled.destroy());
+    const closed = new Promise((resolve) => stalled.once("close", resolve));
     stalled.write(`GET /v1/attestation HTTP/1.1\r\nhost: a\r\nauthorization: Bearer ${KEY}\r\n\r\n`.repeat(8));
-    // With the only connection the host allows taken, another client is served once the stalled
-    // one is closed.
+    // A check while the host still sends finds nothing waiting on the client; once its answer
+    // waits, two checks with nothing taken between them close the connection. The client, paused,
+    // sees no close: another client, asked for between two checks, is turned away at once while the
+    // stalled one holds the only connection the host allows, and served once it is closed.
     let served: Response | null = null;
-    for (let i = 0; i < 100 && served === null; i++) {
+    for (let check = 0; check < 1_000 && served === null; check++) {
+      held.at(-1)?.fire();
       served = await fetch(`${host.url}/healthz`).catch(() => null);
-      if (served === null) await sleep(50);
     }
     expect(served?.status).toBe(200);
+    // The stalled connection itself was closed: reading now, the client finds its end.
+    stalled.resume();
+    await closed;
   });
 
   it("closes a connection with more than 16 requests under way at once (pipelined): it cannot make the host hold requests without bound", async () => {
