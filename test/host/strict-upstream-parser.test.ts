@@ -44,8 +44,9 @@ const response = await fetch(host.url + "/v1/sealed", {
   headers: { authorization: "Bearer " + KEY, "content-type": "application/octet-stream" },
 });
 const text = await response.text();
-const closed = await Promise.race([enclaveClosed, new Promise((resolve) => setTimeout(() => resolve(false), 2000))]);
-console.log(JSON.stringify({ status: response.status, text, enclaveClosed: closed }));
+// Awaited as it comes, not raced against a time: a host that held the connection leaves the script
+// running until the helper's own time limit, which fails the test.
+console.log(JSON.stringify({ status: response.status, text, enclaveClosed: await enclaveClosed }));
 process.exit(0);
 `;
 
