@@ -90,7 +90,10 @@ export class EnclavePool {
     return this.#shown;
   }
 
-  /** True when there is more than one member (single-enclave hosts forward everything to it). */
+  /**
+   * True when there is more than one member: a single-enclave host forwards every sealed request to
+   * it unrouted, and refuses only a named key id (`?enclave=`) that is not its current boot's.
+   */
   get isPool(): boolean {
     return this.#members.length > 1;
   }
