@@ -485,8 +485,7 @@ async function heldDirectory(directory: string, option: string): Promise<HeldDir
       cause,
     });
   });
-  const pinned = await pinnedPath(handle, opened).catch(() => null);
-  return { path: pinned ?? directory, close };
+  return { path: (await pinnedPath(handle, opened)) ?? directory, close };
 }
 
 /**
