@@ -478,18 +478,12 @@ export interface SealedModelExpectation {
 }
 
 /**
- * The header at the start of an open sealed file, reading at most `maxBytes` (the file's size, when
- * known). With `path` (the file's name), a read that fails is ModelIoError (MODEL_IO) naming it.
+ * The header at the start of an open sealed file, reading at most `maxBytes` (the file's size). A
+ * read that fails is ModelIoError (MODEL_IO) naming `path`, the file's name.
  */
-export async function readSealedHeader(
-  handle: FileHandle,
-  maxBytes = MAX_HEADER_BYTES,
-  path?: string,
-): Promise<SealedModelHeader> {
+export async function readSealedHeader(handle: FileHandle, maxBytes: number, path: string): Promise<SealedModelHeader> {
   const buffer = Buffer.alloc(Math.min(MAX_HEADER_BYTES, maxBytes));
-  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0).catch((cause: unknown) => {
-    throw path === undefined ? cause : new ModelIoError(path, "read", cause);
-  });
+  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0).catch(cannotRead(path));
   return parseSealedModelHeader(buffer.subarray(0, bytesRead));
 }
 

@@ -51,7 +51,7 @@ vi.mock("../../models/hash.ts", async (importOriginal) => {
 async function readSealedModelHeader(path: string) {
   const handle = await open(path, "r");
   try {
-    return await readSealedHeader(handle);
+    return await readSealedHeader(handle, (await handle.stat()).size, path);
   } finally {
     await handle.close();
   }
