@@ -10,7 +10,7 @@
  * a long loop; any malformed input throws {@link GgufFormatError} and nothing else. On a path only
  * the header region is read (in small windows), never the tensor data.
  */
-import { type FileHandle, open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { decodeUtf8 } from "../attestation/utf8.ts";
 import { GgufFormatError, ModelIoError } from "./errors.ts";
 import {
@@ -27,6 +27,7 @@ import {
   scalarSize,
   VALUE_TYPE_NAMES,
 } from "./gguf-format.ts";
+import { closeModelInput, openModelInput } from "./hash.ts";
 
 export interface GgufTensorInfo {
   readonly name: string;
@@ -396,20 +397,17 @@ const WINDOW = 1 << 20;
 
 /**
  * Parse the GGUF file at `path`, reading only its header region (metadata and tensor infos) in
- * 1 MiB windows. Throws {@link GgufFormatError} for malformed content, {@link ModelIoError} when the
- * file cannot be opened or read.
+ * 1 MiB windows. Opened as every model input is (openModelInput: what is not a regular file, a FIFO
+ * or a device, is refused unopened, not waited on: ModelNotRegularFileError, MODEL_IO). Throws
+ * {@link GgufFormatError} for malformed content, {@link ModelIoError} when the file cannot be opened
+ * or read; a failing close does not replace either (closeModelInput).
  */
 export async function readGgufFile(path: string): Promise<GgufFile> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    throw new ModelIoError(path, "open", cause);
-  }
+  const { handle } = await openModelInput(path);
   try {
     return await readGgufHandle(handle, path);
   } finally {
-    await handle.close();
+    await closeModelInput(handle);
   }
 }
 

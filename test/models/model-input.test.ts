@@ -17,6 +17,8 @@ import { appendFile, type FileHandle, open, rm, writeFile } from "node:fs/promis
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
+import { readGgufFile } from "../../models/gguf-read.ts";
+import { encodeGgufHeader } from "../../models/gguf-write.ts";
 import { openModelInput, sha256File } from "../../models/hash.ts";
 import { inspectModel } from "../../models/inspect.ts";
 import { generateModelKey, refuseSealedModel, sealModelFile, unsealModelFile } from "../../models/sealed.ts";
@@ -158,6 +160,49 @@ describe("openModelInput", () => {
       expect(fstat).toHaveBeenCalledTimes(1);
     } finally {
       fstat.mockRestore();
+    }
+  });
+});
+
+describe("readGgufFile's open of the model (openModelInput's)", () => {
+  it("refuses a FIFO and a character device by their stat, without opening (nor waiting on) them", async () => {
+    const fifo = join(dir, "gguf-fifo.gguf");
+    execFileSync("mkfifo", [fifo]);
+    const errors = await Promise.all(
+      [fifo, "/dev/null"].map((path) =>
+        readGgufFile(path).then(
+          () => null,
+          (caught: unknown) => caught as ModelError,
+        ),
+      ),
+    );
+    expect(errors.map((error) => `${error?.constructor.name} ${error?.code}: ${error?.message}`)).toEqual([
+      `ModelNotRegularFileError MODEL_IO: model file ${fifo}: expected a regular file, found a FIFO`,
+      "ModelNotRegularFileError MODEL_IO: model file /dev/null: expected a regular file, found a character device",
+    ]);
+    expect(watch.opens).toEqual([]);
+  });
+
+  it("opens a model read-only, non-blocking and without taking a terminal (O_NOCTTY), and closes it", async () => {
+    const file = join(dir, "read-gguf.gguf");
+    await writeFile(file, encodeGgufHeader([], []).header);
+    expect((await readGgufFile(file)).tensors).toEqual([]);
+    expect(watch.opens).toEqual([{ path: file, flags: READ_FLAGS, closed: true }]);
+  });
+
+  it("keeps its GGUF refusal when the close of the model fails too", async () => {
+    const file = join(dir, "read-gguf-close-fails.gguf");
+    await writeFile(file, "not a model at all");
+    closeFails.add(file);
+    try {
+      const error = await readGgufFile(file).then(
+        () => null,
+        (caught: unknown) => caught as ModelError,
+      );
+      expect(error?.code).toBe("GGUF_BAD_MAGIC");
+      expect(watch.opens).toEqual([{ path: file, flags: READ_FLAGS, closed: true }]);
+    } finally {
+      closeFails.clear();
     }
   });
 });
