@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
-import { type ModelInputErrors, openModelInput } from "../models/hash.ts";
+import { closeModelInput, type ModelInputErrors, openModelInput } from "../models/hash.ts";
 import {
   OWNER_TAG,
   ownerFromTag,
@@ -177,7 +177,8 @@ export async function checkModelFile(
     if (expected.keyId !== null && root !== "/dev/shm" && expected.allowDisk !== true) throw noPrivateMemory();
     await checkRoom(source, root, copyBytes, options.freeBytes ?? freeBytesOf);
   } finally {
-    await handle.close();
+    // A failing close of this read-only handle must not replace the refusal on its way.
+    await closeModelInput(handle);
   }
 }
 
@@ -449,7 +450,7 @@ export async function stageModel(
     options.signal?.throwIfAborted();
     copy = await copyDirectory(root);
   } catch (error) {
-    await handle.close();
+    await closeModelInput(handle);
     throw error;
   }
   const { dir } = copy;

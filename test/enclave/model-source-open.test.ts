@@ -4,12 +4,13 @@
  * that is not a regular file is refused by its stat, never opened (opening a device may act: a tape
  * rewinds, a terminal becomes the controlling one), with the boot's MODEL_NOT_FOUND message; a regular
  * file is opened non-blocking and without taking a terminal (O_NOCTTY); a name swapped between that
- * stat and the open is refused by the fstat of what was opened; every handle opened is closed. A read
+ * stat and the open is refused by the fstat of what was opened; every handle opened is closed, and a
+ * close that fails then does not replace the refusal (closeModelInput). A read
  * of a sealed file's header that fails is MODEL_IO naming the file, as unsealing's reads are.
  */
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type FileHandle, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type EngineError, ModelNotAFileError } from "../../enclave/engine/errors.ts";
@@ -26,9 +27,25 @@ const watch = vi.hoisted(
   (): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set(), readFails: new Set() }),
 );
 
+/** Paths whose handles' close closes, then fails (EBADF), as a close whose descriptor went bad would. */
+const closeFails = vi.hoisted(() => new Set<string>());
+
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { watchOpens } = await import("../helpers/watched-opens.ts");
-  return watchOpens(await importOriginal(), watch);
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const open = (async (path: string, ...rest: unknown[]) => {
+    const handle = await (real.open as (...args: unknown[]) => Promise<FileHandle>)(path, ...rest);
+    if (closeFails.has(String(path))) {
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        await close();
+        throw Object.assign(new Error("EBADF: bad file descriptor, close (a stand-in)"), { code: "EBADF" });
+      };
+    }
+    return handle;
+  }) as typeof real.open;
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  return watchOpens(fsWith(real, { open }), watch);
 });
 
 const dir = await testDirectory("cloister-model-source-open-");
@@ -100,6 +117,21 @@ describe.each(Object.entries(opens))("%s's open of the --model file", (_name, ta
     const missing = join(dir, `missing: ${_name}.gguf`);
     const notFound = await refusal(take(missing, 4));
     expect(notFound.message).toBe(`--model file '${missing}': not found; check the path, or put the model file there`);
+  });
+
+  it("keeps its MODEL_SIZE_MISMATCH when the close of the file fails too (closeModelInput)", async () => {
+    const file = join(dir, `close-fails-${_name}.gguf`);
+    await writeFile(file, "GGUF");
+    closeFails.add(file);
+    try {
+      const error = await refusal(take(file, 5));
+      expect(`${error.code}: ${error.message}`).toBe(
+        `MODEL_SIZE_MISMATCH: model file ${file}: expected 5 bytes (the manifest's model.sizeBytes), found 4; not loaded`,
+      );
+      expect(watch.opens).toEqual([{ path: file, flags: READ_FLAGS, closed: true }]);
+    } finally {
+      closeFails.clear();
+    }
   });
 
   it("opens a regular file read-only, non-blocking and without taking a terminal (O_NOCTTY)", async () => {
