@@ -600,10 +600,11 @@ async function refuseExistingCollateral(evidenceOut: string, existing: ExistingO
 
 /**
  * Refuses a --document-out file that --evidence-out would replace or remove, or that would stop its
- * next run (after both were checked: their directories exist): one of the names it writes in DIR, or
- * any file in DIR/collateral, which holds only the collateral it saves (with --force, a name it does
- * not write there is refused: refuseExistingCollateral). A directory that cannot be resolved (gone
- * since, or not to be looked into) is USAGE, naming the option.
+ * next run (after both were checked: their directories exist): one of the names it writes in DIR
+ * (its files, and the collateral folder's name), or any file in DIR/collateral, which holds only the
+ * collateral it saves (with --force, a name it does not write there is refused:
+ * refuseExistingCollateral). A directory that cannot be resolved (gone since, or not to be looked
+ * into) is USAGE, naming the option.
  */
 async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: string): Promise<void> {
   const resolved = (directory: string, file: string, option: string) =>
@@ -617,8 +618,11 @@ async function refuseDocumentAmongEvidence(documentOut: string, evidenceOut: str
     resolved(evidenceOut, evidenceOut, "--evidence-out"),
   ]);
   const name = basename(documentOut);
-  if (documentDir === evidenceDir && EVIDENCE_OUT_NAMES.includes(name)) {
-    const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${EVIDENCE_OUT_NAMES.join(", ")}), found ${name}`;
+  // The collateral folder's name too: a file there would stop the folder being made, and every later
+  // --force run (refuseExistingCollateral: "expected a directory").
+  const inDir = [...EVIDENCE_OUT_NAMES, EVIDENCE_OUT_COLLATERAL];
+  if (documentDir === evidenceDir && inDir.includes(name)) {
+    const reason = `expected a file other than those --evidence-out writes in ${shellWord(evidenceOut)} (${inDir.join(", ")}), found ${name}`;
     throw optionsUsageError(fileMessage(documentOut, "--document-out", reason));
   }
   if (documentDir !== join(evidenceDir, EVIDENCE_OUT_COLLATERAL)) return;

@@ -3,7 +3,8 @@
  * the collateral attest saves: refused before the host is asked anything, whatever the file's name.
  * A name attest does not write there would be written (--force takes the folder as it is) and then
  * refuse the next --force run ("expected only the files attest saves there"); one it writes would be
- * replaced by the collateral.
+ * replaced by the collateral. A file at DIR/collateral itself (no folder yet) is refused too: it would
+ * stop the folder being made, and every later --force run.
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,6 +66,21 @@ describe("attest --force --document-out in DIR/collateral", () => {
     });
     expect(asked).toEqual([]);
     expect(readdirSync(folder)).toEqual([]);
+  });
+
+  it("DIR/collateral itself, not made yet (no TDX collateral so far): USAGE, before the host is asked", async () => {
+    // Written there, it would stop the collateral folder being made, and refuse every later --force run
+    // ("expected a directory ..., found a regular file").
+    rmSync(join(dir, "evidence", "collateral"), { recursive: true });
+    const documentOut = join(dir, "evidence", "collateral");
+    const result = await attest(documentOut);
+    expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `cloister: USAGE: --document-out ${documentOut}: expected a file other than those --evidence-out writes in ${join(dir, "evidence")} (report.bin, cert.der, quote.bin, evidence.json, td-quote.bin, collateral), found collateral (run with --help for usage)\n`,
+    });
+    expect(asked).toEqual([]);
+    expect(readdirSync(join(dir, "evidence"))).toEqual([]);
   });
 
   it("a document beside DIR, or in another folder of it, is written as before (the host is asked)", async () => {
