@@ -19,6 +19,7 @@ import { DOCUMENT_MAX_LENGTH, unverifiedDocumentSealingKey } from "../attestatio
 import { AttestationError } from "../attestation/errors.ts";
 import { describeUrlText } from "../attestation/url-text.ts";
 import { type AuditCheckpointProblem, auditRequestIdHash, checkAuditCheckpoint } from "../enclave/pipeline/audit.ts";
+import { ENCLAVE_KEY_ID_HEX } from "../sealed/envelope.ts";
 import {
   enclaveKeyId,
   FRAME_ERROR_KINDS,
@@ -108,9 +109,6 @@ export interface ConnectOptions {
    */
   readonly enclaveKeyId?: string;
 }
-
-/** An enclave key id as the host routes by it (`?enclave=`): 16 bytes, lower-case hex. */
-const ENCLAVE_KEY_ID = /^[0-9a-f]{32}$/;
 
 /** How long a session uses one verification before it verifies the enclave again (ConnectOptions). */
 export const DEFAULT_REATTEST_AFTER_MS = 60 * 60 * 1000;
@@ -1087,7 +1085,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       ? randomBytes(16)
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
   const named: unknown = options.enclaveKeyId;
-  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID.test(named))) {
+  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID_HEX.test(named))) {
     throw badOption("enclaveKeyId", "an enclave key id of 32 lower-case hex digits", named);
   }
   const reattestAfterMs = options.reattestAfterMs ?? DEFAULT_REATTEST_AFTER_MS;

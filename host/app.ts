@@ -38,13 +38,13 @@ import {
 } from "../enclave/connection-guards.ts";
 import { bodyRefusal, closeAfterLinger, contentTypeRefusal, readBodyWithin } from "../enclave/http.ts";
 import { Sweep } from "../enclave/sweep.ts";
-import { parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
+import { ENCLAVE_KEY_ID_HEX, parseEnvelope, TENANT_HEADER } from "../sealed/envelope.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
-import { EnclavePool, KEY_ID_HEX, type PoolMember } from "./pool.ts";
+import { EnclavePool, type PoolMember } from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
@@ -177,7 +177,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
    * document again, at most once a second, for a name it does not know: EnclavePool.findKeyId).
    */
   const namedMember = async (named: string | undefined): Promise<PoolMember> => {
-    if (named !== undefined && !KEY_ID_HEX.test(named)) {
+    if (named !== undefined && !ENCLAVE_KEY_ID_HEX.test(named)) {
       throw new HostError("ENCLAVE_ID_MALFORMED", 400, "enclave: expected a key id of 32 lower-case hex digits");
     }
     const only = pool.members[0] as PoolMember;

@@ -46,8 +46,6 @@ export function documentKeyId(document: string): string | null {
   return key === null ? null : createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
 }
 
-export const KEY_ID_HEX = /^[0-9a-f]{32}$/;
-
 /** Shortest time between two refreshes a request for an unknown key id may start (findKeyId). */
 const MIN_ON_DEMAND_REFRESH_MS = 1000;
 

@@ -28,6 +28,11 @@ const MAC_LENGTH = 16;
 
 export const PROTOCOL_VERSION = 1;
 export const KEY_ID_LENGTH = 16;
+/**
+ * An enclave key id as text: its KEY_ID_LENGTH bytes in lower-case hex, the one spelling the host
+ * routes by (`?enclave=`, a pool member's key id) and the client names an enclave with.
+ */
+export const ENCLAVE_KEY_ID_HEX = new RegExp(`^[0-9a-f]{${2 * KEY_ID_LENGTH}}$`);
 export const ROUTING_HEADER_LENGTH = 22;
 export const EPHEMERAL_KEY_OFFSET = ROUTING_HEADER_LENGTH;
 export const NONCE_OFFSET = EPHEMERAL_KEY_OFFSET + X25519_KEY_LENGTH;

@@ -1,5 +1,6 @@
 /** `cloister` sub-commands of the client party. Actions import their implementation lazily. */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { ENCLAVE_KEY_ID_HEX } from "../../sealed/envelope.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { examples } from "./help-examples.ts";
 import { choiceOption, intOption } from "./output.ts";
@@ -14,7 +15,7 @@ export const ENCLAVE_KEY_ID_HELP =
 
 /** Commander parser of `--enclave`: an enclave key id as the host routes by it (lower-case hex). */
 export function enclaveKeyIdOption(value: string): string {
-  if (!/^[0-9a-f]{32}$/.test(value)) {
+  if (!ENCLAVE_KEY_ID_HEX.test(value)) {
     throw new InvalidArgumentError(
       `--enclave expects an enclave key id of 32 lower-case hex digits, found "${visibleOnOneLine(value)}"`,
     );

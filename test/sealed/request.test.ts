@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import nacl from "tweetnacl";
 import { describe, expect, it, vi } from "vitest";
 import { sha256 } from "../../sealed/crypto.ts";
-import { encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH } from "../../sealed/envelope.ts";
+import { ENCLAVE_KEY_ID_HEX, encodeEnvelopePrefix, MAX_REQUEST_CIPHERTEXT_LENGTH } from "../../sealed/envelope.ts";
 import {
   ENVELOPE_PREFIX_LENGTH,
   enclaveKeyId,
@@ -572,5 +573,22 @@ describe("openRequest error messages", () => {
     expect(error.code).toBe("REQUEST_MALFORMED");
     const everything = `${error.message} ${String(error.cause)} ${(error.cause as Error | undefined)?.message ?? ""}`;
     expect(everything).not.toContain("swordfish");
+  });
+});
+
+describe("ENCLAVE_KEY_ID_HEX", () => {
+  it("matches an enclave key id in lower-case hex, and no other spelling or length", async () => {
+    const id = toHex(await enclaveKeyId((await enclaveKeyFromSeed(1)).publicKey));
+    expect(ENCLAVE_KEY_ID_HEX.test(id)).toBe(true);
+    for (const other of [id.toUpperCase(), id.slice(1), `${id}0`, `${id.slice(1)}g`, ` ${id.slice(1)}`, `${id}\n`]) {
+      expect([other, ENCLAVE_KEY_ID_HEX.test(other)]).toEqual([other, false]);
+    }
+  });
+
+  it("is the one spelling of the key id's form: the CLI, the SDK and the host spell no pattern of their own", () => {
+    for (const file of ["client/cli/commands.ts", "client/sdk.ts", "host/pool.ts", "host/app.ts"]) {
+      const text = readFileSync(new URL(`../../${file}`, import.meta.url), "utf8");
+      expect([file, text.includes("[0-9a-f]{32}")]).toEqual([file, false]);
+    }
   });
 });
