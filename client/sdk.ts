@@ -34,6 +34,7 @@ import {
   textHash,
   verifyReceipt,
 } from "../sealed/index.ts";
+import { DEFAULT_REPLAY_WINDOW_MS } from "../sealed/replay.ts";
 import { CHAT_ROLES, REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { AuditReference, ClientError, type ClientErrorKind } from "./errors.ts";
 import { anchorsForPolicy, type ClientPolicy, parsedClientPolicy, verifyWithClientPolicy } from "./policy.ts";
@@ -585,11 +586,12 @@ class HttpClient {
       // The enclave found the sealed timestamp outside its window: this machine's clock is off, or
       // the host held the request that long. The client cannot tell which, so it stays transport
       // (retry once the clock is right) and says both. Its own words, not the host's text: the host
-      // could put any time of the enclave's in it.
+      // could put any time of the enclave's in it. The window named is the enclave's default (the
+      // enclave keeps it: enclave/service.ts's ReplayGuard).
       throw new ClientError(
         "transport",
         code,
-        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that the enclave refused the sealed request as stale (REQUEST_STALE: its timestamp outside the enclave's window of ±2 min): check this machine's clock against the enclave's; or the request was held on the way longer than that`,
+        `${this.base}${path}: HTTP ${response.status}: ${speaker} reports that the enclave refused the sealed request as stale (REQUEST_STALE: its timestamp outside the enclave's window of ±${DEFAULT_REPLAY_WINDOW_MS / 60_000} min): check this machine's clock against the enclave's; or the request was held on the way longer than that`,
         host,
       );
     }

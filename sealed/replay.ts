@@ -11,8 +11,11 @@
  */
 import { ReplayCacheFullError, RequestReplayedError, RequestStaleError, SealedInvalidArgumentError } from "./errors.ts";
 
+/** The window ReplayGuard keeps when given none (the enclave's): ±120 000 ms of its clock. */
+export const DEFAULT_REPLAY_WINDOW_MS = 120_000;
+
 export interface ReplayGuardOptions {
-  /** Accepted clock skew either way and how long ids are remembered; default 120 000 ms. */
+  /** Accepted clock skew either way and how long ids are remembered; default DEFAULT_REPLAY_WINDOW_MS. */
   readonly windowMs?: number;
   /** Most live ids remembered; default 100 000. */
   readonly maxEntries?: number;
@@ -28,7 +31,7 @@ export class ReplayGuard {
   #lastSweep = Number.NEGATIVE_INFINITY;
 
   constructor(options: ReplayGuardOptions = {}) {
-    const windowMs = options.windowMs ?? 120_000;
+    const windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
     const maxEntries = options.maxEntries ?? 100_000;
     if (!Number.isSafeInteger(windowMs) || windowMs < 1) {
       throw new SealedInvalidArgumentError(`ReplayGuard windowMs: expected a positive integer, found ${windowMs}`);

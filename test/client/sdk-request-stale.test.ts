@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { DEFAULT_REPLAY_WINDOW_MS, ReplayGuard } from "../../sealed/replay.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo } from "./helpers.ts";
 
@@ -42,9 +43,13 @@ function holdingSealed(holdMs: number): { transport: Transport; held: () => numb
 }
 
 describe("a sealed request held on the way", () => {
+  it("the window the SDK names is the enclave's: ReplayGuard's default, 120 000 ms", () => {
+    expect([DEFAULT_REPLAY_WINDOW_MS, new ReplayGuard().windowMs]).toEqual([120_000, 120_000]);
+  });
+
   it("past the window (120 001 ms) → transport REQUEST_STALE saying: this machine's clock, or the hold", async () => {
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
-    const hold = holdingSealed(120_001);
+    const hold = holdingSealed(DEFAULT_REPLAY_WINDOW_MS + 1);
     const { session } = await connectTo({ transport: hold.transport });
     const error = await rejectionOf(session.complete("hello"), ClientError);
     expect(hold.held()).toBe(1);
@@ -60,7 +65,7 @@ describe("a sealed request held on the way", () => {
 
   it("inside the window (120 000 ms) → answered", async () => {
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
-    const hold = holdingSealed(120_000);
+    const hold = holdingSealed(DEFAULT_REPLAY_WINDOW_MS);
     const { session } = await connectTo({ transport: hold.transport });
     expect((await session.complete("hello")).text).toBe("ok");
     expect(hold.held()).toBe(1);
