@@ -190,11 +190,14 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const member = await pool.findKeyId(named);
     // A single enclave whose document could not be read just now to learn its key id is down (or
     // booting), as the client would have been told had the host known the name: not another boot.
+    // The failed read is named by the pool's reason (EnclavePool.#check: the host's own refusal
+    // text, the HTTP status or why the answer held no document; no URL, key or secret). The pool
+    // keeps no error object, so there is no cause to pass.
     if (!pool.isPool && member === undefined && only.state === "unreachable") {
       throw new HostError(
         "ENCLAVE_UNREACHABLE",
         502,
-        "enclave is unreachable from the host (its document was not read)",
+        `enclave is unreachable from the host (its document was not read; ${only.reason ?? "no reason kept"})`,
       );
     }
     if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member);

@@ -268,6 +268,10 @@ describe("a single enclave is held to a name as a pool is", () => {
     // A session from before the host started names its enclave while that enclave is down (booting).
     only.answer = (res) => res.writeHead(503, { "content-type": "application/json" }).end("{}");
     expect(await ask("/v1/audit/checkpoint", `?enclave=${keyIdFor(only.key)}`)).toBe("502 ENCLAVE_UNREACHABLE");
+    // The refusal names what the failed read found (the enclave answers 503 whether it is read again or not).
+    expect(await documentOf(`?enclave=${keyIdFor(only.key)}`)).toBe(
+      "502 ENCLAVE_UNREACHABLE: enclave is unreachable from the host (its document was not read; document: HTTP 503)",
+    );
     // Back: the one enclave gets every request again (nothing re-reads a single enclave on a timer, so
     // a refusal for that failed read would last, and tell its clients their key changed: it did not).
     only.answer = undefined;
