@@ -145,7 +145,15 @@ export class EnclavePool {
     try {
       const got = await this.options.fetchText(`${member.url}/attestation`);
       if (got.status !== 200) throw new Error(`HTTP ${got.status}`);
-      const value = (JSON.parse(got.text) as { document?: unknown }).document;
+      // The reason is shown to clients (a single enclave's ENCLAVE_UNREACHABLE) and logged: fixed
+      // words, never JSON.parse's message, which quotes the answer.
+      let answer: { document?: unknown } | null;
+      try {
+        answer = JSON.parse(got.text) as { document?: unknown } | null;
+      } catch {
+        throw new Error("its answer is not JSON");
+      }
+      const value = answer?.document;
       if (typeof value !== "string") throw new Error("no document in its answer");
       document = value;
     } catch (error) {

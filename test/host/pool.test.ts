@@ -94,11 +94,18 @@ describe("enclave pool", () => {
     // A 200 answer without a document is no document: the member is not offered sessions.
     answer = { status: 200, text: "{}" };
     await pool.refresh();
+    // An answer that is not JSON is named in fixed words: JSON.parse's message would quote the answer.
+    answer = { status: 200, text: "\u001b[2Jnot json" };
+    await pool.refresh();
+    answer = { status: 200, text: "null" };
+    await pool.refresh();
     expect(changes).toEqual([
       "key id, unknown, null",
       "key id, ready, null",
       "key id, unreachable, document: HTTP 503",
       "key id, unreachable, document: HTTP 500",
+      "key id, unreachable, document: no document in its answer",
+      "key id, unreachable, document: its answer is not JSON",
       "key id, unreachable, document: no document in its answer",
     ]);
   });
