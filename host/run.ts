@@ -109,8 +109,8 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
     port: options.port,
     accessLog: jsonLinesAccessLog(),
     auditDir: options.auditDir,
-    // A message may carry an enclave's text (a pool member's reason quotes the answer it gave for
-    // its document): one line, each character a terminal acts on or shows as other text escaped.
+    // A message may carry text from outside the host (an error's message): one line, each character
+    // a terminal acts on or shows as other text escaped. A pool member's reason is fixed words.
     onError: (message) => process.stderr.write(`cloister host: ${visibleOnOneLine(message)}\n`),
     corsOrigins: options.corsOrigin,
     limits: {
