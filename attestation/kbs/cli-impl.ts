@@ -1,6 +1,6 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { basename } from "node:path";
 import {
   listenUsageError,
@@ -135,12 +135,32 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
       { cause: error },
     );
   }
+  // Written, chmod-ed and synced, then closed: a close that fails after all that is a failure too
+  // (the data may not be on disk). On any failure the file is removed (this run made it: O_EXCL),
+  // so no partial key is left at --out for the next run to be refused on (EEXIST); the first error
+  // is the cause. The key is zeroed in every case.
+  let failure: unknown = null;
   try {
     await handle.writeFile(`${JSON.stringify(modelKeyToJwk(key))}\n`);
     await handle.chmod(0o600);
+    await handle.sync();
+  } catch (error) {
+    failure = error;
   } finally {
     key.key.fill(0);
-    await handle.close();
+  }
+  await handle.close().catch((error: unknown) => {
+    failure ??= error;
+  });
+  if (failure !== null) {
+    const removed = await rm(options.out, { force: true }).then(
+      () => "the partial file was removed",
+      (error: unknown) => `the partial file could not be removed (${fileErrorCause(error, "write")}): remove it`,
+    );
+    throw new UsageError(
+      fileMessage(options.out, "--out", `cannot write the key (${fileErrorCause(failure, "write")}); ${removed}`),
+      { cause: failure },
+    );
   }
   // The path as the error lines name it: quoted (shellWord) when it holds a line feed or an ESC.
   process.stdout.write(`model key "${options.keyId}" written to ${shellWord(options.out)} (mode 0600)\n`);

@@ -1,0 +1,122 @@
+/**
+ * `cloister kbs keygen` (attestation/kbs/cli-impl.ts runKbsKeygen) writes its key file whole or not
+ * at all: the key is synced before the file is closed, and a write, chmod, sync or close that fails
+ * removes the file it created, so no partial key is left at --out (a later run would be refused on it,
+ * EEXIST: a model key is never overwritten). The refusal names --out and the errno, the first error
+ * its cause. The handle's methods are spied on through FileHandle's prototype; its close (a field of
+ * each handle, not of the prototype) through node:fs/promises' open, mocked.
+ */
+import { access, type FileHandle, open, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
+import { testDirectory } from "../helpers/test-directory.ts";
+
+/** Each close of a handle opened through node:fs/promises' open, and the error a close is to throw (after closing). */
+const closing = vi.hoisted(() => ({ closes: 0, fails: null as Error | null }));
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>();
+  const { fsWith } = await import("../helpers/foreign-link.ts");
+  const open = (async (...args: Parameters<typeof real.open>) => {
+    const handle = await real.open(...args);
+    const close = handle.close.bind(handle);
+    handle.close = async () => {
+      closing.closes += 1;
+      await close();
+      if (closing.fails !== null) throw closing.fails;
+    };
+    return handle;
+  }) as typeof real.open;
+  return fsWith(real, { open });
+});
+
+const dir = await testDirectory("cloister-kbs-keygen-write-");
+
+/** FileHandle's prototype (node:fs/promises does not export the class): that of a handle opened. */
+const handleProto: FileHandle = await (async () => {
+  const handle = await open(join(dir, "probe"), "w");
+  await handle.close();
+  closing.closes = 0;
+  return Object.getPrototypeOf(handle) as FileHandle;
+})();
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  closing.closes = 0;
+  closing.fails = null;
+});
+
+const quietly = () => vi.spyOn(process.stdout, "write").mockReturnValue(true);
+const errno = (code: string, call: string) => Object.assign(new Error(`${code}: failed, ${call}`), { code });
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+describe("kbs keygen: the key file is written whole or not at all", () => {
+  it("syncs the key before closing, and the file holds it", async () => {
+    quietly();
+    const sync = vi.spyOn(handleProto, "sync");
+    const out = join(dir, "synced.jwk");
+    await runKbsKeygen({ keyId: "synced-v1", out });
+    expect(sync).toHaveBeenCalledTimes(1);
+    expect(closing.closes).toBe(1);
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ kid: "synced-v1" });
+  });
+
+  it.each([
+    ["writeFile", "ENOSPC"],
+    ["chmod", "EPERM"],
+    ["sync", "EIO"],
+  ] as const)("a %s that fails (%s) leaves no file at --out and names --out and the errno", async (method, code) => {
+    quietly();
+    const failure = errno(code, method);
+    vi.spyOn(handleProto, method).mockRejectedValue(failure);
+    const out = join(dir, `${method}.jwk`);
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "USAGE", cause: failure });
+    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(${code}\\b`));
+    expect((refused as Error).message).toContain("the partial file was removed");
+    expect(closing.closes).toBe(1);
+    expect(await exists(out)).toBe(false);
+    // Nothing left in the way: the next run writes the key.
+    vi.restoreAllMocks();
+    quietly();
+    await runKbsKeygen({ keyId: "k-v1", out });
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ kid: "k-v1" });
+  });
+
+  it("a close that fails after the write and sync is reported (the key may not be on disk), the file removed", async () => {
+    quietly();
+    const failure = errno("EIO", "close");
+    closing.fails = failure;
+    const out = join(dir, "close.jwk");
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "USAGE", cause: failure });
+    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(EIO\\b`));
+    expect(await exists(out)).toBe(false);
+  });
+
+  it("a close that fails after a failed write keeps the write's error as the cause", async () => {
+    quietly();
+    const failure = errno("ENOSPC", "write");
+    vi.spyOn(handleProto, "writeFile").mockRejectedValue(failure);
+    closing.fails = errno("EIO", "close");
+    const out = join(dir, "both.jwk");
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "USAGE", cause: failure });
+    expect((refused as Error).message).toContain("(ENOSPC");
+    expect(await exists(out)).toBe(false);
+  });
+});
