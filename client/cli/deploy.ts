@@ -21,7 +21,7 @@ import { simulatedMeasurement } from "../../enclave/tee.ts";
 import { devManifest } from "../../manifests/dev.ts";
 import { generateManifestSigningKey, manifestPublicJwk, signManifest } from "../../manifests/sign.ts";
 import { ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
-import { HASH_BUFFER_BYTES, sha256Handle } from "../../models/hash.ts";
+import { closeModelInput, HASH_BUFFER_BYTES, sha256Handle } from "../../models/hash.ts";
 import { type ProcessOwner, processOwner } from "../../models/process-owner.ts";
 import {
   generateModelKey,
@@ -169,10 +169,10 @@ async function openEarlierModel(at: string, path: string): Promise<{ handle: Fil
     const info = await handle.stat();
     if (info.isFile()) return { handle, info };
   } catch (cause) {
-    await handle.close();
+    await closeModelInput(handle);
     throw new ModelIoError(path, "read", cause);
   }
-  await handle.close();
+  await closeModelInput(handle);
   return null;
 }
 
@@ -205,7 +205,7 @@ async function tinyModelAt(at: string, path: string): Promise<boolean> {
   try {
     return (await sha256Opened(opened, path)) === TINY_MODEL_SHA256;
   } finally {
-    await opened.handle.close();
+    await closeModelInput(opened.handle);
   }
 }
 
@@ -250,7 +250,7 @@ async function reusableSealedModel(
     progress(`${visibleOnOneLine(path)} does not open as the tiny model (${error.code}): sealing it anew`);
     return null;
   } finally {
-    await opened.handle.close();
+    await closeModelInput(opened.handle);
   }
 }
 

@@ -3,7 +3,9 @@
  * through node:fs/promises (wrapped: test/helpers/watched-opens.ts): the plain and the
  * sealed model a re-run finds are opened read-only, without following a link, non-blocking and
  * without taking a terminal (O_NOCTTY), and kept when they are the tiny model; a read of the sealed
- * model's header that fails stops `up` as MODEL_IO naming the file, not as a bare errno error.
+ * model's header that fails stops `up` as MODEL_IO naming the file, not as a bare errno error; a close
+ * of that read-only handle that fails (models/hash.ts closeModelInput) neither stops `up` nor
+ * replaces the error on its way.
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
@@ -19,6 +21,10 @@ import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
 /** The names (last part) whose handle's reads fail (EIO), as a disk error would. */
 const readFails = vi.hoisted(() => new Set<string>());
+/** The names (last part) whose handle's fstat fails (EIO). */
+const statFails = vi.hoisted(() => new Set<string>());
+/** The names (last part) whose handle's close fails (EIO), after closing. */
+const closeFails = vi.hoisted(() => new Set<string>());
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { basename } = await import("node:path");
@@ -32,6 +38,18 @@ vi.mock("node:fs/promises", async (importOriginal) => {
         throw Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
       }) as typeof handle.read;
     }
+    if (statFails.has(basename(String(args[0])))) {
+      handle.stat = (async () => {
+        throw Object.assign(new Error("EIO: i/o error, fstat"), { code: "EIO" });
+      }) as typeof handle.stat;
+    }
+    if (closeFails.has(basename(String(args[0])))) {
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        await close();
+        throw Object.assign(new Error("EIO: i/o error, close"), { code: "EIO" });
+      };
+    }
     return handle;
   }) as typeof watched.open;
   return fsWith(watched, { open });
@@ -42,6 +60,8 @@ const root = await testDirectory("cloister-deploy-earlier-");
 afterEach(() => {
   clearOpenWatch(watch);
   readFails.clear();
+  statFails.clear();
+  closeFails.clear();
 });
 
 /** The opens of a model file (tiny.gguf, tiny.gguf.sealed, by the name's last part), with their flags. */
@@ -89,4 +109,46 @@ describe("prepareDeployment (cloister up) re-run: the earlier run's model file",
     expect(failed).toMatchObject({ code: "MODEL_IO", path: first.files.modelPath });
     expect((failed as Error).message).toBe(`model file ${first.files.modelPath}: cannot read (EIO)`);
   });
+
+  it.each([
+    ["plain", false],
+    ["sealed", true],
+  ] as const)(
+    "keeps the %s model when the close of its read-only handle fails (nothing written through it)",
+    async (_kind, sealed) => {
+      const dir = await mkdtemp(join(root, "run-"));
+      const first = await prepare(dir, sealed);
+      clearOpenWatch(watch);
+      closeFails.add(basename(first.files.modelPath));
+      const second = await prepare(dir, sealed);
+      expect(second.sha256).toBe(first.sha256);
+      expect(modelOpens()).toEqual([
+        { name: basename(first.files.modelPath), flags: EARLIER_MODEL_FLAGS, closed: true },
+      ]);
+    },
+  );
+
+  it.each([
+    ["plain", "read", false],
+    ["sealed", "read", true],
+    ["plain", "fstat", false],
+    ["sealed", "fstat", true],
+  ] as const)(
+    "a %s model whose %s fails stops up as MODEL_IO (EIO) though its close fails too, not as the close's errno",
+    async (_kind, failing, sealed) => {
+      const dir = await mkdtemp(join(root, "run-"));
+      const first = await prepare(dir, sealed);
+      const name = basename(first.files.modelPath);
+      if (failing === "read") readFails.add(name);
+      else statFails.add(name);
+      closeFails.add(name);
+      const failed = await prepare(dir, sealed).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failed).toBeInstanceOf(ModelIoError);
+      expect(failed).toMatchObject({ code: "MODEL_IO", path: first.files.modelPath });
+      expect((failed as Error).message).toBe(`model file ${first.files.modelPath}: cannot read (EIO)`);
+    },
+  );
 });
