@@ -16,6 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
+import { KEY_ID_LENGTH } from "../sealed/envelope.ts";
 import { checkEnclaveUrl } from "./enclave-url.ts";
 
 export type MemberState = "unknown" | "ready" | "unreachable";
@@ -43,7 +44,7 @@ export interface PoolOptions {
 /** `SHA-256(X25519 key)[0..16]` of the document's `cnf.jwk` (the envelope's key id), or null. */
 export function documentKeyId(document: string): string | null {
   const key = unverifiedDocumentSealingKey(document);
-  return key === null ? null : createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
+  return key === null ? null : createHash("sha256").update(key).digest().subarray(0, KEY_ID_LENGTH).toString("hex");
 }
 
 /** Shortest time between two refreshes a request for an unknown key id may start (findKeyId). */
