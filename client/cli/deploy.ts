@@ -113,9 +113,13 @@ async function writeWithMode(path: string, name: string, text: string, mode: num
     await handle.truncate(0);
     await handle.chmod(mode);
     await handle.writeFile(text);
-  } finally {
-    await handle.close();
+  } catch (error) {
+    // The first error is the one reported: a close that fails as well is dropped, not thrown in its place.
+    await handle.close().catch(() => {});
+    throw error;
   }
+  // After a good write, a close that fails is a failure too: the text may not have been written.
+  await handle.close();
 }
 
 /**
