@@ -18,6 +18,8 @@ import { startHost } from "../../host/server.ts";
 import { pageSection } from "../helpers/doc-pages.ts";
 
 /** The page's paragraph on verifying the audit log, white space runs as one space. */
+const API_KEY = "ck_docs_test_0123456789abcdef";
+
 const auditParagraph = () => pageSection("docs/deploy.md", "**Verifying the audit log.**", "\n## 6. ");
 
 function documentFor(key: Uint8Array): string {
@@ -60,7 +62,7 @@ describe("docs/deploy.md: naming a pool member to check its boot's audit log", (
           {
             id: "k",
             project: "p",
-            sha256: hashApiKey("ck_docs_test_0123456789abcdef"),
+            sha256: hashApiKey(API_KEY),
             permissions: ["attest"],
             requestsPerMinute: 60,
           },
@@ -72,6 +74,30 @@ describe("docs/deploy.md: naming a pool member to check its boot's audit log", (
       auditDir: null,
       onError: (line) => logged.push(line),
     });
+    // The page's /healthz command, as pasted (its API key file read), lists the members' fields it names.
+    const curl = /\bcurl -H "([^:]+): Bearer \$\(cat ([^)]+)\)" https:\/\/cloister\.example(\/healthz) /.exec(
+      paragraph,
+    );
+    expect(curl, "the page's /healthz command").not.toBeNull();
+    const [, header, keyFile, path] = curl as RegExpExecArray;
+    expect(keyFile).toBe("keys/alice.api-key");
+    const authorization = { [header as string]: `Bearer ${API_KEY}` };
+    const health = (await (await fetch(`${host.url}${path}`, { headers: authorization })).json()) as {
+      enclaves?: Record<string, unknown>[];
+    };
+    const fields = /lists them to an API key that may attest \(`enclaves`: ((?:`\w+`(?:, )?)+)\)/.exec(paragraph)?.[1];
+    expect(fields, "the /healthz fields the page names").toBeDefined();
+    for (const member of health.enclaves ?? []) {
+      for (const field of (fields as string).match(/\w+/g) ?? []) expect(member).toHaveProperty(field);
+    }
+    expect(health.enclaves?.map((member) => member.keyId)).toEqual(documents.map(documentKeyId));
+    // The host's refusal of a key id no member has, in the words the page quotes.
+    const quotedUnknown = /`(no enclave of this host has it now)` for/.exec(paragraph)?.[1];
+    expect(quotedUnknown, "the page's words for a key id no member has").toBeDefined();
+    const refused = await fetch(`${host.url}/v1/attestation?enclave=${"0".repeat(32)}`, { headers: authorization });
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    expect({ status: refused.status, code: body.error.code }).toEqual({ status: 409, code: "WRONG_ENCLAVE_KEY" });
+    expect(body.error.message).toContain(quotedUnknown as string);
     await host.close();
     // The page's line, with N for the member's index and … for its key id.
     const shape = new RegExp(
