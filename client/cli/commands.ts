@@ -11,13 +11,14 @@ export const API_KEY_FILE_HELP =
 
 /** `--enclave` of `attest` and `audit checkpoint`: connect's `enclaveKeyId`. */
 export const ENCLAVE_KEY_ID_HELP =
-  "verify this enclave of a pool only, by its key id (32 hex digits: cloister attest prints it, the host logs each member's); a document of another enclave is refused";
+  "verify this enclave of a pool only, by its key id (32 lower-case hex digits, not the 16 of a boot id that names its audit log: cloister attest prints it, the host logs each member's, its /healthz lists them); a document of another enclave is refused, and the key id of a member stopped or restarted (it boots with a new one) by the host (WRONG_ENCLAVE_KEY)";
 
 /** Commander parser of `--enclave`: an enclave key id as the host routes by it (lower-case hex). */
 export function enclaveKeyIdOption(value: string): string {
   if (!ENCLAVE_KEY_ID_HEX.test(value)) {
+    const bootId = /^[0-9a-f]{16}$/.test(value) ? " (a boot id, as an audit log's file name has: not a key id)" : "";
     throw new InvalidArgumentError(
-      `--enclave expects an enclave key id of 32 lower-case hex digits, found "${visibleOnOneLine(value)}"`,
+      `--enclave expects an enclave key id of 32 lower-case hex digits, found "${visibleOnOneLine(value)}"${bootId}; take it from cloister attest (key id), the host's log (pool: enclave N is ready (key id …)) or its /healthz (enclaves)`,
     );
   }
   return value;
