@@ -119,15 +119,20 @@ export class EnclavePool {
 
   /** Records a document the member served: its key id (a restart shows as a new one). */
   noteDocument(member: PoolMember, document: string): void {
-    const keyId = documentKeyId(document);
-    if (keyId !== member.keyId) {
-      member.keyId = keyId;
-      this.options.onChange?.(member);
-    }
+    if (this.#takeKeyId(member, document)) this.options.onChange?.(member);
   }
 
-  mark(member: PoolMember, state: MemberState, reason: string | null): void {
-    const changed = member.state !== state || member.reason !== reason;
+  /** Whether the document's key id is new for the member (then taken), without telling onChange. */
+  #takeKeyId(member: PoolMember, document: string): boolean {
+    const keyId = documentKeyId(document);
+    if (keyId === member.keyId) return false;
+    member.keyId = keyId;
+    return true;
+  }
+
+  /** Sets the member's state; onChange hears of it once, also for a key id taken with it (`keyIdTaken`). */
+  mark(member: PoolMember, state: MemberState, reason: string | null, keyIdTaken = false): void {
+    const changed = keyIdTaken || member.state !== state || member.reason !== reason;
     member.state = state;
     member.reason = reason;
     if (changed) this.options.onChange?.(member);
@@ -161,8 +166,9 @@ export class EnclavePool {
       this.mark(member, "unreachable", `document: ${(error as Error).message}`);
       return;
     }
-    this.noteDocument(member, document);
-    this.mark(member, "ready", null);
+    // One change, not two: a member back with a new key id is told as ready with it, never as still
+    // unreachable (or unknown) with the new key id.
+    this.mark(member, "ready", null, this.#takeKeyId(member, document));
   }
 
   /** Arms the periodic refresh (the host runs the first one itself, before it listens). */

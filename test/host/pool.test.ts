@@ -99,14 +99,18 @@ describe("enclave pool", () => {
     await pool.refresh();
     answer = { status: 200, text: "null" };
     await pool.refresh();
+    // Back after a restart (a new key id): one change, ready with the new key id, never a line with
+    // the new key id and the state it had while it was away.
+    answer = { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(2)) }) };
+    await pool.refresh();
     expect(changes).toEqual([
-      "key id, unknown, null",
       "key id, ready, null",
       "key id, unreachable, document: HTTP 503",
       "key id, unreachable, document: HTTP 500",
       "key id, unreachable, document: no document in its answer",
       "key id, unreachable, document: its answer is not JSON",
       "key id, unreachable, document: no document in its answer",
+      "key id, ready, null",
     ]);
   });
 
