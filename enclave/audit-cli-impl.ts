@@ -863,7 +863,9 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     process.stderr.write("note: key taken from the document's sig_jwk; its hardware evidence was not verified here\n");
   }
   if (result.ok) {
-    process.stdout.write(`audit log valid: ${result.records} records, last record hash ${result.lastRecordHash}\n`);
+    process.stdout.write(
+      `audit log valid: ${result.records} record${result.records === 1 ? "" : "s"}, last record hash ${result.lastRecordHash}\n`,
+    );
     // The chain shows what was removed, reordered or altered before its last line, never what was
     // cut after it: only a count the enclave signed (a checkpoint) does (SECURITY.md).
     if (expect === undefined) {
