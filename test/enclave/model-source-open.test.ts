@@ -10,7 +10,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
-import { type FileHandle, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type EngineError, ModelNotAFileError } from "../../enclave/engine/errors.ts";
@@ -24,28 +24,21 @@ import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
  * paths whose handle's fstat or reads fail (EIO).
  */
 const watch = vi.hoisted(
-  (): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set(), readFails: new Set() }),
+  (): OpenWatch => ({
+    opens: [],
+    afterStat: new Map(),
+    fstatFails: new Set(),
+    readFails: new Set(),
+    closeFails: new Set(),
+  }),
 );
 
 /** Paths whose handles' close closes, then fails (EBADF), as a close whose descriptor went bad would. */
-const closeFails = vi.hoisted(() => new Set<string>());
+const closeFails = watch.closeFails as Set<string>;
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { watchOpens } = await import("../helpers/watched-opens.ts");
-  const real = await importOriginal<typeof import("node:fs/promises")>();
-  const open = (async (path: string, ...rest: unknown[]) => {
-    const handle = await (real.open as (...args: unknown[]) => Promise<FileHandle>)(path, ...rest);
-    if (closeFails.has(String(path))) {
-      const close = handle.close.bind(handle);
-      handle.close = async () => {
-        await close();
-        throw Object.assign(new Error("EBADF: bad file descriptor, close (a stand-in)"), { code: "EBADF" });
-      };
-    }
-    return handle;
-  }) as typeof real.open;
-  const { fsWith } = await import("../helpers/foreign-link.ts");
-  return watchOpens(fsWith(real, { open }), watch);
+  return watchOpens(await importOriginal(), watch);
 });
 
 const dir = await testDirectory("cloister-model-source-open-");

@@ -3,8 +3,9 @@
  * openModelInput and its callers): every open made (its path, its flags, and whether the handle it
  * gave was closed), a step run on a path right after its stat returned (a name swapped between that
  * stat and the open, made deterministic inside the call under test), and the paths whose handle's
- * fstat fails (EIO), or, given `readFails`, whose handle's reads fail (EIO). `real` is the original module: this file imports none, so a mock's factory may
- * import it.
+ * fstat fails (EIO), or, given `readFails`, whose handle's reads fail (EIO), or, given `closeFails`,
+ * whose handle's close closes, then fails (EBADF), as a close whose descriptor went bad would. `real`
+ * is the original module: this file imports none, so a mock's factory may import it.
  */
 import type { FileHandle } from "node:fs/promises";
 import { fsWith } from "./foreign-link.ts";
@@ -17,6 +18,7 @@ export interface OpenWatch {
   readonly afterStat: Map<string, () => Promise<void>>;
   readonly fstatFails: Set<string>;
   readonly readFails?: Set<string>;
+  readonly closeFails?: Set<string>;
 }
 
 /** `real` whose open and stat report to, and act as, `watch` says. */
@@ -29,6 +31,9 @@ export function watchOpens(real: Fs, watch: OpenWatch): Fs {
     handle.close = async () => {
       opened.closed = true;
       await close();
+      if (watch.closeFails?.has(opened.path)) {
+        throw Object.assign(new Error("EBADF: bad file descriptor, close (a stand-in)"), { code: "EBADF" });
+      }
     };
     if (watch.fstatFails.has(opened.path)) {
       handle.stat = (async () => {
@@ -58,4 +63,5 @@ export function clearOpenWatch(watch: OpenWatch): void {
   watch.afterStat.clear();
   watch.fstatFails.clear();
   watch.readFails?.clear();
+  watch.closeFails?.clear();
 }

@@ -13,7 +13,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { appendFile, type FileHandle, open, rm, writeFile } from "node:fs/promises";
+import { appendFile, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ModelError, ModelIoError, ModelNotRegularFileError } from "../../models/errors.ts";
@@ -26,26 +26,15 @@ import { testDirectory } from "../helpers/test-directory.ts";
 import { clearOpenWatch, type OpenWatch } from "../helpers/watched-opens.ts";
 
 /** Every open made (path, flags, closed), and what to do to a path right after its stat returned. */
-const watch = vi.hoisted((): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set() }));
+const watch = vi.hoisted(
+  (): OpenWatch => ({ opens: [], afterStat: new Map(), fstatFails: new Set(), closeFails: new Set() }),
+);
 /** Paths whose handles' close closes, then fails (EBADF), as a close whose descriptor went bad would. */
-const closeFails = vi.hoisted(() => new Set<string>());
+const closeFails = watch.closeFails as Set<string>;
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const { watchOpens } = await import("../helpers/watched-opens.ts");
-  const real = await importOriginal<typeof import("node:fs/promises")>();
-  const open = (async (path: string, ...rest: unknown[]) => {
-    const handle = await (real.open as (...args: unknown[]) => Promise<FileHandle>)(path, ...rest);
-    if (closeFails.has(String(path))) {
-      const close = handle.close.bind(handle);
-      handle.close = async () => {
-        await close();
-        throw Object.assign(new Error("EBADF: bad file descriptor, close (a stand-in)"), { code: "EBADF" });
-      };
-    }
-    return handle;
-  }) as typeof real.open;
-  const { fsWith } = await import("../helpers/foreign-link.ts");
-  return watchOpens(fsWith(real, { open }), watch);
+  return watchOpens(await importOriginal(), watch);
 });
 
 const dir = await testDirectory("cloister-model-input-");
