@@ -18,6 +18,10 @@ import { parseTdQeIdentity, parseTdxTcbInfo } from "./collateral.ts";
 import type { TdxQuote } from "./parse.ts";
 import type { TdxCollateral } from "./verify.ts";
 
+/** The issuer chains' file names in a collateral folder (`attest --evidence-out` writes them so). */
+export const TCB_INFO_ISSUER_CHAIN_FILE = "tcb-info-issuer-chain.pem";
+export const QE_IDENTITY_ISSUER_CHAIN_FILE = "qe-identity-issuer-chain.pem";
+
 /**
  * Each file of the directory is read to 512 KiB, what the wire form takes of one (collateral.ts:
  * MAX_TEXT characters): Intel's TCB info, QE identity, issuer chains and CRLs are a few KiB each. A
@@ -171,11 +175,11 @@ export async function loadTdxCollateralDirectory(
       tcbInfo:
         tcbInfo === undefined
           ? undefined
-          : { json: tcbInfo.bytes, issuerChain: await chain("tcb-info-issuer-chain.pem") },
+          : { json: tcbInfo.bytes, issuerChain: await chain(TCB_INFO_ISSUER_CHAIN_FILE) },
       qeIdentity:
         qeIdentity === undefined
           ? undefined
-          : { json: qeIdentity.bytes, issuerChain: await chain("qe-identity-issuer-chain.pem") },
+          : { json: qeIdentity.bytes, issuerChain: await chain(QE_IDENTITY_ISSUER_CHAIN_FILE) },
     },
     crls,
     files: { tcbInfo: tcbInfo?.file ?? null, qeIdentity: qeIdentity?.file ?? null, crls: crlFiles },

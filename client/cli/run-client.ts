@@ -19,6 +19,7 @@ import {
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { DuplicateMemberError } from "../../attestation/json-text.ts";
 import { BrokerConfigError, type PrivateKeyFileOptions, readPrivateKeyFile } from "../../attestation/kbs/key-file.ts";
+import { QE_IDENTITY_ISSUER_CHAIN_FILE, TCB_INFO_ISSUER_CHAIN_FILE } from "../../attestation/tdx/collateral-dir.ts";
 import { decodeUtf8 } from "../../attestation/utf8.ts";
 import { enclaveKeyId } from "../../sealed/index.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
@@ -322,9 +323,9 @@ export const EVIDENCE_OUT_COLLATERAL = "collateral";
 /** The names of the collateral folder's files, by the wire member each holds (attestation/collateral.ts). */
 const COLLATERAL_OUT_FILES = {
   tcbInfo: "tcbinfo-tdx.json",
-  tcbInfoIssuerChain: "tcb-info-issuer-chain.pem",
+  tcbInfoIssuerChain: TCB_INFO_ISSUER_CHAIN_FILE,
   qeIdentity: "qeidentity-td-qe.json",
-  qeIdentityIssuerChain: "qe-identity-issuer-chain.pem",
+  qeIdentityIssuerChain: QE_IDENTITY_ISSUER_CHAIN_FILE,
 } as const;
 
 /** The name of the collateral's CRL at `index` (from 0) in the collateral folder. */
