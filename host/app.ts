@@ -397,20 +397,22 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
           : [pool.members[0] as PoolMember];
     if (candidates.length === 0) throw noEnclave();
     for (const [i, member] of candidates.entries()) {
+      // Numbered before it is sent: what it finds is not taken over what a read started later found.
+      const read = pool.readStarted(member);
       let answer: Awaited<ReturnType<typeof readBounded>>;
       try {
         const upstream = await upstreamRequest(upstreamOptions, routeTo(member, "/attestation"), { method: "GET" });
         answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       } catch (error) {
         if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
-        pool.mark(member, "unreachable", `document: ${error.code}`);
+        pool.mark(member, "unreachable", `document: ${error.code}`, read);
         if (i === candidates.length - 1) throw error;
         continue;
       }
       // A member that is shutting down (or still booting) offers no new sessions: the next one is asked.
       const idle = pool.isPool && answer.status === 503 ? notServing(answer.body) : null;
       if (idle !== null && i < candidates.length - 1) {
-        pool.mark(member, "unreachable", idle);
+        pool.mark(member, "unreachable", idle, read);
         continue;
       }
       // The host learns the member's current key id from the document it hands out: a pool routes by
@@ -418,7 +420,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       if (answer.status === 200) {
         try {
           const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
-          if (typeof document === "string") pool.noteDocument(member, document);
+          if (typeof document === "string") pool.noteDocument(member, document, read);
         } catch {
           // not JSON: passed on as it is; the client reports it
         }

@@ -60,6 +60,13 @@ export class EnclavePool {
   #refreshing: Promise<void> | null = null;
   /** When (performance.now()) a request for an unknown key id last started a refresh. */
   #onDemandAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Per member: the number of the last read of its document started (readStarted), and of the
+   * latest-started read whose outcome was taken. Reads end in any order; one that ends after a read
+   * started later was taken is dropped, so a slow read never puts back an old key id, nor marks
+   * unreachable a member a newer read found ready.
+   */
+  readonly #reads = new Map<PoolMember, { started: number; taken: number }>();
 
   constructor(
     urls: readonly string[],
@@ -81,6 +88,7 @@ export class EnclavePool {
         ) as PoolMember,
     );
     this.#members = members;
+    for (const member of members) this.#reads.set(member, { started: 0, taken: 0 });
     this.#shown = Object.freeze([...members]);
   }
 
@@ -117,9 +125,33 @@ export class EnclavePool {
     return rotated.sort((a, b) => rank(a) - rank(b) || a.inFlight - b.inFlight);
   }
 
-  /** Records a document the member served: its key id (a restart shows as a new one). */
-  noteDocument(member: PoolMember, document: string): void {
-    if (this.#takeKeyId(member, document)) this.options.onChange?.(member);
+  /** Numbers a read of the member's document as it starts: what noteDocument and mark are given with its outcome. */
+  readStarted(member: PoolMember): number {
+    return ++this.#readsOf(member).started;
+  }
+
+  /** Whether the outcome of read number `read` is to be taken (then it is): no read started later was. */
+  #takes(member: PoolMember, read: number): boolean {
+    const reads = this.#readsOf(member);
+    if (read < reads.taken) return false;
+    reads.taken = read;
+    return true;
+  }
+
+  #readsOf(member: PoolMember): { started: number; taken: number } {
+    const reads = this.#reads.get(member);
+    if (reads === undefined)
+      throw new RangeError(`enclave pool: expected one of its members, found index ${member.index}`);
+    return reads;
+  }
+
+  /**
+   * Records a document the member served: its key id (a restart shows as a new one). `read` is the
+   * number readStarted gave the read before it was sent; a document from a read older than one
+   * already taken is dropped.
+   */
+  noteDocument(member: PoolMember, document: string, read: number): void {
+    if (this.#takes(member, read) && this.#takeKeyId(member, document)) this.options.onChange?.(member);
   }
 
   /** Whether the document's key id is new for the member (then taken), without telling onChange. */
@@ -130,8 +162,17 @@ export class EnclavePool {
     return true;
   }
 
+  /**
+   * Sets the member's state. With `read` (readStarted's number for the document read that found it),
+   * not when a read started later was already taken; without, always (what a sealed request saw).
+   */
+  mark(member: PoolMember, state: MemberState, reason: string | null, read?: number): void {
+    if (read !== undefined && !this.#takes(member, read)) return;
+    this.#set(member, state, reason);
+  }
+
   /** Sets the member's state; onChange hears of it once, also for a key id taken with it (`keyIdTaken`). */
-  mark(member: PoolMember, state: MemberState, reason: string | null, keyIdTaken = false): void {
+  #set(member: PoolMember, state: MemberState, reason: string | null, keyIdTaken = false): void {
     const changed = keyIdTaken || member.state !== state || member.reason !== reason;
     member.state = state;
     member.reason = reason;
@@ -147,6 +188,7 @@ export class EnclavePool {
   }
 
   async #check(member: PoolMember): Promise<void> {
+    const read = this.readStarted(member);
     let document: string;
     try {
       const got = await this.options.fetchText(`${member.url}/attestation`);
@@ -163,12 +205,13 @@ export class EnclavePool {
       if (typeof value !== "string") throw new Error("no document in its answer");
       document = value;
     } catch (error) {
-      this.mark(member, "unreachable", `document: ${(error as Error).message}`);
+      this.mark(member, "unreachable", `document: ${(error as Error).message}`, read);
       return;
     }
+    if (!this.#takes(member, read)) return;
     // One change, not two: a member back with a new key id is told as ready with it, never as still
     // unreachable (or unknown) with the new key id.
-    this.mark(member, "ready", null, this.#takeKeyId(member, document));
+    this.#set(member, "ready", null, this.#takeKeyId(member, document));
   }
 
   /** Arms the periodic refresh (the host runs the first one itself, before it listens). */
