@@ -186,7 +186,9 @@ describe("enclave pool", () => {
     const stopping = pool.stop().then(() => {
       stopped = true;
     });
-    await new Promise((r) => setTimeout(r, 20));
+    // The read is sent as refresh() is called; a stop() that did not wait would have ended before
+    // the next turn of the event loop (it has nothing else to wait for).
+    await new Promise((r) => setImmediate(r));
     expect({ reads: pending.length, stopped }).toEqual({ reads: 1, stopped: false });
     for (const answer of pending) answer();
     await Promise.all([...refreshes, stopping]);
@@ -212,6 +214,75 @@ describe("enclave pool", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it("takes no document from a read that ends after one started later was taken: the old key id does not come back", async () => {
+    const [oldKey, newKey] = [new Uint8Array(32).fill(8), new Uint8Array(32).fill(9)];
+    const answers: ((key: Uint8Array) => void)[] = [];
+    const told: (string | null)[] = [];
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: (url) =>
+        new Promise((resolve) => {
+          const answer = (key: Uint8Array) =>
+            resolve({ status: 200, text: JSON.stringify({ document: documentFor(key) }) });
+          if (url === "http://a/attestation") answers.push(answer);
+          else answer(new Uint8Array(32).fill(1));
+        }),
+      onChange: (m) => {
+        if (m.index === 0) told.push(m.keyId);
+      },
+    });
+    const a = pool.members[0] as PoolMember;
+    // A refresh reads a before the enclave restarts, and is slow to end; the host's own read of a,
+    // started after it, hands out the new boot's document first.
+    const refreshing = pool.refresh();
+    pool.noteDocument(a, documentFor(newKey), pool.readStarted(a));
+    answers[0]?.(oldKey);
+    await refreshing;
+    expect({ keyId: a.keyId, told }).toEqual({ keyId: keyIdFor(newKey), told: [keyIdFor(newKey)] });
+    // The other way round: the host's read started first and ends last.
+    const hostRead = pool.readStarted(a);
+    const again = pool.refresh();
+    answers[1]?.(newKey);
+    await again;
+    pool.noteDocument(a, documentFor(oldKey), hostRead);
+    expect(a.keyId).toBe(keyIdFor(newKey));
+  });
+
+  it("marks no member unreachable for a failed read that ends after one started later found it ready", async () => {
+    const answers: ((ok: boolean) => void)[] = [];
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: () =>
+        new Promise((resolve) => {
+          answers.push((ok) =>
+            resolve(
+              ok
+                ? { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(2)) }) }
+                : { status: 502, text: "" },
+            ),
+          );
+        }),
+    });
+    const a = pool.members[0] as PoolMember;
+    // The host's document read (failed over: host/app.ts) started first, then a refresh found a ready.
+    const hostRead = pool.readStarted(a);
+    const refreshing = pool.refresh();
+    for (const answer of answers) answer(true);
+    await refreshing;
+    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", hostRead);
+    expect(a.state).toBe("ready");
+    // A refresh's failed read of a ends after the host took a document from a read started later.
+    const again = pool.refresh();
+    pool.noteDocument(a, documentFor(new Uint8Array(32).fill(3)), pool.readStarted(a));
+    for (const answer of answers.slice(2)) answer(false);
+    await again;
+    expect(pool.status()).toMatchObject([
+      { state: "ready", keyId: keyIdFor(new Uint8Array(32).fill(3)) },
+      { state: "unreachable", reason: "document: HTTP 502" },
+    ]);
+    // A read with no later one taken is taken, failures included.
+    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", pool.readStarted(a));
+    expect(a.state).toBe("unreachable");
   });
 
   it("lets unknown key ids start at most one pool refresh a second, however many a caller sends", async () => {
@@ -335,14 +406,25 @@ describe("host /healthz over a pool", () => {
         expect.objectContaining({ state: "ready", keyId: keyIdFor(new Uint8Array(32).fill(2)) }),
       ]);
       await host.close();
-      // Refreshing every 20 ms, then closed: no member is read again.
+      // Refreshing every 20 ms (the interval held: only the test moves it), then closed: the timer
+      // is gone, and however far time goes on, no member is read again.
+      vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
       const often = await start(20);
-      await new Promise((r) => setTimeout(r, 100));
+      const readsBefore = reads.length;
+      const timedReads = new Promise<void>((resolve) => {
+        for (const server of servers) server.on("request", () => reads.length === readsBefore + 2 && resolve());
+      });
+      vi.advanceTimersByTime(20);
+      await timedReads;
+      expect(vi.getTimerCount()).toBe(1);
       await often.close();
+      expect(vi.getTimerCount()).toBe(0);
       const readsAtClose = reads.length;
-      await new Promise((r) => setTimeout(r, 200));
+      vi.advanceTimersByTime(60_000);
+      await new Promise((r) => setImmediate(r));
       expect(reads.length).toBe(readsAtClose);
     } finally {
+      vi.useRealTimers();
       for (const server of servers) {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
