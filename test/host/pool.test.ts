@@ -12,6 +12,8 @@ import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
+import { held } from "../helpers/held.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 function documentFor(key: Uint8Array): string {
   const payload = base64url.encode(
@@ -429,6 +431,52 @@ describe("host /healthz over a pool", () => {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
       }
+    }
+  });
+
+  it("numbers its own document read before sending it: a refresh started meanwhile is not undone by its old document", async () => {
+    const [oldKey, newKey] = [new Uint8Array(32).fill(6), new Uint8Array(32).fill(7)];
+    const answer = held();
+    const enclave = createServer((_req, res) => {
+      answer.enter();
+      void answer.promise.then(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ document: documentFor(oldKey) }));
+      });
+    });
+    const port = await listenOnTestPort(enclave);
+    try {
+      // The refresh reads the same member (fetchText) and finds its next boot; b is another member.
+      const pool = new EnclavePool([`http://127.0.0.1:${port}`, "http://b"], {
+        fetchText: async (url) => ({
+          status: 200,
+          text: JSON.stringify({
+            document: documentFor(url.startsWith("http://b") ? new Uint8Array(32).fill(1) : newKey),
+          }),
+        }),
+      });
+      const key = "ck_healthz_test_key_0123456789abcdef";
+      const app = createHostApp({
+        pool,
+        apiKeys: new ApiKeyStore({
+          version: 1,
+          keys: [{ id: "k", project: "p", sha256: hashApiKey(key), permissions: ["attest"], requestsPerMinute: 60 }],
+        }),
+        limits: DEFAULT_HOST_LIMITS,
+        accessLog: () => {},
+      });
+      const a = pool.members[0] as PoolMember;
+      pool.mark(pool.members[1] as PoolMember, "unreachable", "gone");
+      const handedOut = app.request("/v1/attestation", { headers: { authorization: `Bearer ${key}` } });
+      await answer.entered;
+      await pool.refresh();
+      expect(a.keyId).toBe(keyIdFor(newKey));
+      answer.settle();
+      expect((await handedOut).status).toBe(200);
+      expect(a.keyId).toBe(keyIdFor(newKey));
+    } finally {
+      enclave.closeAllConnections();
+      await new Promise((resolve) => enclave.close(resolve));
     }
   });
 
