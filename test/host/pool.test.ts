@@ -372,6 +372,16 @@ describe("enclave pool", () => {
   });
 });
 
+/** An API key allowed to attest, and a host app over `pool` that takes it. */
+const HOST_KEY = "ck_healthz_test_key_0123456789abcdef";
+function hostOver(pool: EnclavePool) {
+  const apiKeys = new ApiKeyStore({
+    version: 1,
+    keys: [{ id: "k", project: "p", sha256: hashApiKey(HOST_KEY), permissions: ["attest"], requestsPerMinute: 60 }],
+  });
+  return createHostApp({ pool, apiKeys, limits: DEFAULT_HOST_LIMITS, accessLog: () => {} });
+}
+
 describe("host /healthz over a pool", () => {
   it("startHost reads every member before it listens, and reads none once closed", async () => {
     const reads: number[] = [];
@@ -455,16 +465,8 @@ describe("host /healthz over a pool", () => {
           }),
         }),
       });
-      const key = "ck_healthz_test_key_0123456789abcdef";
-      const app = createHostApp({
-        pool,
-        apiKeys: new ApiKeyStore({
-          version: 1,
-          keys: [{ id: "k", project: "p", sha256: hashApiKey(key), permissions: ["attest"], requestsPerMinute: 60 }],
-        }),
-        limits: DEFAULT_HOST_LIMITS,
-        accessLog: () => {},
-      });
+      const key = HOST_KEY;
+      const app = hostOver(pool);
       const a = pool.members[0] as PoolMember;
       pool.mark(pool.members[1] as PoolMember, "unreachable", "gone");
       const handedOut = app.request("/v1/attestation", { headers: { authorization: `Bearer ${key}` } });
@@ -490,16 +492,8 @@ describe("host /healthz over a pool", () => {
         throw new Error("connection refused");
       },
     });
-    const key = "ck_healthz_test_key_0123456789abcdef";
-    const app = createHostApp({
-      pool,
-      apiKeys: new ApiKeyStore({
-        version: 1,
-        keys: [{ id: "k", project: "p", sha256: hashApiKey(key), permissions: ["attest"], requestsPerMinute: 60 }],
-      }),
-      limits: DEFAULT_HOST_LIMITS,
-      accessLog: () => {},
-    });
+    const key = HOST_KEY;
+    const app = hostOver(pool);
     await pool.refresh();
     const health = (auth: boolean) =>
       app.request("/healthz", auth ? { headers: { authorization: `Bearer ${key}` } } : {});
