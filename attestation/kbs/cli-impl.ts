@@ -1,14 +1,12 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
-import { constants } from "node:fs";
-import { open, rm } from "node:fs/promises";
 import { basename } from "node:path";
 import {
   listenUsageError,
-  missingDirectory,
   noDirectoryError,
   optionsUsageError,
   printJson,
   UsageError,
+  writeFileAtomically,
 } from "../../client/cli/output.ts";
 import { isLoopbackAddress, shownHost } from "../../client/loopback.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, type RunningServer } from "../../enclave/http.ts";
@@ -113,54 +111,33 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
     throw optionsUsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
   }
   const key = generateModelKey(options.keyId);
-  let handle: Awaited<ReturnType<typeof open>>;
+  // Whole or not at all (writeFileAtomically): a failed write leaves nothing at --out for the next
+  // run to be refused on (EEXIST); never over an existing file. The key is zeroed in every case.
   try {
-    handle = await open(
+    await writeFileAtomically(
       options.out,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
+      `${JSON.stringify(modelKeyToJwk(key))}\n`,
+      { mode: 0o600, replace: false },
+      {
+        exists: (cause) =>
+          new UsageError(
+            fileMessage(
+              options.out,
+              "--out",
+              "already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)",
+            ),
+            { cause },
+          ),
+        noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
+        failed: (cause, operation) =>
+          new UsageError(
+            fileMessage(options.out, "--out", `cannot write the key (${fileErrorCause(cause, operation)})`),
+            { cause },
+          ),
+      },
     );
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const directory = code === "ENOENT" ? await missingDirectory(options.out) : null;
-    if (directory !== null) throw noDirectoryError("--out", options.out, directory, error);
-    throw new UsageError(
-      code === "EEXIST"
-        ? fileMessage(
-            options.out,
-            "--out",
-            "already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)",
-          )
-        : fileMessage(options.out, "--out", `cannot create (${fileErrorCause(error, "write")})`),
-      { cause: error },
-    );
-  }
-  // Written, chmod-ed and synced, then closed: a close that fails after all that is a failure too
-  // (the data may not be on disk). On any failure the file is removed (this run made it: O_EXCL),
-  // so no partial key is left at --out for the next run to be refused on (EEXIST); the first error
-  // is the cause. The key is zeroed in every case.
-  let failure: unknown = null;
-  try {
-    await handle.writeFile(`${JSON.stringify(modelKeyToJwk(key))}\n`);
-    await handle.chmod(0o600);
-    await handle.sync();
-  } catch (error) {
-    failure = error;
   } finally {
     key.key.fill(0);
-  }
-  await handle.close().catch((error: unknown) => {
-    failure ??= error;
-  });
-  if (failure !== null) {
-    const removed = await rm(options.out, { force: true }).then(
-      () => "the partial file was removed",
-      (error: unknown) => `the partial file could not be removed (${fileErrorCause(error, "write")}): remove it`,
-    );
-    throw new UsageError(
-      fileMessage(options.out, "--out", `cannot write the key (${fileErrorCause(failure, "write")}); ${removed}`),
-      { cause: failure },
-    );
   }
   // The path as the error lines name it: quoted (shellWord) when it holds a line feed or an ESC.
   process.stdout.write(`model key "${options.keyId}" written to ${shellWord(options.out)} (mode 0600)\n`);

@@ -304,12 +304,17 @@ export async function writeFileAtomically(
       fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
       options.mode,
     );
+    let written = false;
     try {
       await handle.chmod(options.mode); // whatever the umask
       await handle.writeFile(content);
       await handle.sync();
+      written = true;
     } finally {
-      await handle.close();
+      // A close that fails after a failed write must not hide the write's error (the cause).
+      await handle.close().catch((error: unknown) => {
+        if (written) throw error;
+      });
     }
     if (options.replace) await rename(temporary, file);
     else {

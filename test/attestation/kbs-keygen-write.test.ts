@@ -1,12 +1,12 @@
 /**
  * `cloister kbs keygen` (attestation/kbs/cli-impl.ts runKbsKeygen) writes its key file whole or not
- * at all: the key is synced before the file is closed, and a write, chmod, sync or close that fails
- * removes the file it created, so no partial key is left at --out (a later run would be refused on it,
- * EEXIST: a model key is never overwritten). The refusal names --out and the errno, the first error
- * its cause. The handle's methods are spied on through FileHandle's prototype; its close (a field of
+ * at all (client/cli/output.ts writeFileAtomically): the key is synced before its file is closed and
+ * put in place, the directory after; a write, chmod, sync or close that fails leaves nothing at --out
+ * (a later run would be refused on it, EEXIST: a model key is never overwritten) and no temporary
+ * file. The refusal names --out and the errno, the first error its cause. The handle's methods are spied on through FileHandle's prototype; its close (a field of
  * each handle, not of the prototype) through node:fs/promises' open, mocked.
  */
-import { access, type FileHandle, open, readFile } from "node:fs/promises";
+import { access, type FileHandle, open, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
@@ -49,6 +49,8 @@ afterEach(() => {
 
 const quietly = () => vi.spyOn(process.stdout, "write").mockReturnValue(true);
 const errno = (code: string, call: string) => Object.assign(new Error(`${code}: failed, ${call}`), { code });
+/** Temporary files (writeFileAtomically's `.NAME.HEX.tmp`) left in the test directory. */
+const leftovers = async () => (await readdir(dir)).filter((name) => name.endsWith(".tmp"));
 const exists = (path: string) =>
   access(path).then(
     () => true,
@@ -56,14 +58,22 @@ const exists = (path: string) =>
   );
 
 describe("kbs keygen: the key file is written whole or not at all", () => {
-  it("syncs the key before closing, and the file holds it", async () => {
+  it("syncs the key before its file is closed, then the directory, and the file holds it", async () => {
     quietly();
-    const sync = vi.spyOn(handleProto, "sync");
+    const realSync = handleProto.sync;
+    /** The closes done before each sync. */
+    const closesAtSync: number[] = [];
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      closesAtSync.push(closing.closes);
+      return realSync.call(this);
+    });
     const out = join(dir, "synced.jwk");
     await runKbsKeygen({ keyId: "synced-v1", out });
-    expect(sync).toHaveBeenCalledTimes(1);
-    expect(closing.closes).toBe(1);
+    // The key file's before its close, the directory's after it.
+    expect(closesAtSync).toEqual([0, 1]);
+    expect(closing.closes).toBe(2);
     expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ kid: "synced-v1" });
+    expect(await leftovers()).toEqual([]);
   });
 
   it.each([
@@ -81,9 +91,11 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     );
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
     expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(${code}\\b`));
-    expect((refused as Error).message).toContain("the partial file was removed");
+    // Nothing was put at --out: no partial file to speak of.
+    expect((refused as Error).message).not.toContain("partial");
     expect(closing.closes).toBe(1);
     expect(await exists(out)).toBe(false);
+    expect(await leftovers()).toEqual([]);
     // Nothing left in the way: the next run writes the key.
     vi.restoreAllMocks();
     quietly();
@@ -103,6 +115,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
     expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(EIO\\b`));
     expect(await exists(out)).toBe(false);
+    expect(await leftovers()).toEqual([]);
   });
 
   it("a close that fails after a failed write keeps the write's error as the cause", async () => {
@@ -118,5 +131,6 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
     expect((refused as Error).message).toContain("(ENOSPC");
     expect(await exists(out)).toBe(false);
+    expect(await leftovers()).toEqual([]);
   });
 });
