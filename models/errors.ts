@@ -72,6 +72,16 @@ export class ModelIoError extends ModelError {
 }
 
 /**
+ * The refusal of a read or fstat of the model file `path` that failed, for a promise's `.catch`:
+ * MODEL_IO (ModelIoError), naming it and the errno.
+ */
+export function cannotRead(path: string): (cause: unknown) => never {
+  return (cause) => {
+    throw new ModelIoError(path, "read", cause);
+  };
+}
+
+/**
  * A model path that is there but is not a regular file (a FIFO, a device, a socket, a directory),
  * refused without being waited on or read: code MODEL_IO, and bad input (isModelBadInput) by this
  * class, not by a missing cause. `found` says what the path is (describeFileKind).

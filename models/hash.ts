@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { constants as fsConstants, type Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { describeFileKind } from "../attestation/bounded-read.ts";
-import { ModelIoError, ModelNotRegularFileError } from "./errors.ts";
+import { cannotRead, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 
 /**
  * How much of the file each read of its hash takes: sha256File's, and the buffer inspectModel and
@@ -100,9 +100,7 @@ export async function sha256Handle(handle: FileHandle, path: string, size: numbe
   const hash = createHash("sha256");
   for (let at = 0; at < size; ) {
     const length = Math.min(buffer.length, size - at);
-    const { bytesRead } = await handle.read(buffer, 0, length, at).catch((cause: unknown) => {
-      throw new ModelIoError(path, "read", cause);
-    });
+    const { bytesRead } = await handle.read(buffer, 0, length, at).catch(cannotRead(path));
     if (bytesRead === 0) break;
     hash.update(buffer.subarray(0, bytesRead));
     at += bytesRead;

@@ -6,7 +6,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { fileMessage } from "../attestation/bounded-read.ts";
-import { GgufFormatError, ModelError, ModelIoError } from "./errors.ts";
+import { cannotRead, GgufFormatError, ModelError } from "./errors.ts";
 import { type GgufFile, metadataArrayLength, metadataNumber, metadataString, readGgufHandle } from "./gguf-read.ts";
 import { closeModelInput, HASH_BUFFER_BYTES, openModelInput, sha256Handle } from "./hash.ts";
 import { refuseSealedModelHandle } from "./sealed.ts";
@@ -77,9 +77,7 @@ export async function inspectModel(path: string): Promise<ModelSummary> {
     const sha256 = await sha256Handle(handle, path, header.bytes, Buffer.allocUnsafe(HASH_BUFFER_BYTES));
     // The digest is of the size the header's read saw: a file grown or cut since (written to in
     // place) is refused, not printed with a digest of part of it, or of a part of its new size.
-    const { size } = await handle.stat().catch((cause: unknown) => {
-      throw new ModelIoError(path, "read", cause);
-    });
+    const { size } = await handle.stat().catch(cannotRead(path));
     if (size !== header.bytes) {
       throw new ModelError(
         "MODEL_CHANGED",

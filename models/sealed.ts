@@ -30,7 +30,7 @@ import { Worker } from "node:worker_threads";
 import { base64url } from "jose";
 import { fileMessage } from "../attestation/bounded-read.ts";
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
-import { ModelError, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
+import { cannotRead, ModelError, ModelIoError, ModelNotRegularFileError } from "./errors.ts";
 import { closeModelInput, openModelInput, sha256Handle } from "./hash.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "./key-id.ts";
 import { partialFile, removeAbandonedPartials, replaceableOutput } from "./partial-file.ts";
@@ -94,9 +94,7 @@ export async function refuseSealedModel(path: string, field: string): Promise<vo
 /** refuseSealedModel on a file already open (`handle`, read at offset 0, not closed; `path` names it). */
 export async function refuseSealedModelHandle(handle: FileHandle, path: string, field: string): Promise<void> {
   const head = Buffer.alloc(MAGIC.length);
-  await handle.read(head, 0, MAGIC.length, 0).catch((cause: unknown) => {
-    throw new ModelIoError(path, "read", cause);
-  });
+  await handle.read(head, 0, MAGIC.length, 0).catch(cannotRead(path));
   if (!hasSealedModelMagic(head)) return;
   throw new SealedModelError(
     "MODEL_SEALED",
@@ -452,13 +450,6 @@ function workerHash(): StreamHash {
 
 /** Sealed files at least this large hash their ciphertext on a worker thread. */
 export const PARALLEL_HASH_MIN_BYTES = 64 << 20;
-
-/** The refusal of a read or fstat of the model file `path` that failed: MODEL_IO, naming it and the errno. */
-function cannotRead(path: string): (cause: unknown) => never {
-  return (cause) => {
-    throw new ModelIoError(path, "read", cause);
-  };
-}
 
 /**
  * The refusal of a create, write, sync or close of sealModelFile's partial file that failed: MODEL_IO
