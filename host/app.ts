@@ -200,7 +200,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         `enclave is unreachable from the host (its document was not read; ${only.reason ?? "no reason kept"})`,
       );
     }
-    if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member);
+    if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member, true);
     return member;
   };
   const cors = new CorsPolicy(options.corsOrigins ?? []);
@@ -424,7 +424,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         } catch {
           // not JSON: passed on as it is; the client reports it
         }
-        if (named !== undefined && member.keyId !== named) throw unknownEnclave(named, undefined);
+        if (named !== undefined && member.keyId !== named) throw unknownEnclave(named, undefined, true);
       }
       return passedOn(answer);
     }
@@ -683,15 +683,22 @@ const noEnclave = () =>
 /**
  * The code the SDK answers by re-attesting once and resealing (for a sealed request to a single
  * enclave, the enclave sends it itself; the host sends it for a name that is not its boot's).
+ * `named`: the key id came from `?enclave=`, which an operator's `--enclave` sends too: for that
+ * reader the message also says where a member's state and current key id are (/healthz, the host's
+ * log); the host cannot tell whether the member restarted (a new key id) or is down.
  */
-const unknownEnclave = (keyId: string, member: PoolMember | undefined) =>
-  new HostError(
+const unknownEnclave = (keyId: string, member: PoolMember | undefined, named = false) => {
+  const found = member === undefined ? "no enclave of this host has it now" : "that enclave is unreachable";
+  const look =
+    member === undefined
+      ? "take a member's current key id from /healthz or the host's log (a restarted member has a new one)"
+      : "see its state in /healthz or the host's log";
+  return new HostError(
     "WRONG_ENCLAVE_KEY",
     409,
-    member === undefined
-      ? `enclave key id ${keyId}: no enclave of this host has it now; re-attest`
-      : `enclave key id ${keyId}: that enclave is unreachable; re-attest`,
+    `enclave key id ${keyId}: ${found}; re-attest${named ? ` (a client's session), or ${look}` : ""}`,
   );
+};
 
 /** Enclave 503 codes that mean "no new sessions or requests here" (enclave/server.ts), and why. */
 const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([

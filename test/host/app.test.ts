@@ -1023,15 +1023,23 @@ describe("host app (real loopback server, scripted enclave)", () => {
     drainingNow = true;
     gone.server.closeAllConnections();
     await new Promise((resolve) => gone.server.close(resolve));
-    const send = async (key: Uint8Array) => {
-      const response = await fetch(`${host.url}/v1/sealed`, {
+    const sealed = (key: Uint8Array) =>
+      fetch(`${host.url}/v1/sealed`, {
         method: "POST",
         body: envelope(64, "chat", keyIdFor(key)) as never,
         headers: { authorization: `Bearer ${SENDER}`, ...OCTETS },
       });
+    const send = async (key: Uint8Array) => {
+      const response = await sealed(key);
       return `${response.status} ${response.status === 200 ? await response.text() : await errorCode(response)}`;
     };
-    expect(await send(keyB)).toBe("409 WRONG_ENCLAVE_KEY");
+    // A sealed request's reader is a client's session: told to re-attest, and no more.
+    const toDraining = await sealed(keyB);
+    expect(toDraining.status).toBe(409);
+    expect(((await toDraining.json()) as { error: unknown }).error).toMatchObject({
+      code: "WRONG_ENCLAVE_KEY",
+      message: `enclave key id ${keyIdFor(keyB).toString("hex")}: that enclave is unreachable; re-attest`,
+    });
     expect(await send(keyC)).toBe("409 WRONG_ENCLAVE_KEY");
     expect(pool.status().map((m) => `${m.state} ${m.reason}`)).toEqual([
       "ready null",
@@ -1045,7 +1053,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       body: '{"nonce":"abc"}',
     });
     expect(((await challenge.json()) as { error: { message: string } }).error.message).toMatch(
-      /that enclave is unreachable; re-attest$/,
+      /that enclave is unreachable; re-attest \(a client's session\), or see its state in \/healthz or the host's log$/,
     );
     expect(draining.seen.filter((s) => s.url !== "/attestation")).toHaveLength(1);
     // The member that serves counts the request in flight until its answer ends.

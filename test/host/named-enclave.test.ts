@@ -161,7 +161,7 @@ describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () 
       );
     }
     expect(await documentOf(`?enclave=${keyIdFor(keyOf(9))}`)).toBe(
-      `409 WRONG_ENCLAVE_KEY: enclave key id ${keyIdFor(keyOf(9))}: no enclave of this host has it now; re-attest`,
+      `409 WRONG_ENCLAVE_KEY: enclave key id ${keyIdFor(keyOf(9))}: no enclave of this host has it now; re-attest (a client's session), or take a member's current key id from /healthz or the host's log (a restarted member has a new one)`,
     );
     expect(a.asked.length + b.asked.length).toBe(before);
   });
@@ -184,7 +184,7 @@ describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () 
     // Marked unreachable now: refused (the pool reads its members again to see whether B is back).
     expect(pool?.status().map((m) => m.state)).toEqual(["ready", "unreachable"]);
     expect(await documentOf(`?enclave=${idB}`)).toBe(
-      `409 WRONG_ENCLAVE_KEY: enclave key id ${idB}: that enclave is unreachable; re-attest`,
+      `409 WRONG_ENCLAVE_KEY: enclave key id ${idB}: that enclave is unreachable; re-attest (a client's session), or see its state in /healthz or the host's log`,
     );
     expect(await documentOf(`?enclave=${idA}`)).toBe(documentFor(a.key));
   });
@@ -212,7 +212,7 @@ describe("a single enclave is held to a name as a pool is", () => {
     expect(await ask("/v1/audit/checkpoint", `?enclave=${own}`)).toBe("only");
     const forwarded = only.asked.filter((p) => p.startsWith("POST")).length;
     expect(await documentOf(`?enclave=${other}`)).toBe(
-      `409 WRONG_ENCLAVE_KEY: enclave key id ${other}: no enclave of this host has it now; re-attest`,
+      `409 WRONG_ENCLAVE_KEY: enclave key id ${other}: no enclave of this host has it now; re-attest (a client's session), or take a member's current key id from /healthz or the host's log (a restarted member has a new one)`,
     );
     expect(await ask("/v1/attestation/challenge", `?enclave=${other}`)).toBe("409 WRONG_ENCLAVE_KEY");
     expect(await ask("/v1/audit/checkpoint", `?enclave=${other}`)).toBe("409 WRONG_ENCLAVE_KEY");
