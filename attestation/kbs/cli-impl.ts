@@ -130,10 +130,9 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
           ),
         noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
         failed: (cause, operation) =>
-          new UsageError(
-            fileMessage(options.out, "--out", `cannot write the key (${fileErrorCause(cause, operation)})`),
-            { cause },
-          ),
+          new UsageError(fileMessage(options.out, "--out", `cannot create (${fileErrorCause(cause, operation)})`), {
+            cause,
+          }),
       },
     );
   } finally {

@@ -90,7 +90,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
       (error: unknown) => error,
     );
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
-    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(${code}\\b`));
+    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot create \\(${code}\\b`));
     // Nothing was put at --out: no partial file to speak of.
     expect((refused as Error).message).not.toContain("partial");
     expect(closing.closes).toBe(1);
@@ -113,7 +113,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
       (error: unknown) => error,
     );
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
-    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot write the key \\(EIO\\b`));
+    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
     expect(await exists(out)).toBe(false);
     expect(await leftovers()).toEqual([]);
   });
