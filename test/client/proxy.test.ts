@@ -1394,6 +1394,7 @@ describe("proxy: what an OpenAI app sends by default", () => {
       response_format: { type: "text" },
       user: "u-1",
       store: false,
+      logprobs: false,
     };
     for (const [name, value] of Object.entries(neutral)) {
       const response = await post("/v1/chat/completions", ask(model, { [name]: value }));
