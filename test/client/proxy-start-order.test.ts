@@ -3,9 +3,10 @@
  * OpenAI-compatible app": "If the proxy cannot verify the enclave it does not start"): while the
  * host's attestation answer is held, nothing listens yet; an enclave the policy refuses never gets a
  * proxy in front of it, not even for a moment. The order is made by holding the attestation request,
- * not by timing: listenLoopback is the real one, watched.
+ * not by timing: listenLoopback is the real one, watched. And its stop as README says it: a second
+ * signal cuts the answers under way at once, logged as cut by the stop, and it returns (exit 0).
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runProxy } from "../../client/cli/run-proxy.ts";
@@ -13,7 +14,7 @@ import { listenLoopback } from "../../enclave/http.ts";
 import { held } from "../helpers/held.ts";
 import { capture, stopListenersRemover } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
-import { closeServers, devPolicy, serveDeployment } from "./helpers.ts";
+import { closeServers, devPolicy, type Script, serveDeployment } from "./helpers.ts";
 
 vi.mock("../../enclave/http.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../../enclave/http.ts")>();
@@ -30,10 +31,11 @@ afterEach(async () => {
 });
 
 /** A deployment whose first attestation answer waits for `release`, and the proxy's files for it. */
-async function heldDeployment(name: string, measurements?: string[]) {
+async function heldDeployment(name: string, measurements?: string[], script?: Script) {
   const attestation = held();
   let first = true;
   const { url, paths } = await serveDeployment({
+    ...(script === undefined ? {} : { script }),
     hold: (path) => {
       if (path !== "/v1/attestation" || !first) return undefined;
       first = false;
@@ -87,5 +89,68 @@ describe("cloister proxy: verified before it listens", () => {
     expect(vi.mocked(listenLoopback)).not.toHaveBeenCalled();
     // Refused at the evidence: no prompt could have been sealed to it.
     expect(paths).not.toContain("/v1/sealed");
+  });
+});
+
+describe("cloister proxy: a second signal", () => {
+  it("cuts an answer under way at once, logs it cut by the stop (not an app gone), and returns", async () => {
+    const engineHeld = held();
+    const script: Script = [
+      { type: "text", text: "first " },
+      { until: engineHeld.promise },
+      { type: "text", text: "x" },
+    ];
+    const { attestation, options } = await heldDeployment("second-signal", undefined, script);
+    attestation.settle();
+    const written = capture();
+    const banner = held();
+    const stopping = held();
+    const write = { out: vi.mocked(process.stdout.write), err: vi.mocked(process.stderr.write) };
+    const captured = { out: write.out.getMockImplementation()!, err: write.err.getMockImplementation()! };
+    write.out.mockImplementation((chunk: string | Uint8Array) => {
+      if (String(chunk).includes("Stop with Ctrl-C.")) banner.enter();
+      return captured.out(chunk);
+    });
+    write.err.mockImplementation((chunk: string | Uint8Array) => {
+      if (String(chunk).startsWith("shutting down (SIGTERM)")) stopping.enter();
+      return captured.err(chunk);
+    });
+    const run = runProxy(options);
+    await banner.entered;
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(written.stdout.join(""))?.[1];
+    const token = (await readFile(options.tokenFile, "utf8")).trim();
+    const model = /model {8}(\S+)/.exec(written.stdout.join(""))?.[1];
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model, stream: true, messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    for (let chunk = 0; chunk < 100 && !text.includes("first "); chunk++) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    expect(text).toContain("first ");
+    // The first stop lets the answer go on (its engine is held: it would for the whole grace).
+    process.emit("SIGTERM", "SIGTERM");
+    await stopping.entered;
+    // The second cuts it at once: the app's read fails, and the proxy returns.
+    process.emit("SIGTERM", "SIGTERM");
+    await expect(
+      (async () => {
+        for (let chunk = 0; chunk < 100; chunk++) if ((await reader.read()).done) return;
+      })(),
+    ).rejects.toThrow();
+    await run;
+    engineHeld.settle();
+    const streamLines = written.stderr
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { type: string; outcome?: string })
+      .filter((line) => line.type === "proxy-stream");
+    expect(streamLines.map((line) => line.outcome)).toEqual(["cut_at_stop"]);
   });
 });
