@@ -112,7 +112,8 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
   }
   const key = generateModelKey(options.keyId);
   // Whole or not at all (writeFileAtomically): a failed write leaves nothing at --out for the next
-  // run to be refused on (EEXIST); never over an existing file. The key is zeroed in every case.
+  // run to be refused on (EEXIST); never over an existing file. The key's bytes are zeroed in every
+  // case (its base64url text in the JWK string cannot be: a string is never zeroed).
   try {
     await writeFileAtomically(
       options.out,

@@ -3,8 +3,9 @@
  * at all (client/cli/output.ts writeFileAtomically): the key is synced before its file is closed and
  * put in place, the directory after; a write, chmod, sync or close that fails leaves nothing at --out
  * (a later run would be refused on it, EEXIST: a model key is never overwritten) and no temporary
- * file. The refusal names --out and the errno, the first error its cause. The handle's methods are spied on through FileHandle's prototype; its close (a field of
- * each handle, not of the prototype) through node:fs/promises' open, mocked.
+ * file. The refusal names --out and the errno, the first error its cause. The handle's methods are
+ * spied on through FileHandle's prototype; its close (a field of each handle, not of the prototype)
+ * through node:fs/promises' open, mocked.
  */
 import { access, type FileHandle, open, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -103,7 +104,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ kid: "k-v1" });
   });
 
-  it("a close that fails after the write and sync is reported (the key may not be on disk), the file removed", async () => {
+  it("a close that fails after the write and sync is reported (the key may not be on disk), nothing at --out", async () => {
     quietly();
     const failure = errno("EIO", "close");
     closing.fails = failure;
