@@ -164,10 +164,11 @@ export class EnclavePool {
 
   /**
    * Sets the member's state. With `read` (readStarted's number for the document read that found it),
-   * not when a read started later was already taken; without, always (what a sealed request saw).
+   * not when a read started later was already taken; without, always (what a sealed request saw), as
+   * a read started and ended now: no document read started before it ends up undoing it.
    */
   mark(member: PoolMember, state: MemberState, reason: string | null, read?: number): void {
-    if (read !== undefined && !this.#takes(member, read)) return;
+    if (!this.#takes(member, read ?? this.readStarted(member))) return;
     this.#set(member, state, reason);
   }
 

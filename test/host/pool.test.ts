@@ -287,6 +287,34 @@ describe("enclave pool", () => {
     expect(a.state).toBe("unreachable");
   });
 
+  it("keeps a member a sealed request found down unreachable: a refresh read started before cannot undo it", async () => {
+    const answers: (() => void)[] = [];
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: () =>
+        new Promise((resolve) => {
+          answers.push(() =>
+            resolve({ status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(4)) }) }),
+          );
+        }),
+    });
+    const a = pool.members[0] as PoolMember;
+    // The refresh reads a (sent before a went away); a sealed request then finds a's connection
+    // refused (host/app.ts marks it, with no read number); the refresh's answer ends after that.
+    const refreshing = pool.refresh();
+    pool.mark(a, "unreachable", "sealed: connection refused");
+    for (const answer of answers) answer();
+    await refreshing;
+    expect(pool.status()).toMatchObject([
+      { state: "unreachable", reason: "sealed: connection refused" },
+      { state: "ready", reason: null },
+    ]);
+    // A read started after the mark is taken.
+    const again = pool.refresh();
+    for (const answer of answers.slice(2)) answer();
+    await again;
+    expect(a.state).toBe("ready");
+  });
+
   it("lets unknown key ids start at most one pool refresh a second, however many a caller sends", async () => {
     let reads = 0;
     const pool = new EnclavePool(["http://a", "http://b"], {
