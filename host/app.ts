@@ -418,13 +418,16 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       // The host learns the member's current key id from the document it hands out: a pool routes by
       // it, and a single enclave is held to it when a client names one (namedMember).
       if (answer.status === 200) {
+        // The key id of the document handed on, not the member's: a read started later may have set
+        // that one (and this document was then not taken).
+        let served = member.keyId;
         try {
           const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
-          if (typeof document === "string") pool.noteDocument(member, document, read);
+          if (typeof document === "string") served = pool.noteDocument(member, document, read);
         } catch {
           // not JSON: passed on as it is; the client reports it
         }
-        if (named !== undefined && member.keyId !== named) throw unknownEnclave(named, undefined, true);
+        if (named !== undefined && served !== named) throw unknownEnclave(named, undefined, true);
       }
       return passedOn(answer);
     }

@@ -148,15 +148,17 @@ export class EnclavePool {
   /**
    * Records a document the member served: its key id (a restart shows as a new one). `read` is the
    * number readStarted gave the read before it was sent; a document from a read older than one
-   * already taken is dropped.
+   * already taken is dropped. Returns the document's key id, taken or not: what a caller handing the
+   * document on holds it to (the member's may be another read's).
    */
-  noteDocument(member: PoolMember, document: string, read: number): void {
-    if (this.#takes(member, read) && this.#takeKeyId(member, document)) this.options.onChange?.(member);
+  noteDocument(member: PoolMember, document: string, read: number): string | null {
+    const keyId = documentKeyId(document);
+    if (this.#takes(member, read) && this.#takeKeyId(member, keyId)) this.options.onChange?.(member);
+    return keyId;
   }
 
-  /** Whether the document's key id is new for the member (then taken), without telling onChange. */
-  #takeKeyId(member: PoolMember, document: string): boolean {
-    const keyId = documentKeyId(document);
+  /** Whether the key id is new for the member (then taken), without telling onChange. */
+  #takeKeyId(member: PoolMember, keyId: string | null): boolean {
     if (keyId === member.keyId) return false;
     member.keyId = keyId;
     return true;
@@ -212,7 +214,7 @@ export class EnclavePool {
     if (!this.#takes(member, read)) return;
     // One change, not two: a member back with a new key id is told as ready with it, never as still
     // unreachable (or unknown) with the new key id.
-    this.#set(member, "ready", null, this.#takeKeyId(member, document));
+    this.#set(member, "ready", null, this.#takeKeyId(member, documentKeyId(document)));
   }
 
   /** Arms the periodic refresh (the host runs the first one itself, before it listens). */

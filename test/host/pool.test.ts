@@ -510,6 +510,52 @@ describe("host /healthz over a pool", () => {
     }
   });
 
+  it("refuses a named document of another key id that a read started later kept from being taken", async () => {
+    const [named, restarted] = [new Uint8Array(32).fill(6), new Uint8Array(32).fill(7)];
+    const answer = held();
+    const enclave = createServer((_req, res) => {
+      answer.enter();
+      void answer.promise.then(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ document: documentFor(restarted) }));
+      });
+    });
+    const port = await listenOnTestPort(enclave);
+    try {
+      // The refresh reads the same member (fetchText): first the boot the operator names, then 503 (booting).
+      let booting = false;
+      const pool = new EnclavePool([`http://127.0.0.1:${port}`, "http://b"], {
+        fetchText: async (url) =>
+          url.startsWith("http://b")
+            ? { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) }
+            : booting
+              ? { status: 503, text: JSON.stringify({ error: { code: "ENCLAVE_BOOTING" } }) }
+              : { status: 200, text: JSON.stringify({ document: documentFor(named) }) },
+      });
+      await pool.refresh();
+      const a = pool.members[0] as PoolMember;
+      expect(a.keyId).toBe(keyIdFor(named));
+      const app = hostOver(pool);
+      const handedOut = app.request(`/v1/attestation?enclave=${keyIdFor(named)}`, {
+        headers: { authorization: `Bearer ${HOST_KEY}` },
+      });
+      // The host's read is sent; a refresh started after it finds the member booting, and is taken.
+      await answer.entered;
+      booting = true;
+      await pool.refresh();
+      expect({ state: a.state, keyId: a.keyId }).toEqual({ state: "unreachable", keyId: keyIdFor(named) });
+      // The host's read then ends with the next boot's document: not the one named, so not handed on.
+      answer.settle();
+      const refused = await handedOut;
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("WRONG_ENCLAVE_KEY");
+      expect(a.keyId).toBe(keyIdFor(named));
+    } finally {
+      enclave.closeAllConnections();
+      await new Promise((resolve) => enclave.close(resolve));
+    }
+  });
+
   it("answers 503 unavailable once no member answers, to anyone; ok while one does", async () => {
     let bUp = true;
     const pool = new EnclavePool(["http://a", "http://b"], {
