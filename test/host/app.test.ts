@@ -277,6 +277,11 @@ async function until(predicate: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/** Resolves when `read()` gives `expected` (asked again every 5 ms); fails the test, with the last value, after 5 s. */
+async function untilRead<T>(read: () => Promise<T>, expected: T): Promise<void> {
+  await vi.waitFor(async () => expect(await read()).toEqual(expected), { timeout: 5000, interval: 5 });
+}
+
 describe("host app (real loopback server, scripted enclave)", () => {
   it("refuses anonymous and unknown callers before doing anything else", async () => {
     const { sealed, get, seen, host } = await setup();
@@ -770,14 +775,14 @@ describe("host app (real loopback server, scripted enclave)", () => {
     for (let i = 0; i < 3; i++) {
       const controller = new AbortController();
       const waiting = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
-      for (let j = 0; j < 200 && (await inQueue()) !== 1; j++) await sleep(5);
+      await untilRead(inQueue, 1);
       controller.abort();
       expect(await waiting, `request ${i}`).toBeInstanceOf(Error);
-      for (let j = 0; j < 200 && (await inQueue()) !== 0; j++) await sleep(5);
+      await untilRead(inQueue, 0);
     }
     // The key's second share is free again: its next request waits for the slot and is served.
     const queued = sealed(envelope());
-    for (let j = 0; j < 200 && (await inQueue()) !== 1; j++) await sleep(5);
+    await untilRead(inQueue, 1);
     held[0]?.writeHead(200).end("first");
     await until(() => held.length === 2);
     held[1]?.writeHead(200).end("queued");
@@ -1088,10 +1093,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
       { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
     ]);
     const held: ServerResponse[] = [];
-    const { sealed } = await setup({
+    const { sealed, get } = await setup({
       keys,
       limits: { maxInFlight: 2, maxQueued: 4, maxInFlightPerKey: 2, retryAfterSeconds: 3 },
-      enclave: (_req, res) => held.push(res),
+      enclave: (req, res) => (req.url === "/sealed" ? held.push(res) : res.writeHead(200).end()),
     });
     const mine = [sealed(envelope()), sealed(envelope())];
     await until(() => held.length === 2);
@@ -1103,7 +1108,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
     // Another key still gets a place in the queue, and is forwarded when a slot frees.
     const theirs = sealed(envelope(), OTHER);
-    await new Promise((r) => setTimeout(r, 50));
+    const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
+    await untilRead(queued, 1);
     expect(held).toHaveLength(2);
     held[0]?.writeHead(200).end("a");
     await until(() => held.length === 3);
@@ -1894,23 +1900,37 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("does not forward a request whose client went away while it waited for a slot", async () => {
     const held: ServerResponse[] = [];
-    const { sealed, seen, log } = await setup({
+    const { sealed, seen, log, get } = await setup({
       limits: { maxInFlight: 1, maxQueued: 4, maxInFlightPerKey: 8 }, // the host's queue decides, not the key's share
-      enclave: (_req, res) => held.push(res),
+      enclave: (req, res) => (req.url === "/sealed" ? held.push(res) : res.writeHead(200).end()),
     });
     const first = sealed(envelope());
     await until(() => held.length === 1);
+    const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
     const controller = new AbortController();
     const second = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
-    await new Promise((r) => setTimeout(r, 50));
+    // Aborted once it waits in the queue, and only then; its place is given back.
+    await untilRead(queued, 1);
     controller.abort();
     expect(await second).toBeInstanceOf(Error);
-    await new Promise((r) => setTimeout(r, 50));
+    await untilRead(queued, 0);
     held[0]?.writeHead(200).end("ok");
     expect(await (await first).text()).toBe("ok");
-    await until(() => log.length === 2);
-    expect(seen).toHaveLength(1);
-    expect(log.map((e) => e.outcome).sort()).toEqual(["aborted", "ok"]);
+    // A request sent after the first's answer takes the freed slot: one waiting before it (the
+    // second, had it been kept) would have been forwarded first, and would hold the slot.
+    const third = sealed(envelope(80));
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("third");
+    expect(await (await third).text()).toBe("third");
+    const sealedBodies = seen.filter((r) => r.url === "/sealed").map((r) => r.body.length);
+    expect(sealedBodies).toEqual([envelope().length, envelope(80).length]);
+    await until(() => log.filter((e) => e.path === "/v1/sealed").length === 3);
+    expect(
+      log
+        .filter((e) => e.path === "/v1/sealed")
+        .map((e) => e.outcome)
+        .sort(),
+    ).toEqual(["aborted", "ok", "ok"]);
   });
 
   it("frees the queue place of a request whose client went away while it waited, at once", async () => {
@@ -1924,10 +1944,10 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const controller = new AbortController();
     const gone = sealed(envelope(), KEY, controller.signal).catch((error: unknown) => error);
     const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
-    for (let i = 0; i < 200 && (await queued()) !== 1; i++) await sleep(5);
+    await untilRead(queued, 1);
     controller.abort();
     expect(await gone).toBeInstanceOf(Error);
-    for (let i = 0; i < 200 && (await queued()) !== 0; i++) await sleep(5);
+    await untilRead(queued, 0);
     expect(await queued()).toBe(0);
     // The place is free: the next request waits for the slot (not HOST_BUSY), and is served.
     const next = sealed(envelope());
@@ -1958,15 +1978,23 @@ describe("host app (real loopback server, scripted enclave)", () => {
     client.on("error", () => {});
     client.write(Buffer.concat([Buffer.from(request), body, Buffer.from(request), body]));
     const queued = async () => ((await (await get("/healthz")).json()) as { queued: number }).queued;
-    for (let i = 0; i < 200 && (await queued()) !== 2; i++) await sleep(5);
+    await untilRead(queued, 2);
     expect(await queued()).toBe(2);
     client.destroy();
-    for (let i = 0; i < 200 && (await queued()) !== 0; i++) await sleep(5);
+    await untilRead(queued, 0);
     expect(await queued()).toBe(0);
     held[0]?.writeHead(200).end("first");
     expect(await (await first).text()).toBe("first");
-    await sleep(100);
-    expect(seen.filter((r) => r.url === "/sealed")).toHaveLength(1);
+    // A request sent after the first's answer takes the freed slot: a pipelined one still waiting
+    // before it would have been forwarded first, and would hold the slot.
+    const next = sealed(envelope(80));
+    await until(() => held.length === 2);
+    held[1]?.writeHead(200).end("next");
+    expect(await (await next).text()).toBe("next");
+    expect(seen.filter((r) => r.url === "/sealed").map((r) => r.body.length)).toEqual([
+      envelope().length,
+      envelope(80).length,
+    ]);
   });
 
   it("passes the attestation document, the challenge answer and the audit checkpoint through, bounded, to callers with a key", async () => {
