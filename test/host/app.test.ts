@@ -1184,6 +1184,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
   it("/healthz says 503 unavailable while its one enclave does not answer, asking it at most once a second", async () => {
     let enclaveHealthChecks = 0;
     let up = true;
+    // The host's clock is held: a second passes when the test says so, not by waiting one out.
+    let clock = performance.now();
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
     const { get } = await setup({
       enclave: (req, res) => {
         if (req.url === "/healthz") enclaveHealthChecks++;
@@ -1199,9 +1202,13 @@ describe("host app (real loopback server, scripted enclave)", () => {
     for (let i = 0; i < 20; i++) expect(await status()).toBe("200 ok");
     expect(enclaveHealthChecks).toBe(1);
     up = false;
-    await new Promise((r) => setTimeout(r, 1100));
+    clock += 999;
+    expect(await status()).toBe("200 ok");
+    expect(enclaveHealthChecks).toBe(1);
+    clock += 1;
     expect(await status()).toBe("503 unavailable");
     expect(enclaveHealthChecks).toBe(2);
+    vi.restoreAllMocks();
     // An enclave that no longer listens at all.
     const gone = createServer();
     await new Promise<void>((r) => gone.listen(0, "127.0.0.1", r));
@@ -1217,15 +1224,26 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
   it("/healthz asks its one enclave one question at a time: a check still under way after a second is shared", async () => {
     const held: ServerResponse[] = [];
-    const { get } = await setup({ enclave: (_req, res) => held.push(res) });
+    // The host's clock is held (a second passes when the test says so), and each /healthz's
+    // authentication is seen: the host asks for its enclave's health right after it, in the same turn.
+    let clock = performance.now();
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const keys = store();
+    const authenticated = vi.spyOn(keys, "authenticate");
+    const { get } = await setup({ keys, enclave: (_req, res) => held.push(res) });
     const first = get("/healthz", null);
     await until(() => held.length === 1);
-    await new Promise((r) => setTimeout(r, 1100));
-    const second = get("/healthz", null);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(held).toHaveLength(1);
+    clock += 1100;
+    let secondSettled = false;
+    const second = get("/healthz", null).finally(() => (secondSettled = true));
+    await until(() => authenticated.mock.calls.length === 2);
+    // The second has its answer from the first's check: it comes with that check's, and no second
+    // question reaches the enclave (which would hold the second's answer).
     held[0]?.writeHead(200).end('{"status":"ok"}');
+    await until(() => secondSettled || held.length === 2);
+    expect(held).toHaveLength(1);
     expect([(await first).status, (await second).status]).toEqual([200, 200]);
+    vi.restoreAllMocks();
   });
 
   it("says the enclave is unreachable with 502", async () => {
