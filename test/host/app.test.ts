@@ -654,12 +654,19 @@ describe("host app (real loopback server, scripted enclave)", () => {
 
     // A client that stops reading does not keep the connection: once the host has closed it, what
     // the client still writes is refused (EPIPE / ECONNRESET).
+    // Its body's timer held and fired too; it writes again once the host has answered it (its line
+    // in the access log), and not before: what it writes before then is body the host may read.
+    const deafTimer = holdTimeouts(300);
     const deaf = await slowClient();
     deaf.pause();
     const failed = new Promise<string>((resolve) =>
       deaf.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "")),
     );
-    await new Promise((r) => setTimeout(r, 600));
+    await until(() => deafTimer.held.length === 1);
+    expect(deafTimer.held[0]?.fire()).toBe(true);
+    deafTimer.restore();
+    await until(() => sealedLines().length === 2);
+    expect(sealedLines()[1]).toMatchObject({ status: 408, keyId: "team-a", outcome: "error" });
     const writer = setInterval(() => deaf.write(Buffer.alloc(100, 0x62)), 50);
     try {
       expect(["EPIPE", "ECONNRESET"]).toContain(await failed);
@@ -811,7 +818,14 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("charges no rate-limit token for a request refused because its key's bodies take every reading slot", async () => {
-    const { host, sealed } = await setup({ keys: store(2, () => 0), limits: { maxBodiesReadingPerKey: 1 } });
+    // The body's timer (a time no other timer here is set for) is held: set once the request is
+    // admitted and its body is being read, and never firing by itself.
+    const BODY_MS = 4_567;
+    const bodyTimer = holdTimeouts(BODY_MS);
+    const { host, sealed } = await setup({
+      keys: store(2, () => 0),
+      limits: { maxBodiesReadingPerKey: 1, requestBodyTimeoutMs: BODY_MS },
+    });
     const body = envelope();
     const slow = httpRequest(`${host.url}/v1/sealed`, {
       method: "POST",
@@ -825,10 +839,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
       slow.on("error", reject);
     });
     slow.write(body.subarray(0, 10));
-    await new Promise((r) => setTimeout(r, 200)); // admitted (its token taken) and reading
+    await until(() => bodyTimer.held.length === 1); // admitted (its token taken) and reading
     for (let i = 0; i < 3; i++) expect((await sealed(envelope())).status).toBe(503);
     slow.end(body.subarray(10));
     expect(await slowStatus).toBe(200);
+    expect(bodyTimer.held.map((t) => t.fired)).toEqual([false]);
+    bodyTimer.restore();
     // The slow request took the key's first token; the refusals took none: its second is still there.
     expect((await sealed(envelope())).status).toBe(200);
     expect((await sealed(envelope())).status).toBe(429);
@@ -1135,17 +1151,20 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // Documents are not counted by the forwarding limiter: 80 at once.
     const answers = Array.from({ length: 80 }, () => get("/v1/attestation"));
     await until(() => held.length === 66);
-    await new Promise((r) => setTimeout(r, 100));
     expect({ connections, held: held.length }).toEqual({ connections: 66, held: 66 });
-    // As answers end, the waiting requests go out on the freed connections.
+    // As answers end, the waiting requests go out on the freed connections: the first 66 answered
+    // at once, exactly the other 14 come. A 67th connection at any time, sooner or later, is counted
+    // by the end (no waiting here for one that does not come).
     const answer = () => {
-      for (const res of held.splice(0)) res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      const answering = held.splice(0);
+      for (const res of answering) res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      return answering.length;
     };
-    answer();
+    expect(answer()).toBe(66);
     await until(() => held.length === 14);
-    answer();
+    expect(answer()).toBe(14);
     expect((await Promise.all(answers)).map((r) => r.status)).toEqual(Array(80).fill(200));
-    expect(connections).toBe(66);
+    expect({ connections, requests: enclave?.seen.length }).toEqual({ connections: 66, requests: 80 });
   });
 
   it("by default lets one key hold half of the forwarding slots (--max-in-flight-per-key)", async () => {
