@@ -226,8 +226,9 @@ function postSealed(url: string): Promise<IncomingMessage> {
 
 /**
  * A 64 MiB answer the enclave writes as fast as the host takes it, to a client that reads none of it
- * until the enclave's writes have stopped (the host has paused reading it; polled every 200 ms):
- * `written` is what the enclave had written by then; `read()` takes the rest and says how it ended.
+ * until the enclave's writes have stopped (the host has paused reading it): `written` is what the
+ * enclave had written by then; `read()` takes the rest and says how it ended; `sealedLines()` are the
+ * access log's lines for the sealed request (the probes below have their own).
  */
 async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {}) {
   const TOTAL = 64 * 1024 * 1024;
@@ -248,11 +249,19 @@ async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {
     },
   });
   const response = await postSealed(host.url);
+  // Stopped: nothing more written across two round trips to the host (requests to no route, the
+  // enclave not asked). Enclave, host and client are this process: each round trip takes turns of its
+  // event loop, in which a host still reading the enclave would take more of it, and the enclave
+  // write more. Not a time: a stall of the process (a timer run before the sockets are read) cannot
+  // make a host that still reads look stopped.
+  const probe = async () => void (await (await fetch(`${host.url}/no-route`)).arrayBuffer());
   let before = -1;
-  while (written !== before) {
+  for (let round = 0; round < 10_000 && written !== before; round++) {
     before = written;
-    await sleep(200);
+    await probe();
+    await probe();
   }
+  expect(written).toBe(before);
   const read = async () => {
     let received = 0;
     response.on("data", (c: Buffer) => {
@@ -265,7 +274,8 @@ async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {
     ]);
     return { ended, received };
   };
-  return { TOTAL, written, log, read };
+  const sealedLines = () => log.filter((entry) => entry.path === "/v1/sealed");
+  return { TOTAL, written, sealedLines, read };
 }
 
 /** Resolves when `predicate` holds, polling; fails the test after `ms`. */
@@ -1432,18 +1442,21 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const sweeps = holdTimeouts(idleMs / IDLE_SWEEPS_PER_TIMEOUT);
     // Not read until the enclave's writes have stopped (the host has paused reading it), and then
     // for longer than the idle timeout since its last chunk, with a sweep at either end of that.
-    const { TOTAL, written, log, read } = await unreadLargeAnswer({ upstreamIdleTimeoutMs: idleMs });
+    const { TOTAL, written, sealedLines, read } = await unreadLargeAnswer({ upstreamIdleTimeoutMs: idleMs });
     expect(written).toBeLessThan(TOTAL);
     expect(sweeps.held.at(-1)?.fire()).toBe(true);
-    await sleep(idleMs * 1.5);
+    // The host's clock then moves on by one and a half idle timeouts, at once (not waited out).
+    const realNow = performance.now.bind(performance);
+    const later = idleMs * 1.5;
+    vi.spyOn(performance, "now").mockImplementation(() => realNow() + later);
     expect(sweeps.held).toHaveLength(2);
     expect(sweeps.held.at(-1)?.fire()).toBe(true);
     // That sweep was late (as after a stall of the host, which cuts nothing): the next, on time, judges.
     expect(sweeps.held).toHaveLength(3);
     expect(sweeps.held.at(-1)?.fire()).toBe(true);
     expect(await read()).toEqual({ ended: "end", received: TOTAL });
-    await until(() => log.length === 1);
-    expect(log[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
+    await until(() => sealedLines().length === 1);
+    expect(sealedLines()[0]).toMatchObject({ status: 200, responseBytes: TOTAL, outcome: "ok" });
     sweeps.restore();
   });
 
