@@ -206,8 +206,6 @@ async function errorCode(response: Response): Promise<string> {
   return ((await response.json()) as { error: { code: string } }).error.code;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** The host's client stall timeout where its checks are held: a time no other timer of a test is set for. */
 const STALL_MS = 4_321;
 
@@ -702,11 +700,15 @@ describe("host app (real loopback server, scripted enclave)", () => {
       { id: "once", project: "demo", sha256: hashApiKey(ONCE), permissions: ["chat"], requestsPerMinute: 1 },
       { id: "team-b", project: "demo", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
     ]);
+    // The bodies' timers (a time no other timer here is set for) are held: an unfinished body holds
+    // its slot until the test fires its timer (at 500 ms, a 450 ms stall of the process once freed
+    // them before the checks below). One not yet cleared or fired is a body being read.
+    const BODY_MS = 4_567;
+    const bodyTimers = holdTimeouts(BODY_MS);
+    const reading = () => bodyTimers.held.filter((t) => !t.cleared && !t.fired).length;
     const { host, sealed } = await setup({
       keys,
-      // Long enough that the unfinished bodies still hold their slots through the checks below on a
-      // loaded machine (at 500 ms, a 450 ms stall of the process freed them before the checks).
-      limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: 3000 },
+      limits: { maxBodiesReading: 4, maxBodiesReadingPerKey: 3, requestBodyTimeoutMs: BODY_MS },
     });
     /** A request whose body never ends: its answer can only come before the body is read. */
     const open = (key: string) => {
@@ -736,6 +738,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await second.answer).toMatchObject({ status: 429, body: expect.stringContaining("RATE_LIMITED") });
     first.req.destroy();
     second.req.destroy();
+    await until(() => reading() === 0);
     // One key's unfinished bodies hold its own share of the reading slots, not the others'. Which
     // of the four on their own connections comes last is the host's order, not the test's: the
     // first answer is the one refused, and the three others then hold the key's three slots.
@@ -744,22 +747,22 @@ describe("host app (real loopback server, scripted enclave)", () => {
       status: 503,
       body: expect.stringContaining("HOST_BUSY"),
     });
+    await until(() => reading() === 3);
     expect((await sealed(envelope(), OTHER)).status).toBe(200);
     // The last slot of all taken too: now every key is told to come back. A request on fetch's
     // open connection can be read before the new connection of the unfinished body is (a 300 ms
     // stall of the process after a 100 ms sleep here let it in, seen in a scratch copy): asked
-    // until the body has its slot. Only all four slots taken can refuse it, and the slow bodies
-    // hold theirs for requestBodyTimeoutMs.
+    // once the body has its slot (its timer set).
     const fourth = open(OTHER);
-    await vi.waitFor(async () => expect((await sealed(envelope(), OTHER)).status).toBe(503), {
-      timeout: 15_000,
-      interval: 50,
-    });
-    // A body not sent within requestBodyTimeoutMs loses its connection and gives its slot back.
-    await vi.waitFor(async () => expect((await sealed(envelope())).status).toBe(200), {
-      timeout: 15_000,
-      interval: 200,
-    });
+    await until(() => reading() === 4);
+    expect((await sealed(envelope(), OTHER)).status).toBe(503);
+    expect((await sealed(envelope())).status).toBe(503);
+    // A body not sent within requestBodyTimeoutMs (its timer fired) loses its connection and gives
+    // its slot back.
+    for (const timer of bodyTimers.held) timer.fire();
+    expect(reading()).toBe(0);
+    bodyTimers.restore();
+    expect((await sealed(envelope())).status).toBe(200);
     for (const r of [...slow, fourth]) r.req.destroy();
   });
 
@@ -1812,9 +1815,8 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await reader.read();
     controller.abort();
     await until(() => enclaveSawClose);
-    const health = async () => (await (await get("/healthz")).json()) as { inFlight: number };
-    for (let i = 0; i < 200 && (await health()).inFlight !== 0; i++) await new Promise((r) => setTimeout(r, 5));
-    expect((await health()).inFlight).toBe(0);
+    const inFlight = async () => ((await (await get("/healthz")).json()) as { inFlight: number }).inFlight;
+    await untilRead(inFlight, 0);
     expect(
       log.filter((e) => e.path === "/v1/sealed").map((e) => `${e.status} ${e.responseBytes} ${e.outcome}`),
     ).toEqual(["200 1 aborted"]);
