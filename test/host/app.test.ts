@@ -1381,24 +1381,45 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
-    // Chunks 40 ms apart for 4 s, past an idle timeout of seconds: at 400 ms, a 600 ms stall of this
-    // process (the enclave here) between two chunks cut the answer (seen in a scratch copy).
-    const { sealed } = await setup({
-      limits: { upstreamIdleTimeoutMs: 3000 },
+    // The clock is held and the sweeps fired by the test, each on time: six a chunk apart, less than
+    // an idle timeout (eight), for 100 chunks, the answer running some 75 idle timeouts. Each chunk
+    // is written once the client has the one before (where the test once ran 4 s of chunks 40 ms
+    // apart in real time, and a 600 ms stall of the process between two cut it at an idle timeout of
+    // 400 ms). A sweep that cut the answer would set no next one: its firing shows it at once.
+    const periodMs = 449; // held: a delay no other timer here has
+    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
+    const sweeps = holdTimeouts(periodMs);
+    let clock = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const answers: ServerResponse[] = [];
+    const { host } = await setup({
+      limits: { upstreamIdleTimeoutMs: idleMs },
       enclave: (_req, res) => {
         res.writeHead(200, { "content-type": "application/octet-stream" });
-        let i = 0;
-        const timer = setInterval(() => {
-          res.write(Buffer.from([i++]));
-          if (i === 100) {
-            clearInterval(timer);
-            res.end();
-          }
-        }, 40);
+        res.write(Buffer.from([0]));
+        answers.push(res);
       },
     });
-    const response = await sealed(envelope());
-    expect(new Uint8Array(await response.arrayBuffer())).toEqual(Uint8Array.from({ length: 100 }, (_, i) => i));
+    const response = await postSealed(host.url);
+    const received: number[] = [];
+    response.on("data", (c: Buffer) => received.push(...c));
+    let ended = false;
+    response.once("end", () => (ended = true));
+    response.on("error", () => {}); // "aborted", were it cut
+    const closed = new Promise((resolve) => response.once("close", resolve));
+    await until(() => received.length === 1);
+    for (let i = 1; i < 100; i++) {
+      for (let sweep = 0; sweep < 6; sweep++) {
+        clock += periodMs;
+        expect(sweeps.held.at(-1)?.fire(), `chunk ${i}, sweep ${sweep}`).toBe(true);
+      }
+      answers[0]?.write(Buffer.from([i]));
+      await until(() => received.length === i + 1);
+    }
+    answers[0]?.end();
+    await closed;
+    expect({ ended, received }).toEqual({ ended: true, received: Array.from({ length: 100 }, (_, i) => i) });
+    sweeps.restore();
   });
 
   it("reads no clock per chunk of a streamed answer: the idle sweep notes progress from its counters", async () => {
