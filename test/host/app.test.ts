@@ -1287,24 +1287,50 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("gives up on a document or nonce answer that stalls mid-body (502), within the headers timeout", async () => {
+    // The headers timeout's timers are held (where a 300 ms stall of the process before the
+    // enclave's headers once gave 504 for 502): the headers' own, cleared once they come, and the
+    // whole answer's, set then, which the test fires once the enclave has written part of its body.
+    const HEADERS_MS = 4_789; // a delay no other timer here has
+    const timers = holdTimeouts(HEADERS_MS);
+    let partsWritten = 0;
     const { get, host } = await setup({
-      // Seconds, not 100 ms: the headers must come in time for the body to be the one that stalls,
-      // and the enclave here is this process (a 300 ms stall before its headers gave 504 for 502).
-      limits: { upstreamHeadersTimeoutMs: 2000 },
+      limits: { upstreamHeadersTimeoutMs: HEADERS_MS },
       enclave: (_req, res) => {
         res.writeHead(200, { "content-type": "application/json" });
-        res.write('{"document":"'); // and nothing more
+        res.write('{"document":"', () => partsWritten++); // and nothing more
       },
     });
-    const document = await get("/v1/attestation");
+    /** The answer to `ask()` once its whole-answer timer fires, the headers having come in time. */
+    const stalled = async (ask: () => Promise<Response>, n: number) => {
+      const answer = ask();
+      await until(() => timers.held.length === 2 * n && partsWritten === n);
+      // Each request's headers timer cleared (they came in time), each earlier whole-answer timer
+      // fired by the test, and this one's set.
+      const states = timers.held.map((t) => (t.cleared ? "cleared" : t.fired ? "fired" : "set"));
+      expect(states).toEqual([
+        ...Array(n - 1)
+          .fill(["cleared", "fired"])
+          .flat(),
+        "cleared",
+        "set",
+      ]);
+      expect(timers.held.at(-1)?.fire()).toBe(true);
+      return answer;
+    };
+    const document = await stalled(() => get("/v1/attestation"), 1);
     expect(document.status).toBe(502);
     expect(await errorCode(document)).toBe("ENCLAVE_UNREACHABLE");
-    const challenge = await fetch(`${host.url}/v1/attestation/challenge`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
-      body: JSON.stringify({ nonce: "A".repeat(43) }),
-    });
+    const challenge = await stalled(
+      () =>
+        fetch(`${host.url}/v1/attestation/challenge`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${KEY}`, ...JSON_TYPE },
+          body: JSON.stringify({ nonce: "A".repeat(43) }),
+        }),
+      2,
+    );
     expect(challenge.status).toBe(502);
+    timers.restore();
   });
 
   it("says the enclave timed out with 504 when no headers come in time", async () => {
