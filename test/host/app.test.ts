@@ -133,20 +133,27 @@ const refusingEnclave = (code: string) =>
 
 /**
  * A host in front of a pool of `urls`, and `sessions` new sessions through it (GET /v1/attestation),
- * each answered 200 with `document`: the pool's members then, as "state reason" lines.
+ * each answered 200 with `document`: the pool's members then, as "state reason" lines. While each
+ * session's answer is awaited, `whileAsking(answered)` runs (`answered()`: whether it has come).
  */
 async function sessionsThroughPool(
   urls: string[],
   limits: typeof DEFAULT_HOST_LIMITS,
   sessions: number,
   document: string,
+  whileAsking: (answered: () => boolean) => Promise<void> = async () => {},
 ): Promise<string[]> {
   const pool = createEnclavePool(urls, { limits });
   const app = createHostApp({ pool, apiKeys: store(), limits, accessLog: () => {} });
   const host = await listen(app.fetch, "127.0.0.1", 0);
   cleanup.push(() => host.close());
   for (let i = 0; i < sessions; i++) {
-    const response = await fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } });
+    let answered = false;
+    const asked = fetch(`${host.url}/v1/attestation`, { headers: { authorization: `Bearer ${KEY}` } }).finally(
+      () => (answered = true),
+    );
+    await whileAsking(() => answered);
+    const response = await asked;
     expect({ status: response.status, body: await response.text() }).toEqual({ status: 200, body: document });
   }
   return pool.status().map((m) => `${m.state} ${m.reason}`);
@@ -942,18 +949,32 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const good = await startEnclave((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" }).end(document(3));
     });
-    // The silent member costs the whole headers timeout once; the others must answer within it, so
-    // it is not short: a 300 ms one was missed by the good member when the process stalled 400 ms.
-    const limits = { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: 2000 };
+    // The headers timeout's timers are held (where a 300 ms one in real time was missed by the good
+    // member when the process stalled 400 ms): the silent member's is fired by the test once that
+    // member has the host's request, the only timer then neither cleared nor fired; the others'
+    // never fire (their members answer).
+    const HEADERS_MS = 4_789; // a delay no other timer here has
+    const timers = holdTimeouts(HEADERS_MS);
+    const limits = { ...DEFAULT_HOST_LIMITS, upstreamHeadersTimeoutMs: HEADERS_MS };
+    const fireSilentMembersTimer = async (answered: () => boolean) => {
+      const asked = slow.seen.length;
+      await until(() => answered() || slow.seen.length > asked);
+      if (answered()) return;
+      const live = timers.held.filter((t) => !t.cleared && !t.fired);
+      expect(live).toHaveLength(1);
+      expect(live[0]?.fire()).toBe(true);
+    };
     // Every member unread: each new session starts with the next one in turn; whichever comes
     // first, the session gets the member that answers, and the others are marked.
     const urls = [slow.url, huge.url, await closedEnclaveUrl(), good.url];
-    expect(await sessionsThroughPool(urls, limits, 4, document(3))).toEqual([
+    expect(await sessionsThroughPool(urls, limits, 4, document(3), fireSilentMembersTimer)).toEqual([
       "unreachable document: ENCLAVE_TIMEOUT",
       "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
       "unreachable document: ENCLAVE_UNREACHABLE",
       "unknown null",
     ]);
+    expect(slow.seen).toHaveLength(1);
+    timers.restore();
   });
 
   it("in a pool, offers a new session the next member when one answers its document with a status no client can be given", async () => {
