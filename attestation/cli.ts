@@ -72,7 +72,7 @@ export function registerAttestationCommands(program: Command): void {
     )
     .option(
       "--policy <file>",
-      "also appraise the verified evidence against this policy (JSON): an attestation policy, or a client policy such as the .cloister/policy.json that `cloister up` writes (its attestation section is used)",
+      'also appraise the verified evidence against this policy (JSON): an attestation policy, or a client policy such as the .cloister/policy.json that `cloister up` writes (its attestation section is used); every field is required: docs/platforms.md, "A policy for captured evidence", shows one for a captured report',
     )
     .option("--json", "print the verdict as JSON")
     .action(async (options) => {

@@ -83,3 +83,14 @@ describe("docs/platforms.md: a policy for captured evidence", () => {
     expect(page).toContain("`REPORTED_TCB.microcode: expected >= 230, found 222 (SNP_TCB_TOO_LOW)`");
   });
 });
+
+describe("verify-evidence --help: where a policy for captured evidence is shown", () => {
+  it("--policy names the page's section, which the page has", async () => {
+    const { code, stdout } = await run(["verify-evidence", "--help"]);
+    expect(code).toBe(0);
+    expect(stdout.replace(/\s+/g, " ")).toContain(
+      'every field is required: docs/platforms.md, "A policy for captured evidence", shows one for a captured report',
+    );
+    expect(readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8")).toContain(HEADING);
+  });
+});
