@@ -18,8 +18,20 @@ import { rawExchange } from "../helpers/raw-http.ts";
 const MARKER = "CLIENT-BYTES-MARKER";
 const KEY = "ck_server_test_key_0123456789";
 
-async function withHost(run: (port: number, log: AccessLogEntry[]) => Promise<void>): Promise<void> {
+/**
+ * Runs `run` against a host on a free port; `log` holds its access-log lines as written, and
+ * `lines(n)` resolves once it holds `n` of them (an event, not a wait).
+ */
+async function withHost(
+  run: (port: number, log: AccessLogEntry[], lines: (n: number) => Promise<void>) => Promise<void>,
+): Promise<void> {
   const log: AccessLogEntry[] = [];
+  const waiting: { n: number; resolve: () => void }[] = [];
+  const lines = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (log.length >= n) resolve();
+      else waiting.push({ n, resolve });
+    });
   const host = await startHost({
     // Never reached: every request here is refused before the app.
     enclaveUrls: ["http://127.0.0.1:9"],
@@ -37,11 +49,14 @@ async function withHost(run: (port: number, log: AccessLogEntry[]) => Promise<vo
     }),
     hostname: "127.0.0.1",
     port: 0,
-    accessLog: (entry) => log.push(entry),
+    accessLog: (entry) => {
+      log.push(entry);
+      for (const wait of waiting.filter(({ n }) => log.length >= n)) wait.resolve();
+    },
     auditDir: null,
   });
   try {
-    await run(host.port, log);
+    await run(host.port, log, lines);
   } finally {
     await host.close();
   }
@@ -84,7 +99,7 @@ describe("startHost: requests refused before the app", () => {
   });
 
   it("writes one line for a parse error inside a body the app is reading: the app's, with its method, path and key, and what the client got", async () => {
-    await withHost(async (port, log) => {
+    await withHost(async (port, log, lines) => {
       const answer = await rawExchange(
         port,
         `POST /v1/sealed HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\n` +
@@ -94,9 +109,15 @@ describe("startHost: requests refused before the app", () => {
       );
       expect(answer).toContain("REQUEST_UNREADABLE");
       expect(answer).not.toContain(MARKER);
-      for (let i = 0; i < 100 && log.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      await new Promise((r) => setTimeout(r, 100)); // a second line would have come by now
-      expect(log).toHaveLength(1);
+      await lines(1);
+      // A line of the server's own (its clientError's, before its answer went out) is written by
+      // now; the app's is its first. A later request's line then follows it, and nothing between.
+      expect(await rawExchange(port, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).toContain("REQUEST_UNREADABLE");
+      await lines(2);
+      expect(log.map(({ method, path }) => [method, path])).toEqual([
+        ["POST", "/v1/sealed"],
+        ["OPTIONS", "(unparsed)"],
+      ]);
       const body = answer.slice(answer.lastIndexOf("\r\n\r\n") + 4);
       expect(answer.split("\r\n").filter((line) => line.startsWith("HTTP/1.1 "))).toEqual([
         "HTTP/1.1 100 Continue",
