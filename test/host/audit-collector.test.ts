@@ -50,6 +50,7 @@ import { sealRequest } from "../../sealed/index.ts";
 import { bootWith, ScriptedEngine, usage } from "../enclave/helpers.ts";
 import { readAuditLines } from "../helpers/audit-lines.ts";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
 import { makeWriter, resignRecord, sampleEntries, seededKeyPair, writeLog } from "../pipeline/helpers.ts";
 
 /**
@@ -100,15 +101,12 @@ async function answerSealed(enclave: Enclave): Promise<void> {
     body: { prompt: "hi" },
   });
   const answer = await enclave.handleSealed(envelope, "host-tenant", new AbortController().signal);
-  const pending = enclave.auditPending;
+  const before = { pending: enclave.auditPending, failed: enclave.auditFailed };
   for await (const _ of answer.frames) {
     // read to the end
   }
-  // The record is written just after the final frame.
-  const deadline = Date.now() + 5000;
-  while (enclave.auditPending === pending && !enclave.auditFailed && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  // The record is tried as the final frame's consumer asks for the next one, before the frames end.
+  expect({ pending: enclave.auditPending, failed: enclave.auditFailed }).not.toEqual(before);
 }
 
 const dirs: string[] = [];
@@ -168,12 +166,15 @@ function backlogEnclave(page = AUDIT_PAGE_MAX_LINES) {
   return enclave;
 }
 
-/** Waits until the collector's follow-up collections (acknowledgements) are done. */
+/**
+ * Collects, then waits out the follow-up collections (each acknowledging what the one before it
+ * stored, started as that one ends): resolves once a collection ends with none started after it.
+ */
 async function settle(c: AuditCollector) {
-  for (let i = 0; i < 5; i += 1) {
-    await c.collect();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const collector = c as unknown as { running: Promise<void> | null };
+  await c.collect();
+  for (let i = 0; i < 100 && collector.running !== null; i += 1) await collector.running;
+  expect(collector.running).toBeNull();
 }
 
 /**
@@ -610,17 +611,44 @@ describe("audit collector: stop()", () => {
   it("resolves only after the acknowledgement of the last records reached the enclave", async () => {
     const enclave = backlogEnclave();
     enclave.write(2);
-    enclave.beforeAnswer = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+    // Each answer is held until the test lets it go: stop() must not resolve while one is on its way.
+    const held: (() => void)[] = [];
+    let heldOne: () => void = () => {};
+    enclave.beforeAnswer = () =>
+      new Promise<void>((resolve) => {
+        held.push(resolve);
+        heldOne();
+      });
+    const nextHeld = () =>
+      new Promise<void>((resolve) => {
+        heldOne = resolve;
+        if (held.length > 0) resolve();
+      });
     const { c, errors, file } = await collector(enclave.fetch);
-    await c.stop();
+    let stopped = false;
+    const stopping = c.stop().then(() => {
+      stopped = true;
+    });
+    let answers = 0;
+    for (let i = 0; i < 20 && !stopped; i += 1) {
+      await Promise.race([nextHeld(), stopping]);
+      if (stopped) break;
+      held.shift()?.();
+      answers += 1;
+    }
+    expect({ stopped, held: held.length, answers }).toEqual({ stopped: true, held: 0, answers: 2 });
     expect({ inFlight: enclave.inFlight, pending: enclave.pending }).toEqual({ inFlight: 0, pending: 0 });
     await expectWholeLog(file, 2);
     expect(errors).toEqual([]);
     // Stopped: a later collection (a timer or an answer's end racing the stop) does nothing.
+    enclave.beforeAnswer = async () => {};
     enclave.write(1);
     await c.collect();
+    const timers = holdTimeouts(0);
     c.collectSoon(0);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const timer of timers.held) timer.fire();
+    // A collection any of these started is under way now: collect() joins it (and this one ends).
+    await c.collect();
     expect(enclave.pending).toBe(1);
     await expectWholeLog(file, 2);
   });
@@ -656,8 +684,7 @@ describe("audit collector: stop()", () => {
     enclave.write(10);
     const { c, errors, file } = await collector(enclave.fetch);
     // Each page that holds lines is followed by another collection at once (it acknowledges them).
-    await c.collect();
-    for (let i = 0; i < 100 && enclave.pending > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await settle(c);
     expect(enclave.pending).toBe(0);
     await expectWholeLog(file, 10);
     enclave.write(8);
