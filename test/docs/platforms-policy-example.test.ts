@@ -4,7 +4,8 @@
  * written for, must be a complete attestation policy that accepts that report; with its measurement
  * or its microcode floor changed, the refusal must name the field, the expected and the found value
  * as the page quotes them. A field renamed or added to the schema, or a pin that no longer matches
- * the fixture, shows here.
+ * the fixture, shows here; so does an example loosened while it still accepts the report (a minimum
+ * TCB below what --json prints, debug or a migration agent allowed).
  */
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -61,6 +62,46 @@ describe("docs/platforms.md: a policy for captured evidence", () => {
     expect(code, stderr).toBe(0);
     expect(stdout.split("\n")[0]).toBe("snp: VALID");
     expect(stdout).toMatch(/^ {2}appraisal +policy satisfied$/m);
+  });
+
+  it("pins --json's measurement and reported TCB as the page says, refuses debug, a migration agent, CXL and VMPLs past 0, and takes no TDX or Azure", async () => {
+    const { policy } = example();
+    const parsed = JSON.parse(policy);
+    const at = ["--at", "2026-01-01T00:00:00Z"];
+    const json = await run([
+      "verify-evidence",
+      "--tee",
+      "snp",
+      "--report",
+      join(SNP, "milan-gcp-v5-report.bin"),
+      "--cert",
+      join(SNP, "milan-gcp-v5-vcek.pem"),
+      ...at,
+      "--json",
+    ]);
+    expect(json.code, json.stderr).toBe(0);
+    const printed = JSON.parse(json.stdout) as { measurement: string; reportedTcb: Record<string, unknown> };
+    const { raw: _raw, ...reportedTcb } = printed.reportedTcb;
+    expect(parsed.snp.measurements).toEqual([printed.measurement]);
+    // Each component the report has, at its value (fmc, which a Milan report has none of, at 0).
+    expect(parsed.snp.minimumTcb).toEqual({ ...reportedTcb, fmc: 0 });
+    expect({
+      trustSimulator: parsed.trustSimulator,
+      debugAllowed: parsed.snp.debugAllowed,
+      migrationAgentAllowed: parsed.snp.migrationAgentAllowed,
+      cxlAllowed: parsed.snp.cxlAllowed,
+      allowedVmpls: parsed.snp.allowedVmpls,
+      tdx: parsed.tdx,
+      azure: parsed.azure,
+    }).toEqual({
+      trustSimulator: false,
+      debugAllowed: false,
+      migrationAgentAllowed: false,
+      cxlAllowed: false,
+      allowedVmpls: [0],
+      tdx: null,
+      azure: null,
+    });
   });
 
   it("with another measurement and a higher microcode floor, refuses as the page quotes (exit 1)", async () => {
