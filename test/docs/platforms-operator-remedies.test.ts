@@ -40,7 +40,7 @@ describe("docs/platforms.md: an operator's captured evidence", () => {
   it("stale collateral and an expired signer: the page's two options turn the refusals into a verdict", async () => {
     const remedy = pageSection("docs/platforms.md", "TDX collateral past its `nextUpdate`", "Without `--nonce`");
     expect(remedy).toContain("`CRL_EXPIRED`, `COLLATERAL_EXPIRED`, also with `--at`");
-    expect(remedy).toContain("or `--accept-stale-collateral`");
+    expect(remedy).toContain("or `--accept-stale-collateral`, which accepts it and reports it stale");
     expect(remedy).toContain("(`COLLATERAL_SIGNER_EXPIRED`");
     expect(remedy).toContain("or `--collateral-signer-validity accept-expired-signer`");
     const base = [
@@ -68,5 +68,10 @@ describe("docs/platforms.md: an operator's captured evidence", () => {
     ]);
     expect(both.code, both.stderr).toBe(0);
     expect(both.stdout).toMatch(/^ {2}tcb status +OutOfDate$/m);
+    // Accepted, but said: the page's "reports it stale", and the expired signer taken.
+    expect(both.stdout).toMatch(/^ {2}WARNING: CRL from .* is stale \(nextUpdate /m);
+    expect(both.stdout).toMatch(
+      /^ {2}WARNING: TCB info signer certificate .* is expired \(accepted: accept-expired-signer\)$/m,
+    );
   });
 });
