@@ -10,8 +10,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runProxy } from "../../client/cli/run-proxy.ts";
-import { listenLoopback } from "../../enclave/http.ts";
+import { DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { held } from "../helpers/held.ts";
+import { watchTimeouts } from "../helpers/held-timers.ts";
 import { capture, stopListenersRemover } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 import { closeServers, devPolicy, type Script, serveDeployment } from "./helpers.ts";
@@ -115,6 +116,19 @@ describe("cloister proxy: a second signal", () => {
       if (String(chunk).startsWith("shutting down (SIGTERM)")) stopping.enter();
       return captured.err(chunk);
     });
+    // The stop's grace (what is left of DEFAULT_SHUTDOWN_GRACE_MS when it is set), watched: "at
+    // once" is the proxy returning with it never run out, not a time.
+    const grace = { set: 0, fired: 0 };
+    const near = (ms: number | undefined) =>
+      ms !== undefined && ms > DEFAULT_SHUTDOWN_GRACE_MS - 1000 && ms <= DEFAULT_SHUTDOWN_GRACE_MS;
+    watchTimeouts(
+      (ms) => {
+        if (!near(ms)) return undefined;
+        grace.set++;
+        return grace;
+      },
+      (record) => record.fired++,
+    );
     const run = runProxy(options);
     await banner.entered;
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(written.stdout.join(""))?.[1];
@@ -146,6 +160,9 @@ describe("cloister proxy: a second signal", () => {
       })(),
     ).rejects.toThrow();
     await run;
+    // One grace per listening socket (127.0.0.1, and ::1 where there is one), none run out.
+    expect(grace.set).toBeGreaterThan(0);
+    expect(grace.fired).toBe(0);
     engineHeld.settle();
     const streamLines = written.stderr
       .filter((line) => line.startsWith("{"))
