@@ -640,16 +640,21 @@ describe("audit collector: stop()", () => {
     expect({ inFlight: enclave.inFlight, pending: enclave.pending }).toEqual({ inFlight: 0, pending: 0 });
     await expectWholeLog(file, 2);
     expect(errors).toEqual([]);
-    // Stopped: a later collection (a timer or an answer's end racing the stop) does nothing.
-    enclave.beforeAnswer = async () => {};
+    // Stopped: a later collection (a timer or an answer's end racing the stop) does nothing: it asks
+    // the enclave nothing (a stopped collector that asked would be answered here, and store nothing).
+    let asked = 0;
+    enclave.beforeAnswer = async () => {
+      asked += 1;
+    };
     enclave.write(1);
     await c.collect();
     const timers = holdTimeouts(0);
     c.collectSoon(0);
     for (const timer of timers.held) timer.fire();
+    timers.restore();
     // A collection any of these started is under way now: collect() joins it (and this one ends).
     await c.collect();
-    expect(enclave.pending).toBe(1);
+    expect({ asked, pending: enclave.pending }).toEqual({ asked: 0, pending: 1 });
     await expectWholeLog(file, 2);
   });
 
