@@ -6,6 +6,7 @@ import { DOCUMENT_MAX_LENGTH } from "../attestation/document-key.ts";
 import { jsonTextRefusal, parseJsonText } from "../attestation/json-text.ts";
 import { readText as readBoundedText, readTrustFile } from "../client/cli/bounded-file.ts";
 import {
+  leftFileNote,
   noDirectoryError,
   type OutputFileErrors,
   printJson,
@@ -108,12 +109,12 @@ const alreadyExists = (what: string, file: string, cause?: unknown) =>
 const fileErrors = (what: string, file: string): OutputFileErrors => ({
   exists: (cause) => alreadyExists(what, file, cause),
   noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause),
-  failed: (cause, operation) =>
+  failed: (cause, operation, left) =>
     new ManifestFileError(
       fileMessage(
         file,
         what,
-        `could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})`,
+        `could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
       ),
       { cause },
     ),

@@ -1,6 +1,7 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
 import { basename } from "node:path";
 import {
+  leftFileNote,
   listenUsageError,
   noDirectoryError,
   optionsUsageError,
@@ -130,10 +131,15 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
             { cause },
           ),
         noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
-        failed: (cause, operation) =>
-          new UsageError(fileMessage(options.out, "--out", `cannot create (${fileErrorCause(cause, operation)})`), {
-            cause,
-          }),
+        failed: (cause, operation, left) =>
+          new UsageError(
+            fileMessage(
+              options.out,
+              "--out",
+              `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
+            ),
+            { cause },
+          ),
       },
     );
   } finally {

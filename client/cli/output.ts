@@ -221,14 +221,32 @@ export interface OutputFileErrors {
   /**
    * Checking whether the file exists (its `lstat`) or writing it failed with `cause` (its errno code
    * for fileErrorCause): a check that fails says nothing of the file's directory being writable
-   * (EACCES there: a directory of the path may not be looked into).
+   * (EACCES there: a directory of the path may not be looked into). `left`, when given: the write
+   * had created the file, and removing it failed with that error, so the file is still at its name
+   * (writeFileAtomically; leftFileNote says so).
    */
-  failed(cause: unknown, operation: "check" | "write"): Error;
+  failed(cause: unknown, operation: "check" | "write", left?: LeftFile): Error;
   /**
    * A FIFO, socket or device is at the file's name (`found`: describeFileKind): never replaced, with
    * --force or without (refuseExistingFile).
    */
   notAFile(found: string): Error;
+}
+
+/** A file a failed write created and could not remove again: `removal`, the error that removal failed with. */
+export interface LeftFile {
+  readonly removal: unknown;
+}
+
+/**
+ * The words a failed write's reason ends with when the file it created is still at its name
+ * (`left`), else none: the next run would be refused on it ("already exists"), and it is not known
+ * to be on disk.
+ */
+export function leftFileNote(left: LeftFile | undefined): string {
+  if (left === undefined) return "";
+  const why = fileErrorCause(left.removal, "write");
+  return `; the new file was left there, not known to be on disk, and could not be removed (${why}): remove it`;
 }
 
 /**
@@ -280,11 +298,11 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  * whole or not at all, and survives a power loss once this resolves. A failure leaves no temporary
  * file; without `replace` it leaves no new file either: one already linked or copied into place
  * when a later step fails (the copy's fsync, the directory's) is removed again, so that a retry
- * does not find it there ("exists"); only a disk that fails that removal too keeps it. That
- * removal is safe: the name was created by this call, exclusively, moments before (a file that was
- * there before fails the link with EEXIST and is never touched), and removing a name never follows
- * it; whoever could put something else there meanwhile can write to the directory, and so remove it
- * too. With `replace`, the rename is the last step but the directory's fsync: should that fail,
+ * does not find it there ("exists"); only a disk that fails that removal too keeps it, and the error
+ * says so (`errors.failed`'s `left`: leftFileNote). That removal is safe: the name was created by
+ * this call, exclusively, moments before (a file that was there before fails the link with EEXIST
+ * and is never touched), and removing a name never follows it; whoever could put something else
+ * there meanwhile can write to the directory, and so remove it too. With `replace`, the rename is the last step but the directory's fsync: should that fail,
  * the new file is in place (the old one gone), not known to be durable, and a retry replaces it
  * again. (`cloister policy init --force`, the manifest commands' outputs, `kbs keygen`'s model key,
  * the audit collector's `.key` hints.)
@@ -327,13 +345,19 @@ export async function writeFileAtomically(
     }
     await syncDirectory(dirname(file));
   } catch (cause) {
-    // Only the name this call created: the error is then the whole outcome (nothing written).
-    if (created) await rm(file, { force: true }).catch(() => {});
+    // Only the name this call created: the error is then the whole outcome (nothing written),
+    // unless it cannot be removed: then the error says that it is there.
+    let left: LeftFile | undefined;
+    if (created) {
+      await rm(file, { force: true }).catch((removal: unknown) => {
+        left = { removal };
+      });
+    }
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code === "EEXIST" && !options.replace) throw errors.exists(cause);
     const directory = code === "ENOENT" ? await missingDirectory(file) : null;
     if (directory !== null) throw errors.noDirectory(directory, cause);
-    throw errors.failed(cause, "write");
+    throw errors.failed(cause, "write", left);
   } finally {
     // A leftover temporary file must not hide the outcome (written, or the error above).
     await rm(temporary, { force: true }).catch(() => {});
@@ -385,8 +409,11 @@ function outputFileErrors(file: string, option: string, existing: ExistingOutput
   return {
     exists: (cause) => new UsageError(fileMessage(file, option, `already exists (EEXIST); ${hint}`), { cause }),
     noDirectory: (directory, cause) => noDirectoryError(option, file, directory, cause),
-    failed: (cause, operation) =>
-      new UsageError(fileMessage(file, option, `cannot create (${fileErrorCause(cause, operation)})`), { cause }),
+    failed: (cause, operation, left) =>
+      new UsageError(
+        fileMessage(file, option, `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`),
+        { cause },
+      ),
     notAFile: (found) => new UsageError(fileMessage(file, option, `expected a regular file, found ${found}`)),
   };
 }

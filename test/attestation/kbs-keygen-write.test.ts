@@ -15,6 +15,8 @@ import { testDirectory } from "../helpers/test-directory.ts";
 
 /** Each close of a handle opened through node:fs/promises' open, and the error a close is to throw (after closing). */
 const closing = vi.hoisted(() => ({ closes: 0, fails: null as Error | null }));
+/** A path whose removal (node:fs/promises' rm) is to fail, and with what; null: none. */
+const removing = vi.hoisted(() => ({ path: null as string | null, fails: null as Error | null }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -29,7 +31,11 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     };
     return handle;
   }) as typeof real.open;
-  return fsWith(real, { open });
+  const rm = (async (...args: Parameters<typeof real.rm>) => {
+    if (removing.fails !== null && args[0] === removing.path) throw removing.fails;
+    return real.rm(...args);
+  }) as typeof real.rm;
+  return fsWith(real, { open, rm });
 });
 
 const dir = await testDirectory("cloister-kbs-keygen-write-");
@@ -46,6 +52,8 @@ afterEach(() => {
   vi.restoreAllMocks();
   closing.closes = 0;
   closing.fails = null;
+  removing.path = null;
+  removing.fails = null;
 });
 
 const quietly = () => vi.spyOn(process.stdout, "write").mockReturnValue(true);
@@ -133,5 +141,56 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     expect((refused as Error).message).toContain("(ENOSPC");
     expect(await exists(out)).toBe(false);
     expect(await leftovers()).toEqual([]);
+  });
+
+  it("a directory fsync that fails after the key was linked into place, and a removal that fails too, says the key is left", async () => {
+    quietly();
+    const realSync = handleProto.sync;
+    const failure = errno("EIO", "fsync");
+    let syncs = 0;
+    // The key file's sync passes; the directory's (the second) fails, after the key was linked at --out.
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
+    });
+    const out = join(dir, "left.jwk");
+    removing.path = out;
+    removing.fails = errno("EACCES", "rm");
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(syncs).toBe(2);
+    expect(refused).toMatchObject({ code: "USAGE", cause: failure });
+    const message = (refused as Error).message;
+    expect(message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
+    expect(message).toContain(
+      "; the new file was left there, not known to be on disk, and could not be removed (EACCES: this user may not write there; check the directory's owner and mode): remove it",
+    );
+    // It says so truly: the key is there, and no temporary file is.
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ kid: "k-v1" });
+    expect(await leftovers()).toEqual([]);
+    // The key itself is never in the message.
+    expect(message).not.toContain(JSON.parse(await readFile(out, "utf8")).k);
+  });
+
+  it("a directory fsync that fails after the key was linked into place removes it, and says nothing of a file left", async () => {
+    quietly();
+    const realSync = handleProto.sync;
+    const failure = errno("EIO", "fsync");
+    let syncs = 0;
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
+    });
+    const out = join(dir, "removed.jwk");
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "USAGE", cause: failure });
+    expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
+    expect((refused as Error).message).not.toContain("left there");
+    expect(await exists(out)).toBe(false);
   });
 });
