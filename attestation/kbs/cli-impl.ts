@@ -4,8 +4,10 @@ import {
   leftFileNote,
   listenUsageError,
   noDirectoryError,
+  type OutputFileErrors,
   optionsUsageError,
   printJson,
+  refuseExistingFile,
   UsageError,
   writeFileAtomically,
 } from "../../client/cli/output.ts";
@@ -111,6 +113,27 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
   if (!KEY_ID_PATTERN.test(options.keyId)) {
     throw optionsUsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
   }
+  const errors: OutputFileErrors = {
+    exists: (cause) =>
+      new UsageError(
+        fileMessage(
+          options.out,
+          "--out",
+          "already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)",
+        ),
+        { cause },
+      ),
+    noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
+    failed: (cause, operation, left) =>
+      new UsageError(
+        fileMessage(options.out, "--out", `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`),
+        { cause },
+      ),
+    notAFile: (found) => new UsageError(fileMessage(options.out, "--out", `expected a regular file, found ${found}`)),
+  };
+  // An existing --out is refused before a key is made for nothing; the link into place (EEXIST)
+  // stays the deciding check: a file may appear at --out in between.
+  await refuseExistingFile(options.out, false, errors);
   const key = generateModelKey(options.keyId);
   // Whole or not at all (writeFileAtomically): a failed write leaves nothing at --out for the next
   // run to be refused on (EEXIST); never over an existing file. The key's bytes are zeroed in every
@@ -120,27 +143,7 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
       options.out,
       `${JSON.stringify(modelKeyToJwk(key))}\n`,
       { mode: 0o600, replace: false },
-      {
-        exists: (cause) =>
-          new UsageError(
-            fileMessage(
-              options.out,
-              "--out",
-              "already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)",
-            ),
-            { cause },
-          ),
-        noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
-        failed: (cause, operation, left) =>
-          new UsageError(
-            fileMessage(
-              options.out,
-              "--out",
-              `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
-            ),
-            { cause },
-          ),
-      },
+      errors,
     );
   } finally {
     key.key.fill(0);

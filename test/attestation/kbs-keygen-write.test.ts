@@ -7,7 +7,7 @@
  * spied on through FileHandle's prototype; its close (a field of each handle, not of the prototype)
  * through node:fs/promises' open, mocked.
  */
-import { access, type FileHandle, open, readdir, readFile } from "node:fs/promises";
+import { access, type FileHandle, open, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
@@ -38,6 +38,20 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return fsWith(real, { open, rm });
 });
 
+/** Each key made by models/sealed.ts's generateModelKey (spied on through a mock). */
+const making = vi.hoisted(() => ({ keys: 0 }));
+
+vi.mock("../../models/sealed.ts", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../../models/sealed.ts")>();
+  return {
+    ...real,
+    generateModelKey: (...args: Parameters<typeof real.generateModelKey>) => {
+      making.keys += 1;
+      return real.generateModelKey(...args);
+    },
+  };
+});
+
 const dir = await testDirectory("cloister-kbs-keygen-write-");
 
 /** FileHandle's prototype (node:fs/promises does not export the class): that of a handle opened. */
@@ -54,6 +68,7 @@ afterEach(() => {
   closing.fails = null;
   removing.path = null;
   removing.fails = null;
+  making.keys = 0;
 });
 
 const quietly = () => vi.spyOn(process.stdout, "write").mockReturnValue(true);
@@ -192,5 +207,43 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
     expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
     expect((refused as Error).message).not.toContain("left there");
     expect(await exists(out)).toBe(false);
+  });
+});
+
+describe("kbs keygen: an existing --out", () => {
+  const refusal = (out: string) =>
+    `--out ${out}: already exists (EEXIST); a model key is never overwritten (it would make sealed models unreadable)`;
+
+  it("is refused before a key is made, with the same message, and is left as it was", async () => {
+    const out = join(dir, "existing.jwk");
+    await writeFile(out, "the old key\n");
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "USAGE" });
+    expect((refused as Error).message).toBe(refusal(out));
+    expect(making.keys).toBe(0);
+    expect(await readFile(out, "utf8")).toBe("the old key\n");
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("that appears after the check is still refused by the link into place (EEXIST decides)", async () => {
+    const out = join(dir, "appearing.jwk");
+    const realWriteFile = handleProto.writeFile;
+    // While the key is written to its temporary file: after the check, before the link.
+    vi.spyOn(handleProto, "writeFile").mockImplementation(async function (this: FileHandle, ...args) {
+      await writeFile(out, "a key put there meanwhile\n");
+      return realWriteFile.apply(this, args);
+    });
+    const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(making.keys).toBe(1);
+    expect(refused).toMatchObject({ code: "USAGE", cause: { code: "EEXIST" } });
+    expect((refused as Error).message).toBe(refusal(out));
+    expect(await readFile(out, "utf8")).toBe("a key put there meanwhile\n");
+    expect(await leftovers()).toEqual([]);
   });
 });
