@@ -146,14 +146,18 @@ export class EnclavePool {
   }
 
   /**
-   * Records a document the member served: its key id (a restart shows as a new one). `read` is the
-   * number readStarted gave the read before it was sent; a document from a read older than one
-   * already taken is dropped. Returns the document's key id, taken or not: what a caller handing the
-   * document on holds it to (the member's may be another read's).
+   * Records a document the member served (with 200): its key id (a restart shows as a new one), and
+   * the member ready, as a refresh that read it would (#check): a read taken now drops older ones
+   * still under way, so without it a member an older read found unreachable would stay so until the
+   * next refresh although it just answered. `read` is the number readStarted gave the read before it
+   * was sent; a document from a read older than one already taken is dropped. Returns the document's
+   * key id, taken or not: what a caller handing the document on holds it to (the member's may be
+   * another read's).
    */
   noteDocument(member: PoolMember, document: string, read: number): string | null {
     const keyId = documentKeyId(document);
-    if (this.#takes(member, read) && this.#takeKeyId(member, keyId)) this.options.onChange?.(member);
+    // One change, not two (as #check): the key id taken with the state.
+    if (this.#takes(member, read)) this.#set(member, "ready", null, this.#takeKeyId(member, keyId));
     return keyId;
   }
 

@@ -971,7 +971,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       "unreachable document: ENCLAVE_TIMEOUT",
       "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
       "unreachable document: ENCLAVE_UNREACHABLE",
-      "unknown null",
+      "ready null",
     ]);
     expect(slow.seen).toHaveLength(1);
     timers.restore();
@@ -992,7 +992,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     const urls = [`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, good.url];
     expect(await sessionsThroughPool(urls, DEFAULT_HOST_LIMITS, 2, document)).toEqual([
       "unreachable document: ENCLAVE_UNREACHABLE",
-      "unknown null",
+      "ready null",
     ]);
   });
 
@@ -1009,7 +1009,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       "unreachable booting",
       "unreachable draining",
       "unreachable audit-failed",
-      "unknown null",
+      "ready null",
     ]);
   });
 
@@ -1030,6 +1030,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     ];
     const draining = createEnclavePool(drainingUrls, { limits: DEFAULT_HOST_LIMITS });
     expect(await session(draining)).toBe("503 ENCLAVE_DRAINING null");
+    // The last member's 503 is passed on, not taken as a document: it is neither marked nor ready.
     expect(draining.status().map((m) => `${m.state} ${m.reason}`)).toEqual(["unreachable draining", "unknown null"]);
   });
 

@@ -287,6 +287,40 @@ describe("enclave pool", () => {
     expect(a.state).toBe("unreachable");
   });
 
+  it("marks ready a member that served its document: an older refresh read that found it ready is dropped", async () => {
+    const key = new Uint8Array(32).fill(5);
+    const answers: (() => void)[] = [];
+    const told: { state: string; keyId: string | null }[] = [];
+    const pool = new EnclavePool(["http://a", "http://b"], {
+      fetchText: () =>
+        new Promise((resolve) => {
+          answers.push(() => resolve({ status: 200, text: JSON.stringify({ document: documentFor(key) }) }));
+        }),
+      onChange: (m) => {
+        if (m.index === 0) told.push({ state: m.state, keyId: m.keyId });
+      },
+    });
+    const a = pool.members[0] as PoolMember;
+    // Read K (the host's) starts, then a refresh's read M, then the host's read N: K < M < N.
+    const k = pool.readStarted(a);
+    const refreshing = pool.refresh();
+    const n = pool.readStarted(a);
+    // K fails (a's enclave restarting), N hands out a's document, then M ends fine: it is dropped.
+    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", k);
+    pool.noteDocument(a, documentFor(key), n);
+    for (const answer of answers) answer();
+    await refreshing;
+    expect(pool.status()[0]).toMatchObject({ state: "ready", reason: null, keyId: keyIdFor(key) });
+    // One change for the document: ready with its key id, never the key id while still unreachable.
+    expect(told).toEqual([
+      { state: "unreachable", keyId: null },
+      { state: "ready", keyId: keyIdFor(key) },
+    ]);
+    // Served again, with the same key id: nothing changed, nothing told.
+    pool.noteDocument(a, documentFor(key), pool.readStarted(a));
+    expect(told).toHaveLength(2);
+  });
+
   it("keeps a member a sealed request found down unreachable: a refresh read started before cannot undo it", async () => {
     const answers: (() => void)[] = [];
     const pool = new EnclavePool(["http://a", "http://b"], {
