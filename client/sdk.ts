@@ -48,6 +48,8 @@ import {
 } from "./transport.ts";
 
 export { FRAME_ERROR_KINDS, type Redactions, textHash, verifyReceipt } from "../sealed/index.ts";
+/** What every SDK call throws (kind, code, origin, stage, field, audit…), as client/browser.ts exports it too. */
+export { AuditReference, ClientError, type ClientErrorKind, type ClientErrorOrigin } from "./errors.ts";
 
 export interface ConnectOptions {
   /** The host's base URL, e.g. http://127.0.0.1:8080 (no user name or password: the API key is the credential). */
