@@ -1,0 +1,77 @@
+/**
+ * README.md's "Using the SDK" program is what an application developer pastes first: it must
+ * type-check as pasted at the root of the checkout (its imports resolve, every name it uses is
+ * exported where it imports it from), and it must show where the `ClientError` the section tells
+ * them to handle comes from, with a switch on its code.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import ts from "typescript";
+import { describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../helpers/cli.ts";
+
+function sdkSection(): string {
+  const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("\n## Using the SDK\n");
+  const end = readme.indexOf("\n## ", start + 1);
+  expect(start).toBeGreaterThan(0);
+  return readme.slice(start, end);
+}
+
+function program(section: string): string {
+  const blocks = [...section.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
+  expect(blocks).toHaveLength(1);
+  return blocks[0] as string;
+}
+
+/** Type-checks `source` as the file `ask.ts` at the repository root, under the project's tsconfig. */
+function diagnostics(source: string): string[] {
+  const configPath = join(REPO_ROOT, "tsconfig.json");
+  const config = ts.readConfigFile(configPath, (path) => ts.sys.readFile(path));
+  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, REPO_ROOT);
+  const file = join(REPO_ROOT, "readme-sdk-ask.ts");
+  const host = ts.createCompilerHost(parsed.options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, language, ...rest) =>
+    name === file ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, ...rest);
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => name === file || fileExists(name);
+  const built = ts.createProgram([file], parsed.options, host);
+  return ts
+    .getPreEmitDiagnostics(built, built.getSourceFile(file))
+    .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n"));
+}
+
+describe('README "Using the SDK"', () => {
+  const section = sdkSection();
+  const source = program(section);
+
+  it("type-checks as pasted at the root of the checkout", () => {
+    expect(diagnostics(source)).toEqual([]);
+  });
+
+  it("imports ClientError from the SDK module and switches on its code", () => {
+    expect(source).toMatch(/^import \{[^}]*\bClientError\b[^}]*\} from "\.\/client\/sdk\.ts";$/m);
+    expect(source).toContain("error instanceof ClientError");
+    expect(source).toContain('error.code !== "POLICY_BLOCKED"');
+    expect(section).toContain("`ClientError`s (exported by `client/sdk.ts`)");
+  });
+
+  it("sends a prompt that `cloister up`'s manifest refuses, as its comment says", () => {
+    const dev = JSON.parse(readFileSync(join(REPO_ROOT, "manifests/examples/dev.json"), "utf8")) as {
+      requestPolicy: { rules: { kind: string; pattern?: string }[] };
+    };
+    const pattern = dev.requestPolicy.rules.find((rule) => rule.kind === "pattern")?.pattern as string;
+    const blocked = /complete\("([^"]+)", \{ maxTokens: 16 \}\); \/\/ up's manifest refuses this/.exec(source)?.[1];
+    expect(blocked).toBeDefined();
+    expect(new RegExp(pattern).test(blocked as string)).toBe(true);
+  });
+
+  it("names codes a program must handle that docs/errors.md lists for the client", () => {
+    const errors = readFileSync(join(REPO_ROOT, "docs/errors.md"), "utf8");
+    for (const code of ["UNAUTHENTICATED", "HOST_UNREACHABLE", "POLICY_BLOCKED", "PII_BLOCKED"]) {
+      expect(section, code).toContain(`\`${code}\``);
+      expect(errors, code).toContain(`\`${code}\``);
+    }
+  });
+});
