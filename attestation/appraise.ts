@@ -94,6 +94,7 @@ export function describeViolation(
   simulated: boolean,
 ): string {
   const said = `${violation.field}: expected ${violation.expected}, found ${violation.found}`;
+  if (violation.code === "SNP_TCB_TOO_LOW") return `${said} (${tcbMinimumNextStep(violation.field)})`;
   const section = MEASUREMENT_FIELDS[`${violation.code} ${violation.field}`];
   if (section === undefined) return said;
   // An MAA token is appraised only by an attestation policy (verify-evidence --tee maa --policy): a
@@ -108,6 +109,22 @@ export function describeViolation(
     `${said} (${listed}; simulated: \`cloister up\` wrote a new .cloister/policy.json when the enclave code ` +
     "changed, so restart a proxy, web page or key broker that holds the old policy)"
   );
+}
+
+/**
+ * The next step of an SNP_TCB_TOO_LOW violation, naming the policy field its minimum comes from
+ * (`REPORTED_TCB.microcode`: snp.minimumTcb.microcode; `hcl.REPORTED_TCB.…`: azure.snp.minimumTcb;
+ * an MAA `x-ms-sevsnpvm-*-svn` claim: maa.snp.minimumTcb), as describeViolation names a measurement's.
+ */
+function tcbMinimumNextStep(field: string): string {
+  const claim = MAA_MINIMUM_TCB_CLAIMS.find(([, name]) => name === field);
+  const component = claim?.[0] ?? field.slice(field.lastIndexOf(".") + 1);
+  const section = claim !== undefined ? "maa.snp" : field.startsWith("hcl.") ? "azure.snp" : "snp";
+  const named =
+    claim !== undefined
+      ? `below the policy's ${section}.minimumTcb.${component}`
+      : `below the policy's ${section}.minimumTcb.${component}, attestation.${section}.minimumTcb.${component} in a client policy`;
+  return `${named}; update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose`;
 }
 
 /** `code field` of the launch-measurement violations → the policy field that lists the allowed values. */

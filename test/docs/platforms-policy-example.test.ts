@@ -119,9 +119,12 @@ describe("docs/platforms.md: a policy for captured evidence", () => {
     expect(code).toBe(1);
     expect(stdout).toContain(`MEASUREMENT: expected ${other}, found ${found} (`);
     expect(stdout).toContain("(SNP_MEASUREMENT_NOT_ALLOWED)");
-    expect(stdout).toContain("REPORTED_TCB.microcode: expected >= 230, found 222 (SNP_TCB_TOO_LOW)");
+    const tcb = "REPORTED_TCB.microcode: expected >= 230, found 222 (below the policy's snp.minimumTcb.microcode, ";
+    const step = "update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose)";
+    expect(stdout).toContain(tcb);
+    expect(stdout).toContain(`; ${step} (SNP_TCB_TOO_LOW)`);
     const page = readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8").replace(/\s+/g, " ");
-    expect(page).toContain("`REPORTED_TCB.microcode: expected >= 230, found 222 (SNP_TCB_TOO_LOW)`");
+    expect(page).toContain(`\`${tcb}…; ${step} (SNP_TCB_TOO_LOW)\``);
   });
 });
 
