@@ -84,6 +84,12 @@ export interface EvidenceVerdict {
    * relaxed collateral rules. `valid` does not judge these (that is what `--policy` is for).
    */
   readonly warnings?: readonly string[];
+  /**
+   * What verification checked, in its order, named from the verified result: a check it skipped (a
+   * TCB status without collateral, revocation without CRLs, extraData without `--nonce`) is not
+   * here (`warnings` says so), nor is the appraisal (`appraisal`). Absent when verification failed.
+   */
+  readonly checked?: readonly string[];
   /** With `--policy`: the appraisal (every violation); null or absent without a policy. */
   readonly appraisal?: {
     readonly ok: boolean;
@@ -304,11 +310,27 @@ const NOT_YET_VALID_CODES: ReadonlySet<string> = new Set([
   "MAA_TOKEN_NOT_YET_VALID",
 ]);
 
+/**
+ * What else `--tee tdx` offers for collateral that is stale, or whose signer expired, at the
+ * verification time, with `--at` as without: the two remedies docs/platforms.md names.
+ */
+const COLLATERAL_REMEDIES: Readonly<Record<string, string>> = {
+  CRL_EXPIRED:
+    "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale",
+  COLLATERAL_EXPIRED:
+    "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale",
+  COLLATERAL_SIGNER_EXPIRED:
+    "put the re-issued TCB signing certificate's chain in the --collateral folder, or pass --collateral-signer-validity accept-expired-signer knowingly",
+};
+
 /** What an invalid verdict's code suggests about the verification time, as the end of its error line. */
-function timeHint(code: string | null, atGiven: boolean): string {
+function timeHint(code: string | null, atGiven: boolean, tee: string): string {
   if (code === null) return "";
   if (EXPIRED_CODES.has(code)) {
-    return atGiven ? "" : "; for evidence captured earlier, pass --at with a time it was valid";
+    const remedy = tee === "tdx" ? COLLATERAL_REMEDIES[code] : undefined;
+    if (atGiven) return remedy === undefined ? "" : `; ${remedy}`;
+    const at = "; for evidence captured earlier, pass --at with a time it was valid";
+    return remedy === undefined ? at : `${at}; otherwise ${remedy}`;
   }
   if (NOT_YET_VALID_CODES.has(code)) {
     return atGiven
@@ -324,7 +346,7 @@ function timeHint(code: string | null, atGiven: boolean): string {
  */
 function errorLine(verdict: EvidenceVerdict, atGiven: boolean): string {
   // One line, its untrusted text (a value found in the evidence) escaped, as formatCliError writes every error line.
-  return `${visibleOnOneLine(`cloister: ${verdict.code}: ${verdict.reason}${timeHint(verdict.code, atGiven)}`)}\n`;
+  return `${visibleOnOneLine(`cloister: ${verdict.code}: ${verdict.reason}${timeHint(verdict.code, atGiven, verdict.tee)}`)}\n`;
 }
 
 /** Prints the verdict (JSON or a readable summary) and sets the exit code: 0 iff valid. */
@@ -356,6 +378,7 @@ export function printVerdict(verdict: EvidenceVerdict, options: Pick<VerifyEvide
     row("policy", verdict.policy);
     row("debug", verdict.debug);
     row("tcb status", verdict.tcbStatus);
+    if (verdict.checked !== undefined && verdict.checked.length > 0) row("checked", verdict.checked.join("; "));
     for (const [k, v] of Object.entries(verdict.details ?? {})) {
       // details.warnings (TDX) repeats verdict.warnings, printed below one per line.
       if (k === "warnings" && verdict.warnings !== undefined) continue;

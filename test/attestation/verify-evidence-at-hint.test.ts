@@ -34,13 +34,27 @@ function errorLine(code: string, at: Date | undefined, reason = "expired"): stri
 }
 
 describe("verify-evidence's --at hint", () => {
-  it("is given for a collateral signer expired at now (the default strict rule checks it at --at)", () => {
+  const SIGNER_REMEDY =
+    "put the re-issued TCB signing certificate's chain in the --collateral folder, or pass --collateral-signer-validity accept-expired-signer knowingly";
+  it("is given for a collateral signer expired at now (the default strict rule checks it at --at), with its remedies", () => {
     expect(errorLine("COLLATERAL_SIGNER_EXPIRED", undefined)).toBe(
-      "cloister: COLLATERAL_SIGNER_EXPIRED: expired; for evidence captured earlier, pass --at with a time it was valid\n",
+      `cloister: COLLATERAL_SIGNER_EXPIRED: expired; for evidence captured earlier, pass --at with a time it was valid; otherwise ${SIGNER_REMEDY}\n`,
     );
+    // With --at, the remedies alone: no other time is suggested.
     expect(errorLine("COLLATERAL_SIGNER_EXPIRED", new Date("2025-01-01T00:00:00Z"))).toBe(
-      "cloister: COLLATERAL_SIGNER_EXPIRED: expired\n",
+      `cloister: COLLATERAL_SIGNER_EXPIRED: expired; ${SIGNER_REMEDY}\n`,
     );
+  });
+
+  it("names current collateral or --accept-stale-collateral for a stale CRL or collateral, with --at as without", () => {
+    const remedy =
+      "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale";
+    for (const code of ["CRL_EXPIRED", "COLLATERAL_EXPIRED"]) {
+      expect(errorLine(code, new Date("2025-01-01T00:00:00Z"))).toBe(`cloister: ${code}: expired; ${remedy}\n`);
+      expect(errorLine(code, undefined)).toBe(
+        `cloister: ${code}: expired; for evidence captured earlier, pass --at with a time it was valid; otherwise ${remedy}\n`,
+      );
+    }
   });
 
   const NOT_YET_VALID = [
