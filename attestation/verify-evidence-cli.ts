@@ -314,11 +314,11 @@ const NOT_YET_VALID_CODES: ReadonlySet<string> = new Set([
  * What else `--tee tdx` offers for collateral that is stale, or whose signer expired, at the
  * verification time, with `--at` as without: the two remedies docs/platforms.md names.
  */
+const STALE_COLLATERAL_REMEDY =
+  "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale";
 const COLLATERAL_REMEDIES: Readonly<Record<string, string>> = {
-  CRL_EXPIRED:
-    "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale",
-  COLLATERAL_EXPIRED:
-    "get current collateral from Intel PCS for that time, or pass --accept-stale-collateral to accept it and report it stale",
+  CRL_EXPIRED: STALE_COLLATERAL_REMEDY,
+  COLLATERAL_EXPIRED: STALE_COLLATERAL_REMEDY,
   COLLATERAL_SIGNER_EXPIRED:
     "put the re-issued TCB signing certificate's chain in the --collateral folder, or pass --collateral-signer-validity accept-expired-signer knowingly",
 };

@@ -19,8 +19,8 @@ import { fromHex, toHex } from "../bytes.ts";
 import { ConfigurationError } from "../errors.ts";
 import { AMD_ROOTS } from "../roots/amd.ts";
 import { INTEL_ROOTS } from "../roots/intel.ts";
-import { tcbFields } from "../snp/cli-verify.ts";
-import { tdxPlatformTcbDetails, tdxPlatformTcbFields, tdxTcbFields } from "../tdx/cli-verify.ts";
+import { snpChecked, tcbFields } from "../snp/cli-verify.ts";
+import { tdxChecked, tdxPlatformTcbDetails, tdxPlatformTcbFields, tdxTcbFields } from "../tdx/cli-verify.ts";
 import { isDebugTd } from "../tdx/parse.ts";
 import {
   appraisalVerdict,
@@ -113,6 +113,18 @@ function fieldsOf(parts: AzureEvidenceParts, verified: VerifiedAzureEvidence | n
   return { ...EMPTY, details };
 }
 
+/** What verifyAzureEvidence checked of `verified` (EvidenceVerdict.checked), in its order. */
+function azureChecked(verified: VerifiedAzureEvidence): string[] {
+  return [
+    ...(verified.snp !== null ? [...snpChecked(verified.snp), "VMPL 0 (the paravisor's report)"] : []),
+    ...(verified.tdx !== null ? [...tdxChecked(verified.tdx), "HCL TDREPORT = TD quote"] : []),
+    "runtime data bound by REPORT_DATA",
+    "vTPM quote signature (HCLAkPub)",
+    "PCR digest",
+    ...(verified.nonceChecked ? ["vTPM extraData = --nonce"] : []),
+  ];
+}
+
 async function verifyAzure(
   options: AzureVerifyEvidenceOptions & { tee: "azure-snp" | "azure-tdx" },
 ): Promise<EvidenceVerdict> {
@@ -150,6 +162,7 @@ async function verifyAzure(
       tee: options.tee,
       simulated: verified.simulated,
       ...fieldsOf(parts, verified),
+      checked: azureChecked(verified),
     };
   } catch (error) {
     return { valid: false, ...failureFrom(error), tee: options.tee, simulated: null, ...fieldsOf(parts, null) };
@@ -189,6 +202,11 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
       tee: "maa",
       simulated: false,
       ...EMPTY,
+      checked: [
+        "token signature (--jwks key)",
+        "token validity (exp, nbf)",
+        ...(options.issuer === undefined ? [] : ["iss = --issuer"]),
+      ],
       measurement: typeof snpMeasurement === "string" ? snpMeasurement.toLowerCase() : null,
       reportData: typeof snpReportData === "string" ? snpReportData.toLowerCase() : null,
       details: {

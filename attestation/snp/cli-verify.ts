@@ -37,6 +37,19 @@ export function tcbFields(tcb: SnpTcbVersion): EvidenceTcb {
   };
 }
 
+/** What verifySnpReport checked of `verified` (EvidenceVerdict.checked; shared with the Azure SNP branch). */
+export function snpChecked(verified: VerifiedSnpReport): string[] {
+  const root = verified.simulated ? "a simulator root (INSECURE)" : `the pinned AMD ${verified.product} root`;
+  return [
+    `${verified.signingKey} certificate chain to ${root}`,
+    "report signature",
+    // A VLEK names no chip (verifySnpReport step 8).
+    ...(verified.signingKey === "VCEK" ? ["CHIP_ID = VCEK hwID"] : []),
+    `REPORTED_TCB = ${verified.signingKey} TCB`,
+    "REPORTED_TCB and COMMITTED_TCB not above CURRENT_TCB",
+  ];
+}
+
 type ReportFields = Omit<EvidenceVerdict, "valid" | "stage" | "code" | "reason" | "simulated">;
 
 function reportFields(report: SnpReport | null, verified: VerifiedSnpReport | null, cert: Certificate | null) {
@@ -122,6 +135,7 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ev
       ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,
       ...reportFields(report, verified, cert),
+      checked: snpChecked(verified),
     };
   } catch (error) {
     const failure = failureFrom(error);

@@ -70,6 +70,22 @@ function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: bo
   return warnings;
 }
 
+/**
+ * What verifyTdxQuote checked of `verified` (EvidenceVerdict.checked; shared with --tee azure-tdx):
+ * revocation, TCB info and QE identity only when collateral for them was verified.
+ */
+export function tdxChecked(verified: VerifiedTdxQuote): string[] {
+  const root = verified.simulated ? "a simulator root (INSECURE)" : "the pinned Intel root";
+  return [
+    `PCK certificate chain to ${root}`,
+    ...(verified.revocationChecked ? ["PCK chain revocation (CRLs)"] : []),
+    "QE report signature and attestation-key binding",
+    "quote signature",
+    ...(verified.tcbStatus === null ? [] : [`TCB level and status from TCB info (FMSPC ${verified.fmspc})`]),
+    ...(verified.qeIdentity === null ? [] : ["QE identity"]),
+  ];
+}
+
 /** A TD's TEE_TCB_SVN as verify-evidence reports it (--tee tdx and azure-tdx): raw, and its first two bytes named. */
 export function tdxTcbFields(teeTcbSvn: Uint8Array) {
   return {
@@ -212,6 +228,7 @@ export async function verifyEvidence(options: TdxVerifyEvidenceOptions): Promise
       ...appraisalVerdict(policy === null ? null : appraise(verified, policy, { now: at, expectedReportData: null })),
       simulated: verified.simulated,
       ...quoteFields(quote, verified, options.collateral !== undefined),
+      checked: tdxChecked(verified),
       collateralFiles: files,
       collateralNotes: notes,
       collateralSignerValidity: signerValidity,
