@@ -33,6 +33,7 @@ import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { contentTypeRefusalMessage, wrongContentTypes } from "../helpers/content-types.ts";
 import { holdTimeouts, watchTimeouts } from "../helpers/held-timers.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 const KEY = "ck_test_0123456789abcdef";
 const SECRET_MARKER = "TOP-SECRET-PROMPT-BYTES";
@@ -1238,9 +1239,14 @@ describe("host app (real loopback server, scripted enclave)", () => {
   it("/healthz says 503 unavailable while its one enclave does not answer, asking it at most once a second", async () => {
     let enclaveHealthChecks = 0;
     let up = true;
-    // The host's clock is held: a second passes when the test says so, not by waiting one out.
-    let clock = performance.now();
+    // The host's clock is held: a second passes when the test says so, not by waiting one out. It
+    // starts at a whole number of milliseconds, so 999 + 1 later is exactly 1000 after (from a
+    // fractional start, as performance.now() gives, it was 999.9999999999 as often as one run in five).
+    let clock = Math.ceil(performance.now());
     vi.spyOn(performance, "now").mockImplementation(() => clock);
+    // The health question's own timeouts (the headers', then the whole answer's; 2 s in host/app.ts)
+    // are held: its answer, not a loaded machine's slowness, says up or down.
+    const healthTimeouts = holdTimeouts(2000);
     const { get } = await setup({
       enclave: (req, res) => {
         if (req.url === "/healthz") enclaveHealthChecks++;
@@ -1262,18 +1268,25 @@ describe("host app (real loopback server, scripted enclave)", () => {
     clock += 1;
     expect(await status()).toBe("503 unavailable");
     expect(enclaveHealthChecks).toBe(2);
-    vi.restoreAllMocks();
-    // An enclave that no longer listens at all.
-    const gone = createServer();
-    await new Promise<void>((r) => gone.listen(0, "127.0.0.1", r));
-    const port = (gone.address() as AddressInfo).port;
-    await new Promise((r) => gone.close(r));
+    // An enclave that takes no connection at all: its port is held, each connection reset at once
+    // (a port just freed could be taken by another process, and answered, before the host asks).
+    let refusedConnections = 0;
+    const gone = createNetServer((socket) => {
+      refusedConnections++;
+      socket.resetAndDestroy();
+    });
+    const port = await listenOnTestPort(gone);
+    cleanup.push(() => new Promise<void>((resolve) => gone.close(() => resolve())));
     const { get: getGone } = await setup({ enclaveUrl: `http://127.0.0.1:${port}` });
     const response = await getGone("/healthz", null);
     expect({ status: response.status, body: await response.json() }).toEqual({
       status: 503,
       body: { status: "unavailable" },
     });
+    expect(refusedConnections).toBe(1);
+    // Each answered check cleared both its timeouts; the refused one, the headers' (no answer to read).
+    expect(healthTimeouts.held.map((t) => `${t.cleared} ${t.fired}`)).toEqual(Array(5).fill("true false"));
+    vi.restoreAllMocks();
   });
 
   it("/healthz asks its one enclave one question at a time: a check still under way after a second is shared", async () => {
@@ -1282,6 +1295,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // authentication is seen: the host asks for its enclave's health right after it, in the same turn.
     let clock = performance.now();
     vi.spyOn(performance, "now").mockImplementation(() => clock);
+    // The health question's timeouts (2 s) are held: the enclave's answer is held as long as the test
+    // takes, which a loaded machine could make longer than that (the first would then say 503).
+    const healthTimeouts = holdTimeouts(2000);
     const keys = store();
     const authenticated = vi.spyOn(keys, "authenticate");
     const { get } = await setup({ keys, enclave: (_req, res) => held.push(res) });
@@ -1297,6 +1313,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await until(() => secondSettled || held.length === 2);
     expect(held).toHaveLength(1);
     expect([(await first).status, (await second).status]).toEqual([200, 200]);
+    expect(healthTimeouts.held.map((t) => `${t.cleared} ${t.fired}`)).toEqual(["true false", "true false"]);
     vi.restoreAllMocks();
   });
 
