@@ -160,11 +160,21 @@ async function sessionsThroughPool(
   return pool.status().map((m) => `${m.state} ${m.reason}`);
 }
 
-/** A URL nothing listens on: a port that was just free. */
-async function closedEnclaveUrl(): Promise<string> {
-  const closed = await startEnclave(() => {});
-  await new Promise<void>((resolve) => closed.server.close(() => resolve()));
-  return closed.url;
+/**
+ * An enclave that takes no connection: each is reset at once (ENCLAVE_UNREACHABLE), on a port of
+ * the tests' range held for the test. A port just freed, as this once was, could be taken by another
+ * process, and answered, before the host asked. Not connection refused (ECONNREFUSED), which a
+ * pool's sealed route tells apart.
+ */
+async function resettingEnclave(): Promise<{ url: string; connections: () => number }> {
+  let connections = 0;
+  const server = createNetServer((socket) => {
+    connections++;
+    socket.resetAndDestroy();
+  });
+  const port = await listenOnTestPort(server);
+  cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${port}`, connections: () => connections };
 }
 
 const answerBytes: EnclaveHandler = (_req, res) => {
@@ -967,7 +977,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     };
     // Every member unread: each new session starts with the next one in turn; whichever comes
     // first, the session gets the member that answers, and the others are marked.
-    const urls = [slow.url, huge.url, await closedEnclaveUrl(), good.url];
+    const urls = [slow.url, huge.url, (await resettingEnclave()).url, good.url];
     expect(await sessionsThroughPool(urls, limits, 4, document(3), fireSilentMembersTimer)).toEqual([
       "unreachable document: ENCLAVE_TIMEOUT",
       "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
@@ -1020,7 +1030,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
       const response = await app.request("/v1/attestation", { headers: { authorization: `Bearer ${KEY}` } });
       return `${response.status} ${await errorCode(response)} ${response.headers.get("retry-after")}`;
     };
-    const gone = createEnclavePool([await closedEnclaveUrl(), await closedEnclaveUrl()], {
+    const gone = createEnclavePool([(await resettingEnclave()).url, (await resettingEnclave()).url], {
       limits: DEFAULT_HOST_LIMITS,
     });
     expect(await session(gone)).toBe("502 ENCLAVE_UNREACHABLE null");
@@ -1268,22 +1278,15 @@ describe("host app (real loopback server, scripted enclave)", () => {
     clock += 1;
     expect(await status()).toBe("503 unavailable");
     expect(enclaveHealthChecks).toBe(2);
-    // An enclave that takes no connection at all: its port is held, each connection reset at once
-    // (a port just freed could be taken by another process, and answered, before the host asks).
-    let refusedConnections = 0;
-    const gone = createNetServer((socket) => {
-      refusedConnections++;
-      socket.resetAndDestroy();
-    });
-    const port = await listenOnTestPort(gone);
-    cleanup.push(() => new Promise<void>((resolve) => gone.close(() => resolve())));
-    const { get: getGone } = await setup({ enclaveUrl: `http://127.0.0.1:${port}` });
+    // An enclave that takes no connection at all.
+    const gone = await resettingEnclave();
+    const { get: getGone } = await setup({ enclaveUrl: gone.url });
     const response = await getGone("/healthz", null);
     expect({ status: response.status, body: await response.json() }).toEqual({
       status: 503,
       body: { status: "unavailable" },
     });
-    expect(refusedConnections).toBe(1);
+    expect(gone.connections()).toBe(1);
     // Each answered check cleared both its timeouts; the refused one, the headers' (no answer to read).
     expect(healthTimeouts.held.map((t) => `${t.cleared} ${t.fired}`)).toEqual(Array(5).fill("true false"));
     vi.restoreAllMocks();
@@ -1318,7 +1321,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
   });
 
   it("says the enclave is unreachable with 502", async () => {
-    const { sealed, get } = await setup({ enclaveUrl: await closedEnclaveUrl() });
+    const { sealed, get } = await setup({ enclaveUrl: (await resettingEnclave()).url });
     const response = await sealed(envelope());
     expect(response.status).toBe(502);
     expect(await errorCode(response)).toBe("ENCLAVE_UNREACHABLE");
