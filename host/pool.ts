@@ -147,16 +147,17 @@ export class EnclavePool {
 
   /**
    * Records a document the member served (with 200): its key id (a restart shows as a new one), and
-   * the member ready, as a refresh that read it would (#check): a read taken now drops older ones
-   * still under way, so without it a member an older read found unreachable would stay so until the
-   * next refresh although it just answered. `read` is the number readStarted gave the read before it
-   * was sent; a document from a read older than one already taken is dropped. Returns the document's
-   * key id, taken or not: what a caller handing the document on holds it to (the member's may be
-   * another read's).
+   * the member ready, for the host's reads as for a refresh's (#check): a read taken now drops older
+   * ones still under way, so without it a member an older read found unreachable would stay so until
+   * the next refresh although it just answered. `read` is the number readStarted gave the read before
+   * it was sent; a document from a read older than one already taken is dropped. Returns the
+   * document's key id, taken or not: what a caller handing the document on holds it to (the member's
+   * may be another read's).
    */
   noteDocument(member: PoolMember, document: string, read: number): string | null {
     const keyId = documentKeyId(document);
-    // One change, not two (as #check): the key id taken with the state.
+    // One change, not two: a member back with a new key id is told as ready with it, never as still
+    // unreachable (or unknown) with the new key id.
     if (this.#takes(member, read)) this.#set(member, "ready", null, this.#takeKeyId(member, keyId));
     return keyId;
   }
@@ -215,10 +216,7 @@ export class EnclavePool {
       this.mark(member, "unreachable", `document: ${(error as Error).message}`, read);
       return;
     }
-    if (!this.#takes(member, read)) return;
-    // One change, not two: a member back with a new key id is told as ready with it, never as still
-    // unreachable (or unknown) with the new key id.
-    this.#set(member, "ready", null, this.#takeKeyId(member, documentKeyId(document)));
+    this.noteDocument(member, document, read);
   }
 
   /** Arms the periodic refresh (the host runs the first one itself, before it listens). */
