@@ -136,8 +136,9 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
   await refuseExistingFile(options.out, false, errors);
   const key = generateModelKey(options.keyId);
   // Whole or not at all (writeFileAtomically): a failed write leaves nothing at --out for the next
-  // run to be refused on (EEXIST); never over an existing file. The key's bytes are zeroed in every
-  // case (its base64url text in the JWK string cannot be: a string is never zeroed).
+  // run to be refused on (EEXIST), unless removing the key it linked there fails too (the error then
+  // says so: leftFileNote); never over an existing file. The key's bytes are zeroed in every case
+  // (its base64url text in the JWK string cannot be: a string is never zeroed).
   try {
     await writeFileAtomically(
       options.out,

@@ -302,10 +302,10 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  * says so (`errors.failed`'s `left`: leftFileNote). That removal is safe: the name was created by
  * this call, exclusively, moments before (a file that was there before fails the link with EEXIST
  * and is never touched), and removing a name never follows it; whoever could put something else
- * there meanwhile can write to the directory, and so remove it too. With `replace`, the rename is the last step but the directory's fsync: should that fail,
- * the new file is in place (the old one gone), not known to be durable, and a retry replaces it
- * again. (`cloister policy init --force`, the manifest commands' outputs, `kbs keygen`'s model key,
- * the audit collector's `.key` hints.)
+ * there meanwhile can write to the directory, and so remove it too. With `replace`, the rename is
+ * the last step but the directory's fsync: should that fail, the new file is in place (the old one
+ * gone), not known to be durable, and a retry replaces it again. (`cloister policy init --force`,
+ * the manifest commands' outputs, `kbs keygen`'s model key, the audit collector's `.key` hints.)
  */
 export async function writeFileAtomically(
   file: string,
