@@ -5,12 +5,15 @@
  * (a later run would be refused on it, EEXIST: a model key is never overwritten) and no temporary
  * file. The refusal names --out and the errno, the first error its cause. The handle's methods are
  * spied on through FileHandle's prototype; its close (a field of each handle, not of the prototype)
- * through node:fs/promises' open, mocked.
+ * through node:fs/promises' open, mocked. A new file that could not be removed again is named as
+ * left by the other callers' errors too (writeOutputFile's, the manifest commands').
  */
 import { access, type FileHandle, open, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { runKbsKeygen } from "../../attestation/kbs/cli-impl.ts";
+import { writeOutputFile } from "../../client/cli/output.ts";
+import { keygenCommand } from "../../manifests/cli-impl.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 /** Each close of a handle opened through node:fs/promises' open, and the error a close is to throw (after closing). */
@@ -80,6 +83,21 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
+
+/**
+ * The key file's sync passes; the directory's (the second) fails with `failure` (EIO), after the key
+ * was linked at --out. `syncs`: how many were asked for.
+ */
+const failDirectorySync = () => {
+  const realSync = handleProto.sync;
+  const failure = errno("EIO", "fsync");
+  let syncs = 0;
+  vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+    syncs += 1;
+    return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
+  });
+  return { failure, syncs: () => syncs };
+};
 
 describe("kbs keygen: the key file is written whole or not at all", () => {
   it("syncs the key before its file is closed, then the directory, and the file holds it", async () => {
@@ -160,14 +178,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
 
   it("a directory fsync that fails after the key was linked into place, and a removal that fails too, says the key is left", async () => {
     quietly();
-    const realSync = handleProto.sync;
-    const failure = errno("EIO", "fsync");
-    let syncs = 0;
-    // The key file's sync passes; the directory's (the second) fails, after the key was linked at --out.
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
-    });
+    const { failure, syncs } = failDirectorySync();
     const out = join(dir, "left.jwk");
     removing.path = out;
     removing.fails = errno("EACCES", "rm");
@@ -175,7 +186,7 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
       () => null,
       (error: unknown) => error,
     );
-    expect(syncs).toBe(2);
+    expect(syncs()).toBe(2);
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
@@ -191,22 +202,54 @@ describe("kbs keygen: the key file is written whole or not at all", () => {
 
   it("a directory fsync that fails after the key was linked into place removes it, and says nothing of a file left", async () => {
     quietly();
-    const realSync = handleProto.sync;
-    const failure = errno("EIO", "fsync");
-    let syncs = 0;
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
-    });
+    const { failure, syncs } = failDirectorySync();
     const out = join(dir, "removed.jwk");
     const refused = await runKbsKeygen({ keyId: "k-v1", out }).then(
       () => null,
       (error: unknown) => error,
     );
+    expect(syncs()).toBe(2);
     expect(refused).toMatchObject({ code: "USAGE", cause: failure });
     expect((refused as Error).message).toMatch(new RegExp(`^--out ${out}: cannot create \\(EIO\\b`));
     expect((refused as Error).message).not.toContain("left there");
     expect(await exists(out)).toBe(false);
+  });
+});
+
+describe("the other writers of a new file say so too when it is left", () => {
+  const leftNote =
+    "; the new file was left there, not known to be on disk, and could not be removed (EACCES: this user may not write there; check the directory's owner and mode): remove it";
+
+  it.each([
+    [
+      "an output file (writeOutputFile, no --force)",
+      "output.json",
+      (out: string) => writeOutputFile(out, "{}\n", "--out", "refuse"),
+      (out: string) => `--out ${out}: cannot create (EIO`,
+    ],
+    [
+      "manifest keygen's private key",
+      "operator.private.jwk",
+      (out: string) => keygenCommand({ outPrivate: out, outPublic: join(dir, "operator.public.jwk"), alg: "EdDSA" }),
+      (out: string) => `--out-private ${out}: could not be written (EIO`,
+    ],
+  ] as const)("%s", async (_name, file, write, starts) => {
+    quietly();
+    const { failure, syncs } = failDirectorySync();
+    const out = join(dir, file);
+    removing.path = out;
+    removing.fails = errno("EACCES", "rm");
+    const refused = await write(out).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(syncs()).toBe(2);
+    expect(refused).toMatchObject({ cause: failure });
+    const message = (refused as Error).message;
+    expect(message.startsWith(starts(out))).toBe(true);
+    expect(message.endsWith(leftNote)).toBe(true);
+    expect(await exists(out)).toBe(true);
+    expect(await leftovers()).toEqual([]);
   });
 });
 
