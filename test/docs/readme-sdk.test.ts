@@ -69,9 +69,23 @@ describe('README "Using the SDK"', () => {
 
   it("names codes a program must handle that docs/errors.md lists for the client", () => {
     const errors = readFileSync(join(REPO_ROOT, "docs/errors.md"), "utf8");
+    const start = errors.indexOf("\n## Client (");
+    expect(start).toBeGreaterThan(0);
+    const client = errors.slice(start, errors.indexOf("\n## ", start + 1));
     for (const code of ["UNAUTHENTICATED", "HOST_UNREACHABLE", "POLICY_BLOCKED", "PII_BLOCKED"]) {
       expect(section, code).toContain(`\`${code}\``);
-      expect(errors, code).toContain(`\`${code}\``);
+      expect(client, code).toContain(`\`${code}\``);
     }
+  });
+
+  // client/sdk.ts resends only a sealed request the host refuses as WRONG_ENCLAVE_KEY; a checkpoint
+  // after a restart fails its signature check (test/e2e/enclave-restart.test.ts): the section says so.
+  it("says which calls a restarted enclave is no error for, and that auditCheckpoint is not retried", () => {
+    const prose = section.replace(/\s+/g, " ");
+    expect(prose).not.toContain("An enclave that restarted is no error");
+    expect(prose).toContain("A request sealed to an enclave that has restarted since is no error");
+    expect(prose).toContain(
+      "`auditCheckpoint()` is not retried: after a restart it throws (`AUDIT_CHECKPOINT_INVALID`",
+    );
   });
 });
