@@ -163,4 +163,18 @@ describe("enclave down, then restarted with new keys", () => {
     expect(await response.json()).toMatchObject({ error: { code: "WRONG_ENCLAVE_KEY" } });
     expect(await deployment.crashed()).toBeNull();
   });
+
+  it("restarted: auditCheckpoint is not retried (README): AUDIT_CHECKPOINT_INVALID until the session verifies the new boot", async () => {
+    await deployment.running.restartEnclave();
+    await deployment.assertSourcesUnchanged();
+    const refused = await session.auditCheckpoint().then(
+      () => undefined,
+      (error: unknown) => error as { kind?: unknown; code?: unknown },
+    );
+    expect(refused).toMatchObject({ kind: "integrity", code: "AUDIT_CHECKPOINT_INVALID" });
+    await session.attest();
+    expect((await session.auditCheckpoint()).signingPublicKey).toBe(
+      Buffer.from(session.enclave.signingPublicKey).toString("hex"),
+    );
+  });
 });
