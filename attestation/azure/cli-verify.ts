@@ -204,7 +204,8 @@ async function verifyMaa(options: AzureVerifyEvidenceOptions): Promise<MaaVerdic
       ...EMPTY,
       checked: [
         "token signature (--jwks key)",
-        "token validity (exp, nbf)",
+        // nbf is optional (RFC 7519): a token without one is checked against exp alone.
+        verified.notBefore === null ? "token validity (exp)" : "token validity (exp, nbf)",
         ...(options.issuer === undefined ? [] : ["iss = --issuer"]),
       ],
       measurement: typeof snpMeasurement === "string" ? snpMeasurement.toLowerCase() : null,

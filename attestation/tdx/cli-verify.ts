@@ -72,17 +72,27 @@ function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: bo
 
 /**
  * What verifyTdxQuote checked of `verified` (EvidenceVerdict.checked; shared with --tee azure-tdx):
- * revocation, TCB info and QE identity only when collateral for them was verified.
+ * revocation, TCB info and QE identity only when collateral for them was verified, each saying so when
+ * it was checked against collateral accepted stale or under an expired signer (`warnings` has the details).
  */
 export function tdxChecked(verified: VerifiedTdxQuote): string[] {
   const root = verified.simulated ? "a simulator root (INSECURE)" : "the pinned Intel root";
+  /** `what`, and how its collateral was accepted when a rule was relaxed for it. */
+  const relaxed = (what: string, info: { readonly stale: boolean; readonly signerExpired: boolean }) => {
+    const notes = [...(info.stale ? ["stale"] : []), ...(info.signerExpired ? ["with an expired signer"] : [])];
+    return notes.length === 0 ? what : `${what}, accepted ${notes.join(" and ")}`;
+  };
   return [
     `PCK certificate chain to ${root}`,
-    ...(verified.revocationChecked ? ["PCK chain revocation (CRLs)"] : []),
+    ...(verified.revocationChecked
+      ? [relaxed("PCK chain revocation (CRLs)", { stale: verified.revocationStale, signerExpired: false })]
+      : []),
     "QE report signature and attestation-key binding",
     "quote signature",
-    ...(verified.tcbStatus === null ? [] : [`TCB level and status from TCB info (FMSPC ${verified.fmspc})`]),
-    ...(verified.qeIdentity === null ? [] : ["QE identity"]),
+    ...(verified.tcbInfo === null
+      ? []
+      : [relaxed(`TCB level and status from TCB info (FMSPC ${verified.fmspc})`, verified.tcbInfo)]),
+    ...(verified.qeIdentity === null ? [] : [relaxed("QE identity", verified.qeIdentity)]),
   ];
 }
 

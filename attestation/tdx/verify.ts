@@ -136,6 +136,11 @@ export interface VerifiedTdxQuote {
   /** Revocation was checked against current (or, if accepted, stale) CRLs. */
   readonly revocationChecked: boolean;
   /**
+   * A CRL the PCK chain was checked against was past its nextUpdate, accepted (acceptStaleCollateral):
+   * that certificate's revocation is known only as of that nextUpdate.
+   */
+  readonly revocationStale: boolean;
+  /**
    * The earliest end (ms since the epoch; +Infinity for none) of what the collateral checks used: the
    * nextUpdate of the TCB info, the QE identity and the CRLs and, under the strict signer validity,
    * the collateral signers' notAfter. Past it, the same collateral is refused (COLLATERAL_EXPIRED,
@@ -363,6 +368,8 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     notAfter.push(await checkAgainstCrls(leaf, ca, "PCK leaf", crls, at, acceptStale, warnings));
     notAfter.push(await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings));
   }
+  // A CRL past its nextUpdate at `at` got this far only as accepted stale collateral (checkAgainstCrls).
+  const revocationStale = notAfter.some((end) => end < at.getTime());
 
   // 3-5. QE report signature, attestation-key binding, quote signature — in this order.
   const checks = await checkTdxQuoteSignatures(quote);
@@ -462,6 +469,7 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     qeIdentity,
     tcbStatus,
     revocationChecked: crls !== undefined,
+    revocationStale,
     collateralNotAfter: Math.min(...notAfter),
     warnings: Object.freeze(warnings),
   }) as unknown as VerifiedTdxQuote;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../helpers/cli.ts";
 import { inProcessCli } from "../helpers/cli-in-process.ts";
+import { testMaaSigner } from "../helpers/maa-token.ts";
 
 const run = inProcessCli();
 const FIXTURES = join(REPO_ROOT, "test", "fixtures", "attestation");
@@ -77,16 +78,45 @@ describe("verify-evidence: what a verdict says was checked", () => {
       "quote signature",
     ]);
     expect(bare.stdout).toContain("WARNING: TCB status not checked: no --collateral given");
-    const full = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, ...RELAXED]);
-    expect(full.code, full.stderr).toBe(0);
-    expect(checkedRow(full.stdout)).toEqual([
+    // At a time all of it was current: each check as made, nothing relaxed.
+    const current = await run([
+      "verify-evidence",
+      "--tee",
+      "tdx",
+      "--quote",
+      join(FIXTURES, "tdx", "quote-v4-trustee.bin"),
+      "--at",
+      "2023-07-01T00:00:00Z",
+      ...COLLATERAL,
+    ]);
+    expect(current.code, current.stderr).toBe(0);
+    expect(checkedRow(current.stdout)).toEqual([
       "PCK certificate chain to the pinned Intel root",
       "PCK chain revocation (CRLs)",
       "QE report signature and attestation-key binding",
       "quote signature",
-      "TCB level and status from TCB info (FMSPC 00a06d080000)",
+      "TCB level and status from TCB info (FMSPC 50806f000000)",
       "QE identity",
     ]);
+  });
+
+  it("a TD quote with relaxed collateral rules: each relaxed check says what was accepted", async () => {
+    // At Q6_AT the CRLs are past their nextUpdate and the TCB signing certificate is expired: the
+    // revocation check used CRLs of 2023-2024, which do not say whether the PCK chain is revoked now.
+    const full = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, ...RELAXED]);
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/WARNING: CRL from "[^\n]*" is stale/);
+    const checked = [
+      "PCK certificate chain to the pinned Intel root",
+      "PCK chain revocation (CRLs), accepted stale",
+      "QE report signature and attestation-key binding",
+      "quote signature",
+      "TCB level and status from TCB info (FMSPC 00a06d080000), accepted with an expired signer",
+      "QE identity, accepted with an expired signer",
+    ];
+    expect(checkedRow(full.stdout)).toEqual(checked);
+    const json = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, ...RELAXED, "--json"]);
+    expect(JSON.parse(json.stdout).checked).toEqual(checked);
   });
 
   it("Azure TDX: the runtime-data binding and the vTPM quote, not the TCB status it warns of", async () => {
@@ -119,6 +149,43 @@ describe("verify-evidence: what a verdict says was checked", () => {
     expect(checkedRow(text.stdout)).toBeNull();
     const json = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, "--json"]);
     expect(JSON.parse(json.stdout).checked).toBeUndefined();
+  });
+});
+
+describe("verify-evidence: what an MAA token's verdict says was checked", () => {
+  /** The checked row of `claims` signed by the test MAA key, verified at `at` (seconds). */
+  async function maaChecked(claims: Record<string, unknown>, at: number): Promise<string[] | null> {
+    const signer = await testMaaSigner();
+    const own = mkdtempSync(join(tmpdir(), "cloister-maa-checked-"));
+    try {
+      writeFileSync(join(own, "token.jwt"), await signer.sign(claims));
+      writeFileSync(join(own, "jwks.json"), JSON.stringify(signer.jwks));
+      const { code, stdout, stderr } = await run([
+        "verify-evidence",
+        "--tee",
+        "maa",
+        "--token",
+        join(own, "token.jwt"),
+        "--jwks",
+        join(own, "jwks.json"),
+        "--at",
+        new Date(at * 1000).toISOString(),
+      ]);
+      expect(code, stderr).toBe(0);
+      return checkedRow(stdout);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  }
+  const ISSUED = 1_700_000_000;
+  const CLAIMS = { iss: "https://cloister-test.attest.example", exp: ISSUED + 3600, "x-ms-attestation-type": "sgx" };
+
+  it("names nbf only when the token has one (it is optional, and then not checked)", async () => {
+    expect(await maaChecked({ ...CLAIMS, nbf: ISSUED }, ISSUED + 60)).toEqual([
+      "token signature (--jwks key)",
+      "token validity (exp, nbf)",
+    ]);
+    expect(await maaChecked(CLAIMS, ISSUED + 60)).toEqual(["token signature (--jwks key)", "token validity (exp)"]);
   });
 });
 
