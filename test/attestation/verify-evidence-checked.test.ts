@@ -117,6 +117,9 @@ describe("verify-evidence: what a verdict says was checked", () => {
     expect(checkedRow(full.stdout)).toEqual(checked);
     const json = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, ...RELAXED, "--json"]);
     expect(JSON.parse(json.stdout).checked).toEqual(checked);
+    // docs/platforms.md, "Command line", quotes the relaxed revocation item as printed.
+    const page = readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8").replace(/\s+/g, " ");
+    expect(page).toContain(`(\`${checked[1]}\`)`);
   });
 
   it("Azure TDX: the runtime-data binding and the vTPM quote, not the TCB status it warns of", async () => {
