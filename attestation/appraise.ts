@@ -86,15 +86,17 @@ export interface AppraisalViolation {
  * launch measurement (SNP MEASUREMENT, TDX MRTD; on Azure the paravisor's; an MAA token's) what to do
  * about it: the policy field that lists the allowed values (as an attestation policy names it, and
  * under `attestation` in a client policy, which has no MAA section) and where a new measurement comes
- * from, the simulator's `cloister up` only when the evidence is `simulated`. Measurements are public:
- * nothing secret is named.
+ * from, the simulator's `cloister up` only when the evidence is `simulated`; for an SNP TCB below its
+ * minimum (REPORTED_TCB, LAUNCH_TCB, COMMITTED_TCB) the policy field of the minimum and what to do
+ * for that TCB. Measurements and TCBs are public: nothing secret is named.
  */
 export function describeViolation(
   violation: Pick<AppraisalViolation, "field" | "code" | "expected" | "found">,
   simulated: boolean,
 ): string {
   const said = `${violation.field}: expected ${violation.expected}, found ${violation.found}`;
-  if (violation.code === "SNP_TCB_TOO_LOW") return `${said} (${tcbMinimumNextStep(violation.field)})`;
+  const tcbStep = TCB_NEXT_STEPS[violation.code];
+  if (tcbStep !== undefined) return `${said} (${tcbMinimumNamed(violation.field)}; ${tcbStep})`;
   const section = MEASUREMENT_FIELDS[`${violation.code} ${violation.field}`];
   if (section === undefined) return said;
   // An MAA token is appraised only by an attestation policy (verify-evidence --tee maa --policy): a
@@ -112,20 +114,34 @@ export function describeViolation(
 }
 
 /**
- * The next step of an SNP_TCB_TOO_LOW violation, naming the policy field its minimum comes from
- * (`REPORTED_TCB.microcode`: snp.minimumTcb.microcode; `hcl.REPORTED_TCB.…`: azure.snp.minimumTcb;
- * an MAA `x-ms-sevsnpvm-*-svn` claim: maa.snp.minimumTcb), as describeViolation names a measurement's.
+ * The policy field an SNP TCB violation's minimum comes from (`REPORTED_TCB.microcode`:
+ * snp.minimumTcb.microcode; `hcl.LAUNCH_TCB.…`: azure.snp.minimumTcb; an MAA `x-ms-sevsnpvm-*-svn`
+ * claim: maa.snp.minimumTcb), as describeViolation names a measurement's.
  */
-function tcbMinimumNextStep(field: string): string {
+function tcbMinimumNamed(field: string): string {
   const claim = MAA_MINIMUM_TCB_CLAIMS.find(([, name]) => name === field);
   const component = claim?.[0] ?? field.slice(field.lastIndexOf(".") + 1);
   const section = claim !== undefined ? "maa.snp" : field.startsWith("hcl.") ? "azure.snp" : "snp";
-  const named =
-    claim !== undefined
-      ? `below the policy's ${section}.minimumTcb.${component}`
-      : `below the policy's ${section}.minimumTcb.${component}, attestation.${section}.minimumTcb.${component} in a client policy`;
-  return `${named}; update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose`;
+  return claim !== undefined
+    ? `below the policy's ${section}.minimumTcb.${component}`
+    : `below the policy's ${section}.minimumTcb.${component}, attestation.${section}.minimumTcb.${component} in a client policy`;
 }
+
+/**
+ * What to do about each SNP TCB violation: the platform's firmware is old (REPORTED_TCB); the guest
+ * was launched before a firmware update and keeps its LAUNCH_TCB until relaunched; the firmware is
+ * provisional and can be rolled back to its COMMITTED_TCB until committed. Each may instead be
+ * accepted on purpose by lowering the minimum.
+ */
+const TCB_NEXT_STEPS: Readonly<Record<string, string>> = {
+  SNP_TCB_TOO_LOW: "update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose",
+  SNP_LAUNCH_TCB_TOO_LOW:
+    "the guest was launched under older firmware and keeps that LAUNCH_TCB until it is relaunched: relaunch it, " +
+    "or lower that minimum if this TCB is accepted on purpose",
+  SNP_COMMITTED_TCB_TOO_LOW:
+    "the platform runs provisional firmware that can be rolled back to this COMMITTED_TCB: commit the firmware on " +
+    "the host (SNP_COMMIT), or lower that minimum if this TCB is accepted on purpose",
+};
 
 /** `code field` of the launch-measurement violations → the policy field that lists the allowed values. */
 const MEASUREMENT_FIELDS: Readonly<Record<string, string>> = {

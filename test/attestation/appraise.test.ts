@@ -208,6 +208,30 @@ describe("describeViolation", () => {
     });
   });
 
+  it("names the minimumTcb field of each SNP TCB violation and the next step true for that TCB", () => {
+    const named = (section: string, component: string) =>
+      `below the policy's ${section}.minimumTcb.${component}, attestation.${section}.minimumTcb.${component} in a client policy`;
+    const accepted = "or lower that minimum if this TCB is accepted on purpose)";
+    expect({
+      reported: v("REPORTED_TCB.microcode", "SNP_TCB_TOO_LOW"),
+      launch: v("LAUNCH_TCB.snp", "SNP_LAUNCH_TCB_TOO_LOW"),
+      committed: v("COMMITTED_TCB.microcode", "SNP_COMMITTED_TCB_TOO_LOW"),
+      azureLaunch: v("hcl.LAUNCH_TCB.tee", "SNP_LAUNCH_TCB_TOO_LOW", false),
+    }).toEqual({
+      reported: `REPORTED_TCB.microcode: expected aa, found bb (${named("snp", "microcode")}; update the platform's firmware/microcode, ${accepted}`,
+      launch:
+        `LAUNCH_TCB.snp: expected aa, found bb (${named("snp", "snp")}; the guest was launched under older firmware ` +
+        `and keeps that LAUNCH_TCB until it is relaunched: relaunch it, ${accepted}`,
+      committed:
+        `COMMITTED_TCB.microcode: expected aa, found bb (${named("snp", "microcode")}; the platform runs provisional ` +
+        "firmware that can be rolled back to this COMMITTED_TCB: commit the firmware on the host (SNP_COMMIT), " +
+        accepted,
+      azureLaunch:
+        `hcl.LAUNCH_TCB.tee: expected aa, found bb (${named("azure.snp", "tee")}; the guest was launched under older ` +
+        `firmware and keeps that LAUNCH_TCB until it is relaunched: relaunch it, ${accepted}`,
+    });
+  });
+
   it("says any other violation as it was: field, expected, found", () => {
     expect(v("GUEST_SVN", "SNP_GUEST_SVN_TOO_LOW")).toBe("GUEST_SVN: expected aa, found bb");
     // The manifest's own measurement check (manifest-tee.ts) is not the policy's.
