@@ -42,6 +42,7 @@ import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
   type ExistingOutput,
+  errorText,
   forcedOutput,
   formatCliError,
   missingDirectory,
@@ -410,18 +411,24 @@ export type OutputEntry =
  * own, so that a retry does not find them there ("exists") and no set is left half of this run's
  * (report.bin without its cert.der, quote.bin without the collateral it was verified with). The
  * names were created by this call, exclusively (a link never replaces a file); removing a name
- * never follows it, and a directory is removed only when empty. With --force the files replaced
- * stay replaced.
+ * never follows it, and a directory is removed only when empty; one that cannot be removed again is
+ * named in the error (leftOutputsError), the first failure's. With --force the files replaced stay
+ * replaced.
  */
 export async function writeOutputFiles(outputs: readonly OutputEntry[], existing: ExistingOutput): Promise<void> {
-  const made: { path: string; directory: boolean }[] = [];
+  // `path` to remove it by; `named`: its option and path as given, for a message.
+  const made: { path: string; directory: boolean; named: string }[] = [];
   // Each directory made or found, held open: the files after it are written in it (heldDirectory).
   const held = new Map<string, HeldDirectory>();
   try {
     for (const output of outputs) {
       if ("directory" in output) {
         if (await makeOutputDirectory(output.directory, output.option, existing)) {
-          made.push({ path: output.directory, directory: true });
+          made.push({
+            path: output.directory,
+            directory: true,
+            named: `${output.option} ${shellWord(output.directory)}`,
+          });
         }
         held.set(output.directory, await heldDirectory(output.directory, output.option));
         continue;
@@ -429,18 +436,31 @@ export async function writeOutputFiles(outputs: readonly OutputEntry[], existing
       const directory = held.get(dirname(output.file));
       const at = directory === undefined ? output.file : join(directory.path, basename(output.file));
       await writeOutputFile(output.file, output.content, output.option, existing, at);
-      made.push({ path: at, directory: false });
+      made.push({ path: at, directory: false, named: `${output.option} ${shellWord(output.file)}` });
     }
   } catch (error) {
-    if (existing !== "replace") {
-      for (const { path, directory } of made.reverse()) {
-        await (directory ? rmdir(path) : rm(path, { force: true })).catch(() => {});
-      }
+    if (existing === "replace") throw error;
+    const left: string[] = [];
+    for (const { path, directory, named } of made.reverse()) {
+      await (directory ? rmdir(path) : rm(path, { force: true })).catch((removal: unknown) => {
+        left.push(`${named} (${fileErrorCause(removal, "write")})`);
+      });
     }
-    throw error;
+    throw left.length === 0 ? error : leftOutputsError(error, left);
   } finally {
     for (const directory of held.values()) await directory.close();
   }
+}
+
+/**
+ * The first error of writeOutputFiles (its cause), its message ending with the earlier outputs of
+ * the run that could not be removed again (`left`: option, path, why): they are still at their
+ * names, and a retry without --force would be refused on them ("exists").
+ */
+function leftOutputsError(error: unknown, left: readonly string[]): UsageError {
+  const said = error instanceof UsageError ? error.message : errorText(error);
+  const note = `; the earlier outputs of this run could not be removed again and were left there: ${left.join(", ")}: remove them`;
+  return new UsageError(`${said}${note}`, { cause: error });
 }
 
 /** An output directory held open (heldDirectory): the path to reach it by, and its release. */
