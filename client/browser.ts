@@ -12,7 +12,7 @@
  * typed into it. Serve it from an origin you control, never from the untrusted host.
  */
 export type { VerifiedEnclave } from "../attestation/document.ts";
-export { AuditReference, ClientError, type ClientErrorKind } from "./errors.ts";
+export { AuditReference, ClientError, type ClientErrorKind, type ClientErrorOrigin } from "./errors.ts";
 export { type ClientPolicy, parseClientPolicy, policyRisks } from "./policy.ts";
 export {
   type ChatEvent,
