@@ -172,9 +172,12 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
    * The member a nonce question, a checkpoint or a named document (`GET /v1/attestation?enclave=`)
    * goes to: the one the client names (`?enclave=<key id>`, the enclave whose document it is
    * verifying, or the boot an operator asks for), else the best candidate. A single enclave is held
-   * to a name as a pool is: a key id that is not its current boot's is refused, not answered by
-   * the one enclave there is (it knows its key id from the documents it hands out, and reads its
-   * document again, at most once a second, for a name it does not know: EnclavePool.findKeyId).
+   * to a name as a pool is: a key id other than the one the host knows for it is refused, not
+   * answered by the one enclave there is. The host knows the key id of the last document it handed
+   * out or read (and reads the document again, at most once a second, for a name it does not know:
+   * EnclavePool.findKeyId); a name equal to that one is answered unchecked, so after a restart the
+   * host has not yet seen, the old boot's id reaches the new boot, whose answer the client refuses
+   * (not signed by the key it verified). No document is read per question to close that.
    */
   const namedMember = async (named: string | undefined): Promise<PoolMember> => {
     if (named !== undefined && !ENCLAVE_KEY_ID_HEX.test(named)) {
