@@ -88,7 +88,8 @@ export interface AppraisalViolation {
  * under `attestation` in a client policy, which has no MAA section) and where a new measurement comes
  * from, the simulator's `cloister up` only when the evidence is `simulated`; for an SNP TCB below its
  * minimum (REPORTED_TCB, LAUNCH_TCB, COMMITTED_TCB) the policy field of the minimum and what to do
- * for that TCB. Measurements and TCBs are public: nothing secret is named.
+ * for that TCB, or for `simulated` evidence that the simulator's TCB is fixed. Measurements and TCBs
+ * are public: nothing secret is named.
  */
 export function describeViolation(
   violation: Pick<AppraisalViolation, "field" | "code" | "expected" | "found">,
@@ -96,7 +97,9 @@ export function describeViolation(
 ): string {
   const said = `${violation.field}: expected ${violation.expected}, found ${violation.found}`;
   const tcbStep = TCB_NEXT_STEPS[violation.code];
-  if (tcbStep !== undefined) return `${said} (${tcbMinimumNamed(violation.field)}; ${tcbStep})`;
+  if (tcbStep !== undefined) {
+    return `${said} (${tcbMinimumNamed(violation.field)}; ${simulated ? SIMULATED_TCB_STEP : tcbStep})`;
+  }
   const section = MEASUREMENT_FIELDS[`${violation.code} ${violation.field}`];
   if (section === undefined) return said;
   // An MAA token is appraised only by an attestation policy (verify-evidence --tee maa --policy): a
@@ -131,17 +134,28 @@ function tcbMinimumNamed(field: string): string {
  * What to do about each SNP TCB violation: the platform's firmware is old (REPORTED_TCB); the guest
  * was launched before a firmware update and keeps its LAUNCH_TCB until relaunched; the firmware is
  * provisional and can be rolled back to its COMMITTED_TCB until committed. Each may instead be
- * accepted on purpose by lowering the minimum.
+ * accepted on purpose by lowering the minimum. Said without naming who acts: the reader may be the
+ * operator (verify-evidence) or a client refused live (document.ts: the SDK, the web page, the key
+ * broker), who may not run the platform.
  */
 const TCB_NEXT_STEPS: Readonly<Record<string, string>> = {
-  SNP_TCB_TOO_LOW: "update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose",
+  SNP_TCB_TOO_LOW:
+    "the platform's firmware/microcode must be updated, or lower that minimum if this TCB is accepted on purpose",
   SNP_LAUNCH_TCB_TOO_LOW:
-    "the guest was launched under older firmware and keeps that LAUNCH_TCB until it is relaunched: relaunch it, " +
-    "or lower that minimum if this TCB is accepted on purpose",
+    "the guest was launched under older firmware and keeps that LAUNCH_TCB until it is relaunched: it must be " +
+    "relaunched, or lower that minimum if this TCB is accepted on purpose",
   SNP_COMMITTED_TCB_TOO_LOW:
-    "the platform runs provisional firmware that can be rolled back to this COMMITTED_TCB: commit the firmware on " +
-    "the host (SNP_COMMIT), or lower that minimum if this TCB is accepted on purpose",
+    "the platform runs provisional firmware that can be rolled back to this COMMITTED_TCB: the firmware must be " +
+    "committed on the host (SNP_COMMIT), or lower that minimum if this TCB is accepted on purpose",
 };
+
+/**
+ * The next step of any SNP TCB violation of simulated evidence: the simulator reports one fixed TCB
+ * (attestation/sim/amd.ts), so no firmware update, relaunch or commit changes it.
+ */
+const SIMULATED_TCB_STEP =
+  "simulated: the simulator's TCB is fixed, no firmware update changes it: lower that minimum in a policy for the " +
+  "simulator (the .cloister/policy.json `cloister up` writes sets it to 0)";
 
 /** `code field` of the launch-measurement violations → the policy field that lists the allowed values. */
 const MEASUREMENT_FIELDS: Readonly<Record<string, string>> = {

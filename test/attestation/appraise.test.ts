@@ -14,6 +14,7 @@ import { verifySnpReport } from "../../attestation/snp/verify.ts";
 import { parseTdxQuote } from "../../attestation/tdx/parse.ts";
 import { verifyTdxQuote } from "../../attestation/tdx/verify.ts";
 import { parseCertificate } from "../../attestation/x509.ts";
+import { simulatorAttestationPolicy } from "../../client/dev-policy.ts";
 import { AT, MEASUREMENT, MRTD, policy, REPORT_DATA, RTMRS, snpPolicyJson, tdxPolicyJson } from "./sim-helpers.ts";
 
 async function verifiedSnp(options: Partial<Parameters<typeof simulateSnpReport>[1]> = {}) {
@@ -208,27 +209,53 @@ describe("describeViolation", () => {
     });
   });
 
-  it("names the minimumTcb field of each SNP TCB violation and the next step true for that TCB", () => {
+  it("names the minimumTcb field of each SNP TCB violation of hardware evidence and what must happen to that TCB", () => {
     const named = (section: string, component: string) =>
       `below the policy's ${section}.minimumTcb.${component}, attestation.${section}.minimumTcb.${component} in a client policy`;
     const accepted = "or lower that minimum if this TCB is accepted on purpose)";
+    // Said without naming who acts: a client refused live (the SDK, the web page) reads it too.
     expect({
-      reported: v("REPORTED_TCB.microcode", "SNP_TCB_TOO_LOW"),
-      launch: v("LAUNCH_TCB.snp", "SNP_LAUNCH_TCB_TOO_LOW"),
-      committed: v("COMMITTED_TCB.microcode", "SNP_COMMITTED_TCB_TOO_LOW"),
+      reported: v("REPORTED_TCB.microcode", "SNP_TCB_TOO_LOW", false),
+      launch: v("LAUNCH_TCB.snp", "SNP_LAUNCH_TCB_TOO_LOW", false),
+      committed: v("COMMITTED_TCB.microcode", "SNP_COMMITTED_TCB_TOO_LOW", false),
       azureLaunch: v("hcl.LAUNCH_TCB.tee", "SNP_LAUNCH_TCB_TOO_LOW", false),
     }).toEqual({
-      reported: `REPORTED_TCB.microcode: expected aa, found bb (${named("snp", "microcode")}; update the platform's firmware/microcode, ${accepted}`,
+      reported: `REPORTED_TCB.microcode: expected aa, found bb (${named("snp", "microcode")}; the platform's firmware/microcode must be updated, ${accepted}`,
       launch:
         `LAUNCH_TCB.snp: expected aa, found bb (${named("snp", "snp")}; the guest was launched under older firmware ` +
-        `and keeps that LAUNCH_TCB until it is relaunched: relaunch it, ${accepted}`,
+        `and keeps that LAUNCH_TCB until it is relaunched: it must be relaunched, ${accepted}`,
       committed:
         `COMMITTED_TCB.microcode: expected aa, found bb (${named("snp", "microcode")}; the platform runs provisional ` +
-        "firmware that can be rolled back to this COMMITTED_TCB: commit the firmware on the host (SNP_COMMIT), " +
+        "firmware that can be rolled back to this COMMITTED_TCB: the firmware must be committed on the host (SNP_COMMIT), " +
         accepted,
       azureLaunch:
         `hcl.LAUNCH_TCB.tee: expected aa, found bb (${named("azure.snp", "tee")}; the guest was launched under older ` +
-        `firmware and keeps that LAUNCH_TCB until it is relaunched: relaunch it, ${accepted}`,
+        `firmware and keeps that LAUNCH_TCB until it is relaunched: it must be relaunched, ${accepted}`,
+    });
+  });
+
+  it("says the simulator's TCB is fixed for an SNP TCB violation of simulated evidence (no firmware to update)", () => {
+    const step =
+      "simulated: the simulator's TCB is fixed, no firmware update changes it: lower that minimum in a policy for the " +
+      "simulator (the .cloister/policy.json `cloister up` writes sets it to 0))";
+    for (const [field, code] of [
+      ["REPORTED_TCB.microcode", "SNP_TCB_TOO_LOW"],
+      ["LAUNCH_TCB.snp", "SNP_LAUNCH_TCB_TOO_LOW"],
+      ["COMMITTED_TCB.tee", "SNP_COMMITTED_TCB_TOO_LOW"],
+    ] as const) {
+      const component = field.slice(field.indexOf(".") + 1);
+      expect(v(field, code)).toBe(
+        `${field}: expected aa, found bb (below the policy's snp.minimumTcb.${component}, ` +
+          `attestation.snp.minimumTcb.${component} in a client policy; ${step}`,
+      );
+    }
+    // As the step says: the policy `cloister up` writes asks no minimum of the simulator's TCB.
+    expect(simulatorAttestationPolicy("sim-snp", toHex(MEASUREMENT)).snp?.minimumTcb).toEqual({
+      bootloader: 0,
+      tee: 0,
+      snp: 0,
+      microcode: 0,
+      fmc: 0,
     });
   });
 

@@ -193,7 +193,7 @@ describe("verify-evidence: what an MAA token's verdict says was checked", () => 
 });
 
 describe("verify-evidence: the next step of a refusal", () => {
-  it("SNP_TCB_TOO_LOW names the policy's minimum and says to update the platform or lower it", async () => {
+  it("SNP_TCB_TOO_LOW names the policy's minimum and says the platform must be updated or the minimum lowered", async () => {
     // A complete policy, the page's that accepts this report, its microcode floor raised
     // (test/docs/platforms-policy-example.test.ts checks that it accepts the report as it is).
     const page = readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8");
@@ -212,7 +212,7 @@ describe("verify-evidence: the next step of a refusal", () => {
     expect(code).toBe(1);
     const said =
       "REPORTED_TCB.microcode: expected >= 230, found 222 (below the policy's snp.minimumTcb.microcode, " +
-      "attestation.snp.minimumTcb.microcode in a client policy; update the platform's firmware/microcode, " +
+      "attestation.snp.minimumTcb.microcode in a client policy; the platform's firmware/microcode must be updated, " +
       "or lower that minimum if this TCB is accepted on purpose)";
     expect(stdout).toContain(`    ${said} (SNP_TCB_TOO_LOW)\n`);
     expect(stderr).toBe(`cloister: SNP_TCB_TOO_LOW: ${said}\n`);

@@ -120,7 +120,8 @@ describe("docs/platforms.md: a policy for captured evidence", () => {
     expect(stdout).toContain(`MEASUREMENT: expected ${other}, found ${found} (`);
     expect(stdout).toContain("(SNP_MEASUREMENT_NOT_ALLOWED)");
     const tcb = "REPORTED_TCB.microcode: expected >= 230, found 222 (below the policy's snp.minimumTcb.microcode, ";
-    const step = "update the platform's firmware/microcode, or lower that minimum if this TCB is accepted on purpose)";
+    const step =
+      "the platform's firmware/microcode must be updated, or lower that minimum if this TCB is accepted on purpose)";
     expect(stdout).toContain(tcb);
     expect(stdout).toContain(`; ${step} (SNP_TCB_TOO_LOW)`);
     const page = readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8").replace(/\s+/g, " ");
