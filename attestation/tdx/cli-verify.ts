@@ -74,6 +74,8 @@ function evidenceWarnings(verified: VerifiedTdxQuote | null, collateralGiven: bo
  * What verifyTdxQuote checked of `verified` (EvidenceVerdict.checked; shared with --tee azure-tdx):
  * revocation, TCB info and QE identity only when collateral for them was verified, each saying so when
  * it was checked against collateral accepted stale or under an expired signer (`warnings` has the details).
+ * The TCB level found in TCB info is a lookup, not a pass: its status (tcbStatus, the `tcb status` row)
+ * may be OutOfDate or worse, and only `--policy` judges it.
  */
 export function tdxChecked(verified: VerifiedTdxQuote): string[] {
   const root = verified.simulated ? "a simulator root (INSECURE)" : "the pinned Intel root";
@@ -91,7 +93,7 @@ export function tdxChecked(verified: VerifiedTdxQuote): string[] {
     "quote signature",
     ...(verified.tcbInfo === null
       ? []
-      : [relaxed(`TCB level and status from TCB info (FMSPC ${verified.fmspc})`, verified.tcbInfo)]),
+      : [relaxed(`TCB level looked up in TCB info (FMSPC ${verified.fmspc})`, verified.tcbInfo)]),
     ...(verified.qeIdentity === null ? [] : [relaxed("QE identity", verified.qeIdentity)]),
   ];
 }

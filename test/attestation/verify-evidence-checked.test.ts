@@ -95,7 +95,7 @@ describe("verify-evidence: what a verdict says was checked", () => {
       "PCK chain revocation (CRLs)",
       "QE report signature and attestation-key binding",
       "quote signature",
-      "TCB level and status from TCB info (FMSPC 50806f000000)",
+      "TCB level looked up in TCB info (FMSPC 50806f000000)",
       "QE identity",
     ]);
   });
@@ -111,10 +111,13 @@ describe("verify-evidence: what a verdict says was checked", () => {
       "PCK chain revocation (CRLs), accepted stale",
       "QE report signature and attestation-key binding",
       "quote signature",
-      "TCB level and status from TCB info (FMSPC 00a06d080000), accepted with an expired signer",
+      "TCB level looked up in TCB info (FMSPC 00a06d080000), accepted with an expired signer",
       "QE identity, accepted with an expired signer",
     ];
     expect(checkedRow(full.stdout)).toEqual(checked);
+    // The status the TCB level has is OutOfDate: the checked row records the lookup, never a pass.
+    expect(full.stdout).toMatch(/^ {2}tcb status +OutOfDate$/m);
+    expect(checkedRow(full.stdout)?.filter((item) => /status/i.test(item))).toEqual([]);
     const json = await run(["verify-evidence", ...Q6, ...Q6_AT, ...COLLATERAL, ...RELAXED, "--json"]);
     expect(JSON.parse(json.stdout).checked).toEqual(checked);
     // docs/platforms.md, "Command line", quotes the relaxed revocation item as printed.
