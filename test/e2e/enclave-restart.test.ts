@@ -6,11 +6,17 @@
  * - Enclave restarted on the same port (a new boot: new keys, new document): an existing session's
  *   next request is refused with WRONG_ENCLAVE_KEY, re-attests once, fully, and succeeds; a
  *   request sealed to the earlier boot cannot be opened by the new one.
+ * - What a restart is not retried for (README, "Using the SDK"): auditCheckpoint
+ *   (AUDIT_CHECKPOINT_INVALID, or the host's WRONG_ENCLAVE_KEY once it has read the new boot's
+ *   document) and every request of a session of one named boot (enclaveKeyId: the host's
+ *   WRONG_ENCLAVE_KEY, nothing resent).
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
 import { connect, type Session } from "../../client/sdk.ts";
+import { enclaveKeyId } from "../../sealed/keys.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { clientErrorOf, drain } from "./helpers/stream.ts";
 
@@ -176,5 +182,44 @@ describe("enclave down, then restarted with new keys", () => {
     expect((await session.auditCheckpoint()).signingPublicKey).toBe(
       Buffer.from(session.enclave.signingPublicKey).toString("hex"),
     );
+  });
+
+  it("restarted, the new boot's document read by the host (another client verified it): auditCheckpoint is the host's WRONG_ENCLAVE_KEY (README)", async () => {
+    await deployment.running.restartEnclave();
+    await deployment.assertSourcesUnchanged();
+    await connect({
+      url: deployment.running.hostUrl,
+      policy: deployment.files.policy,
+      apiKey: deployment.files.apiKey,
+    });
+    const refused = await clientErrorOf(session.auditCheckpoint());
+    expect(refused).toMatchObject({ kind: "transport", code: "WRONG_ENCLAVE_KEY", origin: "host", status: 409 });
+    await session.attest();
+    expect((await session.auditCheckpoint()).signingPublicKey).toBe(
+      Buffer.from(session.enclave.signingPublicKey).toString("hex"),
+    );
+  });
+
+  it("a session of one named boot (connect({enclaveKeyId})) resends nothing after a restart: WRONG_ENCLAVE_KEY (README)", async () => {
+    const asked: string[] = [];
+    const named = await connect({
+      url: deployment.running.hostUrl,
+      policy: deployment.files.policy,
+      apiKey: deployment.files.apiKey,
+      enclaveKeyId: toHex(await enclaveKeyId(session.enclave.sealingPublicKey)),
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        asked.push(`${new URL(String(input)).pathname} ${response.status}`);
+        return response;
+      },
+    });
+    await deployment.running.restartEnclave();
+    await deployment.assertSourcesUnchanged();
+    asked.length = 0;
+    const result = await drain(named.chat(QUESTION));
+    expect(result.events).toEqual([]);
+    expect(result.error).toMatchObject({ kind: "transport", code: "WRONG_ENCLAVE_KEY", origin: "host", status: 409 });
+    // Its re-verification asked for the named boot's document only, and nothing was sealed again.
+    expect(asked).toEqual(["/v1/sealed 409", "/v1/attestation 409"]);
   });
 });
