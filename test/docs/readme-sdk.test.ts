@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import * as sdk from "../../client/sdk.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 
 function sdkSection(): string {
@@ -79,13 +80,26 @@ describe('README "Using the SDK"', () => {
   });
 
   // client/sdk.ts resends only a sealed request the host refuses as WRONG_ENCLAVE_KEY; a checkpoint
-  // after a restart fails its signature check (test/e2e/enclave-restart.test.ts): the section says so.
-  it("says which calls a restarted enclave is no error for, and that auditCheckpoint is not retried", () => {
+  // after a restart fails its signature check, or is the host's WRONG_ENCLAVE_KEY once it has read
+  // the new boot's document; a session of one named boot resends nothing, its re-verification
+  // refused by the host (test/e2e/enclave-restart.test.ts): the section says so.
+  it("says which calls a restarted enclave is no error for, and what auditCheckpoint and a named boot end in", () => {
     const prose = section.replace(/\s+/g, " ");
     expect(prose).not.toContain("An enclave that restarted is no error");
     expect(prose).toContain("A request sealed to an enclave that has restarted since is no error");
     expect(prose).toContain(
-      "`auditCheckpoint()` is not retried: after a restart it throws (`AUDIT_CHECKPOINT_INVALID`",
+      "`auditCheckpoint()` is not retried: after a restart it throws until the session has verified the new boot " +
+        "(`session.attest()`, or the next request): `AUDIT_CHECKPOINT_INVALID` (its signature not the attested key's), " +
+        "or the host's `WRONG_ENCLAVE_KEY` (`transport`) once the host has read the new boot's document.",
     );
+    expect(prose).toContain(
+      "Nor is a session of one named boot (`connect({enclaveKeyId})`): after a restart its requests end in the " +
+        "host's `WRONG_ENCLAVE_KEY`, nothing resent",
+    );
+  });
+
+  it("names verifyReceipt, which client/sdk.ts exports, for checking a receipt in code", () => {
+    expect(typeof sdk.verifyReceipt).toBe("function");
+    expect(section.replace(/\s+/g, " ")).toContain("`verifyReceipt(line, signingKey)` (exported by `client/sdk.ts`)");
   });
 });
