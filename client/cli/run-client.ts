@@ -443,6 +443,8 @@ export async function writeOutputFiles(outputs: readonly OutputEntry[], existing
     const left: string[] = [];
     for (const { path, directory, named } of made.reverse()) {
       await (directory ? rmdir(path) : rm(path, { force: true })).catch((removal: unknown) => {
+        // One gone already is not left there (rm's `force` says the same of a file).
+        if ((removal as NodeJS.ErrnoException).code === "ENOENT") return;
         left.push(`${named} (${fileErrorCause(removal, "write")})`);
       });
     }

@@ -80,4 +80,13 @@ describe("writeOutputFiles: an earlier output that cannot be removed again", () 
     });
     expect(await readdir(dir)).toEqual(["cert.der"]);
   });
+
+  it("is not said of a folder already gone (ENOENT), as of a file: the first failure is thrown as it is", async () => {
+    const outputs = await runOutputs();
+    removing.fails.set(join(dir, "collateral"), "ENOENT");
+    await expect(writeOutputFiles(outputs, "refuse")).rejects.toMatchObject({
+      code: "USAGE",
+      message: `--evidence-out ${join(dir, "cert.der")}: already exists (EEXIST); pass --force to replace it`,
+    });
+  });
 });
