@@ -1,11 +1,10 @@
 /** Implementations of `cloister kbs serve|keygen|check` and `cloister model seal`. */
 import { basename } from "node:path";
 import {
-  leftFileNote,
   listenUsageError,
-  noDirectoryError,
   type OutputFileErrors,
   optionsUsageError,
+  outputFileErrors,
   printJson,
   refuseExistingFile,
   UsageError,
@@ -18,7 +17,7 @@ import { GgufFormatError, printableField } from "../../models/errors.ts";
 import { summarizeModelHandle } from "../../models/inspect.ts";
 import { KEY_ID_PATTERN, KEY_ID_RULE } from "../../models/key-id.ts";
 import { generateModelKey, modelKeyFromJwk, modelKeyToJwk, sealModelFile } from "../../models/sealed.ts";
-import { fileErrorCause, fileMessage, shellWord } from "../bounded-read.ts";
+import { fileMessage, shellWord } from "../bounded-read.ts";
 import { parseJsonText } from "../json-text.ts";
 import { stringifyJsonVisibly } from "../untrusted-text.ts";
 import { KeyBroker, releaseRisks } from "./broker.ts";
@@ -113,7 +112,9 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
   if (!KEY_ID_PATTERN.test(options.keyId)) {
     throw optionsUsageError(`--key-id expects ${KEY_ID_RULE}, found "${options.keyId}"`);
   }
+  // As every output file's (outputFileErrors), but for an existing one: why a key is never replaced.
   const errors: OutputFileErrors = {
+    ...outputFileErrors(options.out, "--out", "never"),
     exists: (cause) =>
       new UsageError(
         fileMessage(
@@ -123,13 +124,6 @@ export async function runKbsKeygen(options: { keyId: string; out: string }): Pro
         ),
         { cause },
       ),
-    noDirectory: (directory, cause) => noDirectoryError("--out", options.out, directory, cause),
-    failed: (cause, operation, left) =>
-      new UsageError(
-        fileMessage(options.out, "--out", `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`),
-        { cause },
-      ),
-    notAFile: (found) => new UsageError(fileMessage(options.out, "--out", `expected a regular file, found ${found}`)),
   };
   // An existing --out is refused before a key is made for nothing; the link into place (EEXIST)
   // stays the deciding check: a file may appear at --out in between.

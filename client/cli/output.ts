@@ -404,7 +404,7 @@ export function forcedOutput(force: boolean | undefined, file: string | undefine
  * system's error (when there is one). The message names its code and what to do (fileErrorCause),
  * never its own text, which names the temporary file the write went through.
  */
-function outputFileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
+export function outputFileErrors(file: string, option: string, existing: ExistingOutput): OutputFileErrors {
   const hint = existing === "refuse" ? "pass --force to replace it" : "expected a new file, it is never overwritten";
   return {
     exists: (cause) => new UsageError(fileMessage(file, option, `already exists (EEXIST); ${hint}`), { cause }),
