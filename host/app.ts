@@ -168,6 +168,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   for (const member of pool.members) memberTargets.set(member, memberRoutes(member.url));
   const routeTo = (member: PoolMember, route: UpstreamRoute) => (memberTargets.get(member) as MemberRoutes)[route];
 
+  // Where a refusal of a name (`?enclave=`) tells an operator to look (unknownEnclave).
+  const namedIn = pool.isPool ? "pool" : "single enclave";
+
   /**
    * The member a nonce question, a checkpoint or a named document (`GET /v1/attestation?enclave=`)
    * goes to: the one the client names (`?enclave=<key id>`, the enclave whose document it is
@@ -203,7 +206,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         `enclave is unreachable from the host (its document was not read; ${only.reason ?? "no reason kept"})`,
       );
     }
-    if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member, true);
+    if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member, namedIn);
     return member;
   };
   const cors = new CorsPolicy(options.corsOrigins ?? []);
@@ -430,7 +433,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         } catch {
           // not JSON: passed on as it is; the client reports it
         }
-        if (named !== undefined && served !== named) throw unknownEnclave(named, undefined, true);
+        if (named !== undefined && served !== named) throw unknownEnclave(named, undefined, namedIn);
       }
       return passedOn(answer);
     }
@@ -689,20 +692,23 @@ const noEnclave = () =>
 /**
  * The code the SDK answers by re-attesting once and resealing (for a sealed request to a single
  * enclave, the enclave sends it itself; the host sends it for a name that is not its boot's).
- * `named`: the key id came from `?enclave=`, which an operator's `--enclave` sends too: for that
- * reader the message also says where a member's state and current key id are (/healthz, the host's
- * log); the host cannot tell whether the member restarted (a new key id) or is down.
+ * `namedIn`: the key id came from `?enclave=`, which an operator's `--enclave` sends too: for that
+ * reader the message also says where the enclave's state and current key id are: a pool's in
+ * /healthz and the host's log, a single enclave's in what `cloister attest` prints (neither /healthz
+ * nor the log shows it); the host cannot tell whether the enclave restarted (a new key id) or is down.
  */
-const unknownEnclave = (keyId: string, member: PoolMember | undefined, named = false) => {
+const unknownEnclave = (keyId: string, member: PoolMember | undefined, namedIn?: "pool" | "single enclave") => {
   const found = member === undefined ? "no enclave of this host has it now" : "that enclave is unreachable";
   const look =
-    member === undefined
-      ? "take a member's current key id from /healthz or the host's log (a restarted member has a new one)"
-      : "see its state in /healthz or the host's log";
+    member !== undefined
+      ? "see its state in /healthz or the host's log"
+      : namedIn === "pool"
+        ? "take a member's current key id from /healthz or the host's log (a restarted member has a new one)"
+        : "take the enclave's current key id from cloister attest without --enclave (a restart makes a new one)";
   return new HostError(
     "WRONG_ENCLAVE_KEY",
     409,
-    `enclave key id ${keyId}: ${found}; re-attest${named ? ` (a client's session), or ${look}` : ""}`,
+    `enclave key id ${keyId}: ${found}; re-attest${namedIn === undefined ? "" : ` (a client's session), or ${look}`}`,
   );
 };
 
