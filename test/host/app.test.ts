@@ -177,6 +177,36 @@ async function resettingEnclave(): Promise<{ url: string; connections: () => num
   return { url: `http://127.0.0.1:${port}`, connections: () => connections };
 }
 
+/**
+ * A port of 127.0.0.1 where a connection is refused (ECONNREFUSED, which a pool's sealed route tells
+ * apart) and that no other process can take while the test runs: the local port of a connection the
+ * test holds open to a server of the tests' range. The kernel gives a connection a port no server is
+ * bound to, and binds it without SO_REUSEADDR, so a server's bind of it fails until the connection
+ * closes (checked here: a freed port, as this once was, could be taken and answered).
+ */
+async function refusedPort(): Promise<number> {
+  const accepted: Socket[] = [];
+  const server = createNetServer((socket) => accepted.push(socket));
+  const holder = connect(await listenOnTestPort(server), "127.0.0.1");
+  cleanup.push(
+    () =>
+      new Promise<void>((resolve) => {
+        holder.destroy();
+        for (const socket of accepted) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  await once(holder, "connect");
+  const port = holder.localPort as number;
+  const other = createNetServer();
+  const bound = await new Promise<string | undefined>((resolve) => {
+    other.once("error", (error: NodeJS.ErrnoException) => resolve(error.code));
+    other.listen(port, "127.0.0.1", () => other.close(() => resolve("listening")));
+  });
+  expect(bound).toBe("EADDRINUSE");
+  return port;
+}
+
 const answerBytes: EnclaveHandler = (_req, res) => {
   res.writeHead(200, { "content-type": "application/vnd.cloister.frames", "x-enclave-secret": "never-passed" });
   res.end(Buffer.from([1, 2, 3]));
@@ -1067,8 +1097,17 @@ describe("host app (real loopback server, scripted enclave)", () => {
         res.end(JSON.stringify({ error: { code: "ENCLAVE_DRAINING", message: "" } }));
       }
     });
-    const gone = await memberFor(keyC, answerBytes);
-    const pool = createEnclavePool([serving.url, draining.url, gone.url], { limits: DEFAULT_HOST_LIMITS });
+    // Gone after serving its document: the pool's read of it is answered here, and the host's
+    // sealed request to it is refused (a held port, not a server closed).
+    const gone = `http://127.0.0.1:${await refusedPort()}`;
+    const pool = new EnclavePool([serving.url, draining.url, gone], {
+      fetchText: async (url) => {
+        if (url === `${gone}/attestation`)
+          return { status: 200, text: JSON.stringify({ document: documentFor(keyC) }) };
+        const response = await fetch(url);
+        return { status: response.status, text: await response.text() };
+      },
+    });
     const SENDER = "ck_sender_0123456789abcdef";
     const ended: number[] = [];
     const app = createHostApp({
@@ -1088,8 +1127,6 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(pool.status().map((m) => m.keyId)).toEqual([keyIdFor(keyA).toString("hex"), null, null]);
     await pool.refresh();
     drainingNow = true;
-    gone.server.closeAllConnections();
-    await new Promise((resolve) => gone.server.close(resolve));
     const sealed = (key: Uint8Array) =>
       fetch(`${host.url}/v1/sealed`, {
         method: "POST",
