@@ -23,6 +23,27 @@ function documentFor(key: Uint8Array): string {
 }
 const keyIdFor = (key: Uint8Array) => createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
 
+/**
+ * An enclave on a port of the tests' range that answers every document read with `key`'s document,
+ * each held until the test settles `answer` (entered once a read has come).
+ */
+async function heldDocumentEnclave(key: Uint8Array) {
+  const answer = held();
+  const enclave = createServer((_req, res) => {
+    answer.enter();
+    void answer.promise.then(() => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ document: documentFor(key) }));
+    });
+  });
+  const port = await listenOnTestPort(enclave);
+  const close = async () => {
+    enclave.closeAllConnections();
+    await new Promise((resolve) => enclave.close(resolve));
+  };
+  return { url: `http://127.0.0.1:${port}`, answer, close };
+}
+
 describe("enclave pool", () => {
   it("computes the envelope's key id from a document's cnf.jwk, and null for anything else", () => {
     const key = new Uint8Array(32).fill(7);
@@ -508,18 +529,10 @@ describe("host /healthz over a pool", () => {
 
   it("numbers its own document read before sending it: a refresh started meanwhile is not undone by its old document", async () => {
     const [oldKey, newKey] = [new Uint8Array(32).fill(6), new Uint8Array(32).fill(7)];
-    const answer = held();
-    const enclave = createServer((_req, res) => {
-      answer.enter();
-      void answer.promise.then(() => {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ document: documentFor(oldKey) }));
-      });
-    });
-    const port = await listenOnTestPort(enclave);
+    const { url, answer, close } = await heldDocumentEnclave(oldKey);
     try {
       // The refresh reads the same member (fetchText) and finds its next boot; b is another member.
-      const pool = new EnclavePool([`http://127.0.0.1:${port}`, "http://b"], {
+      const pool = new EnclavePool([url, "http://b"], {
         fetchText: async (url) => ({
           status: 200,
           text: JSON.stringify({
@@ -539,26 +552,17 @@ describe("host /healthz over a pool", () => {
       expect((await handedOut).status).toBe(200);
       expect(a.keyId).toBe(keyIdFor(newKey));
     } finally {
-      enclave.closeAllConnections();
-      await new Promise((resolve) => enclave.close(resolve));
+      await close();
     }
   });
 
   it("refuses a named document of another key id that a read started later kept from being taken", async () => {
     const [named, restarted] = [new Uint8Array(32).fill(6), new Uint8Array(32).fill(7)];
-    const answer = held();
-    const enclave = createServer((_req, res) => {
-      answer.enter();
-      void answer.promise.then(() => {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ document: documentFor(restarted) }));
-      });
-    });
-    const port = await listenOnTestPort(enclave);
+    const { url, answer, close } = await heldDocumentEnclave(restarted);
     try {
       // The refresh reads the same member (fetchText): first the boot the operator names, then 503 (booting).
       let booting = false;
-      const pool = new EnclavePool([`http://127.0.0.1:${port}`, "http://b"], {
+      const pool = new EnclavePool([url, "http://b"], {
         fetchText: async (url) =>
           url.startsWith("http://b")
             ? { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) }
@@ -585,8 +589,7 @@ describe("host /healthz over a pool", () => {
       expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("WRONG_ENCLAVE_KEY");
       expect(a.keyId).toBe(keyIdFor(named));
     } finally {
-      enclave.closeAllConnections();
-      await new Promise((resolve) => enclave.close(resolve));
+      await close();
     }
   });
 
