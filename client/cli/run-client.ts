@@ -482,12 +482,20 @@ interface HeldDirectory {
  */
 async function heldDirectory(directory: string, option: string): Promise<HeldDirectory> {
   const refuse = async (cause?: unknown): Promise<UsageError> => {
-    const info = await lstat(directory).catch(() => null);
+    const info = await lstat(directory).catch((error: unknown) => {
+      cause ??= error;
+      return null;
+    });
+    const options = cause === undefined ? undefined : { cause };
+    // A directory that would not open (EMFILE, EACCES): its error, not "found a directory".
+    if (info?.isDirectory()) {
+      return new UsageError(
+        fileMessage(directory, option, `cannot open it (${fileErrorCause(cause, "check")})`),
+        options,
+      );
+    }
     const found = info === null ? `nothing it can open (${fileErrorCause(cause, "check")})` : describeFileKind(info);
-    return new UsageError(
-      fileMessage(directory, option, `expected a directory, found ${found}`),
-      cause === undefined ? undefined : { cause },
-    );
+    return new UsageError(fileMessage(directory, option, `expected a directory, found ${found}`), options);
   };
   if (process.platform !== "linux") {
     const info = await lstat(directory).catch(() => null);

@@ -21,6 +21,8 @@ const swap = vi.hoisted(() => ({
 }));
 /** A path whose handles' fstat fails (ESTALE), and whether each handle opened on it was closed. */
 const statFails = vi.hoisted(() => ({ path: null as string | null, closed: [] as boolean[] }));
+/** A path whose open fails (EMFILE) though a directory is there. */
+const openFails = vi.hoisted(() => ({ path: null as string | null }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -36,6 +38,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     return made;
   }) as typeof real.mkdir;
   const openSwapped = (async (path: string, ...rest: unknown[]) => {
+    if (path === openFails.path) {
+      throw Object.assign(new Error("EMFILE: too many open files, open"), { code: "EMFILE" });
+    }
     const handle = (await (real.open as (...args: unknown[]) => Promise<unknown>)(path, ...rest)) as FileHandle;
     await swapNow(path, "open");
     if (path === statFails.path) {
@@ -65,6 +70,7 @@ afterEach(() => {
   swap.done = false;
   statFails.path = null;
   statFails.closed.length = 0;
+  openFails.path = null;
 });
 
 /** attest --evidence-out's outputs for a TDX quote with collateral, into DIR. */
@@ -137,6 +143,17 @@ describe("writeOutputFiles: the collateral folder swapped for a link while it is
       `--evidence-out ${join(dir, "evidence", "collateral")}: cannot check it (ESTALE`,
     );
     expect(statFails.closed).toEqual([true]);
+    expect(await readdir(join(dir, "evidence"))).toEqual([]);
+  });
+
+  it("a directory there that will not open (EMFILE): refused with its error, not as something other than a directory", async () => {
+    await mkdir(join(dir, "evidence"));
+    openFails.path = join(dir, "evidence", "collateral");
+    const refused = writeOutputFiles(outputs(), "refuse");
+    await expect(refused).rejects.toThrow(
+      `--evidence-out ${join(dir, "evidence", "collateral")}: cannot open it (EMFILE`,
+    );
+    await expect(refused).rejects.not.toThrow("found a directory");
     expect(await readdir(join(dir, "evidence"))).toEqual([]);
   });
 });
