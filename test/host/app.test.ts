@@ -1485,13 +1485,12 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(counted).toBe(1);
   });
 
-  it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
-    // The clock is held and the sweeps fired by the test, each on time: six a chunk apart, less than
-    // an idle timeout (eight), for 100 chunks, the answer running some 75 idle timeouts. Each chunk
-    // is written once the client has the one before (where the test once ran 4 s of chunks 40 ms
-    // apart in real time, and a 600 ms stall of the process between two cut it at an idle timeout of
-    // 400 ms). A sweep that cut the answer would set no next one: its firing shows it at once.
-    const periodMs = 449; // held: a delay no other timer here has
+  /**
+   * A host whose enclave writes one byte (`first`) of each answer and nothing more until the test
+   * goes on with it (`answers`), the idle sweeps held (every `periodMs`) and performance.now() too
+   * (at 0, or at `setClock`'s time): `sweepAt(at)` fires the next sweep with the clock at `at`.
+   */
+  async function idleSweepsHeld(periodMs: number, first: number) {
     const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
     const sweeps = holdTimeouts(periodMs);
     let clock = 0;
@@ -1501,10 +1500,34 @@ describe("host app (real loopback server, scripted enclave)", () => {
       limits: { upstreamIdleTimeoutMs: idleMs },
       enclave: (_req, res) => {
         res.writeHead(200, { "content-type": "application/octet-stream" });
-        res.write(Buffer.from([0]));
+        res.write(Buffer.from([first]));
         answers.push(res);
       },
     });
+    return {
+      idleMs,
+      host,
+      answers,
+      sweeps,
+      setClock: (at: number) => {
+        clock = at;
+      },
+      sweepAt: (at: number): boolean => {
+        clock = at;
+        return sweeps.held.at(-1)?.fire() ?? false;
+      },
+    };
+  }
+
+  it("lets an answer run past the idle timeout while its chunks keep coming", async () => {
+    // The clock is held and the sweeps fired by the test, each on time: six a chunk apart, less than
+    // an idle timeout (eight), for 100 chunks, the answer running some 75 idle timeouts. Each chunk
+    // is written once the client has the one before (where the test once ran 4 s of chunks 40 ms
+    // apart in real time, and a 600 ms stall of the process between two cut it at an idle timeout of
+    // 400 ms). A sweep that cut the answer would set no next one: its firing shows it at once.
+    const periodMs = 449; // held: a delay no other timer here has
+    const { host, answers, sweeps, sweepAt } = await idleSweepsHeld(periodMs, 0);
+    let clock = 0;
     const response = await postSealed(host.url);
     const received: number[] = [];
     response.on("data", (c: Buffer) => received.push(...c));
@@ -1516,7 +1539,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     for (let i = 1; i < 100; i++) {
       for (let sweep = 0; sweep < 6; sweep++) {
         clock += periodMs;
-        expect(sweeps.held.at(-1)?.fire(), `chunk ${i}, sweep ${sweep}`).toBe(true);
+        expect(sweepAt(clock), `chunk ${i}, sweep ${sweep}`).toBe(true);
       }
       answers[0]?.write(Buffer.from([i]));
       await until(() => received.length === i + 1);
@@ -1649,26 +1672,13 @@ describe("host app (real loopback server, scripted enclave)", () => {
    * sweep is set (the answer is still tracked: a sweep that cut it set none, it being the last item).
    */
   async function idleAnswerHeld(periodMs: number) {
-    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
-    const sweeps = holdTimeouts(periodMs);
-    let clock = 0;
-    vi.spyOn(performance, "now").mockImplementation(() => clock);
-    const { host } = await setup({
-      limits: { upstreamIdleTimeoutMs: idleMs },
-      enclave: (_req, res) => {
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        res.write(Buffer.from([1])); // and nothing more
-      },
-    });
+    const { idleMs, host, sweeps, sweepAt } = await idleSweepsHeld(periodMs, 1);
     const response = await postSealed(host.url);
     response.on("error", () => {}); // "aborted", once cut
     await new Promise((resolve) => response.once("data", resolve));
     return {
       idleMs,
-      sweepAt: (at: number): boolean => {
-        clock = at;
-        return sweeps.held.at(-1)?.fire() ?? false;
-      },
+      sweepAt,
       tracked: () => sweeps.held.at(-1)?.fired === false,
       closed: new Promise((resolve) => response.once("close", resolve)),
       restore: () => sweeps.restore(),
@@ -1700,23 +1710,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // answers all new), and the next sweep, late after a stall of the host, judged and cut an answer
     // whose enclave's bytes may have waited unread, where it forgives with the timer on all along.
     const periodMs = 443; // held: a delay no other timer here has
-    const idleMs = periodMs * IDLE_SWEEPS_PER_TIMEOUT;
-    const sweeps = holdTimeouts(periodMs);
-    let clock = 0;
-    vi.spyOn(performance, "now").mockImplementation(() => clock);
-    const answers: ServerResponse[] = [];
-    const { host } = await setup({
-      limits: { upstreamIdleTimeoutMs: idleMs },
-      enclave: (_req, res) => {
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        res.write(Buffer.from([1])); // and nothing more until the test says
-        answers.push(res);
-      },
-    });
-    const sweepAt = (at: number): boolean => {
-      clock = at;
-      return sweeps.held.at(-1)?.fire() ?? false;
-    };
+    const { idleMs, host, answers, sweeps, sweepAt, setClock } = await idleSweepsHeld(periodMs, 1);
     const tracked = () => sweeps.held.at(-1)?.fired === false && !sweeps.held.at(-1)?.cleared;
     // A first answer, swept once, then ended: the timer stops with it.
     const first = await postSealed(host.url);
@@ -1728,7 +1722,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     await ended;
     expect(tracked()).toBe(false);
     // Long after, a second answer sets the timer again; its first sweep comes on time.
-    clock = 100 * periodMs;
+    setClock(100 * periodMs);
     const second = await postSealed(host.url);
     second.on("error", () => {}); // "aborted", once cut
     await new Promise((resolve) => second.once("data", resolve));
