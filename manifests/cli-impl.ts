@@ -98,34 +98,40 @@ async function readJwk(file: string, what: string): Promise<JWK> {
   return value as JWK;
 }
 
-const alreadyExists = (what: string, file: string, cause?: unknown) =>
-  new ManifestFileError(fileMessage(file, what, "already exists (use --force to overwrite)"), { cause });
-
 /**
  * The outcomes of writing `file` (the option or argument `what`), as ManifestFileErrors (a missing
  * directory: bad input), why as every output says it (fileErrorCause); a lookup that failed is no
- * write (EACCES there: a directory of the path may not be looked into).
+ * write (EACCES there: a directory of the path may not be looked into). `note`, when given, ends
+ * each message (keygen's: the private key this run wrote is still on disk).
  */
-const fileErrors = (what: string, file: string): OutputFileErrors => ({
-  exists: (cause) => alreadyExists(what, file, cause),
-  noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause),
+const fileErrors = (what: string, file: string, note = ""): OutputFileErrors => ({
+  exists: (cause) =>
+    new ManifestFileError(fileMessage(file, what, `already exists (use --force to overwrite)${note}`), { cause }),
+  noDirectory: (directory, cause) =>
+    new UsageError(`${noDirectoryError(what, file, directory).message}${note}`, { cause }),
   failed: (cause, operation, left) =>
     new ManifestFileError(
       fileMessage(
         file,
         what,
-        `could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
+        `could not be ${operation === "check" ? "looked up" : "written"} (${fileErrorCause(cause, operation)})${leftFileNote(left)}${note}`,
       ),
       { cause },
     ),
-  notAFile: (found) => new ManifestFileError(fileMessage(file, what, `expected a regular file, found ${found}`)),
+  notAFile: (found) => new ManifestFileError(fileMessage(file, what, `expected a regular file, found ${found}${note}`)),
 });
 
 const refuseExisting = (file: string, force: boolean | undefined, what: string) =>
   refuseExistingFile(file, force === true, fileErrors(what, file));
 
-const writeFileSafely = (file: string, content: string, mode: number, force: boolean | undefined, what: string) =>
-  writeFileAtomically(file, content, { mode, replace: force === true }, fileErrors(what, file));
+const writeFileSafely = (
+  file: string,
+  content: string,
+  mode: number,
+  force: boolean | undefined,
+  what: string,
+  note?: string,
+) => writeFileAtomically(file, content, { mode, replace: force === true }, fileErrors(what, file, note));
 
 export async function keygenCommand(options: {
   outPrivate: string;
@@ -155,6 +161,9 @@ export async function keygenCommand(options: {
     0o644,
     options.force,
     "--out-public",
+    // Left in place (a retry without --force is refused on it), and said so: removing it by name could
+    // remove a file another process put there since.
+    `; the private key was written to ${shellWord(options.outPrivate)}: remove it or pass --force`,
   );
   const result = {
     alg: pair.alg,

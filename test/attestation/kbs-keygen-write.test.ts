@@ -290,3 +290,34 @@ describe("kbs keygen: an existing --out", () => {
     expect(await leftovers()).toEqual([]);
   });
 });
+
+describe("manifest keygen: a public key that cannot be written", () => {
+  it("names the private key this run wrote, left on disk, and how to retry", async () => {
+    quietly();
+    const outPrivate = join(dir, "kept.private.jwk");
+    const outPublic = join(dir, "kept.public.jwk");
+    const realSync = handleProto.sync;
+    const failure = errno("EIO", "fsync");
+    let syncs = 0;
+    // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 3 ? Promise.reject(failure) : realSync.call(this);
+    });
+    const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA" }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(syncs).toBe(3);
+    expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
+    const message = (refused as Error).message;
+    expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
+    expect(message.endsWith(`; the private key was written to ${outPrivate}: remove it or pass --force`)).toBe(true);
+    // It says so truly: the private key is there, the public one is not, and no temporary file is.
+    const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
+    expect(privateJwk).toHaveProperty("d");
+    expect(message).not.toContain(privateJwk.d);
+    expect(await exists(outPublic)).toBe(false);
+    expect(await leftovers()).toEqual([]);
+  });
+});
