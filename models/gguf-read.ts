@@ -12,7 +12,7 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { decodeUtf8 } from "../attestation/utf8.ts";
-import { GgufFormatError, ModelIoError } from "./errors.ts";
+import { cannotRead, GgufFormatError, ModelIoError } from "./errors.ts";
 import {
   alignUp,
   GGML_MAX_DIMS,
@@ -433,7 +433,7 @@ export async function readGgufHandle(handle: FileHandle, path: string): Promise<
         if (n === 0) break;
         got += n;
       }
-      if (got < length) throw new ModelIoError(path, "read", new Error("file shrank while being read"));
+      if (got < length) cannotRead(path)(new Error("file shrank while being read"));
       windowStart = offset;
       window = buf.subarray(0, got);
     };
@@ -447,7 +447,7 @@ export async function readGgufHandle(handle: FileHandle, path: string): Promise<
     return parse(source);
   } catch (error) {
     if (error instanceof GgufFormatError || error instanceof ModelIoError) throw error;
-    throw new ModelIoError(path, "read", error);
+    return cannotRead(path)(error);
   }
 }
 
