@@ -369,6 +369,7 @@ export async function verifyTdxQuote(options: VerifyTdxQuoteOptions): Promise<Ve
     notAfter.push(await checkAgainstCrls(ca, root, "PCK CA", crls, at, acceptStale, warnings));
   }
   // A CRL past its nextUpdate at `at` got this far only as accepted stale collateral (checkAgainstCrls).
+  // It cannot call a fresh check stale or the reverse: each end is the nextUpdate of the CRL checked for currency.
   const revocationStale = notAfter.some((end) => end < at.getTime());
 
   // 3-5. QE report signature, attestation-key binding, quote signature — in this order.
