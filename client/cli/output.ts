@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants, type Stats } from "node:fs";
-import { copyFile, link, lstat, open, rename, rm } from "node:fs/promises";
+import { copyFile, type FileHandle, link, lstat, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "commander";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
@@ -322,18 +322,11 @@ export async function writeFileAtomically(
       fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
       options.mode,
     );
-    let written = false;
-    try {
+    await closingAfter(handle, async () => {
       await handle.chmod(options.mode); // whatever the umask
       await handle.writeFile(content);
       await handle.sync();
-      written = true;
-    } finally {
-      // A close that fails after a failed write must not hide the write's error (the cause).
-      await handle.close().catch((error: unknown) => {
-        if (written) throw error;
-      });
-    }
+    });
     if (options.replace) await rename(temporary, file);
     else {
       const copied = (await linkOrCopy(temporary, file)) === "copied";
@@ -362,6 +355,23 @@ export async function writeFileAtomically(
     // A leftover temporary file must not hide the outcome (written, or the error above).
     await rm(temporary, { force: true }).catch(() => {});
   }
+}
+
+/**
+ * Runs `work` on the file `handle` is open on, then closes it. A close that fails after `work` failed
+ * must not hide `work`'s error (the first one, which the caller words and keeps as the cause); one
+ * that fails after `work` succeeded is thrown: what was written is not known to be on disk.
+ */
+export async function closingAfter<T>(handle: FileHandle, work: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+  await handle.close();
+  return result;
 }
 
 /**

@@ -20,7 +20,7 @@ import {
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { describeFileKind, fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { findUnsafeDirectory, unsafeDirectoryReason, writtenInFault } from "../../attestation/path-safety.ts";
-import { UsageError } from "./output.ts";
+import { closingAfter, UsageError } from "./output.ts";
 
 /** What a private directory holds, as a refusal of one someone else could change names it. */
 const PRIVATE_FILES = "the files cloister keeps there (policy, keys, token)";
@@ -143,12 +143,14 @@ export async function holdPrivateDirectory(dir: string, option: string): Promise
     }
     const path = await pinnedPath(handle, held);
     if (path === null) {
-      await handle.close();
+      // Only read, and gone by name from here: a close that fails loses nothing.
+      await handle.close().catch(() => {});
       return byName;
     }
     return { path, close: () => handle.close() };
   } catch (error) {
-    await handle.close();
+    // A close that fails too must not hide the refusal (closingAfter's rule).
+    await handle.close().catch(() => {});
     throw error;
   }
 }
@@ -308,7 +310,8 @@ async function makeInPlace(target: string, top: string, option: string): Promise
       // put it there, and only an empty directory is removed.
       await rmdir(temporary).catch(() => {});
     }
-    await held?.handle?.close();
+    // Only read: a close that fails loses nothing, and must not hide the outcome.
+    await held?.handle?.close().catch(() => {});
   }
 }
 
@@ -334,7 +337,7 @@ async function holdDirectory(temporary: string): Promise<HeldDirectory> {
     const made = await handle.stat();
     return { handle, path: (await pinnedPath(handle, made)) ?? temporary, made };
   } catch (error) {
-    await handle.close();
+    await handle.close().catch(() => {});
     throw error;
   }
 }
@@ -355,14 +358,21 @@ export async function pinnedPath(handle: FileHandle, opened: { dev: number; ino:
  * Its mode is set on the file opened (fchmod), never by name again: whoever owns or may write to the
  * temporary tree's directory could swap the tree for a link of theirs meanwhile, and a chmod by name
  * would follow it to any file (their `.gitignore` a link to /etc/shadow, made readable by root's run).
+ * The first error is thrown (closingAfter: a close that fails too does not hide a failed chmod or
+ * write; one that fails after them is thrown, the file not known to be on disk), and the file this
+ * call created is removed again (`path` is in the tree held: makeInPlace), so that the tree it is
+ * in can be removed too.
  */
 async function writeIgnore(path: string): Promise<void> {
   const handle = await open(path, "wx", 0o644);
   try {
-    await handle.chmod(0o644);
-    await handle.writeFile("*\n");
-  } finally {
-    await handle.close();
+    await closingAfter(handle, async () => {
+      await handle.chmod(0o644);
+      await handle.writeFile("*\n");
+    });
+  } catch (error) {
+    await unlink(path).catch(() => {});
+    throw error;
   }
 }
 
