@@ -1,6 +1,5 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
-import { link, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileErrorCause, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
@@ -8,7 +7,7 @@ import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { loopbackListenError, UsageError } from "./output.ts";
+import { leftFileNote, loopbackListenError, noDirectoryError, UsageError, writeFileAtomically } from "./output.ts";
 import { makePrivateDirectory } from "./private-directory.ts";
 import { describeEnclave, open, readPolicy, readSecretFile } from "./run-client.ts";
 
@@ -79,8 +78,10 @@ function isNoSuchFile(error: unknown): error is Error {
 }
 
 /**
- * Writes the token to a private temporary file, then links it into place: the token file appears
- * whole or not at all, and never replaces one that exists. False: another process made it first.
+ * Writes the token into a new 0600 file as every secret the command line writes is
+ * (writeFileAtomically): whole or not at all, on disk (the file and its directory fsync'ed) once
+ * this resolves, linked into place, so never replacing a file that exists. False: another process
+ * made it first (its token is read instead).
  */
 async function createTokenFile(file: string, token: string): Promise<boolean> {
   // The default .cloister/ is made in the working directory, often an app's own repository: kept
@@ -88,18 +89,31 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
   // Its refusals are its own (a part of the path that is a file among them), never read below as
   // another start's token appearing first.
   await makePrivateDirectory(dirname(file), "--token-file");
-  const temporary = `${file}.${randomBytes(8).toString("hex")}.tmp`;
+  /** The outcome of a link that lost the race (EEXIST): this call's own, told from any other error. */
+  const taken = new Error("the token file exists");
   try {
-    await writeFile(temporary, `${token}\n`, { mode: 0o600, flag: "wx" });
-    await link(temporary, file);
+    await writeFileAtomically(
+      file,
+      `${token}\n`,
+      { mode: 0o600, replace: false },
+      {
+        exists: () => taken,
+        noDirectory: (directory, cause) => noDirectoryError("--token-file", file, directory, cause),
+        failed: (cause, operation, left) =>
+          new UsageError(
+            fileMessage(
+              file,
+              "--token-file",
+              `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
+            ),
+            { cause },
+          ),
+      },
+    );
     return true;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return false;
-    const reason = `cannot create (${fileErrorCause(error, "write")})`;
-    throw new UsageError(fileMessage(file, "--token-file", reason), { cause: error });
-  } finally {
-    await unlink(temporary).catch(() => {});
+    if (error === taken) return false;
+    throw error;
   }
 }
 

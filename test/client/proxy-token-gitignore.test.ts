@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 const failing: {
   gitignore: boolean;
-  /** The token's own file (its temporary name, `…proxy-token.<hex>.tmp`) cannot be written: EACCES. */
+  /** The token's own file (its temporary name, `.proxy-token.<hex>.tmp`) cannot be opened: EACCES. */
   token?: boolean;
   held?: Promise<void>;
   /** Runs instead of (or before, when it returns) the making of a temporary directory (`….tmp`). */
@@ -36,13 +36,13 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return {
     ...real,
     writeFile: (async (path: Parameters<typeof real.writeFile>[0], ...rest: unknown[]) => {
-      if (failing.token === true && /proxy-token\.[0-9a-f]+\.tmp$/.test(String(path))) {
-        throw Object.assign(new Error("permission denied"), { code: "EACCES" });
-      }
       await gitignoreFailure(path);
       return (real.writeFile as (...args: unknown[]) => Promise<void>)(path, ...rest);
     }) as typeof real.writeFile,
     open: (async (path: Parameters<typeof real.open>[0], ...rest: unknown[]) => {
+      if (failing.token === true && /proxy-token\.[0-9a-f]+\.tmp$/.test(String(path))) {
+        throw Object.assign(new Error("permission denied"), { code: "EACCES" });
+      }
       await gitignoreFailure(path);
       return (real.open as (...args: unknown[]) => ReturnType<typeof real.open>)(path, ...rest);
     }) as typeof real.open,
