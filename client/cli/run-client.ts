@@ -455,14 +455,22 @@ export async function writeOutputFiles(outputs: readonly OutputEntry[], existing
 }
 
 /**
- * The first error of writeOutputFiles (its cause), its message ending with the earlier outputs of
- * the run that could not be removed again (`left`: option, path, why): they are still at their
- * names, and a retry without --force would be refused on them ("exists").
+ * The first error of writeOutputFiles, its message ending with the earlier outputs of the run that
+ * could not be removed again (`left`: option, path, why), worded as leftFileNote words a file
+ * writeFileAtomically left: they are still at their names, and a retry without --force would be
+ * refused on them ("exists"). A UsageError (every refusal of writeOutputFiles' own) is the cause of a
+ * new one; any other error (an errno error, a ClientError: none of them, should one get here) is
+ * kept, its message added to, so that its class and code, and the exit code they give (isBadInput),
+ * stay its own.
  */
-function leftOutputsError(error: unknown, left: readonly string[]): UsageError {
-  const said = error instanceof UsageError ? error.message : errorText(error);
-  const note = `; the earlier outputs of this run could not be removed again and were left there: ${left.join(", ")}: remove them`;
-  return new UsageError(`${said}${note}`, { cause: error });
+function leftOutputsError(error: unknown, left: readonly string[]): Error {
+  const note = `; the earlier outputs of this run were left there, and could not be removed: ${left.join(", ")}: remove them`;
+  if (error instanceof UsageError) return new UsageError(`${error.message}${note}`, { cause: error });
+  if (error instanceof Error) {
+    error.message = `${error.message}${note}`;
+    return error;
+  }
+  return new Error(`${errorText(error)}${note}`, { cause: error });
 }
 
 /** An output directory held open (heldDirectory): the path to reach it by, and its release. */
