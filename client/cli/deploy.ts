@@ -39,7 +39,7 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
 import { childLogLine } from "./child-lines.ts";
-import { optionsUsageError, portRefusal, UsageError } from "./output.ts";
+import { closingAfter, optionsUsageError, portRefusal, UsageError } from "./output.ts";
 import { holdPrivateDirectory, makeDirectory, pinnedPath } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
@@ -331,11 +331,10 @@ export async function prepareDeployment(options: DeploymentOptions): Promise<Dep
   // who could swap it for a link once checked; every write goes to the one checked (held.path).
   const held = await holdPrivateDirectory(options.dir, "--dir");
   try {
-    return await prepareIn(held.path, options);
+    // A close that fails too must not hide prepareIn's refusal (closingAfter).
+    return await closingAfter(held, () => prepareIn(held.path, options));
   } catch (error) {
     throw namedByName(error, held.path, resolve(options.dir));
-  } finally {
-    await held.close();
   }
 }
 

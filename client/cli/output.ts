@@ -358,11 +358,12 @@ export async function writeFileAtomically(
 }
 
 /**
- * Runs `work` on the file `handle` is open on, then closes it. A close that fails after `work` failed
- * must not hide `work`'s error (the first one, which the caller words and keeps as the cause); one
- * that fails after `work` succeeded is thrown: what was written is not known to be on disk.
+ * Runs `work` on the file (or directory held: prepareDeployment) `handle` is open on, then closes it.
+ * A close that fails after `work` failed must not hide `work`'s error (the first one, which the
+ * caller words and keeps as the cause); one that fails after `work` succeeded is thrown: what was
+ * written is not known to be on disk.
  */
-export async function closingAfter<T>(handle: FileHandle, work: () => Promise<T>): Promise<T> {
+export async function closingAfter<T>(handle: Pick<FileHandle, "close">, work: () => Promise<T>): Promise<T> {
   let result: T;
   try {
     result = await work();
