@@ -103,7 +103,9 @@ async function writeWithMode(path: string, name: string, text: string, mode: num
   const handle = await open(path, flags, mode).catch((error: unknown) => {
     throw writeRefusal(error, name, at);
   });
-  try {
+  // The first error is the one reported: a close that fails as well is dropped, not thrown in its
+  // place; after a good write, a close that fails is a failure too (closingAfter).
+  await closingAfter(handle, async () => {
     const info = await handle.stat();
     if (!info.isFile()) {
       throw new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${describeFileKind(info)}`));
@@ -113,13 +115,7 @@ async function writeWithMode(path: string, name: string, text: string, mode: num
     await handle.truncate(0);
     await handle.chmod(mode);
     await handle.writeFile(text);
-  } catch (error) {
-    // The first error is the one reported: a close that fails as well is dropped, not thrown in its place.
-    await handle.close().catch(() => {});
-    throw error;
-  }
-  // After a good write, a close that fails is a failure too: the text may not have been written.
-  await handle.close();
+  });
 }
 
 /**
