@@ -321,3 +321,28 @@ describe("manifest keygen: a public key that cannot be written", () => {
     expect(await leftovers()).toEqual([]);
   });
 });
+
+describe("manifest keygen: the private key's path in that refusal", () => {
+  it("is one shell word, its control characters escaped, never written raw", async () => {
+    quietly();
+    const outPrivate = join(dir, "kept\u001b]0;x\u0007\n.private.jwk");
+    const outPublic = join(dir, "kept2.public.jwk");
+    const realSync = handleProto.sync;
+    let syncs = 0;
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 3 ? Promise.reject(errno("EIO", "fsync")) : realSync.call(this);
+    });
+    const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA" }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: "MANIFEST_FILE" });
+    const message = (refused as Error).message;
+    expect(message).toContain(
+      `; the private key was written to $'${dir}/kept\\033]0;x\\007\\n.private.jwk': remove it`,
+    );
+    for (const raw of ["\u001b", "\u0007", "\n"]) expect(message).not.toContain(raw);
+    expect(await exists(outPrivate)).toBe(true);
+  });
+});
