@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { ClientError } from "../../client/errors.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
-import { connect, verifyReceipt } from "../../client/sdk.ts";
+import { type ConnectOptions, connect, verifyReceipt } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { enclaveKeyId } from "../../sealed/keys.ts";
@@ -227,7 +227,7 @@ describe("Session: verifies the enclave again once its verification is old", () 
  * lists the paths asked for; `host.sealed`, when set, forwards POST /v1/sealed in its stead (to hold
  * or reroute it). A session is connected to A through it, on the clock `host.clock`.
  */
-async function twoEnclavesBehindHost() {
+async function twoEnclavesBehindHost(onVerified?: ConnectOptions["onVerified"]) {
   const enclaves = await Promise.all([0, 1].map(() => bootWith(new ScriptedEngine(() => OK))));
   cleanups.push(...enclaves.map((enclave) => () => enclave.close()));
   const [a, b] = enclaves as [(typeof enclaves)[0], (typeof enclaves)[0]];
@@ -242,6 +242,8 @@ async function twoEnclavesBehindHost() {
     /** The query of each audit checkpoint question. */
     checkpoints: [] as string[],
     sealed: undefined as Transport | undefined,
+    /** Where the host sends a path, when not to `target`. */
+    route: undefined as ((path: string) => string | undefined) | undefined,
   };
   const session = await connect({
     url: "http://enclave.test",
@@ -254,8 +256,9 @@ async function twoEnclavesBehindHost() {
       if (path === "/attestation/challenge") host.challenges.push(new URL(url).search);
       if (path === "/audit/checkpoint") host.checkpoints.push(new URL(url).search);
       const send = path === "/sealed" && host.sealed !== undefined ? host.sealed : forward;
-      return send(`${host.target}${path}`, request);
+      return send(`${host.route?.(path) ?? host.target}${path}`, request);
     },
+    ...(onVerified === undefined ? {} : { onVerified }),
   });
   expect(toHex(session.enclave.signingPublicKey)).toBe(toHex(a.publicKeys.signing));
   return { session, host, urls, forward, enclaves: { a, b } };
@@ -417,5 +420,50 @@ describe("Session: the host reports WRONG_ENCLAVE_KEY (the enclave's keys change
     expect((await answer).text).toBe("ok");
     expect(count(host.paths, "/attestation")).toBe(3);
     expect(session.attested).toBe(true);
+  });
+
+  it("a host that had A answer, then failed a verification, reaches B: onVerified gets B with no previous", async () => {
+    const verified: [string, string | null][] = [];
+    const { session, host, urls, forward, enclaves } = await twoEnclavesBehindHost((enclave, previous) => {
+      verified.push([toHex(enclave.signingPublicKey), previous === null ? null : toHex(previous.signingPublicKey)]);
+    });
+    const [a, b] = [enclaves.a, enclaves.b].map((e) => toHex(e.publicKeys.signing));
+    let arrived = () => {};
+    const reached = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    let release = () => {};
+    let statusFromA: number | undefined;
+    // The request (sealed to A) is held; then A opens and answers it, and the client gets B's refusal (409).
+    host.sealed = (_url, request) =>
+      new Promise((resolve, reject) => {
+        release = () => {
+          const deliver = async () => {
+            const byA = await forward(`${urls.a}/sealed`, request);
+            statusFromA = byA.status;
+            await byA.text(1 << 20);
+            return forward(`${urls.b}/sealed`, request);
+          };
+          deliver().then(resolve, reject);
+        };
+        arrived();
+      });
+    const answer = session.complete("hello");
+    await reached;
+    // Meanwhile the host fails a verification: A's document, B's nonce answer.
+    host.route = (path) => (path === "/attestation/challenge" ? urls.b : undefined);
+    await expect(session.attest()).rejects.toMatchObject({ kind: "attestation" });
+    expect(session.attested).toBe(false);
+    host.route = undefined;
+    host.target = urls.b;
+    host.sealed = undefined;
+    release();
+    expect((await answer).text).toBe("ok");
+    expect(statusFromA).toBe(200);
+    // Two verified boots read the prompt; onVerified was not told B replaced A (SECURITY.md).
+    expect(verified).toEqual([
+      [a, null],
+      [b, null],
+    ]);
   });
 });
