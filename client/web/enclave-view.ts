@@ -3,7 +3,8 @@
  * fact, and the SIMULATED notice, which follows the enclave verified last, shown for a simulated
  * one and hidden again once a re-verification finds real hardware (the TEE row says the same), and
  * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr),
- * and, under an answer, the note that the enclave redacted PII from its prompt (likewise).
+ * and, under an answer, the note that the enclave redacted PII from its prompt (likewise), and,
+ * under an error, what to do about it where the error does not say.
  * Values go in through textContent only. Takes its elements, so it is tested without a browser.
  */
 
@@ -81,4 +82,28 @@ export function showRedactionNote(
   const text = redactionNote(redacted, enclave);
   note.textContent = text ?? "";
   note.hidden = text === null;
+}
+
+/**
+ * What to do about a failure the page shows (under its error line), or null where the error says it
+ * already: `code` is the ClientError's, `pageOrigin` the page's own origin (what the host's
+ * `--cors-origin` must list), `during` whether the enclave was being verified or a question answered.
+ */
+export function failureHint(code: string, pageOrigin: string, during: "verify" | "answer"): string | null {
+  if (code === "SIMULATED_EVIDENCE_NOT_TRUSTED") {
+    return (
+      "This host's enclave runs on the Cloister simulator (as cloister up starts it), whose evidence anyone can " +
+      "forge. To try Cloister on it, restart cloister web with a policy that trusts the simulator (the one " +
+      "cloister up writes, .cloister/policy.json); for real prompts, use a host whose enclave runs on " +
+      "SEV-SNP or TDX hardware."
+    );
+  }
+  if (code === "HOST_UNREACHABLE") {
+    const origin = `it may not allow this page's origin: start it with --cors-origin ${pageOrigin}.`;
+    return during === "verify"
+      ? `If the host is running, ${origin}`
+      : "Is the host still running (cloister up)? Your question stays in the box: send it again once the host " +
+          `is back (the page verifies the enclave again if it restarted). If it is running, ${origin}`;
+  }
+  return null;
 }

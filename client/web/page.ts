@@ -13,7 +13,7 @@
  * key is kept in memory only.
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
-import { showEnclave as renderEnclave, showMaxTokensNote, showRedactionNote } from "./enclave-view.ts";
+import { failureHint, showEnclave as renderEnclave, showMaxTokensNote, showRedactionNote } from "./enclave-view.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -103,6 +103,11 @@ function showError(target: HTMLElement, error: unknown, hint: string | null): vo
     target.textContent = `unexpected error: ${error instanceof Error ? error.name : typeof error}`;
   }
   if (hint !== null) target.append(document.createElement("br"), hint);
+}
+
+/** What to do about `failure`, said under its error line (null: the error says it already). */
+function hintFor(failure: unknown, during: "verify" | "answer"): string | null {
+  return failure instanceof ClientError ? failureHint(failure.code, window.location.origin, during) : null;
 }
 
 function showEnclave(session: Session): void {
@@ -209,14 +214,7 @@ async function verifyOnce(
     } else {
       status.textContent = "not verified: nothing was sent to the enclave (fix what the error says, then verify again)";
     }
-    const unreachable = failure instanceof ClientError && failure.code === "HOST_UNREACHABLE";
-    showError(
-      error,
-      failure,
-      unreachable
-        ? `If the host is running, it may not allow this page's origin: start it with --cors-origin ${window.location.origin}.`
-        : null,
-    );
+    showError(error, failure, hintFor(failure, "verify"));
     return null;
   }
 }
@@ -308,7 +306,7 @@ async function main(): Promise<void> {
       // A partial answer is never shown as if it were whole.
       answer.textContent = "";
       setState("answer-failed");
-      showError(error, failure, null);
+      showError(error, failure, hintFor(failure, "answer"));
     } finally {
       showVerification();
       send.disabled = false;

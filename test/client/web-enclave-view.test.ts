@@ -4,8 +4,10 @@
  */
 import { afterEach, expect, it } from "vitest";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
+import { ClientError } from "../../client/errors.ts";
 import {
   type EnclaveViewElements,
+  failureHint,
   showEnclave,
   showMaxTokensNote,
   showRedactionNote,
@@ -186,4 +188,33 @@ it("the page has the redaction note's element under the answer, hidden until an 
   const app = createWebApp({ hostUrl: "https://host.example", policy: {}, maxTokens: 64, script: "" });
   const html = await (await app.request("http://127.0.0.1/", { headers: { host: "127.0.0.1" } })).text();
   expect(html).toMatch(/<p id="usage"><\/p>\n<p id="redaction-note" role="note" hidden><\/p>/);
+});
+
+it("says what to do when the policy does not trust the simulator the host's enclave runs on", async () => {
+  // The code connect() gives for a simulated enclave under a policy that does not trust it.
+  const policy = await devPolicy();
+  const strict = { ...policy, attestation: { ...policy.attestation, trustSimulator: false } };
+  const failure = await connectTo({ connect: { policy: strict } }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(ClientError);
+  const code = (failure as ClientError).code;
+  expect(code).toBe("SIMULATED_EVIDENCE_NOT_TRUSTED");
+  const hint = failureHint(code, "http://127.0.0.1:8788", "verify");
+  expect(hint).toContain("restart cloister web with a policy that trusts the simulator");
+  expect(hint).toContain(".cloister/policy.json");
+  expect(hint).toContain("SEV-SNP or TDX hardware");
+});
+
+it("says what to do when the host cannot be reached: its --cors-origin, and while asking, that the question is kept", () => {
+  expect(failureHint("HOST_UNREACHABLE", "http://127.0.0.1:47788", "verify")).toBe(
+    "If the host is running, it may not allow this page's origin: start it with --cors-origin http://127.0.0.1:47788.",
+  );
+  const asking = failureHint("HOST_UNREACHABLE", "http://127.0.0.1:47788", "answer");
+  expect(asking).toContain("Is the host still running (cloister up)? Your question stays in the box");
+  expect(asking).toContain("--cors-origin http://127.0.0.1:47788");
+  // An error that says what to do itself gets nothing more.
+  expect(failureHint("POLICY_BLOCKED", "http://127.0.0.1:47788", "answer")).toBeNull();
+  expect(failureHint("SNP_MEASUREMENT_NOT_ALLOWED", "http://127.0.0.1:47788", "verify")).toBeNull();
 });
