@@ -1027,11 +1027,20 @@ async function hostClient(
  * The attestation document and collateral the host at `url` serves, fetched as `connect` fetches
  * them (same API-key check, size bound, deadline, no redirect, same errors) but NOT verified: for
  * tools that verify them their own way (`cloister policy init`). Anything else uses `connect`.
+ * With `enclaveKeyId`, that pool member's document only (`?enclave=`), as `connect` asks for it.
  */
 export async function fetchAttestationAnswer(
-  options: Pick<ConnectOptions, "url" | "apiKey" | "apiKeySource" | "transport" | "fetch" | "attestationTimeoutMs">,
+  options: Pick<
+    ConnectOptions,
+    "url" | "apiKey" | "apiKeySource" | "transport" | "fetch" | "attestationTimeoutMs" | "enclaveKeyId"
+  >,
 ): Promise<{ document: string; collateral: unknown }> {
-  return attestationAnswer(await hostClient(options));
+  const http = await hostClient(options);
+  const named: unknown = options.enclaveKeyId;
+  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID_HEX.test(named))) {
+    throw badOption("enclaveKeyId", "an enclave key id of 32 lower-case hex digits", named);
+  }
+  return attestationAnswer(http, undefined, named ?? null);
 }
 
 function checkAttestationTimeout(attestationTimeoutMs: unknown): number {

@@ -239,6 +239,11 @@ export function registerClientCommands(program: Command): void {
     .requiredOption("--operator-key <file>", "the operator's public key (JWK) that signs the deployment's manifest")
     .option("--api-key-file <file>", API_KEY_FILE_HELP)
     .option(
+      "--enclave <key-id>",
+      "pin from this enclave of a pool only, by its key id (32 lower-case hex digits: cloister attest prints it, the host logs each member's, its /healthz lists them; default: the member the host offers); the self-check asks that member too, so a pool of SNP and TDX members takes one run per platform",
+      enclaveKeyIdOption,
+    )
+    .option(
       "--out <file>",
       "write the policy to this file (default: stdout); an existing file is refused unless --force",
     )
@@ -257,7 +262,11 @@ export function registerClientCommands(program: Command): void {
     .option("--json", "print {policy, notes, written} as JSON")
     .addHelpText(
       "after",
-      examples(POLICY_INIT_EXAMPLE, `${POLICY_INIT_EXAMPLE} --force   # replace an existing policy.json`),
+      examples(
+        POLICY_INIT_EXAMPLE,
+        `${POLICY_INIT_EXAMPLE} --force   # replace an existing policy.json`,
+        "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --enclave 0123456789abcdef0123456789abcdef --out policy-snp.json   # one pool member, by its key id",
+      ),
     )
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {
       const { runPolicyInit } = await import("./run-policy.ts");

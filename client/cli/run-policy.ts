@@ -9,12 +9,13 @@
 import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
-import { unverifiedDocumentPayload } from "../../attestation/document-key.ts";
+import { unverifiedDocumentPayload, unverifiedDocumentSealingKey } from "../../attestation/document-key.ts";
 import { ParseError } from "../../attestation/errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../attestation/policy-from-evidence.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { verifyManifest } from "../../manifests/sign.ts";
+import { enclaveKeyId } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
@@ -25,6 +26,8 @@ export interface PolicyInitOptions {
   url: string;
   operatorKey: string;
   apiKeyFile?: string;
+  /** `--enclave`: the pool member to pin from, by key id (default: the one the host offers). */
+  enclave?: string;
   out?: string;
   force?: boolean;
   allowSimulator?: boolean;
@@ -41,8 +44,14 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
-  // Fetched as connect() fetches it (bounded, no redirect followed), verified below.
-  const answer = await fetchAttestationAnswer({ url: options.url, apiKey: apiKey.key, apiKeySource: apiKey.source });
+  // Fetched as connect() fetches it (bounded, no redirect followed), verified below; with --enclave,
+  // that member's document only (the host refuses a key id no member has now).
+  const answer = await fetchAttestationAnswer({
+    url: options.url,
+    apiKey: apiKey.key,
+    apiKeySource: apiKey.source,
+    ...(options.enclave === undefined ? {} : { enclaveKeyId: options.enclave }),
+  });
   const document = answer.document;
   const collateral = parseAttestationCollateral(answer.collateral);
 
@@ -57,6 +66,24 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     // document holds.
     if (!(error instanceof ParseError)) throw error;
     throw new ClientError("attestation", "DOCUMENT_MALFORMED", `attestation ${error.message}`, { cause: error });
+  }
+  // The key id of the enclave the document is of (its cnf.jwk, read as connect reads it): the
+  // self-check below asks that very member. Unverified here; connect verifies the document it names.
+  const sealingKey = unverifiedDocumentSealingKey(document);
+  if (sealingKey === null) {
+    throw new ClientError(
+      "attestation",
+      "DOCUMENT_MALFORMED",
+      "attestation document: cnf.jwk: expected an X25519 sealing key, found none",
+    );
+  }
+  const pinnedKeyId = toHex(await enclaveKeyId(sealingKey));
+  if (options.enclave !== undefined && pinnedKeyId !== options.enclave) {
+    throw new ClientError(
+      "attestation",
+      "ENCLAVE_KEY_ID_MISMATCH",
+      `attestation document's enclave key id (cnf.jwk): expected ${options.enclave} (--enclave), found ${pinnedKeyId}: the host answered with another enclave's document`,
+    );
   }
   const evidence = parseDocumentEvidence(payload.evidence);
   const anchors = await anchorsForPolicy({
@@ -113,19 +140,21 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   // 3. The policy must accept the deployment it was made from: every stage (binding, document
   //    signature, fresh nonce, manifest), and for the very document the values were taken from — not
   //    merely another enclave of the same measurement (a host could show weaker but genuine evidence
-  //    for pinning and the real enclave for this check).
+  //    for pinning and the real enclave for this check). Behind a pool, the member is named by its
+  //    key id (a pool of SNP and TDX members would otherwise hand the check to the other platform).
   const pinnedFrom = toHex(await sha256(utf8(document)));
   try {
-    // Behind a pool the host hands each new session to another member: connect until the check
-    // reaches the enclave the values came from (a few tries cover any pool rotation).
-    let matched = false;
-    for (let attempt = 0; attempt < 8 && !matched; attempt++) {
-      const session = await connect({ url: options.url, policy, apiKey: apiKey.key, apiKeySource: apiKey.source });
-      matched = session.enclave.documentDigest === pinnedFrom;
-    }
-    if (!matched) {
+    const session = await connect({
+      url: options.url,
+      policy,
+      apiKey: apiKey.key,
+      apiKeySource: apiKey.source,
+      enclaveKeyId: pinnedKeyId,
+    });
+    // The same key id, another boot's document (a host could answer with it): refused.
+    if (session.enclave.documentDigest !== pinnedFrom) {
       throw new Error(
-        "the host never answered with the attestation document the values were taken from (it restarted, or it is not the same deployment): run it again",
+        `document digest: expected ${pinnedFrom} (the document the values were taken from), found ${session.enclave.documentDigest} (it restarted, or it is not the same deployment): run it again`,
       );
     }
   } catch (error) {

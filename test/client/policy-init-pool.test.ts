@@ -1,0 +1,118 @@
+/**
+ * `cloister policy init` behind a pool of an SNP and a TDX member: the self-check asks the very
+ * member whose document the values came from (by its key id), so it never lands on the other
+ * platform; `--enclave <key id>` pins from the member named, and a key id no member has is refused.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toHex } from "../../attestation/bytes.ts";
+import { hashApiKey } from "../../client/cli/api-key-hash.ts";
+import { parseClientPolicy } from "../../client/policy.ts";
+import { listen, type RunningServer } from "../../enclave/http.ts";
+import { createEnclaveApp } from "../../enclave/server.ts";
+import { simulatedMeasurement } from "../../enclave/tee.ts";
+import { createEnclavePool, createHostApp } from "../../host/app.ts";
+import { ApiKeyStore } from "../../host/identity.ts";
+import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
+import { bootWith, operatorPublicKey, ScriptedEngine } from "../enclave/helpers.ts";
+import { runCloister } from "../helpers/cli.ts";
+
+const KEY = "ck_policy_pool_0123456789abcdef";
+const TEES = ["sim-snp", "sim-tdx"] as const;
+
+let dir: string;
+const servers: RunningServer[] = [];
+/** Each member's key id and platform, in pool order. */
+const members: { keyId: string; tee: (typeof TEES)[number] }[] = [];
+let hostUrl: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cloister-policy-pool-"));
+  await writeFile(join(dir, "api-key"), `${KEY}\n`, { mode: 0o600 });
+  await writeFile(join(dir, "operator.jwk"), JSON.stringify(await operatorPublicKey()));
+  const urls: string[] = [];
+  for (const tee of TEES) {
+    const enclave = await bootWith(new ScriptedEngine(() => []), 0, {}, tee);
+    const server = await listen(createEnclaveApp(enclave).fetch, "127.0.0.1", 0);
+    servers.push(server);
+    urls.push(server.url);
+    const document = (await (await fetch(`${server.url}/attestation`)).json()) as { document: string };
+    const payload = JSON.parse(Buffer.from(document.document.split(".")[1] as string, "base64url").toString()) as {
+      cnf: { jwk: { x: string } };
+    };
+    const key = Buffer.from(payload.cnf.jwk.x, "base64url");
+    members.push({ keyId: createHash("sha256").update(key).digest().subarray(0, 16).toString("hex"), tee });
+  }
+  const pool = createEnclavePool(urls, { limits: DEFAULT_HOST_LIMITS });
+  const app = createHostApp({
+    pool,
+    apiKeys: new ApiKeyStore({
+      version: 1,
+      keys: [{ id: "ops", project: "demo", sha256: hashApiKey(KEY), permissions: ["attest"], requestsPerMinute: 1000 }],
+    }),
+    limits: DEFAULT_HOST_LIMITS,
+    accessLog: () => {},
+  });
+  await pool.refresh();
+  const host = await listen(app.fetch, "127.0.0.1", 0);
+  servers.push(host);
+  hostUrl = host.url;
+}, 60_000);
+
+afterAll(async () => {
+  for (const server of servers.splice(0).reverse()) await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const policyInit = (extra: string[]) =>
+  runCloister(
+    [
+      "policy",
+      ...["init", "--url", hostUrl, "--operator-key", "operator.jwk", "--api-key-file", "api-key"],
+      ...["--allow-simulator", "--json", ...extra],
+    ],
+    { cwd: dir, timeoutMs: 60_000 },
+  );
+
+/** What a policy pins, by platform: the evidence it accepts and that platform's measurement. */
+async function pinned(stdout: string) {
+  const policy = parseClientPolicy(JSON.parse(stdout).policy);
+  const tee = policy.acceptedEvidence.includes("tdx") ? "sim-tdx" : "sim-snp";
+  const measurements = tee === "sim-tdx" ? policy.attestation.tdx?.mrtd : policy.attestation.snp?.measurements;
+  return { tee, measurements, expected: [toHex(await simulatedMeasurement(tee))] };
+}
+
+describe("cloister policy init behind a pool of an SNP and a TDX member", () => {
+  it("--enclave KEYID pins from that member, and its self-check asks that member, for each platform", async () => {
+    for (const member of members) {
+      const run = await policyInit(["--enclave", member.keyId]);
+      expect(run.code, run.stderr).toBe(0);
+      const got = await pinned(run.stdout);
+      expect({ tee: got.tee, measurements: got.measurements }).toEqual({ tee: member.tee, measurements: got.expected });
+    }
+  });
+
+  it("without --enclave pins the member the host offers, whichever platform it is (runs go round the pool)", async () => {
+    const tees = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const run = await policyInit([]);
+      expect(run.code, run.stderr).toBe(0);
+      const got = await pinned(run.stdout);
+      expect(got.measurements).toEqual(got.expected);
+      tees.add(got.tee);
+    }
+    expect(tees).toEqual(new Set(TEES));
+  });
+
+  it("refuses a key id no member has, naming it (WRONG_ENCLAVE_KEY, exit 1), and writes nothing", async () => {
+    const wrong = "0123456789abcdef0123456789abcdef";
+    const run = await policyInit(["--enclave", wrong, "--out", "never.json"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("WRONG_ENCLAVE_KEY");
+    expect(run.stderr).toContain(`enclave key id ${wrong}: no enclave of this host has it now`);
+    expect(run.stdout).toBe("");
+  });
+});
