@@ -1,16 +1,21 @@
 /**
  * `cloister policy init` behind a pool of an SNP and a TDX member: the self-check asks the very
  * member whose document the values came from (by its key id), so it never lands on the other
- * platform; `--enclave <key id>` pins from the member named, and a key id no member has is refused.
+ * platform; `--enclave <key id>` pins from the member named, and a key id no member has is refused;
+ * docs/deploy.md step 5's jq command joins the two platforms' policies into one that accepts both.
  */
+
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
+import { connect } from "../../client/sdk.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { simulatedMeasurement } from "../../enclave/tee.ts";
@@ -18,7 +23,7 @@ import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { bootWith, operatorPublicKey, ScriptedEngine } from "../enclave/helpers.ts";
-import { runCloister } from "../helpers/cli.ts";
+import { REPO_ROOT, runCloister } from "../helpers/cli.ts";
 
 const KEY = "ck_policy_pool_0123456789abcdef";
 const TEES = ["sim-snp", "sim-tdx"] as const;
@@ -114,5 +119,23 @@ describe("cloister policy init behind a pool of an SNP and a TDX member", () => 
     expect(run.stderr).toContain("WRONG_ENCLAVE_KEY");
     expect(run.stderr).toContain(`enclave key id ${wrong}: no enclave of this host has it now`);
     expect(run.stdout).toBe("");
+  });
+
+  it("docs/deploy.md step 5's jq joins the SNP and the TDX member's policies into one that accepts both", async () => {
+    const page = await readFile(join(REPO_ROOT, "docs/deploy.md"), "utf8");
+    const joinCommand = /\n(jq -s '[^\n]*' \\\n {2}policy-snp\.json policy-tdx\.json > policy\.json)\n/.exec(page)?.[1];
+    expect(joinCommand, "the page's jq command").toBeDefined();
+    for (const member of members) {
+      const out = member.tee === "sim-snp" ? "policy-snp.json" : "policy-tdx.json";
+      const run = await policyInit(["--enclave", member.keyId, "--out", out, "--force"]);
+      expect(run.code, run.stderr).toBe(0);
+    }
+    await promisify(execFile)("sh", ["-c", joinCommand as string], { cwd: dir });
+    const policy = parseClientPolicy(JSON.parse(await readFile(join(dir, "policy.json"), "utf8")));
+    expect([...policy.acceptedEvidence].sort()).toEqual(["sev-snp", "tdx"]);
+    for (const member of members) {
+      const session = await connect({ url: hostUrl, policy, apiKey: KEY, enclaveKeyId: member.keyId });
+      expect(session.enclave.tee).toBe(member.tee === "sim-snp" ? "sev-snp" : "tdx");
+    }
   });
 });

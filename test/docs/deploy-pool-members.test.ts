@@ -149,7 +149,9 @@ describe("docs/deploy.md step 4: a pool's members", () => {
 
   it("says which commands name a member: those whose command line takes --enclave", () => {
     const paragraph = poolParagraph();
-    const said = /Only `attest` and `audit checkpoint` name a member \(`--enclave` and its key id/.exec(paragraph);
+    const said = /Only `attest`, `audit checkpoint` and `policy init` name a member \(`--enclave` and its key id/.exec(
+      paragraph,
+    );
     expect(said, "the page's list of commands that name a member").not.toBeNull();
     const taking = commandTree(buildProgram())
       .filter((command) => command.options.some((option) => option.long === "--enclave"))
@@ -159,7 +161,7 @@ describe("docs/deploy.md step 4: a pool's members", () => {
         return names.join(" ");
       })
       .sort();
-    expect(taking).toEqual(["attest", "audit checkpoint"]);
+    expect(taking).toEqual(["attest", "audit checkpoint", "policy init"]);
     // The ones it says take the member the host offers do not take --enclave.
     expect(paragraph).toContain("`chat`, `proxy` and `web` take the one the host offers");
   });
