@@ -44,7 +44,7 @@ import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
-import { EnclavePool, type PoolMember } from "./pool.ts";
+import { documentReadReason, EnclavePool, type PoolMember } from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
@@ -411,7 +411,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
       } catch (error) {
         if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
-        pool.mark(member, "unreachable", `document: ${error.code}`, read);
+        pool.mark(member, "unreachable", documentReadReason(error), read);
         if (i === candidates.length - 1) throw error;
         continue;
       }

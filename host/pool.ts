@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { KEY_ID_LENGTH } from "../sealed/envelope.ts";
 import { checkEnclaveUrl } from "./enclave-url.ts";
+import { HostError } from "./errors.ts";
 
 export type MemberState = "unknown" | "ready" | "unreachable";
 
@@ -213,7 +214,7 @@ export class EnclavePool {
       if (typeof value !== "string") throw new Error("no document in its answer");
       document = value;
     } catch (error) {
-      this.mark(member, "unreachable", `document: ${(error as Error).message}`, read);
+      this.mark(member, "unreachable", documentReadReason(error), read);
       return;
     }
     this.noteDocument(member, document, read);
@@ -262,4 +263,16 @@ export class EnclavePool {
       inFlight,
     }));
   }
+}
+
+/**
+ * Why a read of a member's document failed, in the same words whoever read it (the pool's refresh
+ * or a client's GET /v1/attestation): the host's error code and its fixed words, e.g. `document:
+ * ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`, or the pool's own words for an answer
+ * that holds no document (`document: HTTP 503`). Shown in the host's log and /healthz: never the
+ * answer's content (the host's messages and the pool's are fixed words, limits and statuses).
+ */
+export function documentReadReason(error: unknown): string {
+  if (error instanceof HostError) return `document: ${error.code} (${error.message})`;
+  return `document: ${(error as Error).message}`;
 }

@@ -55,7 +55,7 @@ describe("docs/deploy.md step 4: a pool's members", () => {
       paragraph,
     )?.[1];
     const downQuoted =
-      /`(pool: enclave 0 is unreachable \(key id …\): …)` with the reason when it stops answering \(([^)]+)\)/.exec(
+      /`(pool: enclave 0 is unreachable \(key id …\): …)` with the reason when it stops answering \(((?:[^()]|\([^()]*\))+)\)/.exec(
         paragraph,
       );
     expect(readyQuoted, "the page's line for a member that serves").toBeDefined();
@@ -125,10 +125,11 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     expect(Object.keys(health.enclaves[1] ?? {}).sort()).toEqual([...fields].sort());
   });
 
-  it("quotes the reason the host's own read of a stopped member gives", async () => {
-    const reasons = /with the reason when it stops answering \(`([^`]+)` when the host's own read found it gone/.exec(
-      poolParagraph(),
-    );
+  it("quotes the reason the host's own read of a stopped member gives, the one a client's read gives", async () => {
+    const reasons =
+      /with the reason when it stops answering \(`([^`]+)` when a read of its document found it gone, the host's own or a client's,/.exec(
+        poolParagraph(),
+      );
     expect(reasons, "the page's reason for the host's own read").not.toBeNull();
     const document = documentFor(3);
     const server = createServer((_req, res) => {

@@ -15,6 +15,7 @@ import {
 import { type AddressInfo, connect, createServer as createNetServer, Socket } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { DOCUMENT_MAX_LENGTH } from "../../attestation/document-key.ts";
 import { describeUntrusted } from "../../attestation/untrusted-text.ts";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { parseCorsOrigin } from "../../client/cors-origin.ts";
@@ -1009,9 +1010,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     // first, the session gets the member that answers, and the others are marked.
     const urls = [slow.url, huge.url, (await resettingEnclave()).url, good.url];
     expect(await sessionsThroughPool(urls, limits, 4, document(3), fireSilentMembersTimer)).toEqual([
-      "unreachable document: ENCLAVE_TIMEOUT",
-      "unreachable document: ENCLAVE_RESPONSE_TOO_LARGE",
-      "unreachable document: ENCLAVE_UNREACHABLE",
+      `unreachable document: ENCLAVE_TIMEOUT (enclave did not answer within ${HEADERS_MS} ms)`,
+      `unreachable document: ENCLAVE_RESPONSE_TOO_LARGE (enclave response: expected at most ${DOCUMENT_MAX_LENGTH} bytes, found more)`,
+      "unreachable document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)",
       "ready null",
     ]);
     expect(slow.seen).toHaveLength(1);
@@ -1032,7 +1033,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
     const urls = [`http://127.0.0.1:${(odd.address() as AddressInfo).port}`, good.url];
     expect(await sessionsThroughPool(urls, DEFAULT_HOST_LIMITS, 2, document)).toEqual([
-      "unreachable document: ENCLAVE_UNREACHABLE",
+      "unreachable document: ENCLAVE_UNREACHABLE (enclave response status: expected 200 to 599, found 600)",
       "ready null",
     ]);
   });

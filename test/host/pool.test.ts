@@ -9,6 +9,7 @@ import { base64url } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
+import { HostError } from "../../host/errors.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
@@ -77,7 +78,8 @@ describe("enclave pool", () => {
     const pool = new EnclavePool(["http://a/", "http://b"], {
       fetchText: async (url) => {
         if (url === "http://a/attestation") {
-          if (!aUp) throw new Error("connection refused");
+          // As the host's fetchText (fetchBounded) fails for a member that refuses connections.
+          if (!aUp) throw new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host");
           return { status: 200, text: JSON.stringify({ document: documentFor(keyA) }) };
         }
         return { status: 503, text: "{}" };
@@ -95,7 +97,10 @@ describe("enclave pool", () => {
     expect(pool.byKeyId(keyIdFor(keyA))?.index).toBe(0);
     aUp = false;
     await pool.refresh();
-    expect(pool.status()[0]).toMatchObject({ state: "unreachable", reason: "document: connection refused" });
+    expect(pool.status()[0]).toMatchObject({
+      state: "unreachable",
+      reason: "document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)",
+    });
     expect(changes).toContain("1:unreachable");
     expect(changes.at(-1)).toBe("0:unreachable");
   });
@@ -396,7 +401,10 @@ describe("enclave pool", () => {
     try {
       // The member never finishes its document: only the read deadline, which cuts it, ends the refresh.
       await pool.refresh();
-      expect(pool.status()[0]).toMatchObject({ state: "unreachable", reason: "document: enclave response was cut" });
+      expect(pool.status()[0]).toMatchObject({
+        state: "unreachable",
+        reason: "document: ENCLAVE_UNREACHABLE (enclave response was cut)",
+      });
       await pool.stop();
     } finally {
       stalled.closeAllConnections();
@@ -466,6 +474,50 @@ function hostOver(pool: EnclavePool) {
 }
 
 describe("host /healthz over a pool", () => {
+  it("gives a stopped member one reason whoever read its document: the pool's refresh or a client's session", async () => {
+    const reasons: string[] = [];
+    for (const reader of ["refresh", "client"] as const) {
+      const servers: Server[] = [];
+      for (const n of [1, 2]) {
+        const server = createServer((_req, res) => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ document: documentFor(new Uint8Array(32).fill(n)) }));
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        servers.push(server);
+      }
+      const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+      const pool = createEnclavePool(urls, { limits: DEFAULT_HOST_LIMITS });
+      const app = hostOver(pool);
+      try {
+        await pool.refresh();
+        const stopped = servers[0] as Server;
+        stopped.closeAllConnections();
+        await new Promise((resolve) => stopped.close(resolve));
+        if (reader === "refresh") await pool.refresh();
+        else {
+          // Member 0 is the least busy and first: the session's read finds it gone, member 1 answers.
+          const answer = await app.request("/v1/attestation", { headers: { authorization: `Bearer ${HOST_KEY}` } });
+          expect(answer.status).toBe(200);
+        }
+        const health = await app.request("/healthz", { headers: { authorization: `Bearer ${HOST_KEY}` } });
+        const [member] = ((await health.json()) as { enclaves: { state: string; reason: string }[] }).enclaves;
+        expect(member?.state, reader).toBe("unreachable");
+        reasons.push(member?.reason as string);
+      } finally {
+        await pool.stop();
+        for (const server of servers.slice(1)) {
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
+        }
+      }
+    }
+    expect(reasons).toEqual([
+      "document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)",
+      "document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)",
+    ]);
+  });
+
   it("startHost reads every member before it listens, and reads none once closed", async () => {
     const reads: number[] = [];
     const servers: Server[] = [];
