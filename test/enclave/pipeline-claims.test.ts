@@ -79,4 +79,33 @@ describe("enclave pipeline: PII is redacted in every message, the record commits
       await enclave.close();
     }
   });
+
+  it("records the rule that admitted what the model saw: the token rule matched only after redaction", async () => {
+    // Counts a prompt's characters as its tokens, so a placeholder longer than its entity shows.
+    class CharCountingEngine extends ScriptedEngine {
+      override renderPrompt(request: unknown) {
+        const r = request as GenerateRequest;
+        const text = "messages" in r ? r.messages.map((m) => m.content).join("\n") : r.prompt;
+        return { tokenCount: text.length, request };
+      }
+    }
+    const engine = new CharCountingEngine(() => [{ type: "text", text: ANSWER }, done]);
+    const enclave = await bootWith(engine, 0, {
+      requestPolicy: {
+        defaultAction: "allow",
+        rules: [{ id: "long-prompts", kind: "maxPromptTokens", action: "allow", limit: 100 }],
+        pii: { mode: "redact", entities: ["ip_address"], reason: null },
+      },
+    });
+    try {
+      // 31 characters as sent (no rule matches: defaultAction); 8 placeholders of 21 after redaction.
+      const prompt = Array.from({ length: 8 }, (_, i) => `::${i + 1}`).join(" ");
+      const events = await ask(enclave, { messages: [{ role: "user", content: prompt }], maxTokens: 4 });
+      expect(events.at(-1)).toMatchObject({ type: "final", redacted: { ip_address: 8 } });
+      const record = JSON.parse(enclave.collectAudit(0).lines.at(-1) as string).record;
+      expect(record).toMatchObject({ decision: "allow", blockedBy: null, ruleId: "long-prompts" });
+    } finally {
+      await enclave.close();
+    }
+  });
 });
