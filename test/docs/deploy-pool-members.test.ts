@@ -2,7 +2,8 @@
  * docs/deploy.md's "A pool." paragraph (step 4) tells an operator how the host names a pool's
  * members and which commands name one. Checked here: the numbering it gives (`--enclave-url` order,
  * from 0) and the two lines it quotes against what a host with a pool of two logs when the first
- * member serves and then stops answering; and that the commands it says name a member are the ones
+ * member serves and then stops answering, and the reasons it gives while a member drains (SIGTERM, the
+ * way the paragraph says to stop one); and that the commands it says name a member are the ones
  * whose command line takes `--enclave`. What a client sees when its member goes is tested end to end
  * by test/e2e/pool.test.ts.
  */
@@ -123,6 +124,58 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     // `/healthz`'s member fields, as the paragraph lists them.
     const fields = /\(`index`, `keyId`, `state`, `reason`, `inFlight`\)/.exec(paragraph)?.[0].match(/\w+/g) ?? [];
     expect(Object.keys(health.enclaves[1] ?? {}).sort()).toEqual([...fields].sort());
+  });
+
+  it("quotes the reasons the host logs for a member that drains (SIGTERM), as the paragraph says to stop one", async () => {
+    const said =
+      /or while it drains \(`([^`]+)` when a client's read or sealed request found it so, `([^`]+)` when the host's own read did\)/.exec(
+        poolParagraph(),
+      );
+    expect(said, "the page's reasons for a member that drains").not.toBeNull();
+    const documents = [documentFor(4), documentFor(5)];
+    let draining = false;
+    for (const [index, document] of documents.entries()) {
+      const server = createServer((_req, res) => {
+        if (index === 0 && draining) {
+          res.writeHead(503, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: { code: "ENCLAVE_DRAINING", message: "the enclave is shutting down" } }));
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ document }));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      servers.push(server);
+    }
+    const logged: string[] = [];
+    const host = await startHost({
+      enclaveUrls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+      poolRefreshMs: 60_000,
+      apiKeys: new ApiKeyStore({
+        version: 1,
+        keys: [{ id: "k", project: "p", sha256: hashApiKey(API_KEY), permissions: ["attest"], requestsPerMinute: 60 }],
+      }),
+      hostname: "127.0.0.1",
+      port: 0,
+      accessLog: () => {},
+      auditDir: null,
+      onError: (line) => logged.push(line),
+    });
+    const authorization = { authorization: `Bearer ${API_KEY}` };
+    draining = true;
+    // A client's new session: member 0 is asked first (both ready, none in flight), then the next.
+    for (let i = 0; i < 2 && !logged.some((line) => line.endsWith(": draining")); i++) {
+      await (await fetch(`${host.url}/v1/attestation`, { headers: authorization })).body?.cancel();
+    }
+    // A key id no member has, while member 0 is not ready: the host reads its pool again.
+    await (
+      await fetch(`${host.url}/v1/attestation?enclave=${"0".repeat(32)}`, { headers: authorization })
+    ).body?.cancel();
+    await host.close();
+    const keyId = documentKeyId(documents[0] as string);
+    expect(logged.filter((line) => line.startsWith("pool: enclave 0 is unreachable"))).toEqual([
+      `pool: enclave 0 is unreachable (key id ${keyId}): ${(said as RegExpExecArray)[1]}`,
+      `pool: enclave 0 is unreachable (key id ${keyId}): ${(said as RegExpExecArray)[2]}`,
+    ]);
   });
 
   it("quotes the reason the host's own read of a stopped member gives, the one a client's read gives", async () => {
