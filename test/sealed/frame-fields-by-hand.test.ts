@@ -89,6 +89,7 @@ describe("the client refuses an authentic final or error frame whose JSON is not
     ["completionTokens negative", { completionTokens: -1 }, "completionTokens: expected a non-negative integer"],
     ["without ttftMs", { ttftMs: undefined }, "ttftMs: expected a non-negative number"],
     ["ttftMs as a string", { ttftMs: "2.5" }, "ttftMs: expected a non-negative number"],
+    ["ttftMs negative", { ttftMs: -0.5 }, "ttftMs: expected a non-negative number"],
     ["another finishReason", { finishReason: "eos" }, 'finishReason: expected "stop" or "length"'],
     ["without receipt", { receipt: undefined }, "receipt: expected a string of at most"],
     ["a receipt over its limit", { receipt: "r".repeat(MAX_RECEIPT_LENGTH + 1) }, "receipt: expected a string"],
