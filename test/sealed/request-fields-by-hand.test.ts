@@ -85,7 +85,7 @@ describe("openRequest refuses what only a hand-made envelope holds", () => {
     });
   });
 
-  it("an envelope of 78 + N bytes under 94 (N < the 16-byte MAC) is ENVELOPE_MALFORMED, before its key id", async () => {
+  it("an envelope of 78 + N bytes under 94 (N < the 16-byte MAC) is ENVELOPE_MALFORMED, before its key id and version", async () => {
     const { key, envelope } = await handSealed(requestJson({}));
     for (const n of [0, 1, 15]) {
       const short = envelope.slice(0, ENVELOPE_PREFIX_LENGTH + n);
@@ -98,6 +98,11 @@ describe("openRequest refuses what only a hand-made envelope holds", () => {
       // Another key id changes nothing: the structure is judged first.
       short.fill(0x42, 2, 18);
       expect((await refusal(short, key)).code).toBe("ENVELOPE_MALFORMED");
+      // Nor another version byte (docs/protocol.md "Versioning": the length is checked first).
+      for (const version of [0, 2, 0xff]) {
+        short[0] = version;
+        expect((await refusal(short, key)).code).toBe("ENVELOPE_MALFORMED");
+      }
     }
   });
 });
