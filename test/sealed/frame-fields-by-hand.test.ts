@@ -6,7 +6,7 @@
  * by the real client parser, `openResponseFrames`. Each stream is a genuine data frame then one
  * authentic frame with one field wrong: the client must refuse it naming that field, and deliver no
  * terminal event. Also: during a gap, a frame that fails authentication does not count as the
- * missing one.
+ * missing one, and does count as one of the look-ahead frames.
  */
 import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
@@ -21,6 +21,7 @@ import {
 } from "../../sealed/frames.ts";
 import { openResponseFrames, type ResponseEvent, SealedError } from "../../sealed/index.ts";
 import { MAX_RECEIPT_LENGTH } from "../../sealed/receipt.ts";
+import { REORDER_LOOKAHEAD } from "../../sealed/response.ts";
 import { seededRandom } from "./helpers.ts";
 
 const utf8 = new TextEncoder();
@@ -163,6 +164,21 @@ describe("a gap is closed only by the authentic missing frame", () => {
     expect(await judge([data(0, "a"), data(2, "c"), data(1, "b")])).toMatchObject({
       events: ["data"],
       code: "FRAME_REORDERED",
+    });
+  });
+
+  it("a look-ahead frame that fails authentication counts as one of the 16 (REORDER_LOOKAHEAD)", async () => {
+    const forged = (seq: number) => frame(seq, FRAME_TYPE_DATA, utf8.encode("forged"), seededRandom(23)(32));
+    const forgedRun = (count: number) => Array.from({ length: count }, (_, i) => forged(i % 2 === 0 ? 1 : 3 + i));
+    // The authentic missing frame as the 16th look-ahead frame: still found.
+    expect(await judge([data(0, "a"), data(2, "c"), ...forgedRun(REORDER_LOOKAHEAD - 1), data(1, "b")])).toMatchObject({
+      events: ["data"],
+      code: "FRAME_REORDERED",
+    });
+    // As the 17th: 16 frames passed without it.
+    expect(await judge([data(0, "a"), data(2, "c"), ...forgedRun(REORDER_LOOKAHEAD), data(1, "b")])).toMatchObject({
+      events: ["data"],
+      code: "FRAME_DROPPED",
     });
   });
 });
