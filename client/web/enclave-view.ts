@@ -4,7 +4,8 @@
  * one and hidden again once a re-verification finds real hardware (the TEE row says the same), and
  * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr),
  * and, under an answer, the note that the enclave redacted PII from its prompt (likewise), and,
- * under an error, what to do about it where the error does not say.
+ * under an error, what to do about it where the error does not say; and which text of the prompt box
+ * is sent.
  * Values go in through textContent only. Takes its elements, so it is tested without a browser.
  */
 
@@ -82,6 +83,15 @@ export function showRedactionNote(
   const text = redactionNote(redacted, enclave);
   note.textContent = text ?? "";
   note.hidden = text === null;
+}
+
+/**
+ * The question the page sends for the prompt box's text: the text exactly as typed (as `cloister chat`
+ * sends a file's bytes, so `cloister audit find --prompt-file` finds it by the same hash), or null for
+ * an empty or all-whitespace one, which is not sent.
+ */
+export function questionToSend(typed: string): string | null {
+  return typed.trim() === "" ? null : typed;
 }
 
 /**

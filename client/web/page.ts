@@ -13,7 +13,13 @@
  * key is kept in memory only.
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
-import { failureHint, showEnclave as renderEnclave, showMaxTokensNote, showRedactionNote } from "./enclave-view.ts";
+import {
+  failureHint,
+  questionToSend,
+  showEnclave as renderEnclave,
+  showMaxTokensNote,
+  showRedactionNote,
+} from "./enclave-view.ts";
 
 interface PageConfig {
   readonly hostUrl: string;
@@ -274,8 +280,8 @@ async function main(): Promise<void> {
   form.hidden = false;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const question = prompt.value.trim();
-    if (question === "" || send.disabled) return;
+    const question = questionToSend(prompt.value);
+    if (question === null || send.disabled) return;
     void ask(question);
   });
 

@@ -2,12 +2,14 @@
  * The page's view of the verified enclave (client/web/enclave-view.ts), with minimal stand-ins for
  * the DOM: the SIMULATED notice follows the enclave verified last, both ways.
  */
+import { readFile } from "node:fs/promises";
 import { afterEach, expect, it } from "vitest";
 import type { VerifiedEnclave } from "../../attestation/document.ts";
 import { ClientError } from "../../client/errors.ts";
 import {
   type EnclaveViewElements,
   failureHint,
+  questionToSend,
   showEnclave,
   showMaxTokensNote,
   showRedactionNote,
@@ -217,4 +219,16 @@ it("says what to do when the host cannot be reached: its --cors-origin, and whil
   // An error that says what to do itself gets nothing more.
   expect(failureHint("POLICY_BLOCKED", "http://127.0.0.1:47788", "answer")).toBeNull();
   expect(failureHint("SNP_MEASUREMENT_NOT_ALLOWED", "http://127.0.0.1:47788", "verify")).toBeNull();
+});
+
+it("sends the question exactly as typed, as `cloister chat` sends a file, and nothing for an empty or blank one", async () => {
+  // `cloister audit find --prompt-file` hashes exactly the bytes sent: a trimmed question would not be found.
+  expect(questionToSend("  Why quokkas?\n")).toBe("  Why quokkas?\n");
+  expect(questionToSend("Why quokkas?")).toBe("Why quokkas?");
+  expect(questionToSend("")).toBeNull();
+  expect(questionToSend(" \n\t ")).toBeNull();
+  // The page sends what questionToSend gives for the prompt box's text, not a text of its own.
+  const page = await readFile(new URL("../../client/web/page.ts", import.meta.url), "utf8");
+  expect(page).toContain("const question = questionToSend(prompt.value);");
+  expect(page).not.toMatch(/prompt\.value\.trim\(\)/);
 });
