@@ -473,7 +473,7 @@ export async function verifyWithClientPolicy(
       throw new AttestationError(
         "appraise",
         "SIMULATED_EVIDENCE_NOT_TRUSTED",
-        "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it), which this policy does not trust (attestation.trustSimulator: false)",
+        "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it), which this policy does not trust (attestation.trustSimulator: false); this enclave runs on the simulator: use a policy that trusts it for local development (`cloister up` writes one: .cloister/policy.json) or a deployment on SEV-SNP or TDX hardware",
         { cause: error },
       );
     }

@@ -100,14 +100,6 @@ export function questionToSend(typed: string): string | null {
  * `--cors-origin` must list), `during` whether the enclave was being verified or a question answered.
  */
 export function failureHint(code: string, pageOrigin: string, during: "verify" | "answer"): string | null {
-  if (code === "SIMULATED_EVIDENCE_NOT_TRUSTED") {
-    return (
-      "This host's enclave runs on the Cloister simulator (as cloister up starts it), whose evidence anyone can " +
-      "forge. To try Cloister on it, restart cloister web with a policy that trusts the simulator (the one " +
-      "cloister up writes, .cloister/policy.json); for real prompts, use a host whose enclave runs on " +
-      "SEV-SNP or TDX hardware."
-    );
-  }
   if (code === "HOST_UNREACHABLE") {
     const origin = `it may not allow this page's origin: start it with --cors-origin ${pageOrigin}.`;
     return during === "verify"

@@ -49,6 +49,10 @@ describe("connect() with a policy that does not trust the simulator", () => {
         /^attestation failed at stage appraise: evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator/,
       );
       expect((error as Error).message).toContain("attestation.trustSimulator: false");
+      // And what to do, in words true for the CLI, the SDK and the web page alike.
+      expect((error as Error).message).toMatch(
+        /\(attestation\.trustSimulator: false\); this enclave runs on the simulator: use a policy that trusts it for local development \(`cloister up` writes one: \.cloister\/policy\.json\) or a deployment on SEV-SNP or TDX hardware$/,
+      );
       // The verifier's own refusal stays attached.
       expect(((error as Error).cause as Error).cause).toMatchObject({ code: "ROOT_NOT_TRUSTED", stage: "verify" });
       expect(paths.some((p) => p.includes("sealed"))).toBe(false);
