@@ -1662,7 +1662,8 @@ export class Session {
           throw new ClientError(
             kindOfError,
             event.code,
-            `enclave refused or failed the request: ${event.code}${event.detail === null ? "" : ` (${event.detail})`}`,
+            // The code is the error's own (`kind: CODE: message`): the message does not repeat it.
+            `enclave refused or failed the request${event.detail === null ? "" : ` (${event.detail})`}`,
             // Authenticated under the key this request was sealed to: the enclave's own word.
             { origin: "enclave", audit: auditReference(context.requestId, event.auditOpening) },
           );

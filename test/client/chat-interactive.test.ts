@@ -120,14 +120,9 @@ describe("cloister chat, interactive", () => {
   it("leaves the oldest exchanges out when the enclave finds the conversation longer than the model's context, says so once, and sends the line again", async () => {
     const { session } = await connectTo();
     const sent: string[][] = [];
-    const tooLong = new ClientError(
-      "policy",
-      "PROMPT_TOO_LONG",
-      "enclave refused or failed the request: PROMPT_TOO_LONG",
-      {
-        origin: "enclave",
-      },
-    );
+    const tooLong = new ClientError("policy", "PROMPT_TOO_LONG", "enclave refused or failed the request", {
+      origin: "enclave",
+    });
     refusing(session, sent, (messages) => (messages.length > 3 ? tooLong : null));
     const { io, written } = typist(["one", "two", "three", "four", ""]);
     await chatInteractively(session, {}, io);
@@ -211,7 +206,7 @@ describe("cloister chat, interactive", () => {
     refusing(session, sent, (messages) => {
       const last = messages.at(-1)?.content;
       if (last === "blocked")
-        return new ClientError("policy", "POLICY_BLOCKED", "enclave refused or failed the request: POLICY_BLOCKED");
+        return new ClientError("policy", "POLICY_BLOCKED", "enclave refused or failed the request");
       if (last === "tampered")
         return new ClientError("integrity", "FRAME_TAMPERED", "response integrity: frame 0 does not open");
       return null;
@@ -227,7 +222,7 @@ describe("cloister chat, interactive", () => {
       ["user:hello", "assistant:ok", "user:again", "assistant:ok", "user:tampered"],
     ]);
     expect(written.notices).toBe(
-      "cloister: POLICY_BLOCKED: enclave refused or failed the request: POLICY_BLOCKED; not answered: the session goes on (an empty line ends)\n",
+      "cloister: POLICY_BLOCKED: enclave refused or failed the request; not answered: the session goes on (an empty line ends)\n",
     );
   });
 

@@ -1,10 +1,15 @@
 /**
  * Every code an enclave's sealed error frame can carry has a kind in the SDK's table: a code added
- * to docs/errors.md's enclave table as a frame code fails here until it is classified.
+ * to docs/errors.md's enclave table as a frame code fails here until it is classified. A frame's
+ * error says its code once (the CLI prints `cloister: CODE: message`).
  */
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { ClientError } from "../../client/errors.ts";
 import { FRAME_ERROR_KINDS } from "../../client/sdk.ts";
+import { closeServers, connectTo } from "./helpers.ts";
+
+afterEach(closeServers);
 
 /** The "Enclave" table rows whose `where` is `frame` or that say they arrive in an error frame: code and text. */
 function documentedFrameRows(): { code: string; text: string }[] {
@@ -67,5 +72,24 @@ describe("FRAME_ERROR_KINDS", () => {
       expect(row.text, row.code).not.toMatch(/retrying does not help|not retried/);
       if (/until the enclave (is )?restart/.test(row.text)) expect(row.text, row.code).toContain("`WRONG_ENCLAVE_KEY`");
     }
+  });
+});
+
+describe("an enclave's error frame", () => {
+  it("says its code once: in the error's code, not again in its message", async () => {
+    const { session } = await connectTo();
+    // The dev manifest's rule no-private-keys blocks this prompt in the enclave (POLICY_BLOCKED).
+    const error = await (async () => {
+      for await (const _ of session.chat([{ role: "user", content: "-----BEGIN PRIVATE KEY-----" }])) {
+        // nothing is answered
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({ kind: "policy", code: "POLICY_BLOCKED", origin: "enclave" });
+    const { message } = error as ClientError;
+    expect(message).toBe(
+      'enclave refused or failed the request (rule "no-private-keys" (pattern, block): the prompt matches the rule\'s pattern)',
+    );
+    expect(message).not.toContain("POLICY_BLOCKED");
   });
 });
