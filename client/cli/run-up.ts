@@ -25,7 +25,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { optionsUsageError, STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
+import { closingAfter, optionsUsageError, STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
@@ -498,7 +498,8 @@ async function storedLog<T>(
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw cannotReadLog(file, error);
   }
-  try {
+  // A close that fails after the read (or `verify`) failed does not hide that error.
+  return closingAfter(handle, async () => {
     let lines = 0;
     let notFile: string | null = null;
     try {
@@ -519,9 +520,7 @@ async function storedLog<T>(
       throw new Error(fileMessage(file, "audit log", `cannot read (expected a regular file, found ${notFile})`));
     }
     return lines >= enough ? await verify(handle) : null;
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /** The stored log could not be opened or read: names the file and the error's code. */

@@ -91,4 +91,23 @@ describe("cloister up / demo: the stored audit log swapped between its count and
     expect((outcome as Error).message).toMatch(new RegExp(`^audit log ${file}: cannot read \\(EIO`));
     expect((outcome as Error).cause).toMatchObject({ code: "EIO" });
   });
+
+  it("a close of the log that fails after the read failed does not hide the read's error", async () => {
+    const file = join(dir, "unreadable-unclosable.jsonl");
+    await writeFile(file, `${lines.join("\n")}\n`);
+    swap.file = file;
+    let closeOf: (() => Promise<void>) | null = null;
+    swap.by = async (handle) => {
+      handle.read = (() =>
+        Promise.reject(Object.assign(new Error("i/o error"), { code: "EIO" }))) as typeof handle.read;
+      closeOf = handle.close.bind(handle);
+      handle.close = () => Promise.reject(Object.assign(new Error("bad file descriptor"), { code: "EBADF" }));
+    };
+    const outcome = await checkStoredAuditLog(file, keys.publicKey, checkpoint, 1).catch((error: Error) => error);
+    expect(swap.done).toBe(true);
+    await (closeOf as (() => Promise<void>) | null)?.();
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toMatch(new RegExp(`^audit log ${file}: cannot read \\(EIO`));
+    expect((outcome as Error).cause).toMatchObject({ code: "EIO" });
+  });
 });
