@@ -17,6 +17,7 @@ import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { enclaveKeyId } from "../../sealed/keys.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
+import { held as heldStep } from "../helpers/held.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, OK, type Script, serve } from "./helpers.ts";
 
@@ -405,10 +406,15 @@ describe("Session: the host reports WRONG_ENCLAVE_KEY (the enclave's keys change
   it("a request refused after the session's verification failed meanwhile verifies again, then reseals", async () => {
     const { session, host, urls, forward } = await twoEnclavesBehindHost();
     const held: (() => void)[] = [];
+    const reachedHost = heldStep();
     host.sealed = (url, request) =>
-      new Promise((resolve) => held.push(() => resolve(forward(url.replace(urls.a, host.target), request))));
+      new Promise((resolve) => {
+        held.push(() => resolve(forward(url.replace(urls.a, host.target), request)));
+        reachedHost.enter();
+      });
     const answer = session.complete("hello");
-    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await reachedHost.entered;
+    expect(held).toHaveLength(1);
     // While the request (sealed to A) is on its way, a verification fails: out of the clock skew.
     host.clock += 10 * 60_000;
     await expect(session.attest()).rejects.toMatchObject({ kind: "attestation" });
