@@ -1,4 +1,5 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
+import { lstat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
 import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
@@ -147,6 +148,14 @@ export async function keygenCommand(options: {
   }
   await refuseExisting(options.outPrivate, options.force, "--out-private");
   await refuseExisting(options.outPublic, options.force, "--out-public");
+  // With --force, a public key already there stays when the new one cannot be written: it does not
+  // match the new private key, and the refusal says so.
+  const oldPublicKept =
+    options.force === true &&
+    (await lstat(options.outPublic).then(
+      () => true,
+      () => false,
+    ));
   const pair = await generateManifestSigningKey(options.alg);
   await writeFileSafely(
     options.outPrivate,
@@ -163,7 +172,10 @@ export async function keygenCommand(options: {
     "--out-public",
     // Left in place (a retry without --force is refused on it), and said so: removing it by name could
     // remove a file another process put there since.
-    `; the private key was written to ${shellWord(options.outPrivate)}: remove it or pass --force`,
+    oldPublicKept
+      ? `; the private key was written to ${shellWord(options.outPrivate)}, but ${shellWord(options.outPublic)} ` +
+          "still holds the old public key, which does not match it: run manifest keygen again (with --force)"
+      : `; the private key was written to ${shellWord(options.outPrivate)}: remove it or pass --force`,
   );
   const result = {
     alg: pair.alg,

@@ -322,6 +322,44 @@ describe("manifest keygen: a public key that cannot be written", () => {
   });
 });
 
+describe("manifest keygen --force: a public key that cannot be written over the old one", () => {
+  it("says the old public key left in place does not match the new private key: run keygen again", async () => {
+    quietly();
+    const outPrivate = join(dir, "forced.private.jwk");
+    const outPublic = join(dir, "forced.public.jwk");
+    await writeFile(outPrivate, "the old private key\n");
+    await writeFile(outPublic, "the old public key\n");
+    const realSync = handleProto.sync;
+    const failure = errno("EIO", "fsync");
+    let syncs = 0;
+    // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 3 ? Promise.reject(failure) : realSync.call(this);
+    });
+    const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(syncs).toBe(3);
+    expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
+    const message = (refused as Error).message;
+    expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
+    expect(
+      message.endsWith(
+        `; the private key was written to ${outPrivate}, but ${outPublic} still holds the old public key, ` +
+          "which does not match it: run manifest keygen again (with --force)",
+      ),
+    ).toBe(true);
+    // It says so truly: the new private key is there, the old public one still is, and no temporary file.
+    const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
+    expect(privateJwk).toHaveProperty("d");
+    expect(message).not.toContain(privateJwk.d);
+    expect(await readFile(outPublic, "utf8")).toBe("the old public key\n");
+    expect(await leftovers()).toEqual([]);
+  });
+});
+
 describe("manifest keygen: the private key's path in that refusal", () => {
   it("is one shell word, its control characters escaped, never written raw", async () => {
     quietly();
