@@ -1,5 +1,4 @@
 /** Implementation of `cloister manifest ...` (loaded only when one of those commands runs). */
-import { lstat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JWK } from "jose";
 import { fileErrorCause, fileMessage, type InputBound, shellWord } from "../attestation/bounded-read.ts";
@@ -148,14 +147,6 @@ export async function keygenCommand(options: {
   }
   await refuseExisting(options.outPrivate, options.force, "--out-private");
   await refuseExisting(options.outPublic, options.force, "--out-public");
-  // With --force, a public key already there stays when the new one cannot be written: it does not
-  // match the new private key, and the refusal says so.
-  const oldPublicKept =
-    options.force === true &&
-    (await lstat(options.outPublic).then(
-      () => true,
-      () => false,
-    ));
   const pair = await generateManifestSigningKey(options.alg);
   await writeFileSafely(
     options.outPrivate,
@@ -171,10 +162,14 @@ export async function keygenCommand(options: {
     options.force,
     "--out-public",
     // Left in place (a retry without --force is refused on it), and said so: removing it by name could
-    // remove a file another process put there since.
-    oldPublicKept
-      ? `; the private key was written to ${shellWord(options.outPrivate)}, but ${shellWord(options.outPublic)} ` +
-          "still holds the old public key, which does not match it: run manifest keygen again (with --force)"
+    // remove a file another process put there since. With --force, what --out-public holds is not
+    // known: a public key from before (the rename failed or never came), none, or the new one (only
+    // the directory's fsync failed, after the rename): said as such, not looked up (a look could be
+    // stale by the time the write fails), and a second run with --force replaces both.
+    options.force === true
+      ? `; the private key was written to ${shellWord(options.outPrivate)}, and ${shellWord(options.outPublic)} ` +
+          "is not known to hold its public key (one there from before does not match it): " +
+          "run manifest keygen again with --force"
       : `; the private key was written to ${shellWord(options.outPrivate)}: remove it or pass --force`,
   );
   const result = {

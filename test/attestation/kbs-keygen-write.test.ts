@@ -323,7 +323,12 @@ describe("manifest keygen: a public key that cannot be written", () => {
 });
 
 describe("manifest keygen --force: a public key that cannot be written over the old one", () => {
-  it("says the old public key left in place does not match the new private key: run keygen again", async () => {
+  /** What a refusal of --force ends with: --out-public may hold the old key, none, or the new one. */
+  const forcedNote = (outPrivate: string, outPublic: string) =>
+    `; the private key was written to ${outPrivate}, and ${outPublic} is not known to hold its public key ` +
+    "(one there from before does not match it): run manifest keygen again with --force";
+
+  it("says the public key there from before does not match the new private key: run keygen again", async () => {
     quietly();
     const outPrivate = join(dir, "forced.private.jwk");
     const outPublic = join(dir, "forced.public.jwk");
@@ -345,17 +350,43 @@ describe("manifest keygen --force: a public key that cannot be written over the 
     expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
-    expect(
-      message.endsWith(
-        `; the private key was written to ${outPrivate}, but ${outPublic} still holds the old public key, ` +
-          "which does not match it: run manifest keygen again (with --force)",
-      ),
-    ).toBe(true);
+    expect(message.endsWith(forcedNote(outPrivate, outPublic))).toBe(true);
     // It says so truly: the new private key is there, the old public one still is, and no temporary file.
     const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
     expect(privateJwk).toHaveProperty("d");
     expect(message).not.toContain(privateJwk.d);
     expect(await readFile(outPublic, "utf8")).toBe("the old public key\n");
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it("does not claim the old public key stays when only the directory's fsync failed, after the rename", async () => {
+    quietly();
+    const outPrivate = join(dir, "renamed.private.jwk");
+    const outPublic = join(dir, "renamed.public.jwk");
+    await writeFile(outPrivate, "the old private key\n");
+    await writeFile(outPublic, "the old public key\n");
+    const realSync = handleProto.sync;
+    const failure = errno("EIO", "fsync");
+    let syncs = 0;
+    // The private key's syncs and the public key's file sync pass; its directory's (the fourth) fails.
+    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
+      syncs += 1;
+      return syncs === 4 ? Promise.reject(failure) : realSync.call(this);
+    });
+    const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(syncs).toBe(4);
+    expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
+    const message = (refused as Error).message;
+    expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
+    // The new public key is in place (matching the new private key): the refusal claims no old one there.
+    const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
+    const publicJwk = JSON.parse(await readFile(outPublic, "utf8"));
+    expect(publicJwk).toMatchObject({ x: privateJwk.x });
+    expect(message).not.toContain("still holds the old public key");
+    expect(message.endsWith(forcedNote(outPrivate, outPublic))).toBe(true);
     expect(await leftovers()).toEqual([]);
   });
 });
