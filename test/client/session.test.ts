@@ -14,6 +14,7 @@ import { ClientError } from "../../client/errors.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { type ConnectOptions, connect, verifyReceipt } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
+import type { AuditEntry } from "../../enclave/pipeline/audit.ts";
 import { createEnclaveApp } from "../../enclave/server.ts";
 import { enclaveKeyId } from "../../sealed/keys.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
@@ -33,10 +34,19 @@ describe("Session.auditCheckpoint", () => {
     const { enclave, session, paths } = await connectTo();
     const empty = await session.auditCheckpoint();
     expect(empty).toMatchObject({ count: 0, signingPublicKey: toHex(enclave.publicKeys.signing) });
+    // The enclave writes the answer's record after its final frame: the test waits for that write
+    // (an event), not for a count polled until a deadline.
+    const recorded = heldStep();
+    const writer = enclave as unknown as { writeAudit(entry: AuditEntry): boolean };
+    const writeAudit = writer.writeAudit.bind(enclave);
+    writer.writeAudit = (entry) => {
+      const written = writeAudit(entry);
+      recorded.enter();
+      return written;
+    };
     expect((await session.complete("hello")).text).toBe("ok");
-    const deadline = Date.now() + 5000;
-    let after = await session.auditCheckpoint();
-    while (after.count === 0 && Date.now() < deadline) after = await session.auditCheckpoint();
+    await recorded.entered;
+    const after = await session.auditCheckpoint();
     expect(after.count).toBe(1);
     expect(after.lastRecordHash).not.toBe(empty.lastRecordHash);
     // Each call asked with its own nonce, and the signed line carries it.
