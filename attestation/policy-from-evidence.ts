@@ -25,6 +25,7 @@ import { isAllZero, toHex } from "./bytes.ts";
 import { ConfigurationError } from "./errors.ts";
 import type { VerifiedDocumentEvidence } from "./evidence.ts";
 import { type AttestationPolicy, AZURE_OS_PCRS, type AzurePolicy, type SnpPolicy, type TdxPolicy } from "./policy.ts";
+import { INSECURE_SIMULATOR_EVIDENCE_FOUND } from "./sim/names.ts";
 import type { VerifiedSnpReport } from "./snp/verify.ts";
 import { isMigratableTd, type TdxTdReportBody } from "./tdx/parse.ts";
 import { collateralEvaluation, type VerifiedTdxQuote } from "./tdx/verify.ts";
@@ -122,7 +123,8 @@ export interface PolicyFromEvidenceOptions {
 export function simulatedEvidenceRefusal(cause?: unknown): ConfigurationError {
   return new ConfigurationError(
     "POLICY_INIT_SIMULATED",
-    "this deployment's evidence is simulated (anyone can forge it): pass --allow-simulator to write a development policy",
+    `${INSECURE_SIMULATOR_EVIDENCE_FOUND}; this deployment runs on the simulator: pass --allow-simulator to write ` +
+      "a policy that trusts it for local development, or run policy init against a deployment on SEV-SNP or TDX hardware",
     cause === undefined ? undefined : { cause },
   );
 }

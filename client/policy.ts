@@ -43,7 +43,11 @@ import {
 } from "../attestation/policy.ts";
 import { AMD_ROOTS } from "../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../attestation/roots/intel.ts";
-import { endsAtInsecureSimulatorIntelRoot, issuedByInsecureSimulatorAsk } from "../attestation/sim/names.ts";
+import {
+  endsAtInsecureSimulatorIntelRoot,
+  INSECURE_SIMULATOR_EVIDENCE_FOUND,
+  issuedByInsecureSimulatorAsk,
+} from "../attestation/sim/names.ts";
 import { parseTdxQuote } from "../attestation/tdx/parse.ts";
 import { parseCertificate } from "../attestation/x509.ts";
 import { manifestDigest } from "../manifests/digest.ts";
@@ -473,7 +477,7 @@ export async function verifyWithClientPolicy(
       throw new AttestationError(
         "appraise",
         "SIMULATED_EVIDENCE_NOT_TRUSTED",
-        "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it), which this policy does not trust (attestation.trustSimulator: false); this enclave runs on the simulator: use a policy that trusts it for local development (`cloister up` writes one: .cloister/policy.json) or a deployment on SEV-SNP or TDX hardware",
+        `${INSECURE_SIMULATOR_EVIDENCE_FOUND}, which this policy does not trust (attestation.trustSimulator: false); this enclave runs on the simulator: use a policy that trusts it for local development (\`cloister up\` writes one: .cloister/policy.json) or a deployment on SEV-SNP or TDX hardware`,
         { cause: error },
       );
     }

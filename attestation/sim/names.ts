@@ -8,6 +8,13 @@ import { base64ToBytes, type Certificate, parseCertificate, verifySignature } fr
  */
 export const INSECURE_SIMULATOR_ORGANIZATION = "Cloister Insecure Simulator";
 
+/**
+ * How a refusal of the simulator's evidence begins, wherever it is refused (the SDK's
+ * SIMULATED_EVIDENCE_NOT_TRUSTED, `policy init`'s POLICY_INIT_SIMULATED): each then says what to do.
+ */
+export const INSECURE_SIMULATOR_EVIDENCE_FOUND =
+  "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it)";
+
 /** Whether a certificate name (`O=…,CN=…` as parsed) names the simulator's organization. */
 export function namesInsecureSimulator(name: string): boolean {
   return name.split(",").includes(`O=${INSECURE_SIMULATOR_ORGANIZATION}`);

@@ -364,7 +364,16 @@ describe("a policy from one deployment's verified evidence", () => {
     const gcp = await snp("milan-gcp-v5-report.bin", "milan-gcp-v5-vcek.pem", "2026-01-01T00:00:00Z");
     expect(() =>
       attestationPolicyFromEvidence(asDocumentEvidence("sev-snp", gcp, true), { allowSimulator: false }),
-    ).toThrow(expect.objectContaining({ code: "POLICY_INIT_SIMULATED" }));
+    ).toThrow(
+      expect.objectContaining({
+        code: "POLICY_INIT_SIMULATED",
+        // Worded as the SDK's SIMULATED_EVIDENCE_NOT_TRUSTED (client/policy.ts) begins, then what to do here.
+        message:
+          "evidence: expected hardware evidence, found evidence of the INSECURE Cloister simulator (anyone can forge it); " +
+          "this deployment runs on the simulator: pass --allow-simulator to write a policy that trusts it for local " +
+          "development, or run policy init against a deployment on SEV-SNP or TDX hardware",
+      }),
+    );
     // Evidence of a type it has no policy for (a plain-JavaScript caller's): refused, not written empty.
     const other = { ...asDocumentEvidence("sev-snp", gcp), type: "sgx" } as unknown as VerifiedDocumentEvidence;
     expect(() => attestationPolicyFromEvidence(other, { allowSimulator: false })).toThrow(
