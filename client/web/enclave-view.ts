@@ -86,9 +86,10 @@ export function showRedactionNote(
 }
 
 /**
- * The question the page sends for the prompt box's text: the text exactly as typed (as `cloister chat`
- * sends a file's bytes, so `cloister audit find --prompt-file` finds it by the same hash), or null for
- * an empty or all-whitespace one, which is not sent.
+ * The question the page sends for the prompt box's text: the text exactly as typed, its whitespace
+ * part of it (an indented first line of code, a trailing newline), as `cloister chat` sends a file's
+ * bytes; or null for an empty or all-whitespace one, which is not sent. (The page shows no audit
+ * opening, so `cloister audit find` is not pointed at a page's question.)
  */
 export function questionToSend(typed: string): string | null {
   return typed.trim() === "" ? null : typed;

@@ -224,7 +224,7 @@ it("says what to do when the host cannot be reached: its --cors-origin, and whil
 });
 
 it("sends the question exactly as typed, as `cloister chat` sends a file, and nothing for an empty or blank one", async () => {
-  // `cloister audit find --prompt-file` hashes exactly the bytes sent: a trimmed question would not be found.
+  // Whitespace is part of the question (an indented first line of code), as in a file `cloister chat` sends.
   expect(questionToSend("  Why quokkas?\n")).toBe("  Why quokkas?\n");
   expect(questionToSend("Why quokkas?")).toBe("Why quokkas?");
   expect(questionToSend("")).toBeNull();
