@@ -33,6 +33,8 @@ const servers: RunningServer[] = [];
 /** Each member's key id and platform, in pool order. */
 const members: { keyId: string; tee: (typeof TEES)[number] }[] = [];
 let hostUrl: string;
+/** The pool's host app (a test's own host in front of it answers some requests its own way). */
+let hostApp: { fetch: (request: Request) => Response | Promise<Response> };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-policy-pool-"));
@@ -62,6 +64,7 @@ beforeAll(async () => {
     accessLog: () => {},
   });
   await pool.refresh();
+  hostApp = app;
   const host = await listen(app.fetch, "127.0.0.1", 0);
   servers.push(host);
   hostUrl = host.url;
@@ -72,11 +75,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const policyInit = (extra: string[]) =>
+const policyInit = (extra: string[], url = hostUrl) =>
   runCloister(
     [
       "policy",
-      ...["init", "--url", hostUrl, "--operator-key", "operator.jwk", "--api-key-file", "api-key"],
+      ...["init", "--url", url, "--operator-key", "operator.jwk", "--api-key-file", "api-key"],
       ...["--allow-simulator", "--json", ...extra],
     ],
     { cwd: dir, timeoutMs: 60_000 },
@@ -119,6 +122,35 @@ describe("cloister policy init behind a pool of an SNP and a TDX member", () => 
     expect(run.stderr).toContain("WRONG_ENCLAVE_KEY");
     expect(run.stderr).toContain(`enclave key id ${wrong}: no enclave of this host has it now`);
     expect(run.stdout).toBe("");
+  });
+
+  it("refuses a host that answers --enclave's key id with another member's document (ENCLAVE_KEY_ID_MISMATCH), writing nothing", async () => {
+    const [named, other] = members as [(typeof members)[number], (typeof members)[number]];
+    // A hostile host: asked for the named member's document, it answers with the other's (genuine,
+    // and its self-check would pass: every later question naming the other member goes through).
+    const swapping = await listen(
+      (request) => {
+        const url = new URL(request.url);
+        if (url.pathname === "/v1/attestation" && url.searchParams.get("enclave") === named.keyId) {
+          const swapped = new Request(`${hostUrl}/v1/attestation?enclave=${other.keyId}`, { headers: request.headers });
+          return hostApp.fetch(swapped);
+        }
+        return hostApp.fetch(request);
+      },
+      "127.0.0.1",
+      0,
+    );
+    try {
+      const run = await policyInit(["--enclave", named.keyId, "--out", "swapped.json"], swapping.url);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain(
+        `ENCLAVE_KEY_ID_MISMATCH: attestation document's enclave key id (cnf.jwk): expected ${named.keyId} (--enclave), found ${other.keyId}`,
+      );
+      expect(run.stdout).toBe("");
+      await expect(readFile(join(dir, "swapped.json"))).rejects.toMatchObject({ code: "ENOENT" });
+    } finally {
+      await swapping.close();
+    }
   });
 
   it("docs/deploy.md step 5's jq joins the SNP and the TDX member's policies into one that accepts both", async () => {
