@@ -155,7 +155,8 @@ describe("cloister policy init behind a pool of an SNP and a TDX member", () => 
 
   it("docs/deploy.md step 5's jq joins the SNP and the TDX member's policies into one that accepts both", async () => {
     const page = await readFile(join(REPO_ROOT, "docs/deploy.md"), "utf8");
-    const joinCommand = /\n(jq -s '[^\n]*' \\\n {2}policy-snp\.json policy-tdx\.json > policy\.json)\n/.exec(page)?.[1];
+    // The program may span lines (within its quotes), as the page wraps it.
+    const joinCommand = /\n(jq -s '[^']*' \\\n {2}policy-snp\.json policy-tdx\.json > policy\.json)\n/.exec(page)?.[1];
     expect(joinCommand, "the page's jq command").toBeDefined();
     for (const member of members) {
       const out = member.tee === "sim-snp" ? "policy-snp.json" : "policy-tdx.json";
@@ -168,6 +169,30 @@ describe("cloister policy init behind a pool of an SNP and a TDX member", () => 
     for (const member of members) {
       const session = await connect({ url: hostUrl, policy, apiKey: KEY, enclaveKeyId: member.keyId });
       expect(session.enclave.tee).toBe(member.tee === "sim-snp" ? "sev-snp" : "tdx");
+    }
+    // Nothing either run pinned is lost: each platform's section whole (its measurements, its TCB
+    // minimum), the SNP run's manifest and freshness.
+    const inputs = await Promise.all(
+      ["policy-snp.json", "policy-tdx.json"].map(async (name) => JSON.parse(await readFile(join(dir, name), "utf8"))),
+    );
+    const joined = JSON.parse(await readFile(join(dir, "policy.json"), "utf8"));
+    expect(joined.attestation.snp).toEqual(inputs[0].attestation.snp);
+    expect(joined.attestation.tdx).toEqual(inputs[1].attestation.tdx);
+    expect({ manifest: joined.manifest, freshness: joined.freshness }).toEqual({
+      manifest: inputs[0].manifest,
+      freshness: inputs[0].freshness,
+    });
+    // A run that does not trust the simulator (hardware, without --allow-simulator) is not made to by
+    // the other's: the join trusts it only when both do, whichever of the two trusts it.
+    for (const [index, name] of ["policy-snp.json", "policy-tdx.json"].entries()) {
+      const strict = structuredClone(inputs);
+      strict[index].attestation.trustSimulator = false;
+      for (const [i, input] of strict.entries()) {
+        await writeFile(join(dir, i === 0 ? "policy-snp.json" : "policy-tdx.json"), JSON.stringify(input));
+      }
+      await promisify(execFile)("sh", ["-c", joinCommand as string], { cwd: dir });
+      const strictJoin = JSON.parse(await readFile(join(dir, "policy.json"), "utf8"));
+      expect(strictJoin.attestation.trustSimulator, `${name} without trustSimulator`).toBe(false);
     }
   });
 });
