@@ -297,6 +297,26 @@ describe("connect() and fetchAttestationAnswer: the host's attestation answer", 
     }
   });
 
+  it("fetchAttestationAnswer refuses a malformed enclaveKeyId (BAD_OPTION) before it is put in a URL, and asks for a well-formed one", async () => {
+    const asked: string[] = [];
+    const transport: Transport = async (url) => {
+      asked.push(url);
+      return answering('{"document":"d"}')(url, { method: "GET", headers: {} });
+    };
+    const id = "0123456789abcdef0123456789abcdef";
+    for (const bad of [id.toUpperCase(), `${id}&enclave=${id}`, `../${id.slice(3)}`, id.slice(2), "", 42, null]) {
+      const error = await rejectionOf(
+        fetchAttestationAnswer({ url: "http://host.test", apiKey: "ck_test", transport, enclaveKeyId: bad as string }),
+        ClientError,
+      );
+      expect(error, String(bad)).toMatchObject({ kind: "configuration", code: "BAD_OPTION", field: "enclaveKeyId" });
+      expect(error.message).toMatch(/^enclaveKeyId: expected an enclave key id of 32 lower-case hex digits, found /);
+    }
+    expect(asked).toEqual([]);
+    await fetchAttestationAnswer({ url: "http://host.test", apiKey: "ck_test", transport, enclaveKeyId: id });
+    expect(asked).toEqual([`http://host.test/v1/attestation?enclave=${id}`]);
+  });
+
   it("refuses an answer that is not a JSON object with a string document (BAD_RESPONSE), both ways, before verifying anything", async () => {
     const policy = await devPolicy();
     // Each names the URL asked and asks whether it is a Cloister host's base URL: something else
