@@ -1036,11 +1036,16 @@ export async function fetchAttestationAnswer(
   >,
 ): Promise<{ document: string; collateral: unknown }> {
   const http = await hostClient(options);
-  const named: unknown = options.enclaveKeyId;
-  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID_HEX.test(named))) {
+  return attestationAnswer(http, undefined, namedEnclave(options.enclaveKeyId));
+}
+
+/** `enclaveKeyId` checked before it is put in a URL (`?enclave=`): the key id, or null when none is named. */
+function namedEnclave(named: unknown): string | null {
+  if (named === undefined) return null;
+  if (typeof named !== "string" || !ENCLAVE_KEY_ID_HEX.test(named)) {
     throw badOption("enclaveKeyId", "an enclave key id of 32 lower-case hex digits", named);
   }
-  return attestationAnswer(http, undefined, named ?? null);
+  return named;
 }
 
 function checkAttestationTimeout(attestationTimeoutMs: unknown): number {
@@ -1097,10 +1102,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     options.cacheScope === undefined
       ? randomBytes(16)
       : (await sha256(utf8(`cloister/cache-scope/v1\u0000${options.cacheScope}`))).subarray(0, 16);
-  const named: unknown = options.enclaveKeyId;
-  if (named !== undefined && (typeof named !== "string" || !ENCLAVE_KEY_ID_HEX.test(named))) {
-    throw badOption("enclaveKeyId", "an enclave key id of 32 lower-case hex digits", named);
-  }
+  const named = namedEnclave(options.enclaveKeyId);
   const reattestAfterMs = options.reattestAfterMs ?? DEFAULT_REATTEST_AFTER_MS;
   if (typeof reattestAfterMs !== "number" || Number.isNaN(reattestAfterMs) || reattestAfterMs <= 0) {
     throw new ClientError(
@@ -1116,7 +1118,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     Array.from(tenant, (b) => b.toString(16).padStart(2, "0")).join(""),
     reattestAfterMs,
     options.onVerified,
-    named ?? null,
+    named,
   );
   const followed = callerSignal === undefined ? undefined : ownRealmSignal(callerSignal);
   const signal = followed?.signal;
