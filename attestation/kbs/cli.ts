@@ -44,7 +44,7 @@ export function registerKbsCommands(program: Command): void {
     .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
     .requiredOption(
       "--config <file>",
-      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}; each policy a client policy (as cloister policy init writes); all read once, at start: restart the broker after changing them",
+      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}; each policy a client policy (as cloister policy init writes); all read once, at start: restart the broker after changing them; none writable by group or others, key files not readable by them (chmod 600), all owned by the broker's user or root",
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)
@@ -77,8 +77,10 @@ export function registerKbsCommands(program: Command): void {
       "after",
       examples("cloister kbs check --config kbs.json", "cloister kbs check --config kbs.json --json"),
     )
-    .description("load a broker configuration and list its keys and release policies (no key material)")
-    .requiredOption("--config <file>", "broker configuration")
+    .description(
+      "load a broker configuration and list its keys and release policies (no key material); warns of a policy that releases a key to more than a known image. It reads the files afresh: a running kbs serve keeps what it read at start until restarted",
+    )
+    .requiredOption("--config <file>", "broker configuration (as kbs serve takes)")
     .option("--json", "print the summary as JSON")
     .action(async (options: { config: string; json?: boolean }) => {
       const { runKbsCheck } = await import("./cli-impl.ts");
