@@ -490,7 +490,9 @@ export function checkSealedModelHeader(
   if (header.keyId !== expected.keyId) {
     throw new SealedModelError(
       "SEALED_MODEL_KEY_MISMATCH",
-      `sealed model keyId: expected ${describeUntrusted(expected.keyId)} (the manifest's model.keyId), found ${describeUntrusted(header.keyId)}`,
+      `sealed model keyId: expected ${describeUntrusted(expected.keyId)} (the manifest's model.keyId), found ${describeUntrusted(header.keyId)} ` +
+        "in the file's header: it was sealed under another key; give --model the file the manifest's model names, " +
+        "or put into the manifest the model line cloister model seal printed for this file and sign it again",
     );
   }
   const total = sealedSize(header.bytes.length, header.plaintextSize, header.chunkSize);
