@@ -44,7 +44,7 @@ import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
-import { documentReadReason, EnclavePool, type PoolMember } from "./pool.ts";
+import { documentReadDetail, documentReadReason, EnclavePool, type PoolMember } from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
@@ -129,6 +129,9 @@ type Outcome = AccessLogEntry["outcome"];
 /** nginx's "client closed request": only the access log ever sees it, the client has gone. */
 const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
 
+/** ENCLAVE_UNREACHABLE's words when the enclave could not be reached at all. */
+const UNREACHABLE_WORDS = "enclave is unreachable from the host";
+
 /** What the access log says of a request past that bound: only the log sees it, the connection is closed. */
 const TOO_MANY_REQUESTS_STATUS = 429;
 
@@ -199,12 +202,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // The failed read is named by the pool's reason (EnclavePool.#check: the host's own refusal
     // text, the HTTP status or why the answer held no document; no URL, key or secret). The pool
     // keeps no error object, so there is no cause to pass.
+    // The reason's own code, the refusal's, is not told twice (documentReadDetail).
     if (!pool.isPool && member === undefined && only.state === "unreachable") {
-      throw new HostError(
-        "ENCLAVE_UNREACHABLE",
-        502,
-        `enclave is unreachable from the host (its document was not read; ${only.reason ?? "no reason kept"})`,
-      );
+      const detail = documentReadDetail(only.reason ?? "no reason kept", "ENCLAVE_UNREACHABLE", UNREACHABLE_WORDS);
+      const read = detail === null ? "its document was not read" : `its document was not read; ${detail}`;
+      throw new HostError("ENCLAVE_UNREACHABLE", 502, `${UNREACHABLE_WORDS} (${read})`);
     }
     if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member, namedIn);
     return member;
@@ -842,7 +844,7 @@ function upstreamRequest(
           new HostError("CLIENT_CLOSED", CLIENT_CLOSED_STATUS, "the client went away before the enclave answered"),
         );
       } else {
-        reject(new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host", { cause: error }));
+        reject(new HostError("ENCLAVE_UNREACHABLE", 502, UNREACHABLE_WORDS, { cause: error }));
       }
     };
     req.on("error", onError);

@@ -276,3 +276,15 @@ export function documentReadReason(error: unknown): string {
   if (error instanceof HostError) return `document: ${error.code} (${error.message})`;
   return `document: ${(error as Error).message}`;
 }
+
+/**
+ * A documentReadReason told inside a refusal that has `code` and `words` of its own (a single
+ * enclave's ENCLAVE_UNREACHABLE): a reason with that code reads as its words alone (`document:
+ * enclave response was cut`), and one with the refusal's own words too adds nothing (null).
+ */
+export function documentReadDetail(reason: string, code: string, words: string): string | null {
+  const same = `document: ${code} (`;
+  if (!reason.startsWith(same) || !reason.endsWith(")")) return reason;
+  const own = reason.slice(same.length, -1);
+  return own === words ? null : `document: ${own}`;
+}

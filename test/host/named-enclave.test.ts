@@ -283,4 +283,27 @@ describe("a single enclave is held to a name as a pool is", () => {
     expect(await ask("/v1/attestation/challenge", `?enclave=${keyIdFor(only.key)}`)).toBe("only");
     expect(await seal(only.key)).toBe("only");
   });
+
+  it("a read that found the enclave unreachable tells its code once: the refusal's words alone, or the read's own words", async () => {
+    const only = await fakeEnclave("only", keyOf(1));
+    const { documentOf } = await hostFor({ enclaveUrl: only.url });
+    // The host's clock, moved by the test past the once-a-second bound on reading again.
+    const realNow = performance.now.bind(performance);
+    let later = 0;
+    vi.spyOn(performance, "now").mockImplementation(() => realNow() + later);
+    // The connection is dropped before any answer: the read's refusal has the refusal's own words.
+    only.answer = (res) => res.socket?.destroy();
+    expect(await documentOf(`?enclave=${keyIdFor(only.key)}`)).toBe(
+      "502 ENCLAVE_UNREACHABLE: enclave is unreachable from the host (its document was not read)",
+    );
+    // An answer cut after its headers, a second on: the read's words, without its code (the refusal has it).
+    later += 1000;
+    only.answer = (res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+      res.write("{", () => res.socket?.destroy());
+    };
+    expect(await documentOf(`?enclave=${keyIdFor(only.key)}`)).toBe(
+      "502 ENCLAVE_UNREACHABLE: enclave is unreachable from the host (its document was not read; document: enclave response was cut)",
+    );
+  });
 });
