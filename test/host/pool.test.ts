@@ -11,7 +11,7 @@ import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { HostError } from "../../host/errors.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
-import { documentKeyId, EnclavePool, type PoolMember } from "../../host/pool.ts";
+import { documentKeyId, documentReadReason, EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
 import { held } from "../helpers/held.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
@@ -23,6 +23,10 @@ function documentFor(key: Uint8Array): string {
   return `e30.${payload}.c2ln`;
 }
 const keyIdFor = (key: Uint8Array) => createHash("sha256").update(key).digest().subarray(0, 16).toString("hex");
+/** The reason host/app.ts marks a member with when its failed-over document read found it gone. */
+const UNREACHABLE_READ = documentReadReason(
+  new HostError("ENCLAVE_UNREACHABLE", 502, "enclave is unreachable from the host"),
+);
 
 /**
  * An enclave on a port of the tests' range that answers every document read with `key`'s document,
@@ -297,7 +301,7 @@ describe("enclave pool", () => {
     const refreshing = pool.refresh();
     for (const answer of answers) answer(true);
     await refreshing;
-    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", hostRead);
+    pool.mark(a, "unreachable", UNREACHABLE_READ, hostRead);
     expect(a.state).toBe("ready");
     // A refresh's failed read of a ends after the host took a document from a read started later.
     const again = pool.refresh();
@@ -309,7 +313,7 @@ describe("enclave pool", () => {
       { state: "unreachable", reason: "document: HTTP 502" },
     ]);
     // A read with no later one taken is taken, failures included.
-    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", pool.readStarted(a));
+    pool.mark(a, "unreachable", UNREACHABLE_READ, pool.readStarted(a));
     expect(a.state).toBe("unreachable");
   });
 
@@ -332,7 +336,7 @@ describe("enclave pool", () => {
     const refreshing = pool.refresh();
     const n = pool.readStarted(a);
     // K fails (a's enclave restarting), N hands out a's document, then M ends fine: it is dropped.
-    pool.mark(a, "unreachable", "document: ENCLAVE_UNREACHABLE", k);
+    pool.mark(a, "unreachable", UNREACHABLE_READ, k);
     pool.noteDocument(a, documentFor(key), n);
     for (const answer of answers) answer();
     await refreshing;
