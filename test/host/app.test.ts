@@ -591,6 +591,7 @@ describe("host app (real loopback server, scripted enclave)", () => {
     expect(await errorCode(response)).toBe("UNSUPPORTED_VERSION");
     const short = await sealed(new Uint8Array(10));
     expect(short.status).toBe(400);
+    expect(await errorCode(short)).toBe("ENVELOPE_MALFORMED");
     expect(seen).toHaveLength(0);
   });
 
