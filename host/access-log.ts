@@ -9,6 +9,11 @@ export interface AccessLogEntry {
   readonly path: string;
   readonly status: number;
   readonly keyId: string | null;
+  /**
+   * The enclave a sealed request was forwarded to: its pool index (as the host's `pool: enclave N`
+   * lines and /healthz number it; 0 for a single enclave); null for any other request.
+   */
+  readonly member: number | null;
   readonly requestBytes: number;
   readonly responseBytes: number;
   /** Time until the response headers were sent. */
@@ -26,8 +31,9 @@ export type AccessLogSink = (entry: AccessLogEntry) => void;
  * (one a terminal acts on, or shows as other text) past it. `method` is an HTTP token (node's
  * parser reads only its list of methods, and a fetch Request takes only tokens: visible ASCII);
  * `path` is a route's own pattern or a fixed word, never the client's path; `keyId` is a configured
- * id (TENANT_LABEL_PATTERN: `[A-Za-z0-9_.-]`); `time` is an ISO date, `outcome` one of three
- * words, the rest numbers. A field added with client text must escape it (as host/run.ts's ready line does).
+ * id (TENANT_LABEL_PATTERN: `[A-Za-z0-9_.-]`); `member` a pool member's index (the host's own
+ * numbering, never the key id the client's envelope names) or null; `time` is an ISO date,
+ * `outcome` one of three words, the rest numbers. A field added with client text must escape it (as host/run.ts's ready line does).
  */
 export function jsonLinesAccessLog(write: (line: string) => void = (l) => process.stderr.write(l)): AccessLogSink {
   return (entry) => write(`${JSON.stringify({ type: "access", ...entry })}\n`);

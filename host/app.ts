@@ -119,6 +119,8 @@ type Env = { Bindings: { incoming: IncomingMessage; outgoing: ServerResponse } }
 type Variables = {
   caller: Caller | null;
   requestBytes: number;
+  /** The pool member a sealed request was forwarded to (its index), for the access log. */
+  member: number | null;
   sent: ResponseMeter | null;
   /** CORS headers for this response (empty unless the request's Origin is listed). */
   cors: Record<string, string>;
@@ -259,6 +261,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     const started = performance.now();
     c.set("caller", null);
     c.set("requestBytes", 0);
+    c.set("member", null);
     c.set("sent", null);
     c.set("cors", {});
     await next();
@@ -274,6 +277,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       path: routeOf(c.req.path),
       status,
       keyId: c.get("caller")?.keyId ?? null,
+      member: c.get("member"),
       requestBytes: c.get("requestBytes"),
       headersMs,
     };
@@ -561,6 +565,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       c.set("sent", ResponseMeter.aborted(CLIENT_CLOSED_STATUS));
       return RESPONSE_ALREADY_SENT;
     }
+    c.set("member", member.index);
     try {
       const upstream = await upstreamRequest(upstreamOptions, routeTo(member, "/sealed"), {
         method: "POST",
@@ -626,6 +631,7 @@ function logAccess(
     path: base.path,
     status: base.status,
     keyId: base.keyId,
+    member: base.member,
     requestBytes: base.requestBytes,
     headersMs: base.headersMs,
     responseBytes,

@@ -34,6 +34,7 @@ function refusalLogEntry(refusal: Refusal): AccessLogEntry {
     path: UNPARSED,
     status: refusal.status,
     keyId: null,
+    member: null,
     requestBytes: 0,
     responseBytes: refusal.responseBytes,
     headersMs: 0,

@@ -297,6 +297,7 @@ describe("isPerRequestLogLine (the line a child that fails as it stops is report
     path: "/v1/sealed",
     status: 200,
     keyId: "k1",
+    member: 0,
     requestBytes: 10,
     responseBytes: 20,
     headersMs: 1,

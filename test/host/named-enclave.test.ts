@@ -10,6 +10,7 @@ import { base64url } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { listen } from "../../enclave/http.ts";
+import type { AccessLogEntry } from "../../host/access-log.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
@@ -81,12 +82,23 @@ function stop(server: Server): Promise<void> {
 }
 
 async function hostFor(options: { pool: string[] } | { enclaveUrl: string }) {
+  const log: AccessLogEntry[] = [];
+  const waiting: { n: number; resolve: () => void }[] = [];
+  /** Resolves once the access log holds `n` lines (an event, not a wait): a line is written as its answer ends. */
+  const logged = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (log.length >= n) resolve();
+      else waiting.push({ n, resolve });
+    });
   const pool = "pool" in options ? createEnclavePool(options.pool, { limits: DEFAULT_HOST_LIMITS }) : undefined;
   const app = createHostApp({
     ...(pool === undefined ? { enclaveUrl: (options as { enclaveUrl: string }).enclaveUrl } : { pool }),
     apiKeys: apiKeys(),
     limits: DEFAULT_HOST_LIMITS,
-    accessLog: () => {},
+    accessLog: (entry) => {
+      log.push(entry);
+      for (const wait of waiting.filter(({ n }) => log.length >= n)) wait.resolve();
+    },
   });
   // As startHost does: a pool knows its members' key ids before the first request.
   if (pool !== undefined) await pool.refresh();
@@ -127,8 +139,31 @@ async function hostFor(options: { pool: string[] } | { enclaveUrl: string }) {
     const answer = (await response.json()) as { answer?: string; error?: { code: string } };
     return response.status === 200 ? answer.answer : `${response.status} ${answer.error?.code}`;
   };
-  return { pool, documentOf, ask, seal };
+  return { pool, documentOf, ask, seal, log, logged };
 }
+
+describe("the access log names the member a sealed request was forwarded to", () => {
+  it("gives each sealed request of a pool of two its member's index, and null to a request no member was sent", async () => {
+    const [a, b] = [await fakeEnclave("a", keyOf(1)), await fakeEnclave("b", keyOf(2))];
+    const { seal, ask, log, logged } = await hostFor({ pool: [a.url, b.url] });
+    // The second member first: the index is the one the envelope's key id routed to, not an order.
+    const served: (string | undefined)[] = [];
+    for (const key of [b.key, a.key, b.key, keyOf(9)]) {
+      served.push(await seal(key));
+      await logged(served.length);
+    }
+    expect(served).toEqual(["b", "a", "b", "409 WRONG_ENCLAVE_KEY"]);
+    expect(await ask("/v1/attestation/challenge", `?enclave=${keyIdFor(a.key)}`)).toBe("a");
+    await logged(5);
+    expect(log.map(({ path, status, member }) => [path, status, member])).toEqual([
+      ["/v1/sealed", 200, 1],
+      ["/v1/sealed", 200, 0],
+      ["/v1/sealed", 200, 1],
+      ["/v1/sealed", 409, null],
+      ["/v1/attestation/challenge", 200, null],
+    ]);
+  });
+});
 
 describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () => {
   it("answers each named member with its own document, every time, not the least busy one", async () => {

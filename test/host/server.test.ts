@@ -88,6 +88,7 @@ describe("startHost: requests refused before the app", () => {
           path: "(unparsed)",
           status,
           keyId: null,
+          member: null,
           requestBytes: 0,
           headersMs: 0,
           durationMs: 0,

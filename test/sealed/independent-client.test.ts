@@ -532,6 +532,7 @@ describe("what the host sees, as its access log keeps it", () => {
         "durationMs",
         "headersMs",
         "keyId",
+        "member",
         "method",
         "outcome",
         "path",
