@@ -1,4 +1,5 @@
 /** Starts the host's HTTP server (loopback by default) and stops it cleanly. */
+import { describeUrlText } from "../attestation/url-text.ts";
 import { DEFAULT_CLIENT_STALL_TIMEOUT_MS } from "../enclave/connection-guards.ts";
 import { listen, type Refusal, type RunningServer } from "../enclave/http.ts";
 import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
@@ -80,11 +81,15 @@ export async function startHost(options: {
   const pool = createEnclavePool(options.enclaveUrls, {
     limits,
     ...(options.poolRefreshMs === undefined ? {} : { refreshMs: options.poolRefreshMs }),
-    // Changes of a pool member (restart, gone, back) are worth a line in the host's log.
+    // Changes of a pool member (restart, gone, back) are worth a line in the host's log, naming its
+    // URL as the `audit:` lines do (describeUrlText: no credentials, query or fragment), after the
+    // key id, so `pool: enclave N is ready (key id …)` stays the line's start.
     onChange: (member) => {
       if (options.enclaveUrls.length > 1) {
+        const keyId = member.keyId === null ? "" : ` (key id ${member.keyId})`;
+        const reason = member.reason === null ? "" : `: ${member.reason}`;
         options.onError?.(
-          `pool: enclave ${member.index} is ${member.state}${member.keyId === null ? "" : ` (key id ${member.keyId})`}${member.reason === null ? "" : `: ${member.reason}`}`,
+          `pool: enclave ${member.index} is ${member.state}${keyId} at ${describeUrlText(member.url)}${reason}`,
         );
       }
     },

@@ -42,9 +42,16 @@ afterEach(async () => {
   for (const server of servers.splice(0)) if (server.listening) await closeServer(server);
 });
 
-/** A line the page quotes, `N`-free: its member 0 and `…` for the key id (and, after `: `, the reason). */
+/**
+ * A line the page quotes, `N`-free: its member 0, `…` for the key id, its example's URL (any
+ * quoted URL: the host's are the test's) and, after `: `, the reason.
+ */
 function lineShape(quoted: string): RegExp {
-  const escaped = quoted.replace(/[()]/g, "\\$&").replace("…", "([0-9a-f]{32})").replace(/: …$/, ": (.+)");
+  const escaped = quoted
+    .replace(/[()]/g, "\\$&")
+    .replace("…", "([0-9a-f]{32})")
+    .replace(/ at "[^"]+"/, ' at "([^"]+)"')
+    .replace(/: …$/, ": (.+)");
   return new RegExp(`^${escaped}$`);
 }
 
@@ -52,11 +59,11 @@ describe("docs/deploy.md step 4: a pool's members", () => {
   it("numbers members in --enclave-url order from 0, in the lines the host logs when one serves and stops", async () => {
     const paragraph = poolParagraph();
     expect(paragraph).toContain("numbered from 0 in the order given");
-    const readyQuoted = /`(pool: enclave 0 is ready \(key id …\))` when the first URL's enclave serves/.exec(
+    const readyQuoted = /`(pool: enclave 0 is ready \(key id …\) at "[^"]+")` when the first URL's enclave serves/.exec(
       paragraph,
     )?.[1];
     const downQuoted =
-      /`(pool: enclave 0 is unreachable \(key id …\): …)` with the reason when it stops answering \(((?:[^()]|\([^()]*\))+)\)/.exec(
+      /`(pool: enclave 0 is unreachable \(key id …\) at "[^"]+": …)` with the reason when it stops answering \(((?:[^()]|\([^()]*\))+)\)/.exec(
         paragraph,
       );
     expect(readyQuoted, "the page's line for a member that serves").toBeDefined();
@@ -103,6 +110,7 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     expect(firstReady?.[1], "member 0 is the first --enclave-url's enclave").toBe(
       documentKeyId(documents[0] as string),
     );
+    expect(firstReady?.[2], "the line names member 0's URL").toBe(urls[0]);
     // The first member stops; a document read naming it finds it gone and the host logs it.
     await closeServer(servers[0] as Server);
     const authorization = { authorization: `Bearer ${API_KEY}` };
@@ -116,11 +124,11 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     await host.close();
     const down = lineShape((downQuoted as RegExpExecArray)[1] as string);
     const downLines = logged.map((line) => down.exec(line)).filter((match) => match !== null);
-    expect(downLines.map((match) => match[1])).toEqual([documentKeyId(documents[0] as string)]);
+    expect(downLines.map((match) => [match[1], match[2]])).toEqual([[documentKeyId(documents[0] as string), urls[0]]]);
     // The reasons the page quotes, each in backquotes in its parenthesis.
     const pageReasons = [...((downQuoted as RegExpExecArray)[2] as string).matchAll(/`([^`]+)`/g)].map((m) => m[1]);
-    expect(pageReasons, "a reason the host gives is one the page quotes").toContain(downLines[0]?.[2]);
-    expect(health.enclaves[0]).toMatchObject({ index: 0, state: "unreachable", reason: downLines[0]?.[2] });
+    expect(pageReasons, "a reason the host gives is one the page quotes").toContain(downLines[0]?.[3]);
+    expect(health.enclaves[0]).toMatchObject({ index: 0, state: "unreachable", reason: downLines[0]?.[3] });
     // `/healthz`'s member fields, as the paragraph lists them.
     const fields = /\(`index`, `keyId`, `state`, `reason`, `inFlight`\)/.exec(paragraph)?.[0].match(/\w+/g) ?? [];
     expect(Object.keys(health.enclaves[1] ?? {}).sort()).toEqual([...fields].sort());
@@ -147,8 +155,9 @@ describe("docs/deploy.md step 4: a pool's members", () => {
       servers.push(server);
     }
     const logged: string[] = [];
+    const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
     const host = await startHost({
-      enclaveUrls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+      enclaveUrls: urls,
       poolRefreshMs: 60_000,
       apiKeys: new ApiKeyStore({
         version: 1,
@@ -173,8 +182,8 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     await host.close();
     const keyId = documentKeyId(documents[0] as string);
     expect(logged.filter((line) => line.startsWith("pool: enclave 0 is unreachable"))).toEqual([
-      `pool: enclave 0 is unreachable (key id ${keyId}): ${(said as RegExpExecArray)[1]}`,
-      `pool: enclave 0 is unreachable (key id ${keyId}): ${(said as RegExpExecArray)[2]}`,
+      `pool: enclave 0 is unreachable (key id ${keyId}) at "${urls[0]}": ${(said as RegExpExecArray)[1]}`,
+      `pool: enclave 0 is unreachable (key id ${keyId}) at "${urls[0]}": ${(said as RegExpExecArray)[2]}`,
     ]);
   });
 

@@ -88,7 +88,9 @@ describe("cloister host's own lines on stderr", () => {
       if (child.exitCode === null) await once(child, "exit");
     }
     const line = stderr.split("\n").find((l) => l.startsWith("cloister host: pool: enclave 0 ")) as string;
-    expect(line).toBe("cloister host: pool: enclave 0 is unreachable: document: its answer is not JSON");
+    expect(line).toBe(
+      `cloister host: pool: enclave 0 is unreachable at "http://127.0.0.1:${port}": document: its answer is not JSON`,
+    );
     // Nothing of the enclave's text, escaped or not, and nothing of it on a line of its own.
     expect(stderr).not.toContain("ok>");
     expect(stderr).not.toContain("\\u202e");
