@@ -1,7 +1,7 @@
 /**
  * docs/deploy.md's "Verifying the audit log" tells an operator behind a pool how to name the boot
  * whose log they check: by the key id the host's log gives each member (`pool: enclave N is ready
- * (key id …)`), with `attest` and `audit checkpoint --enclave`. The line the page quotes is checked
+ * (key id …) at "…"`, with its URL), with `attest` and `audit checkpoint --enclave`. The line the page quotes is checked
  * here against the lines a host with a pool of two writes; the commands' options and values are
  * checked with every other command of the docs (command-lines.test.ts), what they do end to end by
  * test/e2e/pool.test.ts.
@@ -40,7 +40,7 @@ afterEach(async () => {
 describe("docs/deploy.md: naming a pool member to check its boot's audit log", () => {
   it("quotes the line a pool host logs for each member's key id, and the commands that take it", async () => {
     const paragraph = auditParagraph();
-    const quoted = /`(pool: enclave N is ready \(key id …\))`/.exec(paragraph)?.[1];
+    const quoted = /`(pool: enclave N is ready \(key id …\) at "…")`/.exec(paragraph)?.[1];
     expect(quoted, "the host's log line for a member's key id").toBeDefined();
     const logged: string[] = [];
     const documents: string[] = [];
@@ -53,8 +53,9 @@ describe("docs/deploy.md: naming a pool member to check its boot's audit log", (
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
       servers.push(server);
     }
+    const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
     const host = await startHost({
-      enclaveUrls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`),
+      enclaveUrls: urls,
       poolRefreshMs: 60_000,
       apiKeys: new ApiKeyStore({
         version: 1,
@@ -99,14 +100,18 @@ describe("docs/deploy.md: naming a pool member to check its boot's audit log", (
     expect({ status: refused.status, code: body.error.code }).toEqual({ status: 409, code: "WRONG_ENCLAVE_KEY" });
     expect(body.error.message).toContain(quotedUnknown as string);
     await host.close();
-    // The page's line, with N for the member's index and … for its key id.
+    // The page's line, with N for the member's index, … for its key id, then … for its URL.
     const shape = new RegExp(
-      `^${(quoted as string).replace(/[()]/g, "\\$&").replace("N", "(\\d+)").replace("…", "([0-9a-f]{32})")}$`,
+      `^${(quoted as string)
+        .replace(/[()]/g, "\\$&")
+        .replace("N", "(\\d+)")
+        .replace("…", "([0-9a-f]{32})")
+        .replace("…", '([^"]+)')}$`,
     );
     const ready = logged.map((line) => shape.exec(line)).filter((match) => match !== null);
     // One line each, in the order the members answered: compared by index.
-    expect(ready.map((match) => [match[1], match[2]]).sort()).toEqual(
-      documents.map((document, index) => [String(index), documentKeyId(document)]),
+    expect(ready.map((match) => [match[1], match[2], match[3]]).sort()).toEqual(
+      documents.map((document, index) => [String(index), documentKeyId(document), urls[index]]),
     );
     // The commands that take that key id, in the page's shell block.
     expect(paragraph).toMatch(/npx cloister attest [^`]*--enclave [0-9a-f]{32}/);
