@@ -266,11 +266,14 @@ export class EnclavePool {
 }
 
 /**
- * Why a read of a member's document failed, in the same words whoever read it (the pool's refresh
- * or a client's GET /v1/attestation): the host's error code and its fixed words, e.g. `document:
- * ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`, or the pool's own words for an answer
- * that holds no document (`document: HTTP 503`). Shown in the host's log and /healthz: never the
- * answer's content (the host's messages and the pool's are fixed words, limits and statuses).
+ * Why a read of a member's document failed: the host's error code and its fixed words, e.g.
+ * `document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`, in the same words whoever
+ * read it (the pool's refresh or a client's GET /v1/attestation) when the read got no whole answer;
+ * or the pool's own words for an answer its refresh found holding no document (`document: HTTP
+ * 503`). Not for an answer a client's read got: a member draining, booting or failing its audit is
+ * marked with the enclave's word (`draining`, host/app.ts notServing), and any other answer is
+ * passed on, the member unmarked. Shown in the host's log and /healthz: never the answer's content
+ * (the host's messages and the pool's are fixed words, limits and statuses).
  */
 export function documentReadReason(error: unknown): string {
   if (error instanceof HostError) return `document: ${error.code} (${error.message})`;
