@@ -163,6 +163,36 @@ describe("the access log names the member a sealed request was forwarded to", ()
       ["/v1/attestation/challenge", 200, null],
     ]);
   });
+
+  it("names the member a request was sent to when that member refused it, and no member once the host refuses it before sending", async () => {
+    const [a, b, c] = [
+      await fakeEnclave("a", keyOf(1)),
+      await fakeEnclave("b", keyOf(2)),
+      await fakeEnclave("c", keyOf(3)),
+    ];
+    const { seal, log, logged } = await hostFor({ pool: [a.url, b.url, c.url] });
+    // a drains (its 503 to everything, documents included); c stops taking connections.
+    a.answer = (res) =>
+      res
+        .writeHead(503, { "content-type": "application/json" })
+        .end('{"error":{"code":"ENCLAVE_DRAINING","message":"draining"}}');
+    await stop(c.server);
+    const served: (string | undefined)[] = [];
+    // Sent to a, refused by it; the client re-attests and resends to b; then sent to c, not delivered;
+    // then a again, now refused by the host before sending (a is marked, a re-read finds it draining).
+    for (const key of [a.key, b.key, c.key, a.key]) {
+      served.push(await seal(key));
+      await logged(served.length);
+    }
+    expect(served).toEqual(["409 WRONG_ENCLAVE_KEY", "b", "409 WRONG_ENCLAVE_KEY", "409 WRONG_ENCLAVE_KEY"]);
+    expect(log.map(({ status, member }) => [status, member])).toEqual([
+      [409, 0],
+      [200, 1],
+      [409, 2],
+      [409, null],
+    ]);
+    expect(a.asked.filter((asked) => asked === "POST /sealed")).toHaveLength(1);
+  });
 });
 
 describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () => {
