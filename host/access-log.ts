@@ -33,7 +33,8 @@ export type AccessLogSink = (entry: AccessLogEntry) => void;
  * `path` is a route's own pattern or a fixed word, never the client's path; `keyId` is a configured
  * id (TENANT_LABEL_PATTERN: `[A-Za-z0-9_.-]`); `member` a pool member's index (the host's own
  * numbering, never the key id the client's envelope names) or null; `time` is an ISO date,
- * `outcome` one of three words, the rest numbers. A field added with client text must escape it (as host/run.ts's ready line does).
+ * `outcome` one of three words, the rest numbers. A field added with client text must escape it
+ * (as host/run.ts's ready line does).
  */
 export function jsonLinesAccessLog(write: (line: string) => void = (l) => process.stderr.write(l)): AccessLogSink {
   return (entry) => write(`${JSON.stringify({ type: "access", ...entry })}\n`);
