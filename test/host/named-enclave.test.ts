@@ -193,6 +193,17 @@ describe("the access log names the member a sealed request was forwarded to", ()
     ]);
     expect(a.asked.filter((asked) => asked === "POST /sealed")).toHaveLength(1);
   });
+
+  it("names a single enclave as member 0, whatever key id the envelope names (it answers that itself)", async () => {
+    const only = await fakeEnclave("only", keyOf(1));
+    const { seal, log, logged } = await hostFor({ enclaveUrl: only.url });
+    expect([await seal(only.key), await seal(keyOf(2))]).toEqual(["only", "only"]);
+    await logged(2);
+    expect(log.map(({ path, member }) => [path, member])).toEqual([
+      ["/v1/sealed", 0],
+      ["/v1/sealed", 0],
+    ]);
+  });
 });
 
 describe("GET /v1/attestation?enclave=<key id>: one pool member's document", () => {
