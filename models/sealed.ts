@@ -480,8 +480,10 @@ export async function readSealedHeader(handle: FileHandle, maxBytes: number, pat
 
 /**
  * Whether a sealed file's header is the manifest's: its key id (SEALED_MODEL_KEY_MISMATCH) and the
- * size of the file it describes (SEALED_MODEL_MALFORMED). Checked before any key is used: the
- * enclave checks it before it asks the key broker for the key, and unsealing again.
+ * size of the file it describes (SEALED_MODEL_MALFORMED): the manifest's model.sizeBytes, which is
+ * the expected value (both callers checked the file's own size against it first), the header's the
+ * found one. Checked before any key is used: the enclave checks it before it asks the key broker for
+ * the key, and unsealing again.
  */
 export function checkSealedModelHeader(
   header: SealedModelHeader,
@@ -499,7 +501,7 @@ export function checkSealedModelHeader(
   if (total !== expected.sizeBytes) {
     throw new SealedModelError(
       "SEALED_MODEL_MALFORMED",
-      `sealed model header: describes a ${total}-byte file, found ${expected.sizeBytes} bytes`,
+      `sealed model header: expected to describe a ${expected.sizeBytes}-byte file (the manifest's model.sizeBytes), found one describing a ${total}-byte file`,
     );
   }
 }

@@ -603,7 +603,8 @@ describe("sealed model files", () => {
       const target = out();
       await expect(unsealModelFile(file, target, key, expected)).rejects.toMatchObject({
         code: "SEALED_MODEL_MALFORMED",
-        message: `sealed model header: describes a ${s.info.sizeBytes}-byte file, found ${s.info.sizeBytes + 1} bytes`,
+        // The manifest's size (the file's: one byte appended) expected, the header's found.
+        message: `sealed model header: expected to describe a ${s.info.sizeBytes + 1}-byte file (the manifest's model.sizeBytes), found one describing a ${s.info.sizeBytes}-byte file`,
       });
       expect(await exists(target)).toBe(false);
     });
