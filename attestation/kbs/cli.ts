@@ -44,7 +44,7 @@ export function registerKbsCommands(program: Command): void {
     .description("serve the key broker API (POST /v1/kbs/challenge, POST /v1/kbs/release, GET /healthz)")
     .requiredOption(
       "--config <file>",
-      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}; each policy a client policy (as cloister policy init writes); all read once, at start: restart the broker after changing them; none writable by group or others, key files not readable by them (chmod 600), all owned by the broker's user or root",
+      "broker configuration: {version: 1, keys: [{keyFile, policy}], limits?: {challengesPerMinute, releasesPerMinute, maxClients}}; each policy a client policy (as cloister policy init writes); all read once, at start: restart the broker after changing them; none writable by group or others, key files closed to them (chmod 600) and not symbolic links (a configuration's or policy's link is followed, its file checked), all owned by the broker's user or root",
     )
     .option("--listen <address>", "address to bind", "127.0.0.1")
     .option("--port <n>", "port to listen on (0 = any free port)", intOption("--port", 0, 65535), DEFAULT_KBS_PORT)

@@ -6,11 +6,13 @@
  * readable by them, and files of another user. Each help once left one of these to the page, and an
  * operator who edited a release policy and ran `kbs check` saw it accepted while the broker went on
  * refusing. The help's claims about the check are run here; the file rules' refusals are
- * test/attestation/kbs-cli.test.ts's, so only the help's wording of them and an owner-only key of mode
- * 0400 (which "not readable by them" allows) are checked here.
+ * test/attestation/kbs-cli.test.ts's, so only the help's wording of them and the cases its words decide
+ * are checked here: an owner-only key of mode 0400 accepted, one of 0440 or 0610 (group access other
+ * than read: "closed to them", not "not readable") refused, a key file that is a link refused (the help
+ * once left links out; a Kubernetes secret volume's files are links) and a policy's link followed.
  */
-import { chmodSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
@@ -87,8 +89,38 @@ describe("kbs check --help and kbs serve --help, against what the commands do", 
   it("kbs serve --help names the file rules the broker enforces", async () => {
     const text = await help("kbs", "serve");
     expect(text).toContain("none writable by group or others");
-    expect(text).toContain("key files not readable by them (chmod 600)");
+    expect(text).toContain("key files closed to them (chmod 600) and not symbolic links");
+    expect(text).toContain("a configuration's or policy's link is followed, its file checked");
     expect(text).toContain("all owned by the broker's user or root");
+  });
+
+  it('refuses a key file open to its group by any bit (not only read), as "closed to them" says', async () => {
+    const { config, key } = await looseConfig();
+    chmodSync(key, 0o610);
+    const run = await runCloister(["kbs", "check", "--config", config]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("mode expected 0600 (owner only), found 0610");
+  });
+
+  it("refuses a key file that is a symbolic link and follows a policy's, as the help says", async () => {
+    const { config, key, policy } = await looseConfig();
+    const dir = dirname(config);
+    renameSync(key, join(dir, "model-real.jwk"));
+    symlinkSync("model-real.jwk", key);
+    const linkedKey = await runCloister(["kbs", "check", "--config", config]);
+    expect(linkedKey.code).toBe(2);
+    expect(linkedKey.stderr).toContain("a symbolic link; expected the key file itself");
+    unlinkSync(key);
+    renameSync(join(dir, "model-real.jwk"), key);
+    renameSync(policy, join(dir, "policy-real.json"));
+    symlinkSync("policy-real.json", policy);
+    const linkedPolicy = await runCloister(["kbs", "check", "--config", config]);
+    expect(linkedPolicy.code, linkedPolicy.stderr).toBe(0);
+    // The file the link leads to is what is checked: made group-writable, it is refused.
+    chmodSync(join(dir, "policy-real.json"), 0o664);
+    const loosePolicy = await runCloister(["kbs", "check", "--config", config]);
+    expect(loosePolicy.code).toBe(2);
+    expect(loosePolicy.stderr).toContain("writable by group or others (mode 0664)");
   });
 
   it("accepts a key file its owner alone may read, mode 0400, as the help's rule allows", async () => {
