@@ -4,8 +4,9 @@
  * lacks the digest) or refused by clients (theirs does). The page once said only that "a new model or
  * manifest changes the model digest the policies pin", which gave no order and was wrong for a
  * manifest (the policies pin the model's digest, not the manifest's). So the paragraph must name the
- * steps in the order they work: seal, sign, the policies' digest, `kbs check`, the broker's restart,
- * the enclaves' replacement, the old digest's removal.
+ * steps in the order they work: seal, sign, the policies' digest (each `cloister proxy` restarted, as
+ * it reads its --policy at start only), `kbs check`, the broker's restart, the enclaves' replacement,
+ * the old digest's removal (the broker and the proxies restarted again).
  *
  * It also says sealing again, even the same weights under the same key, gives a new digest (so a
  * re-sealed model is a new model to the policies): checked by sealing one model twice.
@@ -35,10 +36,13 @@ const STEPS = [
   "`model seal`",
   "`manifest sign`",
   "add the new digest to the broker's release policy and to the clients' policies",
+  // A proxy reads its --policy at start only: one not restarted refuses the new enclaves.
+  "restart each `cloister proxy`",
   "`cloister kbs check --config kbs.json`",
   "restart the broker",
   "replace the enclaves one at a time",
   "remove the old digest from both policies",
+  "restart the broker and the proxies again",
 ] as const;
 
 /** The steps the text leaves out or names out of order (each after the one before it). */
