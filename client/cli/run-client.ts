@@ -459,9 +459,9 @@ export async function writeOutputFiles(outputs: readonly OutputEntry[], existing
  * could not be removed again (`left`: option, path, why), worded as leftFileNote words a file
  * writeFileAtomically left: they are still at their names, and a retry without --force would be
  * refused on them ("exists"). A UsageError (every refusal of writeOutputFiles' own) is the cause of a
- * new one; any other error (an errno error, a ClientError: none of them, should one get here) is
- * kept, its message added to, so that its class and code, and the exit code they give (isBadInput),
- * stay its own.
+ * new one; any other error (an errno error or a ClientError: writeOutputFiles words neither itself,
+ * but one may get here) is kept, its message added to, so that its class and code, and the exit
+ * code they give (isBadInput), stay its own.
  */
 function leftOutputsError(error: unknown, left: readonly string[]): Error {
   const note = `; the earlier outputs of this run were left there, and could not be removed: ${left.join(", ")}: remove them`;
