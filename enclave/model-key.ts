@@ -30,6 +30,8 @@ export interface ModelKeyRequest {
   /** Signs a nonce answer with the attested key (Enclave.answerNonce). */
   answer(nonce: Uint8Array): Promise<string>;
   readonly sealingSecretKey: Uint8Array;
+  /** This boot's public values, named when the broker refuses the key (nothing secret). */
+  readonly publicValues: BootPublicValues;
   readonly timeoutMs?: number;
   /**
    * How long the boot keeps asking while the broker says it is busy or rate-limits this address
@@ -44,6 +46,19 @@ export interface ModelKeyRequest {
    * signal's reason (the boot stopped by SIGTERM), not with an error about the broker.
    */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * What this boot is, as the broker's release policy judges it: the TEE mode (--tee), the launch
+ * measurement (SNP MEASUREMENT or TDX MRTD, hex) and the manifest's model.sha256. All public: a
+ * refusal names them so the operator can compare them with the release policy, which the broker
+ * does not tell the enclave (attestation/kbs/broker.ts).
+ */
+export interface BootPublicValues {
+  readonly tee: string;
+  readonly measurementField: "MEASUREMENT" | "MRTD";
+  readonly measurement: string;
+  readonly modelSha256: string;
 }
 
 /** How long a boot retries a busy or rate-limiting broker, by default. */
@@ -170,7 +185,15 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
       if (answer.status >= 500) {
         throw new EnclaveError("BOOT_KBS_FAILED", 500, `boot: key broker failed on key "${request.keyId}" ${said}`);
       }
-      throw new EnclaveError("BOOT_KBS_REFUSED", 500, refused);
+      // The broker's words as they are, then this boot's own public values and where to look.
+      const own = request.publicValues;
+      throw new EnclaveError(
+        "BOOT_KBS_REFUSED",
+        500,
+        `${refused}; this enclave: tee ${own.tee}, ${own.measurementField} ${own.measurement}, model.sha256 ` +
+          `${own.modelSha256}; compare them with the broker's release policy for key id "${request.keyId}"; ` +
+          "the broker's log names what it expected",
+      );
     }
     return json;
   };

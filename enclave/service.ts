@@ -471,6 +471,14 @@ export class Enclave {
         collateral: bootCollateral,
         answer: (nonce) => createNonceAnswer({ keys, document, nonce, now: now() }),
         sealingSecretKey: sealing.secretKey,
+        // Named in a refusal, to compare with the broker's release policy.
+        publicValues: {
+          tee: config.tee,
+          ...(ownEvidence.kind === "snp"
+            ? { measurementField: "MEASUREMENT", measurement: toHex(ownEvidence.report.measurement) }
+            : { measurementField: "MRTD", measurement: toHex(ownEvidence.quote.body.mrTd) }),
+          modelSha256: manifest.model.sha256,
+        },
         // A busy broker is asked again: the boot says so on stderr (the enclave's log).
         onRetry: (message) => process.stderr.write(`cloister enclave: ${message}\n`),
         ...(signal === undefined ? {} : { signal }),

@@ -63,6 +63,12 @@ const request = (
     collateral: null,
     answer: async () => "answer",
     sealingSecretKey: new Uint8Array(32),
+    publicValues: {
+      tee: "sim-tdx",
+      measurementField: "MRTD",
+      measurement: "ab".repeat(48),
+      modelSha256: "cd".repeat(32),
+    },
     timeoutMs: 10_000,
     ...options,
   });
@@ -208,6 +214,28 @@ describe("requestModelKey", () => {
     const [, withCollateral, , without] = broker.bodies as Record<string, unknown>[];
     expect(withCollateral).toMatchObject({ keyId: "tiny-v1", document: "x.y.z", collateral, answer: "answer" });
     expect(without).not.toHaveProperty("collateral");
+  });
+
+  it("names this enclave's public values and the next step after the broker's words when it refuses the key", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const said = "attestation failed at stage appraise (TDX_MRTD_NOT_ALLOWED); the key broker's log has the reason";
+    const broker = await scriptedBroker([
+      challenge,
+      { status: 403, body: { error: { code: "KBS_ATTESTATION_FAILED", message: said } } },
+    ]);
+    const error = await request(broker.url).then(
+      () => null,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe("BOOT_KBS_REFUSED");
+    expect(error?.message).toBe(
+      `boot: key broker refused key "tiny-v1" (HTTP 403 KBS_ATTESTATION_FAILED): ${said}; ` +
+        `this enclave: tee sim-tdx, MRTD ${"ab".repeat(48)}, model.sha256 ${"cd".repeat(32)}; ` +
+        `compare them with the broker's release policy for key id "tiny-v1"; the broker's log names what it expected`,
+    );
+    // The challenge (a nonce) and the attested answer are not named.
+    expect(error?.message).not.toContain(Buffer.alloc(32, 1).toString("base64url"));
+    expect(error?.message).not.toContain("answer");
   });
 
   it("gives up on a busy broker when its Retry-After would pass the retry deadline", async () => {

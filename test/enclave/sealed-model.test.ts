@@ -130,11 +130,16 @@ describe("enclave boot on a sealed model", () => {
       (e: unknown) => e as { code: string; message: string },
     );
     expect(error?.code).toBe("BOOT_KBS_REFUSED");
-    // The operator reading the enclave's log learns the stage and the verifier's code; what the
-    // policy expected is in the broker's log, not in what the broker tells a caller.
+    // The operator reading the enclave's log learns the stage and the verifier's code, and this
+    // enclave's own public values to compare with the release policy; what the policy expected is
+    // in the broker's log, not in what the broker tells a caller.
+    const measurement = toHex(await simulatedMeasurement("sim-snp"));
     expect(error?.message).toBe(
-      `boot: key broker refused key "${KEY_ID}" (HTTP 403 KBS_ATTESTATION_FAILED): attestation failed at stage appraise (SNP_MEASUREMENT_NOT_ALLOWED); the key broker's log has the reason`,
+      `boot: key broker refused key "${KEY_ID}" (HTTP 403 KBS_ATTESTATION_FAILED): attestation failed at stage appraise (SNP_MEASUREMENT_NOT_ALLOWED); the key broker's log has the reason; ` +
+        `this enclave: tee sim-snp, MEASUREMENT ${measurement}, model.sha256 ${sealed.sha256}; ` +
+        `compare them with the broker's release policy for key id "${KEY_ID}"; the broker's log names what it expected`,
     );
+    expect(error?.message).not.toContain("22".repeat(48));
     expect(await stagedCopies()).toEqual(before);
   });
 
