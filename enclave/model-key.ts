@@ -61,6 +61,14 @@ export interface BootPublicValues {
   readonly modelSha256: string;
 }
 
+/**
+ * What to do when the broker did not answer. The boot does not ask again (only a busy broker is):
+ * its unit's restart does, as docs/deploy.md step 4 says.
+ */
+const UNREACHABLE_STEP =
+  "check that the key broker runs at that URL (--kbs-url) and that this enclave can reach it; this boot does " +
+  "not ask again: start the broker, then start the enclave again (its unit's Restart= does so)";
+
 /** How long a boot retries a busy or rate-limiting broker, by default. */
 export const KBS_RETRY_FOR_MS = 120_000;
 /** Bounds on one wait between attempts, whatever the broker's Retry-After says (seconds → ms). */
@@ -131,7 +139,7 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
         ? new EnclaveError(
             "BOOT_KBS_UNREACHABLE",
             500,
-            `boot: key broker ${describeUrlText(base)} ${path}: ${error.message}`,
+            `boot: key broker ${describeUrlText(base)} ${path}: ${error.message}; ${UNREACHABLE_STEP}`,
             { cause: error },
           )
         : new EnclaveError("BOOT_KBS_BAD_RESPONSE", 500, `boot: key broker ${path}: ${found}${error.message}`, {

@@ -11,6 +11,11 @@ import { watchTimeouts } from "../helpers/held-timers.ts";
 
 const servers: Server[] = [];
 
+/** The next step an unreachable broker's refusal names (the boot does not ask again). */
+const UNREACHABLE_STEP =
+  "; check that the key broker runs at that URL (--kbs-url) and that this enclave can reach it; this boot does " +
+  "not ask again: start the broker, then start the enclave again (its unit's Restart= does so)";
+
 afterEach(async () => {
   for (const server of servers.splice(0)) {
     server.closeAllConnections();
@@ -306,7 +311,7 @@ describe("requestModelKey", () => {
       );
       expect(error?.code).toBe("BOOT_KBS_UNREACHABLE");
       expect(error?.message).toBe(
-        `boot: key broker "${url}" /v1/kbs/release: the connection closed before an answer (UND_ERR_SOCKET)`,
+        `boot: key broker "${url}" /v1/kbs/release: the connection closed before an answer (UND_ERR_SOCKET)${UNREACHABLE_STEP}`,
       );
     } finally {
       await new Promise((resolve) => broker.close(resolve));
@@ -326,7 +331,7 @@ describe("requestModelKey", () => {
     );
     expect(withQuery?.code).toBe("BOOT_KBS_UNREACHABLE");
     expect(withQuery?.message).toBe(
-      `boot: key broker "http://127.0.0.1:${port}/kbs?… (the rest not shown)" /v1/kbs/challenge: unreachable (ECONNREFUSED)`,
+      `boot: key broker "http://127.0.0.1:${port}/kbs?… (the rest not shown)" /v1/kbs/challenge: unreachable (ECONNREFUSED)${UNREACHABLE_STEP}`,
     );
 
     const withPassword = await request(`http://user:secret-password@127.0.0.1:${port}`).then(
