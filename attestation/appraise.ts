@@ -86,10 +86,11 @@ export interface AppraisalViolation {
  * launch measurement (SNP MEASUREMENT, TDX MRTD; on Azure the paravisor's; an MAA token's) what to do
  * about it: the policy field that lists the allowed values (as an attestation policy names it, and
  * under `attestation` in a client policy, which has no MAA section) and where a new measurement comes
- * from, the simulator's `cloister up` only when the evidence is `simulated`; for an SNP TCB below its
- * minimum (REPORTED_TCB, LAUNCH_TCB, COMMITTED_TCB) the policy field of the minimum and what to do
- * for that TCB, or for `simulated` evidence that the simulator's TCB is fixed. Measurements and TCBs
- * are public: nothing secret is named.
+ * from (for `simulated` evidence: a policy `cloister up` wrote is written again, one written by hand
+ * needs the new measurement); for an SNP TCB below its minimum (REPORTED_TCB, LAUNCH_TCB,
+ * COMMITTED_TCB) the policy field of the minimum and what to do for that TCB, or for `simulated`
+ * evidence that the simulator's TCB is fixed. Measurements and TCBs are public: nothing secret is
+ * named.
  */
 export function describeViolation(
   violation: Pick<AppraisalViolation, "field" | "code" | "expected" | "found">,
@@ -111,8 +112,9 @@ export function describeViolation(
   if (section.startsWith("azure.")) return `${said} (${listed}: the paravisor's launch measurement)`;
   if (!simulated) return `${said} (${listed}; compare it with your build's launch measurement)`;
   return (
-    `${said} (${listed}; simulated: \`cloister up\` wrote a new .cloister/policy.json when the enclave code ` +
-    "changed, so restart a proxy, web page or key broker that holds the old policy)"
+    `${said} (${listed}; simulated: a policy \`cloister up\` wrote is written again when the enclave code ` +
+    "changes, so restart what holds the old one (a proxy, web page or key broker); a policy written by hand " +
+    "(a key broker's release policy, a client's): add this measurement if this enclave is yours)"
   );
 }
 

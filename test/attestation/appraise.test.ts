@@ -174,8 +174,9 @@ describe("describeViolation", () => {
     }).toEqual({
       snp:
         "MEASUREMENT: expected aa, found bb (not in the policy's snp.measurements, attestation.snp.measurements " +
-        "in a client policy; simulated: `cloister up` wrote a new .cloister/policy.json when the enclave code " +
-        "changed, so restart a proxy, web page or key broker that holds the old policy)",
+        "in a client policy; simulated: a policy `cloister up` wrote is written again when the enclave code " +
+        "changes, so restart what holds the old one (a proxy, web page or key broker); a policy written by hand " +
+        "(a key broker's release policy, a client's): add this measurement if this enclave is yours)",
       tdx: expect.stringMatching(
         /^MRTD: expected aa, found bb \(not in the policy's tdx\.mrtd, attestation\.tdx\.mrtd in a client policy; simulated: /,
       ),

@@ -223,8 +223,9 @@ describe("attestation document", () => {
       message:
         `policy violations: MEASUREMENT: expected ${"5a".repeat(48)}, found ${"01".repeat(48)} ` +
         "(not in the policy's snp.measurements, attestation.snp.measurements in a client policy; simulated: " +
-        "`cloister up` wrote a new .cloister/policy.json when the enclave code changed, so restart a proxy, web " +
-        "page or key broker that holds the old policy)",
+        "a policy `cloister up` wrote is written again when the enclave code changes, so restart what holds the " +
+        "old one (a proxy, web page or key broker); a policy written by hand (a key broker's release policy, a " +
+        "client's): add this measurement if this enclave is yours)",
       run: async () => {
         const other = await makeEvidence(f.keys, f.manifestJws, new Uint8Array(48).fill(1));
         const doc = await createAttestationDocument({
