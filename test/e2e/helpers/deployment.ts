@@ -46,6 +46,8 @@ export interface HostAccessRecord {
   readonly path: string;
   readonly status: number;
   readonly keyId: string | null;
+  /** The pool member a sealed request went to (host/access-log.ts); null for any other request. */
+  readonly member: number | null;
   readonly requestBytes: number;
   readonly responseBytes: number;
   readonly outcome: string;
