@@ -151,10 +151,12 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
       apiKeySource: apiKey.source,
       enclaveKeyId: pinnedKeyId,
     });
-    // The same key id, another boot's document (a host could answer with it): refused.
+    // A second line of defence: connect() checked the pinned key id (a restart ends there, with
+    // WRONG_ENCLAVE_KEY) and one boot signs one document, so another document here is the host's
+    // answer to the check, not the deployment's change: refused.
     if (session.enclave.documentDigest !== pinnedFrom) {
       throw new Error(
-        `document digest: expected ${pinnedFrom} (the document the values were taken from), found ${session.enclave.documentDigest} (it restarted, or it is not the same deployment): run it again`,
+        `document digest: expected ${pinnedFrom} (the document the values were taken from), found ${session.enclave.documentDigest} (the host answered the check with another document than the one pinned)`,
       );
     }
   } catch (error) {
