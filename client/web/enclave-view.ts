@@ -105,8 +105,8 @@ export function failureHint(code: string, pageOrigin: string, during: "verify" |
     const origin = `it may not allow this page's origin: start it with --cors-origin ${pageOrigin}.`;
     return during === "verify"
       ? `If the host is running, ${origin}`
-      : "Is the host still running (cloister up)? Your question stays in the box: send it again once the host " +
-          `is back (the page verifies the enclave again if it restarted). If it is running, ${origin}`;
+      : "Is the host still running (cloister up or cloister host)? Your question stays in the box: send it again " +
+          `once the host is back (the page verifies the enclave again if it restarted). If it is running, ${origin}`;
   }
   return null;
 }

@@ -216,7 +216,7 @@ it("says what to do when the host cannot be reached: its --cors-origin, and whil
     "If the host is running, it may not allow this page's origin: start it with --cors-origin http://127.0.0.1:47788.",
   );
   const asking = failureHint("HOST_UNREACHABLE", "http://127.0.0.1:47788", "answer");
-  expect(asking).toContain("Is the host still running (cloister up)? Your question stays in the box");
+  expect(asking).toContain("Is the host still running (cloister up or cloister host)? Your question stays in the box");
   expect(asking).toContain("--cors-origin http://127.0.0.1:47788");
   // An error that says what to do itself gets nothing more.
   expect(failureHint("POLICY_BLOCKED", "http://127.0.0.1:47788", "answer")).toBeNull();
