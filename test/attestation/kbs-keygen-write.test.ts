@@ -85,19 +85,21 @@ const exists = (path: string) =>
   );
 
 /**
- * The key file's sync passes; the directory's (the second) fails with `failure` (EIO), after the key
- * was linked at --out. `syncs`: how many were asked for.
+ * The `nth` sync fails with `failure` (EIO), the others pass. `syncs`: how many were asked for.
  */
-const failDirectorySync = () => {
+const failSync = (nth: number) => {
   const realSync = handleProto.sync;
   const failure = errno("EIO", "fsync");
   let syncs = 0;
   vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
     syncs += 1;
-    return syncs === 2 ? Promise.reject(failure) : realSync.call(this);
+    return syncs === nth ? Promise.reject(failure) : realSync.call(this);
   });
   return { failure, syncs: () => syncs };
 };
+
+/** The key file's sync passes; the directory's (the second) fails, after the key was linked at --out. */
+const failDirectorySync = () => failSync(2);
 
 describe("kbs keygen: the key file is written whole or not at all", () => {
   it("syncs the key before its file is closed, then the directory, and the file holds it", async () => {
@@ -296,19 +298,13 @@ describe("manifest keygen: a public key that cannot be written", () => {
     quietly();
     const outPrivate = join(dir, "kept.private.jwk");
     const outPublic = join(dir, "kept.public.jwk");
-    const realSync = handleProto.sync;
-    const failure = errno("EIO", "fsync");
-    let syncs = 0;
     // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 3 ? Promise.reject(failure) : realSync.call(this);
-    });
+    const { failure, syncs } = failSync(3);
     const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA" }).then(
       () => null,
       (error: unknown) => error,
     );
-    expect(syncs).toBe(3);
+    expect(syncs()).toBe(3);
     expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
@@ -334,19 +330,13 @@ describe("manifest keygen --force: a public key that cannot be written over the 
     const outPublic = join(dir, "forced.public.jwk");
     await writeFile(outPrivate, "the old private key\n");
     await writeFile(outPublic, "the old public key\n");
-    const realSync = handleProto.sync;
-    const failure = errno("EIO", "fsync");
-    let syncs = 0;
     // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 3 ? Promise.reject(failure) : realSync.call(this);
-    });
+    const { failure, syncs } = failSync(3);
     const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
       () => null,
       (error: unknown) => error,
     );
-    expect(syncs).toBe(3);
+    expect(syncs()).toBe(3);
     expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
@@ -365,19 +355,13 @@ describe("manifest keygen --force: a public key that cannot be written over the 
     const outPublic = join(dir, "renamed.public.jwk");
     await writeFile(outPrivate, "the old private key\n");
     await writeFile(outPublic, "the old public key\n");
-    const realSync = handleProto.sync;
-    const failure = errno("EIO", "fsync");
-    let syncs = 0;
     // The private key's syncs and the public key's file sync pass; its directory's (the fourth) fails.
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 4 ? Promise.reject(failure) : realSync.call(this);
-    });
+    const { failure, syncs } = failSync(4);
     const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
       () => null,
       (error: unknown) => error,
     );
-    expect(syncs).toBe(4);
+    expect(syncs()).toBe(4);
     expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
@@ -396,12 +380,7 @@ describe("manifest keygen: the private key's path in that refusal", () => {
     quietly();
     const outPrivate = join(dir, "kept\u001b]0;x\u0007\n.private.jwk");
     const outPublic = join(dir, "kept2.public.jwk");
-    const realSync = handleProto.sync;
-    let syncs = 0;
-    vi.spyOn(handleProto, "sync").mockImplementation(function (this: FileHandle) {
-      syncs += 1;
-      return syncs === 3 ? Promise.reject(errno("EIO", "fsync")) : realSync.call(this);
-    });
+    failSync(3);
     const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA" }).then(
       () => null,
       (error: unknown) => error,
