@@ -433,7 +433,7 @@ export async function readGgufHandle(handle: FileHandle, path: string): Promise<
         if (n === 0) break;
         got += n;
       }
-      if (got < length) cannotRead(path)(new Error("file shrank while being read"));
+      if (got < length) throw new ModelIoError(path, "read", new Error("file shrank while being read"));
       windowStart = offset;
       window = buf.subarray(0, got);
     };
