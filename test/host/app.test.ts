@@ -221,6 +221,8 @@ async function setup(
     keys?: ApiKeyStore;
     corsOrigins?: string[];
     maxConnections?: number;
+    /** Told of each request's answer on the host's side (node's ServerResponse) as the app gets it. */
+    seeAnswer?: (request: Request, outgoing: ServerResponse) => void;
   } = {},
 ) {
   const log: AccessLogEntry[] = [];
@@ -232,8 +234,14 @@ async function setup(
     accessLog: (e) => log.push(e),
     ...(overrides.corsOrigins === undefined ? {} : { corsOrigins: overrides.corsOrigins }),
   });
+  const see = overrides.seeAnswer;
   const host: RunningServer = await listen(
-    app.fetch,
+    see === undefined
+      ? app.fetch
+      : (request: Request, env?: { incoming: IncomingMessage; outgoing: ServerResponse }) => {
+          if (env !== undefined) see(request, env.outgoing);
+          return app.fetch(request, env);
+        },
     "127.0.0.1",
     0,
     overrides.maxConnections === undefined ? {} : { maxConnections: overrides.maxConnections },
@@ -281,8 +289,12 @@ async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {
   const TOTAL = 64 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   let written = 0;
+  let answer: ServerResponse | null = null;
   const { host, log } = await setup({
     limits,
+    seeAnswer: (request, outgoing) => {
+      if (new URL(request.url).pathname === "/v1/sealed") answer = outgoing;
+    },
     enclave: (_req, res) => {
       res.writeHead(200, { "content-type": "application/octet-stream" });
       const more = () => {
@@ -296,19 +308,23 @@ async function unreadLargeAnswer(limits: Partial<typeof DEFAULT_HOST_LIMITS> = {
     },
   });
   const response = await postSealed(host.url);
-  // Stopped: nothing more written across two round trips to the host (requests to no route, the
-  // enclave not asked). Enclave, host and client are this process: each round trip takes turns of its
-  // event loop, in which a host still reading the enclave would take more of it, and the enclave
-  // write more. Not a time: a stall of the process (a timer run before the sockets are read) cannot
-  // make a host that still reads look stopped.
+  // Stopped: the host waits on the client (its answer's buffers full: writableNeedDrain, as the
+  // host's idle sweep reads it), and nothing more written across two round trips to the host
+  // (requests to no route, the enclave not asked). Enclave, host and client are this process: each
+  // round trip takes turns of its event loop, in which a host still reading the enclave would take
+  // more of it. Not a time: a stall of the process cannot make a host that still reads look stopped.
+  // Nor the round trips alone: the enclave's writes also wait on the kernel (a window update of its
+  // connection to the host, a delayed ACK), which two round trips may not outlast; then the host,
+  // its client's buffers not full, waited on the enclave, and the test's moved clock rightly cut it.
   const probe = async () => void (await (await fetch(`${host.url}/no-route`)).arrayBuffer());
+  const waitsOnClient = () => (answer as ServerResponse | null)?.writableNeedDrain === true;
   let before = -1;
-  for (let round = 0; round < 10_000 && written !== before; round++) {
+  for (let round = 0; round < 10_000 && (written !== before || !waitsOnClient()); round++) {
     before = written;
     await probe();
     await probe();
   }
-  expect(written).toBe(before);
+  expect({ written, waitsOnClient: waitsOnClient() }).toEqual({ written: before, waitsOnClient: true });
   const read = async () => {
     let received = 0;
     response.on("data", (c: Buffer) => {
