@@ -12,7 +12,7 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { decodeUtf8 } from "../attestation/utf8.ts";
-import { cannotRead, GgufFormatError, ModelIoError } from "./errors.ts";
+import { GgufFormatError, ModelIoError } from "./errors.ts";
 import {
   alignUp,
   GGML_MAX_DIMS,
@@ -447,7 +447,7 @@ export async function readGgufHandle(handle: FileHandle, path: string): Promise<
     return parse(source);
   } catch (error) {
     if (error instanceof GgufFormatError || error instanceof ModelIoError) throw error;
-    return cannotRead(path)(error);
+    throw new ModelIoError(path, "read", error);
   }
 }
 
