@@ -15,6 +15,7 @@ import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
+import { countedLines } from "../helpers/counted-lines.ts";
 
 const KEY = "ck_test_0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -82,23 +83,14 @@ function stop(server: Server): Promise<void> {
 }
 
 async function hostFor(options: { pool: string[] } | { enclaveUrl: string }) {
-  const log: AccessLogEntry[] = [];
-  const waiting: { n: number; resolve: () => void }[] = [];
-  /** Resolves once the access log holds `n` lines (an event, not a wait): a line is written as its answer ends. */
-  const logged = (n: number) =>
-    new Promise<void>((resolve) => {
-      if (log.length >= n) resolve();
-      else waiting.push({ n, resolve });
-    });
+  // `logged(n)` resolves once the access log holds `n` lines: a line is written as its answer ends.
+  const { lines: log, push, atLeast: logged } = countedLines<AccessLogEntry>();
   const pool = "pool" in options ? createEnclavePool(options.pool, { limits: DEFAULT_HOST_LIMITS }) : undefined;
   const app = createHostApp({
     ...(pool === undefined ? { enclaveUrl: (options as { enclaveUrl: string }).enclaveUrl } : { pool }),
     apiKeys: apiKeys(),
     limits: DEFAULT_HOST_LIMITS,
-    accessLog: (entry) => {
-      log.push(entry);
-      for (const wait of waiting.filter(({ n }) => log.length >= n)) wait.resolve();
-    },
+    accessLog: push,
   });
   // As startHost does: a pool knows its members' key ids before the first request.
   if (pool !== undefined) await pool.refresh();

@@ -13,6 +13,7 @@ import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import type { AccessLogEntry } from "../../host/access-log.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { startHost } from "../../host/server.ts";
+import { countedLines } from "../helpers/counted-lines.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
 
 const MARKER = "CLIENT-BYTES-MARKER";
@@ -25,13 +26,7 @@ const KEY = "ck_server_test_key_0123456789";
 async function withHost(
   run: (port: number, log: AccessLogEntry[], lines: (n: number) => Promise<void>) => Promise<void>,
 ): Promise<void> {
-  const log: AccessLogEntry[] = [];
-  const waiting: { n: number; resolve: () => void }[] = [];
-  const lines = (n: number) =>
-    new Promise<void>((resolve) => {
-      if (log.length >= n) resolve();
-      else waiting.push({ n, resolve });
-    });
+  const { lines: log, push, atLeast: lines } = countedLines<AccessLogEntry>();
   const host = await startHost({
     // Never reached: every request here is refused before the app.
     enclaveUrls: ["http://127.0.0.1:9"],
@@ -49,10 +44,7 @@ async function withHost(
     }),
     hostname: "127.0.0.1",
     port: 0,
-    accessLog: (entry) => {
-      log.push(entry);
-      for (const wait of waiting.filter(({ n }) => log.length >= n)) wait.resolve();
-    },
+    accessLog: push,
     auditDir: null,
   });
   try {
