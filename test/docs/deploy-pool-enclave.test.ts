@@ -1,25 +1,23 @@
 /**
  * docs/deploy.md's "Verifying the audit log" tells an operator behind a pool how to name the boot
  * whose log they check: by the key id the host's log gives each member (`pool: enclave N is ready
- * (key id …) at "…"`, with its URL), with `attest` and `audit checkpoint --enclave`. The line the page quotes is checked
- * here against the lines a host with a pool of two writes; the commands' options and values are
- * checked with every other command of the docs (command-lines.test.ts), what they do end to end by
- * test/e2e/pool.test.ts.
+ * (key id …) at "…"`, with its URL), with `attest` and `audit checkpoint --enclave`. The line the
+ * page quotes is checked here against the lines a host with a pool of two writes; the commands'
+ * options and values are checked with every other command of the docs (command-lines.test.ts),
+ * what they do end to end by test/e2e/pool.test.ts.
  */
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
-import { hashApiKey } from "../../client/cli/api-key-hash.ts";
-import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId } from "../../host/pool.ts";
-import { startHost } from "../../host/server.ts";
 import { pageSection } from "../helpers/doc-pages.ts";
+import { startPoolHost } from "../helpers/pool-host.ts";
 
-/** The page's paragraph on verifying the audit log, white space runs as one space. */
 const API_KEY = "ck_docs_test_0123456789abcdef";
 
+/** The page's paragraph on verifying the audit log, white space runs as one space. */
 const auditParagraph = () => pageSection("docs/deploy.md", "**Verifying the audit log.**", "\n## 6. ");
 
 function documentFor(key: Uint8Array): string {
@@ -54,27 +52,7 @@ describe("docs/deploy.md: naming a pool member to check its boot's audit log", (
       servers.push(server);
     }
     const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const host = await startHost({
-      enclaveUrls: urls,
-      poolRefreshMs: 60_000,
-      apiKeys: new ApiKeyStore({
-        version: 1,
-        keys: [
-          {
-            id: "k",
-            project: "p",
-            sha256: hashApiKey(API_KEY),
-            permissions: ["attest"],
-            requestsPerMinute: 60,
-          },
-        ],
-      }),
-      hostname: "127.0.0.1",
-      port: 0,
-      accessLog: () => {},
-      auditDir: null,
-      onError: (line) => logged.push(line),
-    });
+    const host = await startPoolHost(urls, API_KEY, (line) => logged.push(line));
     // The page's /healthz command, as pasted (its API key file read), lists the members' fields it names.
     const curl = /\bcurl -H "([^:]+): Bearer \$\(cat ([^)]+)\)" https:\/\/cloister\.example(\/healthz) /.exec(
       paragraph,

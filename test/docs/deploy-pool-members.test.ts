@@ -12,13 +12,12 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { base64url } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
-import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
 import { createEnclavePool } from "../../host/app.ts";
-import { ApiKeyStore } from "../../host/identity.ts";
 import { documentKeyId } from "../../host/pool.ts";
-import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
+import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { pageSection } from "../helpers/doc-pages.ts";
+import { startPoolHost } from "../helpers/pool-host.ts";
 
 const API_KEY = "ck_docs_pool_0123456789abcdef";
 
@@ -86,19 +85,7 @@ describe("docs/deploy.md step 4: a pool's members", () => {
       servers.push(server);
     }
     const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const hostStarted = startHost({
-      enclaveUrls: urls,
-      poolRefreshMs: 60_000,
-      apiKeys: new ApiKeyStore({
-        version: 1,
-        keys: [{ id: "k", project: "p", sha256: hashApiKey(API_KEY), permissions: ["attest"], requestsPerMinute: 60 }],
-      }),
-      hostname: "127.0.0.1",
-      port: 0,
-      accessLog: () => {},
-      auditDir: null,
-      onError: (line) => logged.push(line),
-    });
+    const hostStarted = startPoolHost(urls, API_KEY, (line) => logged.push(line));
     // The second member's ready line comes first; then the first member answers.
     for (let i = 0; i < 200 && !logged.some((line) => line.startsWith("pool: enclave ")); i++) {
       await new Promise((resolve) => setImmediate(resolve));
@@ -156,19 +143,7 @@ describe("docs/deploy.md step 4: a pool's members", () => {
     }
     const logged: string[] = [];
     const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const host = await startHost({
-      enclaveUrls: urls,
-      poolRefreshMs: 60_000,
-      apiKeys: new ApiKeyStore({
-        version: 1,
-        keys: [{ id: "k", project: "p", sha256: hashApiKey(API_KEY), permissions: ["attest"], requestsPerMinute: 60 }],
-      }),
-      hostname: "127.0.0.1",
-      port: 0,
-      accessLog: () => {},
-      auditDir: null,
-      onError: (line) => logged.push(line),
-    });
+    const host = await startPoolHost(urls, API_KEY, (line) => logged.push(line));
     const authorization = { authorization: `Bearer ${API_KEY}` };
     draining = true;
     // A client's new session: member 0 is asked first (both ready, none in flight), then the next.
