@@ -85,11 +85,20 @@ describe("docs/deploy.md step 4: a pool's members", () => {
       servers.push(server);
     }
     const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const hostStarted = startPoolHost(urls, API_KEY, (line) => logged.push(line));
-    // The second member's ready line comes first; then the first member answers.
-    for (let i = 0; i < 200 && !logged.some((line) => line.startsWith("pool: enclave ")); i++) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    // The second member's ready line comes first (the host's first read of the first is held); then
+    // the first member answers. Awaited as an event: a bounded wait that ran out let them race.
+    let firstLine: () => void = () => {};
+    const firstLogged = new Promise<void>((resolve) => {
+      firstLine = resolve;
+    });
+    const hostStarted = startPoolHost(urls, API_KEY, (line) => {
+      logged.push(line);
+      if (line.startsWith("pool: enclave ")) firstLine();
+    });
+    await firstLogged;
+    expect(logged, "the second member's line, before the first member answered").toEqual([
+      expect.stringMatching(/^pool: enclave 1 is ready /),
+    ]);
     releaseFirst();
     const host = await hostStarted;
     const ready = lineShape(readyQuoted as string);
