@@ -17,6 +17,7 @@ import { pathToFileURL } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runCloister } from "../helpers/cli.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 import { bootDeployment, type E2eDeployment, writeWrongMeasurementPolicy } from "./helpers/deployment.ts";
 
 const GREEDY_CHAT_ANSWER =
@@ -46,21 +47,42 @@ async function findChrome(): Promise<string> {
   );
 }
 
-/** A port free right now (the web server takes it a moment later; the host must know it first). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * `count` ports of the tests' range free right now, each bound and then freed: the web server takes one
+ * a moment later (the host must list its origin first), and in between any process may take it (a
+ * listen on port 0, an outgoing connection: the range lies within the kernel's ephemeral ports). So a
+ * role gets several, the host lists them all, and startWeb takes the first it can listen on.
+ */
+async function freeTestPorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  const ports: number[] = [];
+  for (const server of servers) ports.push(await listenOnTestPort(server));
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
+
+/** Ports tried per role: every one taken in between is improbable. */
+const PORT_CHOICES = 4;
 
 type WebServer = { url: string; stdout: () => string; child: ChildProcess };
 
-async function startWeb(deployment: E2eDeployment, policyPath: string, port: number): Promise<WebServer> {
+/** `cloister web` on the first of `ports` it can listen on (the others were taken meanwhile). */
+async function startWeb(deployment: E2eDeployment, policyPath: string, ports: readonly number[]): Promise<WebServer> {
+  let said = "";
+  for (const port of ports) {
+    const started = await startWebOn(deployment, policyPath, port);
+    if ("url" in started) return started;
+    said += started.stdout;
+    if (!started.stdout.includes("(EADDRINUSE)")) break;
+  }
+  throw new Error(`cloister web did not start:\n${said}`);
+}
+
+async function startWebOn(
+  deployment: E2eDeployment,
+  policyPath: string,
+  port: number,
+): Promise<WebServer | { stdout: string }> {
   const child = spawn(
     process.execPath,
     [CLI, "web", "--url", deployment.running.hostUrl, "--policy", policyPath, "--port", String(port)],
@@ -76,7 +98,7 @@ async function startWeb(deployment: E2eDeployment, policyPath: string, port: num
   const url = /Cloister web page on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stdout)?.[1];
   if (url === undefined) {
     child.kill("SIGTERM");
-    throw new Error(`cloister web did not start:\n${stdout}`);
+    return { stdout };
   }
   webServers.push(child);
   return { url, stdout: () => stdout, child };
@@ -94,15 +116,18 @@ async function waitForState(page: Page, states: readonly string[]): Promise<stri
 let deployment: E2eDeployment;
 let browser: Browser;
 const webServers: ChildProcess[] = [];
+/** The port each role's page was served on (set once it is), and the ones it may take. */
 const ports = { page: 0, wrongPolicy: 0, unlisted: 0 };
+const choices = { page: [] as number[], wrongPolicy: [] as number[], unlisted: [] as number[] };
 
 beforeAll(async () => {
   const executablePath = await findChrome();
-  ports.page = await freePort();
-  ports.wrongPolicy = await freePort();
-  ports.unlisted = await freePort();
+  const free = await freeTestPorts(3 * PORT_CHOICES);
+  choices.page = free.slice(0, PORT_CHOICES);
+  choices.wrongPolicy = free.slice(PORT_CHOICES, 2 * PORT_CHOICES);
+  choices.unlisted = free.slice(2 * PORT_CHOICES);
   deployment = await bootDeployment("sim-snp", {
-    corsOrigins: [`http://127.0.0.1:${ports.page}`, `http://127.0.0.1:${ports.wrongPolicy}`],
+    corsOrigins: [...choices.page, ...choices.wrongPolicy].map((port) => `http://127.0.0.1:${port}`),
   });
   browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
 }, 120_000);
@@ -119,7 +144,10 @@ afterAll(async () => {
  */
 let pageWebStarted: Promise<WebServer> | undefined;
 const pageWeb = (): Promise<WebServer> =>
-  (pageWebStarted ??= startWeb(deployment, deployment.files.policyPath, ports.page));
+  (pageWebStarted ??= startWeb(deployment, deployment.files.policyPath, choices.page).then((web) => {
+    ports.page = Number(new URL(web.url).port);
+    return web;
+  }));
 
 /** Whether `text` is anywhere in the page's JavaScript heap (a snapshot, taken after a collection). */
 async function inPageHeap(page: Page, text: string): Promise<boolean> {
@@ -478,7 +506,8 @@ describe("cloister web: verify and seal in the browser", () => {
 
   it("sends nothing when the enclave does not match the policy, and says why", async () => {
     const wrong = await writeWrongMeasurementPolicy(deployment, "browser-wrong-policy.json");
-    const web = await startWeb(deployment, wrong, ports.wrongPolicy);
+    const web = await startWeb(deployment, wrong, choices.wrongPolicy);
+    ports.wrongPolicy = Number(new URL(web.url).port);
     const before = sealedRequests();
     const page = await browser.newPage();
     await page.goto(`${web.url}/#apiKey=${encodeURIComponent(deployment.files.apiKey)}`);
@@ -515,7 +544,14 @@ describe("cloister web: verify and seal in the browser", () => {
   });
 
   it("names the host's missing --cors-origin when the host does not list the page's origin", async () => {
-    const web = await startWeb(deployment, deployment.files.policyPath, ports.unlisted);
+    // A port taken meanwhile (as another process may take any of them) is passed over for the next.
+    const taken = createServer();
+    const takenPort = await listenOnTestPort(taken);
+    const web = await startWeb(deployment, deployment.files.policyPath, [takenPort, ...choices.unlisted]).finally(
+      () => new Promise((resolve) => taken.close(resolve)),
+    );
+    ports.unlisted = Number(new URL(web.url).port);
+    expect(choices.unlisted).toContain(ports.unlisted);
     expect(web.stdout()).toContain(`WARNING: the host does not allow this page's origin`);
     expect(web.stdout()).toContain(`--cors-origin http://127.0.0.1:${ports.unlisted}`);
     const page = await browser.newPage();
