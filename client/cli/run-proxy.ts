@@ -1,13 +1,13 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
-import { fileErrorCause, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
+import { fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { attestedModelId, createProxyApp, enclaveChangeLine, proxyTokenProblem } from "../proxy.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
-import { leftFileNote, loopbackListenError, noDirectoryError, UsageError, writeFileAtomically } from "./output.ts";
+import { loopbackListenError, outputFileErrors, UsageError, writeFileAtomically } from "./output.ts";
 import { makePrivateDirectory } from "./private-directory.ts";
 import { describeEnclave, open, readPolicy, readSecretFile } from "./run-client.ts";
 
@@ -96,19 +96,8 @@ async function createTokenFile(file: string, token: string): Promise<boolean> {
       file,
       `${token}\n`,
       { mode: 0o600, replace: false },
-      {
-        exists: () => taken,
-        noDirectory: (directory, cause) => noDirectoryError("--token-file", file, directory, cause),
-        failed: (cause, operation, left) =>
-          new UsageError(
-            fileMessage(
-              file,
-              "--token-file",
-              `cannot create (${fileErrorCause(cause, operation)})${leftFileNote(left)}`,
-            ),
-            { cause },
-          ),
-      },
+      // An output's own refusals (outputFileErrors), but for the lost race.
+      { ...outputFileErrors(file, "--token-file", "never"), exists: () => taken },
     );
     return true;
   } catch (error) {
