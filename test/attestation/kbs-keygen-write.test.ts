@@ -324,22 +324,31 @@ describe("manifest keygen --force: a public key that cannot be written over the 
     `; the private key was written to ${outPrivate}, and ${outPublic} is not known to hold its public key ` +
     "(one there from before does not match it): run manifest keygen again with --force";
 
-  it("says the public key there from before does not match the new private key: run keygen again", async () => {
+  /**
+   * `keygen --force` over an old pair (files `name`.private.jwk and .public.jwk), the `nth` sync
+   * failing: its refusal (MANIFEST_FILE, that failure its cause, naming --out-public), checked here.
+   */
+  async function forcedKeygenFailing(name: string, nth: number) {
     quietly();
-    const outPrivate = join(dir, "forced.private.jwk");
-    const outPublic = join(dir, "forced.public.jwk");
+    const outPrivate = join(dir, `${name}.private.jwk`);
+    const outPublic = join(dir, `${name}.public.jwk`);
     await writeFile(outPrivate, "the old private key\n");
     await writeFile(outPublic, "the old public key\n");
-    // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
-    const { failure, syncs } = failSync(3);
+    const { failure, syncs } = failSync(nth);
     const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
       () => null,
       (error: unknown) => error,
     );
-    expect(syncs()).toBe(3);
+    expect(syncs()).toBe(nth);
     expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
     const message = (refused as Error).message;
     expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
+    return { outPrivate, outPublic, message };
+  }
+
+  it("says the public key there from before does not match the new private key: run keygen again", async () => {
+    // The private key's file and directory syncs pass; the public key's file sync (the third) fails.
+    const { outPrivate, outPublic, message } = await forcedKeygenFailing("forced", 3);
     expect(message.endsWith(forcedNote(outPrivate, outPublic))).toBe(true);
     // It says so truly: the new private key is there, the old public one still is, and no temporary file.
     const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
@@ -350,21 +359,8 @@ describe("manifest keygen --force: a public key that cannot be written over the 
   });
 
   it("does not claim the old public key stays when only the directory's fsync failed, after the rename", async () => {
-    quietly();
-    const outPrivate = join(dir, "renamed.private.jwk");
-    const outPublic = join(dir, "renamed.public.jwk");
-    await writeFile(outPrivate, "the old private key\n");
-    await writeFile(outPublic, "the old public key\n");
     // The private key's syncs and the public key's file sync pass; its directory's (the fourth) fails.
-    const { failure, syncs } = failSync(4);
-    const refused = await keygenCommand({ outPrivate, outPublic, alg: "EdDSA", force: true }).then(
-      () => null,
-      (error: unknown) => error,
-    );
-    expect(syncs()).toBe(4);
-    expect(refused).toMatchObject({ code: "MANIFEST_FILE", cause: failure });
-    const message = (refused as Error).message;
-    expect(message).toMatch(new RegExp(`^--out-public ${outPublic}: could not be written \\(EIO\\b`));
+    const { outPrivate, outPublic, message } = await forcedKeygenFailing("renamed", 4);
     // The new public key is in place (matching the new private key): the refusal claims no old one there.
     const privateJwk = JSON.parse(await readFile(outPrivate, "utf8"));
     const publicJwk = JSON.parse(await readFile(outPublic, "utf8"));
