@@ -623,6 +623,9 @@ async function discardBody(c: Context): Promise<void> {
   await c.req.raw.body?.pipeTo(new WritableStream());
 }
 
+/** The proxy's OpenAI routes as an app whose base URL lacks `/v1` asks for them. */
+const ROUTES_WITHOUT_V1 = /^\/(models(\/.+)?|chat\/completions|completions)$/;
+
 // --- the app ----------------------------------------------------------------------------------------
 
 export function createProxyApp(options: ProxyOptions): Hono {
@@ -688,11 +691,15 @@ export function createProxyApp(options: ProxyOptions): Hono {
   });
   app.notFound(async (c) => {
     await discardBody(c);
+    // An app whose base URL lacks /v1 asks for /chat/completions: say what to change.
+    const baseUrlHint = ROUTES_WITHOUT_V1.test(c.req.path)
+      ? ": the app's base URL lacks /v1 (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1, as cloister proxy prints it)"
+      : "";
     throw new ProxyError(
       404,
       "invalid_request_error",
       "not_found",
-      "no such route (expected /v1/models, /v1/models/{id}, /v1/chat/completions, /v1/completions or /healthz)",
+      `no such route (expected /v1/models, /v1/models/{id}, /v1/chat/completions, /v1/completions or /healthz)${baseUrlHint}`,
       null,
       false,
     );

@@ -1,0 +1,58 @@
+/**
+ * An app whose OpenAI base URL lacks `/v1` (OPENAI_BASE_URL=http://127.0.0.1:8787, a common slip)
+ * asks the proxy for /chat/completions, /completions or /models: the 404 says to add `/v1`. Any
+ * other unknown route keeps the plain 404.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { attestedModelId, createProxyApp } from "../../client/proxy.ts";
+import { closeServers, connectTo, serve } from "./helpers.ts";
+
+afterEach(closeServers);
+
+const TOKEN = "local-token-0123456789abcdef0123456789";
+const HINT = "the app's base URL lacks /v1 (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1";
+
+describe("proxy: an app whose base URL lacks /v1", () => {
+  it("gets a 404 naming the fix for each OpenAI route asked without /v1, and the plain 404 elsewhere", async () => {
+    const { session } = await connectTo({});
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const model = attestedModelId(session);
+    const ask = (method: string, path: string) =>
+      fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        ...(method === "POST" ? { body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) } : {}),
+      });
+    const asked = [
+      ["POST", "/chat/completions"],
+      ["POST", "/completions"],
+      ["GET", "/models"],
+      ["GET", `/models/${encodeURIComponent(model)}`],
+    ];
+    for (const [method, path] of asked) {
+      const response = await ask(method, path);
+      const body = (await response.json()) as { error: { message: string; code: string } };
+      expect({ path, status: response.status, code: body.error.code, hint: body.error.message.includes(HINT) }).toEqual(
+        {
+          path,
+          status: 404,
+          code: "not_found",
+          hint: true,
+        },
+      );
+    }
+    for (const [method, path] of [
+      ["GET", "/v1/nothing"],
+      ["POST", "/embeddings"],
+      ["GET", "/chat/completions/x"],
+    ]) {
+      const response = await ask(method, path);
+      const body = (await response.json()) as { error: { message: string } };
+      expect({ path, status: response.status, hint: body.error.message.includes("/v1 (OPENAI_BASE_URL") }).toEqual({
+        path,
+        status: 404,
+        hint: false,
+      });
+    }
+  });
+});
