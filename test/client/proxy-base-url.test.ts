@@ -23,7 +23,7 @@ describe("proxy: an app whose base URL lacks /v1", () => {
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         ...(method === "POST" ? { body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) } : {}),
       });
-    const asked = [
+    const asked: [string, string][] = [
       ["POST", "/chat/completions"],
       ["POST", "/completions"],
       ["GET", "/models"],
@@ -41,11 +41,12 @@ describe("proxy: an app whose base URL lacks /v1", () => {
         },
       );
     }
-    for (const [method, path] of [
+    const elsewhere: [string, string][] = [
       ["GET", "/v1/nothing"],
       ["POST", "/embeddings"],
       ["GET", "/chat/completions/x"],
-    ]) {
+    ];
+    for (const [method, path] of elsewhere) {
       const response = await ask(method, path);
       const body = (await response.json()) as { error: { message: string } };
       expect({ path, status: response.status, hint: body.error.message.includes("/v1 (OPENAI_BASE_URL") }).toEqual({
