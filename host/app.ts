@@ -44,7 +44,7 @@ import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
-import { documentReadDetail, documentReadReason, EnclavePool, type PoolMember } from "./pool.ts";
+import { documentReadReason, EnclavePool, type MemberReason, memberReasonText, type PoolMember } from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
@@ -204,10 +204,13 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     // The failed read is named by the pool's reason (EnclavePool.#check: the host's own refusal
     // text, the HTTP status or why the answer held no document; no URL, key or secret). The pool
     // keeps no error object, so there is no cause to pass.
-    // The reason's own code, the refusal's, is not told twice (documentReadDetail).
+    // The reason's own code, the refusal's, is not told twice, nor are its words when they are the
+    // refusal's too (memberReasonText).
     if (!pool.isPool && member === undefined && only.state === "unreachable") {
-      const detail = documentReadDetail(only.reason ?? "no reason kept", "ENCLAVE_UNREACHABLE", UNREACHABLE_WORDS);
-      const read = detail === null ? "its document was not read" : `its document was not read; ${detail}`;
+      const why = only.reason;
+      const told = why?.code === "ENCLAVE_UNREACHABLE" && why.words === UNREACHABLE_WORDS;
+      const detail = why === null ? "no reason kept" : memberReasonText(why, "ENCLAVE_UNREACHABLE");
+      const read = told ? "its document was not read" : `its document was not read; ${detail}`;
       throw new HostError("ENCLAVE_UNREACHABLE", 502, `${UNREACHABLE_WORDS} (${read})`);
     }
     if (member === undefined || member.state === "unreachable") throw unknownEnclave(named, member, namedIn);
@@ -601,7 +604,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       // Connection refused: the request was certainly not delivered. In a pool, the member is
       // marked and the client told to re-attest to another one (it reseals; nothing was opened).
       if (pool.isPool && error instanceof HostError && error.code === "ENCLAVE_UNREACHABLE" && refused(error)) {
-        pool.mark(member, "unreachable", "sealed: connection refused");
+        pool.mark(member, "unreachable", { step: "sealed", words: "connection refused" });
         options.apiKeys.refund(record);
         throw unknownEnclave(keyId, member);
       }
@@ -727,11 +730,12 @@ const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([
   ["AUDIT_FAILED", "audit-failed"], // an audit record could not be written: serves nothing until restarted
 ]);
 
-/** Why an enclave's 503 says it takes no new sessions or requests; null for any other answer. */
-function notServing(body: Uint8Array): string | null {
+/** Why an enclave's 503 says it takes no new sessions or requests (its word); null for any other answer. */
+function notServing(body: Uint8Array): MemberReason | null {
   try {
     const code = (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code;
-    return NOT_SERVING.get(code) ?? null;
+    const words = NOT_SERVING.get(code);
+    return words === undefined ? null : { words };
   } catch {
     return null;
   }

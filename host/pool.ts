@@ -22,6 +22,24 @@ import { HostError } from "./errors.ts";
 
 export type MemberState = "unknown" | "ready" | "unreachable";
 
+/**
+ * Why a member is not ready, kept as parts and written out where it is shown (memberReasonText):
+ * /healthz, the host's `pool:` log lines, a single enclave's ENCLAVE_UNREACHABLE refusal. Fixed
+ * words only (the host's messages, the pool's, HTTP statuses, the enclave's word for a 503): never
+ * an answer's content, a URL, a key or a secret.
+ */
+export interface MemberReason {
+  /**
+   * What found it so: a read of its document or a sealed request forwarded to it; absent for what
+   * the enclave said of itself (`draining`, host/app.ts notServing).
+   */
+  readonly step?: "document" | "sealed";
+  /** The host's error code, when one of the host's own refusals ended the read (HostError). */
+  readonly code?: string;
+  /** The refusal's message, or the pool's words (`HTTP 503`, `no document in its answer`), or the enclave's word. */
+  readonly words: string;
+}
+
 export interface PoolMember {
   /** 0-based position in the host's `--enclave-url` list (what /healthz shows instead of URLs). */
   readonly index: number;
@@ -30,7 +48,7 @@ export interface PoolMember {
   keyId: string | null;
   state: MemberState;
   /** Why the member is not ready (what failed when it was last read). */
-  reason: string | null;
+  reason: MemberReason | null;
   /** Sealed requests forwarded to it and not yet ended. */
   inFlight: number;
 }
@@ -175,14 +193,14 @@ export class EnclavePool {
    * not when a read started later was already taken; without, always (what a sealed request saw), as
    * a read started and ended now: no document read started before it ends up undoing it.
    */
-  mark(member: PoolMember, state: MemberState, reason: string | null, read?: number): void {
+  mark(member: PoolMember, state: MemberState, reason: MemberReason | null, read?: number): void {
     if (!this.#takes(member, read ?? this.readStarted(member))) return;
     this.#set(member, state, reason);
   }
 
   /** Sets the member's state; onChange hears of it once, also for a key id taken with it (`keyIdTaken`). */
-  #set(member: PoolMember, state: MemberState, reason: string | null, keyIdTaken = false): void {
-    const changed = keyIdTaken || member.state !== state || member.reason !== reason;
+  #set(member: PoolMember, state: MemberState, reason: MemberReason | null, keyIdTaken = false): void {
+    const changed = keyIdTaken || member.state !== state || !sameReason(member.reason, reason);
     member.state = state;
     member.reason = reason;
     if (changed) this.options.onChange?.(member);
@@ -253,41 +271,45 @@ export class EnclavePool {
     return this.byKeyId(keyId);
   }
 
-  /** What /healthz shows: positions, key ids and states, never the members' internal URLs. */
+  /** What /healthz shows: positions, key ids, states and reasons (text), never the members' internal URLs. */
   status(): { index: number; keyId: string | null; state: MemberState; reason: string | null; inFlight: number }[] {
     return this.#members.map(({ index, keyId, state, reason, inFlight }) => ({
       index,
       keyId,
       state,
-      reason,
+      reason: reason === null ? null : memberReasonText(reason),
       inFlight,
     }));
   }
 }
 
 /**
- * Why a read of a member's document failed: the host's error code and its fixed words, e.g.
- * `document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`, in the same words whoever
- * read it (the pool's refresh or a client's GET /v1/attestation) when the read got no whole answer;
- * or the pool's own words for an answer its refresh found holding no document (`document: HTTP
- * 503`). Not for an answer a client's read got: a member draining, booting or failing its audit is
- * marked with the enclave's word (`draining`, host/app.ts notServing), and any other answer is
- * passed on, the member unmarked. Shown in the host's log and /healthz: never the answer's content
- * (the host's messages and the pool's are fixed words, limits and statuses).
+ * Why a read of a member's document failed: the host's error code and its fixed words (shown as
+ * `document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`), the same whoever read it
+ * (the pool's refresh or a client's GET /v1/attestation) when the read got no whole answer; or the
+ * pool's own words for an answer its refresh found holding no document (`document: HTTP 503`). Not
+ * for an answer a client's read got: a member draining, booting or failing its audit is marked with
+ * the enclave's word (`draining`, host/app.ts notServing), and any other answer is passed on, the
+ * member unmarked. Never the answer's content (the host's messages and the pool's are fixed words,
+ * limits and statuses).
  */
-export function documentReadReason(error: unknown): string {
-  if (error instanceof HostError) return `document: ${error.code} (${error.message})`;
-  return `document: ${(error as Error).message}`;
+export function documentReadReason(error: unknown): MemberReason {
+  if (error instanceof HostError) return { step: "document", code: error.code, words: error.message };
+  return { step: "document", words: (error as Error).message };
 }
 
 /**
- * A documentReadReason told inside a refusal that has `code` and `words` of its own (a single
- * enclave's ENCLAVE_UNREACHABLE): a reason with that code reads as its words alone (`document:
- * enclave response was cut`), and one with the refusal's own words too adds nothing (null).
+ * A reason as text: `step: CODE (words)`, `step: words`, or the words alone (`draining`). `toldCode`
+ * is a code the text is told inside of (a refusal of that code): a reason with it reads without it
+ * (`document: enclave response was cut`), not telling the code twice.
  */
-export function documentReadDetail(reason: string, code: string, words: string): string | null {
-  const same = `document: ${code} (`;
-  if (!reason.startsWith(same) || !reason.endsWith(")")) return reason;
-  const own = reason.slice(same.length, -1);
-  return own === words ? null : `document: ${own}`;
+export function memberReasonText(reason: MemberReason, toldCode?: string): string {
+  const what =
+    reason.code === undefined || reason.code === toldCode ? reason.words : `${reason.code} (${reason.words})`;
+  return reason.step === undefined ? what : `${reason.step}: ${what}`;
+}
+
+function sameReason(a: MemberReason | null, b: MemberReason | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.step === b.step && a.code === b.code && a.words === b.words;
 }

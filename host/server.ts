@@ -6,6 +6,7 @@ import type { AccessLogEntry, AccessLogSink } from "./access-log.ts";
 import { createEnclavePool, createHostApp, type HostOptions } from "./app.ts";
 import { AuditCollector, prepareAuditDir } from "./audit-collector.ts";
 import type { ApiKeyStore } from "./identity.ts";
+import { memberReasonText } from "./pool.ts";
 
 export type { RunningServer };
 
@@ -87,7 +88,7 @@ export async function startHost(options: {
     onChange: (member) => {
       if (options.enclaveUrls.length > 1) {
         const keyId = member.keyId === null ? "" : ` (key id ${member.keyId})`;
-        const reason = member.reason === null ? "" : `: ${member.reason}`;
+        const reason = member.reason === null ? "" : `: ${memberReasonText(member.reason)}`;
         options.onError?.(
           `pool: enclave ${member.index} is ${member.state}${keyId} at ${describeUrlText(member.url)}${reason}`,
         );

@@ -11,7 +11,7 @@ import { hashApiKey } from "../../client/cli/api-key-hash.ts";
 import { createEnclavePool, createHostApp } from "../../host/app.ts";
 import { HostError } from "../../host/errors.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
-import { documentKeyId, documentReadReason, EnclavePool, type PoolMember } from "../../host/pool.ts";
+import { documentKeyId, documentReadReason, EnclavePool, memberReasonText, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
 import { held } from "../helpers/held.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
@@ -68,7 +68,7 @@ describe("enclave pool", () => {
     a.inFlight = 2;
     b.inFlight = 1;
     expect(pool.candidates().map((m) => m.url)).toEqual(["http://c", "http://b", "http://a"]);
-    pool.mark(c, "unreachable", "gone");
+    pool.mark(c, "unreachable", { words: "gone" });
     expect(pool.candidates().map((m) => m.url)).toEqual(["http://b", "http://a"]);
     // Not yet checked members come after ready ones.
     pool.mark(b, "unknown", null);
@@ -109,12 +109,42 @@ describe("enclave pool", () => {
     expect(changes.at(-1)).toBe("0:unreachable");
   });
 
+  it("writes a reason out from its parts, without a code the text is told inside of", () => {
+    const cut = documentReadReason(new HostError("ENCLAVE_UNREACHABLE", 502, "enclave response was cut"));
+    const late = documentReadReason(new HostError("ENCLAVE_TIMEOUT", 504, "enclave did not answer within 300 ms"));
+    const shown = [
+      cut,
+      late,
+      documentReadReason(new Error("HTTP 503")),
+      { step: "sealed" as const, words: "connection refused" },
+      { words: "draining" },
+    ];
+    expect(shown.map((reason) => memberReasonText(reason))).toEqual([
+      "document: ENCLAVE_UNREACHABLE (enclave response was cut)",
+      "document: ENCLAVE_TIMEOUT (enclave did not answer within 300 ms)",
+      "document: HTTP 503",
+      "sealed: connection refused",
+      "draining",
+    ]);
+    // Told inside an ENCLAVE_UNREACHABLE refusal: that code is dropped, any other kept.
+    expect(shown.map((reason) => memberReasonText(reason, "ENCLAVE_UNREACHABLE"))).toEqual([
+      "document: enclave response was cut",
+      "document: ENCLAVE_TIMEOUT (enclave did not answer within 300 ms)",
+      "document: HTTP 503",
+      "sealed: connection refused",
+      "draining",
+    ]);
+  });
+
   it("tells onChange what changed, once: a refresh that finds a member as it was says nothing", async () => {
     let answer = { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) };
     const changes: string[] = [];
     const pool = new EnclavePool(["http://a"], {
       fetchText: async () => answer,
-      onChange: (m) => changes.push(`${m.keyId === null ? "no key id" : "key id"}, ${m.state}, ${m.reason}`),
+      onChange: (m) =>
+        changes.push(
+          `${m.keyId === null ? "no key id" : "key id"}, ${m.state}, ${m.reason === null ? null : memberReasonText(m.reason)}`,
+        ),
     });
     await pool.refresh();
     await pool.refresh();
@@ -151,7 +181,7 @@ describe("enclave pool", () => {
       fetchText: async () => ({ status: 500, text: "" }),
     });
     const [a, b, c] = pool.members as [PoolMember, PoolMember, PoolMember];
-    pool.mark(a, "unreachable", "gone");
+    pool.mark(a, "unreachable", { words: "gone" });
     pool.mark(b, "ready", null);
     pool.mark(c, "ready", null);
     const counts = new Map<string, number>();
@@ -365,7 +395,7 @@ describe("enclave pool", () => {
     // The refresh reads a (sent before a went away); a sealed request then finds a's connection
     // refused (host/app.ts marks it, with no read number); the refresh's answer ends after that.
     const refreshing = pool.refresh();
-    pool.mark(a, "unreachable", "sealed: connection refused");
+    pool.mark(a, "unreachable", { step: "sealed", words: "connection refused" });
     for (const answer of answers) answer();
     await refreshing;
     expect(pool.status()).toMatchObject([
@@ -599,7 +629,7 @@ describe("host /healthz over a pool", () => {
       const key = HOST_KEY;
       const app = hostOver(pool);
       const a = pool.members[0] as PoolMember;
-      pool.mark(pool.members[1] as PoolMember, "unreachable", "gone");
+      pool.mark(pool.members[1] as PoolMember, "unreachable", { words: "gone" });
       const handedOut = app.request("/v1/attestation", { headers: { authorization: `Bearer ${key}` } });
       await answer.entered;
       await pool.refresh();
