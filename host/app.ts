@@ -1,8 +1,9 @@
 /**
  * The untrusted host: a hono app that authenticates callers, applies limits and forwards bytes to
- * one enclave or a pool of them (host/pool.ts). It can read a sealed envelope's routing header (version, kind, enclave key id,
- * sizes) and nothing else: it never imports the code that opens sealed messages (a test checks
- * the import graph). Responses stream through as they come; the host never buffers an answer.
+ * one enclave or a pool of them (host/pool.ts). It can read a sealed envelope's routing header
+ * (version, kind, enclave key id, sizes) and nothing else: it never imports the code that opens
+ * sealed messages (a test checks the import graph). Responses stream through as they come; the
+ * host never buffers an answer.
  *
  * Routes: GET /healthz, GET /v1/attestation, POST /v1/attestation/challenge, POST /v1/sealed,
  * POST /v1/audit/checkpoint; CORS preflights (OPTIONS) for the origins in `corsOrigins` (browser
