@@ -3,10 +3,11 @@
  * if it looks like one, its message is cut, stripped of control characters and marked as the
  * host's, so the page and the CLI never show host text as if it were the client's own.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { ClientError } from "../../client/errors.ts";
 import { connect, errorBody, fetchAttestationAnswer } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, serveDeployment } from "./helpers.ts";
 
@@ -171,10 +172,9 @@ describe("connect() names the URL it could not use", () => {
     const plain = createServer((_req, res) => res.end("{}"));
     await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
     const port = (plain.address() as { port: number }).port;
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const closedPort = (closed.address() as { port: number }).port;
-    await new Promise((resolve) => closed.close(resolve));
+    // A port held refused for the test (not a port-0 pick freed, which another process could take).
+    const { port: closedPort, close } = await refusedPort();
+    onTestFinished(close);
     try {
       const policy = await devPolicy();
       for (const transportOptions of [{}, { fetch: globalThis.fetch }]) {

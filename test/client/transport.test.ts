@@ -4,13 +4,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { nodeTransport } from "../../client/node-transport.ts";
 import { connect } from "../../client/sdk.ts";
 import { defaultTransport, fetchTransport, readBoundedText, type Transport } from "../../client/transport.ts";
 import { generateManifestSigningKey } from "../../manifests/sign.ts";
 import type { ByteSource } from "../../sealed/index.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 
 /** Node's ReadableStream (fetch's body) is async-iterable too. */
 const iterate = (body: ByteSource) => body as AsyncIterable<Uint8Array>;
@@ -173,10 +174,9 @@ describe.each(transports)("%s transport", (_name, make) => {
   });
 
   it("rejects when nothing listens, and when aborted before the request, before the headers or during the body", async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    // A port held refused for the test (not a port-0 pick freed, which another process could take).
+    const { port, close } = await refusedPort();
+    onTestFinished(close);
     await expect(make()(`http://127.0.0.1:${port}/`, { method: "GET", headers: {} })).rejects.toBeDefined();
 
     const early = new AbortController();

@@ -4,10 +4,10 @@
  * processes still run and answer afterwards. Also: an unreachable host is a transport error.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { createServer } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { connect, type Session } from "../../client/sdk.ts";
 import { openResponseFrames, type ResponseEvent, sealRequest } from "../../sealed/index.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 import { clientErrorOf, drain } from "./helpers/stream.ts";
 import { ENVELOPE_OFFSETS } from "./helpers/tamper-proxy.ts";
@@ -372,13 +372,9 @@ describe("after all the bad input", () => {
   });
 
   it("a host nobody listens on → transport error HOST_UNREACHABLE", async () => {
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer();
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    });
+    // A port held refused for the test, not a port-0 pick freed: another process could take that.
+    const { port, close } = await refusedPort();
+    onTestFinished(close);
     const error = await clientErrorOf(
       connect({ url: `http://127.0.0.1:${port}`, policy: deployment.files.policy, apiKey }),
     );

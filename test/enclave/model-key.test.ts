@@ -4,10 +4,11 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
 import { watchTimeouts } from "../helpers/held-timers.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 
 const servers: Server[] = [];
 
@@ -319,11 +320,9 @@ describe("requestModelKey", () => {
   });
 
   it("names an unreachable broker without its credentials or query", async () => {
-    // A port that was free a moment ago: nothing listens there now.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    // A port held refused for the test (not a port-0 pick freed, which another process could take).
+    const { port, close } = await refusedPort();
+    onTestFinished(close);
 
     const withQuery = await request(`http://127.0.0.1:${port}/kbs?token=secret-token`).then(
       () => null,

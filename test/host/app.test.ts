@@ -34,6 +34,7 @@ import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { contentTypeRefusalMessage, wrongContentTypes } from "../helpers/content-types.ts";
 import { holdTimeouts, watchTimeouts } from "../helpers/held-timers.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 const KEY = "ck_test_0123456789abcdef";
@@ -176,36 +177,6 @@ async function resettingEnclave(): Promise<{ url: string; connections: () => num
   const port = await listenOnTestPort(server);
   cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return { url: `http://127.0.0.1:${port}`, connections: () => connections };
-}
-
-/**
- * A port of 127.0.0.1 where a connection is refused (ECONNREFUSED, which a pool's sealed route tells
- * apart) and that no other process can take while the test runs: the local port of a connection the
- * test holds open to a server of the tests' range. The kernel gives a connection a port no server is
- * bound to, and binds it without SO_REUSEADDR, so a server's bind of it fails until the connection
- * closes (checked here: a freed port, as this once was, could be taken and answered).
- */
-async function refusedPort(): Promise<number> {
-  const accepted: Socket[] = [];
-  const server = createNetServer((socket) => accepted.push(socket));
-  const holder = connect(await listenOnTestPort(server), "127.0.0.1");
-  cleanup.push(
-    () =>
-      new Promise<void>((resolve) => {
-        holder.destroy();
-        for (const socket of accepted) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  await once(holder, "connect");
-  const port = holder.localPort as number;
-  const other = createNetServer();
-  const bound = await new Promise<string | undefined>((resolve) => {
-    other.once("error", (error: NodeJS.ErrnoException) => resolve(error.code));
-    other.listen(port, "127.0.0.1", () => other.close(() => resolve("listening")));
-  });
-  expect(bound).toBe("EADDRINUSE");
-  return port;
 }
 
 const answerBytes: EnclaveHandler = (_req, res) => {
@@ -1117,7 +1088,9 @@ describe("host app (real loopback server, scripted enclave)", () => {
     });
     // Gone after serving its document: the pool's read of it is answered here, and the host's
     // sealed request to it is refused (a held port, not a server closed).
-    const gone = `http://127.0.0.1:${await refusedPort()}`;
+    const refused = await refusedPort();
+    cleanup.push(refused.close);
+    const gone = `http://127.0.0.1:${refused.port}`;
     const pool = new EnclavePool([serving.url, draining.url, gone], {
       fetchText: async (url) => {
         if (url === `${gone}/attestation`)

@@ -4,9 +4,10 @@
  */
 import { createServer, type Server } from "node:http";
 import { inspect } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { FetchProblem, fetchBounded, stoppedBy } from "../../attestation/providers/bounded-fetch.ts";
 import { stoppedBy as enclaveStoppedBy } from "../../enclave/stop.ts";
+import { refusedPort } from "../helpers/refused-port.ts";
 import { rejectionOf } from "../helpers/rejections.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
 
@@ -64,8 +65,10 @@ describe("fetchBounded", () => {
   });
 
   it("keeps the code of a refused connection as its cause's code, and no URL", async () => {
-    const closed = await listen(() => undefined);
-    await new Promise((resolve) => servers.pop()?.close(resolve));
+    // A port held refused for the test (not a server's port freed, which another process could take).
+    const { port, close } = await refusedPort();
+    onTestFinished(close);
+    const closed = `http://127.0.0.1:${port}`;
     const url = closed.replace("http://", "http://op:hunter2@");
     // fetch refuses credentials before connecting; without them, the connection is refused.
     for (const [asked, code] of [
