@@ -691,9 +691,10 @@ export function createProxyApp(options: ProxyOptions): Hono {
   });
   app.notFound(async (c) => {
     await discardBody(c);
-    // An app whose base URL lacks /v1 asks for /chat/completions: say what to change.
+    // An app whose base URL lacks /v1 asks for /chat/completions: say what to change. The origin is
+    // the one the app asked (its host a loopback name: loopbackHostOnly ran first).
     const baseUrlHint = ROUTES_WITHOUT_V1.test(c.req.path)
-      ? ": the app's base URL lacks /v1 (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1, as cloister proxy prints it)"
+      ? `: the app's base URL lacks /v1 (OPENAI_BASE_URL=${new URL(c.req.url).origin}/v1, as cloister proxy prints it)`
       : "";
     throw new ProxyError(
       404,

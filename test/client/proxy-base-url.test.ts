@@ -10,12 +10,13 @@ import { closeServers, connectTo, serve } from "./helpers.ts";
 afterEach(closeServers);
 
 const TOKEN = "local-token-0123456789abcdef0123456789";
-const HINT = "the app's base URL lacks /v1 (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1";
+
 
 describe("proxy: an app whose base URL lacks /v1", () => {
   it("gets a 404 naming the fix for each OpenAI route asked without /v1, and the plain 404 elsewhere", async () => {
     const { session } = await connectTo({});
     const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const HINT = `the app's base URL lacks /v1 (OPENAI_BASE_URL=${url}/v1, as cloister proxy prints it)`;
     const model = attestedModelId(session);
     const ask = (method: string, path: string) =>
       fetch(`${url}${path}`, {
