@@ -136,6 +136,35 @@ describe("enclave pool", () => {
     ]);
   });
 
+  it("tells onChange of a reason changed in any one part (step, code or words), not of an equal one", () => {
+    const changes: string[] = [];
+    const pool = new EnclavePool(["http://a"], {
+      fetchText: async () => ({ status: 500, text: "" }),
+      onChange: (m) => changes.push(m.reason === null ? "none" : JSON.stringify(m.reason)),
+    });
+    const a = pool.members[0] as PoolMember;
+    // Each reason differs from the one before in one part only; the second is the first, a new object.
+    for (const reason of [
+      { step: "document", code: "ENCLAVE_UNREACHABLE", words: "w" },
+      { step: "document", code: "ENCLAVE_UNREACHABLE", words: "w" },
+      { step: "document", code: "ENCLAVE_TIMEOUT", words: "w" },
+      { step: "document", words: "w" },
+      { step: "sealed", words: "w" },
+      { words: "w" },
+      { words: "v" },
+    ] as const) {
+      pool.mark(a, "unreachable", reason);
+    }
+    expect(changes).toEqual([
+      '{"step":"document","code":"ENCLAVE_UNREACHABLE","words":"w"}',
+      '{"step":"document","code":"ENCLAVE_TIMEOUT","words":"w"}',
+      '{"step":"document","words":"w"}',
+      '{"step":"sealed","words":"w"}',
+      '{"words":"w"}',
+      '{"words":"v"}',
+    ]);
+  });
+
   it("tells onChange what changed, once: a refresh that finds a member as it was says nothing", async () => {
     let answer = { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) };
     const changes: string[] = [];
