@@ -149,6 +149,15 @@ function ioError(error: unknown, action: string, path: string): EvidenceError {
       { cause: error },
     );
   }
+  if (errno === "EROFS") {
+    // configfs itself is writable: a read-only mount over it is the service manager's doing.
+    return new EvidenceError(
+      "TSM_IO_ERROR",
+      `configfs-tsm: ${action} ${path}: expected a writable report directory, found ${errno} (mounted read-only: ` +
+        "systemd's ProtectKernelTunables=yes does so; leave it out, or add ReadWritePaths=/sys/kernel/config/tsm/report)",
+      { cause: error },
+    );
+  }
   return new EvidenceError("TSM_IO_ERROR", `configfs-tsm: ${action} ${path}: failed with ${errno}`, { cause: error });
 }
 

@@ -342,6 +342,22 @@ describe("configfs-tsm provider", () => {
     expect(emulator.writes).toEqual([]);
   });
 
+  it("names the read-only mount behind an EROFS on mkdir (systemd's ProtectKernelTunables) and its remedy", async () => {
+    const emulator = await TsmEmulator.create(dir, {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      failMkdir: "EROFS",
+    });
+    await expectRequestError(emulator, "TSM_IO_ERROR", [
+      "mkdir",
+      "expected a writable report directory, found EROFS",
+      "ProtectKernelTunables=yes",
+      "ReadWritePaths=/sys/kernel/config/tsm/report",
+    ]);
+    expect(emulator.created).toEqual([]);
+  });
+
   it("rejects bad options before touching the file system", async () => {
     const emulator = await TsmEmulator.create(dir, { provider: "sev_guest", makeReport: fakeSnpReport, auxblob: null });
     const base = { root: emulator.root, fs: emulator } as const;
