@@ -34,7 +34,7 @@ export const DEFAULT_TSM_MAX_ATTEMPTS = 3;
 
 /** The VM a cloud gives configfs-tsm in, and Azure's, which has none (its paravisor answers through the vTPM). */
 const CLOUD_VM_REQUIREMENT =
-  "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3); " +
+  "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3, A3 a3-highgpu-1g); " +
   "an Azure confidential VM takes --tee azure-snp or azure-tdx instead";
 
 const KERNEL_REQUIREMENT =

@@ -323,7 +323,7 @@ describe("configfs-tsm provider", () => {
     expect(error.message).toContain("configfs mounted");
     // The cloud VM it needs, and Azure's other --tee (its SNP/TDX guests have no configfs-tsm provider).
     expect(error.message).toContain(
-      "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3); an Azure confidential VM takes --tee azure-snp or azure-tdx instead",
+      "on GCP, a Confidential VM created with --confidential-compute-type=SEV_SNP (N2D) or TDX (C3, A3 a3-highgpu-1g); an Azure confidential VM takes --tee azure-snp or azure-tdx instead",
     );
   });
 
