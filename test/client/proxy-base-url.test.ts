@@ -11,7 +11,6 @@ afterEach(closeServers);
 
 const TOKEN = "local-token-0123456789abcdef0123456789";
 
-
 describe("proxy: an app whose base URL lacks /v1", () => {
   it("gets a 404 naming the fix for each OpenAI route asked without /v1, and the plain 404 elsewhere", async () => {
     const { session } = await connectTo({});
