@@ -107,8 +107,7 @@ async function readJwk(file: string, what: string): Promise<JWK> {
 const fileErrors = (what: string, file: string, note = ""): OutputFileErrors => ({
   exists: (cause) =>
     new ManifestFileError(fileMessage(file, what, `already exists (use --force to overwrite)${note}`), { cause }),
-  noDirectory: (directory, cause) =>
-    new UsageError(`${noDirectoryError(what, file, directory).message}${note}`, { cause }),
+  noDirectory: (directory, cause) => noDirectoryError(what, file, directory, cause, note),
   failed: (cause, operation, left) =>
     new ManifestFileError(
       fileMessage(

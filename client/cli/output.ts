@@ -251,10 +251,17 @@ export function leftFileNote(left: LeftFile | undefined): string {
 
 /**
  * Bad input (a UsageError) for an output file, given as `option`, whose directory does not exist;
- * `cause`, the file system's error that found it, when there is one.
+ * `cause`, the file system's error that found it, when there is one; `note`, when given, ends the
+ * message.
  */
-export function noDirectoryError(option: string, file: string, directory: string, cause?: unknown): UsageError {
-  const reason = `its directory does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})`;
+export function noDirectoryError(
+  option: string,
+  file: string,
+  directory: string,
+  cause?: unknown,
+  note = "",
+): UsageError {
+  const reason = `its directory does not exist (ENOENT); create it first (mkdir -p ${shellWord(directory)})${note}`;
   return new UsageError(fileMessage(file, option, reason), { cause });
 }
 
