@@ -9,8 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { toHex } from "../../attestation/bytes.ts";
-import { AuditWriter, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { answeredRecordLines, auditWriterOf, chatJsonOf } from "../helpers/audit-find-log.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 const KEYS = nacl.sign.keyPair();
@@ -24,38 +23,19 @@ let promptFile: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "cloister-audit-find-whole-"));
-  const writer = new AuditWriter({
-    signingSecretKey: KEYS.secretKey,
-    modelSha256: "ab".repeat(32),
-    attestationDigest: "cd".repeat(32),
-    settings: { recordPromptHash: true, recordResponseHash: true },
-  });
+  const writer = auditWriterOf(KEYS, true);
   // The client's record first (seq 0), then two more requests.
-  lines = [MINE, "22".repeat(16), "33".repeat(16)].map(
-    (requestId, i) =>
-      writer.record({
-        requestId,
-        tenant: "t",
-        decision: "allow",
-        blockedBy: null,
-        ruleId: null,
-        piiFindings: [],
-        error: null,
-        prompt: i === 0 ? PROMPT : `other ${i}`,
-        response: i === 0 ? ANSWER : `answer ${i}`,
-        usage: { promptTokens: 5, completionTokens: 6 + i },
-      }).line,
+  lines = answeredRecordLines(
+    writer,
+    [MINE, "22".repeat(16), "33".repeat(16)].map((requestId, i) => ({
+      requestId,
+      prompt: i === 0 ? PROMPT : `other ${i}`,
+      response: i === 0 ? ANSWER : `answer ${i}`,
+      completionTokens: 6 + i,
+    })),
   );
   chat = join(dir, "chat.json");
-  await writeFile(
-    chat,
-    JSON.stringify({
-      text: ANSWER,
-      enclave: "cd".repeat(32),
-      signingKey: toHex(KEYS.publicKey),
-      audit: { requestIdHash: auditRequestIdHash(MINE), opening: toHex(writer.openingFor(MINE)) },
-    }),
-  );
+  await writeFile(chat, chatJsonOf(writer, KEYS, MINE, ANSWER));
   promptFile = join(dir, "prompt.txt");
   await writeFile(promptFile, PROMPT);
 });

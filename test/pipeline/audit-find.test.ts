@@ -9,7 +9,8 @@ import { join } from "node:path";
 import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
-import { AuditWriter, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { type AuditWriter, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
+import { answeredRecordLines, auditWriterOf, chatJsonOf } from "../helpers/audit-find-log.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 const KEYS = nacl.sign.keyPair();
@@ -17,36 +18,15 @@ const PROMPT = "What does the enclave do?";
 const ANSWER = "It keeps prompts private.";
 let dir: string;
 
-/** A writer of the boot "cd…" whose records commit to the prompt, and to the answer when asked. */
-function writerOf(recordResponseHash: boolean): AuditWriter {
-  return new AuditWriter({
-    signingSecretKey: KEYS.secretKey,
-    modelSha256: "ab".repeat(32),
-    attestationDigest: "cd".repeat(32),
-    settings: { recordPromptHash: true, recordResponseHash },
-  });
-}
-
 /** Writes one answered request's record per [request id, prompt, answer] to `name`.jsonl; its path. */
 async function logOf(
   name: string,
   writer: AuditWriter,
   requests: readonly (readonly [string, string, string | null])[],
 ): Promise<string> {
-  const lines = requests.map(
-    ([requestId, prompt, response]) =>
-      writer.record({
-        requestId,
-        tenant: "t",
-        decision: "allow",
-        blockedBy: null,
-        ruleId: null,
-        piiFindings: [],
-        error: null,
-        prompt,
-        response,
-        usage: { promptTokens: 5, completionTokens: 6 },
-      }).line,
+  const lines = answeredRecordLines(
+    writer,
+    requests.map(([requestId, prompt, response]) => ({ requestId, prompt, response })),
   );
   const log = join(dir, `${name}.jsonl`);
   await writeFile(log, `${lines.join("\n")}\n`);
@@ -54,22 +34,13 @@ async function logOf(
 }
 
 async function writeLog(name: string, recordResponseHash: boolean): Promise<{ log: string; chat: string }> {
-  const writer = writerOf(recordResponseHash);
+  const writer = auditWriterOf(KEYS, recordResponseHash);
   const log = await logOf(name, writer, [
     ["11".repeat(16), PROMPT, ANSWER],
     ["22".repeat(16), PROMPT, ANSWER],
   ]);
-  const requestId = "22".repeat(16);
   const chat = join(dir, `${name}-chat.json`);
-  await writeFile(
-    chat,
-    JSON.stringify({
-      text: ANSWER,
-      enclave: "cd".repeat(32),
-      signingKey: toHex(KEYS.publicKey),
-      audit: { requestIdHash: auditRequestIdHash(requestId), opening: toHex(writer.openingFor(requestId)) },
-    }),
-  );
+  await writeFile(chat, chatJsonOf(writer, KEYS, "22".repeat(16), ANSWER));
   return { log, chat };
 }
 
@@ -141,7 +112,7 @@ describe("cloister audit find", () => {
   it("reports every record whose request id hash it is, in log order, and checks the text against each", async () => {
     // A client that sent one request id twice (after the replay window: the SDK never does) has two
     // records under one requestIdHash, and one opening for both (it is derived from the hash).
-    const writer = writerOf(false);
+    const writer = auditWriterOf(KEYS, false);
     const reused = "33".repeat(16);
     const log = await logOf("reused", writer, [
       [reused, "first prompt", null],
