@@ -19,6 +19,7 @@ import { listenOnTestPort, TEST_PORTS } from "../helpers/test-ports.ts";
 
 const KEY = "ck_limits_0123456789abcdef";
 const OTHER = "ck_limits_other_0123456789ab";
+const THIRD = "ck_limits_third_0123456789ab";
 /** The body timeout, held: a time no other timer here is set for. Set once a body is being read. */
 const BODY_MS = 4_567;
 /** A Retry-After no default has. */
@@ -62,6 +63,7 @@ async function host(limits: Partial<typeof DEFAULT_HOST_LIMITS>): Promise<{ url:
     keys: [
       { id: "a", project: "p", sha256: hashApiKey(KEY), permissions: ["chat"], requestsPerMinute: 1000 },
       { id: "b", project: "p", sha256: hashApiKey(OTHER), permissions: ["chat"], requestsPerMinute: 1000 },
+      { id: "c", project: "p", sha256: hashApiKey(THIRD), permissions: ["chat"], requestsPerMinute: 1000 },
     ],
   });
   const app = createHostApp({
@@ -116,7 +118,7 @@ describe("host limits: the body-reading cap", () => {
         body: new Uint8Array(8),
         headers: { authorization: `Bearer ${key}`, "content-type": "application/octet-stream" },
       });
-    // Key a's one slot taken: a's next request is refused for its key's share.
+    // Key a's one slot taken (one of the host's two): a's next request is refused for its key's share alone.
     const first = unfinishedBody(url, KEY);
     cleanup.push(async () => first.close());
     await untilTrue(() => reading() === 1);
@@ -125,11 +127,12 @@ describe("host limits: the body-reading cap", () => {
       retryAfter: String(RETRY_AFTER_S),
       code: "HOST_BUSY",
     });
-    // Key b's too: every reading slot is taken, and b is refused for the host's cap.
+    // Key b's one slot taken too: every reading slot is, and c, which reads none (within its share),
+    // is refused for the host's cap alone.
     const second = unfinishedBody(url, OTHER);
     cleanup.push(async () => second.close());
     await untilTrue(() => reading() === 2);
-    expect(await refusal(await sealed(OTHER))).toEqual({
+    expect(await refusal(await sealed(THIRD))).toEqual({
       status: 503,
       retryAfter: String(RETRY_AFTER_S),
       code: "HOST_BUSY",
