@@ -3,13 +3,16 @@
  * is computed here from the value it stands for (DEFAULT_HOST_LIMITS, `cloister host`'s flag defaults,
  * the connection guards' constants, and what the host's listener sets on node's server and on each
  * connection, recorded as the host starts), so a default changed without the page, or the reverse,
- * fails. The behaviour behind each is tested in test/host/ and test/enclave/ (connection guards,
+ * fails. docs/errors.md's HOST_BUSY and ENCLAVE_TIMEOUT rows give some of the same numbers: tied
+ * here too. The behaviour behind each is tested in test/host/ and test/enclave/ (connection guards,
  * listen); this ties the page to it. The first-request and headers timeouts are only tested there
  * with values a test sets, so the ones the host runs with are recorded here.
  */
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { maxHeaderSize } from "node:http";
 import { connect, Server, Socket } from "node:net";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildProgram, commandTree } from "../../client/cli/program.ts";
 import { DEFAULT_CLIENT_STALL_TIMEOUT_MS, MAX_REQUESTS_PER_CONNECTION } from "../../enclave/connection-guards.ts";
@@ -18,6 +21,7 @@ import { ENCLAVE_MAX_CONNECTIONS } from "../../enclave/run.ts";
 import { defaultMaxInFlightPerKey, IDLE_SWEEPS_PER_TIMEOUT } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS, startHost } from "../../host/server.ts";
+import { REPO_ROOT } from "../helpers/cli.ts";
 import { pageSection } from "../helpers/doc-pages.ts";
 import { TEST_PORTS } from "../helpers/test-ports.ts";
 
@@ -65,6 +69,19 @@ describe("docs/deploy.md's host limits", () => {
       `${(MAX_SEALED_REQUEST_BYTES - 1024) / MiB} MiB + 1 KiB`,
     ];
     for (const phrase of phrases) expect(text, phrase).toContain(phrase);
+  });
+
+  it("are the numbers of docs/errors.md's HOST_BUSY and ENCLAVE_TIMEOUT rows", () => {
+    const limits = DEFAULT_HOST_LIMITS;
+    const rows = readFileSync(join(REPO_ROOT, "docs", "errors.md"), "utf8").split("\n");
+    const row = (code: string) => rows.find((line) => line.startsWith(`| \`${code}\` `)) ?? "";
+    const phrases: [string, string][] = [
+      ["HOST_BUSY", `a queued request waited ${limits.queueTimeoutMs / 1000} s`],
+      ["HOST_BUSY", `(${limits.maxBodiesReading} in all, ${limits.maxBodiesReadingPerKey} for one key)`],
+      ["HOST_BUSY", `honour \`Retry-After\` (${limits.retryAfterSeconds} s)`],
+      ["ENCLAVE_TIMEOUT", `no response headers within ${limits.upstreamHeadersTimeoutMs / 1000} s`],
+    ];
+    for (const [code, phrase] of phrases) expect(row(code), phrase).toContain(phrase);
   });
 
   it("are the host's connection limits", () => {
