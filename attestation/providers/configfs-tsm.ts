@@ -150,11 +150,13 @@ function ioError(error: unknown, action: string, path: string): EvidenceError {
     );
   }
   if (errno === "EROFS") {
-    // configfs itself is writable: a read-only mount over it is the service manager's doing.
+    // configfs itself is writable: a read-only mount over it is the service manager's doing, or a
+    // container's (a read-only volume of the node's configfs, as a pod is given it).
     return new EvidenceError(
       "TSM_IO_ERROR",
       `configfs-tsm: ${action} ${path}: expected a writable report directory, found ${errno} (mounted read-only: ` +
-        "systemd's ProtectKernelTunables=yes does so; leave it out, or add ReadWritePaths=/sys/kernel/config/tsm/report)",
+        "systemd's ProtectKernelTunables=yes does so, leave it out or add ReadWritePaths=/sys/kernel/config/tsm/report; " +
+        "in a container, mount it read-write)",
       { cause: error },
     );
   }

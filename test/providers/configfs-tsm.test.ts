@@ -342,7 +342,7 @@ describe("configfs-tsm provider", () => {
     expect(emulator.writes).toEqual([]);
   });
 
-  it("names the read-only mount behind an EROFS on mkdir (systemd's ProtectKernelTunables) and its remedy", async () => {
+  it("names the read-only mounts behind an EROFS on mkdir (systemd's ProtectKernelTunables, a container's volume) and their remedies", async () => {
     const emulator = await TsmEmulator.create(dir, {
       provider: "sev_guest",
       makeReport: fakeSnpReport,
@@ -354,6 +354,7 @@ describe("configfs-tsm provider", () => {
       "expected a writable report directory, found EROFS",
       "ProtectKernelTunables=yes",
       "ReadWritePaths=/sys/kernel/config/tsm/report",
+      "in a container, mount it read-write",
     ]);
     expect(emulator.created).toEqual([]);
   });
