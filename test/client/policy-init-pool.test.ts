@@ -194,5 +194,20 @@ describe("cloister policy init behind a pool of an SNP and a TDX member", () => 
       const strictJoin = JSON.parse(await readFile(join(dir, "policy.json"), "utf8"));
       expect(strictJoin.attestation.trustSimulator, `${name} without trustSimulator`).toBe(false);
     }
+    // A run whose clock skews an operator tightened keeps them tight in the join, whichever run it is.
+    for (const [index, name] of ["policy-snp.json", "policy-tdx.json"].entries()) {
+      const tight = structuredClone(inputs);
+      tight[index].attestation.maximumVerificationSkewSeconds = 60;
+      tight[index].freshness.maxClockSkewSeconds = 30;
+      for (const [i, input] of tight.entries()) {
+        await writeFile(join(dir, i === 0 ? "policy-snp.json" : "policy-tdx.json"), JSON.stringify(input));
+      }
+      await promisify(execFile)("sh", ["-c", joinCommand as string], { cwd: dir });
+      const tightJoin = parseClientPolicy(JSON.parse(await readFile(join(dir, "policy.json"), "utf8")));
+      expect(
+        { skew: tightJoin.attestation.maximumVerificationSkewSeconds, clock: tightJoin.freshness.maxClockSkewSeconds },
+        `${name} tightened`,
+      ).toEqual({ skew: 60, clock: 30 });
+    }
   });
 });

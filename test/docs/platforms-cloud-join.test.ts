@@ -134,5 +134,22 @@ describe("docs/platforms.md: one policy for Azure and GCP", () => {
         input.attestation = { ...input.attestation, trustSimulator: i === index };
       expect((await join2(inputs[0], inputs[1])).attestation.trustSimulator).toBe(false);
     }
+    // A run whose clock skews an operator tightened keeps them tight in the join, whichever run it is.
+    for (const index of [0, 1]) {
+      const inputs = structuredClone([gcp, azure]).map((input, i) =>
+        i === index
+          ? {
+              ...input,
+              attestation: { ...input.attestation, maximumVerificationSkewSeconds: 60 },
+              freshness: { maxClockSkewSeconds: 30 },
+            }
+          : input,
+      );
+      const tight = parseClientPolicy(await join2(inputs[0], inputs[1]));
+      expect(
+        { skew: tight.attestation.maximumVerificationSkewSeconds, clock: tight.freshness.maxClockSkewSeconds },
+        `run ${index} tightened`,
+      ).toEqual({ skew: 60, clock: 30 });
+    }
   });
 });
