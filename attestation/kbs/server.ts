@@ -3,8 +3,8 @@
  * `GET /healthz`. Every answer is JSON; refusals are `{error: {code, message}}` with the
  * BrokerError's status. One log line per release attempt, with public values only (key id,
  * outcome, code, the refusal's reason, TEE, measurement, for a release (and a refusal after the
- * document verified) the digests of the manifest and of the document, timing): never a key, wrapped
- * or not. One log line, too, for every other fault (500 INTERNAL) it answers, on any route.
+ * document verified) the digests of the manifest and of the document, the TCP peer's address,
+ * timing): never a key, wrapped or not. One log line, too, for every other fault (500 INTERNAL) it answers, on any route.
  */
 import type { IncomingMessage } from "node:http";
 import { type Context, Hono } from "hono";
@@ -62,6 +62,12 @@ export interface ReleaseLogEntry {
    */
   readonly manifestDigest: string | null;
   readonly documentDigest: string | null;
+  /**
+   * Who asked: the TCP peer's address and port as the broker's socket reports them (`192.0.2.7:51234`,
+   * `[2001:db8::7]:51234`), never a header the client chose (X-Forwarded-For). Behind a proxy or TLS
+   * terminator it is the proxy's. Null when there is no socket (a request made in process).
+   */
+  readonly peer: string | null;
   readonly ms: number;
 }
 
@@ -430,8 +436,12 @@ export function createBrokerApp(
     c.header("Retry-After", String(refusal.retryAfterSeconds));
     return { refusal, response: c.json(errorJson(refusal.code, refusal.message), refusal.status) };
   };
-  const refusedForLimit = (limited: NonNullable<ReturnType<typeof overLimit>>, started: number) => {
-    log(entry("refused", null, limited.refusal.code, null, limited.refusal.message, null, started));
+  const refusedForLimit = (
+    c: Context<BrokerEnv>,
+    limited: NonNullable<ReturnType<typeof overLimit>>,
+    started: number,
+  ) => {
+    log(entry(peerOf(c), "refused", null, limited.refusal.code, null, limited.refusal.message, null, started));
     return limited.response;
   };
   /** Errors the release route has logged with its attempt: not logged again as faults. */
@@ -466,7 +476,7 @@ export function createBrokerApp(
       "*",
       loopbackHostOnly<BrokerEnv>((c, message) => {
         if (c.req.path === "/v1/kbs/release") {
-          log(entry("refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
+          log(entry(peerOf(c), "refused", null, "KBS_HOST_NOT_LOOPBACK", null, message, null, performance.now()));
         }
         return c.json(errorJson("KBS_HOST_NOT_LOOPBACK", message), 421);
       }, "this broker releases a key to the INSECURE simulator, so it answers this machine only"),
@@ -479,7 +489,7 @@ export function createBrokerApp(
     // the key id is not read from a body that was not accepted).
     onError: (c: Context<BrokerEnv>) => {
       const message = `release request: expected at most ${MAX_RELEASE_BYTES} bytes`;
-      log(entry("refused", null, "KBS_REQUEST_TOO_LARGE", null, message, null, c.get("started")));
+      log(entry(peerOf(c), "refused", null, "KBS_REQUEST_TOO_LARGE", null, message, null, c.get("started")));
       return c.json(errorJson("KBS_REQUEST_TOO_LARGE", message), 413);
     },
   });
@@ -496,12 +506,12 @@ export function createBrokerApp(
       // A client already over its limit is refused before its body is read (not counted: the
       // attempt is counted when it would spend, below).
       const limited = overLimit(c, "release", false);
-      if (limited !== null) return refusedForLimit(limited, started);
+      if (limited !== null) return refusedForLimit(c, limited, started);
       // Nor is a body read past the bound on those under way, in all and from this client.
       const bucket = limitBucket(addressOf(c));
       const busy = underWay.start(bucket);
       if (busy !== null) {
-        log(entry("refused", null, "KBS_BUSY", null, busy, null, started));
+        log(entry(peerOf(c), "refused", null, "KBS_BUSY", null, busy, null, started));
         c.header("Retry-After", "1");
         return c.json(errorJson("KBS_BUSY", busy), 503);
       }
@@ -519,7 +529,7 @@ export function createBrokerApp(
         return await limitBody(c, next);
       } catch (error) {
         const refusal = incompleteBody(error, c);
-        log(entry("refused", null, refusal.code, null, refusal.detail, null, c.get("started")));
+        log(entry(peerOf(c), "refused", null, refusal.code, null, refusal.detail, null, c.get("started")));
         throw refusal;
       }
     },
@@ -543,11 +553,11 @@ export function createBrokerApp(
         // on spent challenges (releasesAdmittedWithin) needs. Counted when the request arrived, a
         // body sent slowly could spend long after its window ended.
         const limited = overLimit(c, "release");
-        if (limited !== null) return refusedForLimit(limited, started);
+        if (limited !== null) return refusedForLimit(c, limited, started);
         const named = (body as { keyId?: unknown } | null)?.keyId;
         keyId = typeof named === "string" && KEY_ID_PATTERN.test(named) ? named : null;
         const { wrapped, record } = await broker.release(body);
-        log(entry("released", keyId, null, null, null, record, started));
+        log(entry(peerOf(c), "released", keyId, null, null, null, record, started));
         return c.json({ wrapped });
       } catch (error) {
         // A fault (not a BrokerError) is logged as answered: INTERNAL, its cause in the reason. Also
@@ -555,6 +565,7 @@ export function createBrokerApp(
         const refusal = asBrokerError(error, "answering a release request");
         log(
           entry(
+            peerOf(c),
             "refused",
             keyId,
             refusal.code,
@@ -593,6 +604,7 @@ function incompleteBody(error: unknown, c: Context<BrokerEnv>): BrokerError {
 }
 
 function entry(
+  peer: string | null,
   outcome: ReleaseLogEntry["outcome"],
   keyId: string | null,
   code: string | null,
@@ -613,6 +625,7 @@ function entry(
     measurement: record?.measurement ?? null,
     manifestDigest: record !== null && "manifestDigest" in record ? record.manifestDigest : null,
     documentDigest: record !== null && "documentDigest" in record ? record.documentDigest : null,
+    peer,
     ms: Math.round((performance.now() - started) * 100) / 100,
   };
 }
@@ -620,4 +633,16 @@ function entry(
 /** A reason as a log line holds it: at most MAX_REASON_CHARS characters, and … when cut. */
 function cut(reason: string): string {
   return reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}…`;
+}
+
+/**
+ * The TCP peer of `c`'s connection as its socket reports it, `address:port` (an IPv6 address in
+ * brackets), or null without a socket. Not a header: a client chooses those.
+ */
+function peerOf(c: Context<BrokerEnv>): string | null {
+  const socket = c.env?.incoming?.socket;
+  const address = socket?.remoteAddress;
+  if (address === undefined) return null;
+  const host = address.includes(":") ? `[${address}]` : address;
+  return socket?.remotePort === undefined ? host : `${host}:${socket.remotePort}`;
 }

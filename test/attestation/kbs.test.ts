@@ -3,6 +3,7 @@
  * passes the key's release policy and whose attested manifest seals its model under that key id,
  * only against a fresh single-use challenge, and only boxed to the attested X25519 key.
  */
+import { request as httpRequest } from "node:http";
 import { base64url } from "jose";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it, vi } from "vitest";
@@ -25,6 +26,7 @@ import {
   type BrokerLogEntry,
   createBrokerApp,
   limitBucket,
+  listenBroker,
   MAX_RELEASE_BYTES,
   type ReleaseLogEntry,
 } from "../../attestation/kbs/server.ts";
@@ -583,6 +585,7 @@ describe("key broker", () => {
         measurement: toHex(MEASUREMENT),
         manifestDigest: otherKeyDeployment.manifestDigest,
         documentDigest: otherKeyDeployment.documentDigest,
+        peer: null,
         ms: expect.any(Number),
       },
     ]);
@@ -1771,4 +1774,71 @@ describe("key broker HTTP API", () => {
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ error: { code: "KBS_KEY_UNKNOWN" } });
   });
+
+  it("names in a release's and a refusal's log line the TCP peer that asked, as its socket reports it, not a header", async () => {
+    const logs: BrokerLogEntry[] = [];
+    const log = (e: BrokerLogEntry) => logs.push(e);
+    const server = await listenBroker(() => createBrokerApp(broker(), log), log, "127.0.0.1", 0);
+    try {
+      const { challenge } = (await (await fetch(`${server.url}/v1/kbs/challenge`, { method: "POST" })).json()) as {
+        challenge: string;
+      };
+      const body = JSON.stringify(await releaseBody(challenge));
+      // Posted twice from a port this test knows (the second spends nothing: its challenge is used),
+      // each naming another address in X-Forwarded-For, which the broker does not trust.
+      const released = await postFrom(server.port, "/v1/kbs/release", body, "198.51.100.1");
+      const refused = await postFrom(server.port, "/v1/kbs/release", body, "198.51.100.2");
+      expect([released.status, refused.status]).toEqual([200, 400]);
+      expect(logs).toEqual([
+        expect.objectContaining({ outcome: "released", peer: `127.0.0.1:${released.localPort}` }),
+        expect.objectContaining({
+          outcome: "refused",
+          code: "KBS_CHALLENGE_UNKNOWN",
+          peer: `127.0.0.1:${refused.localPort}`,
+        }),
+      ]);
+      expect(released.localPort).not.toBe(refused.localPort);
+      expect(JSON.stringify(logs)).not.toContain("198.51.100.");
+    } finally {
+      await server.close();
+    }
+    // An IPv6 peer in brackets (its port follows the last colon), a refusal before the body too.
+    const limited = createBrokerApp(broker(), log, { releasesPerMinute: 1, now: () => 0 });
+    const from = { incoming: { socket: { remoteAddress: "2001:db8::7", remotePort: 47123 } } };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await limited.request("/v1/kbs/release", { method: "POST", body: "{}" }, from);
+    }
+    expect(logs.slice(2)).toEqual([
+      expect.objectContaining({ code: "KBS_REQUEST_MALFORMED", peer: "[2001:db8::7]:47123" }),
+      expect.objectContaining({ code: "KBS_RATE_LIMITED", peer: "[2001:db8::7]:47123" }),
+    ]);
+  });
 });
+
+/** POSTs `body` to 127.0.0.1:`port` on a connection of its own; its status and the local port it came from. */
+function postFrom(
+  port: number,
+  path: string,
+  body: string,
+  forwardedFor: string,
+): Promise<{ status: number; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const sent = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", "x-forwarded-for": forwardedFor },
+      },
+      (answer) => {
+        const localPort = answer.socket.localPort as number;
+        answer.resume();
+        answer.on("end", () => resolve({ status: answer.statusCode as number, localPort }));
+      },
+    );
+    sent.on("error", reject);
+    sent.end(body);
+  });
+}

@@ -69,6 +69,7 @@ describe("JSON printed for a terminal, with U+202E in an untrusted field", () =>
       measurement: null,
       manifestDigest: null,
       documentDigest: null,
+      peer: "192.0.2.7:51234",
       ms: 1,
     };
     const line = brokerLogLine(entry);

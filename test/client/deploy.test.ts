@@ -328,6 +328,7 @@ describe("isPerRequestLogLine (the line a child that fails as it stops is report
         measurement: null,
         manifestDigest: null,
         documentDigest: null,
+        peer: null,
         ms: 1,
       }),
     ],
