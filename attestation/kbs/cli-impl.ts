@@ -181,7 +181,9 @@ export async function runKbsCheck(options: { config: string; json?: boolean }): 
     for (const risk of k.risks) process.stdout.write(`  WARNING: ${risk}\n`);
   }
   process.stdout.write(
-    `limits per client address: ${limits.challengesPerMinute} challenges and ${limits.releasesPerMinute} release attempts a minute, at most ${limits.maxClients} addresses at once\n`,
+    `limits per client address: ${limits.challengesPerMinute} challenges and ${limits.releasesPerMinute} release attempts a minute, at most ${limits.maxClients} addresses at once\n` +
+      // kbs serve reads its files once, at start: what is checked here is not what one running serves.
+      "a running cloister kbs serve keeps what it read at its start: restart it to use these files\n",
   );
 }
 

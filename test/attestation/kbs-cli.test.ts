@@ -216,6 +216,14 @@ describe("cloister kbs and model seal", () => {
     expect(human.stdout).toContain('key "tiny-v1": released to sev-snp (INSECURE: the simulator is trusted)');
     expect(human.stdout).toContain("WARNING: trusts the INSECURE simulator");
     expect(human.stdout).toContain(`  SEV-SNP launch measurements: ${"00".repeat(48)}\n`);
+    // It ends reminding that a broker already running serves what it read at its start, not these files.
+    expect(
+      human.stdout.endsWith(
+        "\na running cloister kbs serve keeps what it read at its start: restart it to use these files\n",
+      ),
+    ).toBe(true);
+    // Not in --json: that stays one JSON document.
+    expect(run.stdout).not.toContain("restart");
     // A TDX release policy: its MRTD and RTMRs (an upgrade adds the new image's before rolling it out).
     const tdxConfig = join(dir, "kbs-tdx.json");
     const tdxPolicy = await writeConfig("sim-tdx", "11".repeat(48), "tdx-policy.json", tdxConfig);
