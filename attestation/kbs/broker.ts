@@ -20,6 +20,7 @@ import { constantTimeEqual } from "../crypto.ts";
 import type { VerifiedEnclave } from "../document.ts";
 import { DOCUMENT_MAX_LENGTH } from "../document-key.ts";
 import { AttestationError, type VerifiedEvidenceIdentity } from "../errors.ts";
+import { INSECURE_SIMULATOR_EVIDENCE_FOUND } from "../sim/names.ts";
 import { KBS_CHALLENGE_BYTES, MODEL_KEY_BYTES, type WrappedModelKey, wrapModelKey } from "./protocol.ts";
 
 /**
@@ -361,7 +362,7 @@ export class KeyBroker {
           stage: error.stage,
           // What the enclave is, when its evidence verified (from that one verification).
           evidence: error.evidence,
-          detail: `attestation failed at stage ${error.stage}: ${error.code}: ${error.message}`,
+          detail: `attestation failed at stage ${error.stage}: ${error.code}: ${refusedBecause(error, keyId)}`,
           cause: error,
         },
       );
@@ -407,6 +408,23 @@ function releasePolicy(entry: BrokerKey): ClientPolicy {
     const message = error instanceof ClientError ? error.message.replace(/^client policy: /, "") : String(error);
     throw new RangeError(`key "${entry.keyId}" policy: ${message}`, { cause: error });
   }
+}
+
+/**
+ * The verifier's reason for refusing `error`, as the broker's log gives it: its message, but for
+ * simulated evidence, whose SDK words (client/policy.ts verifyWithClientPolicy) point a client to
+ * the policy `cloister up` writes. A broker's release policy is the operator's own file: what fits
+ * it is its trustSimulator (development only) or hardware. Only that path names the code here (the
+ * simulator's roots are an anchor only of a policy that trusts it), so the whole message is its.
+ */
+function refusedBecause(error: AttestationError, keyId: string): string {
+  if (error.code !== "SIMULATED_EVIDENCE_NOT_TRUSTED") return error.message;
+  return (
+    `${INSECURE_SIMULATOR_EVIDENCE_FOUND}, which the release policy of key "${keyId}" does not trust ` +
+    "(attestation.trustSimulator: false); this enclave runs on the simulator: deploy it on SEV-SNP or TDX " +
+    "hardware, or, for development only, set attestation.trustSimulator: true in that release policy and " +
+    "restart the broker (kbs serve then keeps the key on loopback: anyone who reaches it can forge such evidence)"
+  );
 }
 
 function malformed(detail: string, cause?: unknown): BrokerError {

@@ -39,6 +39,7 @@ import {
   type SimulatedTdxQuoteOptions,
   simulateSnpReport,
 } from "../../attestation/sim/index.ts";
+import { INSECURE_SIMULATOR_EVIDENCE_FOUND } from "../../attestation/sim/names.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { anchorsForPolicy, type ClientPolicy, policyRisks } from "../../client/policy.ts";
 import { devManifest } from "../../manifests/dev.ts";
@@ -517,6 +518,26 @@ describe("key broker", () => {
     // Named as simulated evidence, from the ASK's bytes: no simulated hierarchy is derived for it.
     expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", status: 403, stage: "appraise" });
     expect(error.message).toContain("SIMULATED_EVIDENCE_NOT_TRUSTED");
+    // The broker's log says what fits a release policy written by hand: its trustSimulator, or hardware.
+    expect(error.detail).toBe(
+      `attestation failed at stage appraise: SIMULATED_EVIDENCE_NOT_TRUSTED: ${INSECURE_SIMULATOR_EVIDENCE_FOUND}, ` +
+        `which the release policy of key "${KEY_ID}" does not trust (attestation.trustSimulator: false); this enclave ` +
+        "runs on the simulator: deploy it on SEV-SNP or TDX hardware, or, for development only, set " +
+        "attestation.trustSimulator: true in that release policy and restart the broker (kbs serve then keeps the " +
+        "key on loopback: anyone who reaches it can forge such evidence)",
+    );
+    // The SDK's refusal (its cause, the same code) keeps its words for a client: `cloister up`'s policy.
+    expect(error.cause).toMatchObject({ code: "SIMULATED_EVIDENCE_NOT_TRUSTED", stage: "appraise" });
+    const sdkWords =
+      "use a policy that trusts it for local development (`cloister up` writes one: .cloister/policy.json)";
+    expect((error.cause as Error).message).toContain(sdkWords);
+    expect(error.detail).not.toContain(".cloister/policy.json");
+    // And so does the log line of the attempt (its reason, the detail).
+    const logs: BrokerLogEntry[] = [];
+    expect((await releaseThrough(createBrokerApp(broker(strict), (e) => logs.push(e)))).status).toBe(403);
+    expect(logs).toEqual([
+      expect.objectContaining({ code: "KBS_ATTESTATION_FAILED", stage: "appraise", reason: error.detail }),
+    ]);
   });
 
   it("refuses a measurement the release policy does not list", async () => {
