@@ -69,6 +69,58 @@ const UNREACHABLE_STEP =
   "check that the key broker runs at that URL (--kbs-url) and that this enclave can reach it; this boot does " +
   "not ask again: start the broker, then start the enclave again (its unit's Restart= does so)";
 
+/**
+ * What to do about a broker's refusal (4xx) of `code`, after its words. The release policy is what
+ * to look at only when the broker judged this enclave (KBS_ATTESTATION_FAILED, KBS_KEY_NOT_IN_MANIFEST,
+ * and any code this boot does not know): then this boot's own public values, which the broker does
+ * not tell the enclave it expected. The other refusals are of the request, not of the enclave.
+ */
+function refusalStep(code: string, message: string, request: ModelKeyRequest): string {
+  const restart = "start the enclave again (its unit's Restart= does so)";
+  switch (code) {
+    case "KBS_KEY_UNKNOWN":
+      return (
+        `the broker holds no key "${request.keyId}": check the manifest's model.keyId against the --key-id given to ` +
+        "cloister kbs keygen, and that the broker's configuration lists that key file (cloister kbs check)"
+      );
+    case "KBS_CHALLENGE_UNKNOWN":
+      return (
+        "the challenge this boot answered was expired (60 s), already used, or not this broker's (it restarted " +
+        `meanwhile, or several brokers answer at --kbs-url): ${restart}, against one broker`
+      );
+    case "KBS_REQUEST_MALFORMED":
+    case "KBS_REQUEST_TOO_LARGE":
+      return (
+        "the broker could not take this boot's release request as it is (its words name what): check that the " +
+        "enclave and the broker run the same Cloister version"
+      );
+    case "KBS_REQUEST_INCOMPLETE":
+    case "REQUEST_TIMEOUT":
+    case "REQUEST_UNREADABLE":
+    case "HEADERS_TOO_LARGE":
+      return `the broker did not receive this boot's request whole (a proxy or the network between them): ${restart}`;
+    case "KBS_HOST_NOT_LOOPBACK":
+      return (
+        "this broker serves a key released to the simulator to loopback only: give --kbs-url a loopback address " +
+        "(http://127.0.0.1:PORT)"
+      );
+    case "NOT_FOUND":
+      return "no key broker route there: check that --kbs-url is the URL the broker's /v1/kbs/ routes are under";
+  }
+  // A nonce answer signed too far from the broker's time: the clocks differ, not the image.
+  if (code === "KBS_ATTESTATION_FAILED" && message.includes("(NONCE_STALE)")) {
+    return (
+      "this VM's clock and the broker's differ by more than its release policy's freshness.maxClockSkewSeconds: " +
+      `set both by NTP, then ${restart}`
+    );
+  }
+  const own = request.publicValues;
+  return (
+    `this enclave: tee ${own.tee}, ${own.measurementField} ${own.measurement}, model.sha256 ${own.modelSha256}; ` +
+    `compare them with the broker's release policy for key id "${request.keyId}"; the broker's log names what it expected`
+  );
+}
+
 /** How long a boot retries a busy or rate-limiting broker, by default. */
 export const KBS_RETRY_FOR_MS = 120_000;
 /** Bounds on one wait between attempts, whatever the broker's Retry-After says (seconds → ms). */
@@ -193,15 +245,8 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
       if (answer.status >= 500) {
         throw new EnclaveError("BOOT_KBS_FAILED", 500, `boot: key broker failed on key "${request.keyId}" ${said}`);
       }
-      // The broker's words as they are, then this boot's own public values and where to look.
-      const own = request.publicValues;
-      throw new EnclaveError(
-        "BOOT_KBS_REFUSED",
-        500,
-        `${refused}; this enclave: tee ${own.tee}, ${own.measurementField} ${own.measurement}, model.sha256 ` +
-          `${own.modelSha256}; compare them with the broker's release policy for key id "${request.keyId}"; ` +
-          "the broker's log names what it expected",
-      );
+      // The broker's words as they are, then what to do about this refusal.
+      throw new EnclaveError("BOOT_KBS_REFUSED", 500, `${refused}; ${refusalStep(code, message, request)}`);
     }
     return json;
   };

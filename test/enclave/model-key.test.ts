@@ -244,6 +244,89 @@ describe("requestModelKey", () => {
     expect(error?.message).not.toContain("answer");
   });
 
+  it("names after each refusal the next step that fits it: the release policy only when the broker judged this enclave", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const own = `this enclave: tee sim-tdx, MRTD ${"ab".repeat(48)}, model.sha256 ${"cd".repeat(32)}`;
+    const policyStep = `${own}; compare them with the broker's release policy for key id "tiny-v1"; the broker's log names what it expected`;
+    const restart = "start the enclave again (its unit's Restart= does so)";
+    const cases: [status: number, code: string, said: string, step: string][] = [
+      [
+        403,
+        "KBS_KEY_NOT_IN_MANIFEST",
+        'manifest model.keyId: expected "tiny-v1" with sealedAtRest true, found "other" (sealedAtRest true)',
+        policyStep,
+      ],
+      [
+        404,
+        "KBS_KEY_UNKNOWN",
+        'keyId: this broker holds no key "tiny-v1"',
+        `the broker holds no key "tiny-v1": check the manifest's model.keyId against the --key-id given to cloister kbs keygen, and that the broker's configuration lists that key file (cloister kbs check)`,
+      ],
+      [
+        400,
+        "KBS_CHALLENGE_UNKNOWN",
+        "challenge: not one this broker issued, already used, or expired; ask for a new one",
+        `the challenge this boot answered was expired (60 s), already used, or not this broker's (it restarted meanwhile, or several brokers answer at --kbs-url): ${restart}, against one broker`,
+      ],
+      [
+        400,
+        "KBS_REQUEST_MALFORMED",
+        "release request: answer: expected a string, found undefined",
+        "the broker could not take this boot's release request as it is (its words name what): check that the enclave and the broker run the same Cloister version",
+      ],
+      [
+        408,
+        "REQUEST_TIMEOUT",
+        "request: not received in time",
+        `the broker did not receive this boot's request whole (a proxy or the network between them): ${restart}`,
+      ],
+      [
+        403,
+        "KBS_ATTESTATION_FAILED",
+        "attestation failed at stage nonce (NONCE_STALE); the key broker's log has the reason",
+        `this VM's clock and the broker's differ by more than its release policy's freshness.maxClockSkewSeconds: set both by NTP, then ${restart}`,
+      ],
+      // A code this boot does not know: the broker judged something; the policy is where to look.
+      [403, "KBS_SOMETHING_NEW", "refused", policyStep],
+    ];
+    for (const [status, code, said, step] of cases) {
+      const broker = await scriptedBroker([challenge, { status, body: { error: { code, message: said } } }]);
+      const error = await request(broker.url).then(
+        () => null,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(error, code).toMatchObject({
+        code: "BOOT_KBS_REFUSED",
+        message: `boot: key broker refused key "tiny-v1" (HTTP ${status} ${code}): ${said}; ${step}`,
+      });
+    }
+    // Refused at the challenge, before any route (a Host off loopback) or by none (a URL that is no
+    // broker's): no release is asked for. (fetch sends a request refused with 421 once more.)
+    const atChallenge: [status: number, code: string, said: string, step: string][] = [
+      [
+        421,
+        "KBS_HOST_NOT_LOOPBACK",
+        "host: expected a loopback name",
+        "this broker serves a key released to the simulator to loopback only: give --kbs-url a loopback address (http://127.0.0.1:PORT)",
+      ],
+      [
+        404,
+        "NOT_FOUND",
+        "no such route",
+        "no key broker route there: check that --kbs-url is the URL the broker's /v1/kbs/ routes are under",
+      ],
+    ];
+    for (const [status, code, said, step] of atChallenge) {
+      const answer = { status, body: { error: { code, message: said } } };
+      const broker = await scriptedBroker([answer, answer]);
+      await expect(request(broker.url), code).rejects.toMatchObject({
+        code: "BOOT_KBS_REFUSED",
+        message: `boot: key broker refused key "tiny-v1" (HTTP ${status} ${code}): ${said}; ${step}`,
+      });
+      expect(new Set(broker.asked)).toEqual(new Set(["/v1/kbs/challenge"]));
+    }
+  });
+
   it("gives up on a busy broker when its Retry-After would pass the retry deadline", async () => {
     const broker = await scriptedBroker([refusal(503, "KBS_BUSY", "5")]);
     await expect(request(broker.url, { retryForMs: 2000 })).rejects.toMatchObject({
