@@ -553,8 +553,17 @@ describe("key broker", () => {
     const verifications = vi.mocked(verifyDocumentEvidence).mock.calls.length;
     const error = await rejectionOf(kbs.release(body), BrokerError);
     expect(vi.mocked(verifyDocumentEvidence).mock.calls.length - verifications).toBe(1);
-    expect(error).toMatchObject({ code: "KBS_ATTESTATION_FAILED", stage: "appraise" });
-    expect(error.message).toMatch(/measurement/i);
+    // The stage and the verifier's code (its AttestationError, the cause) in what the caller is told;
+    // the field, the listed and the found measurement in the reason the broker logs.
+    expect(error).toMatchObject({
+      code: "KBS_ATTESTATION_FAILED",
+      stage: "appraise",
+      message:
+        "attestation failed at stage appraise (SNP_MEASUREMENT_NOT_ALLOWED); the key broker's log has the reason",
+      cause: expect.objectContaining({ stage: "appraise", code: "SNP_MEASUREMENT_NOT_ALLOWED" }),
+    });
+    expect(error.detail).toMatch(/^attestation failed at stage appraise: SNP_MEASUREMENT_NOT_ALLOWED: /);
+    expect(error.detail).toContain(`MEASUREMENT: expected ${"11".repeat(48)}, found ${toHex(MEASUREMENT)} (`);
     // The broker's log says which measurement it refused (how an operator learns a new image's).
     expect(error.evidence).toEqual({ tee: "sev-snp", simulated: true, measurement: toHex(MEASUREMENT) });
     // Also for an evidence type the policy does not accept (checked after the document verified).
