@@ -9,13 +9,13 @@
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashApiKey } from "../../client/cli/api-key-hash.ts";
-import { ListenError, listen, type RunningServer } from "../../enclave/http.ts";
 import { createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
+import { listenInRange } from "../helpers/listen-in-range.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
-import { listenOnTestPort, TEST_PORTS } from "../helpers/test-ports.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
 
 const KEY = "ck_limits_0123456789abcdef";
 const OTHER = "ck_limits_other_0123456789ab";
@@ -30,19 +30,6 @@ afterEach(async () => {
   vi.restoreAllMocks();
   for (const step of cleanup.splice(0).reverse()) await step();
 });
-
-/** `listen` on a free port of the tests' range. */
-async function listenInRange(app: { fetch: Parameters<typeof listen>[0] }): Promise<RunningServer> {
-  const start = Math.floor(Math.random() * TEST_PORTS.count);
-  for (let i = 0; i < TEST_PORTS.count; i++) {
-    try {
-      return await listen(app.fetch, "127.0.0.1", TEST_PORTS.first + ((start + i) % TEST_PORTS.count));
-    } catch (error) {
-      if (!(error instanceof ListenError && error.code === "EADDRINUSE")) throw error;
-    }
-  }
-  throw new Error("no free port in the tests' range");
-}
 
 /** A host in front of an enclave that answers every sealed request 200 at once; nothing reaches it here. */
 async function host(limits: Partial<typeof DEFAULT_HOST_LIMITS>): Promise<{ url: string; port: number }> {
