@@ -196,7 +196,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     if (!pool.isPool && (named === undefined || named === only.keyId)) return only;
     if (named === undefined) {
       const best = pool.candidates()[0];
-      if (best === undefined) throw noEnclave();
+      if (best === undefined) throw noEnclave(options.limits.retryAfterSeconds);
       return best;
     }
     const member = await pool.findKeyId(named);
@@ -411,7 +411,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         : pool.isPool
           ? pool.candidates()
           : [pool.members[0] as PoolMember];
-    if (candidates.length === 0) throw noEnclave();
+    if (candidates.length === 0) throw noEnclave(options.limits.retryAfterSeconds);
     for (const [i, member] of candidates.entries()) {
       // Numbered before it is sent: what it finds is not taken over what a read started later found.
       const read = pool.readStarted(member);
@@ -447,7 +447,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       }
       return passedOn(answer);
     }
-    throw noEnclave();
+    throw noEnclave(options.limits.retryAfterSeconds);
   });
 
   // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
@@ -696,9 +696,9 @@ const keyBusy = (max: number, retryAfterSeconds: number) =>
     { retryAfterSeconds },
   );
 
-const noEnclave = () =>
+const noEnclave = (retryAfterSeconds: number) =>
   new HostError("NO_ENCLAVE_AVAILABLE", 503, "no enclave of this host's pool is ready; retry later", {
-    retryAfterSeconds: 2,
+    retryAfterSeconds,
   });
 
 /**
