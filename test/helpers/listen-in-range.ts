@@ -1,4 +1,5 @@
-/** A fetch handler served by enclave/http.ts `listen` on a free port of the tests' range (test-ports.ts). */
+/** Servers on the tests' port range (test-ports.ts): a fetch handler on enclave/http.ts `listen`; closing one. */
+import type { Server } from "node:http";
 import { ListenError, listen, type RunningServer } from "../../enclave/http.ts";
 import { TEST_PORTS } from "./test-ports.ts";
 
@@ -13,4 +14,12 @@ export async function listenInRange(app: { fetch: Parameters<typeof listen>[0] }
     }
   }
   throw new Error("no free port in the tests' range");
+}
+
+/** Closes node's `server` and cuts its connections, kept-alive ones included; resolves once closed. */
+export function closeNow(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -13,7 +13,7 @@ import { createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
 import { holdTimeouts } from "../helpers/held-timers.ts";
-import { listenInRange } from "../helpers/listen-in-range.ts";
+import { closeNow, listenInRange } from "../helpers/listen-in-range.ts";
 import { rawExchange } from "../helpers/raw-http.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
 
@@ -38,13 +38,7 @@ async function host(limits: Partial<typeof DEFAULT_HOST_LIMITS>): Promise<{ url:
     req.on("end", () => res.writeHead(200).end("ok"));
   });
   const enclavePort = await listenOnTestPort(enclave);
-  cleanup.push(
-    () =>
-      new Promise<void>((resolve) => {
-        enclave.close(() => resolve());
-        enclave.closeAllConnections();
-      }),
-  );
+  cleanup.push(() => closeNow(enclave));
   const keys = new ApiKeyStore({
     version: 1,
     keys: [
