@@ -11,8 +11,8 @@
  * model name must be the attested model's, and the SDK checks it again against the enclave the
  * request is about to be sealed to, after any re-verification (GenerationOptions.expectModel): an
  * enclave found meanwhile that serves another model gets nothing (404 model_not_found), so an
- * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools,
- * logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
+ * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools and
+ * a tool's messages, logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
  * but their values that change nothing (NEUTRAL: tool_choice "none", an empty logit_bias…) are
  * taken; max_tokens beside max_completion_tokens is refused, as OpenAI refuses it. A prompt over the
  * model's context size is OpenAI's context_length_exceeded. A body that names a member twice in one
@@ -33,9 +33,13 @@
  * bytes (it only names the record); the receipt holds hashes of this request (salted by its random id) and of
  * the answer that travels beside it.
  *
- * The proxy logs method, path, status and duration only: never a prompt, an answer or a token.
+ * The proxy logs method, path, status, duration and the request's `x-request-id` only: never a prompt,
+ * an answer or a token. Every answer (success, stream, error) carries that `x-request-id` (the openai
+ * SDKs' `_request_id`), so an app's own log line can be joined to the proxy's: 16 fresh random bytes
+ * per request, derived from nothing the request holds, and not the sealed request's `requestId` (which
+ * salts its receipt and names its audit record, docs/protocol.md).
  */
-import { timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -60,7 +64,7 @@ export interface ProxyOptions {
   readonly session: Session;
   /** Bearer token local callers must present. */
   readonly token: string;
-  /** One line per request (method, path, status, duration): no content. */
+  /** One line per request (method, path, status, duration, x-request-id): no content. */
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   /**
@@ -549,6 +553,12 @@ const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
   assistant: "assistant",
 };
 
+/**
+ * OpenAI's roles for a tool's (or a legacy function's) result: well-formed, but part of the tools this
+ * proxy does not support (`tools`, `tool_calls`), so refused as they are (unsupported_parameter).
+ */
+const TOOL_ROLES: ReadonlySet<unknown> = new Set(["tool", "function"]);
+
 function chatMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0) {
     throw invalid("messages", `messages: expected a non-empty array, found ${describeFound(value)}`);
@@ -558,6 +568,13 @@ function chatMessages(value: unknown): ChatMessage[] {
     // Own keys only: ROLES["constructor"] is Object's, and would pass for a role.
     const role =
       typeof message.role === "string" && Object.hasOwn(ROLES, message.role) ? ROLES[message.role] : undefined;
+    if (role === undefined && TOOL_ROLES.has(message.role)) {
+      throw invalid(
+        `messages[${i}].role`,
+        `messages[${i}].role: tools are not supported by this proxy (expected system, developer, user or assistant), found ${describeName(message.role)}`,
+        "unsupported_parameter",
+      );
+    }
     if (role === undefined) {
       throw invalid(
         `messages[${i}].role`,
@@ -623,6 +640,15 @@ async function discardBody(c: Context): Promise<void> {
   await c.req.raw.body?.pipeTo(new WritableStream());
 }
 
+/**
+ * A fresh `x-request-id` (OpenAI's shape, `req_` and 32 hex characters): 16 random bytes, derived from
+ * nothing the request holds (no prompt, token or key), so the header and the log line say only which
+ * request this was.
+ */
+function newRequestId(): string {
+  return `req_${randomBytes(16).toString("hex")}`;
+}
+
 /** The proxy's OpenAI routes as an app whose base URL lacks `/v1` asks for them. */
 const ROUTES_WITHOUT_V1 = /^\/(models(\/.+)?|chat\/completions|completions)$/;
 
@@ -649,6 +675,9 @@ export function createProxyApp(options: ProxyOptions): Hono {
 
   app.use("*", async (c, next) => {
     const started = performance.now();
+    // Set before anything can answer, so that every answer carries it: a route's, a stream's, onError's.
+    const xRequestId = newRequestId();
+    c.header("x-request-id", xRequestId);
     await next();
     const fault = faults.get(c.req.raw);
     // The path is any caller's, token or not, percent-decoded: its invisible characters escaped for
@@ -661,6 +690,7 @@ export function createProxyApp(options: ProxyOptions): Hono {
         path: c.req.path,
         status: c.res.status,
         ms: Math.round((performance.now() - started) * 100) / 100,
+        xRequestId,
         ...(fault === undefined ? {} : { fault }),
       }),
     );

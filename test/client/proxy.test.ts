@@ -789,7 +789,21 @@ describe("proxy: failures", () => {
       ],
       [
         { model, messages: [{ role: "tool", content: "x" }] },
-        'messages[0].role: expected system, developer, user or assistant, found "tool"',
+        'messages[0].role: tools are not supported by this proxy (expected system, developer, user or assistant), found "tool"',
+      ],
+      [
+        {
+          model,
+          messages: [
+            { role: "user", content: "x" },
+            { role: "function", name: "f", content: "x" },
+          ],
+        },
+        'messages[1].role: tools are not supported by this proxy (expected system, developer, user or assistant), found "function"',
+      ],
+      [
+        { model, messages: [{ role: "robot", content: "x" }] },
+        'messages[0].role: expected system, developer, user or assistant, found "robot"',
       ],
       [
         { model, messages: [{ role: "user", content: [{ type: long }] }] },
@@ -812,7 +826,17 @@ describe("proxy: failures", () => {
     const cases: [unknown, number, string, string | null][] = [
       ["{not json", 400, "invalid_value", "body"],
       [{ ...ask(model), messages: [] }, 400, "invalid_value", "messages"],
-      [{ model, messages: [{ role: "tool", content: "x" }] }, 400, "invalid_value", "messages[0].role"],
+      // A tool's result, as tools themselves (tools, tool_calls): unsupported, not malformed.
+      [
+        { model, messages: [{ role: "tool", tool_call_id: "c", content: "x" }] },
+        400,
+        "unsupported_parameter",
+        "messages[0].role",
+      ],
+      [{ model, messages: [{ role: "function", content: "x" }] }, 400, "unsupported_parameter", "messages[0].role"],
+      [ask(model, { tools: [{ type: "function", function: { name: "f" } }] }), 400, "unsupported_parameter", "tools"],
+      [ask(model, { n: 2 }), 400, "unsupported_parameter", "n"],
+      [{ model, messages: [{ role: "robot", content: "x" }] }, 400, "invalid_value", "messages[0].role"],
       [
         { model, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] },
         400,

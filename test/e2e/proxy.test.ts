@@ -82,15 +82,21 @@ describe("the openai SDK through the proxy", () => {
     const receipt = (completion as unknown as { cloister: { receipt: string } }).cloister.receipt;
     expect((await verifyReceipt(receipt, signingKey)).answerHash).toBe(textHash(GREEDY_CHAT_ANSWER));
     await deployment.waitForLog(() => sealedRequests() > before);
+    // The SDK's _request_id (the proxy's x-request-id) is the one the proxy's log line names.
+    expect(completion._request_id).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(proxyLog.map((line) => JSON.parse(line).xRequestId)).toContain(completion._request_id);
   });
 
   it("streams: the chunks add up to the genuine answer, then finish_reason and usage", async () => {
-    const stream = await openai.chat.completions.create({
-      model,
-      messages: [{ role: "user", content: QUESTION }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
+    const { data: stream, request_id } = await openai.chat.completions
+      .create({
+        model,
+        messages: [{ role: "user", content: QUESTION }],
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      .withResponse();
+    expect(request_id).toMatch(/^req_[0-9a-f]{32}$/);
     let text = "";
     const finishReasons: (string | null)[] = [];
     let usage: unknown = null;
@@ -133,6 +139,18 @@ describe("the openai SDK through the proxy", () => {
       openai.chat.completions.create({ model, n: 2, messages: [{ role: "user", content: QUESTION }] }),
     );
     expect(two).toMatchObject({ status: 400, code: "unsupported_parameter", param: "n" });
+    expect(two?.requestID).toMatch(/^req_[0-9a-f]{32}$/);
+    const toolResult = await refusal(
+      openai.chat.completions.create({
+        model,
+        messages: [
+          { role: "user", content: QUESTION },
+          { role: "tool", tool_call_id: "call_1", content: "42" },
+        ],
+      }),
+    );
+    expect(toolResult).toMatchObject({ status: 400, code: "unsupported_parameter", param: "messages[1].role" });
+    expect(toolResult?.message).toContain("tools are not supported");
     const tools = await refusal(
       openai.chat.completions.create({
         model,
