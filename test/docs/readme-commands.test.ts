@@ -105,3 +105,18 @@ describe("README.md's Commands table", () => {
     expect(commandTree(program).filter((c) => c.name() === "bundle" && !named.has(c))).toHaveLength(1);
   });
 });
+
+describe("README.md on --api-key-file, below the Commands table", () => {
+  it("names every command that takes it, and no other (the rows mostly leave it out)", () => {
+    const from = README.indexOf("`--api-key-file F` (or `CLOISTER_API_KEY`), taken by ");
+    expect(from).toBeGreaterThan(README.indexOf("\n## Commands\n"));
+    const sentence = README.slice(from, README.indexOf("(most rows above leave it out)", from));
+    const named = [...sentence.matchAll(/`([a-z][a-z ]*)`/g)].map((m) => m[1]).sort();
+    const taking = commandTree(buildProgram())
+      .filter((c) => c.options.some((o) => o.long === "--api-key-file"))
+      .map(pathOf)
+      .sort();
+    expect(taking).toContain("proxy");
+    expect(named).toEqual(taking);
+  });
+});
