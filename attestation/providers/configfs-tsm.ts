@@ -120,12 +120,13 @@ export interface TsmReport {
   readonly attempts: number;
 }
 
-function errnoOf(error: unknown): string | undefined {
+export function errnoOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
 }
 
-function ioError(error: unknown, action: string, path: string): EvidenceError {
+/** The error `action` on `path` failing with `error` is reported as (detectTee's too, for a refused probe entry). */
+export function ioError(error: unknown, action: string, path: string): EvidenceError {
   const errno = errnoOf(error) ?? "unknown error";
   if (errno === "EACCES" || errno === "EPERM") {
     return new EvidenceError(

@@ -1,6 +1,7 @@
 /**
  * Which TEE is this process running in? Used by `--tee auto`. Looks, in order, at:
- *   1. configfs-tsm: a probe entry's `provider` (sev_guest → snp, tdx_guest → tdx), removed again
+ *   1. configfs-tsm: a probe entry's `provider` (sev_guest → snp, tdx_guest → tdx), removed again;
+ *      an entry refused (not root, a read-only mount) is reported when nothing below is found
  *   2. /dev/sev-guest → snp, /dev/tdx_guest → tdx (older kernels: detected, but the configfs-tsm
  *      provider will then report TSM_UNAVAILABLE; see docs/platforms.md)
  *   3. Azure confidential VM: DMI sys_vendor "Microsoft Corporation", a TPM device, and the HCL
@@ -12,10 +13,11 @@ import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { toHex } from "../bytes.ts";
 import { randomBytes } from "../crypto.ts";
+import { EvidenceError } from "../errors.ts";
 import { decodeUtf8 } from "../utf8.ts";
 import { AZURE_HCL_REPORT_NV_INDEX } from "./azure-vtpm.ts";
 import type { CommandRunner } from "./command-runner.ts";
-import { DEFAULT_TSM_REPORT_ROOT, nodeTsmFileSystem, type TsmFileSystem } from "./configfs-tsm.ts";
+import { DEFAULT_TSM_REPORT_ROOT, errnoOf, ioError, nodeTsmFileSystem, type TsmFileSystem } from "./configfs-tsm.ts";
 import type { TeeKind } from "./types.ts";
 
 export interface DetectTeeOptions {
@@ -70,13 +72,20 @@ async function readAttribute(path: string): Promise<string | null> {
   return bytes === null ? null : attributeText(bytes);
 }
 
-async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | null> {
+/**
+ * What configfs-tsm's probe entry says: the TEE its provider names; null when there is no answer
+ * (no report directory, no provider driver: ENXIO, another provider); or, when creating the entry
+ * was refused for a reason that says nothing about a provider (EACCES/EPERM: not root; EROFS: a
+ * read-only mount over configfs), the error `--tee snp` or `tdx` gives for it.
+ */
+async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | EvidenceError | null> {
   if (!(await fs.isDirectory(dir))) return null;
   const entry = join(dir, `cloister-detect-${toHex(randomBytes(6))}`);
   try {
     await fs.mkdir(entry);
-  } catch {
-    return null;
+  } catch (error) {
+    const errno = errnoOf(error);
+    return errno === "EACCES" || errno === "EPERM" || errno === "EROFS" ? ioError(error, "mkdir", entry) : null;
   }
   try {
     const provider = attributeText(await fs.readFile(join(entry, "provider"), KERNEL_ATTRIBUTE_BYTES));
@@ -88,18 +97,32 @@ async function probeTsm(fs: TsmFileSystem, dir: string): Promise<TeeKind | null>
   }
 }
 
+/**
+ * The TEE found, or null. When configfs-tsm refused the probe entry and nothing else is found, that
+ * refusal is thrown (TSM_PERMISSION_DENIED, or TSM_IO_ERROR naming the read-only mount): whether
+ * configfs-tsm has a provider is then unknown, and the refusal, not "no TEE", is what to fix. It is
+ * not thrown when a guest device or an Azure CVM is found: those need no configfs-tsm entry to detect.
+ */
 export async function detectTee(options: DetectTeeOptions = {}): Promise<TeeKind | null> {
   const root = options.root ?? "/";
   const at = (path: string) => join(root, path);
   const fromTsm = await probeTsm(options.fs ?? nodeTsmFileSystem, options.tsmReportDir ?? at(DEFAULT_TSM_REPORT_ROOT));
-  if (fromTsm !== null) return fromTsm;
+  if (typeof fromTsm === "string") return fromTsm;
   if (await exists(at("/dev/sev-guest"))) return "snp";
   if (await exists(at("/dev/tdx_guest"))) return "tdx";
+  const azure = await detectAzure(at, options.run);
+  if (azure !== null) return azure;
+  if (fromTsm !== null) {
+    throw new EvidenceError(fromTsm.code, `--tee auto: ${fromTsm.message}`, { cause: fromTsm.cause });
+  }
+  return null;
+}
 
+async function detectAzure(at: (path: string) => string, run: CommandRunner | undefined): Promise<TeeKind | null> {
   const vendor = await readAttribute(at("/sys/class/dmi/id/sys_vendor"));
-  if (vendor !== "Microsoft Corporation" || options.run === undefined) return null;
+  if (vendor !== "Microsoft Corporation" || run === undefined) return null;
   if (!(await exists(at("/dev/tpmrm0"))) && !(await exists(at("/dev/tpm0")))) return null;
-  const nv = await options.run("tpm2_nvreadpublic", [AZURE_HCL_REPORT_NV_INDEX]).catch(() => null);
+  const nv = await run("tpm2_nvreadpublic", [AZURE_HCL_REPORT_NV_INDEX]).catch(() => null);
   if (nv === null || nv.exitCode !== 0) return null;
   // Bytes, not text: the vendor is ASCII, and a start may end inside a character.
   const cpuinfo = Buffer.from((await readStart(at("/proc/cpuinfo"), CPUINFO_START_BYTES)) ?? []);

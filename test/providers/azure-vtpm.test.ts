@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseAzureEvidence } from "../../attestation/azure/evidence.ts";
 import { verifyAzureEvidence } from "../../attestation/azure/verify.ts";
 import { fromHex } from "../../attestation/bytes.ts";
+import { EvidenceError } from "../../attestation/errors.ts";
 import {
   AZURE_AK_HANDLE,
   AZURE_PCR_SELECTION,
@@ -16,12 +17,13 @@ import {
   fetchImds,
 } from "../../attestation/providers/azure-vtpm.ts";
 import type { CommandRunner } from "../../attestation/providers/command-runner.ts";
-import { nodeTsmFileSystem, type TsmFileSystem } from "../../attestation/providers/configfs-tsm.ts";
+import { nodeTsmFileSystem, requestTsmReport, type TsmFileSystem } from "../../attestation/providers/configfs-tsm.ts";
 import { detectTee } from "../../attestation/providers/detect.ts";
 import { AMD_ROOTS } from "../../attestation/roots/amd.ts";
 import { INTEL_ROOTS } from "../../attestation/roots/intel.ts";
 import { rejection } from "../helpers/attestation.ts";
 import { watchTimeouts } from "../helpers/held-timers.ts";
+import { rejectionOf } from "../helpers/rejections.ts";
 import { fakeSnpReport, TsmEmulator } from "./tsm-emulator.ts";
 
 const FIXTURES = new URL("../fixtures/attestation/", import.meta.url);
@@ -579,5 +581,69 @@ describe("detectTee", () => {
 
   it("returns null on a machine with none of these", async () => {
     expect(await detectTee({ root: dir, run: azureRun })).toBeNull();
+  });
+
+  /** A configfs-tsm report directory whose entries the kernel refuses to create with `failMkdir`. */
+  const refusingTsm = (failMkdir: string) =>
+    TsmEmulator.create(join(dir, failMkdir), {
+      provider: "sev_guest",
+      makeReport: fakeSnpReport,
+      auxblob: null,
+      failMkdir,
+    });
+
+  it.each([
+    ["EACCES", "TSM_PERMISSION_DENIED", "expected permission, found EACCES (run the enclave as root"],
+    ["EPERM", "TSM_PERMISSION_DENIED", "expected permission, found EPERM (run the enclave as root"],
+    ["EROFS", "TSM_IO_ERROR", "found EROFS (mounted read-only: systemd's ProtectKernelTunables=yes does so"],
+  ])(
+    "ends, when configfs-tsm refuses the probe entry with %s and nothing else is found, in --tee snp's %s",
+    async (errno, code, fragment) => {
+      const emulator = await refusingTsm(errno);
+      const error = await rejectionOf(
+        detectTee({ root: dir, tsmReportDir: emulator.root, fs: emulator, run: azureRun }),
+        EvidenceError,
+      );
+      expect(error.code).toBe(code);
+      expect(error.message).toContain(fragment);
+      expect((error.cause as NodeJS.ErrnoException).code).toBe(errno);
+      // The error --tee snp gives for the same refusal, but for the entry's name and the --tee it says.
+      const explicit = await rejectionOf(
+        requestTsmReport(new Uint8Array(64), {
+          kind: "snp",
+          root: emulator.root,
+          fs: emulator,
+          entryName: () => "ENTRY",
+        }),
+        EvidenceError,
+      );
+      expect(explicit.code).toBe(code);
+      expect(error.message.replace(/cloister-detect-[0-9a-f]{12}/, "ENTRY")).toBe(`--tee auto: ${explicit.message}`);
+      expect(emulator.created).toEqual([]);
+    },
+  );
+
+  it("still finds a guest device or an Azure CVM when configfs-tsm refuses the probe entry (they need none)", async () => {
+    const emulator = await refusingTsm("EACCES");
+    const options = { root: dir, tsmReportDir: emulator.root, fs: emulator, run: azureRun };
+    await tree({
+      "sys/class/dmi/id/sys_vendor": "Microsoft Corporation\n",
+      "dev/tpmrm0": "",
+      "proc/cpuinfo": "vendor_id\t: GenuineIntel\n",
+    });
+    expect(await detectTee(options)).toBe("azure-tdx");
+    await tree({ "dev/sev-guest": "" });
+    expect(await detectTee(options)).toBe("snp");
+  });
+
+  it("finds no TEE (null, TEE_NOT_DETECTED) when configfs-tsm has no provider driver (ENXIO) or fails otherwise", async () => {
+    const noProvider = await TsmEmulator.create(join(dir, "none"), {
+      provider: null,
+      makeReport: fakeSnpReport,
+      auxblob: null,
+    });
+    expect(await detectTee({ root: dir, tsmReportDir: noProvider.root, fs: noProvider, run: azureRun })).toBeNull();
+    const failing = await refusingTsm("EIO");
+    expect(await detectTee({ root: dir, tsmReportDir: failing.root, fs: failing, run: azureRun })).toBeNull();
   });
 });
