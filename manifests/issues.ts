@@ -314,11 +314,16 @@ export function isPlainFieldName(key: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(key);
 }
 
+/** A short all-digit key (a PCR index such as azure.pcrs' "7"): too short to hold a secret, so it may be shown. */
+const SHORT_DIGIT_KEY = /^[0-9]{1,3}$/;
+
 /**
  * Field names as written when they look like field names (a typo of a known one is the usual
- * mistake); null otherwise, since a key used as a field name would be printed.
+ * mistake) or are short digit strings, those quoted as in JSON so that they do not read as a
+ * count; null otherwise, since a key used as a field name would be printed.
  */
 function fieldNames(keys: readonly string[]): string | null {
-  if (!keys.every(isPlainFieldName)) return null;
-  return keys.slice(0, 8).join(", ") + (keys.length > 8 ? `, … (${keys.length} in all)` : "");
+  if (!keys.every((key) => isPlainFieldName(key) || SHORT_DIGIT_KEY.test(key))) return null;
+  const shown = keys.slice(0, 8).map((key) => (SHORT_DIGIT_KEY.test(key) ? JSON.stringify(key) : key));
+  return shown.join(", ") + (keys.length > 8 ? `, … (${keys.length} in all)` : "");
 }

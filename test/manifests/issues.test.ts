@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { loadBrokerConfig } from "../../attestation/kbs/config.ts";
+import { AzurePolicySchema } from "../../attestation/policy.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
 import { parseClientPolicy } from "../../client/policy.ts";
 import { loadApiKeys } from "../../host/run.ts";
@@ -290,6 +291,27 @@ describe("validation messages name the expected and the found value", () => {
     ],
   ] as const)("%s", (_name, schema, value, message) => {
     expect(formatted(schema, value)).toBe(message);
+  });
+
+  it("shows an object's short all-digit keys (PCR indexes), quoted so they do not read as a count", () => {
+    // A hand-written azure.pcrs pinning only PCR 7: refused (no OS PCR), the keys it has shown.
+    const pcrs = AzurePolicySchema.shape.pcrs;
+    expect(formatted(pcrs, { "7": ["ab".repeat(32)] })).toBe(
+      '(root): expected at least one of the PCRs the OS is measured into (4, 8, 9, 11) pinned: the guest image is measured only in the vTPM PCRs, found an object with keys "7"',
+    );
+    const record = z.record(z.string(), z.number()).refine(() => false, "expected PCR 4");
+    expect(formatted(record, { "7": 1, "11": 2, "123": 3, a_b: 4 })).toBe(
+      '(root): expected PCR 4, found an object with keys "7", "11", "123", a_b',
+    );
+    // The other rules hold: a longer number, any other key beside it, more than 8 keys.
+    const withheld = "(root): expected PCR 4, found an object of 2 fields (names not shown: not plain identifiers)";
+    expect(formatted(record, { "7": 1, "1234": 2 })).toBe(withheld);
+    expect(formatted(record, { "7": 1, "7 ": 2 })).toBe(withheld);
+    expect(formatted(record, { "7": 1, "-1": 2 })).toBe(withheld);
+    const many = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), i]));
+    expect(formatted(record, many)).toBe(
+      '(root): expected PCR 4, found an object with keys "0", "1", "2", "3", "4", "5", "6", "7", … (10 in all)',
+    );
   });
 
   it("never prints a found string, nor a key that does not look like a field name", () => {
