@@ -3,6 +3,8 @@
  * block takes the TD quote out of Cloister's Azure evidence. Run as the page shows it on the captured
  * evidence, it must write the TD quote that evidence carries, byte for byte, which `verify-evidence
  * --tee tdx` then accepts: a renamed member, or an encoding the line does not decode, shows here.
+ * The sentence before it says what `--tee azure-tdx --json` shows of the TCB status; run on the same
+ * evidence, the command must show just that.
  */
 
 import { execFileSync } from "node:child_process";
@@ -46,5 +48,30 @@ describe("docs/platforms.md: the TD quote out of Azure TDX evidence", () => {
     ]);
     expect(code, stderr).toBe(0);
     expect(stdout.split("\n")[0]).toBe("tdx: VALID");
+  });
+
+  it("says what --tee azure-tdx --json shows of the TCB status: tcbStatus null and the warning it prints", async () => {
+    const prose = readFileSync(join(REPO_ROOT, "docs", "platforms.md"), "utf8").replace(/\s+/g, " ");
+    const said =
+      /`--tee azure-tdx` takes no collateral: .*?its `tcbStatus` is null \(`"tcbStatus": null` in `--json`\), and it warns `([^`]+)`\./.exec(
+        prose,
+      );
+    expect(said, "the page's sentence on --tee azure-tdx's TCB status").not.toBeNull();
+    const { code, stdout, stderr } = await run([
+      "verify-evidence",
+      "--tee",
+      "azure-tdx",
+      "--evidence",
+      join(FIXTURES, "tdx-evidence-v1.trustee.json"),
+      "--at",
+      "2026-01-01T00:00:00Z",
+      "--json",
+    ]);
+    expect(code, stderr).toBe(0);
+    const verdict = JSON.parse(stdout) as { valid: boolean; warnings: unknown };
+    expect(verdict.valid).toBe(true);
+    // Present and null: not a field left out.
+    expect(verdict).toHaveProperty("tcbStatus", null);
+    expect(verdict.warnings).toEqual([said?.[1]]);
   });
 });
