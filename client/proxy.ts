@@ -49,7 +49,7 @@ import { DuplicateMemberError, jsonTextRefusal, parseJsonText } from "../attesta
 import { stringifyJsonVisibly } from "../attestation/untrusted-text.ts";
 import { REQUEST_LIMITS } from "../sealed/request-limits.ts";
 import { ClientError } from "./errors.ts";
-import { loopbackHostOnly } from "./loopback.ts";
+import { isLoopbackHost, loopbackHostOnly } from "./loopback.ts";
 import {
   type ChatEvent,
   type ChatMessage,
@@ -722,9 +722,13 @@ export function createProxyApp(options: ProxyOptions): Hono {
   app.notFound(async (c) => {
     await discardBody(c);
     // An app whose base URL lacks /v1 asks for /chat/completions: say what to change. The origin is
-    // the one the app asked (its host a loopback name: loopbackHostOnly ran first).
+    // the one the app asked when it is a loopback name. loopbackHostOnly checked the Host header, but
+    // an absolute-form target (`GET http://other.example/models`) makes the URL's host its own: then
+    // the placeholder, never a host the caller chose.
+    const asked = new URL(c.req.url);
+    const origin = isLoopbackHost(asked.host) ? asked.origin : "http://127.0.0.1:PORT";
     const baseUrlHint = ROUTES_WITHOUT_V1.test(c.req.path)
-      ? `: the app's base URL lacks /v1 (OPENAI_BASE_URL=${new URL(c.req.url).origin}/v1, as cloister proxy prints it)`
+      ? `: the app's base URL lacks /v1 (OPENAI_BASE_URL=${origin}/v1, as cloister proxy prints it)`
       : "";
     throw new ProxyError(
       404,

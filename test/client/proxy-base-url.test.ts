@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { attestedModelId, createProxyApp } from "../../client/proxy.ts";
+import { rawExchange } from "../helpers/raw-http.ts";
 import { closeServers, connectTo, serve } from "./helpers.ts";
 
 afterEach(closeServers);
@@ -55,5 +56,26 @@ describe("proxy: an app whose base URL lacks /v1", () => {
         hint: false,
       });
     }
+  });
+
+  it("names a loopback origin only: an absolute-form target's own host (Host loopback) is not shown", async () => {
+    const { session } = await connectTo({});
+    const url = await serve(createProxyApp({ session, token: TOKEN }).fetch);
+    const { port } = new URL(url);
+    // The Host header passes loopbackHostOnly; the request target names another host, which
+    // @hono/node-server makes the request's URL.
+    const answer = await rawExchange(
+      Number(port),
+      `GET http://evil.example:8080/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+        `Authorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+    );
+    const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as { error: { message: string } };
+    expect({ status: answer.slice(0, answer.indexOf("\r\n")), message: body.error.message }).toEqual({
+      status: "HTTP/1.1 404 Not Found",
+      message: expect.stringContaining(
+        "the app's base URL lacks /v1 (OPENAI_BASE_URL=http://127.0.0.1:PORT/v1, as cloister proxy prints it)",
+      ),
+    });
+    expect(body.error.message).not.toContain("evil.example");
   });
 });
