@@ -672,12 +672,16 @@ export function createProxyApp(options: ProxyOptions): Hono {
   const app = new Hono();
   // The requests that ended in a fault of the proxy itself, and what the log line says of it.
   const faults = new WeakMap<Request, string>();
+  // Each request's x-request-id, for its stream's end line (proxy-stream) too. Keyed by the context,
+  // not c.req.raw: bodyLimit replaces that request.
+  const requestIds = new WeakMap<Context, string>();
 
   app.use("*", async (c, next) => {
     const started = performance.now();
     // Set before anything can answer, so that every answer carries it: a route's, a stream's, onError's.
     const xRequestId = newRequestId();
     c.header("x-request-id", xRequestId);
+    requestIds.set(c, xRequestId);
     await next();
     const fault = faults.get(c.req.raw);
     // The path is any caller's, token or not, percent-decoded: its invisible characters escaped for
@@ -918,13 +922,20 @@ export function createProxyApp(options: ProxyOptions): Hono {
     // Server-sent events, pulled one answer event at a time (backpressure reaches the sealed stream).
     // A failure mid-stream sends an error event and then errors the body, so the HTTP transfer is
     // cut (no final chunk) as well: no client, however it reads SSE, can take the text so far as a
-    // whole answer. Each stream's end is logged with its outcome only.
+    // whole answer. Each stream's end is logged with its outcome and x-request-id only.
     const encoder = new TextEncoder();
     const sse = (data: string) => encoder.encode(`data: ${data}\n\n`);
     const streamPath = c.req.path;
+    const xRequestId = requestIds.get(c);
     const logEnd = (outcome: string) =>
       options.log?.(
-        stringifyJsonVisibly({ type: "proxy-stream", time: now().toISOString(), path: streamPath, outcome }),
+        stringifyJsonVisibly({
+          type: "proxy-stream",
+          time: now().toISOString(),
+          path: streamPath,
+          xRequestId,
+          outcome,
+        }),
       );
     let step = first;
     let roleSent = kind !== "chat";

@@ -48,8 +48,21 @@ describe("cloister proxy's log lines of a streamed request", () => {
     expect(await response.text()).toContain("data: [DONE]");
     // The access line as the answer starts; the stream's when its body has been read to the end.
     expect(log.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({ type: "proxy", method: "POST", path: "/v1/chat/completions", status: 200 }),
-      { type: "proxy-stream", time: expect.any(String), path: "/v1/chat/completions", outcome: "complete" },
+      expect.objectContaining({
+        type: "proxy",
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        xRequestId: response.headers.get("x-request-id"),
+      }),
+      {
+        type: "proxy-stream",
+        time: expect.any(String),
+        path: "/v1/chat/completions",
+        // The answer's x-request-id, as the access line names it: a stream's outcome joins its request.
+        xRequestId: response.headers.get("x-request-id"),
+        outcome: "complete",
+      },
     ]);
     for (const line of log) expect(line).not.toContain("\n");
     // Both written by the visible writer (the stream's line too, not a JSON.stringify of its own).
