@@ -46,26 +46,62 @@ describe("cloister proxy's log lines of a streamed request", () => {
     });
     expect(response.status).toBe(200);
     expect(await response.text()).toContain("data: [DONE]");
-    // The access line as the answer starts; the stream's when its body has been read to the end.
+    const xRequestId = response.headers.get("x-request-id");
+    expect(xRequestId).toMatch(/^req_[0-9a-f]{32}$/);
+    // The access line as the answer starts; the stream's when its body has been read to the end,
+    // both naming the request's x-request-id.
     expect(log.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({
-        type: "proxy",
-        method: "POST",
-        path: "/v1/chat/completions",
-        status: 200,
-        xRequestId: response.headers.get("x-request-id"),
-      }),
+      expect.objectContaining({ type: "proxy", method: "POST", path: "/v1/chat/completions", status: 200, xRequestId }),
       {
         type: "proxy-stream",
         time: expect.any(String),
         path: "/v1/chat/completions",
-        // The answer's x-request-id, as the access line names it: a stream's outcome joins its request.
-        xRequestId: response.headers.get("x-request-id"),
         outcome: "complete",
+        xRequestId,
       },
     ]);
     for (const line of log) expect(line).not.toContain("\n");
     // Both written by the visible writer (the stream's line too, not a JSON.stringify of its own).
     expect(visible.mock.results.map((result) => result.value)).toEqual(log);
+  });
+
+  it("two streams under way at once: each one's two lines carry its own x-request-id, the other's never", async () => {
+    const { session } = await connectTo({
+      script: [
+        { type: "text", text: "Hel" },
+        { type: "text", text: "lo" },
+        { type: "done", stopReason: "eog", usage },
+      ],
+    });
+    const log: string[] = [];
+    const app = createProxyApp({ session, token: TOKEN, log: (line) => log.push(line) });
+    const ask = () =>
+      app.request("/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: attestedModelId(session),
+          messages: [{ role: "user", content: "hi" }],
+          stream: true,
+        }),
+      });
+    // Both started (their access lines written, first then second) before either body is read; the
+    // second is read to its end first, so the stream lines come in the other order.
+    const first = await ask();
+    const second = await ask();
+    expect(await second.text()).toContain("data: [DONE]");
+    expect(await first.text()).toContain("data: [DONE]");
+    const firstId = first.headers.get("x-request-id");
+    const secondId = second.headers.get("x-request-id");
+    expect(firstId).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(secondId).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(firstId).not.toBe(secondId);
+    const lines = log.map((line) => JSON.parse(line) as { type: string; outcome?: string; xRequestId?: unknown });
+    expect(lines.map((line) => [line.type, line.xRequestId])).toEqual([
+      ["proxy", firstId],
+      ["proxy", secondId],
+      ["proxy-stream", secondId],
+      ["proxy-stream", firstId],
+    ]);
   });
 });

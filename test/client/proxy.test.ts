@@ -507,7 +507,12 @@ describe("proxy: failures", () => {
     // One line for the stream, its outcome: the cut the proxy made is not an app that left (client_gone).
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy-stream")).toEqual([
-      expect.objectContaining({ type: "proxy-stream", path: "/v1/chat/completions", outcome: "generation_failed" }),
+      expect.objectContaining({
+        type: "proxy-stream",
+        path: "/v1/chat/completions",
+        outcome: "generation_failed",
+        xRequestId: response.headers.get("x-request-id"),
+      }),
     ]);
     const events = text
       .split("\n\n")
@@ -721,7 +726,7 @@ describe("proxy: failures", () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy-stream")).toEqual([
-      expect.objectContaining({ outcome: "client_gone" }),
+      expect.objectContaining({ outcome: "client_gone", xRequestId: response.headers.get("x-request-id") }),
     ]);
     expect(calls).toHaveLength(1);
     const { signal } = (calls[0] as unknown[])[1] as { signal: AbortSignal };
@@ -758,7 +763,11 @@ describe("proxy: failures", () => {
       interval: 5,
     });
     expect(log.map((l) => JSON.parse(l)).filter((l) => l.type === "proxy-stream")).toEqual([
-      expect.objectContaining({ path: "/v1/chat/completions", outcome: "cut_at_stop" }),
+      expect.objectContaining({
+        path: "/v1/chat/completions",
+        outcome: "cut_at_stop",
+        xRequestId: response.headers.get("x-request-id"),
+      }),
     ]);
   });
 
