@@ -4,9 +4,11 @@
  * BrokerError's status. One log line per release attempt, with public values only (key id,
  * outcome, code, the refusal's reason, TEE, measurement, for a release (and a refusal after the
  * document verified) the digests of the manifest and of the document, the TCP peer's address,
- * timing): never a key, wrapped or not. One log line, too, for every other fault (500 INTERNAL) it answers, on any route.
+ * timing): never a key, wrapped or not. One log line, too, for every other fault (500 INTERNAL) it
+ * answers, on any route, and for every request refused before any route; each names its TCP peer.
  */
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { loopbackHostOnly } from "../../client/loopback.ts";
@@ -83,6 +85,8 @@ export interface FaultLogEntry {
    * it has one, and its message; never key material), at most MAX_REASON_CHARS.
    */
   readonly reason: string;
+  /** The TCP peer, as ReleaseLogEntry.peer names it; null without a socket (a request made in process). */
+  readonly peer: string | null;
 }
 
 /**
@@ -105,6 +109,12 @@ export interface RequestRefusedLogEntry {
   readonly method: string | null;
   /** The answer's body, in bytes (0 when nothing was answered). */
   readonly responseBytes: number;
+  /**
+   * The TCP peer, as ReleaseLogEntry.peer names it, for a request refused while the broker was not
+   * serving yet or by the connection guards; null for one the server could not read or receive in
+   * time (enclave/http.ts's Refusal names no socket) and without a socket (a request made in process).
+   */
+  readonly peer: string | null;
 }
 
 /** A line of the broker's log: a release attempt, a fault no release attempt's line names, or a request refused before any route. */
@@ -193,7 +203,8 @@ export async function listenBroker(
   // each request gets its own, of the same text).
   const notYet = JSON.stringify(errorJson("KBS_BUSY", NOT_SERVING_YET));
   const notYetBytes = Buffer.byteLength(notYet);
-  const meanwhile = (request: Request) => {
+  // node's bindings are what @hono/node-server passes a handler, as to the app's (BrokerEnv).
+  const meanwhile = (request: Request, env?: BrokerEnv["Bindings"]) => {
     log({
       event: "request-refused",
       status: 503,
@@ -201,6 +212,7 @@ export async function listenBroker(
       reason: NOT_SERVING_YET,
       method: request.method,
       responseBytes: notYetBytes,
+      peer: socketPeer(env?.incoming?.socket),
     });
     return new Response(notYet, {
       status: 503,
@@ -217,6 +229,7 @@ export async function listenBroker(
         reason: refusal.message,
         method: refusal.method,
         responseBytes: refusal.responseBytes,
+        peer: null,
       }),
   });
   let app: Hono<BrokerEnv>;
@@ -420,6 +433,7 @@ export function createBrokerApp(
               : "connection: closed before this request came; unanswered",
           method: c.req.method,
           responseBytes: 0,
+          peer: peerOf(c),
         }),
     }),
   );
@@ -454,7 +468,7 @@ export function createBrokerApp(
   app.onError((error, c) => {
     const refusal = asBrokerError(error, during(c));
     if (refusal.status === 500 && !logged.has(refusal)) {
-      log({ event: "fault", code: "INTERNAL", reason: cut(refusal.detail) });
+      log({ event: "fault", code: "INTERNAL", reason: cut(refusal.detail), peer: peerOf(c) });
     }
     if (refusal.status === 503) c.header("Retry-After", "1");
     return c.json(errorJson(refusal.code, refusal.message), refusal.status);
@@ -640,7 +654,11 @@ function cut(reason: string): string {
  * brackets), or null without a socket. Not a header: a client chooses those.
  */
 function peerOf(c: Context<BrokerEnv>): string | null {
-  const socket = c.env?.incoming?.socket;
+  return socketPeer(c.env?.incoming?.socket);
+}
+
+/** `socket`'s TCP peer as peerOf names it; null without one. */
+function socketPeer(socket: Socket | undefined): string | null {
   const address = socket?.remoteAddress;
   if (address === undefined) return null;
   const host = address.includes(":") ? `[${address}]` : address;

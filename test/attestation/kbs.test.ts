@@ -1618,7 +1618,9 @@ describe("key broker HTTP API", () => {
       const logs: BrokerLogEntry[] = [];
       const app = createBrokerApp(new FailingBroker(error, ["challenge", "keyIds"]), (e) => logs.push(e));
       const challenge = await app.request("/v1/kbs/challenge", { method: "POST" });
-      const health = await app.request("/healthz");
+      // From a socket (as node's server passes it), its line names the TCP peer; in process, none.
+      const from = { incoming: { socket: { remoteAddress: "2001:db8::7", remotePort: 47123 } } };
+      const health = await app.request("/healthz", {}, from);
       expect([challenge.status, await challenge.json(), health.status, await health.json()]).toEqual([
         500,
         internal,
@@ -1626,8 +1628,18 @@ describe("key broker HTTP API", () => {
         internal,
       ]);
       expect(logs).toEqual([
-        { event: "fault", code: "INTERNAL", reason: `internal error while answering POST /v1/kbs/challenge: ${what}` },
-        { event: "fault", code: "INTERNAL", reason: `internal error while answering GET /healthz: ${what}` },
+        {
+          event: "fault",
+          code: "INTERNAL",
+          reason: `internal error while answering POST /v1/kbs/challenge: ${what}`,
+          peer: null,
+        },
+        {
+          event: "fault",
+          code: "INTERNAL",
+          reason: `internal error while answering GET /healthz: ${what}`,
+          peer: "[2001:db8::7]:47123",
+        },
       ]);
     }
   });

@@ -341,6 +341,7 @@ describe("isPerRequestLogLine (the line a child that fails as it stops is report
         reason: "x",
         method: null,
         responseBytes: 0,
+        peer: null,
       }),
     ],
   ])("leaves out %s", (_, line) => {
@@ -351,7 +352,7 @@ describe("isPerRequestLogLine (the line a child that fails as it stops is report
     "cloister enclave: stopped; could not remove the model copy /tmp/x (EBUSY): remove it by hand",
     "cloister enclave: audit record not written (EIO): refusing new sealed requests (AUDIT_FAILED) until restarted",
     "cloister host: pool: enclave 1 is gone",
-    brokerLine({ event: "fault", code: "INTERNAL", reason: "answering GET /healthz: Error: boom" }),
+    brokerLine({ event: "fault", code: "INTERNAL", reason: "answering GET /healthz: Error: boom", peer: null }),
     '{"type":"other"}',
     "{ not json",
     "null",

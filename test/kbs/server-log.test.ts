@@ -33,10 +33,13 @@ async function serve(options: BrokerAppOptions = {}): Promise<{ server: RunningS
   return { server, logs };
 }
 
-/** Sends `bytes` on a new connection and resolves with all that comes back once the broker closes it. */
-function exchange(server: RunningServer, bytes: string): Promise<string> {
+/**
+ * Sends `bytes` on a new connection and resolves with all that comes back once the broker closes it;
+ * the connection's local port goes to `ports`, when given.
+ */
+function exchange(server: RunningServer, bytes: string, ports?: number[]): Promise<string> {
   return new Promise((resolve) => {
-    const client = connect(server.port, "127.0.0.1");
+    const client = connect(server.port, "127.0.0.1", () => ports?.push(client.localPort as number));
     let answer = "";
     client.on("data", (chunk: Buffer) => void (answer += chunk.toString("latin1")));
     client.on("error", () => {}); // reset: the broker closes it with requests unread
@@ -77,7 +80,10 @@ describe("key broker log: requests refused before any route", () => {
       "431 HEADERS_TOO_LARGE",
       "400 REQUEST_UNREADABLE",
     ]);
-    expect(logs).toEqual(expected.map((e, i) => ({ event: "request-refused", ...e, method: i === 2 ? "GET" : null })));
+    // No peer: the server's refusal (enclave/http.ts's Refusal) names no socket.
+    expect(logs).toEqual(
+      expected.map((e, i) => ({ event: "request-refused", ...e, method: i === 2 ? "GET" : null, peer: null })),
+    );
     expect(JSON.stringify(logs)).not.toContain(SECRET);
   });
 
@@ -104,7 +110,13 @@ describe("key broker log: requests refused before any route", () => {
 
   it("logs each request refused past the bound on requests under way on one connection (429, unanswered)", async () => {
     const { server, logs } = await serve({ maxRequestsPerConnection: 4 });
-    const answers = await exchange(server, `GET /healthz?n=${SECRET} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(200));
+    const ports: number[] = [];
+    const answers = await exchange(
+      server,
+      `GET /healthz?n=${SECRET} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(200),
+      ports,
+    );
+    expect(ports).toHaveLength(1);
     const answered = answers.split("HTTP/1.1 200").length - 1;
     await until(() => logs.length > 0);
     await new Promise((r) => setTimeout(r, 100)); // every request read with the one past the bound
@@ -119,6 +131,7 @@ describe("key broker log: requests refused before any route", () => {
         reason: "connection: more than 4 requests under way on it at once (pipelined); closed, this one unanswered",
         method: "GET",
         responseBytes: 0,
+        peer: `127.0.0.1:${ports[0]}`,
       });
     }
     expect(JSON.stringify(logs)).not.toContain(SECRET);
@@ -171,6 +184,7 @@ describe("key broker log: requests refused before any route", () => {
         reason: NOT_SERVING_YET,
         method: "POST",
         responseBytes: JSON.stringify({ error: { code: "KBS_BUSY", message: NOT_SERVING_YET } }).length,
+        peer: expect.stringMatching(/^127\.0\.0\.1:[0-9]+$/),
       },
     ]);
     // Served once the app is built.
