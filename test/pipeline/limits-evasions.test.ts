@@ -34,10 +34,10 @@ const blocked = [expect.objectContaining({ type: "error", code: "POLICY_BLOCKED"
 describe("pattern rules over a chat: every message, joined by line breaks", () => {
   it("blocks on the system message and on an earlier user message, not only the last one", async () => {
     const engine = new ScriptedEngine(() => [{ type: "text", text: "ok" }, done]);
-    const rules = [
+    const rules: RequestPolicy["rules"] = [
       { id: "no-password", kind: "pattern", action: "block", pattern: "password", caseInsensitive: false },
       { id: "no-split", kind: "pattern", action: "block", pattern: "pass\\nword", caseInsensitive: false },
-    ] as const;
+    ];
     const enclave = await bootWith(engine, 0, { requestPolicy: { rules, defaultAction: "allow" } });
     try {
       const last = { role: "user", content: "Hello." };
