@@ -118,6 +118,16 @@ function snpFacts(report: SnpReport, tcbs: Omit<Extract<ManifestTeeEvidence, { k
   return { kind: "snp", report, reportedTcb, launchTcb, committedTcb } as const;
 }
 
+/** The evidence's launch measurement and the field that holds it: SNP MEASUREMENT, TDX MRTD. */
+export function launchMeasurement(evidence: ManifestTeeEvidence): {
+  readonly field: "MEASUREMENT" | "MRTD";
+  readonly value: Uint8Array;
+} {
+  return evidence.kind === "snp"
+    ? { field: "MEASUREMENT", value: evidence.report.measurement }
+    : { field: "MRTD", value: evidence.quote.body.mrTd };
+}
+
 /** Every way `evidence` breaks the manifest's tee section (none: an empty list). */
 export function manifestTeeViolations(evidence: ManifestTeeEvidence, tee: ManifestTee): ManifestTeeViolation[] {
   const violations: ManifestTeeViolation[] = [];
@@ -127,10 +137,8 @@ export function manifestTeeViolations(evidence: ManifestTeeEvidence, tee: Manife
       violations.push({ manifestField, field, code, expected, found });
   const flags = tee.policyFlags;
   const flagPush = pushFor("tee.policyFlags", MANIFEST_TEE_CODES.flags);
-  const [family, measurementField, measurement] =
-    evidence.kind === "snp"
-      ? (["snp", "MEASUREMENT", evidence.report.measurement] as const)
-      : (["tdx", "MRTD", evidence.quote.body.mrTd] as const);
+  const family = evidence.kind;
+  const { field: measurementField, value: measurement } = launchMeasurement(evidence);
   if (Array.isArray(tee.allowedMeasurements)) {
     const code = MANIFEST_TEE_CODES.measurement;
     checkAllowList(

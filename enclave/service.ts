@@ -24,6 +24,7 @@ import { sha256 } from "../attestation/crypto.ts";
 import { createAttestationDocument, createNonceAnswer, type EnclaveKeys } from "../attestation/document.ts";
 import {
   describeManifestTeeViolations,
+  launchMeasurement,
   manifestTeeEvidenceOfDocument,
   manifestTeeViolations,
 } from "../attestation/manifest-tee.ts";
@@ -463,6 +464,7 @@ export class Enclave {
     let staged: StagedModel | null = null;
     let expectedModelSha256 = manifest.model.sha256;
     if (sealedModel !== null) {
+      const own = launchMeasurement(ownEvidence);
       const key = await requestModelKey({
         kbsUrl: config.kbsUrl as string, // required above for a sealed model
         keyId: sealedModel,
@@ -474,9 +476,8 @@ export class Enclave {
         // Named in a refusal, to compare with the broker's release policy.
         publicValues: {
           tee: config.tee,
-          ...(ownEvidence.kind === "snp"
-            ? { measurementField: "MEASUREMENT", measurement: toHex(ownEvidence.report.measurement) }
-            : { measurementField: "MRTD", measurement: toHex(ownEvidence.quote.body.mrTd) }),
+          measurementField: own.field,
+          measurement: toHex(own.value),
           modelSha256: manifest.model.sha256,
         },
         // A busy broker is asked again: the boot says so on stderr (the enclave's log).
