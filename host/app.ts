@@ -176,6 +176,11 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   // Where a refusal of a name (`?enclave=`) tells an operator to look (unknownEnclave).
   const namedIn = pool.isPool ? "pool" : "single enclave";
+  /** No member can be asked: retry after the host's Retry-After. */
+  const noEnclave = () =>
+    new HostError("NO_ENCLAVE_AVAILABLE", 503, "no enclave of this host's pool is ready; retry later", {
+      retryAfterSeconds: options.limits.retryAfterSeconds,
+    });
 
   /**
    * The member a nonce question, a checkpoint or a named document (`GET /v1/attestation?enclave=`)
@@ -196,7 +201,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     if (!pool.isPool && (named === undefined || named === only.keyId)) return only;
     if (named === undefined) {
       const best = pool.candidates()[0];
-      if (best === undefined) throw noEnclave(options.limits.retryAfterSeconds);
+      if (best === undefined) throw noEnclave();
       return best;
     }
     const member = await pool.findKeyId(named);
@@ -411,7 +416,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         : pool.isPool
           ? pool.candidates()
           : [pool.members[0] as PoolMember];
-    if (candidates.length === 0) throw noEnclave(options.limits.retryAfterSeconds);
+    if (candidates.length === 0) throw noEnclave();
     for (const [i, member] of candidates.entries()) {
       // Numbered before it is sent: what it finds is not taken over what a read started later found.
       const read = pool.readStarted(member);
@@ -447,7 +452,7 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       }
       return passedOn(answer);
     }
-    throw noEnclave(options.limits.retryAfterSeconds);
+    throw noEnclave();
   });
 
   // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
@@ -695,11 +700,6 @@ const keyBusy = (max: number, retryAfterSeconds: number) =>
     `this API key has ${max} sealed requests in flight or queued, the most the host takes from one key at once; retry later`,
     { retryAfterSeconds },
   );
-
-const noEnclave = (retryAfterSeconds: number) =>
-  new HostError("NO_ENCLAVE_AVAILABLE", 503, "no enclave of this host's pool is ready; retry later", {
-    retryAfterSeconds,
-  });
 
 /**
  * The code the SDK answers by re-attesting once and resealing (for a sealed request to a single
