@@ -359,8 +359,6 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
     c.set("caller", { keyId: record.id, project: record.project });
     return record;
   };
-  const authenticate = (c: Context<Env & { Variables: Variables }>, permission: Permission): Caller =>
-    options.apiKeys.authorize(identify(c), permission);
   /**
    * A POST's body must be of the type its enclave route takes, as the enclave itself requires
    * (enclave/server.ts): refused with the enclave's code and wording, after the caller is known and
@@ -408,51 +406,62 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
   // --enclave), that member's document only, refused as a nonce question naming it would be: no
   // other member is tried, and a document of another key id (it restarted meanwhile) is refused.
   app.get("/v1/attestation", async (c) => {
-    authenticate(c, "attest");
-    const named = c.req.query("enclave");
-    const candidates =
-      named !== undefined
-        ? [await namedMember(named)]
-        : pool.isPool
-          ? pool.candidates()
-          : [pool.members[0] as PoolMember];
-    if (candidates.length === 0) throw noEnclave();
-    for (const [i, member] of candidates.entries()) {
-      // Numbered before it is sent: what it finds is not taken over what a read started later found.
-      const read = pool.readStarted(member);
-      let answer: Awaited<ReturnType<typeof readBounded>>;
-      try {
-        const upstream = await upstreamRequest(upstreamOptions, routeTo(member, "/attestation"), { method: "GET" });
-        answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
-      } catch (error) {
-        if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
-        pool.mark(member, "unreachable", documentReadReason(error), read);
-        if (i === candidates.length - 1) throw error;
-        continue;
-      }
-      // A member that is shutting down (or still booting) offers no new sessions: the next one is asked.
-      const idle = pool.isPool && answer.status === 503 ? notServing(answer.body) : null;
-      if (idle !== null && i < candidates.length - 1) {
-        pool.mark(member, "unreachable", idle, read);
-        continue;
-      }
-      // The host learns the member's current key id from the document it hands out: a pool routes by
-      // it, and a single enclave is held to it when a client names one (namedMember).
-      if (answer.status === 200) {
-        // The key id of the document handed on, not the member's: a read started later may have set
-        // that one (and this document was then not taken).
-        let served = member.keyId;
+    const record = identify(c);
+    options.apiKeys.authorize(record, "attest");
+    // Whether a member tried before the last was reached or waited for: the token is then kept
+    // whatever the last one did (outageAtNoCost).
+    let reached = false;
+    try {
+      const named = c.req.query("enclave");
+      const candidates =
+        named !== undefined
+          ? [await namedMember(named)]
+          : pool.isPool
+            ? pool.candidates()
+            : [pool.members[0] as PoolMember];
+      if (candidates.length === 0) throw noEnclave();
+      for (const [i, member] of candidates.entries()) {
+        // Numbered before it is sent: what it finds is not taken over what a read started later found.
+        const read = pool.readStarted(member);
+        let answer: Awaited<ReturnType<typeof readBounded>>;
         try {
-          const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
-          if (typeof document === "string") served = pool.noteDocument(member, document, read);
-        } catch {
-          // not JSON: passed on as it is; the client reports it
+          const upstream = await upstreamRequest(upstreamOptions, routeTo(member, "/attestation"), { method: "GET" });
+          answer = await readBounded(upstream, DOCUMENT_MAX_LENGTH, upstreamOptions.limits.upstreamHeadersTimeoutMs);
+        } catch (error) {
+          if (!outageAtNoCost(error)) reached = true;
+          if (!pool.isPool || !(error instanceof HostError) || !DOCUMENT_FAILOVER_CODES.has(error.code)) throw error;
+          pool.mark(member, "unreachable", documentReadReason(error), read);
+          if (i === candidates.length - 1) throw error;
+          continue;
         }
-        if (named !== undefined && served !== named) throw unknownEnclave(named, undefined, namedIn);
+        // A member that is shutting down (or still booting) offers no new sessions: the next one is asked.
+        const idle = pool.isPool && answer.status === 503 ? notServing(answer.body) : null;
+        if (idle !== null && i < candidates.length - 1) {
+          reached = true;
+          pool.mark(member, "unreachable", idle, read);
+          continue;
+        }
+        // The host learns the member's current key id from the document it hands out: a pool routes by
+        // it, and a single enclave is held to it when a client names one (namedMember).
+        if (answer.status === 200) {
+          // The key id of the document handed on, not the member's: a read started later may have set
+          // that one (and this document was then not taken).
+          let served = member.keyId;
+          try {
+            const document = (JSON.parse(answer.body.toString("utf8")) as { document?: unknown }).document;
+            if (typeof document === "string") served = pool.noteDocument(member, document, read);
+          } catch {
+            // not JSON: passed on as it is; the client reports it
+          }
+          if (named !== undefined && served !== named) throw unknownEnclave(named, undefined, namedIn);
+        }
+        return passedOn(answer);
       }
-      return passedOn(answer);
+      throw noEnclave();
+    } catch (error) {
+      if (!reached && outageAtNoCost(error)) options.apiKeys.refund(record);
+      throw error;
     }
-    throw noEnclave();
   });
 
   // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
@@ -465,17 +474,22 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       const record = identify(c);
       requireContentType(c, "application/json");
       options.apiKeys.authorize(record, "attest");
-      const member = await namedMember(c.req.query("enclave"));
-      const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
-      c.set("requestBytes", body.length);
-      const upstream = await upstreamRequest(upstreamOptions, routeTo(member, upstreamPath), {
-        method: "POST",
-        body,
-        headers: { "content-type": "application/json" },
-      });
-      return passedOn(
-        await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs),
-      );
+      try {
+        const member = await namedMember(c.req.query("enclave"));
+        const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
+        c.set("requestBytes", body.length);
+        const upstream = await upstreamRequest(upstreamOptions, routeTo(member, upstreamPath), {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json" },
+        });
+        return passedOn(
+          await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs),
+        );
+      } catch (error) {
+        if (outageAtNoCost(error)) options.apiKeys.refund(record);
+        throw error;
+      }
     });
   }
 
@@ -744,6 +758,25 @@ function notServing(body: Uint8Array): MemberReason | null {
 
 function refused(error: HostError): boolean {
   return (error.cause as { code?: unknown } | undefined)?.code === "ECONNREFUSED";
+}
+
+/**
+ * The rate rule of the attestation routes (a document, a nonce answer, a checkpoint), whose token
+ * `authorize` took before any enclave is asked: it is given back when the host served nothing for
+ * an outage of its own that cost it no enclave's time, that is no member could be asked
+ * (NO_ENCLAVE_AVAILABLE) or the connection was refused (ENCLAVE_UNREACHABLE, nothing delivered; for
+ * a new session, by every member it asked). A caller retrying after Retry-After is not rate-limited
+ * for the host's outage, and a key past its rate gets no enclave's work from it, only refused
+ * connects, which cost the host little. Kept: an answer of the enclave, whatever its status (a
+ * booting or draining one's 503 included), one cut or too large, ENCLAVE_TIMEOUT (the host waited
+ * its whole headers timeout), and refusals of what the caller chose (ENCLAVE_ID_MALFORMED,
+ * WRONG_ENCLAVE_KEY, a single enclave's ENCLAVE_UNREACHABLE for a `?enclave=` it did not know,
+ * whose document the host read to learn it). The sealed route has rules of its own (it has read a
+ * body by then).
+ */
+function outageAtNoCost(error: unknown): boolean {
+  if (!(error instanceof HostError)) return false;
+  return error.code === "NO_ENCLAVE_AVAILABLE" || (error.code === "ENCLAVE_UNREACHABLE" && refused(error));
 }
 
 function round2(n: number): number {
