@@ -4,7 +4,8 @@
  * exported where it imports it from), and it must show where the `ClientError` the section tells
  * them to handle comes from, with a switch on its code.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
@@ -101,5 +102,57 @@ describe('README "Using the SDK"', () => {
   it("names verifyReceipt, which client/sdk.ts exports, for checking a receipt in code", () => {
     expect(typeof sdk.verifyReceipt).toBe("function");
     expect(section.replace(/\s+/g, " ")).toContain("`verifyReceipt(line, signingKey)` (exported by `client/sdk.ts`)");
+  });
+});
+
+/** The compiler options the section's ```json block names for a project of one's own. */
+function ownProjectOptions(section: string): Record<string, unknown> {
+  const blocks = [...section.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
+  expect(blocks).toHaveLength(1);
+  return JSON.parse(blocks[0] as string) as Record<string, unknown>;
+}
+
+/**
+ * Type-checks `source` as `app.ts` in a project outside the checkout that installed it as `cloister`
+ * (a link, as `npm i /path/to/cloister` makes), under only the compiler options the README names.
+ */
+function diagnosticsOutside(source: string, options: Record<string, unknown>): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "cloister-readme-app-"));
+  try {
+    mkdirSync(join(dir, "node_modules"));
+    symlinkSync(REPO_ROOT, join(dir, "node_modules", "cloister"), "dir");
+    symlinkSync(join(REPO_ROOT, "node_modules", "@types"), join(dir, "node_modules", "@types"), "dir");
+    writeFileSync(join(dir, "package.json"), '{ "type": "module" }\n');
+    writeFileSync(join(dir, "app.ts"), source);
+    const parsed = ts.parseJsonConfigFileContent({ compilerOptions: { ...options, strict: true } }, ts.sys, dir);
+    expect(parsed.errors).toEqual([]);
+    const built = ts.createProgram([join(dir, "app.ts")], parsed.options);
+    return ts
+      .getPreEmitDiagnostics(built)
+      .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('README "Using the SDK" from a project of one\'s own', () => {
+  const section = sdkSection();
+  const prose = section.replace(/\s+/g, " ");
+
+  it("type-checks outside the checkout, importing by package name, under the compiler options it names", () => {
+    const source = program(section)
+      .replace('"./client/sdk.ts"', '"cloister/client/sdk.ts"')
+      .replace('"./client/policy.ts"', '"cloister/client/policy.ts"');
+    expect(source).toContain('from "cloister/client/sdk.ts"');
+    expect(source).toContain('from "cloister/client/policy.ts"');
+    expect(prose).toContain(
+      "import `cloister/client/sdk.ts` and `cloister/client/policy.ts` instead of `./client/sdk.ts` and `./client/policy.ts`",
+    );
+    expect(diagnosticsOutside(source, ownProjectOptions(section))).toEqual([]);
+  });
+
+  it("says that nothing needs closing and how to give a request a deadline", () => {
+    expect(prose).toContain("Nothing needs closing");
+    expect(prose).toContain("`signal: AbortSignal.timeout(ms)`");
   });
 });
