@@ -83,37 +83,91 @@ export function foldLookAlikes(text: string): string {
   return out + text.slice(copied);
 }
 
-const ANY_MARK = /[\p{Mn}\p{Me}]/u;
-const MARK_UNIT = /^[\p{Mn}\p{Me}]$/u;
+const MARK_RUN = /[\p{Mn}\p{Me}]+/gu;
+const INVISIBLE_UNIT = /^[\p{Cf}\p{Default_Ignorable_Code_Point}]$/u;
 
 /**
- * `text` without the non-spacing and enclosing combining marks that sit on an ASCII character or
- * a look-alike letter (U+0336 in `pa\u0336ssword`, which no letter composes with, so normalizing
- * keeps it), with the position in `text` of each UTF-16 unit kept (`from`); null when there is no
- * such mark (most prompts: one scan). What block rules and PII detection also read; marks on other
- * letters stay (Hindi vowel signs, Hebrew points: there they are part of the word), and the model
- * gets the text as it was.
+ * By code point, whether one outside ASCII reads as one ASCII character or look-alike once
+ * normalized: 0 not yet asked, 1 yes, 2 no (filled as prompts meet them, so each code point is
+ * normalized once per process; 1.1 MB).
+ */
+const NORMALIZES_TO_LATIN = new Uint8Array(0x110000);
+
+/**
+ * Whether the combining marks after `char` (one code point, not a mark) are read past: an ASCII
+ * character, a look-alike letter, or a character that NFKC writes as one of those (full-width
+ * `ａ`, mathematical `𝐚`, circled `ⓐ`).
+ */
+function marksReadPast(char: string): boolean {
+  const codePoint = char.codePointAt(0) as number;
+  if (codePoint < 0x80 || (codePoint < 0x10000 && FOLDED[codePoint] !== 0)) return true;
+  if (NORMALIZES_TO_LATIN[codePoint] === 0) NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(char) ? 1 : 2;
+  return NORMALIZES_TO_LATIN[codePoint] === 1;
+}
+
+function normalizesToLatin(char: string): boolean {
+  const normalized = char.normalize("NFKC");
+  const unit = normalized.charCodeAt(0);
+  return normalized.length === 1 && (unit < 0x80 || FOLDED[unit] !== 0);
+}
+
+/**
+ * `text` without the non-spacing and enclosing combining marks (Mn, Me) that sit on an ASCII
+ * character, a look-alike letter or a character NFKC writes as one of those (full-width `ａ`),
+ * invisible characters between them looked past (`a\u200b\u0301`), with the position in `text` of
+ * each UTF-16 unit kept (`from`); null when there is no such mark (most prompts: one scan). On the
+ * prompt as sent it removes the marks NFKC would compose with the letter (`pa\u0301ssword` reads
+ * `password`, where NFKC makes `pássword`); on normalized text those that no letter composes with
+ * (U+0336 in `pa\u0336ssword`). What block rules and PII detection also read (unmarkedForDetection);
+ * a letter written accented (`pässword`, U+00E4) keeps its accent, marks on other letters stay
+ * (Hindi vowel signs, Hebrew points: there they are part of the word), and the model gets the text
+ * as it was.
  */
 export function withoutMarksOnLatin(text: string): { text: string; from: number[] } | null {
-  if (!ANY_MARK.test(text)) return null;
   let out = "";
   const from: number[] = [];
-  let stripped = false;
-  let base = -1; // the UTF-16 unit of the last character that is not a mark, -1 at the start
-  let i = 0;
-  for (const char of text) {
-    if (!MARK_UNIT.test(char)) {
-      base = char.length === 1 ? char.charCodeAt(0) : 0x10000;
-    } else if (base >= 0 && (base < 0x80 || (base < 0x10000 && FOLDED[base] !== 0))) {
-      stripped = true;
-      i += char.length;
-      continue;
+  let copied = 0; // `out` is text[0, copied) without the marks read past
+  let previousEnd = 0; // where the last run of marks ended
+  let previousReadPast = false; // and whether it sat on such a character (none at the start)
+  for (const run of text.matchAll(MARK_RUN)) {
+    const start = run.index;
+    // The character under the run: the last one before it that is neither invisible nor a mark;
+    // back to the previous run at most (then it is that run's), so each character is read once.
+    let readPast: boolean = previousReadPast;
+    for (let j = start; j > previousEnd; ) {
+      const pair = j - 2 >= previousEnd && isLowSurrogate(text.charCodeAt(j - 1)) ? 2 : 1;
+      const char = text.slice(j - pair, j);
+      j -= pair;
+      if (char.charCodeAt(0) >= 0x80 && INVISIBLE_UNIT.test(char)) continue;
+      readPast = marksReadPast(char);
+      break;
     }
-    out += char;
-    for (let k = 0; k < char.length; k++) from.push(i + k);
-    i += char.length;
+    previousEnd = start + run[0].length;
+    previousReadPast = readPast;
+    if (!readPast) continue;
+    out += text.slice(copied, start);
+    for (let k = copied; k < start; k++) from.push(k);
+    copied = previousEnd;
   }
-  return stripped ? { text: out, from } : null;
+  if (copied === 0) return null;
+  for (let k = copied; k < text.length; k++) from.push(k);
+  return { text: out + text.slice(copied), from };
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
+/**
+ * normalizeCharacters(`text`) without the combining marks on Latin and look-alike letters, those
+ * NFKC would compose with them and those it keeps (withoutMarksOnLatin before and after
+ * normalizing): `pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`,
+ * `pässword` stays. `normalized` is normalizeCharacters(`text`) when the caller has it.
+ */
+export function unmarkedForDetection(text: string, normalized: string = normalizeCharacters(text)): string {
+  const bare = withoutMarksOnLatin(text);
+  const renormalized = bare === null ? normalized : normalizeCharacters(bare.text);
+  return withoutMarksOnLatin(renormalized)?.text ?? renormalized;
 }
 
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */

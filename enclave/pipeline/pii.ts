@@ -498,7 +498,7 @@ const MAX_ROUNDS = 4;
  * normalizing changes `text` (only then can a further round find more).
  */
 function redactRound(text: string, wanted: ReadonlySet<PiiEntity>): RedactionResult & { normalizes: boolean } {
-  const asSent = mergeSpans(detectIn(text, wanted));
+  const asSent = mergeSpans(detectIn(text, wanted, true));
   const normalized = normalizeCharacters(text);
   if (normalized === text) return { ...replaceSpans(text, asSent), normalizes: false };
   const found = detectIn(normalized, wanted);
@@ -519,22 +519,70 @@ interface Span {
 
 /**
  * Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced; and,
- * when `text` has combining marks on Latin or look-alike letters that normalizing keeps (U+0336 in
- * `jo\u0336hn@…`: no letter composes with it), in `text` without them (withoutMarksOnLatin), each
- * match moved back to cover the marks it spans and those right after it, so the whole entity is
- * replaced, its marks with it.
+ * when `text` has combining marks on Latin or look-alike letters (U+0336 in `jo\u0336hn@…`, U+0301
+ * in `jo\u0301hn@…`; withoutMarksOnLatin), in `text` without them and, for the prompt as sent
+ * (`asSent`), in that normalized piece by piece (normalizedByPiece: `s\u200bk-a\u0301…`, where the
+ * invisible character cuts the key as sent and NFKC makes `á` once it is removed), each match moved
+ * back to cover the marks it spans and those right after it, so the whole entity is replaced, its
+ * marks with it.
  */
-function detectIn(text: string, wanted: ReadonlySet<PiiEntity>): Span[] {
+function detectIn(text: string, wanted: ReadonlySet<PiiEntity>, asSent = false): Span[] {
   const spans = detectInViews(text, wanted);
   const unmarked = withoutMarksOnLatin(text);
   if (unmarked === null) return spans;
-  const { from } = unmarked;
-  for (const span of detectInViews(unmarked.text, wanted)) {
-    // Up to the next character kept: the removed marks after the entity's last one go with it.
-    const end = span.end < from.length ? (from[span.end] as number) : text.length;
-    spans.push({ start: from[span.start] as number, end, entity: span.entity });
+  const views = asSent ? [unmarked, normalizedByPiece(unmarked.text, unmarked.from)] : [unmarked];
+  for (const view of views) {
+    const { from } = view;
+    for (const span of detectInViews(view.text, wanted)) {
+      // Up to the next character kept: the removed marks after the entity's last one go with it.
+      const end = span.end < from.length ? (from[span.end] as number) : text.length;
+      spans.push({ start: from[span.start] as number, end, entity: span.entity });
+    }
   }
   return spans;
+}
+
+/** A character outside ASCII and the combining marks after it. */
+const PIECE = /[^\0-\x7f]\p{M}*/uy;
+
+/**
+ * normalizeCharacters(`text`) taken apart at every ASCII character and every other character with
+ * its marks, with the place in the prompt (`at`, by unit of `text`) of each unit's piece: a view to
+ * detect in whose matches map back exactly, though it can differ from normalizing `text` whole
+ * (Hangul jamo stay apart). Each piece is normalized once per call: linear in the text length.
+ */
+function normalizedByPiece(text: string, at: readonly number[]): { text: string; from: number[] } {
+  let out = "";
+  const from: number[] = [];
+  const normalizedPieces = new Map<string, string>();
+  let i = 0;
+  while (i < text.length) {
+    // A run of ASCII characters, then one of others; a run that normalizing leaves as it is (most
+    // of a Chinese or Russian prompt) is copied whole.
+    const ascii = text.charCodeAt(i) < 0x80;
+    let j = i;
+    while (j < text.length && text.charCodeAt(j) < 0x80 === ascii) j++;
+    const run = text.slice(i, j);
+    if (ascii || normalizeCharacters(run) === run) {
+      out += run;
+      for (let k = i; k < j; k++) from.push(at[k] as number);
+      i = j;
+      continue;
+    }
+    while (i < j) {
+      PIECE.lastIndex = i;
+      const piece = (PIECE.exec(text) as RegExpExecArray)[0];
+      let normalized = normalizedPieces.get(piece);
+      if (normalized === undefined) {
+        normalized = normalizeCharacters(piece);
+        normalizedPieces.set(piece, normalized);
+      }
+      out += normalized;
+      for (let k = 0; k < normalized.length; k++) from.push(at[i] as number);
+      i += piece.length;
+    }
+  }
+  return { text: out, from };
 }
 
 /** Every match of the wanted entities' detectors in `text` and in its folded form, unreplaced. */

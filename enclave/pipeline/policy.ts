@@ -50,7 +50,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, withoutMarksOnLatin } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, unmarkedForDetection } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -113,7 +113,7 @@ interface RuleInput {
   foldedText(): string;
   /** Whether the normalized text has a letter outside ASCII. */
   hasNonAsciiLetter(): boolean;
-  /** The normalized text without the combining marks on Latin or look-alike letters (normalize.ts). */
+  /** The normalized text without the combining marks on Latin or look-alike letters (normalize.ts unmarkedForDetection). */
   unmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   unmarkedFoldedText(): string;
@@ -163,7 +163,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
           return nonAsciiLetter;
         },
         unmarkedText: () => {
-          unmarked ??= withoutMarksOnLatin(input.normalizedText())?.text ?? input.normalizedText();
+          unmarked ??= unmarkedForDetection(request.text, input.normalizedText());
           return unmarked;
         },
         unmarkedFoldedText: () => {
