@@ -1,0 +1,169 @@
+/**
+ * A Latin letter written with a combining mark that NFKC composes with it (`pa\u0301ssword`, which
+ * normalizes to `pássword`) is read by block rules and PII detection as the bare letter, as one
+ * with a mark no letter composes with (`pa\u0336ssword`) is; a letter written accented (`pássword`
+ * with U+00E1) stays another word, and marks on letters of other scripts stay (auditor41d).
+ */
+
+import { describe, expect, it } from "vitest";
+import { normalizeCharacters, unmarkedForDetection, withoutMarksOnLatin } from "../../enclave/pipeline/normalize.ts";
+import { detectPii, redactPii } from "../../enclave/pipeline/pii.ts";
+import { compileRequestPolicy, type RequestPolicy } from "../../enclave/pipeline/policy.ts";
+import { PII_ENTITIES, type RequestRule } from "../../manifests/schema.ts";
+
+const PII_OFF: RequestPolicy["pii"] = { mode: "off", entities: [], reason: "policy unit tests only" };
+
+function decider(rule: RequestRule, defaultAction: "allow" | "block" = "allow") {
+  const policy = compileRequestPolicy({ rules: [rule], defaultAction, pii: PII_OFF });
+  return (text: string) =>
+    policy.evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} }).decision;
+}
+
+const blockPassword = decider({
+  id: "no-password",
+  kind: "pattern",
+  action: "block",
+  pattern: "password",
+  caseInsensitive: false,
+});
+
+describe("a block rule reads a Latin letter and the marks NFKC composes with it as the bare letter", () => {
+  it("blocks an acute, a diaeresis, several marks, marks behind an invisible character", () => {
+    for (const text of [
+      "pa\u0301ssword",
+      "pa\u0308ssword",
+      "passwo\u0308rd",
+      "my pa\u0301\u0308ssword is", // two marks: NFKC composes the first, keeps the second
+      "pa\u200b\u0301ssword", // a zero-width space between the letter and the mark
+      "pa\u00ad\u0301ssword", // a soft hyphen
+      "p\u0301a\u0301s\u0301s\u0301w\u0301o\u0301r\u0301d\u0301", // every letter
+    ]) {
+      expect(blockPassword(text), JSON.stringify(text)).toBe("block");
+    }
+  });
+
+  it("blocks full-width and mathematical letters NFKC writes as ASCII, and look-alikes, under a composing mark", () => {
+    for (const text of [
+      "ｐａ\u0301ｓｓｗｏｒｄ", // full-width: NFKC makes `pássword`
+      "\u{1d429}\u{1d41a}\u0301\u{1d42c}\u{1d42c}\u{1d430}\u{1d428}\u{1d42b}\u{1d41d}", // mathematical bold
+      "passw\u043e\u0308rd", // Cyrillic о + diaeresis: NFKC makes Cyrillic ӧ, which folds to nothing
+      "pa\u0301ssw\u03bf\u0301rd", // Greek ο + acute: NFKC makes ό
+    ]) {
+      expect(blockPassword(text), JSON.stringify(text)).toBe("block");
+    }
+    const caseless = decider({
+      id: "pw",
+      kind: "pattern",
+      action: "block",
+      pattern: "password",
+      caseInsensitive: true,
+    });
+    expect(caseless("PA\u0301SSWORD")).toBe("block");
+    expect(caseless("ＰＡ\u0308ＳＳＷＯＲＤ")).toBe("block");
+  });
+
+  it("does not block a letter written accented (precomposed), nor marks that sit on no letter", () => {
+    for (const text of ["pássword", "pässword", "passwörd", "pa\u0301ss word"]) {
+      expect(blockPassword(text), JSON.stringify(text)).toBe("allow");
+    }
+    // A precomposed letter with one more mark keeps its accent (it was written accented).
+    expect(blockPassword("pä\u0301ssword")).toBe("allow");
+  });
+
+  it("leaves an allow rule as it was: it never reads the unmarked view", () => {
+    const allowPassword = decider(
+      { id: "only-password", kind: "pattern", action: "allow", pattern: "^password$", caseInsensitive: false },
+      "block",
+    );
+    expect(allowPassword("password")).toBe("allow");
+    expect(allowPassword("pa\u0301ssword")).toBe("block");
+    expect(allowPassword("pa\u0336ssword")).toBe("block");
+  });
+});
+
+describe("unmarkedForDetection and withoutMarksOnLatin", () => {
+  it("drop the marks before normalizing, so NFKC has nothing to compose; after it, those it kept", () => {
+    expect(unmarkedForDetection("pa\u0301ssword")).toBe("password");
+    expect(unmarkedForDetection("ｐａ\u0301ｓｓｗｏｒｄ")).toBe("password");
+    expect(unmarkedForDetection("pa\u0336ssword")).toBe("password");
+    expect(unmarkedForDetection("pa\u200b\u0301ss\u0336word")).toBe("password");
+    // Normalizing makes the mark of a half-width katakana voiced sound mark (U+FF9E → U+3099).
+    expect(unmarkedForDetection("a\uff9eb")).toBe("ab");
+  });
+
+  it("keep French and German written with precomposed accents exactly as normalizing gives them", () => {
+    for (const text of [
+      "Ça coûte très cher, même à Noël ; l'élève a déjà reçu sa note.",
+      "Die Größe der Übergänge für Änderungen ist schön.",
+      "Tiếng Việt có dấu.", // Vietnamese as keyboards write it (NFC)
+    ]) {
+      expect(withoutMarksOnLatin(text), text).toBeNull();
+      expect(unmarkedForDetection(text), text).toBe(normalizeCharacters(text));
+    }
+  });
+
+  it("keep marks on letters of other scripts and a mark at the start", () => {
+    for (const text of ["हिन्दी में लिखा पाठ", "שָׁלוֹם עוֹלָם", "\u0301abc", "中\u0301文"]) {
+      expect(withoutMarksOnLatin(text), text).toBeNull();
+      expect(unmarkedForDetection(text), text).toBe(normalizeCharacters(text));
+    }
+  });
+
+  it("map each unit kept to its place in the text, across invisible characters and surrogate pairs", () => {
+    const text = "x\u200b\u0301\u{1d41a}\u0301\u0308y\u0915\u093fz";
+    const bare = withoutMarksOnLatin(text);
+    expect(bare?.text).toBe("x\u200b\u{1d41a}y\u0915\u093fz");
+    expect(bare?.from).toHaveLength(bare?.text.length ?? -1);
+    for (const [k, at] of (bare?.from ?? []).entries()) expect(text[at]).toBe(bare?.text[k]);
+  });
+
+  it("read each character a bounded number of times: marks behind runs of invisible characters", () => {
+    // `a` then 20,000 times a zero-width space and a mark: each mark is on `a`.
+    const text = `a${"\u200b\u0301".repeat(20_000)}b`;
+    expect(withoutMarksOnLatin(text)?.text).toBe(`a${"\u200b".repeat(20_000)}b`);
+    expect(unmarkedForDetection(text)).toBe("ab");
+  });
+});
+
+describe("PII detection reads an entity written with composing marks whole", () => {
+  it("redacts jo\\u0301hn@example.com whole, its marks with it, and counts it in block mode", () => {
+    for (const text of [
+      "mail jo\u0301hn@example.com now",
+      "mail jo\u0301\u0308hn@example.com now",
+      "mail jo\u200b\u0301hn@exa\u0301mple.com\u0301 now",
+      "mail jo\u0336hn@example.com now",
+    ]) {
+      expect(redactPii(text, PII_ENTITIES), JSON.stringify(text)).toEqual({
+        text: "mail [REDACTED_EMAIL] now",
+        findings: [{ entity: "email", count: 1 }],
+      });
+      expect(detectPii(text, PII_ENTITIES)).toEqual([{ entity: "email", count: 1 }]);
+    }
+    expect(redactPii("key sk-a\u0301bcdefghij1234567890abcd end", PII_ENTITIES).text).toBe(
+      "key [REDACTED_SECRET_KEY] end",
+    );
+  });
+
+  it("redacts a key or an IBAN that an invisible character cuts as sent and a composing mark after normalizing", () => {
+    // As sent, the zero-width space cuts the entity; normalized, `a` + U+0301 is `á`, which no key
+    // or IBAN holds; read without the mark and then normalized, it is whole.
+    for (const [text, entity] of [
+      ["key s\u200bk-a\u0301bcdefghij1234567890abcd end", "secret_key"],
+      ["key ｓｋ-ａ\u0301ｂｃｄｅｆｇｈｉｊ１２３４５６７８９０ａｂｃｄ end", "secret_key"],
+      ["iban GB82 WE\u0301ST 1234\u200b 5698 7654 32 end", "iban"],
+      ["iban ＧＢ８２ ＷＥ\u0301ＳＴ １２３４ ５６９８ ７６５４ ３２ end", "iban"],
+      ["mail jo\u200bhn@example.co\u0301m now", "email"],
+    ] as const) {
+      const result = redactPii(text, PII_ENTITIES);
+      expect(result.findings, text).toEqual([{ entity, count: 1 }]);
+      expect(result.text, text).toBe(
+        `${text.split(" ")[0]} [REDACTED_${entity.toUpperCase()}] ${text.split(" ").at(-1)}`,
+      );
+    }
+  });
+
+  it("leaves a French prompt with precomposed accents and no entity as given", () => {
+    const text = "Ça coûte très cher, même à Noël.";
+    expect(redactPii(text, PII_ENTITIES)).toEqual({ text, findings: [] });
+  });
+});
