@@ -39,10 +39,12 @@
  * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either, where the
  * matched text has a letter of another script (plain English `cop` does not meet a rule `сор`);
  * letters inside a character class (`[оó]`) are not folded. A block rule also sees the normalized
- * form without the combining marks on Latin and look-alike letters (`pa\u0336ssword` reads
- * `password`; normalize.ts `withoutMarksOnLatin`), as written and folded; marks on other letters
- * (Hindi vowel signs) stay. Look-alikes of several characters (`rn` for `m`) and accented letters
- * are not folded.
+ * form without the combining marks on Latin and look-alike letters, those NFKC would compose with
+ * the letter and those it keeps, also behind invisible characters and on full-width letters
+ * (`pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; normalize.ts
+ * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay.
+ * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
+ * U+00E4) are not folded.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.

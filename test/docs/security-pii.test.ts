@@ -30,6 +30,7 @@ const CASES: readonly Case[] = [
   { span: "ivanоv@…", input: "mail ivanоv@example.com now", output: `mail ${E} now` },
   { span: "jo\\u200bhn@…", input: "mail jo\u200bhn@example.com now", output: `mail ${E} now` },
   { span: "jo\\u0336hn@…", input: "mail jo\u0336hn@example.com now", output: `mail ${E} now` },
+  { span: "jo\\u0301hn@…", input: "mail jo\u0301hn@example.com now", output: `mail ${E} now` },
   // RFC 5322 / 6531 local parts, scripts, and 。 as a dot.
   { span: "o'connor@…", input: "mail o'connor@example.com now", output: `mail ${E} now` },
   { span: "josé.garcía@…", input: "mail josé.garcía@example.com now", output: `mail ${E} now` },
@@ -92,6 +93,8 @@ const NOT_EXAMPLES: Readonly<Record<string, string>> = {
   "＠": "the character itself",
   "…到wei@": "a fragment of the example after it",
   "pa\\u0336ssword": "a policy rule example (test/pipeline/policy.test.ts)",
+  "pa\\u0301ssword": "a policy rule example (test/pipeline/composed-marks.test.ts)",
+  "ｐａ\\u0301ｓｓｗｏｒｄ": "a policy rule example (test/pipeline/composed-marks.test.ts)",
 };
 
 function codeSpans(markdown: string): string[] {
