@@ -621,9 +621,12 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
       return RESPONSE_ALREADY_SENT;
     } catch (error) {
       held.release();
-      // Connection refused: the request was certainly not delivered. In a pool, the member is
-      // marked and the client told to re-attest to another one (it reseals; nothing was opened).
-      if (pool.isPool && error instanceof HostError && error.code === "ENCLAVE_UNREACHABLE" && refused(error)) {
+      // Connection refused: the request was certainly not delivered (outageAtNoCost). In a pool, the
+      // member is marked, the token given back and the client told to re-attest to another one (it
+      // reseals; nothing was opened); the mark makes a later request naming it WRONG_ENCLAVE_KEY at
+      // its token. A single enclave keeps the token: nothing marks it, so a refund would let a key
+      // have the host read bodies past its rate for as long as its enclave refuses connections.
+      if (pool.isPool && outageAtNoCost(error)) {
         pool.mark(member, "unreachable", { step: "sealed", words: "connection refused" });
         options.apiKeys.refund(record);
         throw unknownEnclave(keyId, member);
@@ -771,8 +774,9 @@ function refused(error: HostError): boolean {
  * booting or draining one's 503 included), one cut or too large, ENCLAVE_TIMEOUT (the host waited
  * its whole headers timeout), and refusals of what the caller chose (ENCLAVE_ID_MALFORMED,
  * WRONG_ENCLAVE_KEY, a single enclave's ENCLAVE_UNREACHABLE for a `?enclave=` it did not know,
- * whose document the host read to learn it). The sealed route has rules of its own (it has read a
- * body by then).
+ * whose document the host read to learn it). A sealed request, whose body the host has read by
+ * then, is given its token back by this rule in a pool only, where the refused member is marked
+ * (the sealed route says why).
  */
 function outageAtNoCost(error: unknown): boolean {
   if (!(error instanceof HostError)) return false;
