@@ -3,8 +3,9 @@
  * given back when the host served nothing for an outage of its own that cost it no enclave's time
  * (no member to ask: NO_ENCLAVE_AVAILABLE; every member asked refused the connection:
  * ENCLAVE_UNREACHABLE), kept when a document was served or an enclave was reached (docs/errors.md,
- * NO_ENCLAVE_AVAILABLE). The key may make one request a minute and the clock is frozen, so a token
- * not given back makes the next request 429.
+ * NO_ENCLAVE_AVAILABLE); a sealed request refused at connect by a single enclave keeps it (its body
+ * was read; docs/errors.md, ENCLAVE_UNREACHABLE). The key may make one request a minute and the
+ * clock is frozen, so a token not given back makes the next request 429.
  */
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
@@ -14,6 +15,7 @@ import { createHostApp } from "../../host/app.ts";
 import { ApiKeyStore } from "../../host/identity.ts";
 import { EnclavePool, type PoolMember } from "../../host/pool.ts";
 import { DEFAULT_HOST_LIMITS } from "../../host/server.ts";
+import { ENVELOPE_PREFIX_LENGTH, encodeEnvelopePrefix } from "../../sealed/envelope.ts";
 import { closeNow, listenInRange } from "../helpers/listen-in-range.ts";
 import { refusedPort } from "../helpers/refused-port.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
@@ -25,12 +27,13 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-/** The host on a loopback port, with KEY allowed one `attest` request a minute and a frozen clock. */
-async function host(target: { pool: EnclavePool } | { enclaveUrl: string }): Promise<string> {
+/** The host on a loopback port, with KEY allowed one request a minute (`attest`, and `chat` when asked) and a frozen clock. */
+async function host(target: { pool: EnclavePool } | { enclaveUrl: string }, chat = false): Promise<string> {
+  const permissions: ("attest" | "chat")[] = chat ? ["attest", "chat"] : ["attest"];
   const apiKeys = new ApiKeyStore(
     {
       version: 1,
-      keys: [{ id: "a", project: "p", sha256: hashApiKey(KEY), permissions: ["attest"], requestsPerMinute: 1 }],
+      keys: [{ id: "a", project: "p", sha256: hashApiKey(KEY), permissions, requestsPerMinute: 1 }],
     },
     () => 0,
   );
@@ -74,6 +77,21 @@ async function answeringEnclave(): Promise<{ url: string; asked: () => number }>
   const port = await listenOnTestPort(server);
   cleanup.push(() => closeNow(server));
   return { url: `http://127.0.0.1:${port}`, asked: () => asked };
+}
+
+/** An enclave answering every request 503 ENCLAVE_DRAINING (shutting down): reached, offering no new session. */
+async function drainingEnclave(): Promise<string> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () =>
+      res
+        .writeHead(503, { "content-type": "application/json" })
+        .end('{"error":{"code":"ENCLAVE_DRAINING","message":"draining"}}'),
+    );
+  });
+  const port = await listenOnTestPort(server);
+  cleanup.push(() => closeNow(server));
+  return `http://127.0.0.1:${port}`;
 }
 
 /** An enclave that accepts each connection and resets it: reached, not refused. */
@@ -152,5 +170,36 @@ describe("host: the attestation routes' rate token when no enclave can serve", (
       "502 ENCLAVE_UNREACHABLE",
       "429 RATE_LIMITED",
     ]);
+    // The first member reached and answered draining (failed over from), the last refused: kept too.
+    const draining = await host({ pool: new EnclavePool([await drainingEnclave(), await refusingUrl()], noFetch) });
+    expect([await ask(draining, "document"), await ask(draining, "document")]).toEqual([
+      "502 ENCLAVE_UNREACHABLE",
+      "429 RATE_LIMITED",
+    ]);
+  });
+
+  it("a sealed request a single enclave refuses at connect keeps its token: the host has read its body, and nothing marks the enclave", async () => {
+    const url = await host({ enclaveUrl: await refusingUrl() }, true);
+    const body = new Uint8Array(ENVELOPE_PREFIX_LENGTH + 64).fill(0x2e);
+    body.set(
+      encodeEnvelopePrefix(
+        "chat",
+        new Uint8Array(16).fill(0xaa),
+        64,
+        new Uint8Array(32).fill(1),
+        new Uint8Array(24).fill(2),
+      ),
+    );
+    const send = async () => {
+      const response = await fetch(`${url}/v1/sealed`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/octet-stream" },
+        body: body as never,
+      });
+      const code = ((await response.json()) as { error?: { code?: string } }).error?.code;
+      return `${response.status} ${code}`;
+    };
+    // Given back, the second would be read and refused at connect too.
+    expect([await send(), await send()]).toEqual(["502 ENCLAVE_UNREACHABLE", "429 RATE_LIMITED"]);
   });
 });
