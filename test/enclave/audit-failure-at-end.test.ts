@@ -47,21 +47,30 @@ async function events(context: Awaited<ReturnType<typeof open>>["context"], fram
   return out;
 }
 
+/**
+ * An enclave whose audit writer fails from now on, with the first answer's engine giving `first`,
+ * then waiting for `release` before it ends; every other answer is "B".
+ */
+async function heldAnswer(first: string) {
+  let release = () => {};
+  const engineEnds = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let n = 0;
+  const enclave = await bootWith(
+    new ScriptedEngine(() => (n++ === 0 ? [text(first), { until: engineEnds }, done] : [text("B"), done])),
+  );
+  vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+  const writer = (enclave as unknown as { audit: AuditWriter }).audit;
+  const record = vi.spyOn(writer, "record").mockImplementation(() => {
+    throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+  });
+  return { enclave, record, release };
+}
+
 describe("enclave: auditing fails while an answer's text is all out and its engine has not ended", () => {
   it("the answer ends in AUDIT_FAILED, with no final frame and no receipt", async () => {
-    let release = () => {};
-    const engineEnds = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let n = 0;
-    const enclave = await bootWith(
-      new ScriptedEngine(() => (n++ === 0 ? [text("whole answer"), { until: engineEnds }, done] : [text("B"), done])),
-    );
-    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-    const writer = (enclave as unknown as { audit: AuditWriter }).audit;
-    const record = vi.spyOn(writer, "record").mockImplementation(() => {
-      throw new AuditRecordInvalidError("time", "a valid Date from the clock");
-    });
+    const { enclave, record, release } = await heldAnswer("whole answer");
 
     const held = await open(enclave);
     const first = await held.iterator.next(); // its only text: nothing is left to hold back
@@ -78,5 +87,22 @@ describe("enclave: auditing fails while an answer's text is all out and its engi
     expect(all.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED" });
     // Its own record was tried once (and failed): an AUDIT_FAILED frame without an opening.
     expect(record).toHaveBeenCalledTimes(2);
+  });
+
+  it("an answer whose text ended on a held half of a surrogate pair sends nothing more either", async () => {
+    // The lone high surrogate is held back for the next text; none comes before the engine ends,
+    // by which time auditing has failed: it must not go out (as U+FFFD) after the failure.
+    const { enclave, release } = await heldAnswer("ends on \uD83D");
+    const held = await open(enclave);
+    const first = await held.iterator.next();
+    expect(first.done).toBe(false);
+    const other = await open(enclave);
+    await rest(other.iterator);
+    expect(enclave.auditFailed).toBe(true);
+
+    release();
+    const all = await events(held.context, [first.value as Uint8Array, ...(await rest(held.iterator))]);
+    expect(all.flatMap((e) => (e.type === "data" ? [e.text] : []))).toEqual(["ends on "]);
+    expect(all.at(-1)).toMatchObject({ type: "error", code: "AUDIT_FAILED" });
   });
 });
