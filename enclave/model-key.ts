@@ -83,10 +83,12 @@ function refusalStep(code: string, message: string, request: ModelKeyRequest): s
         `the broker holds no key "${request.keyId}": check the manifest's model.keyId against the --key-id given to ` +
         "cloister kbs keygen, and that the broker's configuration lists that key file (cloister kbs check)"
       );
+    // Said only of the second challenge (requestModelKey asks once more after the first is refused).
     case "KBS_CHALLENGE_UNKNOWN":
       return (
-        "the challenge this boot answered was expired (60 s), already used, or not this broker's (it restarted " +
-        `meanwhile, or several brokers answer at --kbs-url): ${restart}, against one broker`
+        "this boot asked twice, each time with a fresh challenge, and the broker refused both as expired (60 s), " +
+        "already used, or not its own: several brokers answer at --kbs-url (each request may reach another), or " +
+        `the broker restarts between requests: point --kbs-url at one broker, then ${restart}`
       );
     case "KBS_REQUEST_MALFORMED":
     case "KBS_REQUEST_TOO_LARGE":
@@ -107,7 +109,9 @@ function refusalStep(code: string, message: string, request: ModelKeyRequest): s
     case "NOT_FOUND":
       return "no key broker route there: check that --kbs-url is the URL the broker's /v1/kbs/ routes are under";
   }
-  // A nonce answer signed too far from the broker's time: the clocks differ, not the image.
+  // A nonce answer signed too far from the broker's time: the clocks differ, not the image. (Not so
+  // VERIFICATION_TIME_SKEW: the broker verifies the evidence and appraises it at the one time it
+  // reads from its own clock, so this enclave's clock does not enter it.)
   if (code === "KBS_ATTESTATION_FAILED" && message.includes("(NONCE_STALE)")) {
     return (
       "this VM's clock and the broker's differ by more than its release policy's freshness.maxClockSkewSeconds: " +
@@ -138,18 +142,40 @@ class BrokerBusyError extends EnclaveError {
 }
 
 /**
+ * A broker's refusal of the challenge this boot answered (KBS_CHALLENGE_UNKNOWN): expired, used, or
+ * another broker's. `refused` is the broker's words without the next step, told when asking again.
+ */
+class ChallengeRefusedError extends EnclaveError {
+  constructor(
+    message: string,
+    readonly refused: string,
+  ) {
+    super("BOOT_KBS_REFUSED", 500, message);
+  }
+}
+
+/**
  * Returns the 32-byte model key, or throws an EnclaveError naming the broker's answer. A broker
  * that is busy or rate-limits this address is asked again (a fresh challenge each time) after its
- * Retry-After, for up to `retryForMs`.
+ * Retry-After, for up to `retryForMs`. A refused challenge (KBS_CHALLENGE_UNKNOWN: the broker
+ * restarted between the challenge and the release) is asked for afresh once, at once; refused
+ * again, the boot stops: a broker that keeps refusing its own challenges needs its operator.
  */
 export async function requestModelKey(request: ModelKeyRequest): Promise<Uint8Array> {
   const deadline = performance.now() + (request.retryForMs ?? KBS_RETRY_FOR_MS);
+  let challengeRefused = false;
   for (;;) {
     try {
       return await requestModelKeyOnce(request);
     } catch (error) {
       // A refusal that came while a stop was pending is still the broker's refusal.
       throwIfStoppedBy(error, request.signal);
+      if (error instanceof ChallengeRefusedError && !challengeRefused) {
+        challengeRefused = true;
+        request.signal?.throwIfAborted(); // refused, and stopped meanwhile: not asked again
+        request.onRetry?.(`${error.refused}; asking once more, with a fresh challenge`);
+        continue;
+      }
       if (!(error instanceof BrokerBusyError) || performance.now() + error.retryAfterMs > deadline) throw error;
       request.signal?.throwIfAborted(); // busy, and stopped meanwhile: not asked again
       request.onRetry?.(`${error.message}; asking again in ${error.retryAfterMs} ms`);
@@ -246,7 +272,9 @@ async function requestModelKeyOnce(request: ModelKeyRequest): Promise<Uint8Array
         throw new EnclaveError("BOOT_KBS_FAILED", 500, `boot: key broker failed on key "${request.keyId}" ${said}`);
       }
       // The broker's words as they are, then what to do about this refusal.
-      throw new EnclaveError("BOOT_KBS_REFUSED", 500, `${refused}; ${refusalStep(code, message, request)}`);
+      const stepped = `${refused}; ${refusalStep(code, message, request)}`;
+      if (code === "KBS_CHALLENGE_UNKNOWN") throw new ChallengeRefusedError(stepped, refused);
+      throw new EnclaveError("BOOT_KBS_REFUSED", 500, stepped);
     }
     return json;
   };
