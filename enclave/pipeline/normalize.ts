@@ -101,7 +101,10 @@ const NORMALIZES_TO_LATIN = new Uint8Array(0x110000);
 function marksReadPast(char: string): boolean {
   const codePoint = char.codePointAt(0) as number;
   if (codePoint < 0x80 || (codePoint < 0x10000 && FOLDED[codePoint] !== 0)) return true;
-  if (NORMALIZES_TO_LATIN[codePoint] === 0) NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(char) ? 1 : 2;
+  // From the code point alone, so that what one prompt leaves in the table is what any other would.
+  if (NORMALIZES_TO_LATIN[codePoint] === 0) {
+    NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(String.fromCodePoint(codePoint)) ? 1 : 2;
+  }
   return NORMALIZES_TO_LATIN[codePoint] === 1;
 }
 
@@ -135,7 +138,10 @@ export function withoutMarksOnLatin(text: string): { text: string; from: number[
     // back to the previous run at most (then it is that run's), so each character is read once.
     let readPast: boolean = previousReadPast;
     for (let j = start; j > previousEnd; ) {
-      const pair = j - 2 >= previousEnd && isLowSurrogate(text.charCodeAt(j - 1)) ? 2 : 1;
+      const pair =
+        j - 2 >= previousEnd && isLowSurrogate(text.charCodeAt(j - 1)) && isHighSurrogate(text.charCodeAt(j - 2))
+          ? 2
+          : 1;
       const char = text.slice(j - pair, j);
       j -= pair;
       if (char.charCodeAt(0) >= 0x80 && INVISIBLE_UNIT.test(char)) continue;
@@ -156,6 +162,10 @@ export function withoutMarksOnLatin(text: string): { text: string; from: number[
 
 function isLowSurrogate(unit: number): boolean {
   return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }
 
 /**

@@ -117,6 +117,23 @@ describe("unmarkedForDetection and withoutMarksOnLatin", () => {
     for (const [k, at] of (bare?.from ?? []).entries()) expect(text[at]).toBe(bare?.text[k]);
   });
 
+  it("take a lone low surrogate before a mark as the character under it, and one prompt cannot change the next's reading", () => {
+    // A lone low surrogate after full-width `ｚ` is no pair with it: the mark sits on the surrogate.
+    expect(withoutMarksOnLatin("\uff5a\udc00\u0301")).toBeNull();
+    expect(withoutMarksOnLatin("a\udc00\u0301")).toBeNull();
+    // The per-code-point table: `ｚ` met first in that shape, then as a letter under a mark.
+    const blockZebra = decider({
+      id: "no-zebra",
+      kind: "pattern",
+      action: "block",
+      pattern: "zebra",
+      caseInsensitive: false,
+    });
+    expect(blockZebra("\uff5a\udc00\u0301")).toBe("allow");
+    expect(blockZebra("\uff5a\u0301ebra")).toBe("block");
+    expect(unmarkedForDetection("\uff5a\u0301ebra")).toBe("zebra");
+  });
+
   it("read each character a bounded number of times: marks behind runs of invisible characters", () => {
     // `a` then 20,000 times a zero-width space and a mark: each mark is on `a`.
     const text = `a${"\u200b\u0301".repeat(20_000)}b`;
