@@ -42,7 +42,10 @@
  * form without the combining marks on Latin and look-alike letters, those NFKC would compose with
  * the letter and those it keeps, also behind invisible characters and on full-width letters
  * (`pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; normalize.ts
- * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay.
+ * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay. A
+ * rule that writes a letter with a diacritic (`contraseña`, `\u00f1`) reads instead the normalized
+ * form without only the marks NFKC keeps, so that `con\u0336trasen\u0303a` meets it (`n\u0303`
+ * composes to its `ñ`), while `pa\u0301ssword` passes the `password` of a rule `contraseña|password`.
  * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
  * U+00E4) are not folded.
  *
@@ -52,7 +55,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, unmarkedForDetection } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, unmarkedForDetection, withoutMarksOnLatin } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -115,10 +118,14 @@ interface RuleInput {
   foldedText(): string;
   /** Whether the normalized text has a letter outside ASCII. */
   hasNonAsciiLetter(): boolean;
-  /** The normalized text without the combining marks on Latin or look-alike letters (normalize.ts unmarkedForDetection). */
+  /** The normalized text without the combining marks on Latin or look-alike letters (unmarkedForDetection). */
   unmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   unmarkedFoldedText(): string;
+  /** The normalized text without the marks normalizing kept on Latin or look-alike letters (`ñ` stays). */
+  composedUnmarkedText(): string;
+  /** That with look-alike letters folded (same length). */
+  composedUnmarkedFoldedText(): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -150,6 +157,8 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       let nonAsciiLetter: boolean | undefined;
       let unmarked: string | undefined;
       let unmarkedFolded: string | undefined;
+      let composedUnmarked: string | undefined;
+      let composedUnmarkedFolded: string | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -171,6 +180,14 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
         unmarkedFoldedText: () => {
           unmarkedFolded ??= foldLookAlikes(input.unmarkedText());
           return unmarkedFolded;
+        },
+        composedUnmarkedText: () => {
+          composedUnmarked ??= withoutMarksOnLatin(input.normalizedText())?.text ?? input.normalizedText();
+          return composedUnmarked;
+        },
+        composedUnmarkedFoldedText: () => {
+          composedUnmarkedFolded ??= foldLookAlikes(input.composedUnmarkedText());
+          return composedUnmarkedFolded;
         },
       };
       for (const rule of rules) {
@@ -206,6 +223,30 @@ function foldedMatches(
   return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, base);
 }
 
+/** Whether the unmarked form (`unmarked.text`, differing from `normalized`) matches, as written or folded. */
+function unmarkedMatches(
+  unmarked: { readonly text: string; readonly folded: () => string },
+  normalized: string,
+  test: (text: string) => boolean,
+  foldedTest: ((folded: string, normalized: string) => boolean) | null,
+  input: RuleInput,
+): boolean {
+  if (unmarked.text === normalized) return false;
+  return test(unmarked.text) || foldedMatches(unmarked.text, unmarked.folded(), test, foldedTest, input);
+}
+
+/**
+ * Whether an RE2 source (toRe2Syntax) writes a letter with a diacritic or a combining mark, as a
+ * character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`).
+ */
+function writesComposedLetter(source: string): boolean {
+  const written = source.replace(/\\x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))/g, (sequence, braced, plain) => {
+    const codePoint = Number.parseInt((braced ?? plain) as string, 16);
+    return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
+  });
+  return /\p{M}/u.test(written.normalize("NFD"));
+}
+
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
 export function evaluateRequestPolicy(policy: RequestPolicy, request: PolicyRequest): PolicyDecision {
   return compileRequestPolicy(policy).evaluate(request);
@@ -227,6 +268,14 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
       : null;
   const foldedTest =
     foldedRegex === null ? null : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
+  // A rule that writes an accented letter (`contraseña`) would not meet it in the unmarked form, where
+  // `n\u0303` reads `n`: it reads the form where only the marks normalizing kept are dropped, so
+  // `con\u0336trasen\u0303a` still meets it. One unmarked form per rule: the work stays 5 forms.
+  const writesAccent = writesComposedLetter(toRe2Syntax(rule.id, rule.pattern));
+  const unmarkedOf = (input: RuleInput) =>
+    writesAccent
+      ? { text: input.composedUnmarkedText(), folded: () => input.composedUnmarkedFoldedText() }
+      : { text: input.unmarkedText(), folded: () => input.unmarkedFoldedText() };
   // The searches below at most: a block rule 5 forms, plus MAX_ASCII_MATCHES searches by its
   // folded program on each of the 2 folded forms; an allow rule the text as sent and normalized.
   const work =
@@ -252,9 +301,7 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
           (normalized !== text && test(normalized)) ||
           foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
           // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
-          (input.unmarkedText() !== normalized &&
-            (test(input.unmarkedText()) ||
-              foldedMatches(input.unmarkedText(), input.unmarkedFoldedText(), test, foldedTest, input)))
+          unmarkedMatches(unmarkedOf(input), normalized, test, foldedTest, input)
         : test(text) && (normalized === text || test(normalized));
     return { matched, detail: "the prompt matches the rule's pattern" };
   };

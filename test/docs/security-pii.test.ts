@@ -95,6 +95,7 @@ const NOT_EXAMPLES: Readonly<Record<string, string>> = {
   "pa\\u0336ssword": "a policy rule example (test/pipeline/policy.test.ts)",
   "pa\\u0301ssword": "a policy rule example (test/pipeline/composed-marks.test.ts)",
   "ｐａ\\u0301ｓｓｗｏｒｄ": "a policy rule example (test/pipeline/composed-marks.test.ts)",
+  "con\\u0336trasen\\u0303a": "a policy rule example (test/pipeline/composed-marks.test.ts)",
 };
 
 function codeSpans(markdown: string): string[] {

@@ -70,6 +70,20 @@ describe("a block rule reads a Latin letter and the marks NFKC composes with it 
     expect(blockPassword("pä\u0301ssword")).toBe("allow");
   });
 
+  it("still blocks a rule written with an accented letter where a kept mark cuts it and a composing one writes the letter", () => {
+    // Before auditor41d the unmarked form dropped only the marks normalizing keeps (U+0336), so
+    // `n\u0303` still composed to the rule's `ñ`; dropping it first would read `contrasena`.
+    for (const pattern of ["contraseña", "contrase\\u00f1a", "contrase\\u{f1}a"]) {
+      const blockAccented = decider({ id: "no-es", kind: "pattern", action: "block", pattern, caseInsensitive: false });
+      for (const text of ["con\u0336trasen\u0303a", "con\u0336traseña", "contrasen\u0303a"]) {
+        expect(blockAccented(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+      }
+      expect(blockAccented("con\u0336trasena")).toBe("allow");
+    }
+    // A rule in ASCII letters still reads both kinds of marks dropped.
+    expect(blockPassword("pa\u0301ss\u0336word")).toBe("block");
+  });
+
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
     const allowPassword = decider(
       { id: "only-password", kind: "pattern", action: "allow", pattern: "^password$", caseInsensitive: false },
