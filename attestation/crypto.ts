@@ -13,6 +13,11 @@ export type HashName = "SHA-256" | "SHA-384" | "SHA-512";
 export type Curve = "P-256" | "P-384";
 
 const subtle = globalThis.crypto.subtle;
+// WebCrypto's types, named from the runtime's `crypto` rather than from TypeScript's DOM lib, so
+// that a Node.js project without DOM (@types/node only) type-checks this file.
+type CryptoKey = Awaited<ReturnType<typeof subtle.importKey>>;
+type ImportAlgorithm = Parameters<typeof subtle.importKey>[2];
+type VerifyAlgorithm = Parameters<typeof subtle.verify>[0];
 
 function buf(bytes: Uint8Array): ArrayBuffer {
   // WebCrypto wants a BufferSource; hand it an exact copy so views into larger buffers are safe.
@@ -50,11 +55,7 @@ function cacheKey(tag: string, spki: Uint8Array): string {
   return s;
 }
 
-function importCached(
-  tag: string,
-  spki: Uint8Array,
-  algorithm: RsaHashedImportParams | EcKeyImportParams,
-): Promise<CryptoKey> {
+function importCached(tag: string, spki: Uint8Array, algorithm: ImportAlgorithm): Promise<CryptoKey> {
   const key = cacheKey(tag, spki);
   let promise = keyCache.get(key);
   if (promise === undefined) {
@@ -117,8 +118,8 @@ export function clearVerifiedSignatureMemo(): void {
 async function verifyWith(
   memoTag: string,
   importTag: string,
-  importAlgorithm: RsaHashedImportParams | EcKeyImportParams,
-  verifyAlgorithm: AlgorithmIdentifier | RsaPssParams | EcdsaParams,
+  importAlgorithm: ImportAlgorithm,
+  verifyAlgorithm: VerifyAlgorithm,
   input: { spki: Uint8Array; signature: Uint8Array; data: Uint8Array },
 ): Promise<boolean> {
   const spki = input.spki.slice();

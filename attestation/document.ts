@@ -14,7 +14,7 @@
  * The payload is read before its JWS is checked only to reach the hardware evidence, which is
  * self-authenticating; nothing from the payload is trusted until the stage that verifies it.
  */
-import { base64url, CompactSign, compactVerify, importJWK, type JWK } from "jose";
+import { base64url, CompactSign, type CryptoKey, compactVerify, importJWK, type JWK } from "jose";
 import { COMPACT_JWS_FORM, isCompactJws } from "../manifests/digest.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { appraise, describeViolation } from "./appraise.ts";

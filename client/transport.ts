@@ -49,7 +49,7 @@ export function fetchTransport(doFetch: typeof fetch): Transport {
       // request wherever the host points. A browser shows it as status 0 ("opaqueredirect").
       redirect: "manual",
       headers: request.headers,
-      ...(request.body === undefined ? {} : { body: request.body as BodyInit }),
+      ...(request.body === undefined ? {} : { body: request.body as NonNullable<RequestInit["body"]> }),
       ...(request.signal === undefined ? {} : { signal: request.signal }),
     });
     return {

@@ -58,7 +58,9 @@ export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array, 
     yield* source as AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
     return;
   }
-  const reader = source.getReader();
+  // Only a stream without async iteration is left (a browser's). @types/node says every stream
+  // iterates, which leaves `never` here without DOM's lib: name the type again.
+  const reader = (source as ReadableStream<Uint8Array>).getReader();
   let ended = false;
   try {
     for (;;) {

@@ -92,6 +92,11 @@ function tweetnaclSharedKey(peerPublicKey: Uint8Array, ownSecretKey: Uint8Array)
 }
 
 const subtle = globalThis.crypto?.subtle;
+/**
+ * WebCrypto's key type, named from the runtime's `crypto` rather than from TypeScript's DOM lib, so
+ * that a Node.js project without DOM (@types/node only) type-checks the SDK.
+ */
+export type WebCryptoKey = Awaited<ReturnType<NonNullable<typeof subtle>["importKey"]>>;
 const X25519_ALGORITHM = { name: "X25519" } as const;
 // PKCS#8 PrivateKeyInfo for an X25519 key (RFC 8410): this prefix, then the 32 secret bytes.
 const X25519_PKCS8_PREFIX = new Uint8Array([
@@ -114,7 +119,7 @@ export function webCryptoHasX25519(): Promise<boolean> {
 
 async function webCryptoSharedKey(
   peerPublicKey: Uint8Array,
-  privateKey: CryptoKey,
+  privateKey: WebCryptoKey,
   options: { readonly cachePeerKey: boolean } = { cachePeerKey: false },
 ): Promise<Uint8Array> {
   const peer = await importPeerKey(peerPublicKey, options.cachePeerKey);
@@ -130,9 +135,9 @@ async function webCryptoSharedKey(
 
 // Imported peer keys (the enclave's public key, which every request key of a client meets), per
 // array, checked against a copy of its bytes on each use as importedSecretKeys below is.
-const importedPeerKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: Promise<CryptoKey> }>();
+const importedPeerKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: Promise<WebCryptoKey> }>();
 
-function importPeerKey(peerPublicKey: Uint8Array, cache: boolean): Promise<CryptoKey> {
+function importPeerKey(peerPublicKey: Uint8Array, cache: boolean): Promise<WebCryptoKey> {
   const cached = cache ? importedPeerKeys.get(peerPublicKey) : undefined;
   if (cached !== undefined && bytesEqual(cached.bytes, peerPublicKey)) return cached.key;
   const bytes = peerPublicKey.slice();
@@ -148,9 +153,9 @@ function importPeerKey(peerPublicKey: Uint8Array, cache: boolean): Promise<Crypt
 
 // Imported private keys, per secret-key array. The bytes are kept and compared on each use, so a
 // caller that changes (or wipes) its array never gets a stale key.
-const importedSecretKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: Promise<CryptoKey> }>();
+const importedSecretKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: Promise<WebCryptoKey> }>();
 
-function importSecretKey(secretKey: Uint8Array, cache: boolean): Promise<CryptoKey> {
+function importSecretKey(secretKey: Uint8Array, cache: boolean): Promise<WebCryptoKey> {
   const cached = cache ? importedSecretKeys.get(secretKey) : undefined;
   if (cached !== undefined && bytesEqual(cached.bytes, secretKey)) return cached.key;
   const pkcs8 = new Uint8Array(X25519_PKCS8_PREFIX.length + X25519_KEY_LENGTH);
@@ -199,9 +204,12 @@ export interface EphemeralX25519Key {
  */
 export async function generateEphemeralX25519Key(): Promise<EphemeralX25519Key> {
   if (await webCryptoHasX25519()) {
-    const pair = (await subtle.generateKey(X25519_ALGORITHM, false, ["deriveBits"])) as CryptoKeyPair;
+    const pair = (await subtle.generateKey(X25519_ALGORITHM, false, ["deriveBits"])) as {
+      publicKey: WebCryptoKey;
+      privateKey: WebCryptoKey;
+    };
     const publicKey = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
-    let privateKey: CryptoKey | null = pair.privateKey;
+    let privateKey: WebCryptoKey | null = pair.privateKey;
     return {
       publicKey,
       async sharedKey(peerPublicKey) {

@@ -14,7 +14,7 @@
  */
 import nacl from "tweetnacl";
 import { toHex } from "./bytes.ts";
-import { sha256 } from "./crypto.ts";
+import { sha256, type WebCryptoKey } from "./crypto.ts";
 import { SealedError } from "./errors.ts";
 import { isUtcTime } from "./time.ts";
 
@@ -193,7 +193,7 @@ export function smallOrderKey(publicKey: Uint8Array): boolean {
 async function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
   const subtle = globalThis.crypto?.subtle;
   if (subtle !== undefined) {
-    let key: CryptoKey;
+    let key: WebCryptoKey;
     try {
       key = await subtle.importKey("raw", new Uint8Array(publicKey), { name: "Ed25519" }, false, ["verify"]);
     } catch (error) {

@@ -27,7 +27,15 @@
  * the TEE: that is appraisal (attestation/appraise.ts, against a policy's `maa` section, which also
  * checks `iss` against its allow-list). Platform-neutral: jose and WebCrypto only.
  */
-import { compactVerify, exportJWK, importX509, type JSONWebKeySet, type JWK, errors as joseErrors } from "jose";
+import {
+  type CryptoKey,
+  compactVerify,
+  exportJWK,
+  importX509,
+  type JSONWebKeySet,
+  type JWK,
+  errors as joseErrors,
+} from "jose";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
 import { checkStrictBase64url, compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";

@@ -151,6 +151,13 @@ describe('README "Using the SDK" from a project of one\'s own', () => {
     expect(diagnosticsOutside(source, ownProjectOptions(section))).toEqual([]);
   });
 
+  // A Node.js project's tsconfig has no DOM lib: the SDK's sources must type-check with Node's own
+  // types (ReadableStream, fetch, WebCrypto through @types/node), so the section asks for none.
+  it("names no DOM lib among those options", () => {
+    expect(ownProjectOptions(section).lib).toEqual(["ES2022"]);
+    expect(prose).toContain("(not the `DOM` lib: the SDK names Node's own stream, fetch and WebCrypto types)");
+  });
+
   it("says that nothing needs closing and how to give a request a deadline", () => {
     expect(prose).toContain("Nothing needs closing");
     expect(prose).toContain("`signal: AbortSignal.timeout(ms)`");
