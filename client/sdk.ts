@@ -438,22 +438,35 @@ async function readAnswer(
       throw transportError("BAD_RESPONSE", `${what}: the host's answer is larger than ${maxBytes} bytes`, error);
     }
     if (signal.aborted) {
-      throw abortedError(
-        signal,
-        `${what}: the host's answer did not arrive in time`,
-        `${what}: aborted by the caller`,
-        error,
-      );
+      throw abortedError(signal, `${what}: the host's answer did not arrive in time`, `${what}: request`, error);
     }
     throw transportError("HOST_UNREACHABLE", `${what}: the host's answer was cut off`, error);
   }
 }
 
-/** Why an aborted request ended: HOST_TIMEOUT when its own deadline aborted it, else ABORTED (the caller's signal). */
-function abortedError(signal: AbortSignal, timedOut: string, aborted: string, cause: unknown): ClientError {
-  return isDeadline(signal)
-    ? transportError("HOST_TIMEOUT", timedOut, cause)
-    : transportError("ABORTED", aborted, cause);
+/**
+ * Why an aborted request ended: HOST_TIMEOUT when its own deadline aborted it, else ABORTED (the
+ * caller's signal, callerAborted: `what` is what it ended).
+ */
+function abortedError(signal: AbortSignal, timedOut: string, what: string, cause: unknown): ClientError {
+  return isDeadline(signal) ? transportError("HOST_TIMEOUT", timedOut, cause) : callerAborted(signal, what, cause);
+}
+
+/**
+ * ABORTED, for `what` (a request, connect) that the caller's `signal` ended, then `after` (what was
+ * under way, what is kept). A signal whose reason is a TimeoutError (AbortSignal.timeout's) is said
+ * to have timed out, not to have been aborted: the caller's own deadline passed. The code is the
+ * same either way. (By name, not instanceof DOMException: a signal of another realm has its own.)
+ */
+function callerAborted(signal: AbortSignal, what: string, cause: unknown, after = ""): ClientError {
+  const timedOut = (signal.reason as { name?: unknown } | null | undefined)?.name === "TimeoutError";
+  return transportError(
+    "ABORTED",
+    timedOut
+      ? `${what} timed out: the caller's signal (AbortSignal.timeout) fired${after}`
+      : `${what} aborted by the caller${after}`,
+    cause,
+  );
 }
 
 class HttpClient {
@@ -501,7 +514,7 @@ class HttpClient {
   ): Promise<TransportResponse> {
     // Nothing is handed to the transport once its signal is aborted, whatever the transport does with one.
     if (init.signal?.aborted) {
-      throw abortedError(init.signal, this.#late(), "request aborted by the caller", init.signal.reason);
+      throw abortedError(init.signal, this.#late(), "request", init.signal.reason);
     }
     let response: TransportResponse;
     try {
@@ -515,7 +528,7 @@ class HttpClient {
         ...(init.signal === undefined ? {} : { signal: init.signal }),
       });
     } catch (error) {
-      if (init.signal?.aborted) throw abortedError(init.signal, this.#late(), "request aborted by the caller", error);
+      if (init.signal?.aborted) throw abortedError(init.signal, this.#late(), "request", error);
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
         throw transportError("HOST_TIMEOUT", this.#late(), error);
       }
@@ -1124,7 +1137,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const signal = followed?.signal;
   try {
     if (signal?.aborted) {
-      throw transportError("ABORTED", "connect aborted by the caller: nothing was sent", signal.reason);
+      throw callerAborted(signal, "connect", signal.reason, ": nothing was sent");
     }
     await verifyNewSession(session, signal);
   } finally {
@@ -1575,11 +1588,11 @@ export class Session {
       // whatever its transport does with an aborted signal; one that gave up before takes no key
       // made ahead for the next request.
       const signal = options.signal;
-      if (signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", signal.reason);
+      if (signal?.aborted) throw callerAborted(signal, "request", signal.reason);
       const prepared = this.#takePrepared(enclavePublicKey) ?? (await this.#takeMaking(enclavePublicKey));
       if (signal?.aborted) {
         prepared?.discard();
-        throw transportError("ABORTED", "request aborted by the caller", signal.reason);
+        throw callerAborted(signal, "request", signal.reason);
       }
       let sealed: Awaited<ReturnType<typeof sealRequest>>;
       try {
@@ -1676,7 +1689,7 @@ export class Session {
         throw new ClientError("integrity", error.code, `response integrity: ${error.message}`, { cause: error });
       }
       if (error instanceof ClientError) throw error;
-      if (options.signal?.aborted) throw transportError("ABORTED", "request aborted by the caller", error);
+      if (options.signal?.aborted) throw callerAborted(options.signal, "request", error);
       // The host went silent mid-answer: nothing was shown as whole; retry later.
       if ((error as { code?: unknown } | null)?.code === "HOST_TIMEOUT") {
         throw transportError("HOST_TIMEOUT", "the host sent nothing more of the answer in time", error);
@@ -1693,15 +1706,16 @@ export class Session {
 
 /** connect()'s `signal` aborted while the enclave's evidence was verified (Session's #attest). */
 function abortedVerification(signal: AbortSignal): ClientError {
-  return transportError(
-    "ABORTED",
-    "connect aborted by the caller while the enclave was being verified: nothing of it is kept",
+  return callerAborted(
+    signal,
+    "connect",
     signal.reason,
+    " while the enclave was being verified: nothing of it is kept",
   );
 }
 
 function abortedWait(signal: AbortSignal): ClientError {
-  return transportError("ABORTED", "request aborted by the caller while the enclave was being verified", signal.reason);
+  return callerAborted(signal, "request", signal.reason, " while the enclave was being verified");
 }
 
 /**

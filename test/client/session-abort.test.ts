@@ -3,8 +3,9 @@
  * caller's request at once, as ABORTED (not HOST_TIMEOUT at the attestation's deadline), and the
  * verification goes on for the other requests waiting on it; an abort while the answer streams is
  * ABORTED too, not a broken stream; a request already aborted is sealed and sent to no transport.
+ * A caller's AbortSignal.timeout (its reason a TimeoutError) is said to have timed out, same code.
  */
-import { afterEach, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { foreignController } from "../helpers/foreign-abort.ts";
 import { closeServers, connectTo, OK } from "./helpers.ts";
@@ -109,4 +110,67 @@ it("a signal already aborted on a verified session is ABORTED before anything is
   const error = await session.complete("hello", { signal: AbortSignal.abort() }).catch((e: unknown) => e);
   expect(error).toMatchObject({ kind: "transport", code: "ABORTED" });
   expect(paths.slice(sent)).toEqual([]);
+});
+
+/** AbortSignal.timeout's own signal, once it has fired (its reason: a DOMException named TimeoutError). */
+async function firedTimeoutSignal(): Promise<AbortSignal> {
+  const signal = AbortSignal.timeout(1);
+  await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  expect(signal.reason).toMatchObject({ name: "TimeoutError" });
+  return signal;
+}
+
+describe("a caller's AbortSignal.timeout is said to have timed out, a manual abort to have been aborted (both ABORTED)", () => {
+  const TIMED_OUT = "timed out: the caller's signal (AbortSignal.timeout) fired";
+
+  it.each([
+    ["aborted by hand", () => Promise.resolve(AbortSignal.abort()), "request aborted by the caller"],
+    ["AbortSignal.timeout", firedTimeoutSignal, `request ${TIMED_OUT}`],
+  ])("a request whose signal was already %s", async (_, signal, message) => {
+    const { session } = await connectTo();
+    const error = await session.complete("hello", { signal: await signal() }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "transport", code: "ABORTED", message });
+  });
+
+  it.each([
+    ["aborted by hand", () => Promise.resolve(AbortSignal.abort()), "connect aborted by the caller: nothing was sent"],
+    ["AbortSignal.timeout", firedTimeoutSignal, `connect ${TIMED_OUT}: nothing was sent`],
+  ])("connect whose signal was already %s", async (_, signal, message) => {
+    const error = await connectTo({ connect: { signal: await signal() } }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "transport", code: "ABORTED", message });
+  });
+
+  it.each([
+    ["by hand", undefined, "request aborted by the caller"],
+    [
+      "with a TimeoutError, as AbortSignal.timeout does",
+      new DOMException("signal timed out", "TimeoutError"),
+      `request ${TIMED_OUT}`,
+    ],
+  ])("a stream aborted %s", async (_, reason, message) => {
+    const { session } = await connectTo({
+      script: [{ type: "text", text: "a" }, { pauseMs: 2000 }, { type: "text", text: "b" }, ...OK],
+    });
+    const controller = new AbortController();
+    const error = await (async () => {
+      for await (const _event of session.chat([{ role: "user", content: "hi" }], { signal: controller.signal })) {
+        controller.abort(reason);
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: "transport", code: "ABORTED", message });
+  });
+
+  it("a re-verification's wait ended by a TimeoutError says so, while the enclave was being verified", async () => {
+    const { session, state } = await staleSessionWithSilentHost();
+    const controller = new AbortController();
+    const pending = session.complete("hello", { signal: controller.signal }).catch((e: unknown) => e);
+    await state.firstHeld;
+    controller.abort(new DOMException("signal timed out", "TimeoutError"));
+    expect(await pending).toMatchObject({
+      code: "ABORTED",
+      message: `request ${TIMED_OUT} while the enclave was being verified`,
+    });
+    state.hang = false;
+    for (const release of state.held.splice(0)) release();
+  });
 });
