@@ -567,10 +567,12 @@ class HttpClient {
     if (keyRefused) {
       // Which key was refused, by where it came from (never the key): here, the one place every
       // request's refusal is made, so a refusal on a request or a re-verification names it too.
+      // Without a source, where a key comes from at all: the host's operator (up writes its own).
+      const which = speaker === "host" ? "this" : "the";
       const source =
         this.apiKeySource === undefined
-          ? ""
-          : `; the key sent came from ${this.apiKeySource}: give the key ${speaker === "host" ? "this" : "the"} host issued`;
+          ? `; give the key ${which} host's operator issued (cloister up writes its key to .cloister/api-key)`
+          : `; the key sent came from ${this.apiKeySource}: give the key ${which} host issued`;
       // The full URL when the speaker is not known, as for a 404: a wrong base URL is seen in it.
       const refused =
         speaker === "host"

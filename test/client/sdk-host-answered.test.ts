@@ -24,7 +24,8 @@ describe("the speaker of a refusal before and after a Cloister host answered", (
     const error = await rejectionOf(connect({ url, policy: await devPolicy(), apiKey: "ck_test" }), ClientError);
     expect(error).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401, origin: "host" });
     expect(error.message).toBe(
-      `${url}/v1/attestation/challenge: HTTP 401: the API key was refused: the server at that URL said: "who are you"`,
+      `${url}/v1/attestation/challenge: HTTP 401: the API key was refused: the server at that URL said: "who are you"` +
+        "; give the key the host's operator issued (cloister up writes its key to .cloister/api-key)",
     );
   });
 

@@ -12,6 +12,10 @@ import { rejectionOf } from "../helpers/rejections.ts";
 import { closeServers, connectTo, devPolicy, serveDeployment } from "./helpers.ts";
 
 const body = (error: unknown) => JSON.stringify({ error });
+
+/** A refused key's remedy when the caller did not say where its key came from (apiKeySource): where keys come from. */
+const KEY_ORIGIN = (which: "this" | "the") =>
+  `; give the key ${which} host's operator issued (cloister up writes its key to .cloister/api-key)`;
 /** What an ENCLAVE_UNREACHABLE message adds: what to do (retry), and where whoever runs the host looks. */
 const ENCLAVE_UNREACHABLE_HINT =
   "; retry once the enclave is back (running the host yourself: is the enclave running, and does the host's --enclave-url name it? The host's log says what it tried)";
@@ -87,7 +91,7 @@ describe("connect() reports an error response before any enclave verified as the
     expect(key).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401 });
     // The first request: what answered may not be the host, so its words are not said to be the host's.
     expect(key.message).toBe(
-      'http://host.test/v1/attestation: HTTP 401: the API key was refused: the server at that URL said: "bad key for tenant"',
+      `http://host.test/v1/attestation: HTTP 401: the API key was refused: the server at that URL said: "bad key for tenant"${KEY_ORIGIN("the")}`,
     );
 
     // Every refusal carries its status and the full URL, as the general path does.
@@ -123,7 +127,7 @@ describe("connect() reports an error response before any enclave verified as the
     const forbidden = await refusedWith(403, body({ code: "FORBIDDEN", message: "m" }));
     expect(forbidden).toMatchObject({ kind: "configuration", code: "FORBIDDEN", status: 403 });
     expect(forbidden.message).toBe(
-      'http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "m"',
+      `http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "m"${KEY_ORIGIN("the")}`,
     );
   });
 });
@@ -413,7 +417,7 @@ describe("the host's other answers: shapes, size bounds, deadlines and aborts", 
       code: "HOST_TIMEOUT",
       message: "the host at http://host.test did not answer in time",
     });
-    // The caller's own timeout is the caller's abort, not the SDK's deadline.
+    // The caller's own timeout is the caller's abort (said to have timed out), not the SDK's deadline.
     const { session } = await connectTo({
       transport: (url, request) =>
         url.endsWith("/sealed") ? silent(url, request) : fetchTransport(fetch)(url, request),
@@ -421,7 +425,7 @@ describe("the host's other answers: shapes, size bounds, deadlines and aborts", 
     await expect(session.complete("hi", { signal: AbortSignal.timeout(50) })).rejects.toMatchObject({
       kind: "transport",
       code: "ABORTED",
-      message: "request aborted by the caller",
+      message: "request timed out: the caller's signal (AbortSignal.timeout) fired",
     });
   });
 });
@@ -447,7 +451,7 @@ describe("apiKeySource: where the key came from, named by every refusal of it, n
       expect(error.message).not.toContain("ck_source_test");
       if (apiKeySource === undefined) {
         expect(error.message).toBe(
-          'host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"',
+          `host refused the API key: host said: "missing or unknown API key (Authorization: Bearer <key>)"${KEY_ORIGIN("this")}`,
         );
       } else {
         expect(error.message).toBe(
