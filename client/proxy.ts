@@ -92,7 +92,13 @@ export function proxyTokenProblem(token: string): string | null {
 /** The largest request body accepted (a prompt is sealed whole; the host limits it again). */
 export const PROXY_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-type ErrorType = "invalid_request_error" | "authentication_error" | "api_error" | "cloister_verification_error";
+type ErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "api_error"
+  | "cloister_verification_error"
+  // OpenAI's type for a limit on requests a minute (its 429 `rate_limit_exceeded`).
+  | "requests";
 
 /** What the access log shows for a request whose app went away before its answer (nginx's 499). */
 const CLIENT_CLOSED_STATUS = 499 as ContentfulStatusCode;
@@ -253,14 +259,21 @@ function fromClientError(error: ClientError): ProxyError {
       if (error.code === "HOST_REDIRECT") {
         return new ProxyError(502, "api_error", code, error.message, null, false);
       }
+      // The host's per-key limit, as OpenAI says its own: openai SDKs retry on the status alone,
+      // this is for apps that switch on the code. (OpenAI names no code for a 503: ours stay.)
+      if (error.code === "RATE_LIMITED") {
+        return new ProxyError(
+          429,
+          "requests",
+          "rate_limit_exceeded",
+          error.message,
+          null,
+          true,
+          error.retryAfterSeconds,
+        );
+      }
       const status: ContentfulStatusCode =
-        error.code === "RATE_LIMITED"
-          ? 429
-          : error.code === "HOST_BUSY" || error.code === "ENGINE_BUSY"
-            ? 503
-            : error.code.endsWith("TIMEOUT")
-              ? 504
-              : 502;
+        error.code === "HOST_BUSY" || error.code === "ENGINE_BUSY" ? 503 : error.code.endsWith("TIMEOUT") ? 504 : 502;
       return new ProxyError(status, "api_error", code, error.message, null, true, error.retryAfterSeconds);
     }
     case "configuration":

@@ -45,6 +45,9 @@ for (const [status, code, sent, kept] of [
     });
     expect(response.status).toBe(status);
     expect(response.headers.get("retry-after")).toBe(kept === undefined ? null : String(kept));
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(code.toLowerCase());
+    // A 429 as OpenAI's own (rate_limit_exceeded); a 503 as the SDK's code, lower-case (OpenAI names none).
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+      code === "RATE_LIMITED" ? "rate_limit_exceeded" : "host_busy",
+    );
   });
 }

@@ -640,6 +640,8 @@ describe("proxy: failures", () => {
     const cases = [
       [503, "ENGINE_BUSY", 503, "api_error", "engine_busy", true, "http://enclave.test/v1/sealed: HTTP 503"],
       [503, "HOST_BUSY", 503, "api_error", "host_busy", true, "http://enclave.test/v1/sealed: HTTP 503"],
+      // OpenAI's own 429 (a limit on requests a minute): its type and code, for apps that switch on them.
+      [429, "RATE_LIMITED", 429, "requests", "rate_limit_exceeded", true, "http://enclave.test/v1/sealed: HTTP 429"],
       [504, "HOST_TIMEOUT", 504, "api_error", "host_timeout", true, "http://enclave.test/v1/sealed: HTTP 504"],
       [504, "ENCLAVE_TIMEOUT", 504, "api_error", "enclave_timeout", true, "http://enclave.test/v1/sealed: HTTP 504"],
       [502, "ENCLAVE_UNREACHABLE", 502, "api_error", "enclave_unreachable", true, "http://enclave.test/v1/sealed"],
