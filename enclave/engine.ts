@@ -84,8 +84,9 @@ export type GenerationParameters = {
   /** Aborting ends the generation after the current token; the sequence is freed. */
   signal?: AbortSignal;
   /**
-   * Who the request is for (the API-key id). Cached KV state is reused only between requests of
-   * the same tenant; without a tenant nothing is reused.
+   * The request's cache scope (the value the client sealed: random per session, or derived from
+   * its `cacheScope`; never the API key or the host's tenant header). Cached KV state is reused only
+   * between requests of the same tenant; without a tenant nothing is reused.
    */
   tenant?: string;
 };
