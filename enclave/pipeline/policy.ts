@@ -43,9 +43,10 @@
  * the letter and those it keeps, also behind invisible characters and on full-width letters
  * (`pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; normalize.ts
  * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay. A
- * rule that writes a letter with a diacritic (`contraseña`, `\u00f1`) reads instead the normalized
- * form without only the marks NFKC keeps, so that `con\u0336trasen\u0303a` meets it (`n\u0303`
- * composes to its `ñ`), while `pa\u0301ssword` passes the `password` of a rule `contraseña|password`.
+ * rule that writes a Latin or look-alike letter with a diacritic (`contraseña`, `\u00f1`, Cyrillic
+ * `ё`; not Hindi `पा` or Japanese `パ`) reads instead the normalized form without only the marks
+ * NFKC keeps, so that `con\u0336trasen\u0303a` meets it (`n\u0303` composes to its `ñ`), while
+ * `pa\u0301ssword` passes the `password` of a rule `contraseña|password`.
  * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
  * U+00E4) are not folded.
  *
@@ -236,15 +237,23 @@ function unmarkedMatches(
 }
 
 /**
- * Whether an RE2 source (toRe2Syntax) writes a letter with a diacritic or a combining mark, as a
- * character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`).
+ * Whether an RE2 source (toRe2Syntax) writes a Latin or look-alike letter with a diacritic or a
+ * combining mark, as a character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`, Cyrillic `ё`): one
+ * the unmarked form would read without its mark (withoutMarksOnLatin on its decomposed form). Marks
+ * on letters of other scripts (Hindi `पा`, Japanese `パ`) do not count, nor an escaped backslash
+ * before `x` (`\\xe1`).
  */
 function writesComposedLetter(source: string): boolean {
-  const written = source.replace(/\\x(?:\{([0-9A-Fa-f]{1,6})\}|([0-9A-Fa-f]{2}))/g, (sequence, braced, plain) => {
-    const codePoint = Number.parseInt((braced ?? plain) as string, 16);
-    return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
-  });
-  return /\p{M}/u.test(written.normalize("NFD"));
+  // Escapes read left to right, each whole, so `\\` is one escape and the `xe1` after it is text.
+  const written = source.replace(
+    /\\(?:x\{([0-9A-Fa-f]{1,6})\}|x([0-9A-Fa-f]{2})|[\s\S])/g,
+    (sequence, braced, plain) => {
+      if (braced === undefined && plain === undefined) return sequence;
+      const codePoint = Number.parseInt((braced ?? plain) as string, 16);
+      return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
+    },
+  );
+  return withoutMarksOnLatin(written.normalize("NFD")) !== null;
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */

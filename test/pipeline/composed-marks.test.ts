@@ -84,6 +84,24 @@ describe("a block rule reads a Latin letter and the marks NFKC composes with it 
     expect(blockPassword("pa\u0301ss\u0336word")).toBe("block");
   });
 
+  it("reads both kinds of marks dropped for a rule whose only marks are on other scripts' letters or escaped text", () => {
+    // Hindi and Thai vowel signs and Japanese sound marks are no diacritic on a Latin letter, and
+    // `\\xe1` is a backslash and `xe1`: the `password` of such a rule still meets `pa\u0301ssword`.
+    for (const pattern of ["password|पासवर्ड", "password|パスワード", "password|รหัสผ่าน", "password|\\\\xe1"]) {
+      const block = decider({ id: "no-password", kind: "pattern", action: "block", pattern, caseInsensitive: false });
+      expect(block("pa\u0301ssword"), pattern).toBe("block");
+      expect(block("pa\u0336ssword"), pattern).toBe("block");
+    }
+    // A rule writing the letter as `\xf1` or Cyrillic `ё` reads the composing marks kept.
+    for (const [pattern, text] of [
+      ["contrase\\xf1a", "con\u0336trasen\u0303a"],
+      ["с\u0451стра", "с\u0336\u0435\u0308стра"],
+    ] as const) {
+      const block = decider({ id: "no-word", kind: "pattern", action: "block", pattern, caseInsensitive: false });
+      expect(block(text), pattern).toBe("block");
+    }
+  });
+
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
     const allowPassword = decider(
       { id: "only-password", kind: "pattern", action: "allow", pattern: "^password$", caseInsensitive: false },
