@@ -96,16 +96,20 @@ const NORMALIZES_TO_LATIN = new Uint8Array(0x110000);
 /**
  * Whether the combining marks after `char` (one code point, not a mark) are read past: an ASCII
  * character, a look-alike letter, or a character that NFKC writes as one of those (full-width
- * `ａ`, mathematical `𝐚`, circled `ⓐ`).
+ * `ａ`, mathematical `𝐚`, circled `ⓐ`); with `accented`, also one of those written with a
+ * diacritic (`ñ`, Cyrillic `ё`: the first code point of its decomposed form is one).
  */
-function marksReadPast(char: string): boolean {
+function marksReadPast(char: string, accented = false): boolean {
   const codePoint = char.codePointAt(0) as number;
   if (codePoint < 0x80 || (codePoint < 0x10000 && FOLDED[codePoint] !== 0)) return true;
   // From the code point alone, so that what one prompt leaves in the table is what any other would.
   if (NORMALIZES_TO_LATIN[codePoint] === 0) {
     NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(String.fromCodePoint(codePoint)) ? 1 : 2;
   }
-  return NORMALIZES_TO_LATIN[codePoint] === 1;
+  if (NORMALIZES_TO_LATIN[codePoint] === 1) return true;
+  if (!accented) return false;
+  const base = String.fromCodePoint(codePoint).normalize("NFD").codePointAt(0) as number;
+  return base !== codePoint && marksReadPast(String.fromCodePoint(base));
 }
 
 function normalizesToLatin(char: string): boolean {
@@ -124,9 +128,9 @@ function normalizesToLatin(char: string): boolean {
  * (U+0336 in `pa\u0336ssword`). What block rules and PII detection also read (unmarkedForDetection);
  * a letter written accented (`pässword`, U+00E4) keeps its accent, marks on other letters stay
  * (Hindi vowel signs, Hebrew points: there they are part of the word), and the model gets the text
- * as it was.
+ * as it was. With `accented`, marks on such letters written with a diacritic go too (`ñ\u0336`).
  */
-export function withoutMarksOnLatin(text: string): { text: string; from: number[] } | null {
+export function withoutMarksOnLatin(text: string, accented = false): { text: string; from: number[] } | null {
   let out = "";
   const from: number[] = [];
   let copied = 0; // `out` is text[0, copied) without the marks read past
@@ -145,7 +149,7 @@ export function withoutMarksOnLatin(text: string): { text: string; from: number[
       const char = text.slice(j - pair, j);
       j -= pair;
       if (char.charCodeAt(0) >= 0x80 && INVISIBLE_UNIT.test(char)) continue;
-      readPast = marksReadPast(char);
+      readPast = marksReadPast(char, accented);
       break;
     }
     previousEnd = start + run[0].length;
@@ -178,6 +182,19 @@ export function unmarkedForDetection(text: string, normalized: string = normaliz
   const bare = withoutMarksOnLatin(text);
   const renormalized = bare === null ? normalized : normalizeCharacters(bare.text);
   return withoutMarksOnLatin(renormalized)?.text ?? renormalized;
+}
+
+/**
+ * normalizeCharacters' `normalized` without only the combining marks NFKC keeps on Latin and
+ * look-alike letters, those letters written with a diacritic included (`con\u0336traseñ\u0336a`
+ * reads `contraseña`), composed once more first where removing an invisible character brought a
+ * letter and its mark together (`n\u200b\u0303` reads `ñ`): the marks NFKC composes stay composed.
+ * What a block rule that writes such a letter reads (policy.ts), where unmarkedForDetection would
+ * read `n\u0303` as `n`.
+ */
+export function composedUnmarkedForDetection(normalized: string): string {
+  const composed = normalized.normalize("NFKC");
+  return withoutMarksOnLatin(composed, true)?.text ?? composed;
 }
 
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */

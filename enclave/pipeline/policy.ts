@@ -45,8 +45,10 @@
  * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay. A
  * rule that writes a Latin or look-alike letter with a diacritic (`contraseña`, `\u00f1`, Cyrillic
  * `ё`; not Hindi `पा` or Japanese `パ`) reads instead the normalized form without only the marks
- * NFKC keeps, so that `con\u0336trasen\u0303a` meets it (`n\u0303` composes to its `ñ`), while
- * `pa\u0301ssword` passes the `password` of a rule `contraseña|password`.
+ * NFKC keeps, also on that letter and behind invisible characters (normalize.ts
+ * `composedUnmarkedForDetection`), so that `con\u0336trasen\u0303a` and `contrasen\u200b\u0303a`
+ * meet it (`n\u0303` composes to its `ñ`), while `pa\u0301ssword` passes the `password` of a rule
+ * `contraseña|password`.
  * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
  * U+00E4) are not folded.
  *
@@ -56,7 +58,13 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, unmarkedForDetection, withoutMarksOnLatin } from "./normalize.ts";
+import {
+  composedUnmarkedForDetection,
+  foldLookAlikes,
+  normalizeCharacters,
+  unmarkedForDetection,
+  withoutMarksOnLatin,
+} from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -123,7 +131,7 @@ interface RuleInput {
   unmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   unmarkedFoldedText(): string;
-  /** The normalized text without the marks normalizing kept on Latin or look-alike letters (`ñ` stays). */
+  /** The normalized text without only the marks NFKC kept on Latin letters (composedUnmarkedForDetection). */
   composedUnmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   composedUnmarkedFoldedText(): string;
@@ -183,7 +191,7 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
           return unmarkedFolded;
         },
         composedUnmarkedText: () => {
-          composedUnmarked ??= withoutMarksOnLatin(input.normalizedText())?.text ?? input.normalizedText();
+          composedUnmarked ??= composedUnmarkedForDetection(input.normalizedText());
           return composedUnmarked;
         },
         composedUnmarkedFoldedText: () => {

@@ -96,6 +96,7 @@ const NOT_EXAMPLES: Readonly<Record<string, string>> = {
   "pa\\u0301ssword": "a policy rule example (test/pipeline/composed-marks.test.ts)",
   "ｐａ\\u0301ｓｓｗｏｒｄ": "a policy rule example (test/pipeline/composed-marks.test.ts)",
   "con\\u0336trasen\\u0303a": "a policy rule example (test/pipeline/composed-marks.test.ts)",
+  "contrasen\\u200b\\u0303a": "a policy rule example (test/pipeline/composed-marks.test.ts)",
 };
 
 function codeSpans(markdown: string): string[] {

@@ -84,6 +84,36 @@ describe("a block rule reads a Latin letter and the marks NFKC composes with it 
     expect(blockPassword("pa\u0301ss\u0336word")).toBe("block");
   });
 
+  it("blocks for a rule written with an accented letter its mark behind an invisible character or under a kept one", () => {
+    // Removing the zero-width space or soft hyphen brings `n` and U+0303 together after NFKC; a
+    // kept mark on the composed `ñ` itself (U+0336 sorts before U+0303, so NFKC still composes).
+    const blockAccented = decider({
+      id: "no-es",
+      kind: "pattern",
+      action: "block",
+      pattern: "contraseña",
+      caseInsensitive: false,
+    });
+    for (const text of [
+      "contrasen\u200b\u0303a",
+      "contrasen\u00ad\u0303a",
+      "con\u0336trasen\u200b\u0303a",
+      "contrasen\u0336\u0303a",
+      "contrasen\u0303\u0336a",
+    ]) {
+      expect(blockAccented(text), JSON.stringify(text)).toBe("block");
+    }
+    expect(blockAccented("contrasen\u200ba")).toBe("allow");
+    const blockSister = decider({
+      id: "no-ru",
+      kind: "pattern",
+      action: "block",
+      pattern: "сёстра",
+      caseInsensitive: false,
+    });
+    expect(blockSister("с\u0435\u0336\u0308стра")).toBe("block");
+  });
+
   it("reads both kinds of marks dropped for a rule whose only marks are on other scripts' letters or escaped text", () => {
     // Hindi and Thai vowel signs and Japanese sound marks are no diacritic on a Latin letter, and
     // `\\xe1` is a backslash and `xe1`: the `password` of such a rule still meets `pa\u0301ssword`.
