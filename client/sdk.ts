@@ -568,11 +568,16 @@ class HttpClient {
       // Which key was refused, by where it came from (never the key): here, the one place every
       // request's refusal is made, so a refusal on a request or a re-verification names it too.
       // Without a source, where a key comes from at all: the host's operator (up writes its own).
+      // A 403 is a key the host knows that lacks the permission (FORBIDDEN): another key is not the
+      // remedy, the permission is.
       const which = speaker === "host" ? "this" : "the";
+      const from = this.apiKeySource === undefined ? "" : `; the key sent came from ${this.apiKeySource}`;
       const source =
-        this.apiKeySource === undefined
-          ? `; give the key ${which} host's operator issued (cloister up writes its key to .cloister/api-key)`
-          : `; the key sent came from ${this.apiKeySource}: give the key ${which} host issued`;
+        response.status === 403
+          ? `${from}; it lacks a permission this request needs: ask ${which} host's operator to grant it`
+          : this.apiKeySource === undefined
+            ? `; give the key ${which} host's operator issued (cloister up writes its key to .cloister/api-key)`
+            : `${from}: give the key ${which} host issued`;
       // The full URL when the speaker is not known, as for a 404: a wrong base URL is seen in it.
       const refused =
         speaker === "host"

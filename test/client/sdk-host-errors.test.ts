@@ -16,6 +16,9 @@ const body = (error: unknown) => JSON.stringify({ error });
 /** A refused key's remedy when the caller did not say where its key came from (apiKeySource): where keys come from. */
 const KEY_ORIGIN = (which: "this" | "the") =>
   `; give the key ${which} host's operator issued (cloister up writes its key to .cloister/api-key)`;
+/** A 403's remedy (FORBIDDEN: a key the host knows, without the permission): the permission, not another key. */
+const KEY_PERMISSION = (which: "this" | "the") =>
+  `; it lacks a permission this request needs: ask ${which} host's operator to grant it`;
 /** What an ENCLAVE_UNREACHABLE message adds: what to do (retry), and where whoever runs the host looks. */
 const ENCLAVE_UNREACHABLE_HINT =
   "; retry once the enclave is back (running the host yourself: is the enclave running, and does the host's --enclave-url name it? The host's log says what it tried)";
@@ -123,11 +126,12 @@ describe("connect() reports an error response before any enclave verified as the
       const error = await refusedWith(400, body({ code, message: "m" }));
       expect(error, code).toMatchObject({ kind: "integrity", code, status: 400, origin: "host" });
     }
-    // 403 as 401: the key was refused (configuration: the caller's to fix, not a retry).
+    // 403 as 401: the key was refused (configuration: the caller's to fix, not a retry); but a key
+    // the host knows, lacking a permission: the remedy is the permission, not the key the operator issued.
     const forbidden = await refusedWith(403, body({ code: "FORBIDDEN", message: "m" }));
     expect(forbidden).toMatchObject({ kind: "configuration", code: "FORBIDDEN", status: 403 });
     expect(forbidden.message).toBe(
-      `http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "m"${KEY_ORIGIN("the")}`,
+      `http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "m"${KEY_PERMISSION("the")}`,
     );
   });
 });
@@ -433,7 +437,7 @@ describe("the host's other answers: shapes, size bounds, deadlines and aborts", 
 describe("apiKeySource: where the key came from, named by every refusal of it, never the key", () => {
   afterEach(closeServers);
 
-  it("a re-verification refused after a successful connect names it; without it the message is as before", async () => {
+  it("a re-verification refused after a successful connect names it; without it, where keys come from", async () => {
     for (const apiKeySource of ["--api-key-file my-key", undefined]) {
       const { url } = await serveDeployment({ refuse: (path, n) => path === "/v1/attestation" && n > 0 });
       const session = await connect({
@@ -475,6 +479,31 @@ describe("apiKeySource: where the key came from, named by every refusal of it, n
     expect(error).toMatchObject({ kind: "configuration", code: "UNAUTHENTICATED", status: 401, origin: "host" });
     expect(error.message).toBe(
       `${url}/v1/attestation: HTTP 401: the API key was refused: the server at that URL said: "missing or unknown API key (Authorization: Bearer <key>)"; the key sent came from --api-key-file my-key: give the key the host issued`,
+    );
+  });
+
+  it("a 403 (a key the host knows, lacking the permission) names where it came from and the permission as the remedy", async () => {
+    const transport: Transport = async () => ({
+      status: 403,
+      header: () => null,
+      body: (async function* () {})(),
+      text: async () => body({ code: "FORBIDDEN", message: 'API key lacks the "attest" permission' }),
+    });
+    const error = await rejectionOf(
+      connect({
+        url: "http://host.test",
+        policy: await devPolicy(),
+        apiKey: "ck_source_test_0123456789",
+        apiKeySource: "--api-key-file my-key",
+        transport,
+      }),
+      ClientError,
+    );
+    expect(error).toMatchObject({ kind: "configuration", code: "FORBIDDEN", status: 403 });
+    expect(error.message).not.toContain("ck_source_test");
+    expect(error.message).toBe(
+      'http://host.test/v1/attestation: HTTP 403: the API key was refused: the server at that URL said: "API key lacks the \\"attest\\" permission"' +
+        `; the key sent came from --api-key-file my-key${KEY_PERMISSION("the")}`,
     );
   });
 
