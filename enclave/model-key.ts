@@ -36,10 +36,11 @@ export interface ModelKeyRequest {
   /**
    * How long the boot keeps asking while the broker says it is busy or rate-limits this address
    * (503 KBS_BUSY, 429 KBS_RATE_LIMITED), waiting what its Retry-After says each time (default
-   * KBS_RETRY_FOR_MS); every other refusal stops the boot at once.
+   * KBS_RETRY_FOR_MS); a refused challenge (KBS_CHALLENGE_UNKNOWN) is asked for afresh once, at
+   * once; every other refusal stops the boot at once.
    */
   readonly retryForMs?: number;
-  /** Told of each wait (the boot logs it). */
+  /** Told of each wait, and of the one fresh challenge after a refused one (the boot logs it). */
   readonly onRetry?: (message: string) => void;
   /**
    * Aborting stops the request under way or the wait before the next, and it rejects with the
@@ -62,8 +63,8 @@ export interface BootPublicValues {
 }
 
 /**
- * What to do when the broker did not answer. The boot does not ask again (only a busy broker is):
- * its unit's restart does, as docs/deploy.md step 4 says.
+ * What to do when the broker did not answer. The boot does not ask again (only a busy broker is, or
+ * one that refused its challenge): its unit's restart does, as docs/deploy.md step 4 says.
  */
 const UNREACHABLE_STEP =
   "check that the key broker runs at that URL (--kbs-url) and that this enclave can reach it; this boot does " +

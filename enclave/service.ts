@@ -480,7 +480,7 @@ export class Enclave {
           measurement: toHex(own.value),
           modelSha256: manifest.model.sha256,
         },
-        // A busy broker is asked again: the boot says so on stderr (the enclave's log).
+        // A busy broker, or one that refused the challenge, is asked again: the boot says so on stderr.
         onRetry: (message) => process.stderr.write(`cloister enclave: ${message}\n`),
         ...(signal === undefined ? {} : { signal }),
       });

@@ -169,6 +169,42 @@ describe("requestModelKey", () => {
     ]);
   });
 
+  // test/enclave/model-key-retry.test.ts has a refused challenge alone.
+  it("asks for a fresh challenge once per boot, not once per busy wait: refused, busy, refused again stops", async () => {
+    const challenge = { status: 200, body: { challenge: Buffer.alloc(32, 1).toString("base64url") } };
+    const refused = refusal(400, "KBS_CHALLENGE_UNKNOWN");
+    const broker = await scriptedBroker([
+      challenge,
+      refused,
+      challenge,
+      refusal(503, "KBS_BUSY", "1"),
+      challenge,
+      refused,
+      challenge,
+      refused,
+    ]);
+    const retries: string[] = [];
+    await expect(request(broker.url, { onRetry: (message) => retries.push(message) })).rejects.toMatchObject({
+      code: "BOOT_KBS_REFUSED",
+      message: expect.stringContaining("this boot asked twice, each time with a fresh challenge"),
+    });
+    // The second refusal stops the boot: no third release after the busy wait came between them.
+    expect(broker.asked).toEqual([
+      "/v1/kbs/challenge",
+      "/v1/kbs/release",
+      "/v1/kbs/challenge",
+      "/v1/kbs/release",
+      "/v1/kbs/challenge",
+      "/v1/kbs/release",
+    ]);
+    expect(retries).toEqual([
+      expect.stringContaining(
+        "(HTTP 400 KBS_CHALLENGE_UNKNOWN): come back later; asking once more, with a fresh challenge",
+      ),
+      expect.stringContaining("(HTTP 503 KBS_BUSY): come back later; asking again in 1000 ms"),
+    ]);
+  });
+
   it("retries only KBS_BUSY on 503, waits at least 500 ms, and refuses a challenge that is not 32 bytes", async () => {
     const down = await scriptedBroker([refusal(503, "KBS_DOWN", "1")]);
     await expect(request(down.url)).rejects.toMatchObject({ code: "BOOT_KBS_FAILED" });
