@@ -371,9 +371,9 @@ export class AuditWriter {
     }
     this.#commitmentKey = new Uint8Array(commitmentKey);
     if (!HEX64.test(options.modelSha256))
-      throw new AuditRecordInvalidError("modelSha256", "64 lower-case hex characters");
+      throw new AuditRecordInvalidError("modelSha256", "64 lower-case hex characters", options.modelSha256);
     if (!HEX64.test(options.attestationDigest)) {
-      throw new AuditRecordInvalidError("attestationDigest", "64 lower-case hex characters");
+      throw new AuditRecordInvalidError("attestationDigest", "64 lower-case hex characters", options.attestationDigest);
     }
     this.#modelSha256 = options.modelSha256;
     this.#attestationDigest = options.attestationDigest;
@@ -459,6 +459,7 @@ export class AuditWriter {
       throw new AuditRecordInvalidError(
         "checkpoint nonce",
         `${AUDIT_CHECKPOINT_NONCE_BYTES.min}..${AUDIT_CHECKPOINT_NONCE_BYTES.max} bytes`,
+        nonce,
       );
     }
     const checkpoint: AuditCheckpoint = {
@@ -475,30 +476,38 @@ export class AuditWriter {
   #time(): string {
     const t = this.#now();
     if (!(t instanceof Date) || Number.isNaN(t.getTime()))
-      throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+      throw new AuditRecordInvalidError("time", "a valid Date from the clock", t);
     return t.toISOString();
   }
 }
 
 function checkEntry(e: AuditEntry): void {
   if (typeof e.requestId !== "string" || e.requestId.length === 0 || e.requestId.length > 256) {
-    throw new AuditRecordInvalidError("requestId", "a string of 1..256 characters");
+    throw new AuditRecordInvalidError("requestId", "a string of 1..256 characters", e.requestId);
   }
   if (typeof e.tenant !== "string" || e.tenant.length === 0 || e.tenant.length > 200) {
-    throw new AuditRecordInvalidError("tenant", "an API key id of 1..200 characters");
+    throw new AuditRecordInvalidError("tenant", "an API key id of 1..200 characters", e.tenant);
   }
   const broken = decisionRuleBroken(e);
-  if (broken !== null) throw new AuditRecordInvalidError(broken.field, broken.expected);
+  if (broken !== null) throw new AuditRecordInvalidError(broken.field, broken.expected, e[broken.field]);
   if (!isFindings(e.piiFindings)) {
-    throw new AuditRecordInvalidError("piiFindings", "a list of {entity, count} with distinct entities and counts ≥ 1");
+    throw new AuditRecordInvalidError(
+      "piiFindings",
+      "a list of {entity, count} with distinct entities and counts ≥ 1",
+      e.piiFindings,
+    );
   }
   if (e.usage !== null && !isUsage(e.usage)) {
-    throw new AuditRecordInvalidError("usage", "{promptTokens, completionTokens} non-negative integers, or null");
+    throw new AuditRecordInvalidError(
+      "usage",
+      "{promptTokens, completionTokens} non-negative integers, or null",
+      e.usage,
+    );
   }
   for (const field of ["prompt", "response"] as const) {
     const v = e[field];
     if (v !== null && typeof v !== "string" && !(v instanceof Uint8Array)) {
-      throw new AuditRecordInvalidError(field, "a string, bytes or null");
+      throw new AuditRecordInvalidError(field, "a string, bytes or null", v);
     }
   }
 }

@@ -69,11 +69,36 @@ export class PiiEntityUnknownError extends PipelineError {
   }
 }
 
-/** The audit writer was given a value it cannot record (caller bug). */
+/**
+ * The audit writer was given a value it cannot record (caller bug). `found` is the value itself, but
+ * the message names only its shape (auditValueShape): the value may be a prompt, a digest, a key id
+ * or a nonce, and the message reaches the enclave's log.
+ */
 export class AuditRecordInvalidError extends PipelineError {
-  constructor(field: string, expected: string) {
-    super("AUDIT_RECORD_INVALID", `audit record field ${field}: expected ${expected}`);
+  constructor(field: string, expected: string, found: unknown) {
+    super("AUDIT_RECORD_INVALID", `audit record field ${field}: expected ${expected}, found ${auditValueShape(found)}`);
   }
+}
+
+/**
+ * A value's shape for an AUDIT_RECORD_INVALID message: its type and a length or size, "missing" for
+ * undefined; never its content, not even a number's value (manifests/issues.ts describeValue shows
+ * numbers and an object's key names, which a caller's entry could make anything).
+ */
+function auditValueShape(value: unknown): string {
+  if (value === undefined) return "missing";
+  if (value === null) return "null";
+  if (typeof value === "string")
+    return value === "" ? "an empty string" : `a string of ${count(value.length, "character")}`;
+  if (value instanceof Uint8Array) return count(value.length, "byte");
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? "an invalid Date" : "a Date";
+  if (Array.isArray(value)) return value.length === 0 ? "an empty array" : `an array of ${count(value.length, "item")}`;
+  if (typeof value === "object") return `an object of ${count(Object.keys(value).length, "field")}`;
+  return `a value of type ${typeof value}`;
+}
+
+function count(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? "" : "s"}`;
 }
 
 /** An Ed25519 key of the wrong size or encoding. */

@@ -63,7 +63,7 @@ async function heldAnswer(first: string) {
   vi.spyOn(process.stderr, "write").mockImplementation(() => true);
   const writer = (enclave as unknown as { audit: AuditWriter }).audit;
   const record = vi.spyOn(writer, "record").mockImplementation(() => {
-    throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+    throw new AuditRecordInvalidError("time", "a valid Date from the clock", new Date(Number.NaN));
   });
   return { enclave, record, release };
 }

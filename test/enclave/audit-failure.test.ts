@@ -35,7 +35,7 @@ afterEach(async () => {
 function breakAuditWriter(enclave: Enclave) {
   const writer = (enclave as unknown as { audit: AuditWriter }).audit;
   return vi.spyOn(writer, "record").mockImplementation(() => {
-    throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+    throw new AuditRecordInvalidError("time", "a valid Date from the clock", new Date(Number.NaN));
   });
 }
 

@@ -1380,7 +1380,7 @@ describe("audit collector: a host that meets a boot only while its enclave drain
         vi.spyOn(process.stderr, "write").mockImplementation(() => true);
         const writer = (enclave as unknown as { audit: AuditWriter }).audit;
         vi.spyOn(writer, "record").mockImplementation(() => {
-          throw new AuditRecordInvalidError("time", "a valid Date from the clock");
+          throw new AuditRecordInvalidError("time", "a valid Date from the clock", new Date(Number.NaN));
         });
         await answerSealed(enclave);
         expect(enclave.auditFailed).toBe(true);

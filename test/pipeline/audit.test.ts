@@ -188,6 +188,59 @@ describe("AuditWriter", () => {
     );
   });
 
+  it.each([
+    ["tenant", { tenant: "" }, "an API key id of 1..200 characters, found an empty string"],
+    [
+      "requestId",
+      { requestId: "secret-id-".repeat(30) },
+      "a string of 1..256 characters, found a string of 300 characters",
+    ],
+    ["ruleId", { ruleId: "Secret Rule" }, "a manifest rule id or null, found a string of 11 characters"],
+    ["usage", { usage: { promptTokens: 1.5, completionTokens: 7 } }, "or null, found an object of 2 fields"],
+    ["piiFindings", { piiFindings: [{ entity: "email", count: 0 }] }, "counts ≥ 1, found an array of 1 item"],
+    ["prompt", { prompt: 4242 }, "a string, bytes or null, found a value of type number"],
+    ["blockedBy", { blockedBy: undefined }, "null (decision is allow), found missing"],
+  ])("names what it found in %s by its shape, never its value", (field, change, tail) => {
+    const entry = { ...(sampleEntries(1)[0] as object), ...change };
+    let message = "";
+    try {
+      makeWriter().record(entry as never);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^audit record field ${field}: expected `));
+    expect(message.endsWith(tail)).toBe(true);
+    for (const value of ["secret", "Secret", "1.5", "4242"]) expect(message).not.toContain(value);
+  });
+
+  it("names a bad digest, nonce or clock reading by its shape, never its value", () => {
+    const options = {
+      signingSecretKey: KEYS.secretKey,
+      modelSha256: MODEL_SHA256,
+      attestationDigest: ATTESTATION_DIGEST,
+      settings: { recordPromptHash: true, recordResponseHash: true },
+    };
+    const upper = MODEL_SHA256.toUpperCase();
+    expect(() => new AuditWriter({ ...options, modelSha256: upper })).toThrow(
+      "audit record field modelSha256: expected 64 lower-case hex characters, found a string of 64 characters",
+    );
+    expect(() => new AuditWriter({ ...options, attestationDigest: "" })).toThrow(
+      "audit record field attestationDigest: expected 64 lower-case hex characters, found an empty string",
+    );
+    const writer = makeWriter();
+    expect(() => writer.checkpoint(new Uint8Array(15).fill(0xab))).toThrow(
+      "audit record field checkpoint nonce: expected 16..64 bytes, found 15 bytes",
+    );
+    const numberClock = new AuditWriter({ ...options, now: () => 1_700_000_000_000 as unknown as Date });
+    expect(() => numberClock.checkpoint()).toThrow(
+      "audit record field time: expected a valid Date from the clock, found a value of type number",
+    );
+    const brokenClock = new AuditWriter({ ...options, now: () => new Date(Number.NaN) });
+    expect(() => brokenClock.checkpoint()).toThrow(
+      "audit record field time: expected a valid Date from the clock, found an invalid Date",
+    );
+  });
+
   it("refuses bad keys", () => {
     expect(
       () =>
