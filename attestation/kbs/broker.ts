@@ -375,8 +375,11 @@ export class KeyBroker {
       documentDigest: enclave.documentDigest,
     };
     // The key goes only to a deployment whose attested manifest says its model is sealed under it.
+    // The key id alone says so: parseManifest refuses a manifest whose model.keyId is not null
+    // exactly when model.sealedAtRest is true (manifests/schema.ts `model`), so a manifest naming
+    // this key id seals its model at rest.
     const model = parseManifest(enclave.manifest.manifest).model;
-    if (!model.sealedAtRest || model.keyId !== keyId) {
+    if (model.keyId !== keyId) {
       throw new BrokerError(
         "KBS_KEY_NOT_IN_MANIFEST",
         403,

@@ -621,6 +621,21 @@ describe("key broker", () => {
     ]);
   });
 
+  it("needs only model.keyId to know the model is sealed: a manifest with the key id and no sealing does not parse", () => {
+    // The broker's KBS_KEY_NOT_IN_MANIFEST check compares the key id alone, as parseManifest ties it to sealedAtRest.
+    for (const model of [
+      { sha256: SEALED_SHA256, sealedAtRest: false, keyId: KEY_ID },
+      { sha256: SEALED_SHA256, sealedAtRest: true, keyId: null },
+    ]) {
+      expect(() => devManifest({ model })).toThrow(
+        expect.objectContaining({
+          code: "MANIFEST_FIELD_INVALID",
+          issues: [expect.objectContaining({ path: "model.keyId" })],
+        }),
+      );
+    }
+  });
+
   it("refuses an enclave whose evidence breaks its signed manifest's tee section, though the release policy accepts it", async () => {
     const kbs = broker();
     const error = await rejectionOf(kbs.release((await request(kbs, noSmtDeployment)).body), BrokerError);
