@@ -117,7 +117,10 @@ export interface RequestRefusedLogEntry {
   readonly peer: string | null;
 }
 
-/** A line of the broker's log: a release attempt, a fault no release attempt's line names, or a request refused before any route. */
+/**
+ * A line of the broker's log: a release attempt, a fault no release attempt's line names, or a
+ * request refused before any route.
+ */
 export type BrokerLogEntry = ReleaseLogEntry | FaultLogEntry | RequestRefusedLogEntry;
 
 function errorJson(code: string, message: string) {
@@ -332,7 +335,9 @@ class ClientLimiter {
         return {
           status: 503,
           code: "KBS_BUSY",
-          message: `key broker: already counting ${this.maxClients} client addresses within their minute, the most it counts at once; retry later`,
+          message:
+            `key broker: already counting ${this.maxClients} client addresses within their minute, ` +
+            "the most it counts at once; retry later",
           retryAfterSeconds: secondsUntilEnd(oldest.start),
         };
       }
@@ -344,7 +349,9 @@ class ClientLimiter {
       return {
         status: 429,
         code: "KBS_RATE_LIMITED",
-        message: `key broker: over ${this.perMinute[kind]} ${kind === "challenge" ? "challenges" : "release attempts"} a minute from this address; retry later`,
+        message:
+          `key broker: over ${this.perMinute[kind]} ${kind === "challenge" ? "challenges" : "release attempts"} ` +
+          "a minute from this address; retry later",
         retryAfterSeconds: secondsUntilEnd(window.start),
       };
     }
@@ -370,10 +377,16 @@ class ReleasesUnderWay {
   start(bucket: string): string | null {
     const mine = this.#byBucket.get(bucket) ?? 0;
     if (mine >= this.perClient) {
-      return `key broker: already reading ${this.perClient} release requests from this address at once, the most it reads from one; retry later`;
+      return (
+        `key broker: already reading ${this.perClient} release requests from this address at once, ` +
+        "the most it reads from one; retry later"
+      );
     }
     if (this.#total >= this.max) {
-      return `key broker: already reading ${this.max} release requests at once, the most it reads at a time; retry later`;
+      return (
+        `key broker: already reading ${this.max} release requests at once, ` +
+        "the most it reads at a time; retry later"
+      );
     }
     this.#byBucket.set(bucket, mine + 1);
     this.#total++;
@@ -411,7 +424,9 @@ export function createBrokerApp(
   const admitted = releasesAdmittedWithin(broker.challengeTtlMs, { releasesPerMinute: limits.release, maxClients });
   if (broker.maxSpentChallenges < admitted) {
     throw new RangeError(
-      `key broker maxSpentChallenges: expected at least ${admitted} (${maxClients} clients, ${limits.release} release attempts a minute each, over a ${broker.challengeTtlMs} ms challenge lifetime), found ${broker.maxSpentChallenges}`,
+      `key broker maxSpentChallenges: expected at least ${admitted} (${maxClients} clients, ` +
+        `${limits.release} release attempts a minute each, over a ${broker.challengeTtlMs} ms challenge lifetime), ` +
+        `found ${broker.maxSpentChallenges}`,
     );
   }
   const app = new Hono<BrokerEnv>();
@@ -429,7 +444,8 @@ export function createBrokerApp(
           code: null,
           reason:
             why === "too-many-requests"
-              ? `connection: more than ${maxRequestsPerConnection} requests under way on it at once (pipelined); closed, this one unanswered`
+              ? `connection: more than ${maxRequestsPerConnection} requests under way on it at once (pipelined); ` +
+                "closed, this one unanswered"
               : "connection: closed before this request came; unanswered",
           method: c.req.method,
           responseBytes: 0,
