@@ -10,7 +10,7 @@ import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
 import { type AuditWriter, auditRequestIdHash } from "../../enclave/pipeline/audit.ts";
-import { answeredRecordLines, auditWriterOf, chatJsonOf } from "../helpers/audit-find-log.ts";
+import { AUDIT_BOOT, answeredRecordLines, auditWriterOf, chatJsonOf } from "../helpers/audit-find-log.ts";
 import { runCloister } from "../helpers/cli.ts";
 
 const KEYS = nacl.sign.keyPair();
@@ -179,7 +179,7 @@ describe("cloister audit find", () => {
     const wrong = await runCloister(["audit", "find", "--log", log, "--chat-json", other]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain(
-      `AUDIT_LOG_OTHER_BOOT: this log is of enclave boot ${"cd".repeat(8)}, the answer came from boot ${"ef".repeat(8)}: its log is ${"ef".repeat(8)}.jsonl`,
+      `AUDIT_LOG_OTHER_BOOT: this log is of enclave boot ${AUDIT_BOOT.slice(0, 16)}, the answer came from boot ${"ef".repeat(8)}: its log is ${"ef".repeat(8)}.jsonl`,
     );
   });
 });
