@@ -33,7 +33,7 @@ export function registerHostCommands(program: Command): void {
     .addOption(
       new Option(
         "--enclave-url <url>",
-        "an enclave's internal URL (e.g. http://127.0.0.1:8443); repeat for a pool, routed by enclave key id, its members numbered from 0 in this order (the log's pool: enclave N, /healthz's index)",
+        "an enclave's internal URL (e.g. http://127.0.0.1:8443); repeat for a pool, routed by enclave key id, its members numbered from 0 in this order (the log's pool: enclave N, /healthz's index); the members are fixed when the host starts (adding or removing one takes a host restart), and a member restarted at the same URL is taken back with its new key id",
       )
         .argParser((value: string, previous: string[] = []) => [...previous, value])
         .makeOptionMandatory(),
