@@ -7,7 +7,9 @@
  * takes no new member without a restart), nor to wait for the host to offer it again (a new key id)
  * before stopping the next (a pool of two stopped one after the other has no member: 503
  * `NO_ENCLAVE_AVAILABLE`). And `cloister up --enclaves 2`, the page's own local pool, is no place to
- * rehearse it: when one of its enclaves exits, `up` stops everything it started.
+ * rehearse it: when one of its enclaves exits, `up` stops everything it started. The README's "A pool
+ * of enclaves" once offered `up --enclaves 2` as the local pool and said "Restart pool members one at a
+ * time" just before how `up` stops, as if `up` could: it says what `up`'s pool is for, and points here.
  */
 
 import { describe, expect, it } from "vitest";
@@ -81,5 +83,28 @@ describe("docs/deploy.md step 6: replacing a pool's members", () => {
     expect(paragraph).toContain("`cloister up --enclaves 2` stops all it started when one of its enclaves exits");
     expect(options.get("up")).toContain("--enclaves");
     expect(options.get("host")).toContain("--enclave-url");
+  });
+});
+
+describe('README.md, "A pool of enclaves": `cloister up`\'s pool and a rolling upgrade', () => {
+  const section = () => pageSection("README.md", "\n## A pool of enclaves", "\n## Sealed models");
+
+  it("says `up`'s pool is no rehearsal of an upgrade, and points to step 6 for one", () => {
+    const text = section();
+    expect(text).toContain(
+      "`cloister up --enclaves 2` is for trying how a pool routes, not for rehearsing a member's restart or an upgrade: " +
+        "when one of its enclaves exits, a SIGTERM to it included, `up` stops everything it started.",
+    );
+    expect(text).toContain(
+      "follow `docs/deploy.md`, step 6 (to rehearse it or a failover, start the enclaves and the host by hand)",
+    );
+    expect(upgradeParagraph()).toContain("start the enclaves and the host by hand");
+    expect(commandOptions().get("up")).toContain("--enclaves");
+  });
+
+  it("says nothing that reads as `up` restarting members one at a time", () => {
+    // The section's stop paragraph tells how `up` stops: a restart advice next to it reads as `up`'s.
+    expect(section()).toContain("`cloister up` stops the host first");
+    expect(section()).not.toContain("Restart pool members one at a time");
   });
 });
