@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import { AuditRecordInvalidError } from "../../enclave/pipeline/errors.ts";
 import { REPO_ROOT } from "../helpers/cli.ts";
 
 const SOURCE_DIRS = ["attestation", "sealed", "enclave", "host", "client", "manifests", "models"];
@@ -361,5 +362,30 @@ describe("docs/errors.md's where column of the model codes", () => {
         if (!(where.get(code) ?? []).includes(command)) missing.push(`${code}: ${command}`);
     }
     expect(missing).toEqual([]);
+  });
+});
+
+/**
+ * The AUDIT_RECORD_INVALID row says what its message shows of the value it refused: its shape only,
+ * never the value (a prompt, a digest, a nonce: the message reaches the enclave's log). Checked
+ * against AuditRecordInvalidError's message.
+ */
+describe("docs/errors.md's AUDIT_RECORD_INVALID row", () => {
+  const row = readFileSync(DOCS, "utf8")
+    .split("\n")
+    .find((line) => line.startsWith("| `AUDIT_RECORD_INVALID`"));
+
+  it("says the message names what it found by its shape only, as the error does", () => {
+    expect(row).toContain(
+      "the message names the field, what it expects and what it found by its shape only (a type and a length or size, `missing`), never its value.",
+    );
+    const value = "a prompt the caller passed by mistake";
+    const message = new AuditRecordInvalidError("prompt", "a string, bytes or null", [value]).message;
+    expect(message).toBe("audit record field prompt: expected a string, bytes or null, found an array of 1 item");
+    expect(message).not.toContain(value);
+    expect(new AuditRecordInvalidError("tenant", "an API key id", value).message).toMatch(
+      new RegExp(`found a string of ${value.length} characters$`),
+    );
+    expect(new AuditRecordInvalidError("blockedBy", "null", undefined).message).toMatch(/found missing$/);
   });
 });
