@@ -249,7 +249,8 @@ function unmarkedMatches(
  * combining mark, as a character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`, Cyrillic `ё`): one
  * the unmarked form would read without its mark (withoutMarksOnLatin on its decomposed form). Marks
  * on letters of other scripts (Hindi `पा`, Japanese `パ`) do not count, nor an escaped backslash
- * before `x` (`\\xe1`).
+ * before `x` (`\\xe1`), nor marks on a symbol or digit (`≠` is `=` and U+0338, keycap `1️⃣` is `1`,
+ * U+FE0F and U+20E3), nor a variation selector (`ℹ️`, `Ⓜ️`).
  */
 function writesComposedLetter(source: string): boolean {
   // Escapes read left to right, each whole, so `\\` is one escape and the `xe1` after it is text.
@@ -261,7 +262,11 @@ function writesComposedLetter(source: string): boolean {
       return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
     },
   );
-  return withoutMarksOnLatin(written.normalize("NFD")) !== null;
+  const decomposed = written.normalize("NFD").replace(/\p{Default_Ignorable_Code_Point}/gu, "");
+  for (const [marked] of decomposed.matchAll(/\p{L}[\p{Mn}\p{Me}]+/gu)) {
+    if (withoutMarksOnLatin(marked) !== null) return true;
+  }
+  return false;
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */

@@ -122,6 +122,18 @@ describe("a block rule reads a Latin letter and the marks NFKC composes with it 
       expect(block("pa\u0301ssword"), pattern).toBe("block");
       expect(block("pa\u0336ssword"), pattern).toBe("block");
     }
+    // A mark on a symbol or a digit is no diacritic on a letter (`≠` is `=` and U+0338, keycap `1️⃣`
+    // is `1`, U+FE0F and U+20E3), nor a variation selector on a letter-like symbol (`ℹ️`, `Ⓜ️`).
+    for (const pattern of [
+      "password|≠",
+      "password|x \\u2260 y",
+      "password|1\ufe0f\u20e3",
+      "password|\u2139\ufe0f",
+      "password|Ⓜ\ufe0f",
+    ]) {
+      const block = decider({ id: "no-password", kind: "pattern", action: "block", pattern, caseInsensitive: false });
+      expect(block("pa\u0301ssword"), pattern).toBe("block");
+    }
     // A rule writing the letter as `\xf1` or Cyrillic `ё` reads the composing marks kept.
     for (const [pattern, text] of [
       ["contrase\\xf1a", "con\u0336trasen\u0303a"],
