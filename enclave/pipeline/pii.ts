@@ -75,10 +75,11 @@
  * scripts outside normalize.ts's table are not mapped; a combining mark over a letter other than
  * Latin and look-alike ones (NFKC keeps it) cuts an entity, and only the part after it is found
  * (over Latin ones the prompt is also read without the marks, those NFKC would compose with the
- * letter too: `jo\u0336hn@example.com` and `jo\u0301hn@example.com` are redacted whole); detection is best-effort pattern matching, not a guarantee that no PII reaches the
- * model. When both the text as sent and its normalized form hold entities, a placeholder for one
- * found only as sent can cover a character next to it that normalizing would join to it (a
- * combining mark, a Hangul jamo). Findings hold entity types and counts only, never the values.
+ * letter too: `jo\u0336hn@example.com` and `jo\u0301hn@example.com` are redacted whole);
+ * detection is best-effort pattern matching, not a guarantee that no PII reaches the model. When
+ * both the text as sent and its normalized form hold entities, a placeholder for one found only as
+ * sent can cover a character next to it that normalizing would join to it (a combining mark, a
+ * Hangul jamo). Findings hold entity types and counts only, never the values.
  */
 
 import { type Manifest, PII_ENTITIES, type PiiEntity } from "../../manifests/schema.ts";
