@@ -375,9 +375,9 @@ export class KeyBroker {
       documentDigest: enclave.documentDigest,
     };
     // The key goes only to a deployment whose attested manifest says its model is sealed under it.
-    // The key id alone says so: parseManifest refuses a manifest whose model.keyId is not null
-    // exactly when model.sealedAtRest is true (manifests/schema.ts `model`), so a manifest naming
-    // this key id seals its model at rest.
+    // The key id alone says so: parseManifest refuses a manifest whose model.keyId and
+    // model.sealedAtRest disagree (a key id with sealedAtRest false, or null with it true:
+    // manifests/schema.ts `model`), so a manifest naming this key id seals its model at rest.
     const model = parseManifest(enclave.manifest.manifest).model;
     if (model.keyId !== keyId) {
       throw new BrokerError(
