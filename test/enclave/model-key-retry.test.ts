@@ -10,6 +10,7 @@ import nacl from "tweetnacl";
 import { afterEach, describe, expect, it } from "vitest";
 import { wrapModelKey } from "../../attestation/kbs/protocol.ts";
 import { requestModelKey } from "../../enclave/model-key.ts";
+import { modelKeyRequest } from "../helpers/model-key-request.ts";
 
 const servers: Server[] = [];
 
@@ -75,26 +76,18 @@ async function restartingBroker(restartsBeforeRelease: (release: number) => bool
 function boot(url: string, sealingSecretKey: Uint8Array) {
   const answered: string[] = [];
   const retries: string[] = [];
-  const result = requestModelKey({
-    kbsUrl: url,
-    keyId: KEY_ID,
-    document: "x.y.z",
-    documentDigest: DOCUMENT_DIGEST,
-    collateral: null,
-    answer: async (nonce) => {
-      answered.push(Buffer.from(nonce).toString("base64url"));
-      return "answer";
-    },
-    sealingSecretKey,
-    publicValues: {
-      tee: "sim-tdx",
-      measurementField: "MRTD",
-      measurement: "ab".repeat(48),
-      modelSha256: "cd".repeat(32),
-    },
-    timeoutMs: 10_000,
-    onRetry: (message) => retries.push(message),
-  });
+  const result = requestModelKey(
+    modelKeyRequest(url, {
+      keyId: KEY_ID,
+      documentDigest: DOCUMENT_DIGEST,
+      answer: async (nonce) => {
+        answered.push(Buffer.from(nonce).toString("base64url"));
+        return "answer";
+      },
+      sealingSecretKey,
+      onRetry: (message) => retries.push(message),
+    }),
+  );
   return { result, answered, retries };
 }
 

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
 import { watchTimeouts } from "../helpers/held-timers.ts";
+import { modelKeyRequest } from "../helpers/model-key-request.ts";
 import { refusedPort } from "../helpers/refused-port.ts";
 
 const servers: Server[] = [];
@@ -60,24 +61,7 @@ const request = (
     signal?: AbortSignal;
     answer?: (nonce: Uint8Array) => Promise<string>;
   } = {},
-) =>
-  requestModelKey({
-    kbsUrl,
-    keyId: "tiny-v1",
-    document: "x.y.z",
-    documentDigest: "00".repeat(32),
-    collateral: null,
-    answer: async () => "answer",
-    sealingSecretKey: new Uint8Array(32),
-    publicValues: {
-      tee: "sim-tdx",
-      measurementField: "MRTD",
-      measurement: "ab".repeat(48),
-      modelSha256: "cd".repeat(32),
-    },
-    timeoutMs: 10_000,
-    ...options,
-  });
+) => requestModelKey(modelKeyRequest(kbsUrl, options));
 
 /** A loopback "broker" answering each request with the next of `answers` (status, code, Retry-After). */
 async function scriptedBroker(
