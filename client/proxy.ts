@@ -12,12 +12,12 @@
  * request is about to be sealed to, after any re-verification (GenerationOptions.expectModel): an
  * enclave found meanwhile that serves another model gets nothing (404 model_not_found), so an
  * answer's `model` is the model that wrote it. Parameters the enclave cannot honour (n > 1, tools and
- * a tool's messages, logprobs, JSON modes, message keys other than role and content) are refused rather than ignored,
- * but their values that change nothing (NEUTRAL: tool_choice "none", an empty logit_bias…) are
- * taken; max_tokens beside max_completion_tokens is refused, as OpenAI refuses it. A prompt over the
- * model's context size is OpenAI's context_length_exceeded. A body that names a member twice in one
- * object, or a parameter of the wrong type, is refused naming it, before the session is verified
- * again (a bad request is a 400 during an outage too). Errors use
+ * a tool's messages, logprobs, JSON modes, message keys other than role and content) are refused
+ * rather than ignored, but their values that change nothing (NEUTRAL: tool_choice "none", an empty
+ * logit_bias…) are taken; max_tokens beside max_completion_tokens is refused, as OpenAI refuses
+ * it. A prompt over the model's context size is OpenAI's context_length_exceeded. A body that names
+ * a member twice in one object, or a parameter of the wrong type, is refused naming it, before the
+ * session is verified again (a bad request is a 400 during an outage too). Errors use
  * OpenAI's shape `{error: {message, type, param, code}}`. Every error a retry would only repeat
  * carries `x-should-retry: false` so SDKs do not retry it: the app's bad request, a policy refusal
  * (the enclave's 500 chat_wrapper_failed too), attestation, integrity and configuration failures, a
@@ -584,7 +584,8 @@ function chatMessages(value: unknown): ChatMessage[] {
     if (role === undefined && TOOL_ROLES.has(message.role)) {
       throw invalid(
         `messages[${i}].role`,
-        `messages[${i}].role: tools are not supported by this proxy (expected system, developer, user or assistant), found ${describeName(message.role)}`,
+        `messages[${i}].role: tools are not supported by this proxy (expected system, developer, user or assistant), ` +
+          `found ${describeName(message.role)}`,
         "unsupported_parameter",
       );
     }
