@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT, runCloister } from "../helpers/cli.ts";
+import { stepsOutOfOrder } from "../helpers/steps-in-order.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 const DEPLOY = join(REPO_ROOT, "docs", "deploy.md");
@@ -25,18 +26,6 @@ function section(markdown: string, title: string): string {
   if (start < 0) throw new Error(`docs/deploy.md step 6: expected a section beginning "**${title}**"`);
   const end = step.slice(start + 1).search(/\n\n(?:\*\*|Upgrading Cloister)/);
   return step.slice(start, end < 0 ? undefined : start + 1 + end).replace(/\s+/g, " ");
-}
-
-/** The steps the text leaves out or names out of order (each after the one before it). */
-function stepsOutOfOrder(text: string, steps: readonly string[]): string[] {
-  const wrong: string[] = [];
-  let from = 0;
-  for (const step of steps) {
-    const at = text.indexOf(step, from);
-    if (at < 0) wrong.push(step);
-    else from = at + step.length;
-  }
-  return wrong;
 }
 
 const SIGNER_STEPS = [

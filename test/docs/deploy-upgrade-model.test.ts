@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT, runCloister } from "../helpers/cli.ts";
 import { oneTensorModel } from "../helpers/one-tensor-model.ts";
+import { stepsOutOfOrder } from "../helpers/steps-in-order.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
 
 const DEPLOY = join(REPO_ROOT, "docs", "deploy.md");
@@ -44,18 +45,6 @@ const STEPS = [
   "remove the old digest from both policies",
   "restart the broker and the proxies again",
 ] as const;
-
-/** The steps the text leaves out or names out of order (each after the one before it). */
-function stepsOutOfOrder(text: string, steps: readonly string[]): string[] {
-  const wrong: string[] = [];
-  let from = 0;
-  for (const step of steps) {
-    const at = text.indexOf(step, from);
-    if (at < 0) wrong.push(step);
-    else from = at + step.length;
-  }
-  return wrong;
-}
 
 describe("docs/deploy.md step 6, a new model", () => {
   it("names the steps of a model upgrade in the order they work", () => {
