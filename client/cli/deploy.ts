@@ -13,7 +13,7 @@ import { join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
-import { describeFileKind, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
+import { describeFileKind, fileErrorCause, fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
 import { toHex } from "../../attestation/bytes.ts";
 import { jsonTextRefusal, parseJsonText } from "../../attestation/json-text.ts";
 import { copiesToRemoveText, modelCopiesOfProcess } from "../../enclave/model-staging.ts";
@@ -39,7 +39,15 @@ import { simulatorClientPolicy } from "../dev-policy.ts";
 import type { ClientPolicy } from "../policy.ts";
 import { hashApiKey } from "./api-key-hash.ts";
 import { childLogLine } from "./child-lines.ts";
-import { closingAfter, optionsUsageError, portRefusal, UsageError } from "./output.ts";
+import {
+  closingAfter,
+  type LeftFile,
+  leftFileNote,
+  optionsUsageError,
+  portRefusal,
+  UsageError,
+  writeFileAtomically,
+} from "./output.ts";
 import { holdPrivateDirectory, makeDirectory, pinnedPath } from "./private-directory.ts";
 import { API_KEY_FILE_BOUND, readSecretFile } from "./run-client.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
@@ -80,68 +88,77 @@ async function present(path: string): Promise<boolean> {
   );
 }
 
-/** What writeWithMode expects at the name: nothing (a secret found missing, made now) or a file of its own. */
+/** What writeWhole expects at the name: nothing (a secret found missing, made now) or a file of its own. */
 type WriteAt = "new" | "again";
 
 /** What a file cloister up writes is called in its refusals. */
 const WRITTEN = "cloister up: file to write";
 
 /**
- * Writes `text` to `path` (named `name` in refusals: `path` is through the directory held), whose
- * mode is then exactly `mode` whatever the umask (which narrows a new file's: 002 left them
- * group-writable) and whatever mode the file had (a file written again keeps its own): the key broker
- * refuses a configuration or policy that group or others can write, and a key file they can read
- * (attestation/kbs/config.ts and key-file.ts). The mode is set before the text is written. A
- * symbolic link at the name is refused, never followed (O_NOFOLLOW): a secret written through one
- * would land wherever it leads. `new` (found missing) is made here or refused (O_EXCL); a file
- * written `again` must be a regular file, checked on the file opened before it is emptied (no
- * O_TRUNC; O_NONBLOCK: a FIFO is opened at once, or refused, not waited on).
+ * Writes `text` to `path` (named `name` in refusals: `path` is through the directory held) whole or
+ * not at all (writeFileAtomically): into a temporary file beside it in the directory held, made
+ * there (O_EXCL, O_NOFOLLOW) with exactly `mode` whatever the umask and whatever mode a file at the
+ * name had, fsync'ed, then put at the name, and the directory fsync'ed. A crash, a full disk or a
+ * kill midway leaves the name as it was (an earlier run's policy or manifest whole), never a
+ * truncated file; a failure removes the temporary file (a kill cannot: a `.NAME.HEX.tmp` may then be
+ * left beside it, never at the name). The key broker refuses a configuration or policy that group or
+ * others can write, and a key file they can read (attestation/kbs/config.ts and key-file.ts).
+ * `new` (found missing): linked into place, which never replaces anything at the name, a symbolic
+ * link included (EEXIST: refused, put there meanwhile). `again`: renamed over the name, which
+ * replaces the name itself, never what a link there leads to; before any work, a symbolic link found
+ * there is refused all the same (up made none: someone put it there), and so is anything else not a
+ * regular file (a FIFO, a directory: refuseUnlessFileOrNone), never opened. One put there after that
+ * check is replaced by the rename, never written to (a directory fails it: refused as found).
  */
-async function writeWithMode(path: string, name: string, text: string, mode: number, at: WriteAt): Promise<void> {
-  const made = at === "new" ? constants.O_EXCL : 0;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK | made;
-  const handle = await open(path, flags, mode).catch((error: unknown) => {
-    throw writeRefusal(error, name, at);
+async function writeWhole(path: string, name: string, text: string, mode: number, at: WriteAt): Promise<void> {
+  if (at === "again") await refuseUnlessFileOrNone(path, name);
+  await writeFileAtomically(
+    path,
+    text,
+    { mode, replace: at === "again" },
+    {
+      exists: (cause) => new UsageError(fileMessage(name, WRITTEN, PUT_THERE), { cause }),
+      noDirectory: (_directory, cause) => writeFailure(cause, name),
+      failed: (cause, _operation, left) => writeFailure(cause, name, left),
+    },
+  );
+}
+
+/** A secret's name found taken at its write, though it was found missing a moment before. */
+const PUT_THERE = "expected none (it was missing a moment before), found one put there meanwhile (a file or a link)";
+
+/** A symbolic link at a name up writes: refused, never written through nor over. */
+const LINK_THERE =
+  "expected the file itself or none, found a symbolic link (cloister up writes through none); remove it";
+
+/**
+ * Refuses what is at `path` (`name` by name) unless it is a regular file or nothing: a symbolic
+ * link, a FIFO, a socket, a device or a directory, found by lstat, never opened (a FIFO or a device
+ * opened may wait or act). Any other error of the lstat (EIO…) as it is (named by name by the
+ * caller, prepareDeployment).
+ */
+async function refuseUnlessFileOrNone(path: string, name: string): Promise<void> {
+  const info = await lstat(path).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
   });
-  // The first error is the one reported: a close that fails as well is dropped, not thrown in its
-  // place; after a good write, a close that fails is a failure too (closingAfter).
-  await closingAfter(handle, async () => {
-    const info = await handle.stat();
-    if (!info.isFile()) {
-      throw new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${describeFileKind(info)}`));
-    }
-    // Emptied before its mode is set: a file found with a narrower mode keeps its old text from
-    // others until that text is gone (as the open's O_TRUNC did).
-    await handle.truncate(0);
-    await handle.chmod(mode);
-    await handle.writeFile(text);
-  });
+  if (info === null || info.isFile()) return;
+  if (info.isSymbolicLink()) throw new UsageError(fileMessage(name, WRITTEN, LINK_THERE));
+  throw new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${describeFileKind(info)}`));
 }
 
 /**
- * The refusal of a write's open, named by `name` (fileMessage), the error as cause: a symbolic link
- * at the name (ELOOP under O_NOFOLLOW), or, for a file to make, one there already (EEXIST under
- * O_EXCL: put there since it was found missing), or something that is not a regular file (EISDIR,
- * ENXIO). Any other error as it is (named by name by the caller, prepareDeployment).
+ * A write of `name` that failed with `cause` (the error its cause), the name left as it was: a
+ * directory put at the name after the check (EISDIR, the rename's) refused as one found there; any
+ * other failure (ENOSPC, EIO…) named by its code (fileErrorCause), never by its own text, which names
+ * the temporary file. `left`: a new file linked into place that could not be removed again.
  */
-function writeRefusal(error: unknown, name: string, at: WriteAt): unknown {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ELOOP") {
-    const reason = "expected the file itself or none, found a symbolic link (cloister up writes through none)";
-    return new UsageError(fileMessage(name, WRITTEN, `${reason}; remove it`), { cause: error });
-  }
-  if (code === "EEXIST" && at === "new") {
-    const reason = "expected none (it was missing a moment before), found one put there meanwhile (a file or a link)";
-    return new UsageError(fileMessage(name, WRITTEN, reason), { cause: error });
-  }
-  // Not a regular file, refused by the open itself: a directory (EISDIR), or (ENXIO, under
-  // O_NONBLOCK) a FIFO no process reads, a socket or a device with none behind it.
-  const found =
-    code === "EISDIR" ? "a directory" : code === "ENXIO" ? "a FIFO no process reads, a socket or a device" : null;
-  if (found !== null) {
-    return new UsageError(fileMessage(name, WRITTEN, `expected a regular file, found ${found}`), { cause: error });
-  }
-  return error;
+function writeFailure(cause: unknown, name: string, left?: LeftFile): UsageError {
+  const reason =
+    (cause as NodeJS.ErrnoException).code === "EISDIR"
+      ? "expected a regular file, found a directory"
+      : `cannot write (${fileErrorCause(cause, "write")})`;
+  return new UsageError(fileMessage(name, WRITTEN, `${reason}${leftFileNote(left)}`), { cause });
 }
 
 /**
@@ -383,9 +400,9 @@ async function prepareIn(at: string, options: DeploymentOptions): Promise<Deploy
    */
   const earlier = (path: string): EarlierRunRead => (at === dir ? {} : { inHeld: { name: path } });
   /** Writes a secret found missing (a private key, the API key): made here, mode 0600. */
-  const writePrivate = (path: string, text: string) => writeWithMode(held(path), path, text, 0o600, "new");
+  const writePrivate = (path: string, text: string) => writeWhole(held(path), path, text, 0o600, "new");
   /** Writes a file anyone may read and only its owner change: mode 0644. */
-  const writePublic = (path: string, text: string) => writeWithMode(held(path), path, text, 0o644, "again");
+  const writePublic = (path: string, text: string) => writeWhole(held(path), path, text, 0o644, "again");
   await makeDirectory(join(dir, "models"), "--dir", held(join(dir, "models")));
 
   const modelPath = join(dir, "models", "tiny.gguf");

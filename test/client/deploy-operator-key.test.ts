@@ -5,7 +5,8 @@
  * 4244's): once the operator's private key is read (its reader checks the file and its path), that
  * user may rename the directory away and put a link to a directory of theirs under its name, with
  * an operator.public.jwk of theirs in it. The key the policy trusts must be the operator's, whatever
- * is at the name then. The swap is made deterministic inside the open of operator.public.jwk.
+ * is at the name then. The swap is made deterministic inside the open of operator.public.jwk's
+ * temporary file (the write of it, made whole and renamed into place).
  * Tests run as root.
  */
 import * as fs from "node:fs/promises";
@@ -22,7 +23,8 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const { fsWith, swapForTheirLink } = await import("../helpers/foreign-link.ts");
   const open = (async (file: string, ...rest: unknown[]) => {
     const to = swap.to;
-    if (to !== null && basename(String(file)) === "operator.public.jwk") {
+    // operator.public.jwk's write: its temporary file beside it (writeFileAtomically) is the one opened.
+    if (to !== null && /^\.operator\.public\.jwk\.[0-9a-f]+\.tmp$/.test(basename(String(file)))) {
       swap.to = null;
       await swapForTheirLink(real, swap.dir, to);
     }

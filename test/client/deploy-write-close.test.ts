@@ -1,7 +1,8 @@
 /**
- * prepareDeployment (client/cli/deploy.ts writeWithMode) closes each file it writes. A close that
- * fails after a write that failed is dropped: the write's error is the one reported, not replaced by
- * the close's. A close that fails after a good write is reported: the text may not have been written.
+ * prepareDeployment (client/cli/deploy.ts writeWhole) closes each file it writes (the temporary file
+ * beside it, writeFileAtomically). A close that fails after a write that failed is dropped: the
+ * write's error is the one reported (the refusal's cause), not replaced by the close's. A close that
+ * fails after a good write is reported: the text may not have been written.
  * A handle's close is a field of each handle (not of FileHandle's prototype), so it is wrapped
  * through node:fs/promises' open, mocked, for the handles opened to write policy.json; so is writeFile.
  */
@@ -23,7 +24,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
       ...rest,
     )) as fs.FileHandle;
     const writing = typeof flags === "number" && (flags & real.constants.O_WRONLY) !== 0;
-    if (writing && String(path).endsWith("/policy.json")) {
+    if (writing && /\/\.policy\.json\.[0-9a-f]+\.tmp$/.test(String(path))) {
       const writeFile = handle.writeFile.bind(handle);
       handle.writeFile = async (...args: Parameters<fs.FileHandle["writeFile"]>) => {
         if (failing.write !== null) throw failing.write;
@@ -64,17 +65,17 @@ describe("prepareDeployment: a written file's close that fails", () => {
   it("after a write that failed, is dropped: the write's error is reported", async () => {
     failing.write = errno("ENOSPC", "write");
     failing.close = errno("EIO", "close");
-    const refused = await refusal("both");
-    expect(refused).toBe(failing.write);
-    expect((refused as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    const refused = (await refusal("both")) as Error;
+    expect(refused.cause).toBe(failing.write);
+    expect(refused.message).toMatch(/^cloister up: file to write \S+\/policy\.json: cannot write \(ENOSPC/);
     expect(failing.closes).toBe(1);
   });
 
   it("after a good write, is reported (the text may not have been written)", async () => {
     failing.close = errno("EIO", "close");
-    const refused = await refusal("close");
-    expect(refused).toBe(failing.close);
-    expect((refused as NodeJS.ErrnoException).code).toBe("EIO");
+    const refused = (await refusal("close")) as Error;
+    expect(refused.cause).toBe(failing.close);
+    expect(refused.message).toMatch(/^cloister up: file to write \S+\/policy\.json: cannot write \(EIO/);
     expect(failing.closes).toBe(1);
   });
 });
