@@ -312,7 +312,8 @@ export async function refuseExistingFile(file: string, replace: boolean, errors:
  * there meanwhile can write to the directory, and so remove it too. With `replace`, the rename is
  * the last step but the directory's fsync: should that fail, the new file is in place (the old one
  * gone), not known to be durable, and a retry replaces it again. (`cloister policy init --force`,
- * the manifest commands' outputs, `kbs keygen`'s model key, the audit collector's `.key` hints.)
+ * the manifest commands' outputs, `kbs keygen`'s model key, the audit collector's `.key` hints,
+ * `cloister up`'s files: deploy.ts writeWhole.)
  */
 export async function writeFileAtomically(
   file: string,

@@ -1,8 +1,8 @@
 /**
  * prepareDeployment (client/cli/deploy.ts, `cloister up --dir`) writes everything through the
  * directory it holds open (holdPrivateDirectory), and closes it after. A close that fails after the
- * preparation failed must not hide that failure (output.ts closingAfter, as writeFileAtomically and
- * writeWithMode): the refusal is the one reported, not the close's error. The held directory's close
+ * preparation failed must not hide that failure (output.ts closingAfter, as writeFileAtomically does
+ * for each file it writes): the refusal is the one reported, not the close's error. The held directory's close
  * fails in a mock of private-directory.ts (after really closing); the preparation is refused on a
  * file where its `models` directory goes.
  */
