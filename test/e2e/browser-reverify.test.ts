@@ -1,0 +1,159 @@
+/**
+ * The browser page (`cloister web`) after a re-verification that fails. The page verifies the
+ * enclave again inside a question, as the SDK does: when its verification is an hour old, or when
+ * the host refuses the question because the enclave's keys changed (a restart: 409
+ * WRONG_ENCLAVE_KEY). client/web/page.ts says what it then shows: "What the page shows as verified
+ * follows the session: a re-verification [...] may have [...] failed and left none verified": the
+ * enclave table is emptied and the status line says "not verified: the enclave's last verification
+ * failed; the next question verifies it first". SECURITY.md: nothing leaves the page unless the
+ * enclave passed the policy.
+ *
+ * Here the enclave restarts between two questions and the host's new document reaches the page
+ * signed again with another key (a tampering host, as test/e2e/adversarial-host.test.ts does it):
+ * the second question's re-verification fails (DOCUMENT_SIGNATURE_INVALID). The page must empty the
+ * table, say so on its status line, send no question while unverified (sealed POSTs counted at the
+ * host and in the page's network), and verify the new boot first once its document is whole again.
+ *
+ * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
+ * on a port the host lists as a CORS origin, as in test/e2e/browser-leaks.test.ts.
+ */
+import { access } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { getRequestListener } from "@hono/node-server";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBrowserBundle } from "../../client/web/bundle.ts";
+import { createWebApp } from "../../client/web/server.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
+import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import { attackerKeys, resignOnly } from "./helpers/document.ts";
+
+const QUESTION = "Would ocelots barter turnips under lighthouses?";
+const CHROME = process.env.CLOISTER_CHROME ?? "/usr/bin/chromium-headless-shell";
+const UNVERIFIED_STATUS = "not verified: the enclave's last verification failed; the next question verifies it first";
+/** What one verification of the enclave asks the host. */
+const VERIFICATION = ["GET /v1/attestation", "POST /v1/attestation/challenge"];
+
+let deployment: E2eDeployment;
+let browser: Browser;
+let pageUrl = "";
+let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
+const pageServer = createServer((request, response) => {
+  if (handler === undefined) response.writeHead(503).end();
+  else handler(request, response);
+});
+
+beforeAll(async () => {
+  await access(CHROME);
+  const port = await listenOnTestPort(pageServer);
+  pageUrl = `http://127.0.0.1:${port}`;
+  deployment = await bootDeployment("sim-snp", { corsOrigins: [pageUrl] });
+  const { code } = await buildBrowserBundle("page");
+  const app = createWebApp({
+    hostUrl: deployment.running.hostUrl,
+    policy: deployment.files.policy,
+    maxTokens: 32,
+    script: code,
+  });
+  handler = getRequestListener(app.fetch);
+  browser = await chromium.launch({ executablePath: CHROME, args: ["--no-sandbox"] });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => pageServer.close(resolve));
+  await deployment?.stop();
+});
+
+async function waitForState(page: Page, states: readonly string[]): Promise<string> {
+  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
+    timeout: 60_000,
+  });
+  return (await page.evaluate(() => document.body.dataset.state)) as string;
+}
+
+/** Asks `QUESTION` (the state is "asking" once the click returns) and waits for the outcome. */
+async function ask(page: Page): Promise<string> {
+  await page.fill("#prompt", QUESTION);
+  await page.click("#send");
+  return waitForState(page, ["answered", "answer-failed"]);
+}
+
+/** What the page shows as verified: the table's rows (first cell of each) and the status line. */
+async function shownVerification(page: Page): Promise<{ rows: string[]; status: string }> {
+  return page.evaluate(() => ({
+    rows: [...document.querySelectorAll("#enclave tr")].map((row) => row.cells[0]?.textContent ?? ""),
+    status: document.querySelector("#status")?.textContent ?? "",
+  }));
+}
+
+/** The statuses of the sealed POSTs the host logged, in order. */
+const sealedAtHost = () =>
+  deployment
+    .hostAccessLog()
+    .filter((record) => record.method === "POST" && record.path === "/v1/sealed")
+    .map((record) => record.status);
+
+describe("the browser page after a re-verification that fails", () => {
+  it("empties the enclave table, says the last verification failed, and sends nothing until one passes", async () => {
+    const page = await browser.newPage();
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    // What the page sent to the host, and whether the host's document is to be forged.
+    const sent: string[] = [];
+    let forgeDocument = false;
+    await page.route(`${hostOrigin}/**`, async (route) => {
+      const request = route.request();
+      if (request.method() === "OPTIONS") return route.continue();
+      sent.push(`${request.method()} ${new URL(request.url()).pathname}`);
+      if (!forgeDocument || new URL(request.url()).pathname !== "/v1/attestation") return route.continue();
+      const response = await route.fetch();
+      const { document } = (await response.json()) as { document: string };
+      const forged = await resignOnly(document, attackerKeys().signing);
+      return route.fulfill({ response, body: JSON.stringify({ document: forged }) });
+    });
+    await page.goto(`${pageUrl}/`);
+    expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+    expect(await ask(page)).toBe("answered");
+    const verified = await shownVerification(page);
+    expect(verified.rows).toContain("sealing key");
+    expect(verified.status).toMatch(/^enclave verified/);
+
+    // A new boot (new keys), whose document the host now hands over signed with another key.
+    await deployment.running.restartEnclave();
+    await deployment.assertSourcesUnchanged();
+    forgeDocument = true;
+    sent.length = 0;
+    expect(await ask(page)).toBe("answer-failed");
+    // The question went once, sealed to the first boot's key (the host refused it: 409), then the
+    // re-verification read the forged document, challenged it and failed: nothing was resealed.
+    expect(sent).toEqual(["POST /v1/sealed", ...VERIFICATION]);
+    expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
+    expect(await page.getAttribute("#error", "data-code")).toBe("DOCUMENT_SIGNATURE_INVALID");
+    expect(await page.textContent("#answer")).toBe("");
+    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS });
+
+    // Asked again while unverified: verified first, failed again, nothing sent to the enclave.
+    sent.length = 0;
+    expect(await ask(page)).toBe("answer-failed");
+    expect(sent).toEqual(VERIFICATION);
+    expect(await page.getAttribute("#error", "data-code")).toBe("DOCUMENT_SIGNATURE_INVALID");
+    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS });
+
+    // The document whole again: the next question verifies the new boot, then is sealed to it.
+    forgeDocument = false;
+    sent.length = 0;
+    expect(await ask(page)).toBe("answered");
+    expect(sent).toEqual([...VERIFICATION, "POST /v1/sealed"]);
+    const again = await shownVerification(page);
+    expect(again.rows).toEqual(verified.rows);
+    expect(again.status).toBe(verified.status);
+    // At the host, in the order logged: the first answer, the refused question, and the last answer
+    // (a question sent while the page was unverified would be logged before it).
+    await deployment.waitForLog((line) => line.startsWith("[host] {") && sealedAtHost().length >= 3, 60_000);
+    expect(sealedAtHost()).toEqual([200, 409, 200]);
+    await page.close();
+  });
+});
