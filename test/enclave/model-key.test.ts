@@ -4,10 +4,10 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
-import { watchTimeouts } from "../helpers/held-timers.ts";
+import { holdTimeouts } from "../helpers/held-timers.ts";
 import { modelKeyRequest } from "../helpers/model-key-request.ts";
 import { refusedPort } from "../helpers/refused-port.ts";
 
@@ -117,34 +117,62 @@ describe("requestModelKey", () => {
       refusal(404, "KBS_KEY_UNKNOWN"),
     ]);
     const retries: string[] = [];
-    // Each wait: the timer set right after onRetry told of it, with the requests asked before it,
-    // and whether it fired before the next request came.
-    const waits: { ms: number | undefined; askedBefore: number; firedFirst: boolean }[] = [];
-    let waitNext = false;
-    const spy = watchTimeouts(
-      (ms) => {
-        if (!waitNext) return undefined;
-        waitNext = false;
-        const wait = { ms, askedBefore: broker.asked.length, firedFirst: false };
-        waits.push(wait);
-        return wait;
-      },
-      (wait) => {
-        wait.firedFirst = broker.asked.length === wait.askedBefore;
-      },
-    );
+    // Each wait is the timer set right after onRetry told of it: held, and fired by the test in the
+    // order set (no real time passes), with the requests started (fetch calls) when it was set and
+    // when it fired.
+    const fetched = vi.spyOn(globalThis, "fetch");
+    onTestFinished(() => fetched.mockRestore());
+    const waits: { ms: number | undefined; askedBefore: number; askedAtFire: number }[] = [];
+    let holdNext = false;
+    let retried = (): void => {};
+    const nextRetry = () =>
+      new Promise<false>((resolve) => {
+        retried = () => resolve(false);
+      });
+    const timers = holdTimeouts(() => {
+      const hold = holdNext;
+      holdNext = false;
+      return hold;
+    });
+    onTestFinished(() => timers.restore());
     const onRetry = (message: string) => {
       retries.push(message);
-      waitNext = true;
+      holdNext = true;
+      retried();
     };
-    await expect(request(broker.url, { onRetry }).finally(() => spy.restore())).rejects.toMatchObject({
+    let retry = nextRetry();
+    const outcome = request(broker.url, { onRetry }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    // Bounded: the broker's script has two busy answers; a third wait would be recorded and fail below.
+    for (let turn = 0; turn < 4; turn++) {
+      // onRetry runs just before the wait's setTimeout, in the same turn: once the test resumes, it is set.
+      const ended = await Promise.race([retry, outcome.then(() => true)]);
+      if (ended) break;
+      retry = nextRetry();
+      const timer = timers.held[waits.length];
+      const wait = { ms: timer?.ms, askedBefore: fetched.mock.calls.length, askedAtFire: -1 };
+      waits.push(wait);
+      // A turn of the event loop first: only promises lie between onRetry and the next request's
+      // fetch call, so a request that did not wait for the timer has been started by now.
+      await new Promise((resolve) => setImmediate(resolve));
+      wait.askedAtFire = fetched.mock.calls.length;
+      timer?.fire();
+    }
+    expect(await outcome).toMatchObject({
       code: "BOOT_KBS_REFUSED",
       message: expect.stringContaining("(HTTP 404 KBS_KEY_UNKNOWN)"),
     });
-    // Asked again only once its Retry-After (1 s) was waited out.
+    // Asked again only once its Retry-After (1 s) was waited out: each wait asked for 1000 ms, and
+    // no request was started between its setting and its firing.
     expect(waits).toEqual([
-      { ms: 1000, askedBefore: 1, firedFirst: true },
-      { ms: 1000, askedBefore: 2, firedFirst: true },
+      { ms: 1000, askedBefore: 1, askedAtFire: 1 },
+      { ms: 1000, askedBefore: 2, askedAtFire: 2 },
+    ]);
+    expect(timers.held.map((timer) => ({ fired: timer.fired, cleared: timer.cleared }))).toEqual([
+      { fired: true, cleared: false },
+      { fired: true, cleared: false },
     ]);
     expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/release"]);
     expect(retries).toEqual([

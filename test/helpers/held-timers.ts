@@ -7,6 +7,8 @@
 import { vi } from "vitest";
 
 export interface HeldTimeout {
+  /** The delay the code asked for. */
+  readonly ms: number | undefined;
   /** Whether the code cleared it (clearTimeout) before it was fired. */
   readonly cleared: boolean;
   readonly fired: boolean;
@@ -14,8 +16,15 @@ export interface HeldTimeout {
   fire(): boolean;
 }
 
-/** Holds every setTimeout of `ms` from now on, until vi.restoreAllMocks() or `restore`: the ones set so far, in order. */
-export function holdTimeouts(ms: number): { readonly held: readonly HeldTimeout[]; restore(): void } {
+/**
+ * Holds every setTimeout of `ms` from now on (or, `ms` a function, each one it says to hold, told
+ * the delay asked for), until vi.restoreAllMocks() or `restore`: the ones set so far, in order.
+ */
+export function holdTimeouts(ms: number | ((delay: number | undefined) => boolean)): {
+  readonly held: readonly HeldTimeout[];
+  restore(): void;
+} {
+  const holds = typeof ms === "number" ? (delay: number | undefined) => delay === ms : ms;
   const realSet = globalThis.setTimeout;
   const realClear = globalThis.clearTimeout;
   const held: (HeldTimeout & { readonly timer: unknown; cleared: boolean; fired: boolean })[] = [];
@@ -24,11 +33,12 @@ export function holdTimeouts(ms: number): { readonly held: readonly HeldTimeout[
     delay?: number,
     ...args: unknown[]
   ) => {
-    if (delay !== ms) return realSet(callback, delay, ...args);
+    if (!holds(delay)) return realSet(callback, delay, ...args);
     // A real timer that does not expire in a test's time, unreferenced: what the code does with
     // it (unref, clearTimeout) works as it would, and it keeps no process alive.
     const timer = realSet(() => {}, 2 ** 31 - 1).unref();
     const entry = {
+      ms: delay,
       timer,
       cleared: false,
       fired: false,
