@@ -82,7 +82,10 @@ async function ask(page: Page): Promise<string> {
 /** What the page shows as verified: the table's rows (first cell of each) and the status line. */
 async function shownVerification(page: Page): Promise<{ rows: string[]; status: string }> {
   return page.evaluate(() => ({
-    rows: [...document.querySelectorAll("#enclave tr")].map((row) => row.cells[0]?.textContent ?? ""),
+    rows: Array.from(
+      document.querySelectorAll<HTMLTableRowElement>("#enclave tr"),
+      (row) => row.cells[0]?.textContent ?? "",
+    ),
     status: document.querySelector("#status")?.textContent ?? "",
   }));
 }
