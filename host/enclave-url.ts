@@ -32,6 +32,30 @@ export function enclaveUrlFault(url: string): string | null {
   return null;
 }
 
+/**
+ * Two entries of one list that name the same enclave, as an error's words after its field's name, or
+ * null (each URL checked first: enclaveUrlFault). Listed twice, one enclave would be two members: the
+ * host routes a key id to the first member that has it, so with that entry marked unreachable and the
+ * other ready, its sealed requests would be refused (WRONG_ENCLAVE_KEY) although it serves. Compared
+ * as URLs, as the host's requests reach them: the scheme's and host's case, the default port (80), dot
+ * segments and trailing slashes aside (the pool strips those: its routes are appended). Two names for
+ * one address (127.0.0.1 and localhost) are not detected. The URLs are shown: they have no user name
+ * or password (enclaveUrlFault), and a query is cut (describeUrlText).
+ */
+export function enclaveUrlRepeat(urls: readonly string[]): string | null {
+  const first = new Map<string, number>();
+  for (const [index, url] of urls.entries()) {
+    const key = new URL(url).href.replace(/\/+$/, "");
+    const earlier = first.get(key);
+    if (earlier !== undefined) {
+      const texts = `${describeUrlText(urls[earlier] as string)} and ${describeUrlText(url)}`;
+      return `expected each enclave listed once, found one enclave at positions ${earlier} and ${index} (from 0): ${texts}, the same compared as URLs (case, default port and trailing slashes aside)`;
+    }
+    first.set(key, index);
+  }
+  return null;
+}
+
 /** Refuses an enclave URL the host cannot take: a RangeError naming `enclaveUrl` (enclaveUrlFault). */
 export function checkEnclaveUrl(url: string): void {
   const fault = enclaveUrlFault(url);

@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { unverifiedDocumentSealingKey } from "../attestation/document-key.ts";
 import { KEY_ID_LENGTH } from "../sealed/envelope.ts";
-import { checkEnclaveUrl } from "./enclave-url.ts";
+import { checkEnclaveUrl, enclaveUrlRepeat } from "./enclave-url.ts";
 import { HostError } from "./errors.ts";
 
 export type MemberState = "unknown" | "ready" | "unreachable";
@@ -93,6 +93,9 @@ export class EnclavePool {
   ) {
     if (urls.length === 0) throw new RangeError("enclave pool: expected at least one enclave URL");
     for (const url of urls) checkEnclaveUrl(url);
+    // One enclave listed twice would be two members, and byKeyId finds the first only (enclaveUrlRepeat).
+    const repeat = enclaveUrlRepeat(urls);
+    if (repeat !== null) throw new RangeError(`enclaveUrl: ${repeat}`);
     const members = urls.map(
       (url, index) =>
         // The checked URL (and the index) made unwritable and unconfigurable, not only `readonly` for

@@ -13,7 +13,7 @@ import { formatIssue } from "../manifests/issues.ts";
 import { jsonLinesAccessLog } from "./access-log.ts";
 import { AuditDirError } from "./audit-collector.ts";
 import type { HostCommandOptions } from "./cli.ts";
-import { enclaveUrlFault } from "./enclave-url.ts";
+import { enclaveUrlFault, enclaveUrlRepeat } from "./enclave-url.ts";
 import { ApiKeyStore, apiKeysFileSchema } from "./identity.ts";
 import { startHost } from "./server.ts";
 
@@ -89,11 +89,10 @@ async function startHostCommand(options: HostCommandOptions): Promise<RunningSer
     const fault = enclaveUrlFault(url);
     if (fault !== null) throw optionsUsageError(`--enclave-url: ${fault}`);
   }
-  // Compared as URLs (case, default port, trailing slash); two names for one address are not detected
+  // Compared as URLs, as the pool does (enclaveUrlRepeat); two names for one address are not detected
   // (their collectors share the boot's log file, so each audit record is still stored once).
-  if (new Set(options.enclaveUrl.map((u) => new URL(u).href.replace(/\/+$/, ""))).size !== options.enclaveUrl.length) {
-    throw optionsUsageError("--enclave-url: the same enclave is listed twice");
-  }
+  const repeat = enclaveUrlRepeat(options.enclaveUrl);
+  if (repeat !== null) throw optionsUsageError(`--enclave-url: ${repeat}`);
   for (const origin of options.corsOrigin) {
     try {
       parseCorsOrigin(origin);

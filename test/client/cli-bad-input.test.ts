@@ -138,7 +138,10 @@ describe("bad input exits 2, a failure exits 1", () => {
         ["--enclave-url", `${url} `],
         `--enclave-url: expected no space or control character (the URL parser drops them, the host's requests would not), found "${url} "`,
       ],
-      [["--enclave-url", url, "--enclave-url", `${url}/`], "--enclave-url: the same enclave is listed twice"],
+      [
+        ["--enclave-url", url, "--enclave-url", `${url}/`],
+        `--enclave-url: expected each enclave listed once, found one enclave at positions 0 and 1 (from 0): "${url}" and "${url}/", the same compared as URLs (case, default port and trailing slashes aside)`,
+      ],
       [
         ["--enclave-url", url, "--cors-origin", "https://app.example/"],
         '--cors-origin: cors origin: expected the bare origin "https://app.example" (no path, query or trailing slash), found "https://app.example/"',
