@@ -466,16 +466,17 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
 
   // Small nonce questions to the enclave, answered with a signed value: the nonce answer (part of
   // attestation) and the audit log's signed head (clients check the stored log is complete).
-  for (const [route, upstreamPath] of [
-    ["/v1/attestation/challenge", "/attestation/challenge"],
-    ["/v1/audit/checkpoint", "/audit/checkpoint"],
+  for (const [route, upstreamPath, step] of [
+    ["/v1/attestation/challenge", "/attestation/challenge", "challenge"],
+    ["/v1/audit/checkpoint", "/audit/checkpoint", "checkpoint"],
   ] as const) {
     app.post(route, async (c) => {
       const record = identify(c);
       requireContentType(c, "application/json");
       options.apiKeys.authorize(record, "attest");
+      let member: PoolMember | undefined;
       try {
-        const member = await namedMember(c.req.query("enclave"));
+        member = await namedMember(c.req.query("enclave"));
         const body = await readRequestBody(c.env.incoming, CHALLENGE_MAX_BYTES, options.limits.requestBodyTimeoutMs);
         c.set("requestBytes", body.length);
         const upstream = await upstreamRequest(upstreamOptions, routeTo(member, upstreamPath), {
@@ -487,7 +488,16 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
           await readBounded(upstream, CHALLENGE_ANSWER_MAX_BYTES, upstreamOptions.limits.upstreamHeadersTimeoutMs),
         );
       } catch (error) {
-        if (outageAtNoCost(error)) options.apiKeys.refund(record);
+        if (outageAtNoCost(error)) {
+          // Refused at connect (no member to ask comes before one is chosen): in a pool, marked as a
+          // sealed request's refusal marks it, so the token given back does not send the next question
+          // to it again, free, until the next refresh; a later one naming it is WRONG_ENCLAVE_KEY at
+          // its token. A single enclave is not marked (the sealed route says why).
+          if (pool.isPool && member !== undefined) {
+            pool.mark(member, "unreachable", { step, words: "connection refused" });
+          }
+          options.apiKeys.refund(record);
+        }
         throw error;
       }
     });

@@ -30,10 +30,11 @@ export type MemberState = "unknown" | "ready" | "unreachable";
  */
 export interface MemberReason {
   /**
-   * What found it so: a read of its document or a sealed request forwarded to it; absent for what
-   * the enclave said of itself (`draining`, host/app.ts notServing).
+   * What found it so: a read of its document, a sealed request forwarded to it, or a nonce question
+   * or checkpoint it refused at connect; absent for what the enclave said of itself (`draining`,
+   * host/app.ts notServing).
    */
-  readonly step?: "document" | "sealed";
+  readonly step?: "document" | "sealed" | "challenge" | "checkpoint";
   /** The host's error code, when one of the host's own refusals ended the read (HostError). */
   readonly code?: string;
   /** The refusal's message, or the pool's words (`HTTP 503`, `no document in its answer`), or the enclave's word. */
@@ -193,7 +194,7 @@ export class EnclavePool {
 
   /**
    * Sets the member's state. With `read` (readStarted's number for the document read that found it),
-   * not when a read started later was already taken; without, always (what a sealed request saw), as
+   * not when a read started later was already taken; without, always (what a request forwarded saw), as
    * a read started and ended now: no document read started before it ends up undoing it.
    */
   mark(member: PoolMember, state: MemberState, reason: MemberReason | null, read?: number): void {
