@@ -606,8 +606,9 @@ export function createHostApp(options: HostOptions): Hono<Env & { Variables: Var
         headers: { "content-type": "application/octet-stream", [TENANT_HEADER]: caller.keyId },
         client: connection,
       });
-      // A member that is shutting down (or booting) refused the request before reading it: in a
-      // pool, the client re-attests to another member and reseals (nothing was opened).
+      // A member that is shutting down, booting or failing its audit (notServing) refused the request
+      // before opening it (one whose audit failed may have read its bytes: enclave/service.ts
+      // answerSealed): in a pool, the client re-attests to another member and reseals.
       if (pool.isPool && upstream.statusCode === 503) {
         const refusal = await readBounded(
           upstream,
