@@ -18,8 +18,8 @@
  * model never gets Russian or Greek text rewritten in Latin letters.
  *
  * normalizeForDetection is both. Not handled: look-alikes made of several characters (`rn` for
- * `m`, `cl` for `d`), letters with diacritics (Cyrillic `ё` is not `e`, nor Latin `ö` `o`), letters
- * of scripts outside the table (Coptic, Lisu, …), symbols (`∪` for `U`), and ASCII look-alikes of
+ * `m`, `cl` for `d`), letters with diacritics (Cyrillic `ё` is not `e`, nor Latin `ö` `o`: block rules
+ * also read unmarkedForDetection, where they are), letters of scripts outside the table (Coptic, Lisu, …), symbols (`∪` for `U`), and ASCII look-alikes of
  * each other (`0` for `O`, `1` for `l`): a rule that should see through those must say so itself.
  */
 import { LOOK_ALIKES } from "./look-alikes.ts";
@@ -96,20 +96,16 @@ const NORMALIZES_TO_LATIN = new Uint8Array(0x110000);
 /**
  * Whether the combining marks after `char` (one code point, not a mark) are read past: an ASCII
  * character, a look-alike letter, or a character that NFKC writes as one of those (full-width
- * `ａ`, mathematical `𝐚`, circled `ⓐ`); with `accented`, also one of those written with a
- * diacritic (`ñ`, Cyrillic `ё`: the first code point of its decomposed form is one).
+ * `ａ`, mathematical `𝐚`, circled `ⓐ`).
  */
-function marksReadPast(char: string, accented = false): boolean {
+function marksReadPast(char: string): boolean {
   const codePoint = char.codePointAt(0) as number;
   if (codePoint < 0x80 || (codePoint < 0x10000 && FOLDED[codePoint] !== 0)) return true;
   // From the code point alone, so that what one prompt leaves in the table is what any other would.
   if (NORMALIZES_TO_LATIN[codePoint] === 0) {
     NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(String.fromCodePoint(codePoint)) ? 1 : 2;
   }
-  if (NORMALIZES_TO_LATIN[codePoint] === 1) return true;
-  if (!accented) return false;
-  const base = String.fromCodePoint(codePoint).normalize("NFD").codePointAt(0) as number;
-  return base !== codePoint && marksReadPast(String.fromCodePoint(base));
+  return NORMALIZES_TO_LATIN[codePoint] === 1;
 }
 
 function normalizesToLatin(char: string): boolean {
@@ -125,12 +121,12 @@ function normalizesToLatin(char: string): boolean {
  * each UTF-16 unit kept (`from`); null when there is no such mark (most prompts: one scan). On the
  * prompt as sent it removes the marks NFKC would compose with the letter (`pa\u0301ssword` reads
  * `password`, where NFKC makes `pássword`); on normalized text those that no letter composes with
- * (U+0336 in `pa\u0336ssword`). What block rules and PII detection also read (unmarkedForDetection);
- * a letter written accented (`pässword`, U+00E4) keeps its accent, marks on other letters stay
- * (Hindi vowel signs, Hebrew points: there they are part of the word), and the model gets the text
- * as it was. With `accented`, marks on such letters written with a diacritic go too (`ñ\u0336`).
+ * (U+0336 in `pa\u0336ssword`); on decomposed text also the accents of letters written accented
+ * (unmarkedForDetection). What PII detection also reads, where a letter written accented (`pässword`,
+ * U+00E4) keeps its accent; marks on other letters stay (Hindi vowel signs, Hebrew points: there
+ * they are part of the word), and the model gets the text as it was.
  */
-export function withoutMarksOnLatin(text: string, accented = false): { text: string; from: number[] } | null {
+export function withoutMarksOnLatin(text: string): { text: string; from: number[] } | null {
   let out = "";
   const from: number[] = [];
   let copied = 0; // `out` is text[0, copied) without the marks read past
@@ -149,7 +145,7 @@ export function withoutMarksOnLatin(text: string, accented = false): { text: str
       const char = text.slice(j - pair, j);
       j -= pair;
       if (char.charCodeAt(0) >= 0x80 && INVISIBLE_UNIT.test(char)) continue;
-      readPast = marksReadPast(char, accented);
+      readPast = marksReadPast(char);
       break;
     }
     previousEnd = start + run[0].length;
@@ -172,29 +168,22 @@ function isHighSurrogate(unit: number): boolean {
   return unit >= 0xd800 && unit <= 0xdbff;
 }
 
-/**
- * normalizeCharacters(`text`) without the combining marks on Latin and look-alike letters, those
- * NFKC would compose with them and those it keeps (withoutMarksOnLatin before and after
- * normalizing): `pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`,
- * `pässword` stays. `normalized` is normalizeCharacters(`text`) when the caller has it.
- */
-export function unmarkedForDetection(text: string, normalized: string = normalizeCharacters(text)): string {
-  const bare = withoutMarksOnLatin(text);
-  const renormalized = bare === null ? normalized : normalizeCharacters(bare.text);
-  return withoutMarksOnLatin(renormalized)?.text ?? renormalized;
-}
+const NON_ASCII = /[^\p{ASCII}]/u;
 
 /**
- * normalizeCharacters' `normalized` without only the combining marks NFKC keeps on Latin and
- * look-alike letters, those letters written with a diacritic included (`con\u0336traseñ\u0336a`
- * reads `contraseña`), composed once more first where removing an invisible character brought a
- * letter and its mark together (`n\u200b\u0303` reads `ñ`): the marks NFKC composes stay composed.
- * What a block rule that writes such a letter reads (policy.ts), where unmarkedForDetection would
- * read `n\u0303` as `n`.
+ * `normalized` (normalizeCharacters' output) with every letter read without the combining marks
+ * on it where it is a Latin or look-alike letter: decomposed (NFD), those marks dropped
+ * (withoutMarksOnLatin), composed again (NFC), so that the marks on other scripts' letters are
+ * as before (Japanese `パ`, Hindi vowel signs). `passwörd` (U+00F6), `passwo\u0308rd`,
+ * `pa\u0336ssword`, `contrasen\u0303a` and `contraseña` read `password` and `contrasena`;
+ * Cyrillic `ё` reads `е`, Greek `ό` `ο`. Letters that do not decompose keep their form (`ß`, `ø`,
+ * `ł`, `æ`, `đ`). The view block rules also read (policy.ts), with their own literal letters read
+ * the same way; three passes over the text, none when it is ASCII.
  */
-export function composedUnmarkedForDetection(normalized: string): string {
-  const composed = normalized.normalize("NFKC");
-  return withoutMarksOnLatin(composed, true)?.text ?? composed;
+export function unmarkedForDetection(normalized: string): string {
+  if (!NON_ASCII.test(normalized)) return normalized;
+  const decomposed = normalized.normalize("NFD");
+  return (withoutMarksOnLatin(decomposed)?.text ?? decomposed).normalize("NFC");
 }
 
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */

@@ -58,13 +58,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import {
-  composedUnmarkedForDetection,
-  foldLookAlikes,
-  normalizeCharacters,
-  unmarkedForDetection,
-  withoutMarksOnLatin,
-} from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, unmarkedForDetection } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -131,10 +125,6 @@ interface RuleInput {
   unmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   unmarkedFoldedText(): string;
-  /** The normalized text without only the marks NFKC kept on Latin letters (composedUnmarkedForDetection). */
-  composedUnmarkedText(): string;
-  /** That with look-alike letters folded (same length). */
-  composedUnmarkedFoldedText(): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -166,8 +156,6 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       let nonAsciiLetter: boolean | undefined;
       let unmarked: string | undefined;
       let unmarkedFolded: string | undefined;
-      let composedUnmarked: string | undefined;
-      let composedUnmarkedFolded: string | undefined;
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -183,20 +171,12 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
           return nonAsciiLetter;
         },
         unmarkedText: () => {
-          unmarked ??= unmarkedForDetection(request.text, input.normalizedText());
+          unmarked ??= unmarkedForDetection(input.normalizedText());
           return unmarked;
         },
         unmarkedFoldedText: () => {
           unmarkedFolded ??= foldLookAlikes(input.unmarkedText());
           return unmarkedFolded;
-        },
-        composedUnmarkedText: () => {
-          composedUnmarked ??= composedUnmarkedForDetection(input.normalizedText());
-          return composedUnmarked;
-        },
-        composedUnmarkedFoldedText: () => {
-          composedUnmarkedFolded ??= foldLookAlikes(input.composedUnmarkedText());
-          return composedUnmarkedFolded;
         },
       };
       for (const rule of rules) {
@@ -232,41 +212,22 @@ function foldedMatches(
   return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, base);
 }
 
-/** Whether the unmarked form (`unmarked.text`, differing from `normalized`) matches, as written or folded. */
+/**
+ * Whether the unmarked text (unmarkedForDetection) matches the rule's accent-folded form (`test`,
+ * `foldedTest` for its look-alikes folded too), as read and folded. Where the unmarked text is the
+ * normalized one, only a rule whose accent-folded form differs from it as written (`contrasena` for
+ * `contraseña`) has anything left to find.
+ */
 function unmarkedMatches(
-  unmarked: { readonly text: string; readonly folded: () => string },
+  input: RuleInput,
   normalized: string,
   test: (text: string) => boolean,
   foldedTest: ((folded: string, normalized: string) => boolean) | null,
-  input: RuleInput,
+  foldsAccents: boolean,
 ): boolean {
-  if (unmarked.text === normalized) return false;
-  return test(unmarked.text) || foldedMatches(unmarked.text, unmarked.folded(), test, foldedTest, input);
-}
-
-/**
- * Whether an RE2 source (toRe2Syntax) writes a Latin or look-alike letter with a diacritic or a
- * combining mark, as a character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`, Cyrillic `ё`): one
- * the unmarked form would read without its mark (withoutMarksOnLatin on its decomposed form). Marks
- * on letters of other scripts (Hindi `पा`, Japanese `パ`) do not count, nor an escaped backslash
- * before `x` (`\\xe1`), nor marks on a symbol or digit (`≠` is `=` and U+0338, keycap `1️⃣` is `1`,
- * U+FE0F and U+20E3), nor a variation selector (`ℹ️`, `Ⓜ️`).
- */
-function writesComposedLetter(source: string): boolean {
-  // Escapes read left to right, each whole, so `\\` is one escape and the `xe1` after it is text.
-  const written = source.replace(
-    /\\(?:x\{([0-9A-Fa-f]{1,6})\}|x([0-9A-Fa-f]{2})|[\s\S])/g,
-    (sequence, braced, plain) => {
-      if (braced === undefined && plain === undefined) return sequence;
-      const codePoint = Number.parseInt((braced ?? plain) as string, 16);
-      return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
-    },
-  );
-  const decomposed = written.normalize("NFD").replace(/\p{Default_Ignorable_Code_Point}/gu, "");
-  for (const [marked] of decomposed.matchAll(/\p{L}[\p{Mn}\p{Me}]+/gu)) {
-    if (withoutMarksOnLatin(marked) !== null) return true;
-  }
-  return false;
+  const unmarked = input.unmarkedText();
+  if (unmarked === normalized && !foldsAccents) return false;
+  return test(unmarked) || foldedMatches(unmarked, input.unmarkedFoldedText(), test, foldedTest, input);
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -290,19 +251,37 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
       : null;
   const foldedTest =
     foldedRegex === null ? null : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
-  // A rule that writes an accented letter (`contraseña`) would not meet it in the unmarked form, where
-  // `n\u0303` reads `n`: it reads the form where only the marks normalizing kept are dropped, so
-  // `con\u0336trasen\u0303a` still meets it. One unmarked form per rule: the work stays 5 forms.
-  const writesAccent = writesComposedLetter(toRe2Syntax(rule.id, rule.pattern));
-  const unmarkedOf = (input: RuleInput) =>
-    writesAccent
-      ? { text: input.composedUnmarkedText(), folded: () => input.composedUnmarkedFoldedText() }
-      : { text: input.unmarkedText(), folded: () => input.unmarkedFoldedText() };
-  // The searches below at most: a block rule 5 forms, plus MAX_ASCII_MATCHES searches by its
-  // folded program on each of the 2 folded forms; an allow rule the text as sent and normalized.
+  // A block rule's literal Latin and look-alike letters without their diacritics (`contraseña`
+  // reads `contrasena`), for the unmarked text, where the prompt's letters have none; it is the
+  // rule as written when it writes none. Each one searched on the unmarked text alone.
+  const plainSource = toRe2Syntax(rule.id, rule.pattern);
+  const bareOptions = { foldAccents: true, caseInsensitive: rule.caseInsensitive };
+  const bareSource = toRe2Syntax(rule.id, rule.pattern, bareOptions);
+  const bareRegex =
+    rule.action === "block" && bareSource !== plainSource
+      ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldAccents: true })
+      : regex;
+  const bareTest = bareRegex === regex ? test : (text: string) => bareRegex.matcher(text).find();
+  const bareFoldedRegex =
+    rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, { ...bareOptions, foldLiterals: true }) !== bareSource
+      ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, {
+          foldLiterals: true,
+          foldAccents: true,
+          longest: true,
+        })
+      : null;
+  const bareFoldedTest =
+    bareFoldedRegex === null
+      ? null
+      : (folded: string, unmarked: string) => foldedMatch(bareFoldedRegex, folded, unmarked);
+  // The searches below at most: a block rule 5 forms (the unmarked 2 by its accent-folded
+  // program), plus MAX_ASCII_MATCHES searches by a look-alike-folded program on each of the 2
+  // folded forms; an allow rule the text as sent and normalized.
   const work =
     rule.action === "block"
-      ? 5 * regex.programSize() + 2 * MAX_ASCII_MATCHES * (foldedRegex?.programSize() ?? 0)
+      ? 3 * regex.programSize() +
+        2 * bareRegex.programSize() +
+        MAX_ASCII_MATCHES * ((foldedRegex?.programSize() ?? 0) + (bareFoldedRegex?.programSize() ?? 0))
       : 2 * regex.programSize();
   const match: RuleMatcher = (input) => {
     const text = input.request.text;
@@ -322,8 +301,8 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
         ? test(text) ||
           (normalized !== text && test(normalized)) ||
           foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
-          // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
-          unmarkedMatches(unmarkedOf(input), normalized, test, foldedTest, input)
+          // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`, `passwörd`).
+          unmarkedMatches(input, normalized, bareTest, bareFoldedTest, bareRegex !== regex)
         : test(text) && (normalized === text || test(normalized));
     return { matched, detail: "the prompt matches the rule's pattern" };
   };
@@ -364,9 +343,13 @@ export function compilePattern(
   ruleId: string,
   pattern: string,
   caseInsensitive: boolean,
-  options: { readonly foldLiterals?: boolean; readonly longest?: boolean } = {},
+  options: { readonly foldLiterals?: boolean; readonly foldAccents?: boolean; readonly longest?: boolean } = {},
 ): RE2JS {
-  const source = toRe2Syntax(ruleId, pattern, { foldLiterals: options.foldLiterals === true, caseInsensitive });
+  const source = toRe2Syntax(ruleId, pattern, {
+    foldLiterals: options.foldLiterals === true,
+    foldAccents: options.foldAccents === true,
+    caseInsensitive,
+  });
   let regex: RE2JS;
   try {
     const flags = (caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.longest === true ? RE2JS.LONGEST_MATCH : 0);
@@ -455,6 +438,18 @@ function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean 
 const NON_ASCII_LETTER = /(?![\p{ASCII}])\p{L}/u;
 
 /**
+ * A letter as the unmarked text reads it (normalize.ts unmarkedForDetection): a Latin or look-alike
+ * letter without its diacritics (`ñ` → `n`, Cyrillic `ё` → `е`); any other character as written.
+ */
+function bareLetter(c: string): string {
+  const bare = unmarkedForDetection(c);
+  return [...bare].length === 1 ? bare : c;
+}
+
+const MARK = /^[\p{Mn}\p{Me}]$/u;
+const LETTER = /^\p{L}$/u;
+
+/**
  * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
  * one; clients read them so); this writes one in RE2 syntax with the same meaning: `\s`, `\S` and
  * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
@@ -464,38 +459,80 @@ const NON_ASCII_LETTER = /(?![\p{ASCII}])\p{L}/u;
  * another meaning; so are
  * backreferences and lookarounds, which RE2 itself refuses. With `foldLiterals`, literal look-alike
  * letters outside character classes and escapes are written as the ASCII letters they fold to
- * (normalize.ts), for matching folded text.
+ * (normalize.ts), for matching folded text. With `foldAccents`, literal Latin and look-alike letters
+ * (written out, `\uXXXX` or `\xHH`) are written without their diacritics (bareLetter), inside a
+ * class too where one is a member alone (a range such as `[à-ÿ]` stays as written), and a combining
+ * mark written after such a letter is dropped, for matching the unmarked text.
  */
 export function toRe2Syntax(
   ruleId: string,
   pattern: string,
-  options: { readonly foldLiterals?: boolean; readonly caseInsensitive?: boolean } = {},
+  options: {
+    readonly foldLiterals?: boolean;
+    readonly foldAccents?: boolean;
+    readonly caseInsensitive?: boolean;
+  } = {},
 ): string {
   const unsupported = (what: string) => new PolicyPatternUnsafeError(ruleId, `${what}, which has no RE2 form`);
+  const foldAccents = options.foldAccents === true;
   let out = "";
   let inClass = false;
+  // In a class: 1 after a member a range dash follows, 2 after that dash (the next member ends the range).
+  let range = 0;
+  // Outside a class: the last literal letter as folded for accents, while only marks follow it.
+  let letter: string | null = null;
+  /** Whether the class member ending before `next` is one end of a range; moves `range` on. */
+  const rangeMember = (next: number): boolean => {
+    const end = range === 2;
+    const start = !end && pattern[next] === "-" && pattern[next + 1] !== undefined && pattern[next + 1] !== "]";
+    range = start ? 1 : 0;
+    return start || end;
+  };
+  /** A literal code point (`hex` when written as an escape) in RE2 syntax, with the folds asked for. */
+  const literal = (written: string, hex: string | null, next: number): string => {
+    const escaped = hex === null ? written : `\\x{${hex}}`;
+    if (inClass) {
+      if (rangeMember(next) || !foldAccents) return escaped;
+      const bare = bareLetter(written);
+      return bare === written ? escaped : bare;
+    }
+    const bare = foldAccents ? bareLetter(written) : written;
+    letter = LETTER.test(bare) ? bare : null;
+    const folded = options.foldLiterals === true ? foldedLiteral(bare, options.caseInsensitive === true) : bare;
+    return folded === written ? escaped : folded;
+  };
+  /** Whether a mark (`written`) sits on the letter before it and goes with its diacritics. */
+  const dropsMark = (written: string): boolean =>
+    foldAccents && !inClass && letter !== null && MARK.test(written) && bareLetter(letter + written) === letter;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
     if (c === "\\") {
       const next = pattern[i + 1] ?? "";
       i += 1;
+      const hexEscape = next === "u" || (next === "x" && foldAccents && /^[0-9A-Fa-f]{2}/.test(pattern.slice(i + 1)));
+      if (!hexEscape) {
+        letter = null;
+        // A class escape is a member too (`\d` may start a range no more than `\p{L}` ends one).
+        const braces = next === "p" || next === "P" ? (/^\{[^}]*\}/.exec(pattern.slice(i + 1))?.[0] ?? "") : "";
+        if (inClass) rangeMember(i + 1 + braces.length);
+      }
       if (next === "s") out += inClass ? JS_WHITESPACE : `[${JS_WHITESPACE}]`;
       else if (next === "S") {
         if (inClass) throw unsupported("\\S inside a character class");
         out += `[^${JS_WHITESPACE}]`;
-      } else if (next === "u") {
-        const braced = /^\{([0-9A-Fa-f]{1,6})\}/.exec(pattern.slice(i + 1));
-        const plain = /^[0-9A-Fa-f]{4}/.exec(pattern.slice(i + 1));
+      } else if (hexEscape) {
+        const braced = next === "u" ? /^\{([0-9A-Fa-f]{1,6})\}/.exec(pattern.slice(i + 1)) : null;
+        const plain = (next === "u" ? /^[0-9A-Fa-f]{4}/ : /^[0-9A-Fa-f]{2}/).exec(pattern.slice(i + 1));
         const hex = braced?.[1] ?? plain?.[0];
         if (hex === undefined) throw unsupported("a \\u escape without 4 hex digits or {hex}");
-        // A look-alike letter written as an escape is folded as if written out.
-        const written = String.fromCodePoint(Number.parseInt(hex, 16));
-        const folded =
-          options.foldLiterals === true && !inClass
-            ? foldedLiteral(written, options.caseInsensitive === true)
-            : written;
-        out += folded === written ? `\\x{${hex}}` : folded;
         i += (braced?.[0] ?? plain?.[0] ?? "").length;
+        // A letter written as an escape is folded as if written out.
+        const written = String.fromCodePoint(Number.parseInt(hex, 16));
+        if (dropsMark(written)) {
+          if (/^[*+?{]/.test(pattern.slice(i + 1))) out += "(?:)";
+          continue;
+        }
+        out += literal(written, hex, i + 1);
       } else if (next === "c") throw unsupported("a \\c control escape");
       else if (next === "p" || next === "P") {
         const property = /^\{(?:(?:Script|sc|General_Category|gc)=)?([A-Za-z_]+)\}/.exec(pattern.slice(i + 1));
@@ -516,8 +553,13 @@ export function toRe2Syntax(
       continue;
     }
     if (inClass) {
-      if (c === "]") inClass = false;
-      out += c;
+      if (c === "]") {
+        inClass = false;
+        out += c;
+      } else if (c === "-" && range === 1) {
+        range = 2;
+        out += c;
+      } else out += literal(c, null, i + 1);
       continue;
     }
     if (c === "[") {
@@ -525,6 +567,8 @@ export function toRe2Syntax(
         throw unsupported(`"${pattern.slice(i, i + (pattern[i + 1] === "^" ? 3 : 2))}"`);
       }
       inClass = true;
+      range = 0;
+      letter = null;
       out += c;
       if (pattern[i + 1] === "^") {
         out += "^";
@@ -532,7 +576,14 @@ export function toRe2Syntax(
       }
       continue;
     }
-    out += c === "." ? JS_DOT : options.foldLiterals === true ? foldedLiteral(c, options.caseInsensitive === true) : c;
+    if (dropsMark(c)) {
+      if (/^[*+?{]/.test(pattern.slice(i + 1))) out += "(?:)";
+      continue;
+    }
+    if (c === ".") {
+      letter = null;
+      out += JS_DOT;
+    } else out += literal(c, null, i + 1);
   }
   return out;
 }

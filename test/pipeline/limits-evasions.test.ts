@@ -2,8 +2,9 @@
  * SECURITY.md's stated limits of the request policy ("Non-goals and known limits"), probed as an
  * attacker would: a chat's pattern rules read every message, the system one included, joined by
  * line breaks (so a word split over two messages passes a rule for the word, and meets one that
- * allows the line break), and a letter written accented is not folded (a combining mark on a Latin
- * letter is read past, whether NFKC composes it with the letter or not: composed-marks.test.ts).
+ * allows the line break); a combining mark on a Latin letter is read past, whether NFKC composes it
+ * with the letter or not, and a letter written accented is read without its accent
+ * (composed-marks.test.ts, accent-folding.test.ts).
  */
 
 import { describe, expect, it } from "vitest";
@@ -63,7 +64,7 @@ describe("pattern rules over a chat: every message, joined by line breaks", () =
   });
 });
 
-describe("combining marks: read past on Latin letters; a letter written accented stays", () => {
+describe("combining marks: read past on Latin letters, also those of a letter written accented", () => {
   const policy: RequestPolicy = {
     rules: [{ id: "no-password", kind: "pattern", action: "block", pattern: "password", caseInsensitive: false }],
     defaultAction: "allow",
@@ -73,14 +74,15 @@ describe("combining marks: read past on Latin letters; a letter written accented
     compileRequestPolicy(policy).evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} })
       .decision;
 
-  it("a mark no letter composes with (U+0336) and one NFKC composes (U+0301, U+0308) are read past; `ö` as written passes", () => {
+  it("a mark no letter composes with (U+0336) and one NFKC composes (U+0301, U+0308) are read past, `ö` as written too", () => {
     expect(decide("pa\u0336ssword")).toBe("block");
     expect(decide("passwo\u0336\u0336rd")).toBe("block");
     // NFKC would compose `a` + U+0301 into `á` and `o` + U+0308 into `ö`; the unmarked view drops
     // the marks before normalizing.
     expect(decide("pa\u0301ssword")).toBe("block");
     expect(decide("passwo\u0308rd")).toBe("block");
-    // A letter written accented (U+00F6) is another word.
-    expect(decide("passwörd")).toBe("allow");
+    // A letter written accented (U+00F6) reads as the bare letter too (tidy66); `ø` does not decompose.
+    expect(decide("passwörd")).toBe("block");
+    expect(decide("passwørd")).toBe("allow");
   });
 });
