@@ -1,0 +1,335 @@
+/**
+ * Block rules read one accent-folded view of the prompt (tidy66): the normalized text decomposed,
+ * the combining marks on Latin and look-alike letters dropped, composed again; and each block rule
+ * is searched there with its own literal letters folded the same way (`contraseña` as
+ * `contrasena`). Before, a rule read one of two unmarked views chosen by whether it wrote an
+ * accented letter, and five kinds of prompt passed (the direct cases below). The differential test
+ * runs the code before the change (before-tidy66/, a frozen copy) and the current code over a
+ * generated corpus: every prompt the old code blocks the new blocks too, and the prompts only the
+ * new code blocks are of the kinds listed (over-matching, fail-closed).
+ */
+
+import { describe, expect, it } from "vitest";
+import { unmarkedForDetection } from "../../enclave/pipeline/normalize.ts";
+import {
+  type CompiledRequestPolicy,
+  compileRequestPolicy,
+  type RequestPolicy,
+  toRe2Syntax,
+} from "../../enclave/pipeline/policy.ts";
+import type { RequestRule } from "../../manifests/schema.ts";
+import { compileRequestPolicy as compileBefore } from "./before-tidy66/policy.ts";
+
+const PII_OFF: RequestPolicy["pii"] = { mode: "off", entities: [], reason: "policy unit tests only" };
+
+type Decide = (text: string) => "allow" | "block";
+
+function deciders(pattern: string, caseInsensitive = false): { before: Decide; after: Decide } {
+  const rule: RequestRule = { id: "r", kind: "pattern", action: "block", pattern, caseInsensitive };
+  const policy: RequestPolicy = { rules: [rule], defaultAction: "allow", pii: PII_OFF };
+  const decide =
+    (compiled: CompiledRequestPolicy): Decide =>
+    (text) =>
+      compiled.evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} }).decision;
+  return { before: decide(compileBefore(policy)), after: decide(compileRequestPolicy(policy)) };
+}
+
+describe("the prompts that passed the old choice of unmarked view now meet the rule", () => {
+  it.each([
+    ["password", "my passwörd is", "U+00F6 written precomposed"],
+    ["contraseña|password", "my pa\u0301ssword is", "a composing mark on the ASCII part of a rule that writes ñ"],
+    ["contraseña", "la con\u0301traseña es", "a composing mark on another letter of a rule that writes ñ"],
+    ["contraseña", "la contrasen\u0305\u0303a es", "a kept mark before the composing one on the ñ"],
+    ["contraseña", "la contrasena es", "the word written without its accent"],
+  ])("%s blocks %j (%s): allowed before, blocked now", (pattern, text) => {
+    const { before, after } = deciders(pattern);
+    expect(before(text)).toBe("allow");
+    expect(after(text)).toBe("block");
+  });
+
+  it("reads a letter as the bare letter however it is written, marks on other scripts' letters kept", () => {
+    for (const text of [
+      "passwörd",
+      "passwo\u0308rd",
+      "passw\u00f6\u0336rd",
+      "ｐａｓｓｗｏ\u0308ｒｄ",
+      "passwo\u200b\u0308rd",
+    ]) {
+      expect(unmarkedForDetection(text.normalize("NFKC").replace("\u200b", "")), JSON.stringify(text)).toBe("password");
+    }
+    for (const text of ["contraseña", "contrasen\u0303a", "contrasen\u0336\u0303a", "con\u0301traseña"]) {
+      expect(unmarkedForDetection(text.normalize("NFKC")), JSON.stringify(text)).toBe("contrasena");
+    }
+    // Japanese sound marks and Hindi vowel signs stay (and `パ` is composed again); letters without
+    // a decomposition keep their form.
+    for (const text of ["パスワード", "ガ", "पासवर्ड", "ß ø ł æ đ"]) expect(unmarkedForDetection(text)).toBe(text);
+    expect(unmarkedForDetection("сёстра κωδικός")).toBe("сестра κωδικος");
+  });
+
+  it("folds a rule's literal letters the same way, class members one by one, ranges as written", () => {
+    const bare = (pattern: string) => toRe2Syntax("r", pattern, { foldAccents: true });
+    expect(bare("contraseña")).toBe("contrasena");
+    expect(bare("contrase\\u00f1a|contrase\\u{f1}a|contrase\\xf1a")).toBe("contrasena|contrasena|contrasena");
+    expect(bare("contrasen\\u0303a")).toBe("contrasena");
+    expect(bare("p[aá]ss[à-ÿ][\\u00e0-\\u00ff]")).toBe("p[aa]ss[à-ÿ][\\x{00e0}-\\x{00ff}]");
+    expect(bare("пароль|сёстра")).toBe("пароль|сестра");
+    expect(bare("पासवर्ड|パスワード")).toBe("पासवर्ड|パスワード");
+    // A dropped mark under a quantifier leaves an empty group, so the quantifier binds nothing else.
+    expect(bare("e\\u0301{0}x")).toBe("e(?:){0}x");
+    // Without the option nothing changes.
+    expect(toRe2Syntax("r", "contrase\\xf1a")).toBe("contrase\\xf1a");
+  });
+
+  it("leaves an allow rule as it was: it never reads the unmarked view", () => {
+    const policy: RequestPolicy = {
+      rules: [{ id: "ok", kind: "pattern", action: "allow", pattern: "^contrasena$", caseInsensitive: false }],
+      defaultAction: "block",
+      pii: PII_OFF,
+    };
+    const p = compileRequestPolicy(policy);
+    const decide = (text: string) =>
+      p.evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} }).decision;
+    expect(decide("contrasena")).toBe("allow");
+    expect(decide("contraseña")).toBe("block");
+  });
+
+  it("keeps a 256 KiB accented prompt to whole-string passes (a block rule still evaluates it)", () => {
+    const text = "Ça coûte très cher, même à Noël. ".repeat(8_000);
+    expect(unmarkedForDetection(text)).toBe("Ca coute tres cher, meme a Noel. ".repeat(8_000));
+    const policy: RequestPolicy = {
+      rules: [{ id: "r", kind: "pattern", action: "block", pattern: "Noël!", caseInsensitive: false }],
+      defaultAction: "allow",
+      pii: PII_OFF,
+    };
+    const p = compileRequestPolicy(policy, { maxPatternInputChars: 300_000 });
+    expect(p.evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} }).decision).toBe("allow");
+  });
+});
+
+/** A small deterministic generator (mulberry32), so the corpus is the same on every run. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = [
+  "password",
+  "Password",
+  "Passwörter",
+  "contraseña",
+  "contrasena",
+  "bomb",
+  "пароль",
+  "сёстра",
+  "сестра",
+  "κωδικός",
+  "पासवर्ड",
+  "बम",
+  "パスワード",
+  "mật khẩu",
+  "hello",
+  "naïve café",
+];
+const FILLERS = ["my", "the", "is", "here", "ok", "la", "это", "है", "です", "và"];
+const MARKS = ["\u0301", "\u0308", "\u0303", "\u0336", "\u0305", "\u0323", "\u20e5"];
+const INVISIBLES = ["\u200b", "\u00ad", "\u2060", "\u200d"];
+const PRECOMPOSED: Record<string, string> = { a: "á", e: "é", i: "ï", o: "ö", u: "ü", n: "ñ", s: "ś", c: "ç" };
+const CYRILLIC: Record<string, string> = { a: "а", o: "о", e: "е", p: "р", c: "с", x: "х" };
+const FROM_CYRILLIC: Record<string, string> = { а: "a", о: "o", е: "e", р: "p", с: "c" };
+
+/** The kinds of rewrite, each a function of the word and the generator. */
+const KINDS: Record<string, (word: string, next: () => number) => string> = {
+  "as written": (w) => w,
+  decomposed: (w) => w.normalize("NFD"),
+  "accent stripped": (w) => w.normalize("NFD").replace(/[\u0300-\u036f]/g, ""),
+  "precomposed accent": (w, next) => replaceOne(w, next, (c) => PRECOMPOSED[c]),
+  "decomposed mark": (w, next) => insertAfterLetter(w, next, () => pick(MARKS, next)),
+  "two marks": (w, next) => insertAfterLetter(w, next, () => pick(MARKS, next) + pick(MARKS, next)),
+  "mark behind invisible": (w, next) => insertAfterLetter(w, next, () => pick(INVISIBLES, next) + pick(MARKS, next)),
+  invisible: (w, next) => insertAfterLetter(w, next, () => pick(INVISIBLES, next)),
+  "full-width with mark": (w, next) =>
+    insertAfterLetter(
+      [...w].map((c) => (/[a-z]/i.test(c) ? String.fromCodePoint((c.codePointAt(0) as number) + 0xfee0) : c)).join(""),
+      next,
+      () => pick(MARKS, next),
+    ),
+  "Cyrillic look-alike": (w, next) => replaceOne(w, next, (c) => CYRILLIC[c]),
+  "Latin look-alike": (w, next) => replaceOne(w, next, (c) => FROM_CYRILLIC[c]),
+  "look-alike and mark": (w, next) =>
+    insertAfterLetter(
+      replaceOne(w, next, (c) => CYRILLIC[c]),
+      next,
+      () => pick(MARKS, next),
+    ),
+};
+
+function pick<T>(items: readonly T[], next: () => number): T {
+  return items[Math.floor(next() * items.length)] as T;
+}
+
+function replaceOne(word: string, next: () => number, by: (c: string) => string | undefined): string {
+  const chars = [...word];
+  const places = chars.flatMap((c, i) => (by(c) === undefined ? [] : [i]));
+  if (places.length === 0) return word;
+  const at = pick(places, next);
+  chars[at] = by(chars[at] as string) as string;
+  return chars.join("");
+}
+
+function insertAfterLetter(word: string, next: () => number, what: () => string): string {
+  const chars = [...word];
+  const places = chars.flatMap((c, i) => (/\p{L}/u.test(c) ? [i] : []));
+  if (places.length === 0) return word;
+  const at = pick(places, next);
+  chars[at] = (chars[at] as string) + what();
+  return chars.join("");
+}
+
+/** About 3,800 prompts: each word under each kind of rewrite, 20 times in random surroundings. */
+function corpus(): { word: string; kind: string; text: string }[] {
+  const next = random(66);
+  const out: { word: string; kind: string; text: string }[] = [];
+  for (const word of WORDS) {
+    for (const [kind, rewrite] of Object.entries(KINDS)) {
+      for (let n = 0; n < 20; n++) {
+        out.push({ word, kind, text: `${pick(FILLERS, next)} ${rewrite(word, next)} ${pick(FILLERS, next)}` });
+      }
+    }
+  }
+  return out;
+}
+
+const RULES: readonly (readonly [pattern: string, caseInsensitive: boolean])[] = [
+  ["password", false],
+  ["password", true],
+  ["\\bbomb\\b", true],
+  ["contraseña", false],
+  ["contraseña|password", false],
+  ["пароль", true],
+  ["сёстра", false],
+  ["p[aá]ss", false],
+  ["κωδικ[οό]ς", false],
+  ["पासवर्ड", false],
+  ["बम", false],
+  ["パスワード", false],
+  ["mật khẩu", true],
+];
+
+describe("differential: the accent-folded view against the two views before it", () => {
+  it("blocks every prompt the old code blocks, and newly blocks only the listed kinds", () => {
+    const prompts = corpus();
+    expect(prompts.length).toBeGreaterThan(3_000);
+    const lost: string[] = [];
+    const gained = new Set<string>();
+    let blockedBefore = 0;
+    for (const [pattern, caseInsensitive] of RULES) {
+      const { before, after } = deciders(pattern, caseInsensitive);
+      const name = `${pattern}${caseInsensitive ? " (i)" : ""}`;
+      for (const { word, kind, text } of prompts) {
+        const old = before(text);
+        const now = after(text);
+        if (old === "block") blockedBefore += 1;
+        if (old === "block" && now !== "block") lost.push(`${name}: ${JSON.stringify(text)}`);
+        if (old === "allow" && now === "block") gained.add(`${name}: ${word}, ${kind}`);
+      }
+    }
+    // The comparison means something: the old code blocks thousands of these prompts.
+    expect(blockedBefore).toBeGreaterThan(2_000);
+    expect(lost).toEqual([]);
+    expect([...gained].sort()).toEqual(NEWLY_BLOCKED);
+  });
+});
+
+/**
+ * `rule: word, kind of rewrite` for each pair some prompt of which only the new code blocks: a
+ * letter written precomposed with an accent (`passwörd`, `bömb`); any mark on a letter of a rule
+ * that writes an accented one (`con\u0301traseña`, a kept mark before `ñ`'s) or on the ASCII part
+ * of such a rule (`contraseña|password`, also `p[aá]ss`); the word without the accent its rule writes
+ * (`contrasena`, `сестра`), however it is written; Greek with a mark on its look-alike `ι`; and
+ * Vietnamese with a mark changed, added or dropped (read without its marks). German `Passwörter`
+ * reads `Passworter` and does not meet `password`.
+ */
+const NEWLY_BLOCKED: string[] = [
+  "\\bbomb\\b (i): bomb, precomposed accent",
+  "contraseña: contrasena, Cyrillic look-alike",
+  "contraseña: contrasena, Latin look-alike",
+  "contraseña: contrasena, accent stripped",
+  "contraseña: contrasena, as written",
+  "contraseña: contrasena, decomposed",
+  "contraseña: contrasena, decomposed mark",
+  "contraseña: contrasena, full-width with mark",
+  "contraseña: contrasena, invisible",
+  "contraseña: contrasena, look-alike and mark",
+  "contraseña: contrasena, mark behind invisible",
+  "contraseña: contrasena, precomposed accent",
+  "contraseña: contrasena, two marks",
+  "contraseña: contraseña, accent stripped",
+  "contraseña: contraseña, decomposed mark",
+  "contraseña: contraseña, full-width with mark",
+  "contraseña: contraseña, look-alike and mark",
+  "contraseña: contraseña, mark behind invisible",
+  "contraseña: contraseña, precomposed accent",
+  "contraseña: contraseña, two marks",
+  "contraseña|password: contrasena, Cyrillic look-alike",
+  "contraseña|password: contrasena, Latin look-alike",
+  "contraseña|password: contrasena, accent stripped",
+  "contraseña|password: contrasena, as written",
+  "contraseña|password: contrasena, decomposed",
+  "contraseña|password: contrasena, decomposed mark",
+  "contraseña|password: contrasena, full-width with mark",
+  "contraseña|password: contrasena, invisible",
+  "contraseña|password: contrasena, look-alike and mark",
+  "contraseña|password: contrasena, mark behind invisible",
+  "contraseña|password: contrasena, precomposed accent",
+  "contraseña|password: contrasena, two marks",
+  "contraseña|password: contraseña, accent stripped",
+  "contraseña|password: contraseña, decomposed mark",
+  "contraseña|password: contraseña, full-width with mark",
+  "contraseña|password: contraseña, look-alike and mark",
+  "contraseña|password: contraseña, mark behind invisible",
+  "contraseña|password: contraseña, precomposed accent",
+  "contraseña|password: contraseña, two marks",
+  "contraseña|password: password, decomposed mark",
+  "contraseña|password: password, full-width with mark",
+  "contraseña|password: password, look-alike and mark",
+  "contraseña|password: password, mark behind invisible",
+  "contraseña|password: password, precomposed accent",
+  "contraseña|password: password, two marks",
+  "mật khẩu (i): mật khẩu, accent stripped",
+  "mật khẩu (i): mật khẩu, decomposed mark",
+  "mật khẩu (i): mật khẩu, full-width with mark",
+  "mật khẩu (i): mật khẩu, look-alike and mark",
+  "mật khẩu (i): mật khẩu, mark behind invisible",
+  "mật khẩu (i): mật khẩu, precomposed accent",
+  "mật khẩu (i): mật khẩu, two marks",
+  "p[aá]ss: password, decomposed mark",
+  "p[aá]ss: password, full-width with mark",
+  "p[aá]ss: password, look-alike and mark",
+  "p[aá]ss: password, mark behind invisible",
+  "p[aá]ss: password, precomposed accent",
+  "p[aá]ss: password, two marks",
+  "password (i): Password, precomposed accent",
+  "password (i): password, precomposed accent",
+  "password: password, precomposed accent",
+  "κωδικ[οό]ς: κωδικός, full-width with mark",
+  "κωδικ[οό]ς: κωδικός, mark behind invisible",
+  "сёстра: сестра, Cyrillic look-alike",
+  "сёстра: сестра, Latin look-alike",
+  "сёстра: сестра, accent stripped",
+  "сёстра: сестра, as written",
+  "сёстра: сестра, decomposed",
+  "сёстра: сестра, decomposed mark",
+  "сёстра: сестра, full-width with mark",
+  "сёстра: сестра, invisible",
+  "сёстра: сестра, look-alike and mark",
+  "сёстра: сестра, mark behind invisible",
+  "сёстра: сестра, precomposed accent",
+  "сёстра: сестра, two marks",
+  "сёстра: сёстра, accent stripped",
+];

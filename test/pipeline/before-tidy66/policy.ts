@@ -1,0 +1,547 @@
+/**
+ * FROZEN COPY, for test/pipeline/accent-folding.test.ts only: enclave/pipeline/policy.ts as it was before
+ * tidy66 (main at 4aa9ec61), import paths rewritten; the differential test checks that every prompt
+ * this code blocks the current code blocks too. Do not edit or import it elsewhere.
+ */
+/**
+ * Request policy (DESIGN.md "The zero-trust pipeline", step 2): the manifest's `requestPolicy.rules`
+ * evaluated in order over one decrypted request. The first rule that matches decides — a `block`
+ * ends the request, an `allow` admits it without looking further; when no rule matches,
+ * `defaultAction` decides. PII handling (`requestPolicy.pii`) is the next step, in pii.ts.
+ *
+ * What it checks: every rule kind of manifests/schema.ts — `maxPromptTokens` (estimated tokens
+ * strictly above `limit`), `pattern` (Unicode regular expression over the prompt text, optionally
+ * case-insensitive), `allowModels` (a model outside the list is blocked), `metadataEquals` (exact,
+ * own-property string equality) and `requestKind`.
+ * What it does not check: the caller's identity and rate limits (the host did that), PII (pii.ts),
+ * and the accuracy of `estimatedTokens` (the caller's estimate is trusted as given).
+ *
+ * Regular expressions come from an operator-signed manifest but run over attacker-chosen text, so
+ * they run on RE2 (re2js), whose time is linear in the text whatever the pattern. Patterns are
+ * written (and read by clients) as JavaScript Unicode-mode expressions; toRe2Syntax gives each
+ * construct its JavaScript meaning in RE2 or refuses it (POLICY_PATTERN_UNSAFE at enclave boot and
+ * in `cloister manifest check`): backreferences and lookarounds, which need backtracking, `\cX`,
+ * `[^]`. RE2's work per character grows with the pattern's compiled size, so a rule may compile to
+ * at most MAX_PATTERN_PROGRAM_SIZE instructions, all pattern rules together may cost at most
+ * MAX_POLICY_PATTERN_WORK per request (POLICY_PATTERN_BUDGET; evaluation is synchronous, on the
+ * enclave's event loop), and a rule looks at most `maxPatternInputChars` characters
+ * (default 65,536 UTF-16 code units, as sent and normalized): a longer prompt is never truncated and
+ * matched partially: a `block` pattern rule treats it as a match (the request is blocked, the
+ * reason says why), an `allow` pattern rule as no match.
+ *
+ * A pattern sees the prompt as sent and its normalized form (normalize.ts: NFKC, invisible
+ * characters removed, dashes and digits of every script in ASCII), so `ｂｏｍｂ` or `bo\u200bmb`
+ * does not pass a `bomb` block rule: a `block` rule matches when either form matches, an `allow`
+ * rule only when both do. A `block` rule also sees the normalized form with look-alike letters of
+ * other scripts folded to ASCII (normalize.ts: Cyrillic `а`, Greek `ρ`, … from Unicode's
+ * confusables), so `pаsswоrd` with Cyrillic `а` and `о` does not pass a `password` rule; an
+ * `allow` rule does not (it must match the text as written anyway, and a rule written in Cyrillic
+ * or Greek letters would no longer match its own language). A prompt in Russian or Greek is
+ * therefore also read by block rules partly in Latin letters (`Пожалуйста` as `Пoжaлyйcтa`): a
+ * rule for an English word matches it only where one of its words is made of look-alikes alone
+ * and folds to that word (Russian `сор` reads as `cop`). A block rule written in those letters is
+ * matched against the folded form with its own literal look-alikes folded too (`пароль` as
+ * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either, where the
+ * matched text has a letter of another script (plain English `cop` does not meet a rule `сор`);
+ * letters inside a character class (`[оó]`) are not folded. A block rule also sees the normalized
+ * form without the combining marks on Latin and look-alike letters, those NFKC would compose with
+ * the letter and those it keeps, also behind invisible characters and on full-width letters
+ * (`pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; normalize.ts
+ * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay. A
+ * rule that writes a Latin or look-alike letter with a diacritic (`contraseña`, `\u00f1`, Cyrillic
+ * `ё`; not Hindi `पा` or Japanese `パ`) reads instead the normalized form without only the marks
+ * NFKC keeps, also on that letter and behind invisible characters (normalize.ts
+ * `composedUnmarkedForDetection`), so that `con\u0336trasen\u0303a` and `contrasen\u200b\u0303a`
+ * meet it (`n\u0303` composes to its `ñ`), while `pa\u0301ssword` passes the `password` of a rule
+ * `contraseña|password`.
+ * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
+ * U+00E4) are not folded.
+ *
+ * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
+ * name asked for, or metadata values.
+ */
+import { RE2JS } from "re2js";
+import {
+  PolicyPatternBudgetError,
+  PolicyPatternUnsafeError,
+  PolicyRequestInvalidError,
+} from "../../../enclave/pipeline/errors.ts";
+import type { Manifest, RequestRule } from "../../../manifests/schema.ts";
+import {
+  composedUnmarkedForDetection,
+  foldLookAlikes,
+  normalizeCharacters,
+  unmarkedForDetection,
+  withoutMarksOnLatin,
+} from "./normalize.ts";
+
+export type RequestPolicy = Manifest["requestPolicy"];
+
+export interface PolicyRequest {
+  readonly kind: "chat" | "complete";
+  /** The model the request names. */
+  readonly model: string;
+  /** All message contents (chat) or the prompt (complete), joined. */
+  readonly text: string;
+  readonly estimatedTokens: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface PolicyDecision {
+  readonly decision: "allow" | "block";
+  /** The rule that decided; null when `defaultAction` decided. */
+  readonly ruleId: string | null;
+  /** Rule id, kind and numbers only; never request content. */
+  readonly reason: string;
+}
+
+export interface CompileOptions {
+  /** Longest prompt text (UTF-16 code units, as sent and normalized) a pattern rule evaluates. Default 65,536. */
+  readonly maxPatternInputChars?: number;
+}
+
+export const DEFAULT_MAX_PATTERN_INPUT_CHARS = 65_536;
+
+/**
+ * Largest RE2 program (about one instruction per character, class or repeated copy) a pattern rule
+ * may compile to: RE2's work per prompt character grows with it. `x{1000}` is 1000 copies of `x`.
+ */
+export const MAX_PATTERN_PROGRAM_SIZE = 64;
+
+/**
+ * Most RE2 work all pattern rules together may cost for one request, in instruction-searches: a
+ * search of the longest prompt a rule evaluates by a program of n instructions counts n. A block
+ * rule searches up to 5 forms of the prompt (as sent, normalized, folded, unmarked, unmarked
+ * folded) and, when it has a folded program, up to MAX_ASCII_MATCHES more searches by that
+ * program on each of the 2 folded forms; an allow rule searches 2 forms. re2js costs about 30-45 ns
+ * per instruction and character when no literal prefix lets it skip ahead (measured: a
+ * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
+ * characters this budget bounds the pattern rules of one request at about 1024 × 65,536 × 45 ns ≈
+ * 3 s of synchronous work (twice when PII redaction changed the prompt and the rules run again).
+ * One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program (5 × 64 + 2 × 4 × 64 = 832) fits; a
+ * policy over it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
+ */
+export const MAX_POLICY_PATTERN_WORK = 1024;
+
+export interface CompiledRequestPolicy {
+  evaluate(request: PolicyRequest): PolicyDecision;
+}
+
+/** The request and, computed once per request when a pattern rule asks for them, its normalized texts. */
+interface RuleInput {
+  readonly request: PolicyRequest;
+  /** normalizeCharacters: letters as written. */
+  normalizedText(): string;
+  /** That with look-alike letters folded (same length). */
+  foldedText(): string;
+  /** Whether the normalized text has a letter outside ASCII. */
+  hasNonAsciiLetter(): boolean;
+  /** The normalized text without the combining marks on Latin or look-alike letters (unmarkedForDetection). */
+  unmarkedText(): string;
+  /** That with look-alike letters folded (same length). */
+  unmarkedFoldedText(): string;
+  /** The normalized text without only the marks NFKC kept on Latin letters (composedUnmarkedForDetection). */
+  composedUnmarkedText(): string;
+  /** That with look-alike letters folded (same length). */
+  composedUnmarkedFoldedText(): string;
+}
+
+type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
+
+/** Compiles the manifest's rules once (regular expressions included); throws on an unsafe pattern. */
+export function compileRequestPolicy(policy: RequestPolicy, options: CompileOptions = {}): CompiledRequestPolicy {
+  const maxInput = options.maxPatternInputChars ?? DEFAULT_MAX_PATTERN_INPUT_CHARS;
+  if (!Number.isSafeInteger(maxInput) || maxInput < 1) {
+    throw new PolicyRequestInvalidError("maxPatternInputChars", "a positive integer");
+  }
+  let work = 0;
+  const rules = policy.rules.map((rule) => {
+    const compiled = compileRule(rule, maxInput);
+    work += compiled.work;
+    return { id: rule.id, kind: rule.kind, action: rule.action, match: compiled.match };
+  });
+  // The budget is stated for the default input limit; a longer limit leaves fewer instruction-searches.
+  const limit = Math.floor((MAX_POLICY_PATTERN_WORK * DEFAULT_MAX_PATTERN_INPUT_CHARS) / maxInput);
+  if (work > limit) {
+    throw new PolicyPatternBudgetError(work, limit, policy.rules.filter((r) => r.kind === "pattern").length);
+  }
+  const defaultAction = policy.defaultAction;
+
+  return {
+    evaluate(request: PolicyRequest): PolicyDecision {
+      checkRequest(request);
+      let normalized: string | undefined;
+      let folded: string | undefined;
+      let nonAsciiLetter: boolean | undefined;
+      let unmarked: string | undefined;
+      let unmarkedFolded: string | undefined;
+      let composedUnmarked: string | undefined;
+      let composedUnmarkedFolded: string | undefined;
+      const input: RuleInput = {
+        request,
+        normalizedText: () => {
+          normalized ??= normalizeCharacters(request.text);
+          return normalized;
+        },
+        foldedText: () => {
+          folded ??= foldLookAlikes(input.normalizedText());
+          return folded;
+        },
+        hasNonAsciiLetter: () => {
+          nonAsciiLetter ??= NON_ASCII_LETTER.test(input.normalizedText());
+          return nonAsciiLetter;
+        },
+        unmarkedText: () => {
+          unmarked ??= unmarkedForDetection(request.text, input.normalizedText());
+          return unmarked;
+        },
+        unmarkedFoldedText: () => {
+          unmarkedFolded ??= foldLookAlikes(input.unmarkedText());
+          return unmarkedFolded;
+        },
+        composedUnmarkedText: () => {
+          composedUnmarked ??= composedUnmarkedForDetection(input.normalizedText());
+          return composedUnmarked;
+        },
+        composedUnmarkedFoldedText: () => {
+          composedUnmarkedFolded ??= foldLookAlikes(input.composedUnmarkedText());
+          return composedUnmarkedFolded;
+        },
+      };
+      for (const rule of rules) {
+        const { matched, detail } = rule.match(input);
+        if (matched) {
+          return {
+            decision: rule.action,
+            ruleId: rule.id,
+            reason: `rule "${rule.id}" (${rule.kind}, ${rule.action}): ${detail}`,
+          };
+        }
+      }
+      return { decision: defaultAction, ruleId: null, reason: `no rule matched; defaultAction is "${defaultAction}"` };
+    },
+  };
+}
+
+/**
+ * Whether `folded` (the look-alike-folded form of `base`, same length) matches: the rule as
+ * written when it differs from `base`, and the rule with its own look-alike letters folded
+ * (`foldedTest`, null when it has none) always, since a rule written in Cyrillic meets a prompt in
+ * Latin look-alikes only there.
+ */
+function foldedMatches(
+  base: string,
+  folded: string,
+  test: (text: string) => boolean,
+  foldedTest: ((folded: string, normalized: string) => boolean) | null,
+  input: RuleInput,
+): boolean {
+  if (folded !== base && test(folded)) return true;
+  // A folded rule counts only with a non-ASCII letter in the prompt: plain ASCII text skips it.
+  return foldedTest !== null && input.hasNonAsciiLetter() && foldedTest(folded, base);
+}
+
+/** Whether the unmarked form (`unmarked.text`, differing from `normalized`) matches, as written or folded. */
+function unmarkedMatches(
+  unmarked: { readonly text: string; readonly folded: () => string },
+  normalized: string,
+  test: (text: string) => boolean,
+  foldedTest: ((folded: string, normalized: string) => boolean) | null,
+  input: RuleInput,
+): boolean {
+  if (unmarked.text === normalized) return false;
+  return test(unmarked.text) || foldedMatches(unmarked.text, unmarked.folded(), test, foldedTest, input);
+}
+
+/**
+ * Whether an RE2 source (toRe2Syntax) writes a Latin or look-alike letter with a diacritic or a
+ * combining mark, as a character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`, Cyrillic `ё`): one
+ * the unmarked form would read without its mark (withoutMarksOnLatin on its decomposed form). Marks
+ * on letters of other scripts (Hindi `पा`, Japanese `パ`) do not count, nor an escaped backslash
+ * before `x` (`\\xe1`), nor marks on a symbol or digit (`≠` is `=` and U+0338, keycap `1️⃣` is `1`,
+ * U+FE0F and U+20E3), nor a variation selector (`ℹ️`, `Ⓜ️`).
+ */
+function writesComposedLetter(source: string): boolean {
+  // Escapes read left to right, each whole, so `\\` is one escape and the `xe1` after it is text.
+  const written = source.replace(
+    /\\(?:x\{([0-9A-Fa-f]{1,6})\}|x([0-9A-Fa-f]{2})|[\s\S])/g,
+    (sequence, braced, plain) => {
+      if (braced === undefined && plain === undefined) return sequence;
+      const codePoint = Number.parseInt((braced ?? plain) as string, 16);
+      return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
+    },
+  );
+  const decomposed = written.normalize("NFD").replace(/\p{Default_Ignorable_Code_Point}/gu, "");
+  for (const [marked] of decomposed.matchAll(/\p{L}[\p{Mn}\p{Me}]+/gu)) {
+    if (withoutMarksOnLatin(marked) !== null) return true;
+  }
+  return false;
+}
+
+/** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
+export function evaluateRequestPolicy(policy: RequestPolicy, request: PolicyRequest): PolicyDecision {
+  return compileRequestPolicy(policy).evaluate(request);
+}
+
+/** A rule's matcher and its worst-case RE2 work per request (MAX_POLICY_PATTERN_WORK's unit). */
+function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher; work: number } {
+  if (rule.kind !== "pattern") return { match: compileOtherRule(rule), work: 0 };
+  const regex = compilePattern(rule.id, rule.pattern, rule.caseInsensitive);
+  const test = (text: string) => regex.matcher(text).find();
+  // A block rule's literal look-alike letters folded too (`пароль` reads `пapoль`), for the
+  // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same. A match
+  // counts only where the prompt has a letter of another script: a rule made of look-alikes
+  // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
+  const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
+  const foldedRegex =
+    rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
+      ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
+      : null;
+  const foldedTest =
+    foldedRegex === null ? null : (folded: string, normalized: string) => foldedMatch(foldedRegex, folded, normalized);
+  // A rule that writes an accented letter (`contraseña`) would not meet it in the unmarked form, where
+  // `n\u0303` reads `n`: it reads the form where only the marks normalizing kept are dropped, so
+  // `con\u0336trasen\u0303a` still meets it. One unmarked form per rule: the work stays 5 forms.
+  const writesAccent = writesComposedLetter(toRe2Syntax(rule.id, rule.pattern));
+  const unmarkedOf = (input: RuleInput) =>
+    writesAccent
+      ? { text: input.composedUnmarkedText(), folded: () => input.composedUnmarkedFoldedText() }
+      : { text: input.unmarkedText(), folded: () => input.unmarkedFoldedText() };
+  // The searches below at most: a block rule 5 forms, plus MAX_ASCII_MATCHES searches by its
+  // folded program on each of the 2 folded forms; an allow rule the text as sent and normalized.
+  const work =
+    rule.action === "block"
+      ? 5 * regex.programSize() + 2 * MAX_ASCII_MATCHES * (foldedRegex?.programSize() ?? 0)
+      : 2 * regex.programSize();
+  const match: RuleMatcher = (input) => {
+    const text = input.request.text;
+    // Normalizing can lengthen a text (NFKC expands some characters up to 18 times): both count.
+    const normalized = text.length > maxInput ? text : input.normalizedText();
+    const length = Math.max(text.length, normalized.length);
+    if (length > maxInput) {
+      return {
+        matched: rule.action === "block",
+        detail: `the prompt has ${length} characters, more than the ${maxInput} a pattern rule evaluates (treated as a match: fail-closed)`,
+      };
+    }
+    // Look-alike letters are folded for block rules only: an allow rule must match the text as
+    // written anyway, and would fail on Russian or Greek text that it names in its own letters.
+    const matched =
+      rule.action === "block"
+        ? test(text) ||
+          (normalized !== text && test(normalized)) ||
+          foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
+          // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`).
+          unmarkedMatches(unmarkedOf(input), normalized, test, foldedTest, input)
+        : test(text) && (normalized === text || test(normalized));
+    return { matched, detail: "the prompt matches the rule's pattern" };
+  };
+  return { match, work };
+}
+
+function compileOtherRule(rule: Exclude<RequestRule, { kind: "pattern" }>): RuleMatcher {
+  switch (rule.kind) {
+    case "maxPromptTokens":
+      return ({ request: r }) => ({
+        matched: r.estimatedTokens > rule.limit,
+        detail: `estimated prompt tokens ${r.estimatedTokens} exceed the limit ${rule.limit}`,
+      });
+    case "allowModels": {
+      const models = new Set(rule.models);
+      return ({ request: r }) => ({
+        matched: !models.has(r.model),
+        detail: `the requested model is not one of the ${models.size} models the rule allows`,
+      });
+    }
+    case "metadataEquals":
+      return ({ request: r }) => ({
+        matched: Object.hasOwn(r.metadata, rule.key) && r.metadata[rule.key] === rule.value,
+        detail: `metadata field "${rule.key}" equals the rule's value`,
+      });
+    case "requestKind": {
+      const kinds = new Set<string>(rule.kinds);
+      return ({ request: r }) => ({ matched: kinds.has(r.kind), detail: `request kind "${r.kind}" is listed` });
+    }
+  }
+}
+
+/**
+ * A pattern rule's expression on RE2 (linear-time matching); RE2 syntax, so backreferences and
+ * lookarounds, which need backtracking, are refused with RE2's reason.
+ */
+export function compilePattern(
+  ruleId: string,
+  pattern: string,
+  caseInsensitive: boolean,
+  options: { readonly foldLiterals?: boolean; readonly longest?: boolean } = {},
+): RE2JS {
+  const source = toRe2Syntax(ruleId, pattern, { foldLiterals: options.foldLiterals === true, caseInsensitive });
+  let regex: RE2JS;
+  try {
+    const flags = (caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0) | (options.longest === true ? RE2JS.LONGEST_MATCH : 0);
+    regex = RE2JS.compile(source, flags);
+  } catch (error) {
+    throw new PolicyPatternUnsafeError(ruleId, `a pattern RE2 refuses: ${(error as Error).message}`);
+  }
+  const size = regex.programSize();
+  if (size > MAX_PATTERN_PROGRAM_SIZE) {
+    throw new PolicyPatternUnsafeError(
+      ruleId,
+      `a program of ${size} instructions, more than ${MAX_PATTERN_PROGRAM_SIZE} (large counted repetitions such as x{1000} multiply the work per prompt character)`,
+    );
+  }
+  return regex;
+}
+
+function checkRequest(request: PolicyRequest): void {
+  if (request.kind !== "chat" && request.kind !== "complete") {
+    throw new PolicyRequestInvalidError("kind", '"chat" or "complete"');
+  }
+  if (typeof request.model !== "string") throw new PolicyRequestInvalidError("model", "a string");
+  if (typeof request.text !== "string") throw new PolicyRequestInvalidError("text", "a string");
+  if (!Number.isSafeInteger(request.estimatedTokens) || request.estimatedTokens < 0) {
+    throw new PolicyRequestInvalidError("estimatedTokens", "a non-negative integer");
+  }
+  if (typeof request.metadata !== "object" || request.metadata === null || Array.isArray(request.metadata)) {
+    throw new PolicyRequestInvalidError("metadata", "an object of strings");
+  }
+  for (const value of Object.values(request.metadata)) {
+    if (typeof value !== "string") throw new PolicyRequestInvalidError("metadata", "an object of strings");
+  }
+}
+
+/** JavaScript's `\s` (WhiteSpace and LineTerminator), as RE2 class contents. */
+const JS_WHITESPACE =
+  "\\t\\n\\x{b}\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}\\x{feff}";
+/** What JavaScript's `.` matches without the `s` flag: anything but a line terminator. */
+const JS_DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
+
+/**
+ * A literal letter of a pattern as folded text reads it. Case-insensitively, each case is folded
+ * on its own: the table may fold only one of them (capital `Ь` reads `b`, small `ь` stays), so a
+ * letter can stand for a class of what its cases fold to (`[ьb]`); those are letters and digits,
+ * which need no escaping in a class.
+ */
+function foldedLiteral(c: string, caseInsensitive: boolean): string {
+  if (c.charCodeAt(0) < 0x80) return c; // ASCII never folds (and a group name stays as written)
+  const cases = caseInsensitive ? [c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1) : [c];
+  // A letter none of whose cases is a look-alike stays as written (no class, no folded rule for it).
+  if (cases.every((f) => foldLookAlikes(f) === f)) return c;
+  const forms = caseInsensitive
+    ? new Set([c, c.toLowerCase(), c.toUpperCase()].filter((f) => f.length === 1).map(foldLookAlikes))
+    : new Set([foldLookAlikes(c)]);
+  if (forms.size > 1) return `[${[...forms].join("")}]`;
+  const folded = foldLookAlikes(c);
+  // A digit is its own group, so that it cannot extend an escape before it (`\0З` is not `\03`).
+  return folded !== c && folded >= "0" && folded <= "9" ? `(?:${folded})` : folded;
+}
+
+/**
+ * All-ASCII matches of a folded rule looked past before it counts as matched (fail-closed). Each
+ * is a search of the prompt, so a rule's cost is bounded by this many times one search.
+ */
+const MAX_ASCII_MATCHES = 4;
+
+/**
+ * Whether a folded block rule (compiled leftmost-longest) matches the folded text where the prompt
+ * has a letter of another script. After an all-ASCII match the search goes on from the character
+ * after its start, so a mixed match overlapping it is seen (`cocос` for a rule `сос`); past
+ * MAX_ASCII_MATCHES of them, any letter of another script in the prompt counts (fail-closed, and
+ * the work stays linear in the prompt).
+ */
+function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean {
+  const matcher = regex.matcher(folded);
+  let from = 0;
+  for (let n = 0; n < MAX_ASCII_MATCHES; n++) {
+    if (from > folded.length || !matcher.find(from)) return false;
+    if (NON_ASCII_LETTER.test(normalized.slice(matcher.start(), matcher.end()))) return true;
+    from = matcher.start() + 1;
+  }
+  return NON_ASCII_LETTER.test(normalized);
+}
+
+/** A letter outside ASCII (a letter of another script, or an accented one). */
+const NON_ASCII_LETTER = /(?![\p{ASCII}])\p{L}/u;
+
+/**
+ * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
+ * one; clients read them so); this writes one in RE2 syntax with the same meaning: `\s`, `\S` and
+ * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
+ * `\uXXXX` / `\u{X}` as `\x{X}`, property names without the `Script=` / `sc=` /
+ * `General_Category=` / `gc=` prefix. What has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a
+ * class, `\P{…}` in a caseInsensitive pattern) is refused (POLICY_PATTERN_UNSAFE) rather than given
+ * another meaning; so are
+ * backreferences and lookarounds, which RE2 itself refuses. With `foldLiterals`, literal look-alike
+ * letters outside character classes and escapes are written as the ASCII letters they fold to
+ * (normalize.ts), for matching folded text.
+ */
+export function toRe2Syntax(
+  ruleId: string,
+  pattern: string,
+  options: { readonly foldLiterals?: boolean; readonly caseInsensitive?: boolean } = {},
+): string {
+  const unsupported = (what: string) => new PolicyPatternUnsafeError(ruleId, `${what}, which has no RE2 form`);
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === "\\") {
+      const next = pattern[i + 1] ?? "";
+      i += 1;
+      if (next === "s") out += inClass ? JS_WHITESPACE : `[${JS_WHITESPACE}]`;
+      else if (next === "S") {
+        if (inClass) throw unsupported("\\S inside a character class");
+        out += `[^${JS_WHITESPACE}]`;
+      } else if (next === "u") {
+        const braced = /^\{([0-9A-Fa-f]{1,6})\}/.exec(pattern.slice(i + 1));
+        const plain = /^[0-9A-Fa-f]{4}/.exec(pattern.slice(i + 1));
+        const hex = braced?.[1] ?? plain?.[0];
+        if (hex === undefined) throw unsupported("a \\u escape without 4 hex digits or {hex}");
+        // A look-alike letter written as an escape is folded as if written out.
+        const written = String.fromCodePoint(Number.parseInt(hex, 16));
+        const folded =
+          options.foldLiterals === true && !inClass
+            ? foldedLiteral(written, options.caseInsensitive === true)
+            : written;
+        out += folded === written ? `\\x{${hex}}` : folded;
+        i += (braced?.[0] ?? plain?.[0] ?? "").length;
+      } else if (next === "c") throw unsupported("a \\c control escape");
+      else if (next === "p" || next === "P") {
+        const property = /^\{(?:(?:Script|sc|General_Category|gc)=)?([A-Za-z_]+)\}/.exec(pattern.slice(i + 1));
+        if (property === null) throw unsupported(`a \\${next} escape RE2 does not read`);
+        // JavaScript's /iu tests a character's case-folded form against the set (`\P{Ll}` matches
+        // `a`, whose capital is in it); RE2 folds the class and then takes the complement, which
+        // holds no cased letter, so a block rule would let them pass. A negated class of `\p{…}`
+        // means the same in both and stays.
+        if (next === "P" && options.caseInsensitive === true) {
+          throw new PolicyPatternUnsafeError(
+            ruleId,
+            `\\P{…} in a caseInsensitive pattern, which RE2 reads as the complement of the case-folded class (no cased letter) where JavaScript's /iu matches every letter one of whose cases is in it; write the rule with caseInsensitive false`,
+          );
+        }
+        out += `\\${next}{${property[1]}}`;
+        i += property[0].length;
+      } else out += `\\${next}`;
+      continue;
+    }
+    if (inClass) {
+      if (c === "]") inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === "[") {
+      if (pattern[i + 1] === "]" || (pattern[i + 1] === "^" && pattern[i + 2] === "]")) {
+        throw unsupported(`"${pattern.slice(i, i + (pattern[i + 1] === "^" ? 3 : 2))}"`);
+      }
+      inClass = true;
+      out += c;
+      if (pattern[i + 1] === "^") {
+        out += "^";
+        i += 1;
+      }
+      continue;
+    }
+    out += c === "." ? JS_DOT : options.foldLiterals === true ? foldedLiteral(c, options.caseInsensitive === true) : c;
+  }
+  return out;
+}
