@@ -38,19 +38,16 @@
  * matched against the folded form with its own literal look-alikes folded too (`пароль` as
  * `пapoль`), so a prompt writing them in Latin (`пaрoль`) does not pass it either, where the
  * matched text has a letter of another script (plain English `cop` does not meet a rule `сор`);
- * letters inside a character class (`[оó]`) are not folded. A block rule also sees the normalized
- * form without the combining marks on Latin and look-alike letters, those NFKC would compose with
- * the letter and those it keeps, also behind invisible characters and on full-width letters
- * (`pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; normalize.ts
- * `unmarkedForDetection`), as written and folded; marks on other letters (Hindi vowel signs) stay. A
- * rule that writes a Latin or look-alike letter with a diacritic (`contraseña`, `\u00f1`, Cyrillic
- * `ё`; not Hindi `पा` or Japanese `パ`) reads instead the normalized form without only the marks
- * NFKC keeps, also on that letter and behind invisible characters (normalize.ts
- * `composedUnmarkedForDetection`), so that `con\u0336trasen\u0303a` and `contrasen\u200b\u0303a`
- * meet it (`n\u0303` composes to its `ñ`), while `pa\u0301ssword` passes the `password` of a rule
- * `contraseña|password`.
- * Look-alikes of several characters (`rn` for `m`) and letters written accented (`pässword` with
- * U+00E4) are not folded.
+ * look-alikes inside a character class (`[оó]`) are not folded. A block rule also sees one
+ * accent-folded form (normalize.ts `unmarkedForDetection`): the normalized form decomposed, every
+ * combining mark on a Latin or look-alike letter dropped, composed again, so `passwörd` (U+00F6),
+ * `pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; marks on other
+ * scripts' letters stay (Hindi vowel signs, Japanese `パ`). There the rule is searched with its
+ * literal letters folded the same way (`contraseña` as `contrasena`, `\u00f1` as `n`, Cyrillic `ё`
+ * as `е`; inside a class member by member, a range such as `[à-ÿ]` as written), as written and
+ * look-alike-folded. This over-matches, which a block rule may (fail-closed): plain `contrasena`
+ * meets a rule `contraseña`, `passwörd` one `password`. Not folded: look-alikes of several
+ * characters (`rn` for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`).
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -96,15 +93,16 @@ export const MAX_PATTERN_PROGRAM_SIZE = 64;
 /**
  * Most RE2 work all pattern rules together may cost for one request, in instruction-searches: a
  * search of the longest prompt a rule evaluates by a program of n instructions counts n. A block
- * rule searches up to 5 forms of the prompt (as sent, normalized, folded, unmarked, unmarked
- * folded) and, when it has a folded program, up to MAX_ASCII_MATCHES more searches by that
- * program on each of the 2 folded forms; an allow rule searches 2 forms. re2js costs about 30-45 ns
- * per instruction and character when no literal prefix lets it skip ahead (measured: a
- * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
- * characters this budget bounds the pattern rules of one request at about 1024 × 65,536 × 45 ns ≈
- * 3 s of synchronous work (twice when PII redaction changed the prompt and the rules run again).
- * One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program (5 × 64 + 2 × 4 × 64 = 832) fits; a
- * policy over it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
+ * rule searches up to 5 forms of the prompt (as sent, normalized, folded; unmarked and unmarked
+ * folded by its accent-folded program) and, when it has look-alike-folded programs, up to
+ * MAX_ASCII_MATCHES more searches by one on each of the 2 folded forms; an allow rule searches 2
+ * forms. re2js costs about 30-45 ns per instruction and character when no literal prefix lets it
+ * skip ahead (measured: a 63-instruction rule 136 ms per search of 64,800 characters), so at the
+ * default 65,536 characters this budget bounds the pattern rules of one request at about
+ * 1024 × 65,536 × 45 ns ≈ 3 s of synchronous work (twice when PII redaction changed the prompt and
+ * the rules run again). One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program
+ * (5 × 64 + 2 × 4 × 64 = 832) fits; a policy over it is refused at boot and by
+ * `cloister manifest check` (POLICY_PATTERN_BUDGET).
  */
 export const MAX_POLICY_PATTERN_WORK = 1024;
 
