@@ -459,8 +459,9 @@ const LETTER = /^\p{L}$/u;
  * letters outside character classes and escapes are written as the ASCII letters they fold to
  * (normalize.ts), for matching folded text. With `foldAccents`, literal Latin and look-alike letters
  * (written out, `\uXXXX` or `\xHH`) are written without their diacritics (bareLetter), inside a
- * class too where one is a member alone (a range such as `[à-ÿ]` stays as written), and a combining
- * mark written after such a letter is dropped, for matching the unmarked text.
+ * class too where one is a member alone (a range such as `[à-ÿ]` and a negated class stay as
+ * written), and a combining mark written after such a letter is dropped, for matching the
+ * unmarked text.
  */
 export function toRe2Syntax(
   ruleId: string,
@@ -475,6 +476,8 @@ export function toRe2Syntax(
   const foldAccents = options.foldAccents === true;
   let out = "";
   let inClass = false;
+  // A negated class stays as written: `[^ó]` folded to `[^o]` would no longer match `o`.
+  let negated = false;
   // In a class: 1 after a member a range dash follows, 2 after that dash (the next member ends the range).
   let range = 0;
   // Outside a class: the last literal letter as folded for accents, while only marks follow it.
@@ -490,7 +493,7 @@ export function toRe2Syntax(
   const literal = (written: string, hex: string | null, next: number): string => {
     const escaped = hex === null ? written : `\\x{${hex}}`;
     if (inClass) {
-      if (rangeMember(next) || !foldAccents) return escaped;
+      if (rangeMember(next) || !foldAccents || negated) return escaped;
       const bare = bareLetter(written);
       return bare === written ? escaped : bare;
     }
@@ -565,6 +568,7 @@ export function toRe2Syntax(
         throw unsupported(`"${pattern.slice(i, i + (pattern[i + 1] === "^" ? 3 : 2))}"`);
       }
       inClass = true;
+      negated = pattern[i + 1] === "^";
       range = 0;
       letter = null;
       out += c;

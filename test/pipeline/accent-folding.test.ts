@@ -24,14 +24,14 @@ const PII_OFF: RequestPolicy["pii"] = { mode: "off", entities: [], reason: "poli
 
 type Decide = (text: string) => "allow" | "block";
 
-function deciders(pattern: string, caseInsensitive = false): { before: Decide; after: Decide } {
+function deciders(pattern: string, caseInsensitive = false): { old: Decide; current: Decide } {
   const rule: RequestRule = { id: "r", kind: "pattern", action: "block", pattern, caseInsensitive };
   const policy: RequestPolicy = { rules: [rule], defaultAction: "allow", pii: PII_OFF };
   const decide =
     (compiled: CompiledRequestPolicy): Decide =>
     (text) =>
       compiled.evaluate({ kind: "complete", model: "m", text, estimatedTokens: 1, metadata: {} }).decision;
-  return { before: decide(compileBefore(policy)), after: decide(compileRequestPolicy(policy)) };
+  return { old: decide(compileBefore(policy)), current: decide(compileRequestPolicy(policy)) };
 }
 
 describe("the prompts that passed the old choice of unmarked view now meet the rule", () => {
@@ -42,9 +42,9 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     ["contraseña", "la contrasen\u0305\u0303a es", "a kept mark before the composing one on the ñ"],
     ["contraseña", "la contrasena es", "the word written without its accent"],
   ])("%s blocks %j (%s): allowed before, blocked now", (pattern, text) => {
-    const { before, after } = deciders(pattern);
-    expect(before(text)).toBe("allow");
-    expect(after(text)).toBe("block");
+    const { old, current } = deciders(pattern);
+    expect(old(text)).toBe("allow");
+    expect(current(text)).toBe("block");
   });
 
   it("reads a letter as the bare letter however it is written, marks on other scripts' letters kept", () => {
@@ -72,12 +72,25 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(bare("contrase\\u00f1a|contrase\\u{f1}a|contrase\\xf1a")).toBe("contrasena|contrasena|contrasena");
     expect(bare("contrasen\\u0303a")).toBe("contrasena");
     expect(bare("p[aá]ss[à-ÿ][\\u00e0-\\u00ff]")).toBe("p[aa]ss[à-ÿ][\\x{00e0}-\\x{00ff}]");
+    // A negated class stays as written: `[^o]` would no longer match the `o` that `[^ó]` does.
+    expect(bare("a[^ó]b")).toBe("a[^ó]b");
+    expect(deciders("a[^ó]b").current("a\u0301ob")).toBe("block"); // read `aob`
     expect(bare("пароль|сёстра")).toBe("пароль|сестра");
     expect(bare("पासवर्ड|パスワード")).toBe("पासवर्ड|パスワード");
     // A dropped mark under a quantifier leaves an empty group, so the quantifier binds nothing else.
     expect(bare("e\\u0301{0}x")).toBe("e(?:){0}x");
     // Without the option nothing changes.
     expect(toRe2Syntax("r", "contrase\\xf1a")).toBe("contrase\\xf1a");
+  });
+
+  it("does not fold a range: `[à-ÿ]` meets an accented letter as sent or normalized only (SECURITY.md's stated limit)", () => {
+    // A kind of prompt the old view blocked and this one does not (outside the corpus below): a kept mark
+    // (U+0336) on an accented letter a range names; the old composed view read `àx`, this one `ax`.
+    const { old, current } = deciders("[à-ÿ]x");
+    expect(old("a\u0300\u0336x")).toBe("block");
+    expect(current("a\u0300\u0336x")).toBe("allow");
+    expect(current("àx")).toBe("block");
+    expect(current("a\u0300x")).toBe("block"); // as sent, before the view
   });
 
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
@@ -229,14 +242,14 @@ describe("differential: the accent-folded view against the two views before it",
     const gained = new Set<string>();
     let blockedBefore = 0;
     for (const [pattern, caseInsensitive] of RULES) {
-      const { before, after } = deciders(pattern, caseInsensitive);
+      const { old, current } = deciders(pattern, caseInsensitive);
       const name = `${pattern}${caseInsensitive ? " (i)" : ""}`;
       for (const { word, kind, text } of prompts) {
-        const old = before(text);
-        const now = after(text);
-        if (old === "block") blockedBefore += 1;
-        if (old === "block" && now !== "block") lost.push(`${name}: ${JSON.stringify(text)}`);
-        if (old === "allow" && now === "block") gained.add(`${name}: ${word}, ${kind}`);
+        const was = old(text);
+        const now = current(text);
+        if (was === "block") blockedBefore += 1;
+        if (was === "block" && now !== "block") lost.push(`${name}: ${JSON.stringify(text)}`);
+        if (was === "allow" && now === "block") gained.add(`${name}: ${word}, ${kind}`);
       }
     }
     // The comparison means something: the old code blocks thousands of these prompts.
