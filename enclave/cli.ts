@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { SNP_PRODUCTS, type SnpProduct } from "../attestation/snp/parse.ts";
 import { examples } from "../client/cli/help-examples.ts";
-import { choiceOption, intOption } from "../client/cli/output.ts";
+import { choiceOption, intOption, repeatableOption } from "../client/cli/output.ts";
 import { registerAuditCommands } from "./audit-cli.ts";
 import { DEFAULT_FRAME_INTERVAL_MS } from "./frame-interval.ts";
 import { DEFAULT_SHUTDOWN_GRACE_MS } from "./http.ts";
@@ -40,7 +40,7 @@ export function registerEnclaveCommands(program: Command): void {
     .requiredOption(
       "--operator-key <file>",
       "operator public key (JWK) trusted to sign the manifest; repeatable",
-      (v: string, prev: string[] = []) => [...prev, v],
+      repeatableOption,
     )
     .requiredOption(
       "--model <file>",

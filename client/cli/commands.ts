@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { ENCLAVE_KEY_ID_HEX } from "../../sealed/envelope.ts";
 import { REQUEST_LIMITS } from "../../sealed/request-limits.ts";
 import { examples } from "./help-examples.ts";
-import { choiceOption, intOption } from "./output.ts";
+import { choiceOption, intOption, repeatableOption } from "./output.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
 
 export const API_KEY_FILE_HELP =
@@ -236,7 +236,11 @@ export function registerClientCommands(program: Command): void {
       "verify a running deployment's evidence (pinned AMD/Intel roots) and manifest (operator key), write a policy pinning what it presents, and check the policy accepts it",
     )
     .requiredOption("--url <url>", "the host's URL")
-    .requiredOption("--operator-key <file>", "the operator's public key (JWK) that signs the deployment's manifest")
+    .requiredOption(
+      "--operator-key <file>",
+      "the operator's public key (JWK) that signs the deployment's manifest; repeatable: the policy trusts each key given, in that order (while rotating the signing key: the old and the new), and the manifest must verify under one of them",
+      repeatableOption,
+    )
     .option("--api-key-file <file>", API_KEY_FILE_HELP)
     .option(
       "--enclave <key-id>",
@@ -266,6 +270,7 @@ export function registerClientCommands(program: Command): void {
         POLICY_INIT_EXAMPLE,
         `${POLICY_INIT_EXAMPLE} --force   # replace an existing policy.json`,
         "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --api-key-file my-api-key --enclave 0123456789abcdef0123456789abcdef --out policy-snp.json   # one pool member, by its key id",
+        "cloister policy init --url https://cloister.example --operator-key keys/operator.public.jwk --operator-key keys/operator-2.public.jwk --api-key-file my-api-key --out policy.json   # rotating the signing key: trust the old and the new",
       ),
     )
     .action(async (options: import("./run-policy.ts").PolicyInitOptions) => {

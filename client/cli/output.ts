@@ -71,6 +71,14 @@ export function numberOption(name: string, min: number, max: number): (value: st
   };
 }
 
+/**
+ * Commander option parser of a repeatable option (`--operator-key` of cloister enclave and cloister
+ * policy init): each value given, in the order given.
+ */
+export function repeatableOption(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** Commander option parser for a fixed set of choices. */
 export function choiceOption<T extends string>(name: string, choices: readonly T[]): (value: string) => T {
   return (value: string) => {

@@ -6,6 +6,8 @@
  * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
  */
 
+import { calculateJwkThumbprint, type JWK } from "jose";
+import { fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
 import { sha256 } from "../../attestation/crypto.ts";
@@ -19,12 +21,13 @@ import { enclaveKeyId } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
 import { connect, fetchAttestationAnswer } from "../sdk.ts";
-import { forcedOutput, printJson, refuseExistingOutput, writeOutputFile } from "./output.ts";
+import { forcedOutput, optionsUsageError, printJson, refuseExistingOutput, writeOutputFile } from "./output.ts";
 import { readApiKey } from "./run-client.ts";
 
 export interface PolicyInitOptions {
   url: string;
-  operatorKey: string;
+  /** `--operator-key`, repeatable: the files of the keys the policy trusts, in the order given. */
+  operatorKey: string[];
   apiKeyFile?: string;
   /** `--enclave`: the pool member to pin from, by key id (default: the one the host offers). */
   enclave?: string;
@@ -38,9 +41,42 @@ export interface PolicyInitOptions {
   json?: boolean;
 }
 
+/** A key of `--operator-key`: its file, the key, and its RFC 7638 thumbprint (the kid signManifest writes). */
+interface OperatorKey {
+  readonly file: string;
+  readonly jwk: JWK;
+  readonly kid: string;
+}
+
+/**
+ * Each `--operator-key` file, read and checked as cloister enclave reads its own (readOperatorKeyFile),
+ * in the order given. The same key twice (by its thumbprint, whatever else its files hold) is refused:
+ * it is most likely the old key given where the new one was meant, and a policy written from it would
+ * refuse every enclave signed by the new key.
+ */
+async function readOperatorKeys(files: readonly string[]): Promise<OperatorKey[]> {
+  const keys: OperatorKey[] = [];
+  for (const file of files) {
+    const jwk = await readOperatorKeyFile(file);
+    const kid = await calculateJwkThumbprint(jwk, "sha256");
+    const same = keys.find((key) => key.kid === kid);
+    if (same !== undefined) {
+      throw optionsUsageError(
+        fileMessage(
+          file,
+          "--operator-key",
+          `expected another key than --operator-key ${shellWord(same.file)}, found the same (kid ${kid}); give each key once`,
+        ),
+      );
+    }
+    keys.push({ file, jwk, kid });
+  }
+  return keys;
+}
+
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   const existing = forcedOutput(options.force, options.out, "--out");
-  const operatorKey = await readOperatorKeyFile(options.operatorKey);
+  const operatorKeys = await readOperatorKeys(options.operatorKey);
   const apiKey = await readApiKey(options.apiKeyFile, options.url);
   // Refused before anything is fetched: no round trip ends in it.
   if (options.out !== undefined) await refuseExistingOutput(options.out, "--out", existing);
@@ -100,7 +136,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
     }
     throw error;
   }
-  const { policy: attestation, notes } = attestationPolicyFromEvidence(verified, {
+  const { policy: attestation, notes: evidenceNotes } = attestationPolicyFromEvidence(verified, {
     allowSimulator: options.allowSimulator === true,
     allowMigrationAgent: options.allowMigrationAgent === true,
     allowNoCollateral: options.allowNoCollateral === true,
@@ -112,9 +148,14 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   if (typeof payload.manifest !== "string") {
     throw new ClientError("attestation", "DOCUMENT_MALFORMED", "attestation document: no manifest");
   }
-  let manifest: Awaited<ReturnType<typeof verifyManifest>>["manifest"];
+  let verifiedManifest: Awaited<ReturnType<typeof verifyManifest>>;
   try {
-    manifest = (await verifyManifest(payload.manifest, [operatorKey])).manifest;
+    // Under any of the keys given: a refusal (MANIFEST_SIGNATURE_INVALID) names each one's kid and the
+    // signer kid the manifest's header names.
+    verifiedManifest = await verifyManifest(
+      payload.manifest,
+      operatorKeys.map((key) => key.jwk),
+    );
   } catch (error) {
     // The deployment's manifest is not the user's input: what is wrong with it is an attestation
     // failure (exit 1); only an unusable --operator-key is the user's to fix.
@@ -124,13 +165,24 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
       cause: error,
     });
   }
+  const { manifest } = verifiedManifest;
+  const notes = [...evidenceNotes];
+  if (operatorKeys.length > 1) {
+    // Which of them signs the deployment's manifest now (with one key given, it is that one): one of
+    // them, as verifyManifest names the key that verified it by the same thumbprint.
+    const signer = operatorKeys.find((key) => key.kid === verifiedManifest.signerKeyThumbprint)!;
+    const others = operatorKeys.filter((key) => key !== signer).map((key) => `kid ${key.kid} (${shellWord(key.file)})`);
+    notes.push(
+      `the deployment's manifest is signed now by --operator-key ${shellWord(signer.file)} (kid ${signer.kid}); the policy also trusts ${others.join(", ")}`,
+    );
+  }
 
   const policy = parseClientPolicy({
     version: 1,
     acceptedEvidence: [verified.type],
     attestation,
     manifest: {
-      trustedSigners: [operatorKey],
+      trustedSigners: operatorKeys.map((key) => key.jwk),
       allowedModelDigests: [manifest.model.sha256],
       allowedServices: [manifest.service.name],
     },

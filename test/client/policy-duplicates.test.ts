@@ -141,7 +141,7 @@ describe("the other files that decide trust", () => {
       shutdownGraceMs: 100,
     });
     await expect(enclave).rejects.toThrow(new RegExp(`^--operator-key ${key}: x appears twice in one object`));
-    await expect(runPolicyInit({ url: "http://127.0.0.1:47651", operatorKey: key })).rejects.toThrow(
+    await expect(runPolicyInit({ url: "http://127.0.0.1:47651", operatorKey: [key] })).rejects.toThrow(
       new RegExp(`^--operator-key ${key}: x appears twice in one object`),
     );
   });
