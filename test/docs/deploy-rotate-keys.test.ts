@@ -31,6 +31,7 @@ function section(markdown: string, title: string): string {
 const SIGNER_STEPS = [
   "`MANIFEST_SIGNATURE_INVALID`",
   "`cloister manifest keygen` a new pair",
+  "--operator-key keys/operator.public.jwk \\ --operator-key keys/operator-2.public.jwk",
   "'.manifest.trustedSigners += $k' policy.json",
   "Add it to every client's policy",
   "restart each `cloister proxy`",
