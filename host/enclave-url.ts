@@ -49,7 +49,7 @@ export function enclaveUrlRepeat(urls: readonly string[]): string | null {
     const earlier = first.get(key);
     if (earlier !== undefined) {
       const texts = `${describeUrlText(urls[earlier] as string)} and ${describeUrlText(url)}`;
-      return `expected each enclave listed once, found one enclave at positions ${earlier} and ${index} (from 0): ${texts}, the same compared as URLs (case, default port and trailing slashes aside)`;
+      return `expected each enclave listed once, found one enclave at positions ${earlier} and ${index} (from 0): ${texts}, the same compared as URLs (case, default port, dot segments and trailing slashes aside)`;
     }
     first.set(key, index);
   }

@@ -140,7 +140,7 @@ describe("bad input exits 2, a failure exits 1", () => {
       ],
       [
         ["--enclave-url", url, "--enclave-url", `${url}/`],
-        `--enclave-url: expected each enclave listed once, found one enclave at positions 0 and 1 (from 0): "${url}" and "${url}/", the same compared as URLs (case, default port and trailing slashes aside)`,
+        `--enclave-url: expected each enclave listed once, found one enclave at positions 0 and 1 (from 0): "${url}" and "${url}/", the same compared as URLs (case, default port, dot segments and trailing slashes aside)`,
       ],
       [
         ["--enclave-url", url, "--cors-origin", "https://app.example/"],

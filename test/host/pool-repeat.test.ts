@@ -32,7 +32,7 @@ describe("EnclavePool: one enclave listed twice", () => {
     }
     expect(caught).toBeInstanceOf(RangeError);
     expect((caught as Error).message).toBe(
-      `enclaveUrl: expected each enclave listed once, found one enclave at positions ${first} and ${second} (from 0): ${JSON.stringify(urls[first])} and ${JSON.stringify(urls[second])}, the same compared as URLs (case, default port and trailing slashes aside)`,
+      `enclaveUrl: expected each enclave listed once, found one enclave at positions ${first} and ${second} (from 0): ${JSON.stringify(urls[first])} and ${JSON.stringify(urls[second])}, the same compared as URLs (case, default port, dot segments and trailing slashes aside)`,
     );
     expect(fetchText).not.toHaveBeenCalled();
   });
@@ -72,7 +72,7 @@ describe("cloister host: one enclave listed twice", () => {
       code: 2,
       stdout: "",
       stderr:
-        'cloister: USAGE: --enclave-url: expected each enclave listed once, found one enclave at positions 0 and 2 (from 0): "http://127.0.0.1:47103" and "HTTP://127.0.0.1:47103/", the same compared as URLs (case, default port and trailing slashes aside) (run with --help for usage)\n',
+        'cloister: USAGE: --enclave-url: expected each enclave listed once, found one enclave at positions 0 and 2 (from 0): "http://127.0.0.1:47103" and "HTTP://127.0.0.1:47103/", the same compared as URLs (case, default port, dot segments and trailing slashes aside) (run with --help for usage)\n',
     });
   });
 });
