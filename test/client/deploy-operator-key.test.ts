@@ -5,8 +5,9 @@
  * 4244's): once the operator's private key is read (its reader checks the file and its path), that
  * user may rename the directory away and put a link to a directory of theirs under its name, with
  * an operator.public.jwk of theirs in it. The key the policy trusts must be the operator's, whatever
- * is at the name then. The swap is made deterministic inside the open of operator.public.jwk's
- * temporary file (the write of it, made whole and renamed into place).
+ * is at the name then. The swap is made deterministic inside the first open of operator.public.jwk
+ * (a read of it, as the policy's key was once read) or of its temporary file (its write, made whole
+ * and renamed into place), whichever comes first.
  * Tests run as root.
  */
 import * as fs from "node:fs/promises";
@@ -23,8 +24,12 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const { fsWith, swapForTheirLink } = await import("../helpers/foreign-link.ts");
   const open = (async (file: string, ...rest: unknown[]) => {
     const to = swap.to;
-    // operator.public.jwk's write: its temporary file beside it (writeFileAtomically) is the one opened.
-    if (to !== null && /^\.operator\.public\.jwk\.[0-9a-f]+\.tmp$/.test(basename(String(file)))) {
+    // operator.public.jwk itself (a read: the swap must come before it), or its write's temporary
+    // file beside it (writeFileAtomically).
+    if (
+      to !== null &&
+      /^(operator\.public\.jwk|\.operator\.public\.jwk\.[0-9a-f]+\.tmp)$/.test(basename(String(file)))
+    ) {
       swap.to = null;
       await swapForTheirLink(real, swap.dir, to);
     }
