@@ -6,7 +6,12 @@
  * it leads: put there before the run, or (for a secret found missing, then made) right after up
  * looked and found nothing, the race made deterministic inside the lstat that looked. Something
  * else that is not a regular file at a name it writes again (a FIFO, read or not, a directory) is
- * refused in the same words, never written to nor replaced. Tests run as root.
+ * refused in the same words, never written to nor replaced. One put at such a name after up checked
+ * it (made deterministic inside that lstat) is replaced by the rename, a link never written through;
+ * a directory, which the rename cannot replace, is refused as one found there, its cause (the
+ * rename's EISDIR, with the temporary file's path and the name's) named by the --dir path (in place of
+ * deploy-held-names' check of a write's cause, which the lstat before the write now refuses without
+ * one). Tests run as root.
  */
 import { execFileSync } from "node:child_process";
 import { constants } from "node:fs";
@@ -17,6 +22,12 @@ import { testDirectoryEach } from "../helpers/test-directory.ts";
 
 /** The name whose lookup finds nothing, then has a link to `to` put at it (once: `name` is then null). */
 const race = vi.hoisted((): { name: string | null; to: string } => ({ name: null, to: "" }));
+
+/**
+ * The name whose lookup finds a file, then has it replaced (once: `name` is then null) by a link to
+ * `to` or, with `to` null, by a directory: the swap after up's check of a name it writes again.
+ */
+const after = vi.hoisted((): { name: string | null; to: string | null } => ({ name: null, to: null }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -29,6 +40,11 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     if (race.name !== null && "error" in found && String(file).endsWith(`/${race.name}`)) {
       race.name = null;
       await real.symlink(race.to, String(file));
+    }
+    if (after.name !== null && "info" in found && String(file).endsWith(`/${after.name}`)) {
+      after.name = null;
+      await real.rm(String(file));
+      await (after.to === null ? real.mkdir(String(file), { mode: 0o700 }) : real.symlink(after.to, String(file)));
     }
     if ("error" in found) throw found.error;
     return found.info;
@@ -44,6 +60,8 @@ testDirectoryEach("cloister-deploy-write-links-", (dir) => {
 });
 afterEach(() => {
   race.name = null;
+  after.name = null;
+  after.to = null;
 });
 
 /** Every file prepareDeployment writes in a sealed-model deployment, by its path in --dir. */
@@ -173,4 +191,44 @@ describe("prepareDeployment: something that is not a regular file at a name it w
       expect(refused).toBe(`cloister up: file to write ${join(dir, name)}: expected a regular file, found a directory`);
     });
   }
+});
+
+describe("prepareDeployment: something put at a name it writes again once up checked it", () => {
+  for (const name of WRITTEN_AGAIN) {
+    it(`replaces a link put at ${name} (never writes where it leads), leaving a file of mode 0644`, async () => {
+      const { dir, prepare } = await deployment();
+      expect(await prepare()).toBe("prepared");
+      const file = await victim();
+      after.name = name;
+      after.to = file.path;
+      expect(await prepare()).toBe("prepared");
+      expect(after.name).toBeNull(); // the link was put there
+      await file.unchanged();
+      const info = await fs.lstat(join(dir, name));
+      expect([info.isFile(), info.mode & 0o7777]).toEqual([true, 0o644]);
+    });
+  }
+
+  it("refuses a directory put at policy.json as one found there, its cause (the rename's) named by name", async () => {
+    const { dir, prepare } = await deployment();
+    expect(await prepare()).toBe("prepared");
+    after.name = "policy.json";
+    const options = { dir, tee: "sim-snp" as const, threads: 1, progress: () => {}, sealedModel: true };
+    const error = await prepareDeployment(options).then(
+      () => null,
+      (failed: Error) => failed,
+    );
+    expect(after.name).toBeNull(); // the directory was put there
+    const path = join(dir, "policy.json");
+    expect(error?.message).toBe(`cloister up: file to write ${path}: expected a regular file, found a directory`);
+    const cause = error?.cause as (NodeJS.ErrnoException & { dest?: string }) | undefined;
+    expect([cause?.code, cause?.dest]).toEqual(["EISDIR", path]);
+    expect(cause?.path).toMatch(/\/\.policy\.json\.[0-9a-f]+\.tmp$/);
+    for (const text of [error?.stack, cause?.path, cause?.message, cause?.stack]) {
+      expect(text).toContain(dir);
+      expect(text).not.toContain("/proc/self/fd");
+    }
+    expect((await fs.lstat(path)).isDirectory()).toBe(true);
+    expect((await fs.readdir(dir)).filter((entry) => entry.endsWith(".tmp"))).toEqual([]);
+  });
 });
