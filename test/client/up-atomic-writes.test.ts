@@ -147,7 +147,10 @@ describe("prepareDeployment: a secret's name taken once up found it missing", ()
   }
 });
 
-describe.each([0o002, 0o077])("prepareDeployment under umask 0%o", (umask) => {
+describe.each([
+  { umask: 0o002, shown: "002" },
+  { umask: 0o077, shown: "077" },
+])("prepareDeployment under umask $shown", ({ umask }) => {
   it("writes each file with exactly its mode, and never chmods nor writes a file found at its name", async () => {
     const dir = join(root, "deployment");
     expect(await prepare(dir)).toBeNull();
