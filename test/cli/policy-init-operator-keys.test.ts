@@ -114,6 +114,26 @@ describe("policy init with several --operator-key", () => {
     expect(again.stderr).toContain(`found the same (kid ${other.kid})`);
   });
 
+  it("a key file without its public coordinates (x, y for P-256): refused as the option's key (exit 2), before anything is fetched", async () => {
+    const { url, authorizations } = await serveDeployment();
+    const { kty, crv } = signing.jwk;
+    const noX = join(dir, "no-x.public.jwk");
+    await writeFile(noX, JSON.stringify({ kty, crv }));
+    const result = await run(policyInit(url, [signing.file, noX]));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `cloister: MANIFEST_KEY_INVALID: --operator-key ${noX}: x: expected the public key (a base64url string), found nothing\n`,
+    );
+    const noY = join(dir, "no-y.public.jwk");
+    await writeFile(noY, JSON.stringify({ kty: "EC", crv: "P-256", x: signing.jwk.x }));
+    const ec = await run(policyInit(url, [noY, signing.file]));
+    expect(ec.code).toBe(2);
+    expect(ec.stderr).toBe(
+      `cloister: MANIFEST_KEY_INVALID: --operator-key ${noY}: y: expected the public key (a base64url string), found nothing\n`,
+    );
+    expect(authorizations).toEqual([]);
+  });
+
   it("one key, as before: the policy trusts it alone and the output says nothing of signers", async () => {
     const { url } = await serveDeployment();
     const result = await run(policyInit(url, [signing.file]));
