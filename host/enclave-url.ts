@@ -9,9 +9,9 @@ import { describeUrlText } from "../attestation/url-text.ts";
 
 /**
  * What is wrong with an enclave URL, as an error's words after its field's name, or null: a space or
- * control character in its text, not an http: URL (the enclave's internal server), or one with a
- * user name or password. The enclave's server takes none: sent as Basic authorization to every
- * member, they reached only its logs.
+ * control character in its text, not an http: URL (the enclave's internal server), one with a
+ * user name or password, or one with a query or fragment. The enclave's server takes no credentials:
+ * sent as Basic authorization to every member, they reached only its logs.
  */
 export function enclaveUrlFault(url: string): string | null {
   // Checked as the text is used: the pool keeps it as written and the host appends its routes, where
@@ -29,6 +29,15 @@ export function enclaveUrlFault(url: string): string | null {
   if (parsed.username !== "" || parsed.password !== "") {
     return `expected no user name or password, found ${describeUrlText(url)} (the enclave's server takes none)`;
   }
+  // The text, not parsed.search and .hash: those are "" for a bare "?" or "#". The host appends its
+  // routes to the text, so "http://127.0.0.1:1?x" sent "/sealed" inside the query (to "/") and
+  // "…#f" sent nothing of it: the member failed every read but was taken at start. A "?" after a
+  // "#" is the fragment's; which comes first is named, the rest cut (describeUrlText).
+  const mark = url.search(/[?#]/);
+  if (mark >= 0) {
+    const what = url[mark] === "?" ? "a query" : "a fragment";
+    return `expected no query or fragment (the host appends its routes to the URL), found ${what} in ${describeUrlText(url)}`;
+  }
   return null;
 }
 
@@ -39,8 +48,8 @@ export function enclaveUrlFault(url: string): string | null {
  * other ready, its sealed requests would be refused (WRONG_ENCLAVE_KEY) although it serves. Compared
  * as URLs, as the host's requests reach them: the scheme's and host's case, the default port (80), dot
  * segments and trailing slashes aside (the pool strips those: its routes are appended). Two names for
- * one address (127.0.0.1 and localhost) are not detected. The URLs are shown: they have no user name
- * or password (enclaveUrlFault), and a query is cut (describeUrlText).
+ * one address (127.0.0.1 and localhost) are not detected. The URLs are shown: they have no user name,
+ * password, query or fragment (enclaveUrlFault).
  */
 export function enclaveUrlRepeat(urls: readonly string[]): string | null {
   const first = new Map<string, number>();
