@@ -1,7 +1,7 @@
 /** `cloister host`: the untrusted gateway. Actions import their implementation lazily. */
 import { type Command, Option } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { intOption } from "../client/cli/output.ts";
+import { intOption, repeatableOption } from "../client/cli/output.ts";
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_SHUTDOWN_GRACE_MS,
@@ -35,7 +35,7 @@ export function registerHostCommands(program: Command): void {
         "--enclave-url <url>",
         "an enclave's internal URL (e.g. http://127.0.0.1:8443); repeat for a pool, routed by enclave key id, its members numbered from 0 in this order (the log's pool: enclave N, /healthz's index); the members are fixed when the host starts (adding or removing one takes a host restart), and a member restarted at the same URL is taken back with its new key id",
       )
-        .argParser((value: string, previous: string[] = []) => [...previous, value])
+        .argParser(repeatableOption)
         .makeOptionMandatory(),
     )
     .option(
@@ -84,7 +84,7 @@ export function registerHostCommands(program: Command): void {
         "--cors-origin <origin>",
         "let pages from this origin (scheme://host[:port]) call the API from a browser (repeatable)",
       )
-        .argParser((value: string, previous: string[]) => [...previous, value])
+        .argParser(repeatableOption)
         .default([] as string[], "none"),
     )
     .option(

@@ -1,13 +1,9 @@
 /** `cloister manifest ...`: key generation, signing and verification. Actions import their implementation lazily. */
 import type { Command } from "commander";
 import { examples } from "../client/cli/help-examples.ts";
-import { choiceOption } from "../client/cli/output.ts";
+import { choiceOption, repeatableOption } from "../client/cli/output.ts";
 
 const ALGS = ["EdDSA", "ES256"] as const;
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
 
 export function registerManifestCommands(program: Command): void {
   const manifest = program
@@ -70,7 +66,7 @@ export function registerManifestCommands(program: Command): void {
     .command("verify")
     .addHelpText("after", examples("cloister manifest verify --key keys/operator.public.jwk manifest.jws"))
     .description("verify a signed manifest against trusted public keys and check its schema")
-    .requiredOption("--key <file>", "a trusted public JWK (repeat for several)", collect)
+    .requiredOption("--key <file>", "a trusted public JWK (repeat for several)", repeatableOption)
     .argument("<file>", "signed manifest (compact JWS)")
     .option("--json", "print the result as JSON")
     .action(async (file: string, options: { key: string[]; json?: boolean }) => {

@@ -73,7 +73,8 @@ export function numberOption(name: string, min: number, max: number): (value: st
 
 /**
  * Commander option parser of a repeatable option (`--operator-key` of cloister enclave and cloister
- * policy init): each value given, in the order given.
+ * policy init, `--key` of manifest verify, `--enclave-url` and `--cors-origin` of cloister host): each
+ * value given, in the order given.
  */
 export function repeatableOption(value: string, previous: string[] = []): string[] {
   return [...previous, value];
