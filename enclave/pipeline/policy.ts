@@ -44,10 +44,16 @@
  * `pa\u0301ssword`, `ｐａ\u0301ｓｓｗｏｒｄ` and `pa\u0336ssword` read `password`; marks on other
  * scripts' letters stay (Hindi vowel signs, Japanese `パ`). There the rule is searched with its
  * literal letters folded the same way (`contraseña` as `contrasena`, `\u00f1` as `n`, Cyrillic `ё`
- * as `е`; inside a class member by member, a range such as `[à-ÿ]` as written), as written and
- * look-alike-folded. This over-matches, which a block rule may (fail-closed): plain `contrasena`
- * meets a rule `contraseña`, `passwörd` one `password`. Not folded: look-alikes of several
- * characters (`rn` for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`).
+ * as `е`; inside a class member by member, and a range such as `[à-ÿ]` with the bare letters of
+ * the accented ones it holds added, `[à-ÿaceinouy]`), as written and look-alike-folded. This
+ * over-matches, which a block rule may (fail-closed): plain `contrasena` meets a rule `contraseña`,
+ * `passwörd` one `password`, `ax` one `[à-ÿ]x`. Not folded: look-alikes of several characters (`rn`
+ * for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`). What tells an accented
+ * letter from its bare one reads the bare one there, so a rule that needs the accent to match
+ * meets a prompt only as sent, normalized or folded: a word boundary (`\b`, `\B`), `\W` or a
+ * negated class (`[^a-z]`, which stays as written) next to such a letter: `bömbé` passes a rule
+ * `\bbomb\b` (it reads `bombe`), and so, since the accent-folded form (tidy66), does `bo\u0301mbé`,
+ * which the unmarked form before it read `bombé`.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -444,6 +450,65 @@ function bareLetter(c: string): string {
   return [...bare].length === 1 ? bare : c;
 }
 
+/**
+ * Each code point the normalized text may hold (NFKC leaves it) that the unmarked text reads as
+ * another letter (bareLetter: `à` → `a`, `ǻ` → `a`, Cyrillic `ё` → `е`, Greek `ά` → `α`), as
+ * [code point, that letter], in order: the Latin-1 Supplement, Latin Extended, Latin Extended
+ * Additional, Greek and Cyrillic letters with diacritics. Built on the first rule with a range that
+ * asks (one NFD per code point of the Basic Multilingual Plane, once per process); no code point past
+ * U+FFFF is one (accent-folding.test.ts checks them all).
+ */
+let accentedLetters: readonly (readonly [codePoint: number, bare: string])[] | undefined;
+
+function accentedLetterTable(): readonly (readonly [codePoint: number, bare: string])[] {
+  if (accentedLetters !== undefined) return accentedLetters;
+  const table: [number, string][] = [];
+  for (let codePoint = 0x80; codePoint < 0x10000; codePoint++) {
+    if (codePoint >= 0xd800 && codePoint <= 0xdfff) continue;
+    const char = String.fromCodePoint(codePoint);
+    if (char.normalize("NFD") === char || char.normalize("NFKC") !== char) continue;
+    const bare = bareLetter(char);
+    if (bare !== char && LETTER.test(bare)) table.push([codePoint, bare]);
+  }
+  accentedLetters = table;
+  return table;
+}
+
+/**
+ * The letters a class range [`start`, `end`] gains in a block rule's accent-folded form: the bare
+ * letter (accentedLetterTable) of each accented letter in it, case-insensitively of its other cases
+ * too, those inside the range left out (`à-ÿ` gains `aceinouy`; `a-z` nothing). Letters only, so
+ * nothing needs escaping in the class.
+ */
+function bareLettersInRange(start: number, end: number, caseInsensitive: boolean): string {
+  const bares = new Set<string>();
+  for (const [codePoint, bare] of accentedLetterTable()) {
+    if (codePoint < start) continue;
+    if (codePoint > end) break;
+    const char = String.fromCodePoint(codePoint);
+    const cases = caseInsensitive ? [char, char.toLowerCase(), char.toUpperCase()] : [char];
+    for (const form of cases) {
+      const formBare = form === char ? bare : bareLetter(form);
+      if (formBare !== form && LETTER.test(formBare)) bares.add(formBare);
+    }
+  }
+  return [...bares]
+    .filter((bare) => (bare.codePointAt(0) as number) < start || (bare.codePointAt(0) as number) > end)
+    .join("");
+}
+
+/**
+ * The code point a one-character escape other than `\u` / `\xHH` stands for in a class (`\t`,
+ * `\-`); 0 for a class escape (`\d`), which ends no range.
+ */
+function escapedCodePoint(next: string): number {
+  const control = ESCAPED_CONTROLS[next];
+  if (control !== undefined) return control;
+  return /^[A-Za-z0-9]$/.test(next) || next === "" ? 0 : (next.codePointAt(0) as number);
+}
+
+const ESCAPED_CONTROLS: Readonly<Record<string, number>> = { t: 0x09, n: 0x0a, v: 0x0b, f: 0x0c, r: 0x0d, "0": 0 };
+
 const MARK = /^[\p{Mn}\p{Me}]$/u;
 const LETTER = /^\p{L}$/u;
 
@@ -459,9 +524,9 @@ const LETTER = /^\p{L}$/u;
  * letters outside character classes and escapes are written as the ASCII letters they fold to
  * (normalize.ts), for matching folded text. With `foldAccents`, literal Latin and look-alike letters
  * (written out, `\uXXXX` or `\xHH`) are written without their diacritics (bareLetter), inside a
- * class too where one is a member alone (a range such as `[à-ÿ]` and a negated class stay as
- * written), and a combining mark written after such a letter is dropped, for matching the
- * unmarked text.
+ * class too where one is a member alone, a range gaining the bare letters of the accented ones
+ * it holds (bareLettersInRange; a negated class stays as written), and a combining mark written
+ * after such a letter is dropped, for matching the unmarked text.
  */
 export function toRe2Syntax(
   ruleId: string,
@@ -482,18 +547,32 @@ export function toRe2Syntax(
   let range = 0;
   // Outside a class: the last literal letter as folded for accents, while only marks follow it.
   let letter: string | null = null;
-  /** Whether the class member ending before `next` is one end of a range; moves `range` on. */
-  const rangeMember = (next: number): boolean => {
+  // In a class: the code point that starts the range being read.
+  let rangeStart = 0;
+  /**
+   * Whether the class member (`codePoint`) ending before `next` is one end of a range; moves `range`
+   * on. At a range's end, with foldAccents, `extra` is what the range gains (bareLettersInRange):
+   * `[à-ÿ]` reads `[à-ÿaceinouy]`, so the unmarked text's `a` for `à` still meets it.
+   */
+  const rangeMember = (next: number, codePoint: number): { member: boolean; extra: string } => {
     const end = range === 2;
     const start = !end && pattern[next] === "-" && pattern[next + 1] !== undefined && pattern[next + 1] !== "]";
     range = start ? 1 : 0;
-    return start || end;
+    if (start) rangeStart = codePoint;
+    const extra =
+      end && foldAccents && !negated ? bareLettersInRange(rangeStart, codePoint, options.caseInsensitive === true) : "";
+    return { member: start || end, extra };
   };
   /** A literal code point (`hex` when written as an escape) in RE2 syntax, with the folds asked for. */
   const literal = (written: string, hex: string | null, next: number): string => {
     const escaped = hex === null ? written : `\\x{${hex}}`;
     if (inClass) {
-      if (rangeMember(next) || !foldAccents || negated) return escaped;
+      // A literal astral character is read one UTF-16 unit at a time: a high surrogate ending a
+      // range stands for the highest code point it may start (fail-closed: the range gains more).
+      const unit = written.codePointAt(0) as number;
+      const { member, extra } = rangeMember(next, unit >= 0xd800 && unit <= 0xdbff ? 0x10ffff : unit);
+      if (member) return escaped + extra;
+      if (!foldAccents || negated) return escaped;
       const bare = bareLetter(written);
       return bare === written ? escaped : bare;
     }
@@ -510,12 +589,13 @@ export function toRe2Syntax(
     if (c === "\\") {
       const next = pattern[i + 1] ?? "";
       i += 1;
+      let extra = "";
       const hexEscape = next === "u" || (next === "x" && foldAccents && /^[0-9A-Fa-f]{2}/.test(pattern.slice(i + 1)));
       if (!hexEscape) {
         letter = null;
         // A class escape is a member too (`\d` may start a range no more than `\p{L}` ends one).
         const braces = next === "p" || next === "P" ? (/^\{[^}]*\}/.exec(pattern.slice(i + 1))?.[0] ?? "") : "";
-        if (inClass) rangeMember(i + 1 + braces.length);
+        if (inClass) extra = rangeMember(i + 1 + braces.length, escapedCodePoint(next)).extra;
       }
       if (next === "s") out += inClass ? JS_WHITESPACE : `[${JS_WHITESPACE}]`;
       else if (next === "S") {
@@ -551,6 +631,7 @@ export function toRe2Syntax(
         out += `\\${next}{${property[1]}}`;
         i += property[0].length;
       } else out += `\\${next}`;
+      out += extra;
       continue;
     }
     if (inClass) {

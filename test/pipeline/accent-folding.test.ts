@@ -66,12 +66,12 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(unmarkedForDetection("сёстра κωδικός")).toBe("сестра κωδικος");
   });
 
-  it("folds a rule's literal letters the same way, class members one by one, ranges as written", () => {
+  it("folds a rule's literal letters the same way, class members one by one, ranges gaining bare letters", () => {
     const bare = (pattern: string) => toRe2Syntax("r", pattern, { foldAccents: true });
     expect(bare("contraseña")).toBe("contrasena");
     expect(bare("contrase\\u00f1a|contrase\\u{f1}a|contrase\\xf1a")).toBe("contrasena|contrasena|contrasena");
     expect(bare("contrasen\\u0303a")).toBe("contrasena");
-    expect(bare("p[aá]ss[à-ÿ][\\u00e0-\\u00ff]")).toBe("p[aa]ss[à-ÿ][\\x{00e0}-\\x{00ff}]");
+    expect(bare("p[aá]ss[à-ÿ][\\u00e0-\\u00ff]")).toBe("p[aa]ss[à-ÿaceinouy][\\x{00e0}-\\x{00ff}aceinouy]");
     // A negated class stays as written: `[^o]` would no longer match the `o` that `[^ó]` does.
     expect(bare("a[^ó]b")).toBe("a[^ó]b");
     expect(deciders("a[^ó]b").current("a\u0301ob")).toBe("block"); // read `aob`
@@ -83,14 +83,70 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(toRe2Syntax("r", "contrase\\xf1a")).toBe("contrase\\xf1a");
   });
 
-  it("does not fold a range: `[à-ÿ]` meets an accented letter as sent or normalized only (SECURITY.md's stated limit)", () => {
-    // A kind of prompt the old view blocked and this one does not (outside the corpus below): a kept mark
-    // (U+0336) on an accented letter a range names; the old composed view read `àx`, this one `ax`.
+  it("folds a range by adding the bare letters of the accented ones it holds (read43c)", () => {
+    // Before read43c a range stayed as written, so a kept mark (U+0336) on an accented letter it
+    // names passed: the old composed view read `àx`, the accent-folded one `ax`.
     const { old, current } = deciders("[à-ÿ]x");
     expect(old("a\u0300\u0336x")).toBe("block");
-    expect(current("a\u0300\u0336x")).toBe("allow");
+    expect(current("a\u0300\u0336x")).toBe("block");
+    expect(current("ö\u0336x")).toBe("block");
     expect(current("àx")).toBe("block");
-    expect(current("a\u0300x")).toBe("block"); // as sent, before the view
+    expect(current("bx")).toBe("allow"); // `b` has no accented form in the range
+    const bare = (pattern: string, caseInsensitive = false) =>
+      toRe2Syntax("r", pattern, { foldAccents: true, caseInsensitive });
+    // Range ends written as escapes; a range of ASCII letters or of letters without an accent gains nothing.
+    expect(bare("[\\u{e0}-\\u{e5}]")).toBe("[\\x{e0}-\\x{e5}a]");
+    expect(bare("[\\xe8-\\xeb]")).toBe("[\\x{e8}-\\x{eb}e]");
+    expect(bare("[a-z]|[ß-å]|[\\t-\\xe0]|[\\xe0-\\xe1]")).toBe("[a-z]|[ß-åa]|[\\t-\\x{e0}]|[\\x{e0}-\\x{e1}a]");
+    // Greek with tonos and Cyrillic `ё`, `ѓ` gain the bare letters that are look-alikes (`ά` → `α`,
+    // `ё` → `е`, `ѓ` → `г`); `έ`, `ή` and `й`, whose `ε`, `η`, `и` are none, read as written in the view
+    // and add nothing, nor does `ї`, whose `і` the range holds.
+    expect(bare("[ά-ί]")).toBe("[ά-ίαι]");
+    expect(bare("[ѐ-ї]")).toBe("[ѐ-їег]");
+    expect(bare("[й-й]")).toBe("[й-й]");
+    // A negated class stays as written.
+    expect(bare("[^à-ÿ]")).toBe("[^à-ÿ]");
+    // Case-insensitively the other cases' bare letters too (RE2 folds the class itself as well).
+    expect(bare("[À-Å]", true)).toBe("[À-ÅAa]");
+    for (const [pattern, caseInsensitive, text] of [
+      ["[À-Ö]x", true, "a\u0300\u0336x"],
+      ["[\\u00e0-\\u00ff]x", true, "A\u0300\u0336x"],
+      ["[\\u{e0}-\\u{ff}]x", false, "y\u0308\u0336x"],
+      ["caf[è-ë]", false, "cafe\u0301\u0305"],
+    ] as const) {
+      const pair = deciders(pattern, caseInsensitive);
+      expect(pair.old(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+      expect(pair.current(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+    }
+  });
+
+  it("reads every accented letter of the table in the Basic Multilingual Plane: none past U+FFFF folds", () => {
+    // policy.ts builds the letters a range gains from U+0080..U+FFFF only; this checks the rest.
+    const past: string[] = [];
+    for (let codePoint = 0x10000; codePoint <= 0x10ffff; codePoint++) {
+      const char = String.fromCodePoint(codePoint);
+      if (char.normalize("NFD") === char || char.normalize("NFKC") !== char) continue;
+      if (unmarkedForDetection(char) !== char) past.push(codePoint.toString(16));
+    }
+    expect(past).toEqual([]);
+  });
+
+  it("pins the limit: a word boundary, `\\W` or a negated class next to an accented letter reads the bare one", () => {
+    // The unmarked form before tidy66 kept precomposed letters (`bo\u0301mbé` read `bombé`, where
+    // `\b` holds before `é`); the accent-folded one reads `bombe`. `bömbé` passed both (SECURITY.md).
+    for (const [pattern, text] of [
+      ["\\bbomb\\b", "bo\u0301mbé"],
+      ["bomb\\W", "bo\u0301mbé"],
+      ["x[^\\p{Mn}a-z]", "x\u0301é"],
+    ] as const) {
+      const { old, current } = deciders(pattern);
+      expect(old(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+      expect(current(text), `${pattern} ${JSON.stringify(text)}`).toBe("allow");
+    }
+    const { old, current } = deciders("\\bbomb\\b");
+    expect(old("bömbé")).toBe("allow");
+    expect(current("bömbé")).toBe("allow");
+    expect(current("bömb")).toBe("block");
   });
 
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
@@ -232,6 +288,12 @@ const RULES: readonly (readonly [pattern: string, caseInsensitive: boolean])[] =
   ["बम", false],
   ["パスワード", false],
   ["mật khẩu", true],
+  // Ranges (read43c): each gains the bare letters of the accented ones it holds.
+  ["contrase[ñ-ÿ]a", false],
+  ["PASSW[Ò-Ö]RD", true],
+  ["κωδικ[ά-ώ]ς", false],
+  ["с[ѐ-ё]стра", false],
+  ["na[ì-ï]ve", false],
 ];
 
 describe("differential: the accent-folded view against the two views before it", () => {
@@ -265,11 +327,56 @@ describe("differential: the accent-folded view against the two views before it",
  * that writes an accented one (`con\u0301traseña`, a kept mark before `ñ`'s) or on the ASCII part
  * of such a rule (`contraseña|password`, also `p[aá]ss`); the word without the accent its rule writes
  * (`contrasena`, `сестра`), however it is written; Greek with a mark on its look-alike `ι`; and
- * Vietnamese with a mark changed, added or dropped (read without its marks). German `Passwörter`
- * reads `Passworter` and does not meet `password`.
+ * Vietnamese with a mark changed, added or dropped (read without its marks); a rule with a range
+ * of accented letters, which gains their bare letters (read43c), meets the word with the bare
+ * letter or any mark on it (`password` meets `PASSW[Ò-Ö]RD`, `сестра` `с[ѐ-ё]стра`). German
+ * `Passwörter` reads `Passworter` and does not meet `password`.
  */
 const NEWLY_BLOCKED: string[] = [
+  "PASSW[Ò-Ö]RD (i): Password, Cyrillic look-alike",
+  "PASSW[Ò-Ö]RD (i): Password, Latin look-alike",
+  "PASSW[Ò-Ö]RD (i): Password, accent stripped",
+  "PASSW[Ò-Ö]RD (i): Password, as written",
+  "PASSW[Ò-Ö]RD (i): Password, decomposed",
+  "PASSW[Ò-Ö]RD (i): Password, decomposed mark",
+  "PASSW[Ò-Ö]RD (i): Password, full-width with mark",
+  "PASSW[Ò-Ö]RD (i): Password, invisible",
+  "PASSW[Ò-Ö]RD (i): Password, look-alike and mark",
+  "PASSW[Ò-Ö]RD (i): Password, mark behind invisible",
+  "PASSW[Ò-Ö]RD (i): Password, precomposed accent",
+  "PASSW[Ò-Ö]RD (i): Password, two marks",
+  "PASSW[Ò-Ö]RD (i): password, Cyrillic look-alike",
+  "PASSW[Ò-Ö]RD (i): password, Latin look-alike",
+  "PASSW[Ò-Ö]RD (i): password, accent stripped",
+  "PASSW[Ò-Ö]RD (i): password, as written",
+  "PASSW[Ò-Ö]RD (i): password, decomposed",
+  "PASSW[Ò-Ö]RD (i): password, decomposed mark",
+  "PASSW[Ò-Ö]RD (i): password, full-width with mark",
+  "PASSW[Ò-Ö]RD (i): password, invisible",
+  "PASSW[Ò-Ö]RD (i): password, look-alike and mark",
+  "PASSW[Ò-Ö]RD (i): password, mark behind invisible",
+  "PASSW[Ò-Ö]RD (i): password, precomposed accent",
+  "PASSW[Ò-Ö]RD (i): password, two marks",
   "\\bbomb\\b (i): bomb, precomposed accent",
+  "contrase[ñ-ÿ]a: contrasena, Cyrillic look-alike",
+  "contrase[ñ-ÿ]a: contrasena, Latin look-alike",
+  "contrase[ñ-ÿ]a: contrasena, accent stripped",
+  "contrase[ñ-ÿ]a: contrasena, as written",
+  "contrase[ñ-ÿ]a: contrasena, decomposed",
+  "contrase[ñ-ÿ]a: contrasena, decomposed mark",
+  "contrase[ñ-ÿ]a: contrasena, full-width with mark",
+  "contrase[ñ-ÿ]a: contrasena, invisible",
+  "contrase[ñ-ÿ]a: contrasena, look-alike and mark",
+  "contrase[ñ-ÿ]a: contrasena, mark behind invisible",
+  "contrase[ñ-ÿ]a: contrasena, precomposed accent",
+  "contrase[ñ-ÿ]a: contrasena, two marks",
+  "contrase[ñ-ÿ]a: contraseña, accent stripped",
+  "contrase[ñ-ÿ]a: contraseña, decomposed mark",
+  "contrase[ñ-ÿ]a: contraseña, full-width with mark",
+  "contrase[ñ-ÿ]a: contraseña, look-alike and mark",
+  "contrase[ñ-ÿ]a: contraseña, mark behind invisible",
+  "contrase[ñ-ÿ]a: contraseña, precomposed accent",
+  "contrase[ñ-ÿ]a: contraseña, two marks",
   "contraseña: contrasena, Cyrillic look-alike",
   "contraseña: contrasena, Latin look-alike",
   "contraseña: contrasena, accent stripped",
@@ -321,6 +428,13 @@ const NEWLY_BLOCKED: string[] = [
   "mật khẩu (i): mật khẩu, mark behind invisible",
   "mật khẩu (i): mật khẩu, precomposed accent",
   "mật khẩu (i): mật khẩu, two marks",
+  "na[ì-ï]ve: naïve café, accent stripped",
+  "na[ì-ï]ve: naïve café, decomposed mark",
+  "na[ì-ï]ve: naïve café, full-width with mark",
+  "na[ì-ï]ve: naïve café, look-alike and mark",
+  "na[ì-ï]ve: naïve café, mark behind invisible",
+  "na[ì-ï]ve: naïve café, precomposed accent",
+  "na[ì-ï]ve: naïve café, two marks",
   "p[aá]ss: password, decomposed mark",
   "p[aá]ss: password, full-width with mark",
   "p[aá]ss: password, look-alike and mark",
@@ -330,8 +444,22 @@ const NEWLY_BLOCKED: string[] = [
   "password (i): Password, precomposed accent",
   "password (i): password, precomposed accent",
   "password: password, precomposed accent",
+  "κωδικ[ά-ώ]ς: κωδικός, full-width with mark",
+  "κωδικ[ά-ώ]ς: κωδικός, mark behind invisible",
   "κωδικ[οό]ς: κωδικός, full-width with mark",
   "κωδικ[οό]ς: κωδικός, mark behind invisible",
+  "с[ѐ-ё]стра: сестра, Cyrillic look-alike",
+  "с[ѐ-ё]стра: сестра, accent stripped",
+  "с[ѐ-ё]стра: сестра, as written",
+  "с[ѐ-ё]стра: сестра, decomposed",
+  "с[ѐ-ё]стра: сестра, decomposed mark",
+  "с[ѐ-ё]стра: сестра, full-width with mark",
+  "с[ѐ-ё]стра: сестра, invisible",
+  "с[ѐ-ё]стра: сестра, look-alike and mark",
+  "с[ѐ-ё]стра: сестра, mark behind invisible",
+  "с[ѐ-ё]стра: сестра, precomposed accent",
+  "с[ѐ-ё]стра: сестра, two marks",
+  "с[ѐ-ё]стра: сёстра, accent stripped",
   "сёстра: сестра, Cyrillic look-alike",
   "сёстра: сестра, Latin look-alike",
   "сёстра: сестра, accent stripped",
