@@ -18,9 +18,10 @@
  * model never gets Russian or Greek text rewritten in Latin letters.
  *
  * normalizeForDetection is both. Not handled: look-alikes made of several characters (`rn` for
- * `m`, `cl` for `d`), letters with diacritics (Cyrillic `ё` is not `e`, nor Latin `ö` `o`: block rules
- * also read unmarkedForDetection, where they are), letters of scripts outside the table (Coptic, Lisu, …), symbols (`∪` for `U`), and ASCII look-alikes of
- * each other (`0` for `O`, `1` for `l`): a rule that should see through those must say so itself.
+ * `m`, `cl` for `d`), letters with diacritics (Cyrillic `ё` is not `e`, nor Latin `ö` `o`; block
+ * rules also read unmarkedForDetection, where `ё` reads `е` and `ö` `o`), letters of scripts
+ * outside the table (Coptic, Lisu, …), symbols (`∪` for `U`), and ASCII look-alikes of each other
+ * (`0` for `O`, `1` for `l`): a rule that should see through those must say so itself.
  */
 import { LOOK_ALIKES } from "./look-alikes.ts";
 

@@ -97,6 +97,7 @@ const NOT_EXAMPLES: Readonly<Record<string, string>> = {
   "ｐａ\\u0301ｓｓｗｏｒｄ": "a policy rule example (test/pipeline/composed-marks.test.ts)",
   "con\\u0336trasen\\u0303a": "a policy rule example (test/pipeline/composed-marks.test.ts)",
   "contrasen\\u200b\\u0303a": "a policy rule example (test/pipeline/composed-marks.test.ts)",
+  "bo\\u0301mbé": "a policy rule example (test/pipeline/accent-folding.test.ts)",
 };
 
 function codeSpans(markdown: string): string[] {
