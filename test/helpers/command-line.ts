@@ -51,7 +51,8 @@ export function checkCommand(words: readonly string[]): { command: string; probl
     }
     i++;
     try {
-      option.parseArg?.(value, undefined);
+      // As commander does for a first value: a repeatable option (`up --cors-origin`) folds it into its default.
+      option.parseArg?.(value, option.defaultValue);
     } catch (error) {
       problems.push(`${path.join(" ")} ${word} ${value}: ${(error as Error).message}`);
     }
