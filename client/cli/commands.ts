@@ -221,7 +221,13 @@ export function registerClientCommands(program: Command): void {
       intOption("--max-tokens", REQUEST_LIMITS.maxTokens.min, REQUEST_LIMITS.maxTokens.max),
       256,
     )
-    .addHelpText("after", examples("cloister web --url http://127.0.0.1:8080 --policy .cloister/policy.json"))
+    .addHelpText(
+      "after",
+      examples(
+        "cloister web --url http://127.0.0.1:8080 --policy .cloister/policy.json   # after cloister up; open the address it prints",
+        "cloister web --url http://127.0.0.1:9080 --policy .cloister/policy.json --port 9788   # after cloister up --host-port 9080 --cors-origin http://127.0.0.1:9788",
+      ),
+    )
     .action(async (options: WebCommandOptions) => {
       const { runWeb } = await import("./run-web.ts");
       await runWeb(options);
