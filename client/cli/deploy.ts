@@ -134,13 +134,14 @@ const LINK_THERE =
 /**
  * Refuses what is at `path` (`name` by name) unless it is a regular file or nothing: a symbolic
  * link, a FIFO, a socket, a device or a directory, found by lstat, never opened (a FIFO or a device
- * opened may wait or act). Any other error of the lstat (EIO…) as it is (named by name by the
- * caller, prepareDeployment).
+ * opened may wait or act). Any other error of the lstat (EIO, EACCES…) refused as a write that
+ * failed is (writeFailure): `name` by its path in --dir, never `path` (through /proc/self/fd), by
+ * its code, the error its cause.
  */
 async function refuseUnlessFileOrNone(path: string, name: string): Promise<void> {
   const info = await lstat(path).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
+    throw writeFailure(error, name, undefined, "check");
   });
   if (info === null || info.isFile()) return;
   if (info.isSymbolicLink()) throw new UsageError(fileMessage(name, WRITTEN, LINK_THERE));
@@ -152,12 +153,18 @@ async function refuseUnlessFileOrNone(path: string, name: string): Promise<void>
  * directory put at the name after the check (EISDIR, the rename's) refused as one found there; any
  * other failure (ENOSPC, EIO…) named by its code (fileErrorCause), never by its own text, which names
  * the temporary file. `left`: a new file linked into place that could not be removed again.
+ * `operation`: "check" for the lstat before the write (refuseUnlessFileOrNone).
  */
-function writeFailure(cause: unknown, name: string, left?: LeftFile): UsageError {
+function writeFailure(
+  cause: unknown,
+  name: string,
+  left?: LeftFile,
+  operation: "write" | "check" = "write",
+): UsageError {
   const reason =
     (cause as NodeJS.ErrnoException).code === "EISDIR"
       ? "expected a regular file, found a directory"
-      : `cannot write (${fileErrorCause(cause, "write")})`;
+      : `cannot write (${fileErrorCause(cause, operation)})`;
   return new UsageError(fileMessage(name, WRITTEN, `${reason}${leftFileNote(left)}`), { cause });
 }
 

@@ -6,7 +6,9 @@
  * at its name, byte for byte, and a secret found missing absent (never half a key, which the next
  * run would find and refuse), and no temporary file. A file found at the name is never written to
  * nor chmod'ed (its inode keeps its text and mode), and every file has exactly its mode under umask
- * 002 and 077. Tests run as root.
+ * 002 and 077. A file to write whose lstat fails (EIO, injected through the mocked lstat) is refused
+ * as a failed write is, by its path in --dir and its code (a UsageError, exit 2), the EIO its cause.
+ * Tests run as root.
  */
 import type { FileHandle } from "node:fs/promises";
 import * as fs from "node:fs/promises";
@@ -22,6 +24,9 @@ const failing = vi.hoisted(() => ({ name: null as string | null, failed: 0 }));
  * (once), and what that file holds (mode 0644).
  */
 const race = vi.hoisted(() => ({ name: null as string | null, theirs: "ck_theirs\n" }));
+
+/** The file (by its path in --dir) whose lstat fails with EIO (a failing disk), or null; the paths so refused. */
+const unreadable = vi.hoisted(() => ({ name: null as string | null, refused: [] as string[] }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs/promises")>();
@@ -48,7 +53,15 @@ vi.mock("node:fs/promises", async (importOriginal) => {
     }
     return handle;
   }) as typeof real.open;
-  return fsWith(real, { open });
+  const lstat = (async (path: string, ...rest: unknown[]) => {
+    const name = unreadable.name;
+    if (name !== null && String(path).endsWith(`/${name}`)) {
+      unreadable.refused.push(String(path));
+      throw Object.assign(new Error(`EIO: i/o error, lstat '${String(path)}'`), { code: "EIO", path: String(path) });
+    }
+    return (real.lstat as (...args: unknown[]) => Promise<unknown>)(path, ...rest);
+  }) as typeof real.lstat;
+  return fsWith(real, { open, lstat });
 
   /** Whether `path` is `name` (in --dir) or a temporary file beside it named after it. */
   function writesTo(path: string, name: string): boolean {
@@ -59,6 +72,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
 });
 
 const { prepareDeployment } = await import("../../client/cli/deploy.ts");
+const { UsageError } = await import("../../client/cli/output.ts");
 
 let root: string;
 testDirectoryEach("cloister-up-atomic-", (dir) => {
@@ -68,6 +82,8 @@ afterEach(() => {
   failing.name = null;
   failing.failed = 0;
   race.name = null;
+  unreadable.name = null;
+  unreadable.refused = [];
 });
 
 /** The files up writes again on each run, by their path in --dir. */
@@ -126,6 +142,28 @@ describe("prepareDeployment: a write that fails midway (a full disk)", () => {
       failing.name = null;
       expect(await prepare(dir)).toBeNull();
       expect((await fs.stat(join(dir, name))).mode & 0o7777).toBe(0o600);
+    });
+  }
+});
+
+describe("prepareDeployment: a file to write whose lstat fails (EIO)", () => {
+  for (const name of WRITTEN_AGAIN) {
+    it(`refuses ${name} by its path in --dir and its code (exit 2), the error its cause`, async () => {
+      const dir = join(root, "deployment");
+      expect(await prepare(dir)).toBeNull();
+      const earlier = await fs.readFile(join(dir, name));
+      unreadable.name = name;
+      const options = { dir, tee: "sim-snp" as const, threads: 1, progress: () => {}, sealedModel: true };
+      const refused: unknown = await prepareDeployment(options).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(unreadable.refused).toHaveLength(1);
+      expect(refused).toBeInstanceOf(UsageError);
+      expect((refused as Error).message).toBe(`cloister up: file to write ${join(dir, name)}: cannot write (EIO)`);
+      expect(((refused as Error).cause as NodeJS.ErrnoException).code).toBe("EIO");
+      expect(await fs.readFile(join(dir, name))).toEqual(earlier);
+      expect(await temporaries(dir)).toEqual([]);
     });
   }
 });
