@@ -215,13 +215,21 @@ export function manifestPublicJwk(jwk: ReadonlyJwk): JWK {
   return { ...publicPart(jwk), ...Object.fromEntries(decorate) };
 }
 
+/**
+ * The RFC 7638 SHA-256 thumbprint (base64url) of manifest key `jwk` (private or public), of its public
+ * part: the kid signManifest writes and the signerKeyThumbprint verifyManifest returns.
+ */
+export function manifestKeyThumbprint(jwk: ReadonlyJwk): Promise<string> {
+  return calculateJwkThumbprint(publicPart(jwk), "sha256");
+}
+
 export async function generateManifestSigningKey(alg: ManifestAlg = "EdDSA"): Promise<ManifestSigningKeyPair> {
   if (!MANIFEST_ALGS.includes(alg)) throw new ManifestAlgUnsupportedError(alg);
   const { privateKey, publicKey } = await generateKeyPair(
     alg,
     alg === "EdDSA" ? { crv: "Ed25519", extractable: true } : { extractable: true },
   );
-  const thumbprint = await calculateJwkThumbprint(publicPart(await exportJWK(publicKey)), "sha256");
+  const thumbprint = await manifestKeyThumbprint(await exportJWK(publicKey));
   const privateJwk = { ...(await exportJWK(privateKey)), alg, use: "sig", kid: thumbprint };
   return { alg, privateJwk, publicJwk: manifestPublicJwk(privateJwk), thumbprint };
 }
@@ -242,7 +250,7 @@ export async function signManifest(manifest: Manifest, privateJwk: JWK, source =
   } catch (cause) {
     throw new ManifestKeyInvalidError(`${source}: could not be imported as a JWK`, { cause });
   }
-  const kid = await calculateJwkThumbprint(publicPart(privateJwk), "sha256");
+  const kid = await manifestKeyThumbprint(privateJwk);
   const payload = new TextEncoder().encode(JSON.stringify(checked));
   const jws = await new CompactSign(payload).setProtectedHeader({ alg, typ: MANIFEST_JWS_TYP, kid }).sign(key);
   if (alg !== "ES256") return jws;
@@ -355,9 +363,7 @@ export async function verifyManifest(
     }
   }
   if (payload === undefined || signer === undefined) {
-    const thumbprints = await Promise.all(
-      trustedPublicJwks.map((trusted) => calculateJwkThumbprint(publicPart(trusted), "sha256")),
-    );
+    const thumbprints = await Promise.all(trustedPublicJwks.map((trusted) => manifestKeyThumbprint(trusted)));
     throw new ManifestSignatureInvalidError(thumbprints, describeSignerKid(header.kid, thumbprints));
   }
 
@@ -370,7 +376,7 @@ export async function verifyManifest(
   const manifest = parseManifest(value);
   return {
     manifest,
-    signerKeyThumbprint: await calculateJwkThumbprint(publicPart(signer), "sha256"),
+    signerKeyThumbprint: await manifestKeyThumbprint(signer),
     digest: digestHex(await manifestDigest(jws)),
     jws,
   };

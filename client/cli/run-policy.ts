@@ -6,7 +6,7 @@
  * image you reviewed, compare the pinned measurement with your build's, then ship the policy.
  */
 
-import { calculateJwkThumbprint, type JWK } from "jose";
+import type { JWK } from "jose";
 import { fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { toHex, utf8 } from "../../attestation/bytes.ts";
 import { parseAttestationCollateral } from "../../attestation/collateral.ts";
@@ -18,7 +18,7 @@ import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../a
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
 import { ManifestKeyInvalidError } from "../../manifests/errors.ts";
 import { describeValue } from "../../manifests/issues.ts";
-import { verifyManifest } from "../../manifests/sign.ts";
+import { manifestKeyThumbprint, verifyManifest } from "../../manifests/sign.ts";
 import { enclaveKeyId } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
 import { anchorsForPolicy, type ClientPolicy, isInsecureSimulatorEvidence, parseClientPolicy } from "../policy.ts";
@@ -77,10 +77,11 @@ async function readOperatorKeys(files: readonly string[]): Promise<OperatorKey[]
 }
 
 /**
- * The RFC 7638 thumbprint of an `--operator-key`. readOperatorKeyFile checks the key's type and
- * usage, not its public coordinates: without `x` (and `y` for P-256) as strings, jose's own
- * ERR_JWK_INVALID (exit 1, naming neither the option nor the file) would end the run; refused here
- * as what the key file lacks, MANIFEST_KEY_INVALID (exit 2), as any other unusable --operator-key.
+ * The RFC 7638 thumbprint of an `--operator-key`, as manifests/sign.ts computes it
+ * (manifestKeyThumbprint). readOperatorKeyFile checks the key's type and usage, not its public
+ * coordinates: without `x` (and `y` for P-256) as strings, jose's own ERR_JWK_INVALID (exit 1,
+ * naming neither the option nor the file) would end the run; refused here as what the key file
+ * lacks, MANIFEST_KEY_INVALID (exit 2), as any other unusable --operator-key.
  */
 function operatorKeyThumbprint(jwk: JWK, file: string): Promise<string> {
   const members = jwk as Record<string, unknown>;
@@ -94,7 +95,7 @@ function operatorKeyThumbprint(jwk: JWK, file: string): Promise<string> {
       ),
     );
   }
-  return calculateJwkThumbprint(jwk, "sha256");
+  return manifestKeyThumbprint(jwk);
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
