@@ -252,7 +252,7 @@ export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
   } else {
     if (options.out === undefined) process.stdout.write(text);
     process.stderr.write(
-      `policy for ${verified.type}${verified.simulated ? " (SIMULATED)" : ""}, service ${manifest.service.name}, model ${manifest.model.sha256}${options.out === undefined ? "" : `, written to ${options.out}`}\n`,
+      `policy for ${verified.type}${verified.simulated ? " (SIMULATED)" : ""}, service ${manifest.service.name}, model ${manifest.model.sha256}${options.out === undefined ? "" : `, written to ${shellWord(options.out)}`}\n`,
     );
     for (const note of notes) process.stderr.write(`note: ${note}\n`);
     process.stderr.write(

@@ -58,6 +58,17 @@ describe("policy init --out", () => {
     expect((await readdir(sub)).sort()).toEqual(["fresh.json", "policy.json"]);
   });
 
+  it("names the file written as a shell word: a control character in its name shown as an escape, never sent", async () => {
+    const { url } = await serveDeployment();
+    const sub = await mkdtemp(join(dir, "escape-"));
+    const out = join(sub, "a\x1b[31m.json");
+    const result = await run(policyInit(url, "--allow-simulator", "--out", out));
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toContain("\x1b");
+    expect(result.stderr).toContain(`, written to $'${sub}/a\\033[31m.json'\n`);
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ version: 1 });
+  });
+
   it("--force without --out is refused: alone it would do nothing", async () => {
     const result = await run(policyInit("http://127.0.0.1:9", "--force"));
     expect(result).toMatchObject({
