@@ -326,6 +326,34 @@ describe("bad input exits 2, a failure exits 1", () => {
     // Nothing listens on port 9: a boot that asked the broker would fail with BOOT_KBS_UNREACHABLE.
     const kbs = ["--kbs-url", "http://127.0.0.1:9"];
 
+    it("--operator-key repeated: every key given is trusted, in either order (a manifest signed by the second boots past its signature)", async () => {
+      const other = await generateManifestSigningKey("EdDSA");
+      const otherKeyPath = join(dir, "kbs-operator-other.public.jwk");
+      await writeFile(otherKeyPath, JSON.stringify(other.publicJwk));
+      const manifestPath = join(dir, "snp-second-key.jws");
+      const tee = { platforms: ["snp" as const], allowedMeasurements: ["aa".repeat(48)], minimumTcb: { tdx: null } };
+      await writeFile(manifestPath, await signManifest(devManifest({ model: plain, tee }), other.privateJwk));
+      const withKeys = (...keys: string[]) => {
+        const args = ["enclave", "--manifest", manifestPath, ...keys.flatMap((key) => ["--operator-key", key])];
+        args.push("--model", join(dir, "missing.gguf"), "--tee", "snp", "--port", "0", ...kbs);
+        return run(args);
+      };
+      // Past the manifest's signature, the boot stops at the next check (BOOT_KBS_UNUSED): the key
+      // given second, and then first, was among those the manifest was verified under.
+      const past = {
+        code: 2,
+        stderr:
+          "cloister: BOOT_KBS_UNUSED: boot: --kbs-url: expected none, as the manifest's model is not sealed at rest (model.sealedAtRest false), found a key broker URL\n",
+      };
+      expect(await withKeys(operatorKeyPath, otherKeyPath)).toEqual(past);
+      expect(await withKeys(otherKeyPath, operatorKeyPath)).toEqual(past);
+      // Under the first key alone the same manifest is refused: the check above can fail.
+      expect(await withKeys(operatorKeyPath)).toEqual({
+        code: 1,
+        stderr: `cloister: BOOT_MANIFEST_INVALID: boot: manifest refused: manifest signature: expected a valid signature by a trusted key (${operator.thumbprint}), found none that verifies; the manifest's header names signer kid ${other.thumbprint} (unverified), not a trusted key\n`,
+      });
+    });
+
     it("--kbs-url for a model that is not sealed at rest: BOOT_KBS_UNUSED, exit 2", async () => {
       expect(await enclave(plain, kbs)).toEqual({
         code: 2,
