@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import type { AttestationCollateral } from "../../attestation/collateral.ts";
 import { MAX_KBS_RESPONSE_BYTES, requestModelKey } from "../../enclave/model-key.ts";
-import { holdTimeouts } from "../helpers/held-timers.ts";
+import { type HeldTimeout, holdTimeouts } from "../helpers/held-timers.ts";
 import { modelKeyRequest } from "../helpers/model-key-request.ts";
 import { refusedPort } from "../helpers/refused-port.ts";
 
@@ -91,6 +91,29 @@ const refusal = (status: number, code: string, retryAfter?: string) => ({
   body: { error: { code, message: "come back later" } },
   ...(retryAfter === undefined ? {} : { retryAfter }),
 });
+
+/**
+ * An onRetry that records each message in `retries` and holds the wait a busy answer sets right
+ * after it, in the same turn (holdTimeouts), firing it once set: no real time passes. A refused
+ * challenge's onRetry ("asking once more") sets no timer, and holds none. `held`: the waits held.
+ */
+function heldBusyWaits(retries: string[]): { onRetry: (message: string) => void; held: readonly HeldTimeout[] } {
+  let holdNext = false;
+  const timers = holdTimeouts(() => {
+    const hold = holdNext;
+    holdNext = false;
+    return hold;
+  });
+  onTestFinished(() => timers.restore());
+  const onRetry = (message: string) => {
+    retries.push(message);
+    if (!/; asking again in \d+ ms$/.test(message)) return;
+    holdNext = true;
+    const index = timers.held.length;
+    setImmediate(() => timers.held[index]?.fire());
+  };
+  return { onRetry, held: timers.held };
+}
 
 describe("requestModelKey", () => {
   it("reads at most 64 KiB of a broker's answer: past that it stops reading and names the limit", async () => {
@@ -196,10 +219,13 @@ describe("requestModelKey", () => {
       refused,
     ]);
     const retries: string[] = [];
-    await expect(request(broker.url, { onRetry: (message) => retries.push(message) })).rejects.toMatchObject({
+    const waits = heldBusyWaits(retries);
+    await expect(request(broker.url, { onRetry: waits.onRetry })).rejects.toMatchObject({
       code: "BOOT_KBS_REFUSED",
       message: expect.stringContaining("this boot asked twice, each time with a fresh challenge"),
     });
+    // One wait, the busy answer's (held and fired: no real time passed); the refusals set none.
+    expect(waits.held.map(({ ms, fired }) => ({ ms, fired }))).toEqual([{ ms: 1000, fired: true }]);
     // The second refusal stops the boot: no third release after the busy wait came between them.
     expect(broker.asked).toEqual([
       "/v1/kbs/challenge",
@@ -227,15 +253,18 @@ describe("requestModelKey", () => {
       body: { challenge: Buffer.alloc(bytes, 1).toString("base64url") },
     });
     const retries: string[] = [];
+    const waits = heldBusyWaits(retries);
     // Trailing slashes on the URL are dropped: the broker is asked its own paths.
     const broker = await scriptedBroker([refusal(503, "KBS_BUSY", "0.1"), challenge(31), challenge(33)]);
     for (const found of [31, 33]) {
-      await expect(request(`${broker.url}//`, { onRetry: (m) => retries.push(m) })).rejects.toMatchObject({
+      await expect(request(`${broker.url}//`, { onRetry: waits.onRetry })).rejects.toMatchObject({
         code: "BOOT_KBS_BAD_RESPONSE",
         message: `boot: key broker challenge: expected 32 bytes, found ${found}`,
       });
     }
     expect(retries).toEqual([expect.stringMatching(/; asking again in 500 ms$/)]);
+    // The wait set for it asked 500 ms (Retry-After 0.1 s raised to the least), held and fired.
+    expect(waits.held.map(({ ms, fired }) => ({ ms, fired }))).toEqual([{ ms: 500, fired: true }]);
     expect(broker.asked).toEqual(["/v1/kbs/challenge", "/v1/kbs/challenge", "/v1/kbs/challenge"]);
   });
 
