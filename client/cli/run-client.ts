@@ -1209,7 +1209,8 @@ export async function runAuditCheckpoint(
  * What `audit checkpoint` says of a verified `checkpoint` (of the boot whose document digest is
  * `documentDigest`): its count, last record hash, key and freshness; written to `out`, the `audit
  * verify` command that checks the boot's stored log against it, the log named by its boot id (the
- * digest's first 16 digits). A boot of no record has no log: the host files a boot's log with its
+ * digest's first 16 digits), `out` as a shell word (shellWord: a control character shown as an escape,
+ * never written to the terminal). A boot of no record has no log: the host files a boot's log with its
  * first record (host/audit-collector.ts), so there is nothing to check yet, and no command is given.
  */
 export function auditCheckpointSummary(
@@ -1228,13 +1229,13 @@ export function auditCheckpointSummary(
   const bootLog = `${documentDigest.slice(0, 16)}.jsonl`;
   if (checkpoint.count === 0) {
     summary.push(
-      `written to ${out}; this boot has no record yet, so the host has stored no log (${bootLog}) to check: run audit checkpoint again once it has served requests`,
+      `written to ${shellWord(out)}; this boot has no record yet, so the host has stored no log (${bootLog}) to check: run audit checkpoint again once it has served requests`,
     );
     return summary;
   }
   summary.push(
-    `written to ${out}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR) with:`,
-    `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${out}`,
+    `written to ${shellWord(out)}; check this boot's stored log (${bootLog} in the host's audit directory, AUDIT_DIR: the host's --audit-dir, DIR/audit under cloister up --dir DIR) with:`,
+    `  cloister audit verify --log AUDIT_DIR/${bootLog} --key ${checkpoint.signingPublicKey} --checkpoint ${shellWord(out)}`,
   );
   return summary;
 }

@@ -36,6 +36,20 @@ describe("audit checkpoint's summary", () => {
     expect(lines.join("\n")).not.toContain("audit verify");
   });
 
+  it("names --out as a shell word: a control character in its name shown as an escape, never sent", () => {
+    const out = "a\x1b[31m.json";
+    const word = "$'a\\033[31m.json'";
+    const withRecords = auditCheckpointSummary(checkpointOf(3), DIGEST, out);
+    expect(withRecords.join("\n")).not.toContain("\x1b");
+    expect(withRecords.at(-2)?.startsWith(`written to ${word}; check this boot's stored log`)).toBe(true);
+    expect(withRecords.at(-1)).toBe(
+      `  cloister audit verify --log AUDIT_DIR/0123456789abcdef.jsonl --key ${KEY} --checkpoint ${word}`,
+    );
+    const noRecord = auditCheckpointSummary(checkpointOf(0), DIGEST, out);
+    expect(noRecord.join("\n")).not.toContain("\x1b");
+    expect(noRecord.at(-1)?.startsWith(`written to ${word}; this boot has no record yet`)).toBe(true);
+  });
+
   it("without --out: the summary only, whatever the count", () => {
     for (const count of [0, 1]) {
       const lines = auditCheckpointSummary(checkpointOf(count), DIGEST, undefined);
