@@ -1,7 +1,7 @@
 /** `cloister proxy`: verify the enclave, then serve the OpenAI-compatible API on 127.0.0.1. */
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
-import { fileMessage, type InputBound } from "../../attestation/bounded-read.ts";
+import { fileMessage, type InputBound, shellWord } from "../../attestation/bounded-read.ts";
 import { privateFileUnreadable } from "../../attestation/kbs/key-file.ts";
 import { closeOnSignal, DEFAULT_SHUTDOWN_GRACE_MS, listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
@@ -143,15 +143,32 @@ export async function runProxy(options: ProxyCommandOptions): Promise<void> {
     beforeCut: () => cutting.abort(),
   });
   process.stdout.write(
-    [
-      `OpenAI-compatible proxy listening on ${server.url}/v1`,
-      `  model        ${attestedModelId(session)}`,
-      `  API key      the token in ${options.tokenFile}${created ? " (new)" : ""}`,
-      "",
-      `Try:  OPENAI_BASE_URL=${server.url}/v1 OPENAI_API_KEY=$(cat ${options.tokenFile}) your-openai-app`,
-      "Stop with Ctrl-C.",
-      "",
-    ].join("\n"),
+    proxyStartLines({ url: server.url, model: attestedModelId(session), tokenFile: options.tokenFile, created }).join(
+      "\n",
+    ),
   );
   await closed;
+}
+
+/**
+ * What `cloister proxy` prints once it listens: where, the model, the token's file and the line that
+ * uses it, the file as a shell word (shellWord: a control character shown as an escape, never written
+ * to the terminal; `$(cat …)` pastes as given). Exported for its tests.
+ */
+export function proxyStartLines(options: {
+  url: string;
+  model: string;
+  tokenFile: string;
+  created: boolean;
+}): string[] {
+  const tokenFile = shellWord(options.tokenFile);
+  return [
+    `OpenAI-compatible proxy listening on ${options.url}/v1`,
+    `  model        ${options.model}`,
+    `  API key      the token in ${tokenFile}${options.created ? " (new)" : ""}`,
+    "",
+    `Try:  OPENAI_BASE_URL=${options.url}/v1 OPENAI_API_KEY=$(cat ${tokenFile}) your-openai-app`,
+    "Stop with Ctrl-C.",
+    "",
+  ];
 }
