@@ -1,7 +1,7 @@
 /** `cloister web` (a local page that verifies and seals in the browser) and `cloister bundle`. */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { fileErrorCause, fileMessage } from "../../attestation/bounded-read.ts";
+import { fileErrorCause, fileMessage, shellWord } from "../../attestation/bounded-read.ts";
 import { listenLoopback } from "../../enclave/http.ts";
 import { policyRisks } from "../policy.ts";
 import { parseHostUrl } from "../sdk.ts";
@@ -58,7 +58,7 @@ export function webStartLines(options: {
   const lines = [
     `Cloister web page on ${origin}/`,
     `  host         ${hostUrl}`,
-    `  policy       ${options.policyFile}`,
+    `  policy       ${shellWord(options.policyFile)}`,
     "  API key      the page asks for it (or open the page with #apiKey=… after its address, then confirm it)",
     "",
   ];
@@ -73,7 +73,7 @@ export function webStartLines(options: {
   if (access === "refused") {
     lines.push(
       `WARNING: the host does not allow this page's origin, so the browser will refuse its answers.`,
-      `         Start it with --cors-origin ${origin} (cloister up allows ${DEFAULT_WEB_ORIGIN} by default).`,
+      `         Start it with --cors-origin ${origin} (cloister up allows ${DEFAULT_WEB_ORIGIN} only when given no --cors-origin).`,
       "",
     );
   } else if (access === "unreachable") {
@@ -135,6 +135,6 @@ export async function runBundle(options: {
   const { code, inputs } = await buildBrowserBundle("sdk", { minify: options.minify, simulator: options.simulator });
   await writeOutputFile(options.out, code, "--out", existing);
   process.stdout.write(
-    `wrote ${options.out} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules${options.simulator ? "" : ", no simulator"}): import { connect, parseClientPolicy } from it\n`,
+    `wrote ${shellWord(options.out)} (${(code.length / 1024).toFixed(0)} KiB, ${inputs.length} modules${options.simulator ? "" : ", no simulator"}): import { connect, parseClientPolicy } from it\n`,
   );
 }

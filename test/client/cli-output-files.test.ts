@@ -122,6 +122,16 @@ describe("client output files", () => {
     expect(JSON.parse(forced.stdout)).toMatchObject({ path: existing, matchesPinned: true });
   });
 
+  it("bundle --out names the file written as a shell word: a control character in its name shown as an escape, never sent", async () => {
+    const sub = await mkdtemp(join(dir, "escape-"));
+    const out = join(sub, "a\x1b[31m.json");
+    const run = await runCloister(["bundle", "--out", out], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain("\x1b");
+    expect(run.stdout.startsWith(`wrote $'${sub}/a\\033[31m.json' (`)).toBe(true);
+    expect(await readdir(sub)).toEqual(["a\x1b[31m.json"]);
+  });
+
   it("bundle --out says why its directory cannot be made, as other file options say it", async () => {
     const file = join(dir, "a-file");
     await writeFile(file, "");

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_WEB_ORIGIN } from "../../client/cli/commands.ts";
 import { hostAllowsOrigin, webStartLines } from "../../client/cli/run-web.ts";
 
 const ORIGIN = "http://127.0.0.1:47999";
@@ -70,5 +71,31 @@ describe("cloister web's start-up lines", () => {
         quiet,
       ).toEqual([]);
     }
+  });
+
+  it("name the --cors-origin to give a host that refuses the page, true whatever origins up was given", () => {
+    const refused = webStartLines({
+      origin: ORIGIN,
+      hostUrl: "http://127.0.0.1:8080",
+      policyFile: "policy.json",
+      policyWarnings: [],
+      access: "refused",
+    });
+    expect(refused).toContain(
+      `         Start it with --cors-origin ${ORIGIN} (cloister up allows ${DEFAULT_WEB_ORIGIN} only when given no --cors-origin).`,
+    );
+    expect(refused.join("\n")).not.toContain("by default");
+  });
+
+  it("name the policy file as a shell word: a control character in its name shown as an escape, never sent", () => {
+    const started = webStartLines({
+      origin: ORIGIN,
+      hostUrl: "http://127.0.0.1:8080",
+      policyFile: "a\x1b[31m.json",
+      policyWarnings: [],
+      access: "allowed",
+    });
+    expect(started.join("\n")).not.toContain("\x1b");
+    expect(started).toContain("  policy       $'a\\033[31m.json'");
   });
 });
