@@ -1,7 +1,8 @@
 /**
  * What the page shows about the verified enclave (client/web/page.ts): one table row per checked
  * fact, and the SIMULATED notice, which follows the enclave verified last, shown for a simulated
- * one and hidden again once a re-verification finds real hardware (the TEE row says the same), and
+ * one and hidden again once a re-verification finds real hardware (the TEE row says the same) or
+ * fails (the table is emptied then: nothing is verified), and
  * the note that `--max-tokens` is over that enclave's limit (as `cloister chat` says it on stderr),
  * and, under an answer, the note that the enclave redacted PII from its prompt (likewise), and,
  * under an error, what to do about it where the error does not say; and which text of the prompt box
@@ -52,6 +53,15 @@ export function showEnclave(enclave: VerifiedEnclave, elements: EnclaveViewEleme
   table.hidden = false;
   // Both ways: a later verification of real hardware hides it again.
   simulatedNotice.hidden = !enclave.simulated;
+}
+
+/**
+ * What the page shows when no enclave is verified (its last re-verification failed): the table
+ * emptied and the SIMULATED notice hidden with it; showEnclave shows both again once one passes.
+ */
+export function showNoEnclave(elements: Pick<EnclaveViewElements, "table" | "simulatedNotice">): void {
+  elements.table.replaceChildren();
+  elements.simulatedNotice.hidden = true;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   questionToSend,
   showEnclave as renderEnclave,
   showMaxTokensNote,
+  showNoEnclave,
   showRedactionNote,
 } from "./enclave-view.ts";
 
@@ -259,7 +260,7 @@ async function main(): Promise<void> {
     showMaxTokensNote(config.maxTokens, session.attested ? session.enclave : null, element("max-tokens-note"));
     if (!session.attested) {
       shown = null;
-      element("enclave").replaceChildren();
+      showNoEnclave({ table: element<HTMLTableElement>("enclave"), simulatedNotice: element("simulated") });
       status.textContent = "not verified: the enclave's last verification failed; the next question verifies it first";
       return;
     }

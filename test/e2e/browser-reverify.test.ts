@@ -11,8 +11,9 @@
  * Here the enclave restarts between two questions and the host's new document reaches the page
  * signed again with another key (a tampering host, as test/e2e/adversarial-host.test.ts does it):
  * the second question's re-verification fails (DOCUMENT_SIGNATURE_INVALID). The page must empty the
- * table, say so on its status line, send no question while unverified (sealed POSTs counted at the
- * host and in the page's network), and verify the new boot first once its document is whole again.
+ * table and hide the SIMULATED notice with it, say so on its status line, send no question while
+ * unverified (sealed POSTs counted at the host and in the page's network), and verify the new boot
+ * first once its document is whole again (the notice shown again: it is simulated).
  *
  * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
  * on a port the host lists as a CORS origin, as in test/e2e/browser-leaks.test.ts.
@@ -79,15 +80,19 @@ async function ask(page: Page): Promise<string> {
   return waitForState(page, ["answered", "answer-failed"]);
 }
 
-/** What the page shows as verified: the table's rows (first cell of each) and the status line. */
-async function shownVerification(page: Page): Promise<{ rows: string[]; status: string }> {
-  return page.evaluate(() => ({
+/**
+ * What the page shows as verified: the table's rows (first cell of each), the status line, and
+ * whether the SIMULATED notice is in view.
+ */
+async function shownVerification(page: Page): Promise<{ rows: string[]; status: string; simulated: boolean }> {
+  const shown = await page.evaluate(() => ({
     rows: Array.from(
       document.querySelectorAll<HTMLTableRowElement>("#enclave tr"),
       (row) => row.cells[0]?.textContent ?? "",
     ),
     status: document.querySelector("#status")?.textContent ?? "",
   }));
+  return { ...shown, simulated: await page.isVisible("#simulated") };
 }
 
 /** The statuses of the sealed POSTs the host logged, in order. */
@@ -123,6 +128,8 @@ describe("the browser page after a re-verification that fails", () => {
     const verified = await shownVerification(page);
     expect(verified.rows).toContain("sealing key");
     expect(verified.status).toMatch(/^enclave verified/);
+    // The deployment is simulated: the notice is in view with the table.
+    expect(verified.simulated).toBe(true);
 
     // A new boot (new keys), whose document the host now hands over signed with another key.
     await deployment.running.restartEnclave();
@@ -136,14 +143,16 @@ describe("the browser page after a re-verification that fails", () => {
     expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
     expect(await page.getAttribute("#error", "data-code")).toBe("DOCUMENT_SIGNATURE_INVALID");
     expect(await page.textContent("#answer")).toBe("");
-    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS });
+    // The SIMULATED notice goes with the table: no enclave is verified, simulated or not.
+    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS, simulated: false });
 
     // Asked again while unverified: verified first, failed again, nothing sent to the enclave.
     sent.length = 0;
     expect(await ask(page)).toBe("answer-failed");
     expect(sent).toEqual(VERIFICATION);
     expect(await page.getAttribute("#error", "data-code")).toBe("DOCUMENT_SIGNATURE_INVALID");
-    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS });
+    // The SIMULATED notice goes with the table: no enclave is verified, simulated or not.
+    expect(await shownVerification(page)).toEqual({ rows: [], status: UNVERIFIED_STATUS, simulated: false });
 
     // The document whole again: the next question verifies the new boot, then is sealed to it.
     forgeDocument = false;
@@ -153,6 +162,7 @@ describe("the browser page after a re-verification that fails", () => {
     const again = await shownVerification(page);
     expect(again.rows).toEqual(verified.rows);
     expect(again.status).toBe(verified.status);
+    expect(again.simulated).toBe(true);
     // At the host, in the order logged: the first answer, the refused question, and the last answer
     // (a question sent while the page was unverified would be logged before it).
     await deployment.waitForLog((line) => line.startsWith("[host] {") && sealedAtHost().length >= 3, 60_000);
