@@ -10,7 +10,12 @@
  * stay there when the configuration or the policy fails. Any site can link here with a key of its
  * choosing (the user's questions would then run under that key), so a key from the fragment is not
  * used until the user confirms it: the page shows its first characters and waits for a click. The
- * key is kept in memory only.
+ * key is kept in memory only: a typed key stays in its (password) field after a verification that
+ * failed for another reason than the key (host down, CORS, policy), so that it is not pasted again,
+ * and is cleared from the field once a verification passes or the host refuses it.
+ *
+ * The conversation is shown as it is sent: every earlier question and answer goes with each new
+ * question (the model's context), so each is shown, in order, and "New conversation" clears them.
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
 import {
@@ -125,6 +130,21 @@ function showEnclave(session: Session): void {
   });
 }
 
+/** One earlier turn of the conversation, as text: its question, then its answer. */
+function turnItem(question: string, answer: string): HTMLLIElement {
+  const item = document.createElement("li");
+  for (const [role, text] of [
+    ["question", question],
+    ["answer", answer],
+  ] as const) {
+    const block = document.createElement("pre");
+    block.className = role;
+    block.textContent = text;
+    item.append(block);
+  }
+  return item;
+}
+
 /**
  * The API key: typed into the form, or the link's key (`linked`) once the user has confirmed it with
  * the form's button (the field is then disabled, and the page shows which key the link carries).
@@ -167,7 +187,7 @@ async function readApiKey(retry: boolean, linked: string | null): Promise<string
       event.preventDefault();
       const key = linked ?? input.value.trim();
       if (key === "") return;
-      input.value = "";
+      // The typed key stays in its field until verifyOnce knows whether it was the problem.
       form.hidden = true;
       form.removeEventListener("submit", onSubmit);
       resolve(key);
@@ -204,15 +224,28 @@ async function verifyOnce(
   error.hidden = true;
   setState("verifying");
   status.textContent = "verifying the enclave…";
+  const input = element<HTMLInputElement>("api-key");
   try {
     // Named in any refusal of the key (never the key itself).
     const apiKeySource = linked !== null ? "the link that opened this page" : "the API key field";
-    return await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
+    const session = await connect({ url: config.hostUrl, policy, apiKey, apiKeySource });
+    input.value = "";
+    return session;
   } catch (failure) {
     setState("failed");
     const keyRefused =
       failure instanceof ClientError && (failure.code === "UNAUTHENTICATED" || failure.code === "BAD_API_KEY");
-    if (linked !== null && keyRefused) {
+    if (linked === null && keyRefused) {
+      // A refused key is not offered again: the field is emptied, and the status line says so.
+      input.value = "";
+      status.textContent =
+        "not verified: nothing was sent to the enclave (the host refused the API key, which was cleared from the " +
+        "field: enter your API key, then verify again)";
+    } else if (linked === null) {
+      status.textContent =
+        "not verified: nothing was sent to the enclave (fix what the error says, then verify again: the API key " +
+        "is still in its field)";
+    } else if (keyRefused) {
       // Sending the link's key again cannot succeed: it is dropped, and the field is offered for another key.
       keyFromLink = null;
       status.textContent =
@@ -277,7 +310,30 @@ async function main(): Promise<void> {
   const answer = element("answer");
   const usage = element("usage");
   const redactionNote = element("redaction-note");
+  const turns = element("turns");
+  const shownQuestion = element("question");
+  const contextNote = element("context-note");
+  const newConversation = element<HTMLButtonElement>("new-conversation");
+  // Every question and answer of the conversation, in order: all are sent with the next question.
   const history: ChatMessage[] = [];
+  /** The turns before the one shown in #question and #answer, and what the next question is sent with. */
+  const showConversation = (): void => {
+    const earlier = history.length - (shownQuestion.textContent === "" ? 0 : 2);
+    const items: HTMLLIElement[] = [];
+    for (let i = 0; i + 1 < earlier; i += 2) {
+      items.push(turnItem(history[i]?.content ?? "", history[i + 1]?.content ?? ""));
+    }
+    turns.replaceChildren(...items);
+    const count = history.length / 2;
+    contextNote.textContent =
+      count === 0
+        ? "A new conversation: the next question is sent alone."
+        : `The next question is sent with the ${count} question${count === 1 ? "" : "s"} and answer${
+            count === 1 ? "" : "s"
+          } above, in order (the model's context); "New conversation" clears them.`;
+    newConversation.disabled = count === 0 || send.disabled;
+  };
+  showConversation();
   form.hidden = false;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -285,10 +341,24 @@ async function main(): Promise<void> {
     if (question === null || send.disabled) return;
     void ask(question);
   });
+  newConversation.addEventListener("click", () => {
+    if (send.disabled) return;
+    history.length = 0;
+    shownQuestion.textContent = "";
+    answer.textContent = "";
+    usage.textContent = "";
+    showRedactionNote(null, null, redactionNote);
+    error.hidden = true;
+    showConversation();
+  });
 
   async function ask(question: string): Promise<void> {
     send.disabled = true;
     error.hidden = true;
+    // The turn shown last (if answered, it is in history) moves up with the earlier ones.
+    shownQuestion.textContent = "";
+    showConversation();
+    shownQuestion.textContent = question;
     answer.textContent = "";
     usage.textContent = "";
     showRedactionNote(null, null, redactionNote);
@@ -310,13 +380,16 @@ async function main(): Promise<void> {
       prompt.value = "";
       setState("answered");
     } catch (failure) {
-      // A partial answer is never shown as if it were whole.
+      // A partial answer is never shown as if it were whole; the question stays in the box, and is
+      // not in the conversation (it is not sent with the next one).
       answer.textContent = "";
+      shownQuestion.textContent = "";
       setState("answer-failed");
       showError(error, failure, hintFor(failure, "answer"));
     } finally {
       showVerification();
       send.disabled = false;
+      showConversation();
     }
   }
 }

@@ -26,7 +26,8 @@ th{text-align:left;padding:.15rem .8rem .15rem 0;vertical-align:top;white-space:
 td{font-family:ui-monospace,monospace;word-break:break-all}
 #status{font-weight:600}#error{color:#a40000;white-space:pre-wrap}#simulated,#policy-warnings,#max-tokens-note,#redaction-note{color:#8a5a00}
 textarea{width:100%;min-height:4rem;font:inherit}#answer{white-space:pre-wrap;background:#f5f5f5;padding:.6rem;min-height:2rem}
-#usage{color:#555;font-size:.85rem}`;
+#usage,#context-note{color:#555;font-size:.85rem}#turns{padding-left:1.2rem}
+#question,#turns .question{white-space:pre-wrap;font-weight:600;margin:.6rem 0 .2rem}#turns .answer{white-space:pre-wrap;background:#f5f5f5;padding:.6rem}`;
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -51,14 +52,18 @@ const PAGE = `<!doctype html>
 <button id="key-submit" type="submit">Verify the enclave</button>
 </form>
 <table id="enclave" hidden></table>
-<form id="ask-form" hidden>
-<label for="prompt">Question (sealed in this page to the verified enclave; the host sees only its padded size)</label>
-<textarea id="prompt" required></textarea>
-<button id="send" type="submit">Send sealed</button>
-</form>
+<ol id="turns"></ol>
+<pre id="question"></pre>
 <pre id="answer" aria-live="polite"></pre>
 <p id="usage"></p>
 <p id="redaction-note" role="note" hidden></p>
+<form id="ask-form" hidden>
+<label for="prompt">Question (sealed in this page to the verified enclave; the host sees only its padded size)</label>
+<textarea id="prompt" required></textarea>
+<p id="context-note"></p>
+<button id="send" type="submit">Send sealed</button>
+<button id="new-conversation" type="button" disabled>New conversation</button>
+</form>
 </body>
 </html>
 `;

@@ -1,0 +1,201 @@
+/**
+ * Two things the browser page (`cloister web`, client/web/page.ts) shows the user:
+ *
+ * - The conversation it sends: each question goes with every earlier question and answer (the
+ *   model's context), so every earlier turn is shown, in order, as text, with what the next question
+ *   is sent with; a failed turn is not part of it (its partial text cleared); "New conversation"
+ *   clears it all.
+ * - The typed API key after a failed verification: kept in its field when the key was not the problem
+ *   (here the host's attestation unreachable), so that it is not pasted again, and said so; cleared,
+ *   and said so, when the host refused it; cleared once a verification passes.
+ *
+ * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
+ * on a port the host lists as a CORS origin, as in test/e2e/browser-leaks.test.ts.
+ */
+import { access } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { getRequestListener } from "@hono/node-server";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBrowserBundle } from "../../client/web/bundle.ts";
+import { createWebApp } from "../../client/web/server.ts";
+import { listenOnTestPort } from "../helpers/test-ports.ts";
+import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+
+// The first question is markup, to show that a turn is shown as text (no element made from it).
+const QUESTIONS = ["Would <b>ocelots</b> barter turnips?", "And under lighthouses?", "What of quokkas?"];
+const CHROME = process.env.CLOISTER_CHROME ?? "/usr/bin/chromium-headless-shell";
+
+let deployment: E2eDeployment;
+let browser: Browser;
+let pageUrl = "";
+let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
+const pageServer = createServer((request, response) => {
+  if (handler === undefined) response.writeHead(503).end();
+  else handler(request, response);
+});
+
+beforeAll(async () => {
+  await access(CHROME);
+  const port = await listenOnTestPort(pageServer);
+  pageUrl = `http://127.0.0.1:${port}`;
+  deployment = await bootDeployment("sim-snp", { corsOrigins: [pageUrl] });
+  const { code } = await buildBrowserBundle("page");
+  const app = createWebApp({
+    hostUrl: deployment.running.hostUrl,
+    policy: deployment.files.policy,
+    maxTokens: 32,
+    script: code,
+  });
+  handler = getRequestListener(app.fetch);
+  browser = await chromium.launch({ executablePath: CHROME, args: ["--no-sandbox"] });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => pageServer.close(resolve));
+  await deployment?.stop();
+});
+
+async function waitForState(page: Page, states: readonly string[]): Promise<string> {
+  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
+    timeout: 60_000,
+  });
+  return (await page.evaluate(() => document.body.dataset.state)) as string;
+}
+
+/** The page opened, waiting for a key. */
+async function openPage(): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${pageUrl}/`);
+  expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
+  return page;
+}
+
+/** Asks `question` and waits for the outcome (a state of the test's own first, so an earlier one is not seen). */
+async function ask(page: Page, question: string): Promise<string> {
+  await page.evaluate(() => {
+    document.body.dataset.state = "test-sent";
+  });
+  await page.fill("#prompt", question);
+  await page.click("#send");
+  return waitForState(page, ["answered", "answer-failed"]);
+}
+
+/** What the page shows of the conversation: the earlier turns, the latest question and answer, the note. */
+async function shownConversation(page: Page) {
+  return page.evaluate(() => ({
+    turns: Array.from(document.querySelectorAll("#turns > li"), (item) =>
+      Array.from(item.children, (block) => `${block.className}: ${block.textContent}`),
+    ),
+    elementsInTurns: document.querySelectorAll("#turns b, #question b").length,
+    question: document.querySelector("#question")?.textContent ?? "",
+    answer: document.querySelector("#answer")?.textContent ?? "",
+    note: document.querySelector("#context-note")?.textContent ?? "",
+    canClear: !(document.querySelector("#new-conversation") as HTMLButtonElement).disabled,
+  }));
+}
+
+describe("the browser page shows the conversation it sends", () => {
+  it("shows each earlier question and answer in order, leaves a failed turn out, and clears it all on request", async () => {
+    const page = await openPage();
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+    expect(await shownConversation(page)).toMatchObject({
+      turns: [],
+      question: "",
+      note: "A new conversation: the next question is sent alone.",
+      canClear: false,
+    });
+
+    expect(await ask(page, QUESTIONS[0] as string)).toBe("answered");
+    const first = await shownConversation(page);
+    expect(first.answer.length).toBeGreaterThan(0);
+    expect(first).toMatchObject({ turns: [], question: QUESTIONS[0], elementsInTurns: 0, canClear: true });
+    expect(first.note).toMatch(/^The next question is sent with the 1 question and answer above, in order/);
+
+    expect(await ask(page, QUESTIONS[1] as string)).toBe("answered");
+    const second = await shownConversation(page);
+    // The first turn moved up, as text; the second is the latest.
+    expect(second.turns).toEqual([[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]]);
+    expect(second).toMatchObject({ question: QUESTIONS[1], elementsInTurns: 0 });
+    expect(second.note).toMatch(/^The next question is sent with the 2 questions and answers above/);
+
+    // A third question whose answer fails its integrity check (its last bytes flipped, as in
+    // browser-leaks): its partial text is cleared and it is not part of the conversation.
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
+      if (route.request().method() !== "POST") return route.continue();
+      const response = await route.fetch();
+      const tampered = Buffer.from(await response.body());
+      for (let i = Math.max(0, tampered.length - 16); i < tampered.length; i++) tampered[i] = (tampered[i] ?? 0) ^ 0xff;
+      await route.fulfill({ response, body: tampered });
+    });
+    expect(await ask(page, QUESTIONS[2] as string)).toBe("answer-failed");
+    await page.unroute(`${hostOrigin}/v1/sealed`);
+    const failed = await shownConversation(page);
+    expect(failed).toMatchObject({
+      turns: [
+        [`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`],
+        [`question: ${QUESTIONS[1]}`, `answer: ${second.answer}`],
+      ],
+      question: "",
+      answer: "",
+    });
+    expect(failed.note).toMatch(/^The next question is sent with the 2 questions and answers above/);
+    expect(await page.inputValue("#prompt")).toBe(QUESTIONS[2]);
+
+    await page.click("#new-conversation");
+    expect(await shownConversation(page)).toMatchObject({
+      turns: [],
+      question: "",
+      answer: "",
+      note: "A new conversation: the next question is sent alone.",
+      canClear: false,
+    });
+    expect(await ask(page, QUESTIONS[2] as string)).toBe("answered");
+    const fresh = await shownConversation(page);
+    expect(fresh).toMatchObject({ turns: [], question: QUESTIONS[2] });
+    expect(fresh.note).toMatch(/^The next question is sent with the 1 question and answer above/);
+    await page.close();
+  });
+});
+
+describe("the browser page's API key field after a failed verification", () => {
+  it("keeps a typed key when the host could not be reached, and clears it once verified", async () => {
+    const page = await openPage();
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    let refused = 0;
+    await page.route(`${hostOrigin}/v1/attestation`, async (route) => {
+      if (route.request().method() === "OPTIONS" || refused > 0) return route.continue();
+      refused++;
+      return route.abort("connectionrefused");
+    });
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    expect(refused).toBe(1);
+    expect(await page.getAttribute("#error", "data-code")).toBe("HOST_UNREACHABLE");
+    expect(await page.textContent("#status")).toContain("the API key is still in its field");
+    expect(await page.inputValue("#api-key")).toBe(deployment.files.apiKey);
+    // Verified again without pasting it.
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+    expect(await page.inputValue("#api-key")).toBe("");
+    await page.close();
+  });
+
+  it("clears a key the host refused, and says to enter it again", async () => {
+    const page = await openPage();
+    await page.fill("#api-key", `not-${deployment.files.apiKey}`);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    expect(await page.getAttribute("#error", "data-code")).toBe("UNAUTHENTICATED");
+    expect(await page.textContent("#status")).toContain(
+      "the host refused the API key, which was cleared from the field",
+    );
+    expect(await page.inputValue("#api-key")).toBe("");
+    await page.close();
+  });
+});
