@@ -4,7 +4,7 @@
  * - The conversation it sends: each question goes with every earlier question and answer (the
  *   model's context), so every earlier turn is shown, in order, as text, with what the next question
  *   is sent with; a failed turn is not part of it (its partial text cleared); "New conversation"
- *   clears it all.
+ *   clears it all, and is not offered while a question is under way (sent with the conversation).
  * - The typed API key after a failed verification: kept in its field when the key was not the problem
  *   (here the host's attestation unreachable), so that it is not pasted again, and said so; cleared,
  *   and said so, when the host refused it; cleared once a verification passes.
@@ -19,6 +19,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBrowserBundle } from "../../client/web/bundle.ts";
 import { createWebApp } from "../../client/web/server.ts";
+import { held } from "../helpers/held.ts";
 import { listenOnTestPort } from "../helpers/test-ports.ts";
 import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
 
@@ -158,6 +159,48 @@ describe("the browser page shows the conversation it sends", () => {
     const fresh = await shownConversation(page);
     expect(fresh).toMatchObject({ turns: [], question: QUESTIONS[2] });
     expect(fresh.note).toMatch(/^The next question is sent with the 1 question and answer above/);
+    await page.close();
+  });
+
+  it("offers no New conversation while a question is under way, and keeps the conversation it is sent with", async () => {
+    const page = await openPage();
+    await page.fill("#api-key", deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+    expect(await ask(page, QUESTIONS[0] as string)).toBe("answered");
+    const first = await shownConversation(page);
+    expect(first.canClear).toBe(true);
+
+    // The next question's sealed POST held at the page until the test lets it go.
+    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const sealed = held();
+    await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
+      if (route.request().method() !== "POST") return route.continue();
+      sealed.enter();
+      await sealed.promise;
+      return route.continue();
+    });
+    await page.fill("#prompt", QUESTIONS[1] as string);
+    await page.click("#send");
+    await sealed.entered;
+    // Under way: the button is disabled (a click, forced, does nothing), the earlier turn shown above.
+    expect(await page.evaluate(() => document.body.dataset.state)).toBe("asking");
+    expect(await shownConversation(page)).toMatchObject({
+      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]],
+      question: QUESTIONS[1],
+      canClear: false,
+    });
+    await page.click("#new-conversation", { force: true });
+    sealed.settle();
+    expect(await waitForState(page, ["answered", "answer-failed"])).toBe("answered");
+    await page.unroute(`${hostOrigin}/v1/sealed`);
+    const second = await shownConversation(page);
+    expect(second).toMatchObject({
+      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]],
+      question: QUESTIONS[1],
+      canClear: true,
+    });
+    expect(second.note).toMatch(/^The next question is sent with the 2 questions and answers above/);
     await page.close();
   });
 });
