@@ -45,7 +45,9 @@
  * scripts' letters stay (Hindi vowel signs, Japanese `パ`). There the rule is searched with its
  * literal letters folded the same way (`contraseña` as `contrasena`, `\u00f1` as `n`, Cyrillic `ё`
  * as `е`; inside a class member by member, and a range such as `[à-ÿ]` with the bare letters of
- * the accented ones it holds added, `[à-ÿaceinouy]`), as written and look-alike-folded. This
+ * the accented ones it holds added, `[à-ÿaceinouy]`; case-insensitively with the bare letter of
+ * each case, where the view reads a letter's cases apart: `ѓ` as `[гѓ]`, since `ѓ` reads `г` and
+ * `Ѓ` as written), as written and look-alike-folded. This
  * over-matches, which a block rule may (fail-closed): plain `contrasena` meets a rule `contraseña`,
  * `passwörd` one `password`, `ax` one `[à-ÿ]x`. Not folded: look-alikes of several characters (`rn`
  * for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`). What tells an accented
@@ -451,6 +453,30 @@ function bareLetter(c: string): string {
 }
 
 /**
+ * The letters the unmarked text reads `c` as (bareLetter), case-insensitively also that of each
+ * accented letter JavaScript's /iu reads as `c` (accentedLetterTable) where it differs beyond case:
+ * the view reads a letter's cases apart where only one of them is a look-alike (`ѓ` reads `г`, `Ѓ`
+ * stays; titlecase `ᾘ` reads `Η`, `ᾐ` stays), so a case-insensitive rule's `Ѓ` must meet `г` too.
+ * and `c` itself where one of its cases reads as written (`[гѓ]` for `ѓ`); `c`'s own bare letter
+ * first; an ASCII letter has no accented other case.
+ */
+function bareCases(c: string, caseInsensitive: boolean): string[] {
+  const forms = [bareLetter(c)];
+  const codePoint = c.codePointAt(0) as number;
+  if (!caseInsensitive || codePoint < 0x80 || [...c].length !== 1) return forms;
+  const add = (bare: string) => {
+    if (!forms.some((f) => f.toLowerCase() === bare.toLowerCase())) forms.push(bare);
+  };
+  const sameLetter = new RegExp(`^\\u{${codePoint.toString(16)}}$`, "iu");
+  for (const [accented, bare] of accentedLetterTable()) {
+    if (sameLetter.test(String.fromCodePoint(accented))) add(bare);
+  }
+  // A case the view reads as written (`Ѓ` for a rule's `ѓ`): `c` itself, whose cases RE2 folds.
+  if ([c, c.toLowerCase(), c.toUpperCase()].some((f) => [...f].length === 1 && bareLetter(f) === f)) add(c);
+  return forms;
+}
+
+/**
  * Each code point the normalized text may hold (NFKC leaves it) that the unmarked text reads as
  * another letter (bareLetter: `à` → `a`, `ǻ` → `a`, Cyrillic `ё` → `е`, Greek `ά` → `α`), as
  * [code point, that letter], in order: the Latin-1 Supplement, Latin Extended, Latin Extended
@@ -476,15 +502,20 @@ function accentedLetterTable(): readonly (readonly [codePoint: number, bare: str
 
 /**
  * The letters a class range [`start`, `end`] gains in a block rule's accent-folded form: the bare
- * letter (accentedLetterTable) of each accented letter in it, case-insensitively of its other cases
- * too, those inside the range left out (`à-ÿ` gains `aceinouy`; `a-z` nothing). Letters only, so
- * nothing needs escaping in the class.
+ * letter (accentedLetterTable) of each accented letter in it, case-insensitively of each letter
+ * the range holds as JavaScript's /iu reads it (`[\u212A-\u212B]` holds `å`, the angstrom sign's
+ * small letter) and of its other cases, those inside the range left out (`à-ÿ` gains `aceinouy`;
+ * `a-z` nothing). Letters only, so nothing needs escaping in the class.
  */
 function bareLettersInRange(start: number, end: number, caseInsensitive: boolean): string {
+  if (start > end) return ""; // no such range parses (JavaScript and RE2 refuse it)
+  const holds = caseInsensitive ? new RegExp(`[\\u{${start.toString(16)}}-\\u{${end.toString(16)}}]`, "iu") : null;
   const bares = new Set<string>();
   for (const [codePoint, bare] of accentedLetterTable()) {
-    if (codePoint < start) continue;
-    if (codePoint > end) break;
+    if (holds !== null) {
+      if (!holds.test(String.fromCodePoint(codePoint))) continue;
+    } else if (codePoint < start) continue;
+    else if (codePoint > end) break;
     const char = String.fromCodePoint(codePoint);
     const cases = caseInsensitive ? [char, char.toLowerCase(), char.toUpperCase()] : [char];
     for (const form of cases) {
@@ -539,6 +570,7 @@ export function toRe2Syntax(
 ): string {
   const unsupported = (what: string) => new PolicyPatternUnsafeError(ruleId, `${what}, which has no RE2 form`);
   const foldAccents = options.foldAccents === true;
+  const caseInsensitive = options.caseInsensitive === true;
   let out = "";
   let inClass = false;
   // A negated class stays as written: `[^ó]` folded to `[^o]` would no longer match `o`.
@@ -567,18 +599,31 @@ export function toRe2Syntax(
   const literal = (written: string, hex: string | null, next: number): string => {
     const escaped = hex === null ? written : `\\x{${hex}}`;
     if (inClass) {
-      // A literal astral character is read one UTF-16 unit at a time: a high surrogate ending a
-      // range stands for the highest code point it may start (fail-closed: the range gains more).
+      // A literal astral character is one member (its two UTF-16 units, read together below); a
+      // lone high surrogate ending a range stands for the highest code point it may start
+      // (fail-closed: the range gains more).
       const unit = written.codePointAt(0) as number;
       const { member, extra } = rangeMember(next, unit >= 0xd800 && unit <= 0xdbff ? 0x10ffff : unit);
       if (member) return escaped + extra;
       if (!foldAccents || negated) return escaped;
-      const bare = bareLetter(written);
-      return bare === written ? escaped : bare;
+      const bares = bareCases(written, caseInsensitive);
+      return bares.length === 1 && bares[0] === written ? escaped : bares.join("");
     }
-    const bare = foldAccents ? bareLetter(written) : written;
+    const bares = foldAccents ? bareCases(written, caseInsensitive) : [written];
+    if (bares.length > 1) {
+      // Cases read as different letters: a class of them (look-alike-folded too when asked), and no
+      // mark after it dropped (`[Ѓг]` is no one letter).
+      letter = null;
+      const forms = bares.flatMap((f) =>
+        options.foldLiterals === true
+          ? [f, f.toLowerCase(), f.toUpperCase()].filter((g) => [...g].length === 1).map(foldLookAlikes)
+          : [f],
+      );
+      return `[${[...new Set(forms)].join("")}]`;
+    }
+    const bare = bares[0] as string;
     letter = LETTER.test(bare) ? bare : null;
-    const folded = options.foldLiterals === true ? foldedLiteral(bare, options.caseInsensitive === true) : bare;
+    const folded = options.foldLiterals === true ? foldedLiteral(bare, caseInsensitive) : bare;
     return folded === written ? escaped : folded;
   };
   /** Whether a mark (`written`) sits on the letter before it and goes with its diacritics. */
@@ -641,7 +686,12 @@ export function toRe2Syntax(
       } else if (c === "-" && range === 1) {
         range = 2;
         out += c;
-      } else out += literal(c, null, i + 1);
+      } else {
+        // An astral character written out: both UTF-16 units as one member.
+        const units = /^[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(pattern.slice(i, i + 2)) ? 2 : 1;
+        out += literal(pattern.slice(i, i + units), null, i + units);
+        i += units - 1;
+      }
       continue;
     }
     if (c === "[") {

@@ -120,6 +120,41 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     }
   });
 
+  it("reads each case of a rule's letter as the view does, case-insensitively (read43e)", () => {
+    // The view reads a letter's cases apart where only one of them is a look-alike: `ѓ` reads `г`,
+    // `Ѓ` stays; `Ǯ` reads `Ʒ`, `ǯ` stays; `Ή` reads `Η`, `ή` stays; titlecase `ᾘ` reads `Η`,
+    // `ᾐ` stays. The angstrom sign U+212B, which NFKC writes `Å`, holds `å` case-insensitively. A
+    // rule that writes `é` read the prompt composed before, so these met it.
+    for (const [pattern, text] of [
+      ["é|Ѓx", "ѓ\u0336x"],
+      ["é|ǯx", "Ǯ\u0336x"],
+      ["é|[Ѓ]x", "ѓ\u0336x"],
+      ["é|[έ-ή]x", "Ή\u0336x"],
+      ["é|ᾐx", "ᾘ\u0336x"],
+      ["é|ѓax", "Ѓa\u0336x"],
+      ["[\\u212A-\\u212B]x", "å\u0336x"],
+    ] as const) {
+      const pair = deciders(pattern, true);
+      expect(pair.old(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+      expect(pair.current(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
+    }
+    const bare = (pattern: string) => toRe2Syntax("r", pattern, { foldAccents: true, caseInsensitive: true });
+    expect(bare("Ѓ|ѓ|ǯ|é")).toBe("[Ѓг]|[гѓ]|[ǯƷ]|e");
+    // Case-sensitively a letter reads one way: nothing is added.
+    expect(toRe2Syntax("r", "Ѓ|ѓ", { foldAccents: true })).toBe("Ѓ|г");
+  });
+
+  it("keeps a literal astral range end whole where the range gains letters (read43e)", () => {
+    // The letters a range gains went between the two UTF-16 units of `😀`, so the range ended at
+    // its lone high surrogate and `🔀` (U+1F500) fell out of it.
+    const { old, current } = deciders("[ḁ-😀]ab");
+    expect(old("🔀a\u0336b")).toBe("block");
+    expect(current("🔀a\u0336b")).toBe("block");
+    const bare = toRe2Syntax("r", "[ḁ-😀]", { foldAccents: true });
+    expect(bare.startsWith("[ḁ-😀")).toBe(true);
+    expect(toRe2Syntax("r", "[😀-😂]", { foldAccents: true })).toBe("[😀-😂]");
+  });
+
   it("reads every accented letter of the table in the Basic Multilingual Plane: none past U+FFFF folds", () => {
     // policy.ts builds the letters a range gains from U+0080..U+FFFF only; this checks the rest.
     const past: string[] = [];
