@@ -547,9 +547,10 @@ const LETTER = /^\p{L}$/u;
  * The manifest's patterns are JavaScript Unicode-mode expressions (the schema checks they parse as
  * one; clients read them so); this writes one in RE2 syntax with the same meaning: `\s`, `\S` and
  * `.` as JavaScript defines them (RE2's are ASCII-only, and its `.` also matches `\r` and U+2028),
- * `\uXXXX` / `\u{X}` as `\x{X}`, property names without the `Script=` / `sc=` /
- * `General_Category=` / `gc=` prefix. What has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a
- * class, `\P{…}` in a caseInsensitive pattern) is refused (POLICY_PATTERN_UNSAFE) rather than given
+ * `\uXXXX` / `\u{X}` as `\x{X}` (a surrogate pair of `\uXXXX` escapes as the one code point it
+ * writes), property names without the `Script=` / `sc=` / `General_Category=` / `gc=` prefix. What
+ * has no RE2 form (`\cX`, `[^]`, `[]`, `\S` inside a class, `\P{…}` in a caseInsensitive pattern) is
+ * refused (POLICY_PATTERN_UNSAFE) rather than given
  * another meaning; so are
  * backreferences and lookarounds, which RE2 itself refuses. With `foldLiterals`, literal look-alike
  * letters outside character classes and escapes are written as the ASCII letters they fold to
@@ -649,9 +650,19 @@ export function toRe2Syntax(
       } else if (hexEscape) {
         const braced = next === "u" ? /^\{([0-9A-Fa-f]{1,6})\}/.exec(pattern.slice(i + 1)) : null;
         const plain = (next === "u" ? /^[0-9A-Fa-f]{4}/ : /^[0-9A-Fa-f]{2}/).exec(pattern.slice(i + 1));
-        const hex = braced?.[1] ?? plain?.[0];
+        let hex = braced?.[1] ?? plain?.[0];
         if (hex === undefined) throw unsupported("a \\u escape without 4 hex digits or {hex}");
         i += (braced?.[0] ?? plain?.[0] ?? "").length;
+        // JavaScript's u mode reads a high-surrogate `\uXXXX` followed by a low-surrogate `\uXXXX`
+        // as one code point (`\uD83D\uDE00` is U+1F600); RE2 would read two lone surrogates, which
+        // no astral character holds. A lone surrogate escape (or `\u{D83D}`) stays one in both.
+        const low =
+          next === "u" && braced === null ? /^\\u([Dd][C-Fc-f][0-9A-Fa-f]{2})/.exec(pattern.slice(i + 1)) : null;
+        const high = Number.parseInt(hex, 16);
+        if (low !== null && high >= 0xd800 && high <= 0xdbff) {
+          hex = (0x10000 + ((high - 0xd800) << 10) + (Number.parseInt(low[1] as string, 16) - 0xdc00)).toString(16);
+          i += low[0].length;
+        }
         // A letter written as an escape is folded as if written out.
         const written = String.fromCodePoint(Number.parseInt(hex, 16));
         if (dropsMark(written)) {
