@@ -578,8 +578,9 @@ export function toRe2Syntax(
   let negated = false;
   // In a class: 1 after a member a range dash follows, 2 after that dash (the next member ends the range).
   let range = 0;
-  // Outside a class: the last literal letter as folded for accents, while only marks follow it.
-  let letter: string | null = null;
+  // Outside a class: the last literal letter as folded for accents (each case where they read apart,
+  // `г` and `ѓ` for a caseInsensitive `ѓ`), while only marks follow it.
+  let letters: readonly string[] = [];
   // In a class: the code point that starts the range being read.
   let rangeStart = 0;
   /**
@@ -612,9 +613,10 @@ export function toRe2Syntax(
     }
     const bares = foldAccents ? bareCases(written, caseInsensitive) : [written];
     if (bares.length > 1) {
-      // Cases read as different letters: a class of them (look-alike-folded too when asked), and no
-      // mark after it dropped (`[Ѓг]` is no one letter).
-      letter = null;
+      // Cases read as different letters: a class of them (look-alike-folded too when asked); a mark
+      // after it one of them drops is made optional (droppedMark): the view reads `ѓ\u0336` as `г`,
+      // `Ѓ\u0336` as written.
+      letters = bares.filter((f) => LETTER.test(f));
       const forms = bares.flatMap((f) =>
         options.foldLiterals === true
           ? [f, f.toLowerCase(), f.toUpperCase()].filter((g) => [...g].length === 1).map(foldLookAlikes)
@@ -623,13 +625,22 @@ export function toRe2Syntax(
       return `[${[...new Set(forms)].join("")}]`;
     }
     const bare = bares[0] as string;
-    letter = LETTER.test(bare) ? bare : null;
+    letters = LETTER.test(bare) ? [bare] : [];
     const folded = options.foldLiterals === true ? foldedLiteral(bare, caseInsensitive) : bare;
     return folded === written ? escaped : folded;
   };
   /** Whether a mark (`written`) sits on the letter before it and goes with its diacritics. */
   const dropsMark = (written: string): boolean =>
-    foldAccents && !inClass && letter !== null && MARK.test(written) && bareLetter(letter + written) === letter;
+    foldAccents && !inClass && MARK.test(written) && letters.some((l) => bareLetter(l + written) === l);
+  /**
+   * A mark dropsMark drops (`re2` its RE2 form) as written before `next`: nothing, or an empty group
+   * when a quantifier follows; after a letter whose cases read apart, the mark made optional (the
+   * case the view reads as written keeps it).
+   */
+  const droppedMark = (re2: string, next: number): string => {
+    if (letters.length > 1) return `(?:${re2}?)`;
+    return /^[*+?{]/.test(pattern.slice(next)) ? "(?:)" : "";
+  };
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
     if (c === "\\") {
@@ -638,7 +649,7 @@ export function toRe2Syntax(
       let extra = "";
       const hexEscape = next === "u" || (next === "x" && foldAccents && /^[0-9A-Fa-f]{2}/.test(pattern.slice(i + 1)));
       if (!hexEscape) {
-        letter = null;
+        letters = [];
         // A class escape is a member too (`\d` may start a range no more than `\p{L}` ends one).
         const braces = next === "p" || next === "P" ? (/^\{[^}]*\}/.exec(pattern.slice(i + 1))?.[0] ?? "") : "";
         if (inClass) extra = rangeMember(i + 1 + braces.length, escapedCodePoint(next)).extra;
@@ -666,7 +677,7 @@ export function toRe2Syntax(
         // A letter written as an escape is folded as if written out.
         const written = String.fromCodePoint(Number.parseInt(hex, 16));
         if (dropsMark(written)) {
-          if (/^[*+?{]/.test(pattern.slice(i + 1))) out += "(?:)";
+          out += droppedMark(`\\x{${hex}}`, i + 1);
           continue;
         }
         out += literal(written, hex, i + 1);
@@ -712,7 +723,7 @@ export function toRe2Syntax(
       inClass = true;
       negated = pattern[i + 1] === "^";
       range = 0;
-      letter = null;
+      letters = [];
       out += c;
       if (pattern[i + 1] === "^") {
         out += "^";
@@ -721,11 +732,11 @@ export function toRe2Syntax(
       continue;
     }
     if (dropsMark(c)) {
-      if (/^[*+?{]/.test(pattern.slice(i + 1))) out += "(?:)";
+      out += droppedMark(c, i + 1);
       continue;
     }
     if (c === ".") {
-      letter = null;
+      letters = [];
       out += JS_DOT;
     } else out += literal(c, null, i + 1);
   }
