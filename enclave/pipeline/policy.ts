@@ -558,7 +558,8 @@ const LETTER = /^\p{L}$/u;
  * (written out, `\uXXXX` or `\xHH`) are written without their diacritics (bareLetter), inside a
  * class too where one is a member alone, a range gaining the bare letters of the accented ones
  * it holds (bareLettersInRange; a negated class stays as written), and a combining mark written
- * after such a letter is dropped, for matching the unmarked text.
+ * after such a letter is dropped (made optional after a caseInsensitive letter written as the class
+ * of its cases, `[гѓ]`), for matching the unmarked text.
  */
 export function toRe2Syntax(
   ruleId: string,
