@@ -68,4 +68,23 @@ describe("a surrogate-pair escape in a pattern rule is one code point, as JavaSc
     }
     expect(toRe2Syntax("r", "\\uD83D\\u{DE00}")).toBe("\\x{D83D}\\x{DE00}");
   });
+
+  it("joins only an escape pair JavaScript joins: not after an escaped backslash, a quantifier or a class edge", () => {
+    for (const [pattern, text] of [
+      ["\\\\uD83D\\uDE00", "\\uD83D\uDE00"],
+      ["\\\\uD83D\\uDE00", "\\uD83D😀"],
+      ["\\uD83D\\\\uDE00", "\uD83D\\uDE00"],
+      ["\\uD83D\\\\uDE00", "😀"],
+      ["\\uD83D+\\uDE00", "😀"],
+      ["\\uD83D?\\uDE00", "a 😀"],
+      ["[\\uD83D]\\uDE00", "😀"],
+      ["\\uD83D[\\uDE00]", "😀"],
+      ["[\\u{1F5FF}-\\uD83D\\uDE4F]", "🙂"],
+      ["[\\u{1F5FF}-\\uD83D\\uDE4F]", "\uDE00"],
+    ] as const) {
+      const js = new RegExp(pattern, "u").test(text);
+      expect(decide(pattern, "block", text), `${pattern} ${JSON.stringify(text)}`).toBe(js ? "block" : "allow");
+      expect(decide(pattern, "allow", text), `${pattern} ${JSON.stringify(text)}`).toBe(js ? "allow" : "block");
+    }
+  });
 });
