@@ -10,65 +10,22 @@
  *   and said so, when the host refused it; cleared once a verification passes.
  *
  * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
- * on a port the host lists as a CORS origin, as in test/e2e/browser-leaks.test.ts.
+ * on a port the host lists as a CORS origin: test/e2e/helpers/browser-page.ts.
  */
-import { access } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { getRequestListener } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBrowserBundle } from "../../client/web/bundle.ts";
-import { createWebApp } from "../../client/web/server.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { held } from "../helpers/held.ts";
-import { listenOnTestPort } from "../helpers/test-ports.ts";
-import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import { useBrowserPage, waitForState } from "./helpers/browser-page.ts";
 
 // The first question is markup, to show that a turn is shown as text (no element made from it).
 const QUESTIONS = ["Would <b>ocelots</b> barter turnips?", "And under lighthouses?", "What of quokkas?"];
-const CHROME = process.env.CLOISTER_CHROME ?? "/usr/bin/chromium-headless-shell";
 
-let deployment: E2eDeployment;
-let browser: Browser;
-let pageUrl = "";
-let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
-const pageServer = createServer((request, response) => {
-  if (handler === undefined) response.writeHead(503).end();
-  else handler(request, response);
-});
-
-beforeAll(async () => {
-  await access(CHROME);
-  const port = await listenOnTestPort(pageServer);
-  pageUrl = `http://127.0.0.1:${port}`;
-  deployment = await bootDeployment("sim-snp", { corsOrigins: [pageUrl] });
-  const { code } = await buildBrowserBundle("page");
-  const app = createWebApp({
-    hostUrl: deployment.running.hostUrl,
-    policy: deployment.files.policy,
-    maxTokens: 32,
-    script: code,
-  });
-  handler = getRequestListener(app.fetch);
-  browser = await chromium.launch({ executablePath: CHROME, args: ["--no-sandbox"] });
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((resolve) => pageServer.close(resolve));
-  await deployment?.stop();
-});
-
-async function waitForState(page: Page, states: readonly string[]): Promise<string> {
-  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
-    timeout: 60_000,
-  });
-  return (await page.evaluate(() => document.body.dataset.state)) as string;
-}
+const web = useBrowserPage();
 
 /** The page opened, waiting for a key. */
 async function openPage(): Promise<Page> {
-  const page = await browser.newPage();
-  await page.goto(`${pageUrl}/`);
+  const page = await web.browser.newPage();
+  await page.goto(`${web.pageUrl}/`);
   expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
   return page;
 }
@@ -100,7 +57,7 @@ async function shownConversation(page: Page) {
 describe("the browser page shows the conversation it sends", () => {
   it("shows each earlier question and answer in order, leaves a failed turn out, and clears it all on request", async () => {
     const page = await openPage();
-    await page.fill("#api-key", deployment.files.apiKey);
+    await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
     expect(await shownConversation(page)).toMatchObject({
@@ -125,7 +82,7 @@ describe("the browser page shows the conversation it sends", () => {
 
     // A third question whose answer fails its integrity check (its last bytes flipped, as in
     // browser-leaks): its partial text is cleared and it is not part of the conversation.
-    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
       if (route.request().method() !== "POST") return route.continue();
       const response = await route.fetch();
@@ -164,7 +121,7 @@ describe("the browser page shows the conversation it sends", () => {
 
   it("offers no New conversation while a question is under way, and keeps the conversation it is sent with", async () => {
     const page = await openPage();
-    await page.fill("#api-key", deployment.files.apiKey);
+    await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
     expect(await ask(page, QUESTIONS[0] as string)).toBe("answered");
@@ -172,7 +129,7 @@ describe("the browser page shows the conversation it sends", () => {
     expect(first.canClear).toBe(true);
 
     // The next question's sealed POST held at the page until the test lets it go.
-    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     const sealed = held();
     await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
       if (route.request().method() !== "POST") return route.continue();
@@ -208,20 +165,20 @@ describe("the browser page shows the conversation it sends", () => {
 describe("the browser page's API key field after a failed verification", () => {
   it("keeps a typed key when the host could not be reached, and clears it once verified", async () => {
     const page = await openPage();
-    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     let refused = 0;
     await page.route(`${hostOrigin}/v1/attestation`, async (route) => {
       if (route.request().method() === "OPTIONS" || refused > 0) return route.continue();
       refused++;
       return route.abort("connectionrefused");
     });
-    await page.fill("#api-key", deployment.files.apiKey);
+    await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
     expect(refused).toBe(1);
     expect(await page.getAttribute("#error", "data-code")).toBe("HOST_UNREACHABLE");
     expect(await page.textContent("#status")).toContain("the API key is still in its field");
-    expect(await page.inputValue("#api-key")).toBe(deployment.files.apiKey);
+    expect(await page.inputValue("#api-key")).toBe(web.deployment.files.apiKey);
     // Verified again without pasting it.
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
@@ -231,7 +188,7 @@ describe("the browser page's API key field after a failed verification", () => {
 
   it("clears a key the host refused, and says to enter it again", async () => {
     const page = await openPage();
-    await page.fill("#api-key", `not-${deployment.files.apiKey}`);
+    await page.fill("#api-key", `not-${web.deployment.files.apiKey}`);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
     expect(await page.getAttribute("#error", "data-code")).toBe("UNAUTHENTICATED");

@@ -10,66 +10,23 @@
  *   and its last bytes flipped: the page has shown text by then, and must clear it.
  *
  * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
- * on a port the host lists as a CORS origin.
+ * on a port the host lists as a CORS origin: test/e2e/helpers/browser-page.ts.
  */
-import { access } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { getRequestListener } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBrowserBundle } from "../../client/web/bundle.ts";
-import { createWebApp } from "../../client/web/server.ts";
-import { listenOnTestPort } from "../helpers/test-ports.ts";
-import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { useBrowserPage, waitForState } from "./helpers/browser-page.ts";
 
 const QUESTION = "Would ocelots barter turnips under lighthouses?";
-const CHROME = process.env.CLOISTER_CHROME ?? "/usr/bin/chromium-headless-shell";
 
-let deployment: E2eDeployment;
-let browser: Browser;
-let pageUrl = "";
-let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
-const pageServer = createServer((request, response) => {
-  if (handler === undefined) response.writeHead(503).end();
-  else handler(request, response);
-});
-
-beforeAll(async () => {
-  await access(CHROME);
-  const port = await listenOnTestPort(pageServer);
-  pageUrl = `http://127.0.0.1:${port}`;
-  deployment = await bootDeployment("sim-snp", { corsOrigins: [pageUrl] });
-  const { code } = await buildBrowserBundle("page");
-  const app = createWebApp({
-    hostUrl: deployment.running.hostUrl,
-    policy: deployment.files.policy,
-    maxTokens: 32,
-    script: code,
-  });
-  handler = getRequestListener(app.fetch);
-  browser = await chromium.launch({ executablePath: CHROME, args: ["--no-sandbox"] });
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((resolve) => pageServer.close(resolve));
-  await deployment?.stop();
-});
-
-async function waitForState(page: Page, states: readonly string[]): Promise<string> {
-  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
-    timeout: 60_000,
-  });
-  return (await page.evaluate(() => document.body.dataset.state)) as string;
-}
+const web = useBrowserPage();
 
 /** Verifies with the key typed into the form; the page is then "verified". */
 async function verifiedPage(consoleLines: string[]): Promise<Page> {
-  const page = await browser.newPage();
+  const page = await web.browser.newPage();
   page.on("console", (message) => consoleLines.push(message.text()));
-  await page.goto(`${pageUrl}/`);
+  await page.goto(`${web.pageUrl}/`);
   expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
-  await page.fill("#api-key", deployment.files.apiKey);
+  await page.fill("#api-key", web.deployment.files.apiKey);
   await page.click("#key-submit");
   expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
   return page;
@@ -108,12 +65,12 @@ describe("the browser page keeps the key, the question and the answer in memory 
     expect(answer.length).toBeGreaterThan(8);
     const kept = `${await keptByThePage(page)}\n${consoleLines.join("\n")}`;
     // Any 16 characters of the key in a row (a key cut short is still a leak).
-    const key = deployment.files.apiKey;
+    const key = web.deployment.files.apiKey;
     const keyRuns = Array.from({ length: Math.max(1, key.length - 15) }, (_, i) => key.slice(i, i + 16));
     const needles = [...keyRuns, QUESTION, ...QUESTION.split(" ").filter((w) => w.length >= 6), answer];
     expect(needles.filter((needle) => kept.includes(needle))).toEqual([]);
     // The address is the page's own, as opened.
-    expect(page.url()).toBe(`${pageUrl}/`);
+    expect(page.url()).toBe(`${web.pageUrl}/`);
     await page.close();
   });
 });
@@ -122,7 +79,7 @@ describe("the browser page on an answer that fails its integrity check", () => {
   it("clears the text it had shown, and says the answer failed", async () => {
     const consoleLines: string[] = [];
     const page = await verifiedPage(consoleLines);
-    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     let cut = 0;
     await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
       if (route.request().method() !== "POST") return route.continue();

@@ -16,62 +16,19 @@
  * first once its document is whole again (the notice shown again: it is simulated).
  *
  * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
- * on a port the host lists as a CORS origin, as in test/e2e/browser-leaks.test.ts.
+ * on a port the host lists as a CORS origin: test/e2e/helpers/browser-page.ts.
  */
-import { access } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { getRequestListener } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBrowserBundle } from "../../client/web/bundle.ts";
-import { createWebApp } from "../../client/web/server.ts";
-import { listenOnTestPort } from "../helpers/test-ports.ts";
-import { bootDeployment, type E2eDeployment } from "./helpers/deployment.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { useBrowserPage, waitForState } from "./helpers/browser-page.ts";
 import { attackerKeys, resignOnly } from "./helpers/document.ts";
 
 const QUESTION = "Would ocelots barter turnips under lighthouses?";
-const CHROME = process.env.CLOISTER_CHROME ?? "/usr/bin/chromium-headless-shell";
 const UNVERIFIED_STATUS = "not verified: the enclave's last verification failed; the next question verifies it first";
 /** What one verification of the enclave asks the host. */
 const VERIFICATION = ["GET /v1/attestation", "POST /v1/attestation/challenge"];
 
-let deployment: E2eDeployment;
-let browser: Browser;
-let pageUrl = "";
-let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
-const pageServer = createServer((request, response) => {
-  if (handler === undefined) response.writeHead(503).end();
-  else handler(request, response);
-});
-
-beforeAll(async () => {
-  await access(CHROME);
-  const port = await listenOnTestPort(pageServer);
-  pageUrl = `http://127.0.0.1:${port}`;
-  deployment = await bootDeployment("sim-snp", { corsOrigins: [pageUrl] });
-  const { code } = await buildBrowserBundle("page");
-  const app = createWebApp({
-    hostUrl: deployment.running.hostUrl,
-    policy: deployment.files.policy,
-    maxTokens: 32,
-    script: code,
-  });
-  handler = getRequestListener(app.fetch);
-  browser = await chromium.launch({ executablePath: CHROME, args: ["--no-sandbox"] });
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((resolve) => pageServer.close(resolve));
-  await deployment?.stop();
-});
-
-async function waitForState(page: Page, states: readonly string[]): Promise<string> {
-  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ""), states, {
-    timeout: 60_000,
-  });
-  return (await page.evaluate(() => document.body.dataset.state)) as string;
-}
+const web = useBrowserPage();
 
 /** Asks `QUESTION` (the state is "asking" once the click returns) and waits for the outcome. */
 async function ask(page: Page): Promise<string> {
@@ -97,15 +54,15 @@ async function shownVerification(page: Page): Promise<{ rows: string[]; status: 
 
 /** The statuses of the sealed POSTs the host logged, in order. */
 const sealedAtHost = () =>
-  deployment
+  web.deployment
     .hostAccessLog()
     .filter((record) => record.method === "POST" && record.path === "/v1/sealed")
     .map((record) => record.status);
 
 describe("the browser page after a re-verification that fails", () => {
   it("empties the enclave table, says the last verification failed, and sends nothing until one passes", async () => {
-    const page = await browser.newPage();
-    const hostOrigin = new URL(deployment.running.hostUrl).origin;
+    const page = await web.browser.newPage();
+    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     // What the page sent to the host, and whether the host's document is to be forged.
     const sent: string[] = [];
     let forgeDocument = false;
@@ -119,9 +76,9 @@ describe("the browser page after a re-verification that fails", () => {
       const forged = await resignOnly(document, attackerKeys().signing);
       return route.fulfill({ response, body: JSON.stringify({ document: forged }) });
     });
-    await page.goto(`${pageUrl}/`);
+    await page.goto(`${web.pageUrl}/`);
     expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
-    await page.fill("#api-key", deployment.files.apiKey);
+    await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
     expect(await ask(page)).toBe("answered");
@@ -132,8 +89,8 @@ describe("the browser page after a re-verification that fails", () => {
     expect(verified.simulated).toBe(true);
 
     // A new boot (new keys), whose document the host now hands over signed with another key.
-    await deployment.running.restartEnclave();
-    await deployment.assertSourcesUnchanged();
+    await web.deployment.running.restartEnclave();
+    await web.deployment.assertSourcesUnchanged();
     forgeDocument = true;
     sent.length = 0;
     expect(await ask(page)).toBe("answer-failed");
@@ -165,7 +122,7 @@ describe("the browser page after a re-verification that fails", () => {
     expect(again.simulated).toBe(true);
     // At the host, in the order logged: the first answer, the refused question, and the last answer
     // (a question sent while the page was unverified would be logged before it).
-    await deployment.waitForLog((line) => line.startsWith("[host] {") && sealedAtHost().length >= 3, 60_000);
+    await web.deployment.waitForLog((line) => line.startsWith("[host] {") && sealedAtHost().length >= 3, 60_000);
     expect(sealedAtHost()).toEqual([200, 409, 200]);
     await page.close();
   });
