@@ -172,7 +172,7 @@ function refuseKeyUsage(jwk: ReadonlyJwk, operation: "sign" | "verify", source: 
 /**
  * Checks that `value` (parsed JSON: a trusted key file, an `--operator-key`) is one public Ed25519
  * or P-256 JWK whose `use`, `key_ops` and `alg`, when present, allow verifying manifest signatures
- * (keyUsageProblem), and returns it; otherwise MANIFEST_KEY_INVALID naming `source` and what it
+ * (keyUsageProblem), with its public coordinates (`x`, and `y` for P-256), and returns it; otherwise MANIFEST_KEY_INVALID naming `source` and what it
  * found (null, an array, a JWK Set, a private key, another key type, the member), never the key's
  * bytes.
  */
@@ -193,6 +193,14 @@ export function checkTrustedJwk(value: unknown, source: string): JWK {
   }
   refuseKeyType(jwk, source);
   refuseKeyUsage(jwk, "verify", source);
+  // Its public coordinates, before anything hashes or imports it (jose's ERR_JWK_INVALID names neither).
+  const members = jwk as Record<string, unknown>;
+  const lacking = (jwk.kty === "EC" ? ["x", "y"] : ["x"]).find((name) => typeof members[name] !== "string");
+  if (lacking !== undefined) {
+    throw new ManifestKeyInvalidError(
+      `${source}: ${lacking}: expected the public key (a base64url string), found ${describeValue(members[lacking])}`,
+    );
+  }
   return jwk;
 }
 

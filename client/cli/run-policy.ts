@@ -16,8 +16,6 @@ import { ParseError } from "../../attestation/errors.ts";
 import { parseDocumentEvidence, verifyDocumentEvidence } from "../../attestation/evidence.ts";
 import { attestationPolicyFromEvidence, simulatedEvidenceRefusal } from "../../attestation/policy-from-evidence.ts";
 import { readOperatorKeyFile } from "../../manifests/cli-impl.ts";
-import { ManifestKeyInvalidError } from "../../manifests/errors.ts";
-import { describeValue } from "../../manifests/issues.ts";
 import { manifestKeyThumbprint, verifyManifest } from "../../manifests/sign.ts";
 import { enclaveKeyId } from "../../sealed/index.ts";
 import { ClientError } from "../errors.ts";
@@ -60,7 +58,7 @@ async function readOperatorKeys(files: readonly string[]): Promise<OperatorKey[]
   const keys: OperatorKey[] = [];
   for (const file of files) {
     const jwk = await readOperatorKeyFile(file);
-    const kid = await operatorKeyThumbprint(jwk, file);
+    const kid = await manifestKeyThumbprint(jwk);
     const same = keys.find((key) => key.kid === kid);
     if (same !== undefined) {
       throw optionsUsageError(
@@ -74,28 +72,6 @@ async function readOperatorKeys(files: readonly string[]): Promise<OperatorKey[]
     keys.push({ file, jwk, kid });
   }
   return keys;
-}
-
-/**
- * The RFC 7638 thumbprint of an `--operator-key`, as manifests/sign.ts computes it
- * (manifestKeyThumbprint). readOperatorKeyFile checks the key's type and usage, not its public
- * coordinates: without `x` (and `y` for P-256) as strings, jose's own ERR_JWK_INVALID (exit 1,
- * naming neither the option nor the file) would end the run; refused here as what the key file
- * lacks, MANIFEST_KEY_INVALID (exit 2), as any other unusable --operator-key.
- */
-function operatorKeyThumbprint(jwk: JWK, file: string): Promise<string> {
-  const members = jwk as Record<string, unknown>;
-  const lacking = (jwk.kty === "EC" ? ["x", "y"] : ["x"]).find((name) => typeof members[name] !== "string");
-  if (lacking !== undefined) {
-    throw new ManifestKeyInvalidError(
-      fileMessage(
-        file,
-        "--operator-key",
-        `${lacking}: expected the public key (a base64url string), found ${describeValue(members[lacking])}`,
-      ),
-    );
-  }
-  return manifestKeyThumbprint(jwk);
 }
 
 export async function runPolicyInit(options: PolicyInitOptions): Promise<void> {
