@@ -19,6 +19,7 @@
 import { base64url } from "jose";
 import { fromHex, toHex } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
+import { jsonTextRefusal, parseJsonText } from "../json-text.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 
 export type AzureEvidenceFormat = "v0" | "v1" | "v2";
@@ -106,11 +107,15 @@ function object(value: unknown, field: string): Record<string, unknown> {
 export function parseAzureEvidence(text: string): AzureEvidence {
   if (text.length > MAX_EVIDENCE_CHARS)
     throw malformed(`expected at most ${MAX_EVIDENCE_CHARS} characters, found ${text.length}`);
+  // Each member once (parseJsonText): JSON.parse keeps the last of two, while whoever reads the
+  // file, or the evidence inside a signed document, takes the first (a second "vcek" or "tpm_quote"
+  // in front of the genuine one verified). Its SyntaxError says where, never what the text holds.
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch (error) {
-    throw malformed("expected JSON", error);
+    if (!(error instanceof SyntaxError)) throw error;
+    throw malformed(jsonTextRefusal(error, "JSON"));
   }
   const root = object(value, "evidence");
   const version = root.version;

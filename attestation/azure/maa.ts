@@ -37,6 +37,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { ConfigurationError, ParseError, VerifyError } from "../errors.ts";
+import { jsonTextRefusal, parseJsonText } from "../json-text.ts";
 import { checkStrictBase64url, compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../jws.ts";
 import { describeUntrusted } from "../untrusted-text.ts";
 import { base64ToBytes, type Certificate, checkValidity, parseCertificate } from "../x509.ts";
@@ -360,11 +361,14 @@ export function createMaaJwksGetter(options: MaaJwksGetterOptions): () => Promis
 
 /** Parses a `/certs` response body (JSON with a `keys` array of objects carrying kid and x5c). */
 export function parseMaaJwks(text: string): JSONWebKeySet {
+  // The key set decides which keys are trusted: each member once (parseJsonText), as JSON.parse
+  // keeps the last of two while a reader of the file takes the first (a second x5c for a kid).
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonText(text);
   } catch (error) {
-    throw new ParseError("MAA_JWKS_INVALID", "MAA key set: expected JSON", { cause: error });
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new ParseError("MAA_JWKS_INVALID", `MAA key set: ${jsonTextRefusal(error, "JSON")}`);
   }
   const keys = (parsed as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys))
