@@ -69,7 +69,7 @@ beforeAll(async () => {
             id: "t",
             project: "p",
             sha256: hashApiKey(KEY),
-            permissions: ["chat", "complete"],
+            permissions: ["chat", "complete", "attest"],
             requestsPerMinute: 100_000,
           },
         ],
@@ -548,6 +548,51 @@ describe("docs/protocol.md: the refusals of a sealed request, on real servers", 
       expect(observed(await send(request.envelope, request.context))).toEqual({ status: 200, code: "final" });
       // The count the host-only rows check does count what reaches the enclave.
       expect(reached).toBe(before + 1);
+    }
+  });
+});
+
+describe("docs/protocol.md: the refusals of a nonce question (POST /v1/attestation/challenge)", () => {
+  const attestation = () => pageSection("docs/protocol.md", "## Attestation, as a client reads it", "## Replay rule");
+  const nonce = (bytes: number) => JSON.stringify({ nonce: Buffer.alloc(bytes, 7).toString("base64url") });
+  const cases = [
+    { name: "a 15-byte nonce", body: nonce(15), status: 400, code: "CHALLENGE_MALFORMED" },
+    { name: "a 65-byte nonce", body: nonce(65), status: 400, code: "CHALLENGE_MALFORMED" },
+    { name: "no nonce member", body: "{}", status: 400, code: "CHALLENGE_MALFORMED" },
+    {
+      name: "a body over 1 KiB (a 16-byte nonce in it)",
+      body: `${nonce(16)}${" ".repeat(1024)}`,
+      status: 413,
+      code: "BODY_TOO_LARGE",
+    },
+  ] as const;
+  for (const c of cases) {
+    it(`${c.name} → ${c.status} ${c.code}, at the enclave and through the host`, async () => {
+      expect(statusesNear(attestation(), c.code), `docs/protocol.md gives ${c.code} ${c.status}`).toContain(c.status);
+      for (const url of [`${enclaveServer.url}/attestation/challenge`, `${hostServer.url}/v1/attestation/challenge`]) {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+          body: c.body,
+        });
+        const json = (await response.json()) as { error: { code: string } };
+        expect({ status: response.status, code: json.error.code }, url).toEqual({ status: c.status, code: c.code });
+      }
+    });
+  }
+
+  it("a 16-byte and a 64-byte nonce, in a body of 1 KiB, are answered", async () => {
+    for (const bytes of [16, 64]) {
+      const body = nonce(bytes).padEnd(1024, " ");
+      for (const url of [`${enclaveServer.url}/attestation/challenge`, `${hostServer.url}/v1/attestation/challenge`]) {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+          body,
+        });
+        expect(response.status, `${url} ${bytes}`).toBe(200);
+        expect(Object.keys((await response.json()) as object)).toEqual(["answer"]);
+      }
     }
   });
 });
