@@ -97,16 +97,20 @@ const NORMALIZES_TO_LATIN = new Uint8Array(0x110000);
 /**
  * Whether the combining marks after `char` (one code point, not a mark) are read past: an ASCII
  * character, a look-alike letter, or a character that NFKC writes as one of those (full-width
- * `ａ`, mathematical `𝐚`, circled `ⓐ`).
+ * `ａ`, mathematical `𝐚`, circled `ⓐ`); with `accented`, also one of those written with a
+ * diacritic (`ñ`, Cyrillic `ё`: the first code point of its decomposed form is one).
  */
-function marksReadPast(char: string): boolean {
+function marksReadPast(char: string, accented = false): boolean {
   const codePoint = char.codePointAt(0) as number;
   if (codePoint < 0x80 || (codePoint < 0x10000 && FOLDED[codePoint] !== 0)) return true;
   // From the code point alone, so that what one prompt leaves in the table is what any other would.
   if (NORMALIZES_TO_LATIN[codePoint] === 0) {
     NORMALIZES_TO_LATIN[codePoint] = normalizesToLatin(String.fromCodePoint(codePoint)) ? 1 : 2;
   }
-  return NORMALIZES_TO_LATIN[codePoint] === 1;
+  if (NORMALIZES_TO_LATIN[codePoint] === 1) return true;
+  if (!accented) return false;
+  const base = String.fromCodePoint(codePoint).normalize("NFD").codePointAt(0) as number;
+  return base !== codePoint && marksReadPast(String.fromCodePoint(base));
 }
 
 function normalizesToLatin(char: string): boolean {
@@ -125,9 +129,10 @@ function normalizesToLatin(char: string): boolean {
  * (U+0336 in `pa\u0336ssword`); on decomposed text also the accents of letters written accented
  * (unmarkedForDetection). What PII detection also reads, where a letter written accented (`pässword`,
  * U+00E4) keeps its accent; marks on other letters stay (Hindi vowel signs, Hebrew points: there
- * they are part of the word), and the model gets the text as it was.
+ * they are part of the word), and the model gets the text as it was. With `accented`, marks on
+ * such letters written with a diacritic go too (`ñ\u0336`).
  */
-export function withoutMarksOnLatin(text: string): { text: string; from: number[] } | null {
+export function withoutMarksOnLatin(text: string, accented = false): { text: string; from: number[] } | null {
   let out = "";
   const from: number[] = [];
   let copied = 0; // `out` is text[0, copied) without the marks read past
@@ -146,7 +151,7 @@ export function withoutMarksOnLatin(text: string): { text: string; from: number[
       const char = text.slice(j - pair, j);
       j -= pair;
       if (char.charCodeAt(0) >= 0x80 && INVISIBLE_UNIT.test(char)) continue;
-      readPast = marksReadPast(char);
+      readPast = marksReadPast(char, accented);
       break;
     }
     previousEnd = start + run[0].length;
@@ -185,6 +190,27 @@ export function unmarkedForDetection(normalized: string): string {
   if (!NON_ASCII.test(normalized)) return normalized;
   const decomposed = normalized.normalize("NFD");
   return (withoutMarksOnLatin(decomposed)?.text ?? decomposed).normalize("NFC");
+}
+
+/**
+ * The view block rules read before unmarkedForDetection (tidy66), in which a letter written
+ * precomposed keeps its accent: `normalized` (normalizeCharacters(`text`)) without the combining
+ * marks on Latin and look-alike letters that `text` writes decomposed and those NFKC keeps
+ * (`bo\u0301mbé` and `bo\u0336mbé` read `bombé`, `bömbé` stays); with `composeMarks`, instead
+ * without only the marks NFKC keeps, those on a letter written with a diacritic included, the marks
+ * NFKC composes left composed (`contrasen\u0303a` reads `contraseña`, `señ\u0336oré` `señoré`).
+ * What a block rule that may tell an accented letter from its bare one (a word boundary, `\W`, a
+ * negated class) also reads (policy.ts); `normalized` itself when nothing is dropped or composed.
+ */
+export function precomposedForDetection(text: string, normalized: string, composeMarks: boolean): string {
+  if (composeMarks) {
+    // Composed once more: removing an invisible character may bring a letter and its mark together.
+    const composed = normalized.normalize("NFKC");
+    return withoutMarksOnLatin(composed, true)?.text ?? composed;
+  }
+  const bare = withoutMarksOnLatin(text);
+  const renormalized = bare === null ? normalized : normalizeCharacters(bare.text);
+  return withoutMarksOnLatin(renormalized)?.text ?? renormalized;
 }
 
 /** Unicode lays out each script's digits 0..9 as one run of consecutive code points. */

@@ -51,11 +51,20 @@
  * over-matches, which a block rule may (fail-closed): plain `contrasena` meets a rule `contraseña`,
  * `passwörd` one `password`, `ax` one `[à-ÿ]x`. Not folded: look-alikes of several characters (`rn`
  * for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`). What tells an accented
- * letter from its bare one reads the bare one there, so a rule that needs the accent to match
- * meets a prompt only as sent, normalized or folded: a word boundary (`\b`, `\B`), `\W` or a
- * negated class (`[^a-z]`, which stays as written) next to such a letter: `bömbé` passes a rule
- * `\bbomb\b` (it reads `bombe`), and so, since the accent-folded form (tidy66), does `bo\u0301mbé`,
- * which the unmarked form before it read `bombé`.
+ * letter from its bare one reads the bare one there: a word boundary (`\b`, `\B`), `\W` or a
+ * negated class (`[^a-z]`, which stays as written) next to such a letter (`bo\u0301mbé` reads
+ * `bombe`, where `\bbomb\b` finds no boundary after `b`). A block rule that writes one of those
+ * therefore also sees, when it differs from the normalized form, the precomposed form
+ * (normalize.ts `precomposedForDetection`), as written and look-alike-folded: the form before the
+ * accent-folded one (tidy66), with the marks written decomposed and those NFKC keeps dropped and
+ * the letters written precomposed kept (`bo\u0301mbé` and `bo\u0336mbé` read `bombé`); for a rule
+ * whose accent-folded form differs (it writes an accented letter), the marks NFKC composes left
+ * composed and those it keeps dropped, on accented letters too (`señ\u0336oré` reads `señoré`).
+ * There the rule is searched as written, and the folded form by the rule with its look-alikes
+ * folded when it has them (`\bсёстра\b` meets `сё\u0336страé`), one all-ASCII match looked past
+ * before any letter of another script in the prompt counts (fail-closed). Still passing: `bömbé`
+ * passes a rule `\bbomb\b`, since every form reads it either with `ö` or as `bombe`, which is also
+ * the French word `bombe` that the rule does not meet.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -63,7 +72,7 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, unmarkedForDetection } from "./normalize.ts";
+import { foldLookAlikes, normalizeCharacters, precomposedForDetection, unmarkedForDetection } from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -103,14 +112,16 @@ export const MAX_PATTERN_PROGRAM_SIZE = 64;
  * search of the longest prompt a rule evaluates by a program of n instructions counts n. A block
  * rule searches up to 5 forms of the prompt (as sent, normalized, folded; unmarked and unmarked
  * folded by its accent-folded program) and, when it has look-alike-folded programs, up to
- * MAX_ASCII_MATCHES more searches by one on each of the 2 folded forms; an allow rule searches 2
- * forms. re2js costs about 30-45 ns per instruction and character when no literal prefix lets it
- * skip ahead (measured: a 63-instruction rule 136 ms per search of 64,800 characters), so at the
- * default 65,536 characters this budget bounds the pattern rules of one request at about
+ * MAX_ASCII_MATCHES more searches by one on each of the 2 folded forms; a block rule with a word
+ * boundary, `\W` or a negated class 2 more (the precomposed form, and its folded form by the
+ * look-alike-folded program when there is one); an allow rule searches 2 forms. re2js costs about
+ * 30-45 ns per instruction and character when no literal prefix lets it skip ahead (measured: a
+ * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
+ * characters this budget bounds the pattern rules of one request at about
  * 1024 × 65,536 × 45 ns ≈ 3 s of synchronous work (twice when PII redaction changed the prompt and
  * the rules run again). One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program
- * (5 × 64 + 2 × 4 × 64 = 832) fits; a policy over it is refused at boot and by
- * `cloister manifest check` (POLICY_PATTERN_BUDGET).
+ * (5 × 64 + 2 × 4 × 64 = 832; with a word boundary 7 × 64 + 2 × 4 × 64 = 960) fits; a policy over
+ * it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
  */
 export const MAX_POLICY_PATTERN_WORK = 1024;
 
@@ -131,6 +142,10 @@ interface RuleInput {
   unmarkedText(): string;
   /** That with look-alike letters folded (same length). */
   unmarkedFoldedText(): string;
+  /** The normalized text with its letters written precomposed kept (precomposedForDetection). */
+  precomposedText(composeMarks: boolean): string;
+  /** That with look-alike letters folded (same length). */
+  precomposedFoldedText(composeMarks: boolean): string;
 }
 
 type RuleMatcher = (input: RuleInput) => { matched: boolean; detail: string };
@@ -162,6 +177,9 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
       let nonAsciiLetter: boolean | undefined;
       let unmarked: string | undefined;
       let unmarkedFolded: string | undefined;
+      // By composeMarks (0 false, 1 true): the precomposed view and its folded form.
+      const precomposed: (string | undefined)[] = [undefined, undefined];
+      const precomposedFolded: (string | undefined)[] = [undefined, undefined];
       const input: RuleInput = {
         request,
         normalizedText: () => {
@@ -183,6 +201,16 @@ export function compileRequestPolicy(policy: RequestPolicy, options: CompileOpti
         unmarkedFoldedText: () => {
           unmarkedFolded ??= foldLookAlikes(input.unmarkedText());
           return unmarkedFolded;
+        },
+        precomposedText: (composeMarks) => {
+          const at = composeMarks ? 1 : 0;
+          precomposed[at] ??= precomposedForDetection(request.text, input.normalizedText(), composeMarks);
+          return precomposed[at];
+        },
+        precomposedFoldedText: (composeMarks) => {
+          const at = composeMarks ? 1 : 0;
+          precomposedFolded[at] ??= foldLookAlikes(input.precomposedText(composeMarks));
+          return precomposedFolded[at];
         },
       };
       for (const rule of rules) {
@@ -236,6 +264,38 @@ function unmarkedMatches(
   return test(unmarked) || foldedMatches(unmarked, input.unmarkedFoldedText(), test, foldedTest, input);
 }
 
+/**
+ * Whether the precomposed text (precomposedForDetection), which keeps the accented letters the
+ * unmarked text reads bare, matches the rule as written (`test`); its look-alike-folded form the
+ * rule as written, or the rule with its own look-alikes folded (`foldedTest`) when it has them, with
+ * one all-ASCII match looked past (the budget has one search for it). Not where it is the
+ * normalized text, which the rule has searched already.
+ */
+function precomposedMatches(
+  input: RuleInput,
+  normalized: string,
+  test: (text: string) => boolean,
+  foldedTest: ((folded: string, precomposed: string) => boolean) | null,
+  composeMarks: boolean,
+): boolean {
+  const precomposed = input.precomposedText(composeMarks);
+  if (precomposed === normalized) return false;
+  if (test(precomposed)) return true;
+  const folded = input.precomposedFoldedText(composeMarks);
+  if (foldedTest === null) return folded !== precomposed && test(folded);
+  return input.hasNonAsciiLetter() && foldedTest(folded, precomposed);
+}
+
+/**
+ * Whether a JavaScript pattern may tell an accented letter from its bare one: a word boundary
+ * (`\b`, `\B`), `\W` or a negated class (`[^a-z]`), written anywhere (after an escaped backslash,
+ * `\\b`, it is text). Next to an accented letter the unmarked text reads bare, each reads an ASCII
+ * word letter. (A property, `\p{…}` or `\P{…}`, holds an accented letter and its bare one alike.)
+ */
+function readsAccentApart(pattern: string): boolean {
+  return /(?:^|[^\\])(?:\\\\)*(?:\\[bBW]|\[\^)/.test(pattern);
+}
+
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
 export function evaluateRequestPolicy(policy: RequestPolicy, request: PolicyRequest): PolicyDecision {
   return compileRequestPolicy(policy).evaluate(request);
@@ -280,14 +340,26 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
     bareFoldedRegex === null
       ? null
       : (folded: string, unmarked: string) => foldedMatch(bareFoldedRegex, folded, unmarked);
+  // A block rule that tells an accented letter from its bare one (`\bbomb\b`) also reads the
+  // precomposed text (the view before tidy66, where `bo\u0301mbé` reads `bombé`): the one a rule
+  // that writes an accented letter read (marks NFKC composes left composed) or the other.
+  const readsApart = rule.action === "block" && readsAccentApart(rule.pattern);
+  const composeMarks = bareSource !== plainSource;
+  const precomposedFoldedTest =
+    foldedRegex === null
+      ? null
+      : (folded: string, precomposed: string) => foldedMatch(foldedRegex, folded, precomposed, 1);
   // The searches below at most: a block rule 5 forms (the unmarked 2 by its accent-folded
   // program), plus MAX_ASCII_MATCHES searches by a look-alike-folded program on each of the 2
-  // folded forms; an allow rule the text as sent and normalized.
+  // folded forms; when it reads accents apart, the precomposed form and one search of its folded
+  // form (by the look-alike-folded program when there is one); an allow rule the text as sent and
+  // normalized.
   const work =
     rule.action === "block"
       ? 3 * regex.programSize() +
         2 * bareRegex.programSize() +
-        MAX_ASCII_MATCHES * ((foldedRegex?.programSize() ?? 0) + (bareFoldedRegex?.programSize() ?? 0))
+        MAX_ASCII_MATCHES * ((foldedRegex?.programSize() ?? 0) + (bareFoldedRegex?.programSize() ?? 0)) +
+        (readsApart ? regex.programSize() + (foldedRegex ?? regex).programSize() : 0)
       : 2 * regex.programSize();
   const match: RuleMatcher = (input) => {
     const text = input.request.text;
@@ -308,7 +380,8 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
           (normalized !== text && test(normalized)) ||
           foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
           // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`, `passwörd`).
-          unmarkedMatches(input, normalized, bareTest, bareFoldedTest, bareRegex !== regex)
+          unmarkedMatches(input, normalized, bareTest, bareFoldedTest, bareRegex !== regex) ||
+          (readsApart && precomposedMatches(input, normalized, test, precomposedFoldedTest, composeMarks))
         : test(text) && (normalized === text || test(normalized));
     return { matched, detail: "the prompt matches the rule's pattern" };
   };
@@ -426,13 +499,13 @@ const MAX_ASCII_MATCHES = 4;
  * Whether a folded block rule (compiled leftmost-longest) matches the folded text where the prompt
  * has a letter of another script. After an all-ASCII match the search goes on from the character
  * after its start, so a mixed match overlapping it is seen (`cocос` for a rule `сос`); past
- * MAX_ASCII_MATCHES of them, any letter of another script in the prompt counts (fail-closed, and
- * the work stays linear in the prompt).
+ * `maxAsciiMatches` (MAX_ASCII_MATCHES) of them, any letter of another script in the prompt counts
+ * (fail-closed, and the work stays linear in the prompt).
  */
-function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean {
+function foldedMatch(regex: RE2JS, folded: string, normalized: string, maxAsciiMatches = MAX_ASCII_MATCHES): boolean {
   const matcher = regex.matcher(folded);
   let from = 0;
-  for (let n = 0; n < MAX_ASCII_MATCHES; n++) {
+  for (let n = 0; n < maxAsciiMatches; n++) {
     if (from > folded.length || !matcher.find(from)) return false;
     if (NON_ASCII_LETTER.test(normalized.slice(matcher.start(), matcher.end()))) return true;
     from = matcher.start() + 1;

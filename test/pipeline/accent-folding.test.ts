@@ -6,14 +6,19 @@
  * accented letter, and five kinds of prompt passed (the direct cases below). The differential test
  * runs the code before the change (before-tidy66/, a frozen copy) and the current code over a
  * generated corpus: every prompt the old code blocks the new blocks too, and the prompts only the
- * new code blocks are of the kinds listed (over-matching, fail-closed).
+ * new code blocks are of the kinds listed (over-matching, fail-closed). A second corpus (tidy77)
+ * does the same for rules with a word boundary, `\W` or a negated class next to accented letters,
+ * which the accent-folded view alone reads wrong (`bo\u0301mbé` as `bombe`).
  */
 
 import { describe, expect, it } from "vitest";
 import { unmarkedForDetection } from "../../enclave/pipeline/normalize.ts";
 import {
   type CompiledRequestPolicy,
+  compilePattern,
   compileRequestPolicy,
+  MAX_PATTERN_PROGRAM_SIZE,
+  MAX_POLICY_PATTERN_WORK,
   type RequestPolicy,
   toRe2Syntax,
 } from "../../enclave/pipeline/policy.ts";
@@ -166,22 +171,72 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(past).toEqual([]);
   });
 
-  it("pins the limit: a word boundary, `\\W` or a negated class next to an accented letter reads the bare one", () => {
-    // The unmarked form before tidy66 kept precomposed letters (`bo\u0301mbé` read `bombé`, where
-    // `\b` holds before `é`); the accent-folded one reads `bombe`. `bömbé` passed both (SECURITY.md).
-    for (const [pattern, text] of [
-      ["\\bbomb\\b", "bo\u0301mbé"],
-      ["bomb\\W", "bo\u0301mbé"],
-      ["x[^\\p{Mn}a-z]", "x\u0301é"],
+  it("reads the precomposed view too where a rule tells an accented letter from its bare one (tidy77)", () => {
+    // The accent-folded view reads `bo\u0301mbé` as `bombe`, where `\b` does not hold after `b`; the
+    // view before tidy66 kept precomposed letters (`bombé`) and met it. A rule with a word boundary,
+    // `\W` or a negated class reads that view as well (as read and folded).
+    for (const [pattern, caseInsensitive, text] of [
+      ["\\bbomb\\b", false, "bo\u0301mbé"],
+      ["\\bbomb\\b", true, "Bo\u0301mbé"],
+      ["\\bbomb\\b", false, "àbo\u0336mb"],
+      ["bomb\\W", false, "bo\u0301mbé"],
+      ["\\Wbomb", false, "ébo\u0301mb"],
+      ["bomb[^a-z]", false, "bo\u0301mbà"],
+      ["x[^\\p{Mn}a-z]", false, "x\u0301é"],
+      // A look-alike letter with a mark: the precomposed view folded (`bоmbé` with Cyrillic `о` reads `bombé`).
+      ["\\bbomb\\b", false, "b\u043e\u0301mbé"],
+      // A rule that writes an accented letter reads the view where only the marks NFKC keeps are
+      // dropped, on its accented letters too (`señ\u0336oré` reads `señoré`).
+      ["señor\\b", false, "señ\u0336oré"],
+      ["\\bcontraseña\\b", false, "con\u0336traseñaé"],
+      ["contraseña\\W", false, "con\u0336traseñaé"],
+      // Its look-alikes folded there too: `\bсёстра\b` reads `\bcёcтpa\b`, which `сё\u0336страé` meets.
+      ["\\bсёстра\\b", false, "сё\u0336страé"],
     ] as const) {
-      const { old, current } = deciders(pattern);
+      const { old, current } = deciders(pattern, caseInsensitive);
       expect(old(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
-      expect(current(text), `${pattern} ${JSON.stringify(text)}`).toBe("allow");
+      expect(current(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
     }
+  });
+
+  it("pins the limit: `bömbé` passes `\\bbomb\\b`, which cannot tell it from the plain word `bombe`", () => {
+    // Every view reads `bömbé` either with `ö` (no `bomb` in it) or as `bombe` (no boundary after
+    // `bomb`), the same text as the French word `bombe`, which a rule `\bbomb\b` does not meet.
     const { old, current } = deciders("\\bbomb\\b");
     expect(old("bömbé")).toBe("allow");
     expect(current("bömbé")).toBe("allow");
     expect(current("bömb")).toBe("block");
+    // Accents elsewhere in a French prompt do not make `bombastic` or `bombe` meet the rule.
+    for (const text of [
+      "Ça coûte très cher, c'est bombastic",
+      "Ça coûte tre\u0300s cher, c'est bombastic",
+      "une bombe glacée, tre\u0300s bonne",
+    ]) {
+      expect(current(text), JSON.stringify(text)).toBe("allow");
+    }
+  });
+
+  it("counts the precomposed view's searches in the budget; a 64-instruction rule with a folded program fits", () => {
+    const pattern = "\\bсор[a-z]{58}";
+    const rule = (id: string): RequestRule => ({
+      id,
+      kind: "pattern",
+      action: "block",
+      pattern,
+      caseInsensitive: false,
+    });
+    const plain = compilePattern("r", pattern, false).programSize();
+    const folded = compilePattern("r", pattern, false, { foldLiterals: true, longest: true }).programSize();
+    expect(plain).toBe(MAX_PATTERN_PROGRAM_SIZE);
+    // 5 forms + 4 by the folded program on each of the 2 folded forms (no accented letter: the
+    // unmarked forms search the program as written) + the precomposed view and one search of it folded.
+    const perRule = 5 * plain + 8 * folded + plain + folded;
+    expect(perRule).toBeLessThanOrEqual(MAX_POLICY_PATTERN_WORK);
+    const policy = (rules: RequestRule[]): RequestPolicy => ({ rules, defaultAction: "allow", pii: PII_OFF });
+    expect(() => compileRequestPolicy(policy([rule("a")]))).not.toThrow();
+    expect(() => compileRequestPolicy(policy([rule("a"), rule("b")]))).toThrow(
+      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${2 * perRule} over 2 pattern rules`,
+    );
   });
 
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
@@ -296,10 +351,10 @@ function insertAfterLetter(word: string, next: () => number, what: () => string)
 }
 
 /** About 3,800 prompts: each word under each kind of rewrite, 20 times in random surroundings. */
-function corpus(): { word: string; kind: string; text: string }[] {
-  const next = random(66);
+function corpus(words: readonly string[] = WORDS, seed = 66): { word: string; kind: string; text: string }[] {
+  const next = random(seed);
   const out: { word: string; kind: string; text: string }[] = [];
-  for (const word of WORDS) {
+  for (const word of words) {
     for (const [kind, rewrite] of Object.entries(KINDS)) {
       for (let n = 0; n < 20; n++) {
         out.push({ word, kind, text: `${pick(FILLERS, next)} ${rewrite(word, next)} ${pick(FILLERS, next)}` });
@@ -331,28 +386,78 @@ const RULES: readonly (readonly [pattern: string, caseInsensitive: boolean])[] =
   ["na[ì-ï]ve", false],
 ];
 
+/** Words with an accented letter where a boundary, `\W` or a negated class looks (tidy77). */
+const BOUNDARY_WORDS = [
+  "bomb",
+  "bombé",
+  "àbomb",
+  "bombastic",
+  "contraseñaé",
+  "écontraseña",
+  "señoré",
+  "сёстраé",
+  "пароль",
+];
+
+/** Rules that tell an accented letter from its bare one by a word boundary, `\W` or a negated class. */
+const BOUNDARY_RULES: readonly (readonly [pattern: string, caseInsensitive: boolean])[] = [
+  ["\\bbomb\\b", false],
+  ["\\bbomb\\b", true],
+  ["bomb\\W", false],
+  ["\\Wbomb", false],
+  ["\\Bomb", false],
+  ["bom\\B", false],
+  ["bomb[^a-z]", false],
+  ["[^a-z]bomb", false],
+  ["\\bcontraseña\\b", false],
+  ["contraseña\\W", false],
+  ["señor\\b", false],
+  ["сёстра[^а-я]", false],
+  ["\\bпароль", true],
+];
+
+/**
+ * The prompts of `prompts` the old code blocks and the new does not, and the word and kind of rewrite
+ * of those only the new code blocks.
+ */
+function compare(
+  rules: readonly (readonly [pattern: string, caseInsensitive: boolean])[],
+  prompts: readonly { word: string; kind: string; text: string }[],
+): { lost: string[]; gained: string[]; blockedBefore: number } {
+  const lost: string[] = [];
+  const gained = new Set<string>();
+  let blockedBefore = 0;
+  for (const [pattern, caseInsensitive] of rules) {
+    const { old, current } = deciders(pattern, caseInsensitive);
+    const name = `${pattern}${caseInsensitive ? " (i)" : ""}`;
+    for (const { word, kind, text } of prompts) {
+      const was = old(text);
+      const now = current(text);
+      if (was === "block") blockedBefore += 1;
+      if (was === "block" && now !== "block") lost.push(`${name}: ${JSON.stringify(text)}`);
+      if (was === "allow" && now === "block") gained.add(`${name}: ${word}, ${kind}`);
+    }
+  }
+  return { lost, gained: [...gained].sort(), blockedBefore };
+}
+
 describe("differential: the accent-folded view against the two views before it", () => {
+  it("blocks every prompt the old code blocks where a rule reads an accented letter apart (tidy77)", () => {
+    const prompts = corpus(BOUNDARY_WORDS, 77);
+    const { lost, gained, blockedBefore } = compare(BOUNDARY_RULES, prompts);
+    expect(blockedBefore).toBeGreaterThan(1_000);
+    expect(lost).toEqual([]);
+    expect(gained).toEqual(NEWLY_BLOCKED_AT_BOUNDARIES);
+  });
+
   it("blocks every prompt the old code blocks, and newly blocks only the listed kinds", () => {
     const prompts = corpus();
     expect(prompts.length).toBeGreaterThan(3_000);
-    const lost: string[] = [];
-    const gained = new Set<string>();
-    let blockedBefore = 0;
-    for (const [pattern, caseInsensitive] of RULES) {
-      const { old, current } = deciders(pattern, caseInsensitive);
-      const name = `${pattern}${caseInsensitive ? " (i)" : ""}`;
-      for (const { word, kind, text } of prompts) {
-        const was = old(text);
-        const now = current(text);
-        if (was === "block") blockedBefore += 1;
-        if (was === "block" && now !== "block") lost.push(`${name}: ${JSON.stringify(text)}`);
-        if (was === "allow" && now === "block") gained.add(`${name}: ${word}, ${kind}`);
-      }
-    }
+    const { lost, gained, blockedBefore } = compare(RULES, prompts);
     // The comparison means something: the old code blocks thousands of these prompts.
     expect(blockedBefore).toBeGreaterThan(2_000);
     expect(lost).toEqual([]);
-    expect([...gained].sort()).toEqual(NEWLY_BLOCKED);
+    expect(gained).toEqual(NEWLY_BLOCKED);
   });
 });
 
@@ -508,4 +613,42 @@ const NEWLY_BLOCKED: string[] = [
   "сёстра: сестра, precomposed accent",
   "сёстра: сестра, two marks",
   "сёстра: сёстра, accent stripped",
+];
+
+/**
+ * `rule: word, kind of rewrite` for each pair some prompt of which only the new code blocks (tidy77):
+ * the kinds NEWLY_BLOCKED lists, the rules' boundaries and classes left as they were: a letter of
+ * the word written precomposed with an accent, read bare (`bömb` meets `\bbomb\b`, ` bömbastic`
+ * `\Wbomb`); a mark on, or the accent dropped from, a rule's own accented letter (`contraseña\W`,
+ * `сёстра[^а-я]`). `bombastic` meets `\bbomb\b` no more than before, however written.
+ */
+const NEWLY_BLOCKED_AT_BOUNDARIES: string[] = [
+  "[^a-z]bomb: bomb, precomposed accent",
+  "[^a-z]bomb: bombastic, precomposed accent",
+  "[^a-z]bomb: bombé, precomposed accent",
+  "\\Bomb: bomb, precomposed accent",
+  "\\Bomb: bombastic, precomposed accent",
+  "\\Bomb: bombé, precomposed accent",
+  "\\Bomb: àbomb, precomposed accent",
+  "\\Wbomb: bomb, precomposed accent",
+  "\\Wbomb: bombastic, precomposed accent",
+  "\\Wbomb: bombé, precomposed accent",
+  "\\bbomb\\b (i): bomb, precomposed accent",
+  "\\bbomb\\b: bomb, precomposed accent",
+  "bom\\B: bomb, precomposed accent",
+  "bom\\B: bombastic, precomposed accent",
+  "bom\\B: bombé, precomposed accent",
+  "bom\\B: àbomb, precomposed accent",
+  "bomb[^a-z]: bomb, precomposed accent",
+  "bomb[^a-z]: àbomb, precomposed accent",
+  "bomb\\W: bomb, precomposed accent",
+  "bomb\\W: àbomb, precomposed accent",
+  "contraseña\\W: écontraseña, accent stripped",
+  "contraseña\\W: écontraseña, decomposed mark",
+  "contraseña\\W: écontraseña, full-width with mark",
+  "contraseña\\W: écontraseña, look-alike and mark",
+  "contraseña\\W: écontraseña, mark behind invisible",
+  "contraseña\\W: écontraseña, precomposed accent",
+  "contraseña\\W: écontraseña, two marks",
+  "сёстра[^а-я]: сёстраé, accent stripped",
 ];
