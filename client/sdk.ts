@@ -1182,6 +1182,24 @@ function otherEnclaveDocument(expected: string, found: string | null): ClientErr
   );
 }
 
+/** The host's refusal of an enclave key id the client named (HttpClient: origin "host", transport). */
+function isWrongEnclaveKey(error: unknown): error is ClientError {
+  return error instanceof ClientError && error.code === "WRONG_ENCLAVE_KEY" && error.origin === "host";
+}
+
+/**
+ * Whether a failed verification empties what the session shows as verified (Session.attest): an
+ * attestation error (the enclave did not verify), or the host's WRONG_ENCLAVE_KEY on the way (the
+ * enclave key id the client named, from the document the host served or connect's enclaveKeyId,
+ * is not one the host serves). The latter is only the host's claim, but emptying gives the host no
+ * power it lacks (a forged document empties it too), while keeping it would go on showing a boot
+ * the host no longer presents as verified, its questions sealed to a key nothing serves. A host or
+ * enclave that cannot be reached says nothing about which enclave is there: kept.
+ */
+function forgetsVerification(error: unknown): boolean {
+  return error instanceof ClientError && (error.kind === "attestation" || isWrongEnclaveKey(error));
+}
+
 /** Most request keys a session keeps made ahead of time (its recent concurrency, up to this). */
 const MAX_PREPARED_KEYS = 8;
 
@@ -1267,7 +1285,11 @@ export class Session {
    * Fetches, challenges and verifies the enclave's attestation document. When the verification
    * fails (an attestation error), the session forgets its earlier one (enclave, document, prepared
    * keys): `enclave` and `document` do not go on showing an enclave that no longer verifies, and the
-   * next request verifies again before sealing anything. A transport failure changes nothing.
+   * next request verifies again before sealing anything. So does the host's WRONG_ENCLAVE_KEY on the
+   * way (transport, origin "host", HTTP 409; see forgetsVerification): the host's word that the
+   * enclave key id the client named is not one it serves, the one refusal that speaks of which
+   * enclave is there rather than of reaching it. Any other transport failure (host or enclave
+   * unreachable, busy, timed out) changes nothing.
    * Aborting `signal` ends this caller's wait at once (ABORTED); the verification itself goes on
    * for the others waiting on it, within its own deadlines.
    */
@@ -1284,9 +1306,10 @@ export class Session {
     // the enclave key changed, the proxy finding the session unverified).
     this.#attesting ??= this.#attest()
       .catch((error: unknown) => {
-        // Only a verification that failed says something about the enclave; one that could not
-        // take place (host or enclave unreachable) leaves the last verification as it was.
-        if (error instanceof ClientError && error.kind === "attestation") this.#forget();
+        // Only a verification that failed, or the host's word that the enclave named is not there,
+        // says something about the enclave; one that could not take place (host or enclave
+        // unreachable) leaves the last verification as it was.
+        if (forgetsVerification(error)) this.#forget();
         throw error;
       })
       .finally(() => {
@@ -1322,11 +1345,18 @@ export class Session {
     if (this.enclaveKeyId !== null && named !== this.enclaveKeyId) {
       throw otherEnclaveDocument(this.enclaveKeyId, named);
     }
-    const { nonce, value: nonceAnswer } = await this.#askWithNonce(
-      `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
-      "answer",
-      signal,
-    );
+    let asked: { nonce: Uint8Array; value: string };
+    try {
+      asked = await this.#askWithNonce(
+        `/v1/attestation/challenge${named === null ? "" : `?enclave=${named}`}`,
+        "answer",
+        signal,
+      );
+    } catch (error) {
+      if (isWrongEnclaveKey(error)) throw this.#challengeRefused(named, error);
+      throw error;
+    }
+    const { nonce, value: nonceAnswer } = asked;
     let enclave: VerifiedEnclave;
     let collateral: AttestationCollateral | null;
     try {
@@ -1378,6 +1408,29 @@ export class Session {
     }
     this.#replenish();
     return enclave;
+  }
+
+  /**
+   * The host's WRONG_ENCLAVE_KEY for the nonce question about the document it served (`named`, that
+   * document's unverified cnf.jwk key id): a restart between the two requests, or a host that served
+   * a document whose key is not its enclave's (a swapped sealing key, another enclave's document).
+   * The client cannot tell which, and verified nothing: transport (retry later), the host's claim,
+   * as HttpClient made it. The session forgets its earlier verification (attest): the host no longer
+   * presents that boot. Key ids are public; the host's own text is kept as its claim.
+   */
+  #challengeRefused(named: string | null, error: ClientError): ClientError {
+    const earlier =
+      this.#enclave === null
+        ? ""
+        : `; the session's earlier verification (enclave key id ${this.#documentRoute ?? "unknown"}) is forgotten: nothing is sealed until a verification passes`;
+    return new ClientError(
+      "transport",
+      error.code,
+      `attestation could not complete at stage nonce: the nonce question for enclave key id ${named ?? "none (the document has no sealing key)"} ` +
+        `(the served document's cnf.jwk): expected the host to pass it to that enclave, found the host's refusal ` +
+        `(${error.message})${earlier}`,
+      { cause: error, origin: "host", ...(error.status === undefined ? {} : { status: error.status }) },
+    );
   }
 
   /**
