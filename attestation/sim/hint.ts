@@ -1,12 +1,14 @@
 /**
  * What verify-evidence adds to ROOT_NOT_TRUSTED when the evidence is the INSECURE simulator's
  * (default seed): passed to the verifiers as `explainUntrustedRoot`, never imported by them, so the
- * verifiers a browser bundle carries hold no simulator code.
+ * verifiers a browser bundle carries hold no simulator code. verify-evidence imports this file
+ * whatever its policy, so the simulator's anchors (anchors.ts: its roots, and through amd.ts its
+ * seed) are imported here only for a certificate whose issuer names the simulator, not for real
+ * evidence (test/attestation/sim-anchors-graph.test.ts).
  */
 import { bytesEqual } from "../bytes.ts";
 import type { SnpProduct } from "../snp/parse.ts";
 import { type Certificate, verifySignature } from "../x509.ts";
-import { insecureSimulatorAnchors } from "./index.ts";
 import { isInsecureSimulatorIntelRoot, namesInsecureSimulator as namesSimulator } from "./names.ts";
 
 /**
@@ -29,6 +31,7 @@ export async function snpSimulatorHint(
   signingKey: "VCEK" | "VLEK",
 ): Promise<string> {
   if (!namesSimulator(cert.issuer)) return "";
+  const { insecureSimulatorAnchors } = await import("./anchors.ts");
   const anchor = insecureSimulatorAnchors(undefined, [product]).snp[0];
   const issuer = signingKey === "VCEK" ? anchor?.ask : anchor?.asvk;
   if (issuer === undefined || issuer === null || !bytesEqual(issuer.subjectDer, cert.issuerDer)) return "";

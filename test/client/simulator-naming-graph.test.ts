@@ -5,23 +5,8 @@
  * (the simulator's roots and its seed) is never loaded into them. Run in a child process with a
  * module hook recording every module loaded, so the whole module graph is seen, not a mock's view.
  */
-import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-
-const REPO = new URL("../../", import.meta.url);
-
-/** Appends the URL of every module loaded to the file named by CLOISTER_TEST_LOADED. */
-const HOOKS = `import { appendFileSync } from "node:fs";
-export async function load(url, context, next) {
-  appendFileSync(process.env.CLOISTER_TEST_LOADED, url + "\\n");
-  return next(url, context);
-}`;
-const REGISTER = `import { register } from "node:module";
-register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)});`;
+import { moduleUrl, REPO, runRecordingModules } from "../helpers/loaded-modules.ts";
 
 /** A simulated TDX document refused under a policy that does not trust the simulator. */
 const SCRIPT = `import nacl from "tweetnacl";
@@ -56,52 +41,17 @@ const code = await verifyWithClientPolicy(document, pinned, { value: new Uint8Ar
 console.log(JSON.stringify({ code, named: await isInsecureSimulatorEvidence(evidence) }));
 `;
 
-function run(loaded: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "--import",
-        `data:text/javascript,${encodeURIComponent(REGISTER)}`,
-        "--input-type=module",
-        "--eval",
-        SCRIPT,
-      ],
-      { cwd: fileURLToPath(REPO), env: { ...process.env, CLOISTER_TEST_LOADED: loaded } },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe("naming a refused simulated TDX quote", () => {
   it("names it SIMULATED_EVIDENCE_NOT_TRUSTED without loading attestation/sim/anchors.ts", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "cloister-naming-graph-"));
-    try {
-      const loaded = join(dir, "loaded.txt");
-      const result = await run(loaded);
-      expect(result.stderr).toBe("");
-      expect(result.code).toBe(0);
-      const urls = (await readFile(loaded, "utf8")).split("\n");
-      // The hook saw the production modules (so it would have seen the simulator's)...
-      for (const file of ["client/policy.ts", "attestation/kbs/broker.ts", "attestation/sim/names.ts"]) {
-        expect(urls).toContain(pathToFileURL(fileURLToPath(new URL(file, REPO))).href);
-      }
-      // ...and not the simulator's roots.
-      expect(urls.filter((url) => url.includes("/attestation/sim/anchors.ts"))).toEqual([]);
-      expect(JSON.parse(result.stdout)).toEqual({ code: "SIMULATED_EVIDENCE_NOT_TRUSTED", named: true });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+    const result = await runRecordingModules(["--import", "tsx", "--input-type=module", "--eval", SCRIPT]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    // The hook saw the production modules (so it would have seen the simulator's)...
+    for (const file of ["client/policy.ts", "attestation/kbs/broker.ts", "attestation/sim/names.ts"]) {
+      expect(result.loaded).toContain(moduleUrl(file));
     }
+    // ...and not the simulator's roots.
+    expect(result.loaded.filter((url) => url.includes("/attestation/sim/anchors.ts"))).toEqual([]);
+    expect(JSON.parse(result.stdout)).toEqual({ code: "SIMULATED_EVIDENCE_NOT_TRUSTED", named: true });
   });
 });
