@@ -4,7 +4,9 @@
  * pure function needs a hash synchronously. No primitive is implemented here; this file only adapts
  * encodings (raw r||s signatures, SPKI forms) and caches imported keys.
  *
- * Auditors: this file, der.ts and x509.ts are the whole of the attestation crypto surface.
+ * Auditors: this file, der.ts and x509.ts are the whole of the certificate and hardware-signature
+ * checks; JWS signatures are jose's (document.ts, azure/maa.ts, manifests/sign.ts). README.md's
+ * "Auditing the verification code" names every file the client's trust rests on.
  */
 
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
