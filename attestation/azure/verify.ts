@@ -320,6 +320,15 @@ export async function verifyAzureEvidence(
   const pcrs = new Map<number, Uint8Array>();
   for (const index of selection.pcrs) {
     const value = evidence.tpmQuote.pcrs[index];
+    // The digest covers the values concatenated, not their boundaries: PCR values of other lengths
+    // (one a byte short, the next a byte long) would hash alike. The parser refuses them too
+    // (evidence.ts pcrList); evidence built in code does not pass through it.
+    if (value !== undefined && value.length !== 32) {
+      throw new ParseError(
+        "AZURE_EVIDENCE_MALFORMED",
+        `vTPM quote: PCR ${index}: expected a 32-byte SHA-256 value, found ${value.length} bytes`,
+      );
+    }
     if (value === undefined) {
       throw new VerifyError(
         "AZURE_PCR_DIGEST_MISMATCH",
