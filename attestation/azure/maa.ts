@@ -205,7 +205,15 @@ function numericDate(claims: Record<string, unknown>, name: string, required: bo
   if (typeof value !== "number" || !Number.isFinite(value)) {
     throw malformed(`claim ${name}: expected a NumericDate, found ${value === undefined ? "none" : typeof value}`);
   }
-  return new Date(value * 1000);
+  const date = new Date(value * 1000);
+  // Beyond ±8.64e12 seconds a Date is invalid, and comparing its NaN time fails every check: an
+  // exp there would never expire the token, an nbf there never hold it back.
+  if (Number.isNaN(date.getTime())) {
+    throw malformed(
+      `claim ${name}: expected a NumericDate, found a number of seconds outside the dates JavaScript holds`,
+    );
+  }
+  return date;
 }
 
 /**
