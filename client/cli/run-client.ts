@@ -1097,6 +1097,21 @@ export async function chatInteractively(
   // --max-tokens is over it): a turn that moved the session to another pool member (re-attested)
   // with another limit says so, after that turn's answer, once per change.
   let limitSeen = session.attested ? manifestMaxTokens(session.enclave) : null;
+  // The enclave the session start described (or the last move named): a turn that re-attested to
+  // another one (a pool member, the one before stopped or restarted) says which, after its answer,
+  // so the summary shown first is not taken for the enclave now answering.
+  let documentSeen = session.attested ? session.enclave.documentDigest : null;
+  const sayMoved = async () => {
+    if (!session.attested || session.enclave.documentDigest === documentSeen) return;
+    documentSeen = session.enclave.documentDigest;
+    const { tee, simulated, measurement, sealingPublicKey } = session.enclave;
+    const keyId = Buffer.from(await enclaveKeyId(sealingPublicKey)).toString("hex");
+    output.write(
+      noteLine(
+        `the session moved to another enclave, verified against the policy before this turn was sent: ${tee}${simulated ? " (SIMULATED)" : ""}, measurement ${measurement.slice(0, 16)}…, key id ${keyId}`,
+      ),
+    );
+  };
   const sayNewLimit = () => {
     if (!session.attested || manifestMaxTokens(session.enclave) === limitSeen) return;
     limitSeen = manifestMaxTokens(session.enclave);
@@ -1163,6 +1178,7 @@ export async function chatInteractively(
           break;
         }
       }
+      await sayMoved();
       sayNewLimit();
     }
   } finally {

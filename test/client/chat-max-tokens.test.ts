@@ -7,9 +7,9 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough, Readable, Writable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { chatInteractively, runChat } from "../../client/cli/run-client.ts";
+import { runChat } from "../../client/cli/run-client.ts";
 import { connect } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import { listen } from "../../enclave/http.ts";
@@ -17,7 +17,7 @@ import { createEnclaveApp } from "../../enclave/server.ts";
 import { bootWith, ScriptedEngine } from "../enclave/helpers.ts";
 import { capture } from "../helpers/stops.ts";
 import { testDirectory } from "../helpers/test-directory.ts";
-import { closeServers, devPolicy, OK, serveDeployment } from "./helpers.ts";
+import { closeServers, devPolicy, OK, serveDeployment, typeIntoPool } from "./helpers.ts";
 
 const dir = await testDirectory("cloister-chat-max-tokens-");
 let policy: string;
@@ -91,35 +91,15 @@ describe("an interactive session that moves to another pool member", () => {
     for (const close of after.splice(0)) await close();
   });
 
-  /** Types `turns` into chatInteractively, moving the host to pool member `turns[i][1]` before line i. */
+  /** The limit's notes of a session typed into (typeIntoPool): each move is said too (test/client/chat-pool-move.test.ts). */
   async function typed(
     session: Awaited<ReturnType<typeof pool>>["session"],
     state: { target: number },
     turns: [string, number][],
     maxTokens?: number,
   ) {
-    const input = new PassThrough();
-    let notices = "";
-    let turn = 0;
-    const output = new Writable({
-      write(chunk, _encoding, done) {
-        const text = String(chunk);
-        notices += text.replaceAll("you> ", "");
-        if (text.includes("you> ")) {
-          const next = turns[turn++];
-          if (next === undefined) input.end();
-          else {
-            state.target = next[1];
-            input.write(`${next[0]}\n`);
-          }
-        }
-        done();
-      },
-    });
-    const answers = Object.assign(new PassThrough(), { isTTY: false });
-    answers.resume();
-    await chatInteractively(session, maxTokens === undefined ? {} : { maxTokens }, { input, output, answers });
-    return notices;
+    const notices = await typeIntoPool(session, state, turns, maxTokens);
+    return notices.replaceAll(/cloister: note: the session moved to another enclave[^\n]*\n/g, "");
   }
 
   const note = (asked: number, limit: number) =>

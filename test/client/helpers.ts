@@ -3,10 +3,12 @@
  * attested to it for real: the host's /v1 paths are mapped straight to the enclave's routes.
  * Call `closeServers()` after each test.
  */
+import { PassThrough, Writable } from "node:stream";
 import { vi } from "vitest";
 import { toHex } from "../../attestation/bytes.ts";
+import { chatInteractively } from "../../client/cli/run-client.ts";
 import { simulatorClientPolicy } from "../../client/dev-policy.ts";
-import { type ConnectOptions, connect } from "../../client/sdk.ts";
+import { type ConnectOptions, connect, type Session } from "../../client/sdk.ts";
 import { fetchTransport, type Transport } from "../../client/transport.ts";
 import type { GenerationEvent } from "../../enclave/engine.ts";
 import { listen, type RunningServer } from "../../enclave/http.ts";
@@ -173,4 +175,39 @@ export function enclaveSays(redacted: unknown): void {
     }
     return stringify(value, ...args);
   });
+}
+
+/**
+ * Types `turns` into chat's interactive session (chatInteractively) on `session`, routing the
+ * host to pool member `turns[i][1]` (`state.target`) before line i; what the session wrote to
+ * stderr, its prompts left out.
+ */
+export async function typeIntoPool(
+  session: Session,
+  state: { target: number },
+  turns: readonly (readonly [string, number])[],
+  maxTokens?: number,
+): Promise<string> {
+  const input = new PassThrough();
+  let notices = "";
+  let turn = 0;
+  const output = new Writable({
+    write(chunk, _encoding, done) {
+      const text = String(chunk);
+      notices += text.replaceAll("you> ", "");
+      if (text.includes("you> ")) {
+        const next = turns[turn++];
+        if (next === undefined) input.end();
+        else {
+          state.target = next[1];
+          input.write(`${next[0]}\n`);
+        }
+      }
+      done();
+    },
+  });
+  const answers = Object.assign(new PassThrough(), { isTTY: false });
+  answers.resume();
+  await chatInteractively(session, maxTokens === undefined ? {} : { maxTokens }, { input, output, answers });
+  return notices;
 }
