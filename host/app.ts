@@ -45,7 +45,14 @@ import { CorsPolicy } from "./cors.ts";
 import { bodyTooLarge, errorResponse, HostError, hostBusy } from "./errors.ts";
 import type { ApiKeyRecord, ApiKeyStore, Caller, Permission } from "./identity.ts";
 import { ConcurrencyLimiter, type LimiterOptions } from "./limiter.ts";
-import { documentReadReason, EnclavePool, type MemberReason, memberReasonText, type PoolMember } from "./pool.ts";
+import {
+  documentReadReason,
+  EnclavePool,
+  type MemberReason,
+  memberReasonText,
+  NOT_SERVING,
+  type PoolMember,
+} from "./pool.ts";
 
 export interface HostOptions {
   /** Base URL of the enclave's internal server (http:), e.g. http://127.0.0.1:8443 */
@@ -751,13 +758,6 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined, namedIn?:
     `enclave key id ${keyId}: ${found}; re-attest${namedIn === undefined ? "" : ` (a client's session), or ${look}`}`,
   );
 };
-
-/** Enclave 503 codes that mean "no new sessions or requests here" (enclave/server.ts), and why. */
-const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([
-  ["ENCLAVE_DRAINING", "draining"], // shutting down
-  ["ENCLAVE_BOOTING", "booting"], // listening, not yet attested
-  ["AUDIT_FAILED", "audit-failed"], // an audit record could not be written: serves nothing until restarted
-]);
 
 /** Why an enclave's 503 says it takes no new sessions or requests (its word); null for any other answer. */
 function notServing(body: Uint8Array): MemberReason | null {

@@ -223,7 +223,9 @@ export class EnclavePool {
     let document: string;
     try {
       const got = await this.options.fetchText(`${member.url}/attestation`);
-      if (got.status !== 200) throw new Error(`HTTP ${got.status}`);
+      // A booting, draining or failed member's 503 names its code (one of NOT_SERVING's, never the
+      // answer's text): a restart's boot reads as such, not as a drain.
+      if (got.status !== 200) throw new Error(`HTTP ${got.status}${notServingCode(got)}`);
       // The reason is shown to clients (a single enclave's ENCLAVE_UNREACHABLE) and logged: fixed
       // words, never JSON.parse's message, which quotes the answer.
       let answer: { document?: unknown } | null;
@@ -287,11 +289,30 @@ export class EnclavePool {
   }
 }
 
+/** Enclave 503 codes that mean "no new sessions or requests here" (enclave/server.ts), and why. */
+export const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([
+  ["ENCLAVE_DRAINING", "draining"], // shutting down
+  ["ENCLAVE_BOOTING", "booting"], // listening, not yet attested
+  ["AUDIT_FAILED", "audit-failed"], // an audit record could not be written: serves nothing until restarted
+]);
+
+/** ` CODE` of a 503 answer whose code is NOT_SERVING's (` ENCLAVE_BOOTING`); "" for any other answer. */
+function notServingCode(got: { status: number; text: string }): string {
+  if (got.status !== 503) return "";
+  try {
+    const code = (JSON.parse(got.text) as { error?: { code?: unknown } } | null)?.error?.code;
+    return typeof code === "string" && NOT_SERVING.has(code) ? ` ${code}` : "";
+  } catch {
+    return "";
+  }
+}
+
 /**
  * Why a read of a member's document failed: the host's error code and its fixed words (shown as
  * `document: ENCLAVE_UNREACHABLE (enclave is unreachable from the host)`), the same whoever read it
  * (the pool's refresh or a client's GET /v1/attestation) when the read got no whole answer; or the
- * pool's own words for an answer its refresh found holding no document (`document: HTTP 503`). Not
+ * pool's own words for an answer its refresh found holding no document (`document: HTTP 503`, with the
+ * enclave's code when NOT_SERVING has it: `document: HTTP 503 ENCLAVE_BOOTING`). Not
  * for an answer a client's read got: a member draining, booting or failing its audit is marked with
  * the enclave's word (`draining`, host/app.ts notServing), and any other answer is passed on, the
  * member unmarked. Never the answer's content (the host's messages and the pool's are fixed words,

@@ -165,6 +165,25 @@ describe("enclave pool", () => {
     ]);
   });
 
+  it("names a booting, draining or failed member's own 503 code in its reason, and no other answer's", async () => {
+    let answer = { status: 503, text: "{}" };
+    const pool = new EnclavePool(["http://a"], { fetchText: async () => answer });
+    const reasonFor = async (status: number, body: unknown) => {
+      answer = { status, text: JSON.stringify(body) };
+      await pool.refresh();
+      return pool.status()[0]?.reason;
+    };
+    const refusal = (code: string) => ({ error: { code, message: "m" } });
+    // A restarted member listens before it boots: the host's read finds it booting, not draining.
+    expect(await reasonFor(503, refusal("ENCLAVE_BOOTING"))).toBe("document: HTTP 503 ENCLAVE_BOOTING");
+    expect(await reasonFor(503, refusal("ENCLAVE_DRAINING"))).toBe("document: HTTP 503 ENCLAVE_DRAINING");
+    expect(await reasonFor(503, refusal("AUDIT_FAILED"))).toBe("document: HTTP 503 AUDIT_FAILED");
+    // Any other code, or a body that is not the enclave's, is not quoted (a host-chosen text).
+    expect(await reasonFor(503, refusal("\u001b[2JSOMETHING"))).toBe("document: HTTP 503");
+    expect(await reasonFor(503, "ENCLAVE_BOOTING")).toBe("document: HTTP 503");
+    expect(await reasonFor(500, refusal("ENCLAVE_BOOTING"))).toBe("document: HTTP 500");
+  });
+
   it("tells onChange what changed, once: a refresh that finds a member as it was says nothing", async () => {
     let answer = { status: 200, text: JSON.stringify({ document: documentFor(new Uint8Array(32).fill(1)) }) };
     const changes: string[] = [];
