@@ -53,7 +53,8 @@
  * for `m`) and letters that do not decompose (`ß`, `ø`, `ł`, `æ`, `đ`). What tells an accented
  * letter from its bare one reads the bare one there: a word boundary (`\b`, `\B`), `\W` or a
  * negated class (`[^a-z]`, which stays as written) next to such a letter (`bo\u0301mbé` reads
- * `bombe`, where `\bbomb\b` finds no boundary after `b`). A block rule that writes one of those
+ * `bombe`, where `\bbomb\b` finds no boundary after `b`), and the titlecase category (`\p{Lt}`,
+ * `\P{Lu}`: Greek `ᾈ` reads `Α`). A block rule that writes one of those
  * therefore also sees, when it differs from the normalized form, the precomposed form
  * (normalize.ts `precomposedForDetection`), as written and look-alike-folded: the form before the
  * accent-folded one (tidy66), with the marks written decomposed and those NFKC keeps dropped and
@@ -290,10 +291,14 @@ function precomposedMatches(
  * Whether a JavaScript pattern may tell an accented letter from its bare one: a word boundary
  * (`\b`, `\B`), `\W` or a negated class (`[^a-z]`), written anywhere (after an escaped backslash,
  * `\\b`, it is text). Next to an accented letter the unmarked text reads bare, each reads an ASCII
- * word letter. (A property, `\p{…}` or `\P{…}`, holds an accented letter and its bare one alike.)
+ * word letter. A property, `\p{…}` or `\P{…}`, holds an accented letter and its bare one alike,
+ * but for the titlecase letter category: Greek `ᾈ` (Lt) reads `Α` (Lu), so `\p{Lt}` and `\P{Lu}`
+ * (`gc=` or `General_Category=` written or not) tell them apart too.
  */
 function readsAccentApart(pattern: string): boolean {
-  return /(?:^|[^\\])(?:\\\\)*(?:\\[bBW]|\[\^)/.test(pattern);
+  return /(?:^|[^\\])(?:\\\\)*(?:\\[bBW]|\[\^|\\p\{(?:gc=|General_Category=)?Lt\}|\\P\{(?:gc=|General_Category=)?Lu\})/.test(
+    pattern,
+  );
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */

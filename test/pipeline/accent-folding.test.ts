@@ -12,7 +12,7 @@
  */
 
 import { describe, expect, it } from "vitest";
-import { unmarkedForDetection } from "../../enclave/pipeline/normalize.ts";
+import { normalizeCharacters, unmarkedForDetection } from "../../enclave/pipeline/normalize.ts";
 import {
   type CompiledRequestPolicy,
   compilePattern,
@@ -192,11 +192,46 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
       ["contraseña\\W", false, "con\u0336traseñaé"],
       // Its look-alikes folded there too: `\bсёстра\b` reads `\bcёcтpa\b`, which `сё\u0336страé` meets.
       ["\\bсёстра\\b", false, "сё\u0336страé"],
+      // The one property that tells an accented letter from its bare one: Greek titlecase `ᾈ` (Lt)
+      // reads `Α` (Lu) in the accent-folded view; the view before tidy66 kept it (read44a).
+      ["\\p{Lt}ay", false, "ᾈa\u0336y"],
+      ["\\p{gc=Lt}ay", false, "ᾈa\u0301y"],
+      ["\\P{General_Category=Lu}ay", false, "ᾈa\u0336y"],
     ] as const) {
       const { old, current } = deciders(pattern, caseInsensitive);
       expect(old(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
       expect(current(text), `${pattern} ${JSON.stringify(text)}`).toBe("block");
     }
+  });
+
+  it("finds one property that tells an accented letter from its bare one: titlecase Lt read as Lu (read44a)", () => {
+    // readsAccentApart counts `\\p{Lt}` and `\\P{Lu}` with the boundaries and negated classes: every
+    // other general category and script holds a letter and its accent-folded reading alike.
+    const categories = "Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl Zp Cc Cf Co Cn";
+    const scripts = "Latin Greek Cyrillic Armenian Cherokee Coptic Georgian Lisu Common Inherited";
+    const scriptProperties = scripts.split(" ").map((name) => [name, new RegExp(`^\\p{sc=${name}}$`, "u")] as const);
+    const properties = [
+      ...categories.split(" ").map((name) => [name, new RegExp(`^\\p{gc=${name}}$`, "u")] as const),
+      ...scriptProperties,
+    ];
+    const differing = new Set<string>();
+    let pairs = 0;
+    for (let codePoint = 0x80; codePoint <= 0x2ffff; codePoint++) {
+      const letter = normalizeCharacters(String.fromCodePoint(codePoint));
+      const bare = unmarkedForDetection(letter);
+      if (bare === letter || [...letter].length !== 1 || [...bare].length !== 1) continue;
+      pairs += 1;
+      // Each letter is of a script the list names, so that the scripts are compared at all.
+      expect(
+        scriptProperties.some(([, p]) => p.test(letter)),
+        letter,
+      ).toBe(true);
+      for (const [name, p] of properties) {
+        if (p.test(letter) !== p.test(bare)) differing.add(`${name}: ${p.test(letter) ? "letter" : "bare"}`);
+      }
+    }
+    expect(pairs).toBeGreaterThan(600);
+    expect([...differing].sort()).toEqual(["Lt: letter", "Lu: bare"]);
   });
 
   it("pins the limit: `bömbé` passes `\\bbomb\\b`, which cannot tell it from the plain word `bombe`", () => {
