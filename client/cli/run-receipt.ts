@@ -49,13 +49,26 @@ function receiptLine(text: string, file: string): string {
   } catch {
     // not JSON: verifyReceipt says what is wrong
   }
+  const chatOutput =
+    typeof parsed?.receipt === "string" ||
+    (typeof parsed === "object" &&
+      parsed !== null &&
+      parsed.v === undefined &&
+      ("receipt" in parsed || "error" in parsed));
+  // Read as chat --json output (as `audit verify --chat-json` reads it), each member once: with
+  // "receipt" twice JSON.parse verified the last while a reader of the file sees the first. A receipt
+  // line itself is left to verifyReceipt, whose canonical-line check refuses a field named twice.
+  if (chatOutput) {
+    try {
+      parseJsonText(trimmed);
+    } catch (error) {
+      if (error instanceof DuplicateMemberError)
+        throw new UsageError(`--receipt ${file}: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
   if (typeof parsed?.receipt === "string") return parsed.receipt;
-  if (
-    typeof parsed === "object" &&
-    parsed !== null &&
-    parsed.v === undefined &&
-    ("receipt" in parsed || "error" in parsed)
-  ) {
+  if (chatOutput) {
     throw new UsageError(
       `--receipt ${file}: expected a receipt line or the output of cloister chat --json with its receipt, found JSON with no receipt (the output of a request that failed has none)`,
     );

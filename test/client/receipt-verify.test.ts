@@ -132,6 +132,42 @@ describe("cloister receipt verify", () => {
     });
   });
 
+  it("chat --json output naming receipt twice is refused naming the member: JSON.parse verified the last while a reader sees the first", async () => {
+    capture();
+    // Two receipts the enclave signed, for two answers: the file shows the first (and its text),
+    // and `audit verify --chat-json` refuses the file; JSON.parse would verify the second.
+    const first = signReceipt(fields("d".repeat(64), "Answer A."), keys.signing.secretKey);
+    const second = signReceipt(fields("d".repeat(64), "Answer B."), keys.signing.secretKey);
+    const chat = `{"receipt":${JSON.stringify(first)},"text":"Answer A.","receipt":${JSON.stringify(second)}}\n`;
+    const receipt = await file("receipt-twice.json", chat);
+    const error = await verify({ receipt }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message.startsWith(`--receipt ${receipt}: receipt appears twice in one object`)).toBe(
+      true,
+    );
+    expect((error as UsageError).message).not.toContain(first);
+    expect((error as UsageError).cause).toBeInstanceOf(DuplicateMemberError);
+    // A member named twice elsewhere in the output (the answer's text) is refused the same way.
+    const textTwice = await file(
+      "text-twice.json",
+      `{"receipt":${JSON.stringify(first)},"text":"Answer A.","text":"Answer B."}`,
+    );
+    const refused = await verify({ receipt: textTwice }).catch((e: unknown) => e);
+    expect((refused as UsageError).cause).toBeInstanceOf(DuplicateMemberError);
+    expect((refused as UsageError).message).toContain(": text appears twice in one object");
+    // A failed request's output naming error twice: refused, not named as "no receipt".
+    const errorTwice = await file("error-twice.json", '{"error":{"code":"A"},"error":{"code":"B"}}');
+    const noReceipt = await verify({ receipt: errorTwice }).catch((e: unknown) => e);
+    expect((noReceipt as UsageError).cause).toBeInstanceOf(DuplicateMemberError);
+    // A receipt line itself with a field twice is not the canonical line: a receipt that does not
+    // verify (valid: false), as before.
+    const lineTwice = await file("line-twice.txt", first.replace('{"v":1,', '{"v":1,"v":1,'));
+    expect((await verify({ receipt: lineTwice })).result).toMatchObject({ valid: false, code: "RECEIPT_INVALID" });
+    // Each member once: verified as before.
+    const once = await file("receipt-once.json", `{"receipt":${JSON.stringify(first)},"text":"Answer A."}`);
+    expect((await verify({ receipt: once })).result).toMatchObject({ valid: true, answerHash: textHash("Answer A.") });
+  });
+
   it("with --document: the receipt names that document (saved JWS, or GET /v1/attestation JSON) and its key", async () => {
     capture();
     const digest = createHash("sha256").update(documentJws).digest("hex");
