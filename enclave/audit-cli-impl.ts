@@ -456,8 +456,9 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * Where a --chat-json's member names are its data: an opening given as an object is keyed by what it
  * holds (its digits read as a plain name), so a refusal of a name twice there names only audit.opening
  * (at any depth: a file whose root is an array is refused as not an object only after that refusal).
+ * `receipt verify --receipt` reads the same file (client/cli/run-receipt.ts).
  */
-const OPENING_NAMES_NOT_SHOWN = [["audit", "opening"]] as const;
+export const OPENING_NAMES_NOT_SHOWN = [["audit", "opening"]] as const;
 
 /**
  * What an opening that is not 64 hex digits was found to be: its type and length only. An opening

@@ -14,6 +14,7 @@ import {
   CHAT_JSON_FILE_MAX_BYTES,
   DOCUMENT_FILE_BOUND,
   keyFromAttestationDocument,
+  OPENING_NAMES_NOT_SHOWN,
   publicKeyOption,
   type ReadAttestationDocument,
   readAttestationDocument,
@@ -30,7 +31,7 @@ async function readBytes(file: string, option: string, bound: InputBound): Promi
   return new Uint8Array(await readBoundedFile(file, option, bound, optionFileUnreadable(file, option)));
 }
 
-/** A --receipt file: a receipt line, or `cloister chat --json` output, bounded as `audit verify --chat-json`. */
+/** A --receipt file: a receipt line, or `cloister chat --json` output, bounded as `audit find --chat-json`. */
 const RECEIPT_FILE_BOUND: InputBound = {
   bytes: CHAT_JSON_FILE_MAX_BYTES,
   expected: "a receipt line, or cloister chat --json's output",
@@ -55,12 +56,13 @@ function receiptLine(text: string, file: string): string {
       parsed !== null &&
       parsed.v === undefined &&
       ("receipt" in parsed || "error" in parsed));
-  // Read as chat --json output (as `audit verify --chat-json` reads it), each member once: with
+  // Read as chat --json output (as `audit find --chat-json` reads it), each member once: with
   // "receipt" twice JSON.parse verified the last while a reader of the file sees the first. A receipt
   // line itself is left to verifyReceipt, whose canonical-line check refuses a field named twice.
+  // Names below audit.opening are not shown (the client's secret, as audit find --chat-json keeps it).
   if (chatOutput) {
     try {
-      parseJsonText(trimmed);
+      parseJsonText(trimmed, { namesNotShownBelow: OPENING_NAMES_NOT_SHOWN });
     } catch (error) {
       if (error instanceof DuplicateMemberError)
         throw new UsageError(`--receipt ${file}: ${error.message}`, { cause: error });

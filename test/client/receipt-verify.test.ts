@@ -135,7 +135,7 @@ describe("cloister receipt verify", () => {
   it("chat --json output naming receipt twice is refused naming the member: JSON.parse verified the last while a reader sees the first", async () => {
     capture();
     // Two receipts the enclave signed, for two answers: the file shows the first (and its text),
-    // and `audit verify --chat-json` refuses the file; JSON.parse would verify the second.
+    // and `audit find --chat-json` refuses the file; JSON.parse would verify the second.
     const first = signReceipt(fields("d".repeat(64), "Answer A."), keys.signing.secretKey);
     const second = signReceipt(fields("d".repeat(64), "Answer B."), keys.signing.secretKey);
     const chat = `{"receipt":${JSON.stringify(first)},"text":"Answer A.","receipt":${JSON.stringify(second)}}\n`;
@@ -165,6 +165,29 @@ describe("cloister receipt verify", () => {
     expect((await verify({ receipt: lineTwice })).result).toMatchObject({ valid: false, code: "RECEIPT_INVALID" });
     // Each member once: verified as before.
     const once = await file("receipt-once.json", `{"receipt":${JSON.stringify(first)},"text":"Answer A."}`);
+    expect((await verify({ receipt: once })).result).toMatchObject({ valid: true, answerHash: textHash("Answer A.") });
+  });
+
+  it("chat --json output with a name twice below audit.opening names only audit.opening (the client's secret), as audit find --chat-json does", async () => {
+    capture();
+    const receiptLine = signReceipt(fields("d".repeat(64), "Answer A."), keys.signing.secretKey);
+    // An opening given as an object keyed by its digits (a plain name: 32 characters from a letter).
+    const digits = "deadbeef00112233deadbeef00112233";
+    const opening = await file(
+      "opening-twice.json",
+      `\uFEFF{"receipt":${JSON.stringify(receiptLine)},"text":"Answer A.","audit":{"opening":{"${digits}":1,"${digits}":2}}}\r\n`,
+    );
+    const error = await verify({ receipt: opening }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).toContain(
+      `--receipt ${opening}: a member inside audit.opening appears twice in one object`,
+    );
+    expect((error as UsageError).message).not.toContain(digits);
+    // The same file with its opening once (a byte order mark and CRLF around it): verified.
+    const once = await file(
+      "opening-once.json",
+      `\uFEFF{"receipt":${JSON.stringify(receiptLine)},"text":"Answer A.","audit":{"opening":"${"e".repeat(64)}"}}\r\n`,
+    );
     expect((await verify({ receipt: once })).result).toMatchObject({ valid: true, answerHash: textHash("Answer A.") });
   });
 
