@@ -62,8 +62,11 @@
  * whose accent-folded form differs (it writes an accented letter), the marks NFKC composes left
  * composed and those it keeps dropped, on accented letters too (`señ\u0336oré` reads `señoré`).
  * There the rule is searched as written, and the folded form by the rule with its look-alikes
- * folded when it has them (`\bсёстра\b` meets `сё\u0336страé`), one all-ASCII match looked past
- * before any letter of another script in the prompt counts (fail-closed). Still passing: `bömbé`
+ * folded when it has them (`\bсёстра\b` meets `сё\u0336страé`), MAX_PRECOMPOSED_ASCII_MATCHES (2)
+ * all-ASCII matches looked past before any letter of another script in the prompt counts
+ * (fail-closed). Not searched where the precomposed form is the normalized one, nor where it is
+ * the accent-folded one and the rule writes no accented letter (`bo\u0336mb` with no accented
+ * letter anywhere): the searches there are those the rule made already. Still passing: `bömbé`
  * passes a rule `\bbomb\b`, since every form reads it either with `ö` or as `bombe`, which is also
  * the French word `bombe` that the rule does not meet.
  *
@@ -114,15 +117,17 @@ export const MAX_PATTERN_PROGRAM_SIZE = 64;
  * rule searches up to 5 forms of the prompt (as sent, normalized, folded; unmarked and unmarked
  * folded by its accent-folded program) and, when it has look-alike-folded programs, up to
  * MAX_ASCII_MATCHES more searches by one on each of the 2 folded forms; a block rule with a word
- * boundary, `\W` or a negated class 2 more (the precomposed form, and its folded form by the
- * look-alike-folded program when there is one); an allow rule searches 2 forms. re2js costs about
+ * boundary, `\W`, a negated class, `\p{Lt}` or `\P{Lu}` up to 3 more (the precomposed form, and its
+ * folded form by the rule as written once or by the look-alike-folded program
+ * MAX_PRECOMPOSED_ASCII_MATCHES times); an allow rule searches 2 forms. re2js costs about
  * 30-45 ns per instruction and character when no literal prefix lets it skip ahead (measured: a
  * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
  * characters this budget bounds the pattern rules of one request at about
  * 1024 × 65,536 × 45 ns ≈ 3 s of synchronous work (twice when PII redaction changed the prompt and
  * the rules run again). One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program
- * (5 × 64 + 2 × 4 × 64 = 832; with a word boundary 7 × 64 + 2 × 4 × 64 = 960) fits; a policy over
- * it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
+ * (5 × 64 + 2 × 4 × 64 = 832; with a word boundary 6 × 64 + 2 × 4 × 64 + 2 × 64 = 1024, exactly the
+ * budget) fits; a policy over it is refused at boot and by `cloister manifest check`
+ * (POLICY_PATTERN_BUDGET).
  */
 export const MAX_POLICY_PATTERN_WORK = 1024;
 
@@ -269,8 +274,12 @@ function unmarkedMatches(
  * Whether the precomposed text (precomposedForDetection), which keeps the accented letters the
  * unmarked text reads bare, matches the rule as written (`test`); its look-alike-folded form the
  * rule as written, or the rule with its own look-alikes folded (`foldedTest`) when it has them, with
- * one all-ASCII match looked past (the budget has one search for it). Not where it is the
- * normalized text, which the rule has searched already.
+ * MAX_PRECOMPOSED_ASCII_MATCHES all-ASCII matches looked past (the budget has that many searches for
+ * it). Not where it is the normalized text, which the rule has searched already, nor, with
+ * `repeatsUnmarked` (the rule's accent-folded programs are its programs as written: it writes no
+ * accented letter), where it is the unmarked text: unmarkedMatches searched it and its folded form
+ * by the same programs, the folded one with more all-ASCII matches looked past (MAX_ASCII_MATCHES),
+ * so only a fail-closed match would be left to find here.
  */
 function precomposedMatches(
   input: RuleInput,
@@ -278,9 +287,10 @@ function precomposedMatches(
   test: (text: string) => boolean,
   foldedTest: ((folded: string, precomposed: string) => boolean) | null,
   composeMarks: boolean,
+  repeatsUnmarked: boolean,
 ): boolean {
   const precomposed = input.precomposedText(composeMarks);
-  if (precomposed === normalized) return false;
+  if (precomposed === normalized || (repeatsUnmarked && precomposed === input.unmarkedText())) return false;
   if (test(precomposed)) return true;
   const folded = input.precomposedFoldedText(composeMarks);
   if (foldedTest === null) return folded !== precomposed && test(folded);
@@ -316,8 +326,9 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
   // counts only where the prompt has a letter of another script: a rule made of look-alikes
   // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
   const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
+  const foldedSource = toRe2Syntax(rule.id, rule.pattern, folding);
   const foldedRegex =
-    rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, folding) !== toRe2Syntax(rule.id, rule.pattern)
+    rule.action === "block" && foldedSource !== toRe2Syntax(rule.id, rule.pattern)
       ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
       : null;
   const foldedTest =
@@ -333,8 +344,9 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
       ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldAccents: true })
       : regex;
   const bareTest = bareRegex === regex ? test : (text: string) => bareRegex.matcher(text).find();
+  const bareFoldedSource = toRe2Syntax(rule.id, rule.pattern, { ...bareOptions, foldLiterals: true });
   const bareFoldedRegex =
-    rule.action === "block" && toRe2Syntax(rule.id, rule.pattern, { ...bareOptions, foldLiterals: true }) !== bareSource
+    rule.action === "block" && bareFoldedSource !== bareSource
       ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, {
           foldLiterals: true,
           foldAccents: true,
@@ -350,21 +362,29 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
   // that writes an accented letter read (marks NFKC composes left composed) or the other.
   const readsApart = rule.action === "block" && readsAccentApart(rule.pattern);
   const composeMarks = bareSource !== plainSource;
+  // Where the rule's accent-folded programs are its programs as written, the precomposed text
+  // equal to the unmarked one has nothing left to find there (precomposedMatches).
+  const repeatsUnmarked = !composeMarks && bareFoldedSource === foldedSource;
   const precomposedFoldedTest =
     foldedRegex === null
       ? null
-      : (folded: string, precomposed: string) => foldedMatch(foldedRegex, folded, precomposed, 1);
+      : (folded: string, precomposed: string) =>
+          foldedMatch(foldedRegex, folded, precomposed, MAX_PRECOMPOSED_ASCII_MATCHES);
   // The searches below at most: a block rule 5 forms (the unmarked 2 by its accent-folded
   // program), plus MAX_ASCII_MATCHES searches by a look-alike-folded program on each of the 2
-  // folded forms; when it reads accents apart, the precomposed form and one search of its folded
-  // form (by the look-alike-folded program when there is one); an allow rule the text as sent and
-  // normalized.
+  // folded forms; when it reads accents apart, the precomposed form and its folded form (once by
+  // the rule as written, or MAX_PRECOMPOSED_ASCII_MATCHES times by the look-alike-folded program
+  // when there is one); an allow rule the text as sent and normalized. At MAX_PATTERN_PROGRAM_SIZE
+  // (64) with a folded program and a boundary: 3 × 64 + 2 × 64 + 4 × (64 + 64) + 64 + 2 × 64 = 1024.
   const work =
     rule.action === "block"
       ? 3 * regex.programSize() +
         2 * bareRegex.programSize() +
         MAX_ASCII_MATCHES * ((foldedRegex?.programSize() ?? 0) + (bareFoldedRegex?.programSize() ?? 0)) +
-        (readsApart ? regex.programSize() + (foldedRegex ?? regex).programSize() : 0)
+        (readsApart
+          ? regex.programSize() +
+            (foldedRegex === null ? regex.programSize() : MAX_PRECOMPOSED_ASCII_MATCHES * foldedRegex.programSize())
+          : 0)
       : 2 * regex.programSize();
   const match: RuleMatcher = (input) => {
     const text = input.request.text;
@@ -386,7 +406,8 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
           foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
           // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`, `passwörd`).
           unmarkedMatches(input, normalized, bareTest, bareFoldedTest, bareRegex !== regex) ||
-          (readsApart && precomposedMatches(input, normalized, test, precomposedFoldedTest, composeMarks))
+          (readsApart &&
+            precomposedMatches(input, normalized, test, precomposedFoldedTest, composeMarks, repeatsUnmarked))
         : test(text) && (normalized === text || test(normalized));
     return { matched, detail: "the prompt matches the rule's pattern" };
   };
@@ -499,6 +520,15 @@ function foldedLiteral(c: string, caseInsensitive: boolean): string {
  * is a search of the prompt, so a rule's cost is bounded by this many times one search.
  */
 const MAX_ASCII_MATCHES = 4;
+
+/**
+ * The same on the precomposed view's folded form (precomposedMatches), fewer so that a rule of
+ * MAX_PATTERN_PROGRAM_SIZE with a folded program and a word boundary still fits
+ * MAX_POLICY_PATTERN_WORK (exactly). With 1, a plain `cop` in a prompt with any accented letter
+ * met `\bсор\b` (read44a: `the cop came to Jose\u0301 in Zürich`); a second match looked past
+ * finds none there.
+ */
+const MAX_PRECOMPOSED_ASCII_MATCHES = 2;
 
 /**
  * Whether a folded block rule (compiled leftmost-longest) matches the folded text where the prompt

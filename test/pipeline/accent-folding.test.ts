@@ -251,6 +251,30 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     }
   });
 
+  it("looks past 2 all-ASCII matches on the precomposed view's folded form (read44a)", () => {
+    // With one looked past, a plain `cop` met `\\bсор\\b` in any prompt with an accented letter.
+    const { old, current } = deciders("\\bсор\\b");
+    const prompt = "the cop came to Jose\u0301 in Zürich";
+    expect(old(prompt)).toBe("allow");
+    expect(current(prompt)).toBe("allow");
+    // Still fail-closed past 2 plain matches, and a match with a Cyrillic letter still counts.
+    expect(current(`${prompt}, the cop`)).toBe("block");
+    expect(current("the \u0441op came to Jose\u0301 in Zürich")).toBe("block");
+    expect(old("the \u0441op came to Jose\u0301 in Zürich")).toBe("block");
+  });
+
+  it("skips the precomposed view where it is the unmarked one and the rule writes no accented letter", () => {
+    // `bo\u0336mb` with no accented letter: both views read `bomb`, and the unmarked search looked
+    // past 4 plain matches where the precomposed one would look past 2 and then count the `п`.
+    const { old, current } = deciders("\\bсор\\b");
+    for (const text of ["a cop, a cop, bo\u0336mb \u043f", "a cop, a cop, bo\u0336mb, a cop, \u043f"]) {
+      expect(old(text), JSON.stringify(text)).toBe("allow");
+      expect(current(text), JSON.stringify(text)).toBe("allow");
+    }
+    expect(current("a cop, a cop, a cop, a cop, bo\u0336mb \u043f")).toBe("block");
+    expect(current("a \u0441op, bo\u0336mb")).toBe("block");
+  });
+
   it("counts the precomposed view's searches in the budget; a 64-instruction rule with a folded program fits", () => {
     const pattern = "\\bсор[a-z]{58}";
     const rule = (id: string): RequestRule => ({
@@ -263,15 +287,25 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     const plain = compilePattern("r", pattern, false).programSize();
     const folded = compilePattern("r", pattern, false, { foldLiterals: true, longest: true }).programSize();
     expect(plain).toBe(MAX_PATTERN_PROGRAM_SIZE);
+    expect(folded).toBe(MAX_PATTERN_PROGRAM_SIZE);
     // 5 forms + 4 by the folded program on each of the 2 folded forms (no accented letter: the
-    // unmarked forms search the program as written) + the precomposed view and one search of it folded.
-    const perRule = 5 * plain + 8 * folded + plain + folded;
-    expect(perRule).toBeLessThanOrEqual(MAX_POLICY_PATTERN_WORK);
+    // unmarked forms search the program as written) + the precomposed view and 2 searches of it
+    // folded: 3 × 64 + 2 × 64 + 4 × (64 + 64) + 64 + 2 × 64, exactly the budget.
+    const perRule = 6 * plain + 8 * folded + 2 * folded;
+    expect(perRule).toBe(MAX_POLICY_PATTERN_WORK);
     const policy = (rules: RequestRule[]): RequestPolicy => ({ rules, defaultAction: "allow", pii: PII_OFF });
     expect(() => compileRequestPolicy(policy([rule("a")]))).not.toThrow();
     expect(() => compileRequestPolicy(policy([rule("a"), rule("b")]))).toThrow(
       `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${2 * perRule} over 2 pattern rules`,
     );
+    // One more instruction anywhere does not fit: the smallest other pattern rule, an allow rule of
+    // the fewest instructions (2 searches), or the same rule one character longer (refused alone).
+    const smallest = compilePattern("s", "a", false).programSize();
+    const allow: RequestRule = { id: "s", kind: "pattern", action: "allow", pattern: "a", caseInsensitive: false };
+    expect(() => compileRequestPolicy(policy([rule("a"), allow]))).toThrow(
+      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${perRule + 2 * smallest} over 2 pattern rules`,
+    );
+    expect(() => compilePattern("r", "\\bсор[a-z]{59}", false)).toThrow(/65 instructions/);
   });
 
   it("leaves an allow rule as it was: it never reads the unmarked view", () => {
@@ -476,7 +510,54 @@ function compare(
   return { lost, gained: [...gained].sort(), blockedBefore };
 }
 
+/** Rules of look-alikes alone (read44a), as the folded program reads them, in JavaScript. */
+const LOOK_ALIKE_RULES: readonly (readonly [pattern: string, folded: RegExp])[] = [
+  ["[^a-z]\u0441\u043e\u0440", /[^a-z]cop/gu],
+  ["\\bp\u0430ss\\b", /\bpass\b/gu],
+  ["\\b\u0440\u0430\\b", /\bpa\b/gu],
+  ["\\b\u0441\u043e\u0440\\b", /\bcop\b/gu],
+];
+
+/** French and English prompts of 5 to 19 words, each word decomposed (NFD) with probability 0.4. */
+function frenchEnglishCorpus(count: number, seed: number): string[] {
+  const words =
+    "the cop came to José in Zürich pass pa a café très élève naïve Noël à côté de la mer password passe police est bien ça va le garçon".split(
+      " ",
+    );
+  const next = random(seed);
+  return Array.from({ length: count }, () =>
+    Array.from({ length: 5 + Math.floor(next() * 15) }, () => {
+      const word = pick(words, next);
+      return next() < 0.4 ? word.normalize("NFD") : word;
+    }).join(" "),
+  );
+}
+
 describe("differential: the accent-folded view against the two views before it", () => {
+  it("newly blocks a French or English prompt for a look-alike rule only past 2 plain matches (read44a)", () => {
+    const prompts = frenchEnglishCorpus(2_000, 79);
+    let newlyBlocked = 0;
+    const lost: string[] = [];
+    const unexplained: string[] = [];
+    for (const [pattern, folded] of LOOK_ALIKE_RULES) {
+      const { old, current } = deciders(pattern);
+      for (const text of prompts) {
+        const was = old(text);
+        const now = current(text);
+        if (was === "block" && now !== "block") lost.push(`${pattern}: ${JSON.stringify(text)}`);
+        if (was === "block" || now !== "block") continue;
+        newlyBlocked += 1;
+        // Fail-closed only: the rule's folded program meets the prompt's plain words at least twice.
+        const plainMatches = unmarkedForDetection(normalizeCharacters(text)).match(folded)?.length ?? 0;
+        if (plainMatches < 2) unexplained.push(`${pattern}: ${JSON.stringify(text)}`);
+      }
+    }
+    expect(lost).toEqual([]);
+    expect(unexplained).toEqual([]);
+    // The corpus reaches the fail-closed case at all.
+    expect(newlyBlocked).toBeGreaterThan(100);
+  });
+
   it("blocks every prompt the old code blocks where a rule reads an accented letter apart (tidy77)", () => {
     const prompts = corpus(BOUNDARY_WORDS, 77);
     const { lost, gained, blockedBefore } = compare(BOUNDARY_RULES, prompts);
