@@ -10,12 +10,16 @@
  * stay there when the configuration or the policy fails. Any site can link here with a key of its
  * choosing (the user's questions would then run under that key), so a key from the fragment is not
  * used until the user confirms it: the page shows its first characters and waits for a click. The
- * key is kept in memory only: a typed key stays in its (password) field after a verification that
- * failed for another reason than the key (host down, CORS, policy), so that it is not pasted again,
- * and is cleared from the field once a verification passes or the host refuses it.
+ * key is kept in memory only: a typed key stays in its field after a verification that failed for
+ * another reason than the key (host down, CORS, policy), so that it is not pasted again, and is
+ * cleared from the field once a verification passes or the host refuses it. The field is a text
+ * field masked by its style (client/web/server.ts), not a password field: a browser's password
+ * manager offers to save what a password field held once its form is gone after a request (Chromium
+ * does, whatever its autocomplete says), and a bearer key has no place in it.
  *
  * The conversation is shown as it is sent: every earlier question and answer goes with each new
- * question (the model's context), so each is shown, in order, and "New conversation" clears them.
+ * question (the model's context), so each is shown, in order, with the usage line and redaction note
+ * shown under it, and "New conversation" clears them (and an answer's failure with them).
  */
 import { type ChatMessage, ClientError, connect, parseClientPolicy, policyRisks, type Session } from "../browser.ts";
 import {
@@ -130,19 +134,45 @@ function showEnclave(session: Session): void {
   });
 }
 
-/** One earlier turn of the conversation, as text: its question, then its answer. */
-function turnItem(question: string, answer: string): HTMLLIElement {
+/** One answered turn of the conversation, as the page showed it when its answer was done. */
+interface Turn {
+  readonly question: string;
+  readonly answer: string;
+  /** Its usage line (#usage). */
+  readonly usage: string;
+  /** Its redaction note (#redaction-note), or null when none was shown. */
+  readonly redaction: string | null;
+}
+
+/**
+ * One earlier turn of the conversation, as text: its question, its answer, and under it what was
+ * shown under it when it was the latest (its usage line, its redaction note), so that an answer cut
+ * by --max-tokens, or to a redacted prompt, does not look otherwise once the next question is asked.
+ */
+function turnItem(turn: Turn): HTMLLIElement {
   const item = document.createElement("li");
-  for (const [role, text] of [
-    ["question", question],
-    ["answer", answer],
-  ] as const) {
-    const block = document.createElement("pre");
+  const parts: [string, string, string | null][] = [
+    ["pre", "question", turn.question],
+    ["pre", "answer", turn.answer],
+    ["p", "usage", turn.usage],
+    ["p", "redaction-note", turn.redaction],
+  ];
+  for (const [tag, role, text] of parts) {
+    if (text === null) continue;
+    const block = document.createElement(tag);
     block.className = role;
     block.textContent = text;
     item.append(block);
   }
   return item;
+}
+
+/** Hides the error line and empties it (its text, kind and code), so that nothing of an earlier failure stays. */
+function clearError(target: HTMLElement): void {
+  target.hidden = true;
+  target.replaceChildren();
+  delete target.dataset.kind;
+  delete target.dataset.code;
 }
 
 /**
@@ -241,6 +271,16 @@ async function verifyOnce(
       status.textContent =
         "not verified: nothing was sent to the enclave (the host refused the API key, which was cleared from the " +
         "field: enter your API key, then verify again)";
+    } else if (failure instanceof ClientError && failure.kind === "attestation") {
+      // The enclave failed verification under the page's policy (its nonce question was sent to it, but no
+      // question can be). Verifying again passes only once the host runs an enclave the policy accepts: a
+      // policy to accept this one is cloister web's (--policy), and the page gets it only when reloaded,
+      // which drops the key (the fragment was removed, the field is in memory only).
+      status.textContent = `not verified: the enclave failed verification under this page's client policy, so no question can be sealed to it (verify again once the host runs an enclave the policy accepts${
+        linked === null ? ": the API key is still in its field" : ""
+      }; a policy that accepts this enclave needs cloister web restarted with it and this page ${
+        linked === null ? "reloaded, which clears the API key field" : "opened again from the link"
+      })`;
     } else if (linked === null) {
       status.textContent =
         "not verified: nothing was sent to the enclave (fix what the error says, then verify again: the API key " +
@@ -314,17 +354,15 @@ async function main(): Promise<void> {
   const shownQuestion = element("question");
   const contextNote = element("context-note");
   const newConversation = element<HTMLButtonElement>("new-conversation");
-  // Every question and answer of the conversation, in order: all are sent with the next question.
-  const history: ChatMessage[] = [];
+  // Every answered turn of the conversation, in order: all are sent with the next question.
+  const conversation: Turn[] = [];
+  // How many of them are shown in #turns: all but the latest while the latest is in #question and
+  // #answer (once answered), all once the next question is asked or the latest failed.
+  let inTurns = 0;
   /** The turns before the one shown in #question and #answer, and what the next question is sent with. */
   const showConversation = (): void => {
-    const earlier = history.length - (shownQuestion.textContent === "" ? 0 : 2);
-    const items: HTMLLIElement[] = [];
-    for (let i = 0; i + 1 < earlier; i += 2) {
-      items.push(turnItem(history[i]?.content ?? "", history[i + 1]?.content ?? ""));
-    }
-    turns.replaceChildren(...items);
-    const count = history.length / 2;
+    turns.replaceChildren(...conversation.slice(0, inTurns).map(turnItem));
+    const count = conversation.length;
     contextNote.textContent =
       count === 0
         ? "A new conversation: the next question is sent alone."
@@ -343,27 +381,39 @@ async function main(): Promise<void> {
   });
   newConversation.addEventListener("click", () => {
     if (send.disabled) return;
-    history.length = 0;
+    conversation.length = 0;
+    inTurns = 0;
     shownQuestion.textContent = "";
     answer.textContent = "";
     usage.textContent = "";
     showRedactionNote(null, null, redactionNote);
-    error.hidden = true;
+    // An answer's failure goes with the conversation; a failed re-verification (no enclave verified,
+    // the status line says so) is the page's, and stays shown until the next question verifies.
+    if (session.attested) {
+      clearError(error);
+      setState("verified");
+    }
     showConversation();
   });
 
   async function ask(question: string): Promise<void> {
     send.disabled = true;
-    error.hidden = true;
-    // The turn shown last (if answered, it is in history) moves up with the earlier ones.
-    shownQuestion.textContent = "";
+    clearError(error);
+    // The turn shown last (if answered, it is in the conversation) moves up with the earlier ones.
+    inTurns = conversation.length;
     showConversation();
     shownQuestion.textContent = question;
     answer.textContent = "";
     usage.textContent = "";
     showRedactionNote(null, null, redactionNote);
     setState("asking");
-    const messages: ChatMessage[] = [...history, { role: "user", content: question }];
+    const messages: ChatMessage[] = [
+      ...conversation.flatMap((turn): ChatMessage[] => [
+        { role: "user", content: turn.question },
+        { role: "assistant", content: turn.answer },
+      ]),
+      { role: "user", content: question },
+    ];
     let text = "";
     try {
       for await (const event of session.chat(messages, { maxTokens: config.maxTokens })) {
@@ -376,7 +426,12 @@ async function main(): Promise<void> {
           showRedactionNote(event.redacted, session.enclave, redactionNote);
         }
       }
-      history.push({ role: "user", content: question }, { role: "assistant", content: text });
+      conversation.push({
+        question,
+        answer: text,
+        usage: usage.textContent ?? "",
+        redaction: redactionNote.hidden ? null : redactionNote.textContent,
+      });
       prompt.value = "";
       setState("answered");
     } catch (failure) {
@@ -384,6 +439,8 @@ async function main(): Promise<void> {
       // not in the conversation (it is not sent with the next one).
       answer.textContent = "";
       shownQuestion.textContent = "";
+      usage.textContent = "";
+      showRedactionNote(null, null, redactionNote);
       setState("answer-failed");
       showError(error, failure, hintFor(failure, "answer"));
     } finally {

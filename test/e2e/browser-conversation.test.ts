@@ -15,30 +15,18 @@
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { held } from "../helpers/held.ts";
-import { useBrowserPage, waitForState } from "./helpers/browser-page.ts";
+import {
+  askAndWait as ask,
+  openPage,
+  tamperSealedAnswers,
+  useBrowserPage,
+  waitForState,
+} from "./helpers/browser-page.ts";
 
 // The first question is markup, to show that a turn is shown as text (no element made from it).
 const QUESTIONS = ["Would <b>ocelots</b> barter turnips?", "And under lighthouses?", "What of quokkas?"];
 
 const web = useBrowserPage();
-
-/** The page opened, waiting for a key. */
-async function openPage(): Promise<Page> {
-  const page = await web.browser.newPage();
-  await page.goto(`${web.pageUrl}/`);
-  expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
-  return page;
-}
-
-/** Asks `question` and waits for the outcome (a state of the test's own first, so an earlier one is not seen). */
-async function ask(page: Page, question: string): Promise<string> {
-  await page.evaluate(() => {
-    document.body.dataset.state = "test-sent";
-  });
-  await page.fill("#prompt", question);
-  await page.click("#send");
-  return waitForState(page, ["answered", "answer-failed"]);
-}
 
 /** What the page shows of the conversation: the earlier turns, the latest question and answer, the note. */
 async function shownConversation(page: Page) {
@@ -49,6 +37,7 @@ async function shownConversation(page: Page) {
     elementsInTurns: document.querySelectorAll("#turns b, #question b").length,
     question: document.querySelector("#question")?.textContent ?? "",
     answer: document.querySelector("#answer")?.textContent ?? "",
+    usage: document.querySelector("#usage")?.textContent ?? "",
     note: document.querySelector("#context-note")?.textContent ?? "",
     canClear: !(document.querySelector("#new-conversation") as HTMLButtonElement).disabled,
   }));
@@ -56,7 +45,7 @@ async function shownConversation(page: Page) {
 
 describe("the browser page shows the conversation it sends", () => {
   it("shows each earlier question and answer in order, leaves a failed turn out, and clears it all on request", async () => {
-    const page = await openPage();
+    const page = await openPage(web);
     await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
@@ -70,36 +59,31 @@ describe("the browser page shows the conversation it sends", () => {
     expect(await ask(page, QUESTIONS[0] as string)).toBe("answered");
     const first = await shownConversation(page);
     expect(first.answer.length).toBeGreaterThan(0);
+    expect(first.usage).toMatch(/^\d+ tokens, finish: /);
     expect(first).toMatchObject({ turns: [], question: QUESTIONS[0], elementsInTurns: 0, canClear: true });
     expect(first.note).toMatch(/^The next question is sent with the 1 question and answer above, in order/);
 
     expect(await ask(page, QUESTIONS[1] as string)).toBe("answered");
     const second = await shownConversation(page);
-    // The first turn moved up, as text; the second is the latest.
-    expect(second.turns).toEqual([[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]]);
+    // The first turn moved up, as text, with the usage line shown under it; the second is the latest.
+    expect(second.turns).toEqual([[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`, `usage: ${first.usage}`]]);
     expect(second).toMatchObject({ question: QUESTIONS[1], elementsInTurns: 0 });
     expect(second.note).toMatch(/^The next question is sent with the 2 questions and answers above/);
 
     // A third question whose answer fails its integrity check (its last bytes flipped, as in
     // browser-leaks): its partial text is cleared and it is not part of the conversation.
-    const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
-    await page.route(`${hostOrigin}/v1/sealed`, async (route) => {
-      if (route.request().method() !== "POST") return route.continue();
-      const response = await route.fetch();
-      const tampered = Buffer.from(await response.body());
-      for (let i = Math.max(0, tampered.length - 16); i < tampered.length; i++) tampered[i] = (tampered[i] ?? 0) ^ 0xff;
-      await route.fulfill({ response, body: tampered });
-    });
+    const tampered = await tamperSealedAnswers(web, page);
     expect(await ask(page, QUESTIONS[2] as string)).toBe("answer-failed");
-    await page.unroute(`${hostOrigin}/v1/sealed`);
+    await page.unroute(tampered);
     const failed = await shownConversation(page);
     expect(failed).toMatchObject({
       turns: [
-        [`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`],
-        [`question: ${QUESTIONS[1]}`, `answer: ${second.answer}`],
+        [`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`, `usage: ${first.usage}`],
+        [`question: ${QUESTIONS[1]}`, `answer: ${second.answer}`, `usage: ${second.usage}`],
       ],
       question: "",
       answer: "",
+      usage: "",
     });
     expect(failed.note).toMatch(/^The next question is sent with the 2 questions and answers above/);
     expect(await page.inputValue("#prompt")).toBe(QUESTIONS[2]);
@@ -120,7 +104,7 @@ describe("the browser page shows the conversation it sends", () => {
   });
 
   it("offers no New conversation while a question is under way, and keeps the conversation it is sent with", async () => {
-    const page = await openPage();
+    const page = await openPage(web);
     await page.fill("#api-key", web.deployment.files.apiKey);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
@@ -143,7 +127,7 @@ describe("the browser page shows the conversation it sends", () => {
     // Under way: the button is disabled (a click, forced, does nothing), the earlier turn shown above.
     expect(await page.evaluate(() => document.body.dataset.state)).toBe("asking");
     expect(await shownConversation(page)).toMatchObject({
-      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]],
+      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`, `usage: ${first.usage}`]],
       question: QUESTIONS[1],
       canClear: false,
     });
@@ -153,7 +137,7 @@ describe("the browser page shows the conversation it sends", () => {
     await page.unroute(`${hostOrigin}/v1/sealed`);
     const second = await shownConversation(page);
     expect(second).toMatchObject({
-      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`]],
+      turns: [[`question: ${QUESTIONS[0]}`, `answer: ${first.answer}`, `usage: ${first.usage}`]],
       question: QUESTIONS[1],
       canClear: true,
     });
@@ -164,7 +148,7 @@ describe("the browser page shows the conversation it sends", () => {
 
 describe("the browser page's API key field after a failed verification", () => {
   it("keeps a typed key when the host could not be reached, and clears it once verified", async () => {
-    const page = await openPage();
+    const page = await openPage(web);
     const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     let refused = 0;
     await page.route(`${hostOrigin}/v1/attestation`, async (route) => {
@@ -187,7 +171,7 @@ describe("the browser page's API key field after a failed verification", () => {
   });
 
   it("clears a key the host refused, and says to enter it again", async () => {
-    const page = await openPage();
+    const page = await openPage(web);
     await page.fill("#api-key", `not-${web.deployment.files.apiKey}`);
     await page.click("#key-submit");
     expect(await waitForState(page, ["verified", "failed"])).toBe("failed");

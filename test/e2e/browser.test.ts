@@ -517,9 +517,11 @@ describe("cloister web: verify and seal in the browser", () => {
     expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
     expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
     expect(await page.textContent("#error")).toContain(`MEASUREMENT: expected ${"cd".repeat(48)}, found`);
-    // With how to try again, and the key form to do it with (it said to reload the page).
+    // With what can pass it, and the key form to verify again with (it said to reload the page).
     expect(await page.textContent("#status")).toBe(
-      "not verified: nothing was sent to the enclave (fix what the error says, then verify again)",
+      "not verified: the enclave failed verification under this page's client policy, so no question can be sealed " +
+        "to it (verify again once the host runs an enclave the policy accepts; a policy that accepts this enclave " +
+        "needs cloister web restarted with it and this page opened again from the link)",
     );
     expect(await page.isVisible("#ask-form")).toBe(false);
     expect(await page.isVisible("#key-submit")).toBe(true);

@@ -65,3 +65,38 @@ export async function waitForState(page: Page, states: readonly string[]): Promi
   });
   return (await page.evaluate(() => document.body.dataset.state)) as string;
 }
+
+/** A new tab on the page (its address's fragment `link`, if any), waiting for a key. */
+export async function openPage(served: BrowserPage, link = ""): Promise<Page> {
+  const page = await served.browser.newPage();
+  await page.goto(`${served.pageUrl}/${link}`);
+  const state = await waitForState(page, ["needs-key", "failed"]);
+  if (state !== "needs-key") throw new Error(`the page: expected state needs-key, found ${state}`);
+  return page;
+}
+
+/** Asks `question` and waits for the outcome (a state of the test's own first, so an earlier one is not seen). */
+export async function askAndWait(page: Page, question: string): Promise<string> {
+  await page.evaluate(() => {
+    document.body.dataset.state = "test-sent";
+  });
+  await page.fill("#prompt", question);
+  await page.click("#send");
+  return waitForState(page, ["answered", "answer-failed"]);
+}
+
+/**
+ * Every sealed answer's last 16 bytes flipped on its way to the page, until `page.unroute` of the
+ * route returned: the page's integrity check of the stream fails.
+ */
+export async function tamperSealedAnswers(served: BrowserPage, page: Page): Promise<string> {
+  const route = `${new URL(served.deployment.running.hostUrl).origin}/v1/sealed`;
+  await page.route(route, async (request) => {
+    if (request.request().method() !== "POST") return request.continue();
+    const response = await request.fetch();
+    const tampered = Buffer.from(await response.body());
+    for (let i = Math.max(0, tampered.length - 16); i < tampered.length; i++) tampered[i] = (tampered[i] ?? 0) ^ 0xff;
+    await request.fulfill({ response, body: tampered });
+  });
+  return route;
+}

@@ -1,0 +1,170 @@
+/**
+ * What the browser page (`cloister web`, client/web/page.ts) shows in four places a user meets:
+ *
+ * - The API key's field is not a password field (a browser's password manager offers to save what
+ *   one held once its form is gone after a request: Chromium does, whatever its autocomplete says),
+ *   but a text field masked by its style, not spell-checked, and the key goes to the host only by
+ *   the page's script (the form is never submitted: the page stays where it is).
+ * - After a verification the client policy refuses, the status line says what can pass it: an
+ *   enclave the policy accepts (the typed key still in its field), or the policy changed, which takes
+ *   a restart of `cloister web` and a reload (the key then entered again); not "fix what the error
+ *   says, then verify again: the API key is still in its field".
+ * - "New conversation" after an answer that failed leaves the page "verified", its error line
+ *   hidden and emptied.
+ * - An earlier turn keeps the usage line and redaction note shown under its answer.
+ *
+ * The page is served in-process (createWebApp with the page's bundle, as `cloister web` builds it),
+ * on a port the host lists as a CORS origin: test/e2e/helpers/browser-page.ts.
+ */
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import {
+  askAndWait as ask,
+  openPage,
+  tamperSealedAnswers,
+  useBrowserPage,
+  waitForState,
+} from "./helpers/browser-page.ts";
+
+const web = useBrowserPage();
+
+/** The page verified with the key typed into its field. */
+async function verifiedPage(): Promise<Page> {
+  const page = await openPage(web);
+  await page.fill("#api-key", web.deployment.files.apiKey);
+  await page.click("#key-submit");
+  expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+  return page;
+}
+
+describe("the browser page's API key field", () => {
+  it("is a masked text field, not a password field, and the key is sent by the page's script only", async () => {
+    const page = await openPage(web);
+    const field = await page.evaluate(() => {
+      const input = document.querySelector("#api-key") as HTMLInputElement;
+      return {
+        passwordFields: document.querySelectorAll('input[type="password"]').length,
+        type: input.type,
+        masked: getComputedStyle(input).getPropertyValue("-webkit-text-security"),
+        spellcheck: input.spellcheck,
+        autocomplete: input.autocomplete,
+        autocapitalize: input.getAttribute("autocapitalize"),
+        name: input.name,
+      };
+    });
+    expect(field).toEqual({
+      passwordFields: 0,
+      type: "text",
+      masked: "disc",
+      spellcheck: false,
+      autocomplete: "off",
+      autocapitalize: "off",
+      name: "",
+    });
+    // Submitted with Enter: the page verifies, and stays where it is (no form submission, no navigation).
+    let navigations = 0;
+    page.on("framenavigated", () => navigations++);
+    await page.fill("#api-key", web.deployment.files.apiKey);
+    await page.press("#api-key", "Enter");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
+    expect(navigations).toBe(0);
+    expect(page.url()).toBe(`${web.pageUrl}/`);
+    await page.close();
+  });
+});
+
+describe("the browser page's status line after the client policy refused the enclave", () => {
+  /** The page opened with a client policy that accepts no measurement of this enclave (as `cloister web --policy` would give it). */
+  async function pageUnderWrongPolicy(link: string): Promise<Page> {
+    const page = await web.browser.newPage();
+    await page.route(`${web.pageUrl}/config.json`, async (route) => {
+      const response = await route.fetch();
+      const config = (await response.json()) as { policy: { attestation: { snp: { measurements: string[] } } } };
+      config.policy.attestation.snp.measurements = ["cd".repeat(48)];
+      await route.fulfill({ response, json: config });
+    });
+    await page.goto(`${web.pageUrl}/${link}`);
+    expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
+    return page;
+  }
+
+  it("says what passes it: a typed key stays for an enclave the policy accepts, a changed policy takes a reload", async () => {
+    const page = await pageUnderWrongPolicy("");
+    await page.fill("#api-key", web.deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    expect(await page.getAttribute("#error", "data-kind")).toBe("attestation");
+    expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
+    expect(await page.textContent("#status")).toBe(
+      "not verified: the enclave failed verification under this page's client policy, so no question can be sealed " +
+        "to it (verify again once the host runs an enclave the policy accepts: the API key is still in its field; a " +
+        "policy that accepts this enclave needs cloister web restarted with it and this page reloaded, which clears " +
+        "the API key field)",
+    );
+    expect(await page.inputValue("#api-key")).toBe(web.deployment.files.apiKey);
+    await page.close();
+  });
+
+  it("says the same for a link's key, which a reload does not bring back", async () => {
+    const page = await pageUnderWrongPolicy(`#apiKey=${encodeURIComponent(web.deployment.files.apiKey)}`);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    expect(await page.getAttribute("#error", "data-code")).toBe("SNP_MEASUREMENT_NOT_ALLOWED");
+    expect(await page.textContent("#status")).toBe(
+      "not verified: the enclave failed verification under this page's client policy, so no question can be sealed " +
+        "to it (verify again once the host runs an enclave the policy accepts; a policy that accepts this enclave " +
+        "needs cloister web restarted with it and this page opened again from the link)",
+    );
+    await page.close();
+  });
+});
+
+describe("the browser page's conversation", () => {
+  it('is "verified" again, its error line hidden and emptied, after "New conversation" follows a failed answer', async () => {
+    const page = await verifiedPage();
+    expect(await ask(page, "Would ocelots barter turnips?")).toBe("answered");
+    const route = await tamperSealedAnswers(web, page);
+    expect(await ask(page, "And under lighthouses?")).toBe("answer-failed");
+    await page.unroute(route);
+    expect(await page.isVisible("#error")).toBe(true);
+    await page.click("#new-conversation");
+    expect(
+      await page.evaluate(() => {
+        const error = document.querySelector("#error") as HTMLElement;
+        return {
+          state: document.body.dataset.state,
+          hidden: error.hidden,
+          text: error.textContent,
+          kind: error.dataset.kind,
+          code: error.dataset.code,
+        };
+      }),
+    ).toEqual({ state: "verified", hidden: true, text: "", kind: undefined, code: undefined });
+    await page.close();
+  });
+
+  it("keeps, under each earlier answer, the usage line and redaction note shown under it", async () => {
+    const page = await verifiedPage();
+    expect(await ask(page, "Please write to bob@example.org about ocelots.")).toBe("answered");
+    const first = await page.evaluate(() => ({
+      usage: document.querySelector("#usage")?.textContent ?? "",
+      note: (document.querySelector("#redaction-note") as HTMLElement).hidden
+        ? null
+        : document.querySelector("#redaction-note")?.textContent,
+    }));
+    expect(first.usage).toMatch(/^\d+ tokens, finish: /);
+    expect(first.note).toBe(
+      'the enclave redacted 1 email address from your prompt before the model saw it (manifest PII mode "redact")',
+    );
+    expect(await ask(page, "And under lighthouses?")).toBe("answered");
+    const earlier = await page.evaluate(() =>
+      Array.from(document.querySelectorAll("#turns > li"), (item) =>
+        Array.from(item.children, (block) => block.className),
+      ),
+    );
+    expect(earlier).toEqual([["question", "answer", "usage", "redaction-note"]]);
+    expect(await page.textContent("#turns > li > .usage")).toBe(first.usage);
+    expect(await page.textContent("#turns > li > .redaction-note")).toBe(first.note);
+    await page.close();
+  });
+});
