@@ -4,8 +4,9 @@
  * client verifies manifests with this same code.
  *
  * verifyManifest checks, in order: JWS structure, each part in its one canonical base64url
- * spelling; the protected header's alg (allow-list, so `none` and HMAC are refused before any key
- * is touched) and typ; an ES256 signature in its low-S form; the signature against the caller's
+ * spelling; the protected header, read as the payload is (UTF-8 JSON, each member once: jose
+ * would read the last of two `alg` members), and its alg (allow-list, so `none` and HMAC are
+ * refused before any key is touched) and typ; an ES256 signature in its low-S form; the signature against the caller's
  * trusted public keys; only then parses the payload and checks the schema. The canonical forms
  * matter because the manifest's digest (digest.ts) is the SHA-256 of the JWS text, bound into
  * REPORT_DATA and named in receipts and broker records: without them anyone holding a signed
@@ -20,7 +21,6 @@ import {
   type CryptoKey,
   calculateJwkThumbprint,
   compactVerify,
-  decodeProtectedHeader,
   exportJWK,
   generateKeyPair,
   importJWK,
@@ -28,7 +28,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import { bigIntToBytes, bytesToBigInt } from "../attestation/bytes.ts";
-import { checkStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
+import { checkStrictBase64url, decodeStrictBase64url, jwsPartObject } from "../attestation/jws.ts";
 import type { DeepReadonly } from "../attestation/policy.ts";
 import { COMPACT_JWS_FORM, digestHex, isCompactJws, manifestDigest } from "./digest.ts";
 import {
@@ -284,10 +284,13 @@ const JWS_PARTS = ["protected header", "payload", "signature"] as const;
  */
 function checkCanonical(jws: string): void {
   for (const [i, part] of jws.split(".").entries()) {
-    checkStrictBase64url(part, `manifest JWS ${JWS_PARTS[i]}`, (message, cause) => {
-      throw new ManifestJwsMalformedError(message, { cause });
-    });
+    checkStrictBase64url(part, `manifest JWS ${JWS_PARTS[i]}`, refuseMalformedJws);
   }
+}
+
+/** A manifest JWS part refused as malformed (MANIFEST_JWS_MALFORMED) with `message`. */
+function refuseMalformedJws(message: string, cause?: Error): never {
+  throw new ManifestJwsMalformedError(message, cause === undefined ? undefined : { cause });
 }
 
 function checkLowS(jws: string): void {
@@ -330,15 +333,13 @@ export async function verifyManifest(
     throw new ManifestKeyInvalidError("trusted keys: expected at least one public JWK, found none");
   checkCanonical(jws);
 
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(jws);
-  } catch (cause) {
-    throw new ManifestJwsMalformedError(
-      "manifest JWS protected header: expected base64url JSON, found something else",
-      { cause },
-    );
-  }
+  // Read as the payload is (jwsPartObject: UTF-8 only, each member once), not with jose's
+  // decodeProtectedHeader: JSON.parse keeps the last of two `alg` or `typ` members, a reader the first.
+  const header = jwsPartObject(
+    decodeStrictBase64url(jws.slice(0, jws.indexOf(".")), "manifest JWS protected header", refuseMalformedJws),
+    "manifest JWS protected header",
+    refuseMalformedJws,
+  );
   const alg = header.alg;
   if (!MANIFEST_ALGS.includes(alg as ManifestAlg)) throw new ManifestAlgUnsupportedError(alg);
   if (header.typ !== MANIFEST_JWS_TYP) throw new ManifestTypInvalidError(header.typ);

@@ -1,3 +1,4 @@
+import { createPrivateKey, type JsonWebKey as NodeJwk, sign } from "node:crypto";
 import { CompactSign, calculateJwkThumbprint, generateKeyPair, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { DEV_MANIFEST, devManifest } from "../../manifests/dev.ts";
@@ -507,6 +508,40 @@ describe("manifest verification refusals", () => {
     const error = await errorOf(() => verifyManifest(jws, [pair.publicJwk]));
     expect(error.code).toBe("MANIFEST_PAYLOAD_INVALID");
     expect(error.message).toMatch(/^manifest payload: .*manifestVersion/);
+  });
+
+  it("refuses a protected header that names a member twice, naming it, though the signature verifies (MANIFEST_JWS_MALFORMED)", async () => {
+    // jose reads the last of two members, a reader of the header the first: the header is read as
+    // the payload is (each member once), refused before any key is tried.
+    const pair = await generateManifestSigningKey("EdDSA");
+    const key = createPrivateKey({ key: pair.privateJwk as NodeJwk, format: "jwk" });
+    const payload = b64url(JSON.stringify(DEV_MANIFEST));
+    const signedWithHeader = (header: string) => {
+      const input = `${b64url(header)}.${payload}`;
+      return `${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`;
+    };
+    const cases: readonly (readonly [string, string])[] = [
+      [`{"alg":"none","typ":"${MANIFEST_JWS_TYP}","alg":"EdDSA"}`, "alg"],
+      [`{"alg":"EdDSA","typ":"JWT","typ":"${MANIFEST_JWS_TYP}"}`, "typ"],
+    ];
+    for (const [header, member] of cases) {
+      expect([member, await errorOf(() => verifyManifest(signedWithHeader(header), [pair.publicJwk]))]).toMatchObject([
+        member,
+        {
+          code: "MANIFEST_JWS_MALFORMED",
+          message: `manifest JWS protected header: ${member} appears twice in one object (the second at position ${header.lastIndexOf(`"${member}"`)}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+        },
+      ]);
+    }
+    // The same header with each member once verifies: only the second member is refused.
+    await expect(
+      verifyManifest(signedWithHeader(`{"alg":"EdDSA","typ":"${MANIFEST_JWS_TYP}"}`), [pair.publicJwk]),
+    ).resolves.toMatchObject({ signerKeyThumbprint: pair.thumbprint });
+    // A header that is not UTF-8 JSON is refused as the payload is, its bytes not quoted.
+    expect(await errorOf(() => verifyManifest(signedWithHeader("not json"), [pair.publicJwk]))).toMatchObject({
+      code: "MANIFEST_JWS_MALFORMED",
+      message: "manifest JWS protected header: expected UTF-8 JSON, found text that is not valid JSON",
+    });
   });
 
   it("refuses malformed input and unusable trust lists", async () => {
