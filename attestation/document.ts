@@ -347,12 +347,17 @@ function strictBase64url(text: string, field: string, stage: "document" | "nonce
   );
 }
 
-/** The nonce answer's payload, once its parts are spelled strictly and its JWS verifies under `key`. */
+/**
+ * The nonce answer's payload, once its parts are spelled strictly, its header reads as the
+ * document's does (each member once: jose, which checks its alg and typ, keeps the last of two) and
+ * its JWS verifies under `key`.
+ */
 async function verifyNonceAnswerJws(
   answer: string,
   key: Promise<CryptoKey | Uint8Array>,
 ): Promise<Record<string, unknown>> {
-  const [, payload] = strictJwsParts(answer, "nonce");
+  const [header, payload] = strictJwsParts(answer, "nonce");
+  strictPartObject(header, "nonce answer header", "nonce");
   await verifyJwsWithKey(answer, key, NONCE_ANSWER_TYPE, "nonce");
   return strictPartObject(payload, "nonce answer payload", "nonce");
 }

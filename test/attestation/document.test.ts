@@ -1020,6 +1020,13 @@ describe("attestation document", () => {
       code: "NONCE_MALFORMED",
       message: expect.stringMatching(/^nonce answer payload: eat_nonce appears twice/),
     });
+    // Its header too: jose would read the last of two typ members, a reader the first.
+    const typTwice = `{"alg":"EdDSA","typ":"JWT","typ":"${NONCE_ANSWER_TYPE}"}`;
+    await expect(verify(f.document, { nonce, answer: signBytes(f.keys, typTwice, answer) })).rejects.toMatchObject({
+      stage: "nonce",
+      code: "NONCE_MALFORMED",
+      message: `nonce answer header: typ appears twice in one object (the second at position ${typTwice.lastIndexOf('"typ"')}): expected each member once (JSON.parse would use the last while a reader sees the first); remove one`,
+    });
   });
 
   it("refuses a document whose header or payload is JSON but no object, naming what it is", async () => {
