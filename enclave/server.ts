@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
-import { base64url } from "jose";
+import { fromBase64url } from "../attestation/bytes.ts";
 import { TENANT_HEADER } from "../sealed/envelope.ts";
 import { EnclaveError } from "./errors.ts";
 import { contentTypeRefusal, MAX_SEALED_REQUEST_BYTES, readBodyWithin } from "./http.ts";
@@ -237,7 +237,8 @@ function auditBoot(query: string | undefined): string | null {
 }
 
 /**
- * Reads `{"nonce": base64url}` with 16..64 nonce bytes, or refuses with `code`; a body over
+ * Reads `{"nonce": base64url}` with 16..64 nonce bytes, the base64url in its one spelling (no
+ * padding, white space or unused bits set), or refuses with `code`; a body over
  * MAX_NONCE_BODY_BYTES is refused unread (413), should anything but the host (which caps it too)
  * reach this port.
  */
@@ -274,11 +275,13 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
   if (typeof found !== "string") throw malformed(`${jsonKind(found)} at nonce`);
   let nonce: Uint8Array;
   try {
-    nonce = base64url.decode(found);
-  } catch (cause) {
-    // jose's message quotes none of its input.
+    // In base64url's one spelling (fromBase64url), as every base64url the project reads: jose's
+    // decoder alone takes padding, white space and unused bits set.
+    nonce = fromBase64url(found, "nonce");
+  } catch {
+    // No `cause`: its message may show a character of the string, which is the asker's text.
     const characters = `${found.length} character${found.length === 1 ? "" : "s"}`;
-    throw malformed(`a non-base64url string of ${characters} at nonce`, { cause });
+    throw malformed(`a non-base64url string of ${characters} at nonce`);
   }
   if (nonce.length < 16 || nonce.length > 64) {
     throw new EnclaveError(code, 400, `${what} nonce: expected 16..64 bytes, found ${nonce.length}`);

@@ -107,6 +107,40 @@ describe("a malformed nonce question's error", () => {
     }
   });
 
+  it("takes a nonce only in base64url's one spelling: padding, white space, unused bits set are refused", async () => {
+    const { url, errors } = await serveCapturing();
+    // 16 bytes are 22 characters; the last carries 4 unused bits. jose's decoder takes each of these.
+    const canonical = Buffer.alloc(16, 7).toString("base64url");
+    const lastSet = `${canonical.slice(0, -1)}${String.fromCharCode(canonical.charCodeAt(21) + 1)}`;
+    expect(Buffer.from(lastSet, "base64url")).toEqual(Buffer.alloc(16, 7));
+    const post = (path: string, nonce: string) =>
+      fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ nonce }),
+      });
+    for (const [path, code, what] of [
+      ["/attestation/challenge", "CHALLENGE_MALFORMED", "challenge"],
+      ["/audit/checkpoint", "AUDIT_CHECKPOINT_MALFORMED", "audit checkpoint"],
+    ] as const) {
+      expect([path, (await post(path, canonical)).status]).toEqual([path, 200]);
+      for (const nonce of [`${canonical}==`, ` ${canonical}`, `${canonical}\n`, lastSet]) {
+        const response = await post(path, nonce);
+        expect([path, nonce, response.status]).toEqual([path, nonce, 400]);
+        const error = errors.splice(0)[0] as EnclaveError;
+        expect([path, nonce, error.code, error.message]).toEqual([
+          path,
+          nonce,
+          code,
+          `${what}: expected JSON ${SHAPE}, found a non-base64url string of ${nonce.length} characters at nonce`,
+        ]);
+        // Nothing of the nonce in the message or its causes.
+        expect(chainText(error)).not.toContain(canonical.slice(0, 6));
+      }
+    }
+    expect(errors).toEqual([]);
+  });
+
   it("keeps the UTF-8 decoder's error as cause: it quotes none of the body", async () => {
     const { url, errors } = await serveCapturing();
     const body = new Uint8Array([...new TextEncoder().encode(`{"nonce": "${SECRET}`), 0xff, 0x22, 0x7d]);
