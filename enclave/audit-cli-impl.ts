@@ -876,7 +876,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     }
     if (checkpoint !== null) {
       process.stdout.write(
-        `complete up to the checkpoint: ${checkpoint.count} records written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,
+        `complete up to the checkpoint: ${checkpoint.count} record${checkpoint.count === 1 ? "" : "s"} written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,
       );
     }
     return;

@@ -58,6 +58,23 @@ describe("cloister audit verify: --checkpoint, --count, --last-hash", () => {
     });
   });
 
+  it("a checkpoint of one record says so in the singular", async () => {
+    const one = makeWriter();
+    writeFileSync(p("one.jsonl"), `${writeLog(1, one).join("\n")}\n`);
+    writeFileSync(p("one-checkpoint.json"), `${one.checkpoint()}\n`);
+    const { checkpoint } = JSON.parse(readFileSync(p("one-checkpoint.json"), "utf8")) as {
+      checkpoint: { count: number; time: string };
+    };
+    expect(checkpoint.count).toBe(1);
+    const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    await auditVerifyCommand({ log: p("one.jsonl"), key: KEY_HEX, checkpoint: p("one-checkpoint.json") });
+    const printed = out.mock.calls.map((call) => String(call[0])).join("");
+    expect(printed).toContain("audit log valid: 1 record, last record hash");
+    expect(printed).toContain(
+      `complete up to the checkpoint: 1 record written as of ${checkpoint.time} (signed by the enclave then`,
+    );
+  });
+
   it("a log that reaches a checkpoint says which: its count and the time it was signed (an old one shows no cut end)", async () => {
     const { checkpoint } = JSON.parse(readFileSync(p("a-checkpoint.json"), "utf8")) as {
       checkpoint: { count: number; lastRecordHash: string; time: string };
