@@ -11,10 +11,14 @@
  * that boot's document, and its key is that boot's key, with no attestation verified here: the
  * host trusts nothing it did not check, it only refuses what no enclave of that boot wrote. The
  * document's key is read as the pool reads its `cnf.jwk` (attestation/document-key.ts), without
- * verifying the document. Records are checked as `verifyAuditLog` (enclave/pipeline/audit.ts)
- * checks their signature and `prevHash`, with Node's Ed25519 (the host loads no tweetnacl, nor
- * that module); the line's other rules (canonical form, fields) are the verifier's: a record the
- * enclave signed is one it wrote.
+ * verifying the document. Each record's signature (under RECORD_TAG) and `prevHash` are checked,
+ * with Node's Ed25519 (the host loads no tweetnacl, nor enclave/pipeline/audit.ts); the line's other
+ * rules (canonical form, fields) are the verifier's: a record the enclave signed is one it wrote.
+ * Unlike `verifyAuditLog`, a small-order key is not refused here (Node verifies signatures under one
+ * that were made without a secret; the check, sealed/receipt.ts `smallOrderKey`, is in a file the
+ * host does not load): the key is the document's whose SHA-256 is the boot id, so such a key is in
+ * a document no enclave made, for a boot id no enclave has, whose maker could as well sign with a
+ * key of its own. `audit verify` refuses that key when the log is checked (ed25519PublicKeyProblem).
  */
 import { createHash, createPublicKey, type KeyObject, verify } from "node:crypto";
 import { fromBase64url } from "../attestation/bytes.ts";
