@@ -55,20 +55,21 @@
  * negated class (`[^a-z]`, which stays as written) next to such a letter (`bo\u0301mbé` reads
  * `bombe`, where `\bbomb\b` finds no boundary after `b`), and the titlecase category (`\p{Lt}`,
  * `\P{Lu}`: Greek `ᾈ` reads `Α`). A block rule that writes one of those
- * therefore also sees, when it differs from the normalized form, the precomposed form
- * (normalize.ts `precomposedForDetection`), as written and look-alike-folded: the form before the
- * accent-folded one (tidy66), with the marks written decomposed and those NFKC keeps dropped and
- * the letters written precomposed kept (`bo\u0301mbé` and `bo\u0336mbé` read `bombé`); for a rule
- * whose accent-folded form differs (it writes an accented letter), the marks NFKC composes left
- * composed and those it keeps dropped, on accented letters too (`señ\u0336oré` reads `señoré`).
- * There the rule is searched as written, and the folded form by the rule with its look-alikes
- * folded when it has them (`\bсёстра\b` meets `сё\u0336страé`), MAX_PRECOMPOSED_ASCII_MATCHES (2)
- * all-ASCII matches looked past before any letter of another script in the prompt counts
- * (fail-closed). Not searched where the precomposed form is the normalized one, nor where it is
- * the accent-folded one and the rule writes no accented letter (`bo\u0336mb` with no accented
- * letter anywhere): the searches there are those the rule made already. Still passing: `bömbé`
- * passes a rule `\bbomb\b`, since every form reads it either with `ö` or as `bombe`, which is also
- * the French word `bombe` that the rule does not meet.
+ * therefore also runs the unmarked stage of the code before tidy66 exactly as it was, on the
+ * precomposed form (normalize.ts `precomposedForDetection`): the marks written decomposed and those
+ * NFKC keeps dropped, the letters written precomposed kept (`bo\u0301mbé` and `bo\u0336mbé` read
+ * `bombé`); for a rule that writes a Latin or look-alike letter with a diacritic or a mark
+ * (writesComposedLetter, as before tidy66), the marks NFKC composes left composed and those it
+ * keeps dropped, on accented letters too (`señ\u0336oré` reads `señoré`). There the rule is
+ * searched as written, and the folded form as written and by the rule with its look-alikes folded
+ * when it has them (`\bсёстра\b` meets `сё\u0336страé`), MAX_ASCII_MATCHES (4) all-ASCII matches
+ * looked past before any letter of another script in the prompt counts (fail-closed), as on the
+ * other folded forms. So such a rule blocks every prompt the code before tidy66 blocked. Not
+ * searched where the precomposed form is the normalized one, nor where it is the accent-folded one
+ * and the rule's accent-folded programs are its programs as written (`bo\u0336mb` with no accented
+ * letter anywhere, for `\bbomb\b`): the searches there repeat those the rule made already. Still
+ * passing: `bömbé` passes a rule `\bbomb\b`, since every form reads it either with `ö` or as
+ * `bombe`, which is also the French word `bombe` that the rule does not meet.
  *
  * Reasons name rule ids, rule kinds and numbers only; they never contain the prompt, the model
  * name asked for, or metadata values.
@@ -76,7 +77,13 @@
 import { RE2JS } from "re2js";
 import type { Manifest, RequestRule } from "../../manifests/schema.ts";
 import { PolicyPatternBudgetError, PolicyPatternUnsafeError, PolicyRequestInvalidError } from "./errors.ts";
-import { foldLookAlikes, normalizeCharacters, precomposedForDetection, unmarkedForDetection } from "./normalize.ts";
+import {
+  foldLookAlikes,
+  normalizeCharacters,
+  precomposedForDetection,
+  unmarkedForDetection,
+  withoutMarksOnLatin,
+} from "./normalize.ts";
 
 export type RequestPolicy = Manifest["requestPolicy"];
 
@@ -117,19 +124,19 @@ export const MAX_PATTERN_PROGRAM_SIZE = 64;
  * rule searches up to 5 forms of the prompt (as sent, normalized, folded; unmarked and unmarked
  * folded by its accent-folded program) and, when it has look-alike-folded programs, up to
  * MAX_ASCII_MATCHES more searches by one on each of the 2 folded forms; a block rule with a word
- * boundary, `\W`, a negated class, `\p{Lt}` or `\P{Lu}` up to 3 more (the precomposed form, and its
- * folded form by the rule as written once or by the look-alike-folded program
- * MAX_PRECOMPOSED_ASCII_MATCHES times); an allow rule searches 2 forms. re2js costs about
+ * boundary, `\W`, a negated class, `\p{Lt}` or `\P{Lu}` up to 2 + MAX_ASCII_MATCHES more (the
+ * precomposed form and its folded form by the rule as written, and MAX_ASCII_MATCHES searches of
+ * that by the look-alike-folded program); an allow rule searches 2 forms. re2js costs about
  * 30-45 ns per instruction and character when no literal prefix lets it skip ahead (measured: a
  * 63-instruction rule 136 ms per search of 64,800 characters), so at the default 65,536
  * characters this budget bounds the pattern rules of one request at about
- * 1024 × 65,536 × 45 ns ≈ 3 s of synchronous work (twice when PII redaction changed the prompt and
- * the rules run again). One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program
- * (5 × 64 + 2 × 4 × 64 = 832; with a word boundary 6 × 64 + 2 × 4 × 64 + 2 × 64 = 1024, exactly the
- * budget) fits; a policy over it is refused at boot and by `cloister manifest check`
- * (POLICY_PATTERN_BUDGET).
+ * 1216 × 65,536 × 45 ns ≈ 3.6 s of synchronous work (twice when PII redaction changed the prompt
+ * and the rules run again). One rule at MAX_PATTERN_PROGRAM_SIZE with a folded program
+ * (5 × 64 + 2 × 4 × 64 = 832; with a word boundary 7 × 64 + 3 × 4 × 64 = 1216 = 19 × 64, exactly
+ * the budget, as it fit the budget before its precomposed searches grew to these) fits; a policy
+ * over it is refused at boot and by `cloister manifest check` (POLICY_PATTERN_BUDGET).
  */
-export const MAX_POLICY_PATTERN_WORK = 1024;
+export const MAX_POLICY_PATTERN_WORK = 1216;
 
 export interface CompiledRequestPolicy {
   evaluate(request: PolicyRequest): PolicyDecision;
@@ -271,15 +278,13 @@ function unmarkedMatches(
 }
 
 /**
- * Whether the precomposed text (precomposedForDetection), which keeps the accented letters the
- * unmarked text reads bare, matches the rule as written (`test`); its look-alike-folded form the
- * rule as written, or the rule with its own look-alikes folded (`foldedTest`) when it has them, with
- * MAX_PRECOMPOSED_ASCII_MATCHES all-ASCII matches looked past (the budget has that many searches for
- * it). Not where it is the normalized text, which the rule has searched already, nor, with
- * `repeatsUnmarked` (the rule's accent-folded programs are its programs as written: it writes no
- * accented letter), where it is the unmarked text: unmarkedMatches searched it and its folded form
- * by the same programs, the folded one with more all-ASCII matches looked past (MAX_ASCII_MATCHES),
- * so only a fail-closed match would be left to find here.
+ * The unmarked stage of the code before tidy66, as it was: whether the precomposed text
+ * (precomposedForDetection), which keeps the accented letters the unmarked text reads bare, matches
+ * the rule as written (`test`), or its look-alike-folded form does (foldedMatches: the rule as
+ * written, and the rule with its own look-alikes folded, `foldedTest`, when it has them). Not where
+ * it is the normalized text, which the rule has searched already, nor, with `repeatsUnmarked` (the
+ * rule's accent-folded programs are its programs as written and it composes no marks), where it is
+ * the unmarked text: unmarkedMatches made exactly these searches there.
  */
 function precomposedMatches(
   input: RuleInput,
@@ -291,10 +296,9 @@ function precomposedMatches(
 ): boolean {
   const precomposed = input.precomposedText(composeMarks);
   if (precomposed === normalized || (repeatsUnmarked && precomposed === input.unmarkedText())) return false;
-  if (test(precomposed)) return true;
-  const folded = input.precomposedFoldedText(composeMarks);
-  if (foldedTest === null) return folded !== precomposed && test(folded);
-  return input.hasNonAsciiLetter() && foldedTest(folded, precomposed);
+  return (
+    test(precomposed) || foldedMatches(precomposed, input.precomposedFoldedText(composeMarks), test, foldedTest, input)
+  );
 }
 
 /**
@@ -309,6 +313,32 @@ function readsAccentApart(pattern: string): boolean {
   return /(?:^|[^\\])(?:\\\\)*(?:\\[bBW]|\[\^|\\p\{(?:gc=|General_Category=)?Lt\}|\\P\{(?:gc=|General_Category=)?Lu\})/.test(
     pattern,
   );
+}
+
+/**
+ * Whether an RE2 source (toRe2Syntax) writes a Latin or look-alike letter with a diacritic or a
+ * combining mark, as a character or as a `\x{…}` / `\xHH` escape (`ñ`, `\x{f1}`, Cyrillic `ё`): the
+ * test the code before tidy66 chose a rule's unmarked view by, kept as it was for the precomposed
+ * view (a rule's accent-folded form may differ without it: a range such as `[Ɓ-ɏ]` gains letters).
+ * Marks on letters of other scripts (Hindi `पा`, Japanese `パ`) do not count, nor an escaped
+ * backslash before `x` (`\\xe1`), nor marks on a symbol or digit (`≠` is `=` and U+0338, keycap
+ * `1️⃣` is `1`, U+FE0F and U+20E3), nor a variation selector (`ℹ️`, `Ⓜ️`).
+ */
+function writesComposedLetter(source: string): boolean {
+  // Escapes read left to right, each whole, so `\\` is one escape and the `xe1` after it is text.
+  const written = source.replace(
+    /\\(?:x\{([0-9A-Fa-f]{1,6})\}|x([0-9A-Fa-f]{2})|[\s\S])/g,
+    (sequence, braced, plain) => {
+      if (braced === undefined && plain === undefined) return sequence;
+      const codePoint = Number.parseInt((braced ?? plain) as string, 16);
+      return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : sequence;
+    },
+  );
+  const decomposed = written.normalize("NFD").replace(/\p{Default_Ignorable_Code_Point}/gu, "");
+  for (const [marked] of decomposed.matchAll(/\p{L}[\p{Mn}\p{Me}]+/gu)) {
+    if (withoutMarksOnLatin(marked) !== null) return true;
+  }
+  return false;
 }
 
 /** One-shot form of `compileRequestPolicy(policy).evaluate(request)`; compile once in a server. */
@@ -357,34 +387,27 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
     bareFoldedRegex === null
       ? null
       : (folded: string, unmarked: string) => foldedMatch(bareFoldedRegex, folded, unmarked);
-  // A block rule that tells an accented letter from its bare one (`\bbomb\b`) also reads the
-  // precomposed text (the view before tidy66, where `bo\u0301mbé` reads `bombé`): the one a rule
-  // that writes an accented letter read (marks NFKC composes left composed) or the other.
+  // A block rule that tells an accented letter from its bare one (`\bbomb\b`) also runs the
+  // unmarked stage of the code before tidy66 as it was, on the precomposed text (where
+  // `bo\u0301mbé` reads `bombé`): the view a rule that writes an accented letter read then (marks
+  // NFKC composes left composed), chosen by the same test, or the other.
   const readsApart = rule.action === "block" && readsAccentApart(rule.pattern);
-  const composeMarks = bareSource !== plainSource;
-  // Where the rule's accent-folded programs are its programs as written, the precomposed text
-  // equal to the unmarked one has nothing left to find there (precomposedMatches).
-  const repeatsUnmarked = !composeMarks && bareFoldedSource === foldedSource;
-  const precomposedFoldedTest =
-    foldedRegex === null
-      ? null
-      : (folded: string, precomposed: string) =>
-          foldedMatch(foldedRegex, folded, precomposed, MAX_PRECOMPOSED_ASCII_MATCHES);
+  const composeMarks = writesComposedLetter(plainSource);
+  // Where that is the unmarked view and the rule's accent-folded programs are its programs as
+  // written, unmarkedMatches made the same searches there already (precomposedMatches).
+  const repeatsUnmarked = !composeMarks && bareSource === plainSource && bareFoldedSource === foldedSource;
   // The searches below at most: a block rule 5 forms (the unmarked 2 by its accent-folded
   // program), plus MAX_ASCII_MATCHES searches by a look-alike-folded program on each of the 2
-  // folded forms; when it reads accents apart, the precomposed form and its folded form (once by
-  // the rule as written, or MAX_PRECOMPOSED_ASCII_MATCHES times by the look-alike-folded program
-  // when there is one); an allow rule the text as sent and normalized. At MAX_PATTERN_PROGRAM_SIZE
-  // (64) with a folded program and a boundary: 3 × 64 + 2 × 64 + 4 × (64 + 64) + 64 + 2 × 64 = 1024.
+  // folded forms; when it reads accents apart, the precomposed form and its folded form by the
+  // rule as written, and MAX_ASCII_MATCHES searches of that by the look-alike-folded program when
+  // there is one; an allow rule the text as sent and normalized. At MAX_PATTERN_PROGRAM_SIZE (64)
+  // with a folded program and a boundary: 3 × 64 + 2 × 64 + 4 × (64 + 64) + 2 × 64 + 4 × 64 = 1216.
   const work =
     rule.action === "block"
       ? 3 * regex.programSize() +
         2 * bareRegex.programSize() +
         MAX_ASCII_MATCHES * ((foldedRegex?.programSize() ?? 0) + (bareFoldedRegex?.programSize() ?? 0)) +
-        (readsApart
-          ? regex.programSize() +
-            (foldedRegex === null ? regex.programSize() : MAX_PRECOMPOSED_ASCII_MATCHES * foldedRegex.programSize())
-          : 0)
+        (readsApart ? 2 * regex.programSize() + MAX_ASCII_MATCHES * (foldedRegex?.programSize() ?? 0) : 0)
       : 2 * regex.programSize();
   const match: RuleMatcher = (input) => {
     const text = input.request.text;
@@ -406,8 +429,7 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
           foldedMatches(normalized, input.foldedText(), test, foldedTest, input) ||
           // Without the combining marks on Latin and look-alike letters (`pa\u0336ssword`, `passwörd`).
           unmarkedMatches(input, normalized, bareTest, bareFoldedTest, bareRegex !== regex) ||
-          (readsApart &&
-            precomposedMatches(input, normalized, test, precomposedFoldedTest, composeMarks, repeatsUnmarked))
+          (readsApart && precomposedMatches(input, normalized, test, foldedTest, composeMarks, repeatsUnmarked))
         : test(text) && (normalized === text || test(normalized));
     return { matched, detail: "the prompt matches the rule's pattern" };
   };
@@ -522,25 +544,16 @@ function foldedLiteral(c: string, caseInsensitive: boolean): string {
 const MAX_ASCII_MATCHES = 4;
 
 /**
- * The same on the precomposed view's folded form (precomposedMatches), fewer so that a rule of
- * MAX_PATTERN_PROGRAM_SIZE with a folded program and a word boundary still fits
- * MAX_POLICY_PATTERN_WORK (exactly). With 1, a plain `cop` in a prompt with any accented letter
- * met `\bсор\b` (read44a: `the cop came to Jose\u0301 in Zürich`); a second match looked past
- * finds none there.
- */
-const MAX_PRECOMPOSED_ASCII_MATCHES = 2;
-
-/**
  * Whether a folded block rule (compiled leftmost-longest) matches the folded text where the prompt
  * has a letter of another script. After an all-ASCII match the search goes on from the character
  * after its start, so a mixed match overlapping it is seen (`cocос` for a rule `сос`); past
- * `maxAsciiMatches` (MAX_ASCII_MATCHES) of them, any letter of another script in the prompt counts
- * (fail-closed, and the work stays linear in the prompt).
+ * MAX_ASCII_MATCHES of them, any letter of another script in the prompt counts (fail-closed, and
+ * the work stays linear in the prompt).
  */
-function foldedMatch(regex: RE2JS, folded: string, normalized: string, maxAsciiMatches = MAX_ASCII_MATCHES): boolean {
+function foldedMatch(regex: RE2JS, folded: string, normalized: string): boolean {
   const matcher = regex.matcher(folded);
   let from = 0;
-  for (let n = 0; n < maxAsciiMatches; n++) {
+  for (let n = 0; n < MAX_ASCII_MATCHES; n++) {
     if (from > folded.length || !matcher.find(from)) return false;
     if (NON_ASCII_LETTER.test(normalized.slice(matcher.start(), matcher.end()))) return true;
     from = matcher.start() + 1;
@@ -561,12 +574,13 @@ function bareLetter(c: string): string {
 }
 
 /**
- * The letters the unmarked text reads `c` as (bareLetter), case-insensitively also that of each
- * accented letter JavaScript's /iu reads as `c` (accentedLetterTable) where it differs beyond case:
- * the view reads a letter's cases apart where only one of them is a look-alike (`ѓ` reads `г`, `Ѓ`
- * stays; titlecase `ᾘ` reads `Η`, `ᾐ` stays), so a case-insensitive rule's `Ѓ` must meet `г` too.
- * and `c` itself where one of its cases reads as written (`[гѓ]` for `ѓ`); `c`'s own bare letter
- * first; an ASCII letter has no accented other case.
+ * The letters the unmarked text reads `c` as: `c`'s own bare letter first (bareLetter);
+ * case-insensitively also that of each accented letter JavaScript's /iu reads as `c`
+ * (accentedLetterTable) where it differs beyond case, and `c` itself where one of its cases reads
+ * as written (`[гѓ]` for `ѓ`). The view reads a letter's cases apart where only one of them is a
+ * look-alike (`ѓ` reads `г`, `Ѓ` stays; titlecase `ᾘ` reads `Η`, `ᾐ` stays), so a
+ * case-insensitive rule's `Ѓ` must meet `г` too, and its `ѓ` `Ѓ`. An ASCII letter has no accented
+ * other case.
  */
 function bareCases(c: string, caseInsensitive: boolean): string[] {
   const forms = [bareLetter(c)];

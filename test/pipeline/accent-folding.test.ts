@@ -12,7 +12,11 @@
  */
 
 import { describe, expect, it } from "vitest";
-import { normalizeCharacters, unmarkedForDetection } from "../../enclave/pipeline/normalize.ts";
+import {
+  normalizeCharacters,
+  precomposedForDetection,
+  unmarkedForDetection,
+} from "../../enclave/pipeline/normalize.ts";
 import {
   type CompiledRequestPolicy,
   compilePattern,
@@ -204,6 +208,20 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     }
   });
 
+  // Each passed tidy77-79's precomposed view: `[^nñ]` writes `ñ` but read the view of a rule without
+  // accented letters (the old test is writesComposedLetter, not a differing accent-folded form);
+  // `[Ɓ-ɏ]` writes none but gains bare letters, so the view the old code read was skipped as the
+  // unmarked one; and `сор`'s folded program met `bombé` folded, but not the folded text as written.
+  it.each([
+    ["a[^nñ]b", "ań\u0336b"],
+    ["\\b[Ɓ-ɏ]", "c\u0301Ǎ"],
+    ["\\Bbomb\\b|сор", "\u043ebo\u0301mbé"],
+  ])("runs the unmarked stage before tidy66 as it was: %s blocks %j as before (read44d)", (pattern, text) => {
+    const { old, current } = deciders(pattern);
+    expect(old(text)).toBe("block");
+    expect(current(text)).toBe("block");
+  });
+
   it("finds one property that tells an accented letter from its bare one: titlecase Lt read as Lu (read44a)", () => {
     // readsAccentApart counts `\\p{Lt}` and `\\P{Lu}` with the boundaries and negated classes: every
     // other general category and script holds a letter and its accent-folded reading alike.
@@ -251,21 +269,25 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     }
   });
 
-  it("looks past 2 all-ASCII matches on the precomposed view's folded form (read44a)", () => {
-    // With one looked past, a plain `cop` met `\\bсор\\b` in any prompt with an accented letter.
+  it("allows read44a's Zürich prompt: the precomposed view's folded form looks past plain matches as before", () => {
+    // The folded form is searched as the code before tidy66 searched it: plain `cop` matches of
+    // `\\bсор\\b` are looked past (MAX_ASCII_MATCHES of them) as on every other folded form, so two
+    // plain `cop`s in a prompt with an accented letter do not count; tidy79 counted them past 2.
     const { old, current } = deciders("\\bсор\\b");
     const prompt = "the cop came to Jose\u0301 in Zürich";
-    expect(old(prompt)).toBe("allow");
-    expect(current(prompt)).toBe("allow");
-    // Still fail-closed past 2 plain matches, and a match with a Cyrillic letter still counts.
-    expect(current(`${prompt}, the cop`)).toBe("block");
+    for (const text of [prompt, `${prompt}, the cop`]) {
+      expect(old(text), JSON.stringify(text)).toBe("allow");
+      expect(current(text), JSON.stringify(text)).toBe("allow");
+    }
+    // Still fail-closed at 4 plain matches, and a match with a Cyrillic letter still counts.
+    expect(current(`${prompt}, the cop, a cop, a cop`)).toBe("block");
     expect(current("the \u0441op came to Jose\u0301 in Zürich")).toBe("block");
     expect(old("the \u0441op came to Jose\u0301 in Zürich")).toBe("block");
   });
 
-  it("skips the precomposed view where it is the unmarked one and the rule writes no accented letter", () => {
-    // `bo\u0336mb` with no accented letter: both views read `bomb`, and the unmarked search looked
-    // past 4 plain matches where the precomposed one would look past 2 and then count the `п`.
+  it("skips the precomposed view where it is the unmarked one and the rule's programs fold no accent", () => {
+    // `bo\u0336mb` with no accented letter: both views read `bomb`, searched by the same programs
+    // (the skip saves the repeated searches; it changes no decision).
     const { old, current } = deciders("\\bсор\\b");
     for (const text of ["a cop, a cop, bo\u0336mb \u043f", "a cop, a cop, bo\u0336mb, a cop, \u043f"]) {
       expect(old(text), JSON.stringify(text)).toBe("allow");
@@ -275,7 +297,7 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(current("a \u0441op, bo\u0336mb")).toBe("block");
   });
 
-  it("counts the precomposed view's searches in the budget; a 64-instruction rule with a folded program fits", () => {
+  it("counts the precomposed view's searches in the budget: a 64-instruction rule with a folded program and a boundary costs 1216", () => {
     const pattern = "\\bсор[a-z]{58}";
     const rule = (id: string): RequestRule => ({
       id,
@@ -289,10 +311,11 @@ describe("the prompts that passed the old choice of unmarked view now meet the r
     expect(plain).toBe(MAX_PATTERN_PROGRAM_SIZE);
     expect(folded).toBe(MAX_PATTERN_PROGRAM_SIZE);
     // 5 forms + 4 by the folded program on each of the 2 folded forms (no accented letter: the
-    // unmarked forms search the program as written) + the precomposed view and 2 searches of it
-    // folded: 3 × 64 + 2 × 64 + 4 × (64 + 64) + 64 + 2 × 64, exactly the budget.
-    const perRule = 6 * plain + 8 * folded + 2 * folded;
-    expect(perRule).toBe(MAX_POLICY_PATTERN_WORK);
+    // unmarked forms search the program as written) + the precomposed view and its folded form as
+    // written, and 4 searches of that by the folded program: 7 × 64 + 3 × 4 × 64, exactly the budget.
+    const perRule = 7 * plain + 12 * folded;
+    expect(perRule).toBe(1216);
+    expect(MAX_POLICY_PATTERN_WORK).toBe(perRule);
     const policy = (rules: RequestRule[]): RequestPolicy => ({ rules, defaultAction: "allow", pii: PII_OFF });
     expect(() => compileRequestPolicy(policy([rule("a")]))).not.toThrow();
     expect(() => compileRequestPolicy(policy([rule("a"), rule("b")]))).toThrow(
@@ -534,28 +557,30 @@ function frenchEnglishCorpus(count: number, seed: number): string[] {
 }
 
 describe("differential: the accent-folded view against the two views before it", () => {
-  it("newly blocks a French or English prompt for a look-alike rule only past 2 plain matches (read44a)", () => {
+  it("decides a French or English prompt for a look-alike rule as the old code did (read44a)", () => {
     const prompts = frenchEnglishCorpus(2_000, 79);
-    let newlyBlocked = 0;
-    const lost: string[] = [];
+    let blocked = 0;
+    const differing: string[] = [];
     const unexplained: string[] = [];
     for (const [pattern, folded] of LOOK_ALIKE_RULES) {
       const { old, current } = deciders(pattern);
       for (const text of prompts) {
-        const was = old(text);
         const now = current(text);
-        if (was === "block" && now !== "block") lost.push(`${pattern}: ${JSON.stringify(text)}`);
-        if (was === "block" || now !== "block") continue;
-        newlyBlocked += 1;
-        // Fail-closed only: the rule's folded program meets the prompt's plain words at least twice.
-        const plainMatches = unmarkedForDetection(normalizeCharacters(text)).match(folded)?.length ?? 0;
-        if (plainMatches < 2) unexplained.push(`${pattern}: ${JSON.stringify(text)}`);
+        if (old(text) !== now) differing.push(`${pattern} (${now}): ${JSON.stringify(text)}`);
+        if (now !== "block") continue;
+        blocked += 1;
+        // Fail-closed only (the corpus has no Cyrillic letter): the rule's folded program meets the
+        // prompt's plain words MAX_ASCII_MATCHES (4) times, on the unmarked view or the precomposed one.
+        const normalized = normalizeCharacters(text);
+        const views = [unmarkedForDetection(normalized), precomposedForDetection(text, normalized, false)];
+        const plainMatches = Math.max(...views.map((view) => view.match(folded)?.length ?? 0));
+        if (plainMatches < 4) unexplained.push(`${pattern}: ${JSON.stringify(text)}`);
       }
     }
-    expect(lost).toEqual([]);
+    expect(differing).toEqual([]);
     expect(unexplained).toEqual([]);
-    // The corpus reaches the fail-closed case at all.
-    expect(newlyBlocked).toBeGreaterThan(100);
+    // The corpus reaches the fail-closed case at all (11 prompts at this seed).
+    expect(blocked).toBeGreaterThan(5);
   });
 
   it("blocks every prompt the old code blocks where a rule reads an accented letter apart (tidy77)", () => {

@@ -225,32 +225,33 @@ describe("patterns run in linear time (RE2)", () => {
       caseInsensitive: false,
     });
     const allows = (count: number) => Array.from({ length: count }, (_, i) => literal(`allow-${i}`, "allow", 64));
-    const exact = allows(MAX_POLICY_PATTERN_WORK / 128); // 8 × 2 × 64 = 1024
+    const exact = [...allows(9), literal("half", "allow", 32)]; // 9 × 2 × 64 + 2 × 32 = 1216
+    expect(MAX_POLICY_PATTERN_WORK).toBe(1216);
     expect(() => compileRequestPolicy(policy(exact))).not.toThrow();
-    // 5 × 63 + 5 × 2 × 64 + 2 × 35 = 1025
-    const over = [literal("block", "block", 63), ...allows(5), literal("last", "allow", 35)];
+    // 5 × 61 + 7 × 2 × 64 + 2 × 8 = 1217
+    const over = [literal("block", "block", 61), ...allows(7), literal("last", "allow", 8)];
     const compile = () => compileRequestPolicy(policy(over));
     expect(compile).toThrow(expect.objectContaining({ code: "POLICY_PATTERN_BUDGET" }));
     expect(compile).toThrow(
-      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${MAX_POLICY_PATTERN_WORK + 1} over 7 pattern rules`,
+      `at most ${MAX_POLICY_PATTERN_WORK} instruction-searches, found ${MAX_POLICY_PATTERN_WORK + 1} over 9 pattern rules`,
     );
-    // The limit shrinks with a longer input limit: 65,537 characters leave 1023.
+    // The limit shrinks with a longer input limit: 65,537 characters leave 1215.
     expect(() => compileRequestPolicy(policy(exact), { maxPatternInputChars: 65_537 })).toThrow(
-      `at most ${MAX_POLICY_PATTERN_WORK - 1} instruction-searches, found ${MAX_POLICY_PATTERN_WORK} over 8 pattern rules`,
+      `at most ${MAX_POLICY_PATTERN_WORK - 1} instruction-searches, found ${MAX_POLICY_PATTERN_WORK} over 10 pattern rules`,
     );
   });
 
   it("refuses pattern rules whose summed worst-case RE2 work per request is over the budget, naming both", async () => {
-    // 41 instructions, with a folded program (Cyrillic `сор`): 5 forms + 2 × 4 folded searches.
+    // 47 instructions, with a folded program (Cyrillic `сор`): 5 forms + 2 × 4 folded searches.
     const rule = (id: string): RequestRule => ({
       id,
       kind: "pattern",
       action: "block",
-      pattern: "(?:[a-z]+[\\s,.]){12}сор",
+      pattern: "(?:[a-z]+[\\s,.]){14}сор",
       caseInsensitive: true,
     });
-    const one = compilePattern("r", "(?:[a-z]+[\\s,.]){12}сор", true).programSize();
-    const folded = compilePattern("r", "(?:[a-z]+[\\s,.]){12}сор", true, { foldLiterals: true, longest: true });
+    const one = compilePattern("r", "(?:[a-z]+[\\s,.]){14}сор", true).programSize();
+    const folded = compilePattern("r", "(?:[a-z]+[\\s,.]){14}сор", true, { foldLiterals: true, longest: true });
     const perRule = 5 * one + 8 * folded.programSize();
     expect(perRule).toBeLessThanOrEqual(MAX_POLICY_PATTERN_WORK);
     expect(() => compileRequestPolicy(policy([rule("a")]))).not.toThrow();
@@ -271,7 +272,7 @@ describe("patterns run in linear time (RE2)", () => {
       const requestPolicy = { ...DEV_MANIFEST.requestPolicy, rules };
       await writeFile(path, JSON.stringify({ ...DEV_MANIFEST, requestPolicy }));
       await expect(checkCommand(path, { json: false })).rejects.toThrow(
-        /requestPolicy\.rules.*expected pattern rules whose worst-case RE2 work per request .* is at most 1024/,
+        /requestPolicy\.rules.*expected pattern rules whose worst-case RE2 work per request .* is at most 1216/,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });
