@@ -275,8 +275,8 @@ async function nonceFromBody(incoming: IncomingMessage, what: string, code: stri
   if (typeof found !== "string") throw malformed(`${jsonKind(found)} at nonce`);
   let nonce: Uint8Array;
   try {
-    // In base64url's one spelling (fromBase64url), as every base64url the project reads: jose's
-    // decoder alone takes padding, white space and unused bits set.
+    // In base64url's one spelling (fromBase64url), as the SDK writes it (jose's encoder) and as
+    // every JWS part is read: jose's decoder alone takes padding, white space and unused bits set.
     nonce = fromBase64url(found, "nonce");
   } catch {
     // No `cause`: its message may show a character of the string, which is the asker's text.
