@@ -12,10 +12,13 @@
  * used until the user confirms it: the page shows its first characters and waits for a click. The
  * key is kept in memory only: a typed key stays in its field after a verification that failed for
  * another reason than the key (host down, CORS, policy), so that it is not pasted again, and is
- * cleared from the field once a verification passes or the host refuses it. The field is a text
- * field masked by its style (client/web/server.ts), not a password field: a browser's password
- * manager offers to save what a password field held once its form is gone after a request (Chromium
- * does, whatever its autocomplete says), and a bearer key has no place in it.
+ * cleared from the field once a verification passes or the host refuses it. The field is a
+ * password field: a browser's password manager may offer to save what it held once its form is gone
+ * after a request (Chromium does, whatever its autocomplete says), which the user can decline; a text
+ * field masked by its style (tried by web44) would hand the key as typed to the accessibility tree
+ * (screen readers, any program reading the page through it: read44f), to browsers without
+ * -webkit-text-security (Firefox before 114), to keyboards that learn what is typed and to extensions
+ * that read text fields, all without the user's say.
  *
  * The conversation is shown as it is sent: every earlier question and answer goes with each new
  * question (the model's context), so each is shown, in order, with the usage line and redaction note

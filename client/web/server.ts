@@ -20,15 +20,12 @@ export interface WebAppOptions {
   readonly script: string;
 }
 
-// The API key's field is a text field masked by its style (-webkit-text-security: Chromium, Safari,
-// Firefox 114 and later), not a password field, which a browser's password manager offers to save
-// (client/web/page.ts); not spell-checked, as a text field would be (Chromium's enhanced spell check
-// sends a field's text to its service), nor capitalized or offered again from the form's history.
+// The API key's field is a password field (client/web/page.ts says why), not spell-checked nor
+// capitalized, with no name; the form is never submitted (the page's script sends the key).
 const STYLE = `body{font:15px/1.45 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
 h1{font-size:1.3rem}table{border-collapse:collapse;margin:.8rem 0;font-size:.85rem}
 th{text-align:left;padding:.15rem .8rem .15rem 0;vertical-align:top;white-space:nowrap}
 td{font-family:ui-monospace,monospace;word-break:break-all}
-#api-key{-webkit-text-security:disc}
 #status{font-weight:600}#error{color:#a40000;white-space:pre-wrap}#simulated,#policy-warnings,#max-tokens-note,#redaction-note{color:#8a5a00}
 textarea{width:100%;min-height:4rem;font:inherit}#answer{white-space:pre-wrap;background:#f5f5f5;padding:.6rem;min-height:2rem}
 #usage,#context-note,#turns .usage{color:#555;font-size:.85rem}#turns .redaction-note{color:#8a5a00}#turns{padding-left:1.2rem}
@@ -53,7 +50,7 @@ const PAGE = `<!doctype html>
 <p id="error" role="alert" hidden></p>
 <form id="key-form" hidden>
 <p id="key-from-link" hidden>The link that opened this page carries an API key: <code id="key-preview"></code>. Your questions will run under it. Use it only if it is yours.</p>
-<label id="key-label">API key <input id="api-key" type="text" autocomplete="off" autocapitalize="off" spellcheck="false" required></label>
+<label id="key-label">API key <input id="api-key" type="password" autocomplete="off" autocapitalize="off" spellcheck="false" required></label>
 <button id="key-submit" type="submit">Verify the enclave</button>
 </form>
 <table id="enclave" hidden></table>

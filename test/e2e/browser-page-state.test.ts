@@ -1,10 +1,9 @@
 /**
  * What the browser page (`cloister web`, client/web/page.ts) shows in four places a user meets:
  *
- * - The API key's field is not a password field (a browser's password manager offers to save what
- *   one held once its form is gone after a request: Chromium does, whatever its autocomplete says),
- *   but a text field masked by its style, not spell-checked, and the key goes to the host only by
- *   the page's script (the form is never submitted: the page stays where it is).
+ * - The API key's field is a password field (the accessibility tree holds dots, not the key: a text
+ *   field masked by its style gave it the key as typed), not spell-checked, and the key goes to the
+ *   host only by the page's script (the form is never submitted: the page stays where it is).
  * - After a verification the client policy refuses, the status line says what can pass it: an
  *   enclave the policy accepts (the typed key still in its field), or the policy changed, which takes
  *   a restart of `cloister web` and a reload (the key then entered again); not "fix what the error
@@ -38,14 +37,13 @@ async function verifiedPage(): Promise<Page> {
 }
 
 describe("the browser page's API key field", () => {
-  it("is a masked text field, not a password field, and the key is sent by the page's script only", async () => {
+  it("is a password field, not spell-checked, and the key is sent by the page's script only", async () => {
     const page = await openPage(web);
     const field = await page.evaluate(() => {
       const input = document.querySelector("#api-key") as HTMLInputElement;
       return {
         passwordFields: document.querySelectorAll('input[type="password"]').length,
         type: input.type,
-        masked: getComputedStyle(input).getPropertyValue("-webkit-text-security"),
         spellcheck: input.spellcheck,
         autocomplete: input.autocomplete,
         autocapitalize: input.getAttribute("autocapitalize"),
@@ -53,9 +51,8 @@ describe("the browser page's API key field", () => {
       };
     });
     expect(field).toEqual({
-      passwordFields: 0,
-      type: "text",
-      masked: "disc",
+      passwordFields: 1,
+      type: "password",
       spellcheck: false,
       autocomplete: "off",
       autocapitalize: "off",
@@ -69,6 +66,22 @@ describe("the browser page's API key field", () => {
     expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
     expect(navigations).toBe(0);
     expect(page.url()).toBe(`${web.pageUrl}/`);
+    await page.close();
+  });
+
+  it("gives the accessibility tree dots, not the typed key (screen readers, programs reading the page)", async () => {
+    const page = await openPage(web);
+    const key = web.deployment.files.apiKey;
+    await page.fill("#api-key", key);
+    const session = await page.context().newCDPSession(page);
+    const { nodes } = (await session.send("Accessibility.getFullAXTree")) as {
+      nodes: { name?: { value?: unknown }; value?: { value?: unknown } }[];
+    };
+    const values = nodes.filter((node) => node.name?.value === "API key").map((node) => node.value?.value);
+    expect(values).toHaveLength(1);
+    expect(values[0]).not.toContain(key);
+    expect(values[0]).toBe("•".repeat(key.length));
+    await session.detach();
     await page.close();
   });
 });
