@@ -51,6 +51,7 @@ import {
   type MemberReason,
   memberReasonText,
   NOT_SERVING,
+  notServingCodeOf,
   type PoolMember,
 } from "./pool.ts";
 
@@ -761,13 +762,8 @@ const unknownEnclave = (keyId: string, member: PoolMember | undefined, namedIn?:
 
 /** Why an enclave's 503 says it takes no new sessions or requests (its word); null for any other answer. */
 function notServing(body: Uint8Array): MemberReason | null {
-  try {
-    const code = (JSON.parse(Buffer.from(body).toString("utf8")) as { error?: { code?: unknown } }).error?.code;
-    const words = NOT_SERVING.get(code);
-    return words === undefined ? null : { words };
-  } catch {
-    return null;
-  }
+  const words = NOT_SERVING.get(notServingCodeOf(Buffer.from(body).toString("utf8")));
+  return words === undefined ? null : { words };
 }
 
 function refused(error: HostError): boolean {

@@ -296,15 +296,23 @@ export const NOT_SERVING: ReadonlyMap<unknown, string> = new Map([
   ["AUDIT_FAILED", "audit-failed"], // an audit record could not be written: serves nothing until restarted
 ]);
 
+/**
+ * The code of an enclave's error answer (`{"error": {"code": …}}`) when NOT_SERVING has it
+ * (`ENCLAVE_BOOTING`), else null: read by the pool's refresh and by a client's read (host/app.ts).
+ */
+export function notServingCodeOf(text: string): string | null {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } } | null)?.error?.code;
+    return typeof code === "string" && NOT_SERVING.has(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
+
 /** ` CODE` of a 503 answer whose code is NOT_SERVING's (` ENCLAVE_BOOTING`); "" for any other answer. */
 function notServingCode(got: { status: number; text: string }): string {
-  if (got.status !== 503) return "";
-  try {
-    const code = (JSON.parse(got.text) as { error?: { code?: unknown } } | null)?.error?.code;
-    return typeof code === "string" && NOT_SERVING.has(code) ? ` ${code}` : "";
-  } catch {
-    return "";
-  }
+  const code = got.status === 503 ? notServingCodeOf(got.text) : null;
+  return code === null ? "" : ` ${code}`;
 }
 
 /**
