@@ -25,7 +25,7 @@ import { compactJwsParts, decodeStrictBase64url, jwsPartObject } from "../attest
 import { describeUntrusted } from "../attestation/untrusted-text.ts";
 import { decodeUtf8, type NotUtf8At } from "../attestation/utf8.ts";
 import { optionFileUnreadable, readBoundedFile, readText } from "../client/cli/bounded-file.ts";
-import { optionsUsageError, printJson, UsageError } from "../client/cli/output.ts";
+import { counted, optionsUsageError, printJson, UsageError } from "../client/cli/output.ts";
 import { describeValue } from "../manifests/issues.ts";
 import { MAX_REQUEST_CIPHERTEXT_LENGTH } from "../sealed/envelope.ts";
 import type { AuditFindCommandOptions, AuditVerifyCommandOptions } from "./audit-cli.ts";
@@ -865,7 +865,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
   }
   if (result.ok) {
     process.stdout.write(
-      `audit log valid: ${result.records} record${result.records === 1 ? "" : "s"}, last record hash ${result.lastRecordHash}\n`,
+      `audit log valid: ${counted(result.records, "record")}, last record hash ${result.lastRecordHash}\n`,
     );
     // The chain shows what was removed, reordered or altered before its last line, never what was
     // cut after it: only a count the enclave signed (a checkpoint) does (SECURITY.md).
@@ -876,7 +876,7 @@ export async function auditVerifyCommand(options: AuditVerifyCommandOptions): Pr
     }
     if (checkpoint !== null) {
       process.stdout.write(
-        `complete up to the checkpoint: ${checkpoint.count} record${checkpoint.count === 1 ? "" : "s"} written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,
+        `complete up to the checkpoint: ${counted(checkpoint.count, "record")} written as of ${checkpoint.time} (signed by the enclave then; records written after it are not covered: fetch a fresh one with cloister audit checkpoint)\n`,
       );
     }
     return;

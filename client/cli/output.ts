@@ -12,6 +12,11 @@ import { stringifyJsonVisibly } from "../../attestation/untrusted-text.ts";
 import { shownHost } from "../loopback.ts";
 import { visibleOnOneLine } from "./terminal-text.ts";
 
+/** `n` and the noun, singular for one and plural (an s added) otherwise: "1 record", "0 records". */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 /** Bad input on the command line: exit code 2 and one line naming what was wrong. */
 export class UsageError extends Error {
   readonly code = "USAGE";

@@ -41,6 +41,7 @@ import { attestedRules, attestedTee, measurementNote, modelNote, policyFacts, te
 import { optionFileUnreadable, readBoundedFile, readTrustFile } from "./bounded-file.ts";
 import type { ClientConnectionOptions } from "./commands.ts";
 import {
+  counted,
   type ExistingOutput,
   errorText,
   forcedOutput,
@@ -1235,7 +1236,7 @@ export function auditCheckpointSummary(
   out: string | undefined,
 ): string[] {
   const summary = [
-    `audit checkpoint verified: ${checkpoint.count} record(s) written by the enclave as of ${checkpoint.time}`,
+    `audit checkpoint verified: ${counted(checkpoint.count, "record")} written by the enclave as of ${checkpoint.time}`,
     `  last record hash  ${checkpoint.lastRecordHash}`,
     `  signed by         Ed25519 ${checkpoint.signingPublicKey} (attested, bound in REPORT_DATA)`,
     "  fresh             carries this request's random nonce",

@@ -25,7 +25,7 @@ import {
   refuseUnavailablePorts,
   startDeployment,
 } from "./deploy.ts";
-import { closingAfter, optionsUsageError, STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
+import { closingAfter, counted, optionsUsageError, STOPPED_EXIT_CODE, type StopReason, UsageError } from "./output.ts";
 import { describeEnclave, LOCAL_API_KEY_FILE } from "./run-client.ts";
 import { untrustedTextWriter, visibleOnOneLine } from "./terminal-text.ts";
 
@@ -458,7 +458,7 @@ export async function checkStoredAuditLog(
     if (result !== null) {
       if (!result.ok) throw new Error(fileMessage(file, "audit log", result.error.message));
       return (
-        `audit: ${result.records} record(s) stored by the host in ${relative(process.cwd(), file)}; ` +
+        `audit: ${counted(result.records, "record")} stored by the host in ${relative(process.cwd(), file)}; ` +
         "signatures, chain and completeness verified against a fresh checkpoint signed by the attested key " +
         "(hashes and decisions only)"
       );
@@ -470,7 +470,7 @@ export async function checkStoredAuditLog(
     fileMessage(
       file,
       "audit log",
-      `the enclave wrote ${checkpoint.count} record(s), the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
+      `the enclave wrote ${counted(checkpoint.count, "record")}, the host stored fewer within ${(attempts / 10).toFixed(1)} s`,
     ),
   );
 }

@@ -17,9 +17,7 @@ function checkpointOf(count: number) {
 describe("audit checkpoint's summary", () => {
   it("with records and --out: the audit verify command for the boot's log", () => {
     const lines = auditCheckpointSummary(checkpointOf(3), DIGEST, "checkpoint.json");
-    expect(lines[0]).toBe(
-      "audit checkpoint verified: 3 record(s) written by the enclave as of 2026-12-07T00:00:00.000Z",
-    );
+    expect(lines[0]).toBe("audit checkpoint verified: 3 records written by the enclave as of 2026-12-07T00:00:00.000Z");
     expect(lines.at(-1)).toBe(
       `  cloister audit verify --log AUDIT_DIR/0123456789abcdef.jsonl --key ${KEY} --checkpoint checkpoint.json`,
     );
@@ -27,13 +25,17 @@ describe("audit checkpoint's summary", () => {
 
   it("with no record and --out: says there is no log to check yet, and gives no command", () => {
     const lines = auditCheckpointSummary(checkpointOf(0), DIGEST, "checkpoint.json");
-    expect(lines[0]).toBe(
-      "audit checkpoint verified: 0 record(s) written by the enclave as of 2026-12-07T00:00:00.000Z",
-    );
+    expect(lines[0]).toBe("audit checkpoint verified: 0 records written by the enclave as of 2026-12-07T00:00:00.000Z");
     expect(lines.at(-1)).toBe(
       "written to checkpoint.json; this boot has no record yet, so the host has stored no log (0123456789abcdef.jsonl) to check: run audit checkpoint again once it has served requests",
     );
     expect(lines.join("\n")).not.toContain("audit verify");
+  });
+
+  it('says "1 record" for a checkpoint of one record, not "1 records"', () => {
+    expect(auditCheckpointSummary(checkpointOf(1), DIGEST, undefined)[0]).toBe(
+      "audit checkpoint verified: 1 record written by the enclave as of 2026-12-07T00:00:00.000Z",
+    );
   });
 
   it("names --out as a shell word: a control character in its name shown as an escape, never sent", () => {

@@ -23,7 +23,7 @@ describe("cloister up / demo: the stored audit log check", () => {
     const file = join(dir, "good.jsonl");
     await writeFile(file, `${lines.join("\n")}\n`);
     await expect(checkStoredAuditLog(file, keys.publicKey, checkpoint, 1)).resolves.toMatch(
-      /^audit: 3 record\(s\) stored by the host in .*good\.jsonl; signatures, chain and completeness verified/,
+      /^audit: 3 records stored by the host in .*good\.jsonl; signatures, chain and completeness verified/,
     );
   });
 
@@ -47,7 +47,7 @@ describe("cloister up / demo: the stored audit log check", () => {
     );
     // No file yet is no error: the host makes it when it stores its first record.
     await expect(checkStoredAuditLog(join(dir, "none.jsonl"), keys.publicKey, checkpoint, 1)).rejects.toThrow(
-      "the enclave wrote 3 record(s), the host stored fewer within 0.1 s",
+      "the enclave wrote 3 records, the host stored fewer within 0.1 s",
     );
   });
 
@@ -87,14 +87,29 @@ describe("cloister up / demo: the stored audit log check", () => {
       (error: Error) => error,
     );
     for (const raw of ["\n", "\u001b"]) expect((fewer as Error).message).not.toContain(raw);
-    expect((fewer as Error).message).toMatch(/^audit log \$'.*none\.jsonl': the enclave wrote 3 record\(s\)/s);
+    expect((fewer as Error).message).toMatch(/^audit log \$'.*none\.jsonl': the enclave wrote 3 records/s);
+  });
+
+  it('says "1 record" of a log and a checkpoint of one record, not "1 records"', async () => {
+    const one = writeLog(1, makeWriter(keys));
+    const verified = verifyAuditLog(one, keys.publicKey);
+    if (!verified.ok) throw new Error("the one-record log does not verify");
+    const single = { count: 1, lastRecordHash: verified.lastRecordHash };
+    const file = join(dir, "one.jsonl");
+    await writeFile(file, `${one[0]}\n`);
+    await expect(checkStoredAuditLog(file, keys.publicKey, single, 1)).resolves.toMatch(
+      /^audit: 1 record stored by the host in .*one\.jsonl; /,
+    );
+    await expect(checkStoredAuditLog(join(dir, "none-of-one.jsonl"), keys.publicKey, single, 1)).rejects.toThrow(
+      "the enclave wrote 1 record, the host stored fewer within 0.1 s",
+    );
   });
 
   it("a log cut short of the checkpoint: fewer stored than written, named", async () => {
     const cut = join(dir, "cut.jsonl");
     await writeFile(cut, `${lines[0]}\n${lines[1]}\n`);
     await expect(checkStoredAuditLog(cut, keys.publicKey, checkpoint, 1)).rejects.toThrow(
-      "the enclave wrote 3 record(s), the host stored fewer within 0.1 s",
+      "the enclave wrote 3 records, the host stored fewer within 0.1 s",
     );
   });
 });

@@ -150,7 +150,7 @@ describe("cloister audit checkpoint, then audit verify --checkpoint, against a r
       checkpointFile,
     );
     expect({ code: human.code, stderr: human.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(human.stdout).toMatch(/^audit checkpoint verified: \d+ record\(s\)/);
+    expect(human.stdout).toMatch(/^audit checkpoint verified: \d+ records? /);
     const json = await cloister("audit", "checkpoint", ...connection(deployment.files.policyPath), "--json");
     expect(json.code).toBe(0);
     const fresh = JSON.parse(json.stdout) as { count: number; signingKey: string; documentDigest: string };

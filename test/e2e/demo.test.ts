@@ -67,7 +67,7 @@ describe("cloister demo (npm start)", () => {
     expect(result.stdout).toContain(`${GREEDY_CHAT_ANSWER}\n`);
     expect(result.stdout).toMatch(/sealed end to end: \d+ prompt \+ 19 completion tokens/);
     expect(result.stdout).toMatch(
-      /audit: 1 record\(s\) stored by the host .*signatures, chain and completeness verified against a fresh checkpoint/,
+      /audit: 1 record stored by the host .*signatures, chain and completeness verified against a fresh checkpoint/,
     );
     expect(result.stdout).toMatch(/demo finished in [\d.]+ s/);
     // It ends on what to do next, not on the time alone.
