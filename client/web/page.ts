@@ -124,6 +124,33 @@ function showError(target: HTMLElement, error: unknown, hint: string | null): vo
   if (hint !== null) target.append(document.createElement("br"), hint);
 }
 
+/**
+ * What of the page's configuration (its config.json, from `cloister web`) a failure's code says
+ * cannot be used, and the option that sets it; verifying again cannot help, only `cloister web`
+ * restarted with it fixed and the page loaded again.
+ */
+const NEEDS_RESTART: Readonly<Record<string, { what: string; fixed: string }>> = {
+  POLICY_INVALID: { what: "client policy", fixed: "a fixed policy (--policy)" },
+  SIMULATOR_NOT_IN_BUILD: {
+    what: "client policy",
+    fixed: "a policy without trustSimulator (this page's build has no simulator)",
+  },
+  BAD_URL: { what: "host URL", fixed: "a fixed URL (--url)" },
+  URL_CREDENTIALS: { what: "host URL", fixed: "a fixed URL (--url)" },
+};
+
+/**
+ * The status line for a failure only a restart of `cloister web` can fix (null for any other): the
+ * page is then opened again, from the link if the key came from one (the fragment was removed).
+ */
+function restartStatus(failure: unknown, linked: boolean): string | null {
+  const needs = failure instanceof ClientError ? NEEDS_RESTART[failure.code] : undefined;
+  if (needs === undefined) return null;
+  return `not verified: nothing was sent to the enclave (this page's ${needs.what} cannot be used, and verifying again cannot help: cloister web must be restarted with ${needs.fixed}, then this page ${
+    linked ? "opened again from the link" : "reloaded"
+  })`;
+}
+
 /** What to do about `failure`, said under its error line (null: the error says it already). */
 function hintFor(failure: unknown, during: "verify" | "answer"): string | null {
   return failure instanceof ClientError ? failureHint(failure.code, window.location.origin, during) : null;
@@ -265,6 +292,11 @@ async function verifyOnce(
     input.value = "";
     return session;
   } catch (failure) {
+    if (restartStatus(failure, linked !== null) !== null) {
+      // Not offered again: main's catch says what failed (the key is of no use to this page any more).
+      input.value = "";
+      throw failure;
+    }
     setState("failed");
     const keyRefused =
       failure instanceof ClientError && (failure.code === "UNAUTHENTICATED" || failure.code === "BAD_API_KEY");
@@ -456,5 +488,9 @@ async function main(): Promise<void> {
 
 main().catch((failure: unknown) => {
   setState("failed");
+  // The status line said "loading…" (or "verifying the enclave…"): it says what stopped the page.
+  element("status").textContent =
+    restartStatus(failure, keyFromLink !== null) ??
+    "the page stopped (the error below says why): reload it to start again";
   showError(element("error"), failure, null);
 });

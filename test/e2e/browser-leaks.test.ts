@@ -14,23 +14,11 @@
  */
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { useBrowserPage, waitForState } from "./helpers/browser-page.ts";
+import { useBrowserPage, verifiedPage, waitForState } from "./helpers/browser-page.ts";
 
 const QUESTION = "Would ocelots barter turnips under lighthouses?";
 
 const web = useBrowserPage();
-
-/** Verifies with the key typed into the form; the page is then "verified". */
-async function verifiedPage(consoleLines: string[]): Promise<Page> {
-  const page = await web.browser.newPage();
-  page.on("console", (message) => consoleLines.push(message.text()));
-  await page.goto(`${web.pageUrl}/`);
-  expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
-  await page.fill("#api-key", web.deployment.files.apiKey);
-  await page.click("#key-submit");
-  expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
-  return page;
-}
 
 /** Everything the page's origin keeps outside its memory, and its address and history entry, as text. */
 async function keptByThePage(page: Page): Promise<string> {
@@ -57,7 +45,7 @@ async function keptByThePage(page: Page): Promise<string> {
 describe("the browser page keeps the key, the question and the answer in memory only", () => {
   it("leaves none of them in the address, history, storage, cookies or console after an answer", async () => {
     const consoleLines: string[] = [];
-    const page = await verifiedPage(consoleLines);
+    const page = await verifiedPage(web, consoleLines);
     await page.fill("#prompt", QUESTION);
     await page.click("#send");
     expect(await waitForState(page, ["answered", "answer-failed"])).toBe("answered");
@@ -78,7 +66,7 @@ describe("the browser page keeps the key, the question and the answer in memory 
 describe("the browser page on an answer that fails its integrity check", () => {
   it("clears the text it had shown, and says the answer failed", async () => {
     const consoleLines: string[] = [];
-    const page = await verifiedPage(consoleLines);
+    const page = await verifiedPage(web, consoleLines);
     const hostOrigin = new URL(web.deployment.running.hostUrl).origin;
     let cut = 0;
     await page.route(`${hostOrigin}/v1/sealed`, async (route) => {

@@ -1,5 +1,5 @@
 /**
- * What the browser page (`cloister web`, client/web/page.ts) shows in four places a user meets:
+ * What the browser page (`cloister web`, client/web/page.ts) shows in five places a user meets:
  *
  * - The API key's field is a password field (the accessibility tree holds dots, not the key: a text
  *   field masked by its style gave it the key as typed), not spell-checked, and the key goes to the
@@ -8,6 +8,10 @@
  *   enclave the policy accepts (the typed key still in its field), or the policy changed, which takes
  *   a restart of `cloister web` and a reload (the key then entered again); not "fix what the error
  *   says, then verify again: the API key is still in its field".
+ * - When its configuration (config.json: the policy, the host URL) cannot be used, the page is
+ *   "failed", its error line names the code, and the status line says that only `cloister web`
+ *   restarted with it fixed, and the page loaded again, can help (it said "loading…" for a policy that
+ *   does not parse, and "fix what the error says, then verify again" for a bad URL).
  * - "New conversation" after an answer that failed leaves the page "verified", its error line
  *   hidden and emptied.
  * - An earlier turn keeps the usage line and redaction note shown under its answer.
@@ -22,19 +26,11 @@ import {
   openPage,
   tamperSealedAnswers,
   useBrowserPage,
+  verifiedPage,
   waitForState,
 } from "./helpers/browser-page.ts";
 
 const web = useBrowserPage();
-
-/** The page verified with the key typed into its field. */
-async function verifiedPage(): Promise<Page> {
-  const page = await openPage(web);
-  await page.fill("#api-key", web.deployment.files.apiKey);
-  await page.click("#key-submit");
-  expect(await waitForState(page, ["verified", "failed"])).toBe("verified");
-  return page;
-}
 
 describe("the browser page's API key field", () => {
   it("is a password field, not spell-checked, and the key is sent by the page's script only", async () => {
@@ -132,9 +128,69 @@ describe("the browser page's status line after the client policy refused the enc
   });
 });
 
+describe("the browser page's status line when its configuration cannot be used", () => {
+  /** A new tab on the page (its address's fragment `link`), its config.json changed by `change`. */
+  async function pageWithConfig(link: string, change: (config: Record<string, unknown>) => void): Promise<Page> {
+    const page = await web.browser.newPage();
+    await page.route(`${web.pageUrl}/config.json`, async (route) => {
+      const response = await route.fetch();
+      const config = (await response.json()) as Record<string, unknown>;
+      change(config);
+      await route.fulfill({ response, json: config });
+    });
+    await page.goto(`${web.pageUrl}/${link}`);
+    return page;
+  }
+
+  /** What the page shows: its state, the error's code, the status line, and whether the key form is offered. */
+  async function shown(page: Page) {
+    return page.evaluate(() => ({
+      state: document.body.dataset.state,
+      code: (document.querySelector("#error") as HTMLElement).dataset.code,
+      status: document.querySelector("#status")?.textContent,
+      form: !(document.querySelector("#key-form") as HTMLElement).hidden,
+    }));
+  }
+
+  it("says a policy that does not parse takes a restart of cloister web (it said loading… forever)", async () => {
+    const page = await pageWithConfig("", (config) => {
+      (config.policy as Record<string, unknown>).attestation = "any";
+    });
+    expect(await waitForState(page, ["needs-key", "failed"])).toBe("failed");
+    expect(await shown(page)).toEqual({
+      state: "failed",
+      code: "POLICY_INVALID",
+      status:
+        "not verified: nothing was sent to the enclave (this page's client policy cannot be used, and verifying again " +
+        "cannot help: cloister web must be restarted with a fixed policy (--policy), then this page reloaded)",
+      form: false,
+    });
+    expect(await page.textContent("#error")).toMatch(/^configuration: POLICY_INVALID: client policy: /);
+    await page.close();
+  });
+
+  it("says a host URL that cannot be used takes a restart, and offers no verification again", async () => {
+    const page = await pageWithConfig(`#apiKey=${encodeURIComponent(web.deployment.files.apiKey)}`, (config) => {
+      config.hostUrl = "localhost:1";
+    });
+    expect(await waitForState(page, ["needs-key", "failed"])).toBe("needs-key");
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    expect(await shown(page)).toEqual({
+      state: "failed",
+      code: "BAD_URL",
+      status:
+        "not verified: nothing was sent to the enclave (this page's host URL cannot be used, and verifying again " +
+        "cannot help: cloister web must be restarted with a fixed URL (--url), then this page opened again from the link)",
+      form: false,
+    });
+    await page.close();
+  });
+});
+
 describe("the browser page's conversation", () => {
   it('is "verified" again, its error line hidden and emptied, after "New conversation" follows a failed answer', async () => {
-    const page = await verifiedPage();
+    const page = await verifiedPage(web);
     expect(await ask(page, "Would ocelots barter turnips?")).toBe("answered");
     const route = await tamperSealedAnswers(web, page);
     expect(await ask(page, "And under lighthouses?")).toBe("answer-failed");
@@ -157,7 +213,7 @@ describe("the browser page's conversation", () => {
   });
 
   it("keeps, under each earlier answer, the usage line and redaction note shown under it", async () => {
-    const page = await verifiedPage();
+    const page = await verifiedPage(web);
     expect(await ask(page, "Please write to bob@example.org about ocelots.")).toBe("answered");
     const first = await page.evaluate(() => ({
       usage: document.querySelector("#usage")?.textContent ?? "",

@@ -66,12 +66,26 @@ export async function waitForState(page: Page, states: readonly string[]): Promi
   return (await page.evaluate(() => document.body.dataset.state)) as string;
 }
 
-/** A new tab on the page (its address's fragment `link`, if any), waiting for a key. */
-export async function openPage(served: BrowserPage, link = ""): Promise<Page> {
+/**
+ * A new tab on the page (its address's fragment `link`, if any), waiting for a key; what the page
+ * writes to its console, from the start, goes to `consoleLines` if given.
+ */
+export async function openPage(served: BrowserPage, link = "", consoleLines?: string[]): Promise<Page> {
   const page = await served.browser.newPage();
+  if (consoleLines !== undefined) page.on("console", (message) => consoleLines.push(message.text()));
   await page.goto(`${served.pageUrl}/${link}`);
   const state = await waitForState(page, ["needs-key", "failed"]);
   if (state !== "needs-key") throw new Error(`the page: expected state needs-key, found ${state}`);
+  return page;
+}
+
+/** A new tab on the page, verified with the key typed into its field (console lines as openPage). */
+export async function verifiedPage(served: BrowserPage, consoleLines?: string[]): Promise<Page> {
+  const page = await openPage(served, "", consoleLines);
+  await page.fill("#api-key", served.deployment.files.apiKey);
+  await page.click("#key-submit");
+  const state = await waitForState(page, ["verified", "failed"]);
+  if (state !== "verified") throw new Error(`the page: expected state verified, found ${state}`);
   return page;
 }
 
