@@ -19,6 +19,7 @@ import {
 } from "../../enclave/connection-guards.ts";
 import { bodyRefusal, listenBeforeServing, type RunningServer } from "../../enclave/http.ts";
 import { KEY_ID_PATTERN } from "../../models/key-id.ts";
+import { DuplicateMemberError, parseJsonText } from "../json-text.ts";
 import {
   asBrokerError,
   BrokerError,
@@ -567,16 +568,24 @@ export function createBrokerApp(
       const started = c.get("started");
       let keyId: string | null = null;
       try {
+        let text: string;
+        try {
+          text = await c.req.text();
+        } catch (error) {
+          // The body's stream failing (the client went away mid-body): not a malformed request, and
+          // not the broker's.
+          throw incompleteBody(error, c);
+        }
         let body: unknown;
         try {
-          body = await c.req.json();
+          // Each member once (parseJsonText), as the proxy reads request bodies: JSON.parse keeps the
+          // last of two `challenge`s (or key ids), which would be spent while a reader of the body
+          // (a proxy, a capture) sees the first. Refused before the challenge is looked at.
+          body = parseJsonText(text);
         } catch (error) {
-          // JSON.parse's message quotes the body: not kept. Anything else is the body's stream
-          // failing (the client went away mid-body): not a malformed request, and not the broker's.
-          if (error instanceof SyntaxError) {
-            throw new BrokerError("KBS_REQUEST_MALFORMED", 400, "release request: body is not JSON");
-          }
-          throw incompleteBody(error, c);
+          // A member twice is named by its path; other text that does not parse is not quoted.
+          const detail = error instanceof DuplicateMemberError ? error.message : "body is not JSON";
+          throw new BrokerError("KBS_REQUEST_MALFORMED", 400, `release request: ${detail}`);
         }
         // Counted here, the moment it spends: broker.release spends the challenge before its first
         // await, so each challenge spent is counted in the window it is spent in, which the bound
