@@ -67,7 +67,7 @@ describe("cloister up / demo: the stored audit log swapped between its count and
     await reader.close();
     expect(swap.done).toBe(true);
     expect(outcome instanceof Error ? outcome.message : outcome).toMatch(
-      /^audit: 3 record\(s\) stored by the host in .*swapped\.jsonl; signatures, chain/,
+      /^audit: 3 records stored by the host in .*swapped\.jsonl; signatures, chain/,
     );
   });
 
