@@ -144,7 +144,12 @@ const NEEDS_RESTART: Readonly<Record<string, { what: string; fixed: string }>> =
  * page is then opened again, from the link if the key came from one (the fragment was removed).
  */
 function restartStatus(failure: unknown, linked: boolean): string | null {
-  const needs = failure instanceof ClientError ? NEEDS_RESTART[failure.code] : undefined;
+  // The client's own configuration errors only: a host answering with one of these codes says nothing
+  // about this page's configuration (its codes are its word, origin "host").
+  const needs =
+    failure instanceof ClientError && failure.origin === "client" && failure.kind === "configuration"
+      ? NEEDS_RESTART[failure.code]
+      : undefined;
   if (needs === undefined) return null;
   return `not verified: nothing was sent to the enclave (this page's ${needs.what} cannot be used, and verifying again cannot help: cloister web must be restarted with ${needs.fixed}, then this page ${
     linked ? "opened again from the link" : "reloaded"

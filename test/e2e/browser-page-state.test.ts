@@ -186,6 +186,23 @@ describe("the browser page's status line when its configuration cannot be used",
     });
     await page.close();
   });
+
+  it("takes a host's answer carrying one of those codes for the host's word: no restart asked, the key form offered again", async () => {
+    const page = await openPage(web);
+    // The host's answer to the document request, with the real answer's headers (CORS), says BAD_URL.
+    await page.route("**/v1/attestation**", async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, status: 400, json: { error: { code: "BAD_URL", message: "no" } } });
+    });
+    await page.fill("#api-key", web.deployment.files.apiKey);
+    await page.click("#key-submit");
+    expect(await waitForState(page, ["verified", "failed"])).toBe("failed");
+    const now = await shown(page);
+    expect(now.code).toBe("BAD_URL");
+    expect(now.status).not.toMatch(/cloister web must be restarted/);
+    expect(now.form).toBe(true);
+    await page.close();
+  });
 });
 
 describe("the browser page's conversation", () => {
