@@ -355,10 +355,11 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
   // folded text, where a prompt's Latin look-alikes of them (`пaрoль`) read the same. A match
   // counts only where the prompt has a letter of another script: a rule made of look-alikes
   // alone (`сор`) folds to an English word (`cop`) that plain English text must not meet.
+  const plainSource = toRe2Syntax(rule.id, rule.pattern);
   const folding = { foldLiterals: true, caseInsensitive: rule.caseInsensitive };
   const foldedSource = toRe2Syntax(rule.id, rule.pattern, folding);
   const foldedRegex =
-    rule.action === "block" && foldedSource !== toRe2Syntax(rule.id, rule.pattern)
+    rule.action === "block" && foldedSource !== plainSource
       ? compilePattern(rule.id, rule.pattern, rule.caseInsensitive, { foldLiterals: true, longest: true })
       : null;
   const foldedTest =
@@ -366,7 +367,6 @@ function compileRule(rule: RequestRule, maxInput: number): { match: RuleMatcher;
   // A block rule's literal Latin and look-alike letters without their diacritics (`contraseña`
   // reads `contrasena`), for the unmarked text, where the prompt's letters have none; it is the
   // rule as written when it writes none. Each one searched on the unmarked text alone.
-  const plainSource = toRe2Syntax(rule.id, rule.pattern);
   const bareOptions = { foldAccents: true, caseInsensitive: rule.caseInsensitive };
   const bareSource = toRe2Syntax(rule.id, rule.pattern, bareOptions);
   const bareRegex =
